@@ -1,0 +1,119 @@
+import type { Clock, TimerHandle } from '../shared/clock.js';
+import { errorMessage } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
+import type { InRecord, PartitionBatch } from '../shared/kafka/index.js';
+import { ContiguousOffsets } from './contiguous-offsets.js';
+import type { Semaphore } from './semaphore.js';
+import type { TaskRunner } from './task-runner.js';
+
+export interface BatchWorkerOptions {
+  runner: TaskRunner;
+  /** Shared by all partitions: bounds tasks running at once (`--concurrency`). */
+  slots: Semaphore;
+  clock: Clock;
+  logger: Logger;
+  /** How long running tasks of a revoked partition may take before they are aborted. */
+  revokeTimeoutMs: number;
+  /** @default 500 */
+  heartbeatEveryMs?: number;
+}
+
+function isRebalance(err: unknown): boolean {
+  const e = err as { type?: string; name?: string; message?: string } | undefined;
+  return (
+    e?.type === 'REBALANCE_IN_PROGRESS' ||
+    e?.type === 'UNKNOWN_MEMBER_ID' ||
+    e?.type === 'ILLEGAL_GENERATION' ||
+    /rebalanc/i.test(e?.message ?? '')
+  );
+}
+
+/** Records with the same key run in order in one lane; records without a key each get their own. */
+function lanesOf(records: readonly InRecord[]): InRecord[][] {
+  const lanes = new Map<string, InRecord[]>();
+  for (const r of records) {
+    const key = r.key === null ? `\u0000${r.offset}` : r.key.toString('latin1');
+    let lane = lanes.get(key);
+    if (!lane) lanes.set(key, (lane = []));
+    lane.push(r);
+  }
+  return [...lanes.values()];
+}
+
+/**
+ * Processes one fetched batch of one partition: different keys concurrently (bounded by the shared slots), the
+ * same key in order, the offset resolved to the end of the contiguous run of finished records. When the consumer
+ * stops or the partition is being revoked, it takes no new record, waits for the running ones (aborting them after
+ * the deadline), and returns so the finished ones are committed before the partition is let go.
+ */
+export class BatchWorker {
+  constructor(private readonly o: BatchWorkerOptions) {}
+
+  async handle(batch: PartitionBatch, drain: AbortSignal): Promise<void> {
+    const records = batch.records;
+    if (records.length === 0) return;
+    const tracker = new ContiguousOffsets(records.map((r) => r.offset));
+    const revoke = new AbortController();
+    const signal = AbortSignal.any([drain, revoke.signal]);
+    let stopTaking = false;
+    let rebalance: unknown;
+    let revokeTimer: TimerHandle | undefined;
+    const log = this.o.logger.child({ topic: batch.topic, partition: batch.partition });
+
+    const stopTakingNewRecords = (why: string): void => {
+      if (stopTaking) return;
+      stopTaking = true;
+      log.debug(`partition ${batch.topic}/${batch.partition}: ${why}; finishing running tasks`);
+      revokeTimer = this.o.clock.setTimeout(
+        () => revoke.abort(new Error(`${why}: deadline passed`)),
+        this.o.revokeTimeoutMs,
+      );
+    };
+
+    const runLane = async (lane: InRecord[]): Promise<void> => {
+      for (const rec of lane) {
+        if (stopTaking || !batch.isRunning() || batch.isStale() || drain.aborted) return;
+        await this.o.slots.acquire();
+        try {
+          if (stopTaking || !batch.isRunning() || batch.isStale() || drain.aborted) return;
+          const result = await this.o.runner.run(rec, signal);
+          // An interrupted record stays unresolved, and so do the later records of its key (order).
+          if (result === 'interrupted') return;
+          const resolved = tracker.finish(rec.offset);
+          if (resolved !== undefined) batch.resolveOffset(resolved);
+        } catch (err) {
+          log.error(
+            `unexpected error on ${rec.topic}/${rec.partition}@${rec.offset}: ${errorMessage(err)}; left for re-delivery`,
+          );
+          return;
+        } finally {
+          this.o.slots.release();
+        }
+      }
+    };
+
+    let lanesDone = false;
+    const work = Promise.all(lanesOf(records).map(runLane)).finally(() => (lanesDone = true));
+
+    // Heartbeats keep the membership alive during long tasks and are how a pending rebalance shows up.
+    const everyMs = this.o.heartbeatEveryMs ?? 500;
+    while (!lanesDone) {
+      await Promise.race([work, new Promise((r) => this.o.clock.setTimeout(() => r(undefined), everyMs))]);
+      if (lanesDone) break;
+      if (!batch.isRunning()) stopTakingNewRecords('consumer stopping');
+      try {
+        await batch.heartbeat();
+        await batch.commitIfNecessary();
+      } catch (err) {
+        if (isRebalance(err)) {
+          rebalance ??= err;
+          stopTakingNewRecords('group rebalancing');
+        } else log.debug(`heartbeat failed: ${errorMessage(err)}`);
+      }
+    }
+    await work;
+    if (revokeTimer) this.o.clock.clearTimeout(revokeTimer);
+    // Rethrown after the finished offsets were resolved: kafkajs commits them, then rejoins the group.
+    if (rebalance !== undefined) throw rebalance;
+  }
+}

@@ -1,0 +1,142 @@
+import { hostname } from 'node:os';
+import type { Clock } from '../shared/clock.js';
+import { errorMessage } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
+import { BatchingSender } from '../shared/kafka/index.js';
+import type { GroupConsumer, KafkaClient, TaskProducer } from '../shared/kafka/index.js';
+import type { ProcessorRegistry } from '../processors/registry.js';
+import type { BackoffOptions } from './backoff.js';
+import { BatchWorker } from './batch-worker.js';
+import { Semaphore } from './semaphore.js';
+import { TaskRunner } from './task-runner.js';
+import type { TaskOutcome } from './task-runner.js';
+
+export interface TaskConsumerOptions {
+  kafka: KafkaClient;
+  topics: string[];
+  /** @default 'taskConsumer' */
+  groupId: string;
+  registry: ProcessorRegistry;
+  clock: Clock;
+  logger: Logger;
+  /** Tasks running at once across all partitions. @default 10 */
+  concurrency: number;
+  /** @default 5 */
+  maxAttempts: number;
+  /** How long a drain (or a revoked partition) waits for running tasks before aborting them. @default 25000 */
+  drainTimeoutMs: number;
+  /** Per-attempt timeout; 0 = none. @default 0 */
+  taskTimeoutMs: number;
+  backoff?: BackoffOptions;
+  onOutcome?(outcome: TaskOutcome): void;
+}
+
+/**
+ * A member of the task consumer group. Shutdown order (as kafkajs's own): stop fetching → let running tasks
+ * finish (abort them at the drain deadline) → commit what finished → leave the group → disconnect.
+ */
+export class TaskConsumer {
+  private readonly consumer: GroupConsumer;
+  private readonly producer: TaskProducer;
+  private readonly drain = new AbortController();
+  private stopping: Promise<void> | undefined;
+  private partitions = 0;
+
+  constructor(private readonly o: TaskConsumerOptions) {
+    this.consumer = o.kafka.consumer({
+      groupId: o.groupId,
+      rebalanceTimeoutMs: Math.max(30_000, o.drainTimeoutMs + 5000),
+    });
+    this.producer = o.kafka.producer({ idempotent: true });
+  }
+
+  async start(): Promise<void> {
+    const { logger } = this.o;
+    const sender = new BatchingSender(this.producer);
+    const runner = new TaskRunner({
+      registry: this.o.registry,
+      sender,
+      clock: this.o.clock,
+      logger,
+      origin: { host: hostname(), pid: process.pid },
+      maxAttempts: this.o.maxAttempts,
+      taskTimeoutMs: this.o.taskTimeoutMs,
+      backoff: this.o.backoff,
+      onOutcome: this.o.onOutcome,
+    });
+    const worker = new BatchWorker({
+      runner,
+      slots: new Semaphore(this.o.concurrency),
+      clock: this.o.clock,
+      logger,
+      revokeTimeoutMs: this.o.drainTimeoutMs,
+    });
+    this.consumer.onGroupJoin(({ memberId, assignment }) => {
+      const parts = Object.entries(assignment).map(
+        ([t, ps]) => `${t}[${[...ps].sort((a, b) => a - b).join(',')}]`,
+      );
+      this.partitions = Object.values(assignment).reduce((n, ps) => n + ps.length, 0);
+      logger.info(`joined group ${this.o.groupId}: ${this.partitions} partitions ${parts.join(' ')}`, {
+        memberId,
+      });
+    });
+    this.consumer.onCrash((err, restart) => {
+      logger.error(`consumer crashed: ${errorMessage(err)}${restart ? '; restarting' : ''}`);
+    });
+    await this.connectWithRetry();
+    await this.consumer.subscribe(this.o.topics, true);
+    await this.consumer.run({
+      partitionsConsumedConcurrently: Math.max(1, Math.min(this.o.concurrency, 64)),
+      eachBatch: (batch) => worker.handle(batch, this.drain.signal),
+    });
+    logger.info(
+      `consuming ${this.o.topics.join(', ')} as group ${this.o.groupId} (concurrency ${this.o.concurrency})`,
+    );
+  }
+
+  /** Retries a broker that is down at start-up, with capped backoff and one clear line per try. */
+  private async connectWithRetry(): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.producer.connect();
+        await this.consumer.connect();
+        return;
+      } catch (err) {
+        if (this.stopping) throw err;
+        const delay = Math.min(500 * 2 ** Math.min(attempt - 1, 4), 5000);
+        this.o.logger.error(`cannot reach Kafka (${errorMessage(err)}); retrying in ${delay} ms`, {
+          attempt,
+        });
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+  }
+
+  /** Drains and leaves the group. Idempotent: later calls share the first one's promise. */
+  stop({ deadlineMs }: { deadlineMs: number } = { deadlineMs: this.o.drainTimeoutMs }): Promise<void> {
+    this.stopping ??= (async () => {
+      const timer = setTimeout(() => {
+        this.o.logger.warn(
+          `drain deadline (${deadlineMs} ms) passed: aborting running tasks; they will be re-delivered`,
+        );
+        this.drain.abort(new Error('drain deadline passed'));
+      }, deadlineMs);
+      try {
+        // kafkajs: stop fetching, wait for the running batches (our workers finish or abort their tasks and
+        // resolve what finished), commit, leave the group.
+        await this.consumer.stop();
+        await this.consumer.disconnect();
+        await this.producer.disconnect();
+      } finally {
+        clearTimeout(timer);
+      }
+      this.o.logger.info('consumer stopped: finished tasks committed, group left');
+    })();
+    return this.stopping;
+  }
+
+  /** Second signal: abort running tasks now; what finished is still committed by the stop in progress. */
+  abortNow(): void {
+    this.drain.abort(new Error('stopped at once'));
+  }
+}

@@ -1,0 +1,217 @@
+import type { Clock } from '../shared/clock.js';
+import { sleep } from '../shared/clock.js';
+import { AppError, errorMessage, NonRetriableError } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
+import { decodeTaskMessage, DecodeError, encodeJson, EVENTS_TOPIC } from '../shared/messages.js';
+import type { DlqReason, Origin, StatusEvent, TaskMessage, TaskStatus } from '../shared/messages.js';
+import type { BatchingSender, InRecord, OutRecord } from '../shared/kafka/index.js';
+import type { ProcessorRegistry } from '../processors/registry.js';
+import { retryDelayMs } from './backoff.js';
+import type { BackoffOptions } from './backoff.js';
+import { dlqRecord } from './dlq.js';
+
+export interface TaskRunnerOptions {
+  registry: ProcessorRegistry;
+  sender: BatchingSender;
+  clock: Clock;
+  logger: Logger;
+  origin: Origin;
+  /** Attempts before the DLQ. @default 5 */
+  maxAttempts: number;
+  /** Per-attempt timeout; 0 = none. @default 0 */
+  taskTimeoutMs: number;
+  backoff?: BackoffOptions;
+  /** Outcome hooks for metrics and tests. */
+  onOutcome?(outcome: TaskOutcome): void;
+}
+
+/** `done`: the record may be committed (finished or dead-lettered). `interrupted`: leave it for re-delivery. */
+export type RunResult = 'done' | 'interrupted';
+
+export interface TaskOutcome {
+  taskId: string;
+  status: 'FINISHED' | 'DLQ' | 'INTERRUPTED';
+  attempts: number;
+  reason?: DlqReason;
+}
+
+/** The identity of a record for log lines: topic/partition/offset, plus the taskId when it is known. */
+function where(rec: InRecord): string {
+  return `${rec.topic}/${rec.partition}@${rec.offset}`;
+}
+
+/**
+ * Runs one task record to a final state: decode, resolve the processor, run it with retries, dead-letter it
+ * when it cannot succeed. Writes the status events. Resolves `done` only when what it did is durable in Kafka.
+ */
+export class TaskRunner {
+  constructor(private readonly o: TaskRunnerOptions) {}
+
+  async run(rec: InRecord, drain: AbortSignal): Promise<RunResult> {
+    let task: TaskMessage;
+    try {
+      task = decodeTaskMessage(rec.value);
+    } catch (err) {
+      if (!(err instanceof DecodeError)) throw err;
+      const taskId = rec.headers['task-id'] ?? `unknown@${where(rec)}`;
+      this.o.logger.error(`undecodable record at ${where(rec)}: ${err.message}; sent to DLQ`, { taskId });
+      return this.deadLetter(rec, undefined, taskId, 'decode-error', err.message, 0, drain);
+    }
+    const log = this.o.logger.child({ taskId: task.taskId });
+    const processor = this.o.registry.resolve(task.processor);
+    if (!processor) {
+      const msg = `unknown processor ${JSON.stringify(task.processor)}; known: ${this.o.registry.names().join(', ')}`;
+      log.error(`task ${task.taskId} at ${where(rec)}: ${msg}; sent to DLQ`);
+      return this.deadLetter(rec, task, task.taskId, 'unknown-processor', msg, 0, drain);
+    }
+    const source = { topic: rec.topic, partition: rec.partition, offset: rec.offset };
+    for (let attempt = 1; ; attempt++) {
+      void this.emit(task, 'EXECUTING', attempt, rec).catch((err: unknown) =>
+        log.warn(`could not publish EXECUTING event: ${errorMessage(err)}`),
+      );
+      const started = this.o.clock.now();
+      const signals = [drain];
+      if (this.o.taskTimeoutMs > 0) signals.push(AbortSignal.timeout(this.o.taskTimeoutMs));
+      const signal = AbortSignal.any(signals);
+      let failure: unknown;
+      try {
+        // A processor that throws synchronously is treated like one that rejects.
+        await Promise.resolve().then(() => processor.process(task, { signal, logger: log, attempt, source }));
+        const durationMs = this.o.clock.now() - started;
+        const ok = await this.durably(drain, log, () =>
+          this.emit(task, 'FINISHED', attempt, rec, { durationMs }),
+        );
+        if (!ok) return this.interrupted(task, attempt);
+        log.debug(`task ${task.taskId} finished`, { attempt, durationMs });
+        this.o.onOutcome?.({ taskId: task.taskId, status: 'FINISHED', attempts: attempt });
+        return 'done';
+      } catch (err) {
+        failure = err;
+      }
+      const durationMs = this.o.clock.now() - started;
+      const msg = errorMessage(failure);
+      if (drain.aborted) {
+        log.warn(
+          `task ${task.taskId} at ${where(rec)} interrupted by the drain deadline; it will be re-delivered`,
+        );
+        void this.emit(task, 'FAILED', attempt, rec, { durationMs, error: `interrupted: ${msg}` }).catch(
+          () => undefined,
+        );
+        return this.interrupted(task, attempt);
+      }
+      const timedOut = signal.aborted && !drain.aborted;
+      const error = timedOut ? `timed out after ${this.o.taskTimeoutMs} ms (${msg})` : msg;
+      const nonRetriable =
+        failure instanceof NonRetriableError ||
+        (failure instanceof AppError && failure.code === 'NON_RETRIABLE');
+      if (nonRetriable || attempt >= this.o.maxAttempts) {
+        const reason: DlqReason = nonRetriable ? 'non-retriable' : 'attempts-exhausted';
+        log.error(
+          `task ${task.taskId} at ${where(rec)} failed for good (${reason}, attempt ${attempt}): ${error}; sent to DLQ`,
+        );
+        return this.deadLetter(rec, task, task.taskId, reason, error, attempt, drain, durationMs);
+      }
+      const delay = retryDelayMs(attempt, this.o.backoff);
+      log.warn(
+        `task ${task.taskId} attempt ${attempt}/${this.o.maxAttempts} failed: ${error}; retrying in ${delay} ms`,
+      );
+      void this.emit(task, 'FAILED', attempt, rec, { durationMs, error }).catch(() => undefined);
+      try {
+        await sleep(this.o.clock, delay, drain);
+      } catch {
+        return this.interrupted(task, attempt);
+      }
+    }
+  }
+
+  private interrupted(task: TaskMessage, attempts: number): RunResult {
+    this.o.onOutcome?.({ taskId: task.taskId, status: 'INTERRUPTED', attempts });
+    return 'interrupted';
+  }
+
+  private async deadLetter(
+    rec: InRecord,
+    task: TaskMessage | undefined,
+    taskId: string,
+    reason: DlqReason,
+    error: string,
+    attempts: number,
+    drain: AbortSignal,
+    durationMs?: number,
+  ): Promise<RunResult> {
+    const now = this.o.clock.now();
+    const records: OutRecord[] = [dlqRecord(rec, reason, error, attempts, now)];
+    records.push(
+      this.eventRecord(
+        { taskId, scheduleId: task?.scheduleId ?? rec.key?.toString('utf8') ?? '' },
+        'FAILED',
+        attempts,
+        rec,
+        { error, final: true, dlqReason: reason, ...(durationMs === undefined ? {} : { durationMs }) },
+      ),
+    );
+    // The DLQ record and the final event go in one request: the offset is resolved only after both are acked.
+    const ok = await this.durably(drain, this.o.logger, () => this.o.sender.send(records));
+    if (!ok) {
+      this.o.onOutcome?.({ taskId, status: 'INTERRUPTED', attempts });
+      return 'interrupted';
+    }
+    this.o.onOutcome?.({ taskId, status: 'DLQ', attempts, reason });
+    return 'done';
+  }
+
+  /** Retries a Kafka write until it succeeds or the drain aborts; false when it never got through. */
+  private async durably(drain: AbortSignal, log: Logger, write: () => Promise<void>): Promise<boolean> {
+    for (let i = 1; ; i++) {
+      try {
+        await write();
+        return true;
+      } catch (err) {
+        if (drain.aborted) return false;
+        const delay = Math.min(100 * 2 ** Math.min(i - 1, 6), 5000);
+        log.error(`cannot write to Kafka (${errorMessage(err)}); retrying in ${delay} ms`);
+        try {
+          await sleep(this.o.clock, delay, drain);
+        } catch {
+          return false;
+        }
+      }
+    }
+  }
+
+  private emit(
+    task: TaskMessage,
+    status: TaskStatus,
+    attempt: number,
+    rec: InRecord,
+    extra: Partial<StatusEvent> = {},
+  ): Promise<void> {
+    return this.o.sender.send([this.eventRecord(task, status, attempt, rec, extra)]);
+  }
+
+  private eventRecord(
+    ids: { taskId: string; scheduleId: string },
+    status: TaskStatus,
+    attempt: number,
+    rec: InRecord,
+    extra: Partial<StatusEvent>,
+  ): OutRecord {
+    const event: StatusEvent = {
+      v: 1,
+      taskId: ids.taskId,
+      scheduleId: ids.scheduleId,
+      status,
+      at: new Date(this.o.clock.now()).toISOString(),
+      attempt,
+      by: { ...this.o.origin, role: 'consumer' },
+      source: { topic: rec.topic, partition: rec.partition, offset: rec.offset },
+      ...extra,
+    };
+    return {
+      topic: EVENTS_TOPIC,
+      key: ids.taskId,
+      value: encodeJson(event),
+      headers: { 'task-id': ids.taskId },
+    };
+  }
+}

@@ -1,0 +1,22 @@
+import type { Logger } from '../shared/logger.js';
+import type { TaskMessage } from '../shared/messages.js';
+
+/** What a processor gets besides the task. */
+export interface ProcessorContext {
+  /** Aborted when the drain deadline (or the per-task timeout) passes: stop work and reject. */
+  signal: AbortSignal;
+  logger: Logger;
+  /** 1 on the first try. */
+  attempt: number;
+  /** Where the task was read from. */
+  source: { topic: string; partition: number; offset: string };
+}
+
+/**
+ * A named unit of work. `process` resolves on success, throws `NonRetriableError` when retrying cannot help, and
+ * throws anything else to be retried with backoff.
+ */
+export interface Processor {
+  readonly name: string;
+  process(task: TaskMessage, ctx: ProcessorContext): Promise<void>;
+}

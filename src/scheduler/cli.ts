@@ -1,0 +1,129 @@
+#!/usr/bin/env node
+import { basename, extname } from 'node:path';
+import { Command, CommanderError, Option } from 'commander';
+import { loadScheduleFile } from '../shared/config/load.js';
+import { ConfigError, formatProblem } from '../shared/errors.js';
+import { systemClock } from '../shared/clock.js';
+import { KafkaClient } from '../shared/kafka/index.js';
+import { exitAfterFlush, installShutdown } from '../shared/lifecycle.js';
+import {
+  brokersOption,
+  logFormatOption,
+  logLevelOption,
+  loggerFromOptions,
+  normalizeGoFlags,
+  parseBrokers,
+  positiveInt,
+} from '../shared/cli-common.js';
+import { describeNextFires } from './next-command.js';
+import { Scheduler } from './scheduler.js';
+
+const DEFAULT_SCHEDULE = 'config/taskscheduler.json';
+
+function scheduleOption(): Option {
+  return new Option('-s, --schedule <file>', 'schedule file (JSON)')
+    .env('TASKSCHEDULER_SCHEDULE')
+    .default(DEFAULT_SCHEDULE);
+}
+
+/** `taskscheduler-<schedule file basename without extension>` */
+export function defaultGroup(schedule: string): string {
+  return `taskscheduler-${basename(schedule, extname(schedule))}`;
+}
+
+async function loadOrExit(file: string): Promise<Awaited<ReturnType<typeof loadScheduleFile>>> {
+  try {
+    return await loadScheduleFile(file);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      for (const p of err.problems) process.stderr.write(`${formatProblem(p)}\n`);
+      process.stderr.write(`${file}: ${err.problems.length} problem(s); nothing started\n`);
+      exitAfterFlush(2);
+      return new Promise(() => undefined);
+    }
+    throw err;
+  }
+}
+
+interface RunOpts {
+  brokers: string;
+  schedule: string;
+  group?: string;
+  logLevel: string;
+  logFormat: string;
+}
+
+async function run(opts: RunOpts): Promise<void> {
+  const logger = loggerFromOptions(opts, { component: 'taskscheduler' });
+  const entries = await loadOrExit(opts.schedule);
+  const group = opts.group ?? defaultGroup(opts.schedule);
+  const brokers = parseBrokers(opts.brokers);
+  const kafka = new KafkaClient({ brokers, logger, clientId: `taskscheduler-${process.pid}` });
+  const scheduler = new Scheduler({ kafka, entries, group, clock: systemClock, logger });
+  installShutdown({
+    logger,
+    graceful: async () => ((await scheduler.stop({ deadlineMs: 10_000 })) === 0 ? 0 : 1),
+  });
+  logger.info(`loaded ${opts.schedule}: ${entries.length} entries; brokers ${brokers.join(',')}`);
+  scheduler.start();
+}
+
+const program = new Command()
+  .name('taskscheduler')
+  .description('Publishes a task message to Kafka each time a schedule entry fires.')
+  .showHelpAfterError()
+  .exitOverride();
+
+program
+  .command('run', { isDefault: true })
+  .description('fire the schedule into Kafka until SIGINT/SIGTERM')
+  .addOption(brokersOption())
+  .addOption(scheduleOption())
+  .addOption(
+    new Option('-g, --group <name>', 'scheduler group (default taskscheduler-<schedule basename>)').env(
+      'TASKSCHEDULER_GROUP',
+    ),
+  )
+  .addOption(logLevelOption())
+  .addOption(logFormatOption())
+  .action(run);
+
+program
+  .command('validate')
+  .description('check a schedule file and print every problem (exit 0 valid, 2 invalid); no broker needed')
+  .addOption(scheduleOption())
+  .action(async (opts: { schedule: string }) => {
+    const entries = await loadOrExit(opts.schedule);
+    const enabled = entries.filter((e) => e.enabled).length;
+    process.stdout.write(`${opts.schedule}: valid, ${entries.length} entries (${enabled} enabled)\n`);
+  });
+
+program
+  .command('next')
+  .description("print each entry's next fire times in its zone and in UTC; no broker needed")
+  .addOption(scheduleOption())
+  .option('--id <id>', 'only this entry')
+  .addOption(
+    new Option('-n, --count <n>', 'how many fire times').argParser(positiveInt('--count')).default(5),
+  )
+  .action(async (opts: { schedule: string; id?: string; count: number }) => {
+    const entries = await loadOrExit(opts.schedule);
+    const chosen = opts.id === undefined ? entries : entries.filter((e) => e.id === opts.id);
+    if (chosen.length === 0) {
+      process.stderr.write(`${opts.schedule}: no entry with Id ${JSON.stringify(opts.id)}\n`);
+      exitAfterFlush(2);
+      return;
+    }
+    process.stdout.write(`${describeNextFires(chosen, Date.now(), opts.count)}\n`);
+  });
+
+try {
+  await program.parseAsync(normalizeGoFlags(process.argv.slice(2)), { from: 'user' });
+} catch (err) {
+  if (err instanceof CommanderError) {
+    exitAfterFlush(err.exitCode === 0 ? 0 : 2);
+  } else {
+    process.stderr.write(`taskscheduler: ${err instanceof Error ? err.message : String(err)}\n`);
+    exitAfterFlush(err instanceof Error && 'code' in err && err.code === 'USAGE' ? 2 : 1);
+  }
+}

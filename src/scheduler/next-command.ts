@@ -1,0 +1,36 @@
+import type { ScheduleEntry } from '../shared/config/schema.js';
+import { compileCron, nextInstants } from '../shared/cron.js';
+
+const formatters = new Map<string, Intl.DateTimeFormat>();
+
+/** `2026-11-24 21:00:00 CET`, in the given zone. */
+export function formatInZone(ms: number, zone: string): string {
+  let f = formatters.get(zone);
+  if (!f) {
+    f = new Intl.DateTimeFormat('sv-SE', {
+      timeZone: zone,
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+      hour: '2-digit',
+      minute: '2-digit',
+      second: '2-digit',
+      timeZoneName: 'short',
+    });
+    formatters.set(zone, f);
+  }
+  return f.format(new Date(ms));
+}
+
+/** The text `taskscheduler next` prints: each entry, then its next `count` fire times in its zone and UTC. */
+export function describeNextFires(entries: readonly ScheduleEntry[], nowMs: number, count: number): string {
+  const lines: string[] = [];
+  for (const e of entries) {
+    const state = e.enabled ? '' : ' (disabled: never fires)';
+    lines.push(`${e.id}: "${e.cron}" ${e.timeZone} -> ${e.topic} ${e.processor}${state}`);
+    for (const t of nextInstants(compileCron(e.cron, e.timeZone), nowMs, count)) {
+      lines.push(`  ${formatInZone(t, e.timeZone).padEnd(26)} ${new Date(t).toISOString()}`);
+    }
+  }
+  return lines.join('\n');
+}

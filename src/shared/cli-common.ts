@@ -1,0 +1,79 @@
+import { InvalidArgumentError, Option } from 'commander';
+import { LOG_LEVEL_NAMES, parseLogLevel } from './logger.js';
+import type { Logger, LogLevel } from './logger.js';
+import { createWinstonLogger } from './winston-logger.js';
+import type { LogFormat } from './winston-logger.js';
+import { AppError } from './errors.js';
+
+/**
+ * Rewrites the old Go tool's single-dash long flags (`-brokers=x`, `-schedule=y`, `-topic=t`, `-l=DEBUG`) into the
+ * forms commander understands (`--brokers=x`, `-l DEBUG`). Other arguments pass unchanged.
+ */
+export function normalizeGoFlags(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const arg of argv) {
+    const m = /^-([A-Za-z][\w-]*)(?:=(.*))?$/s.exec(arg);
+    if (!m || arg.startsWith('--')) {
+      out.push(arg);
+      continue;
+    }
+    const [, name = '', value] = m;
+    if (name.length === 1) out.push(...(value === undefined ? [arg] : [`-${name}`, value]));
+    else out.push(value === undefined ? `--${name}` : `--${name}=${value}`);
+  }
+  return out;
+}
+
+export const DEFAULT_BROKERS = '127.0.0.1:9092';
+
+export function brokersOption(): Option {
+  return new Option('-b, --brokers <list>', 'Kafka bootstrap brokers, comma-separated')
+    .env('KAFKA_BROKERS')
+    .default(DEFAULT_BROKERS);
+}
+
+export function logLevelOption(): Option {
+  return new Option('-l, --log-level <level>', `log level (${LOG_LEVEL_NAMES.join(', ')}; any case)`)
+    .env('LOG_LEVEL')
+    .default('info');
+}
+
+export function logFormatOption(): Option {
+  return new Option('--log-format <format>', 'log line format')
+    .choices(['text', 'json'])
+    .env('LOG_FORMAT')
+    .default('text');
+}
+
+export function parseBrokers(list: string): string[] {
+  const brokers = list
+    .split(',')
+    .map((b) => b.trim())
+    .filter(Boolean);
+  if (brokers.length === 0) throw new AppError('USAGE', `--brokers: no broker in ${JSON.stringify(list)}`);
+  return brokers;
+}
+
+export function loggerFromOptions(
+  opts: { logLevel: string; logFormat: string },
+  base: Record<string, unknown>,
+): Logger {
+  const level: LogLevel | undefined = parseLogLevel(opts.logLevel);
+  if (!level) {
+    throw new AppError(
+      'USAGE',
+      `--log-level: unknown level ${JSON.stringify(opts.logLevel)}; use one of ${LOG_LEVEL_NAMES.join(', ')}`,
+    );
+  }
+  return createWinstonLogger({ level, format: opts.logFormat as LogFormat, base });
+}
+
+export function positiveInt(name: string): (v: string) => number {
+  return (v) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n <= 0) {
+      throw new InvalidArgumentError(`${name}: expected a positive integer, got ${JSON.stringify(v)}`);
+    }
+    return n;
+  };
+}

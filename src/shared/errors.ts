@@ -1,0 +1,85 @@
+/** Stable machine-readable error codes; log lines and exit codes key off these, not off messages. */
+export type ErrorCode =
+  | 'CONFIG_INVALID'
+  | 'USAGE'
+  | 'DECODE_ERROR'
+  | 'UNKNOWN_PROCESSOR'
+  | 'NON_RETRIABLE'
+  | 'PROCESSOR_TIMEOUT'
+  | 'ABORTED'
+  | 'KAFKA'
+  | 'FENCED'
+  | 'INTERNAL';
+
+export interface AppErrorOptions {
+  /** Whether trying the same thing again may succeed. @default false */
+  retriable?: boolean;
+  cause?: unknown;
+}
+
+/** Base of every error we raise on purpose: a code, whether a retry can help, and the cause. */
+export class AppError extends Error {
+  readonly code: ErrorCode;
+  readonly retriable: boolean;
+
+  constructor(code: ErrorCode, message: string, options: AppErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.retriable = options.retriable ?? false;
+  }
+}
+
+/** Thrown by a processor when retrying cannot help: the task goes to the DLQ at once. */
+export class NonRetriableError extends AppError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('NON_RETRIABLE', message, { ...options, retriable: false });
+  }
+}
+
+/** One problem in a config file, located by JSON path. */
+export interface ConfigProblem {
+  file: string;
+  /** Array index of the entry, when the problem belongs to one. */
+  index?: number;
+  /** The entry's `Id`, when it has a readable one. */
+  id?: string;
+  /** JSON path inside the entry (or the file), e.g. `Cron` or `TaskMessageTemplate.TaskProcessorName`. */
+  path: string;
+  message: string;
+}
+
+export function formatProblem(p: ConfigProblem): string {
+  const entry =
+    p.index === undefined ? '' : ` [${p.index}]${p.id === undefined ? '' : ` (Id ${JSON.stringify(p.id)})`}`;
+  const path = p.path === '' ? '' : ` ${p.path}`;
+  const where = entry + path;
+  return where === '' ? `${p.file}: ${p.message}` : `${p.file}:${where}: ${p.message}`;
+}
+
+/** Every problem found in one config file, reported together. */
+export class ConfigError extends AppError {
+  readonly problems: readonly ConfigProblem[];
+
+  constructor(problems: ConfigProblem[]) {
+    const first = problems[0];
+    super(
+      'CONFIG_INVALID',
+      problems.length === 1 && first
+        ? formatProblem(first)
+        : `${problems.length} problems:\n${problems.map(formatProblem).join('\n')}`,
+    );
+    this.problems = Object.freeze([...problems]);
+  }
+}
+
+/** A message of any shape (including non-Error throws) as one line. */
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message.replace(/\s*\n\s*/g, ' | ');
+  if (typeof err === 'string') return err;
+  try {
+    return `non-Error thrown: ${JSON.stringify(err)}`;
+  } catch {
+    return `non-Error thrown: ${String(err)}`;
+  }
+}

@@ -1,0 +1,54 @@
+import type { OutRecord } from './types.js';
+import type { TaskProducer } from './client.js';
+
+interface Pending {
+  records: readonly OutRecord[];
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
+/**
+ * Coalesces concurrent sends into one produce request: everything queued while a request is in flight goes
+ * out together in the next one. Each caller's promise resolves when its own records are acknowledged.
+ */
+export class BatchingSender {
+  private queue: Pending[] = [];
+  private inFlight = false;
+
+  constructor(
+    private readonly producer: TaskProducer,
+    private readonly maxRecords = 10_000,
+  ) {}
+
+  send(records: readonly OutRecord[]): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ records, resolve, reject });
+      if (!this.inFlight) void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    this.inFlight = true;
+    // Let the callers of this tick join the request.
+    await new Promise<void>((r) => setImmediate(r));
+    while (this.queue.length > 0) {
+      const take: Pending[] = [];
+      let count = 0;
+      while (
+        this.queue.length > 0 &&
+        (take.length === 0 || count + (this.queue[0]?.records.length ?? 0) <= this.maxRecords)
+      ) {
+        const p = this.queue.shift() as Pending;
+        take.push(p);
+        count += p.records.length;
+      }
+      try {
+        await this.producer.send(take.flatMap((p) => p.records));
+        for (const p of take) p.resolve();
+      } catch (err) {
+        for (const p of take) p.reject(err);
+      }
+    }
+    this.inFlight = false;
+  }
+}

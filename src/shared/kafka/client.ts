@@ -1,0 +1,212 @@
+import { Kafka, Partitioners, CompressionTypes } from 'kafkajs';
+import type { Consumer, Producer, Admin, IHeaders, KafkaMessage, Message } from 'kafkajs';
+import { hostname } from 'node:os';
+import type { Logger } from '../logger.js';
+import { kafkaLogCreator } from './log-bridge.js';
+import type { GroupAssignment, InRecord, OutRecord, PartitionBatch, RecordHeaders } from './types.js';
+
+export interface KafkaOptions {
+  brokers: string[];
+  /** @default 'taskmanager' */
+  clientId?: string;
+  logger: Logger;
+  /** Per-request timeout. @default 10000 */
+  requestTimeoutMs?: number;
+}
+
+/** One door to Kafka: every client we use, created with our defaults. */
+export class KafkaClient {
+  private readonly kafka: Kafka;
+  readonly logger: Logger;
+
+  constructor(readonly options: KafkaOptions) {
+    this.logger = options.logger;
+    this.kafka = new Kafka({
+      brokers: options.brokers,
+      clientId: options.clientId ?? `taskmanager-${hostname()}-${process.pid}`,
+      logCreator: kafkaLogCreator(options.logger),
+      connectionTimeout: 3000,
+      requestTimeout: options.requestTimeoutMs ?? 10_000,
+      // Short first retry: a broker that is briefly unavailable is retried quickly; our callers add their own
+      // outer retry loop with logging for longer outages.
+      retry: { initialRetryTime: 100, retries: 5, maxRetryTime: 5000 },
+    });
+  }
+
+  producer(options: { idempotent?: boolean; transactionalId?: string } = {}): TaskProducer {
+    const producer = this.kafka.producer({
+      // The Java client's murmur2 partitioner: keys land on the same partition as any Java/Go producer.
+      createPartitioner: Partitioners.DefaultPartitioner,
+      idempotent: options.idempotent ?? true,
+      maxInFlightRequests: options.idempotent === false ? undefined : 5,
+      ...(options.transactionalId ? { transactionalId: options.transactionalId } : {}),
+      // Transactions need a short backoff after CONCURRENT_TRANSACTIONS (see shared/kafkajs-notes.md).
+      retry: { initialRetryTime: 10, retries: 10, maxRetryTime: 1000 },
+    });
+    return new TaskProducer(producer);
+  }
+
+  consumer(options: ConsumerOptions): GroupConsumer {
+    const consumer = this.kafka.consumer({
+      groupId: options.groupId,
+      sessionTimeout: options.sessionTimeoutMs ?? 10_000,
+      heartbeatInterval: options.heartbeatIntervalMs ?? 1000,
+      rebalanceTimeout: options.rebalanceTimeoutMs ?? 30_000,
+      readUncommitted: false,
+      maxBytesPerPartition: options.maxBytesPerPartition ?? 1024 * 1024,
+      maxWaitTimeInMs: options.maxWaitTimeMs ?? 100,
+      allowAutoTopicCreation: false,
+      retry: { initialRetryTime: 100, retries: 8, maxRetryTime: 5000 },
+    });
+    return new GroupConsumer(consumer, this.logger);
+  }
+
+  admin(): Admin {
+    return this.kafka.admin();
+  }
+}
+
+function toKafkaHeaders(h: RecordHeaders | undefined): IHeaders | undefined {
+  return h;
+}
+
+function fromKafkaHeaders(h: IHeaders | undefined): RecordHeaders {
+  const out: RecordHeaders = {};
+  if (!h) return out;
+  for (const [k, v] of Object.entries(h)) {
+    if (v === undefined) continue;
+    const one = Array.isArray(v) ? v[v.length - 1] : v;
+    out[k] = Buffer.isBuffer(one) ? one.toString('utf8') : String(one);
+  }
+  return out;
+}
+
+function toInRecord(topic: string, partition: number, m: KafkaMessage): InRecord {
+  return {
+    topic,
+    partition,
+    offset: m.offset,
+    key: m.key ?? null,
+    value: m.value ?? null,
+    headers: fromKafkaHeaders(m.headers),
+    timestamp: m.timestamp,
+  };
+}
+
+/** A producer that sends records to several topics in one request per broker. */
+export class TaskProducer {
+  constructor(private readonly producer: Producer) {}
+
+  connect(): Promise<void> {
+    return this.producer.connect();
+  }
+
+  disconnect(): Promise<void> {
+    return this.producer.disconnect();
+  }
+
+  /** Sends all records (acks=all) and resolves once the broker acknowledged every one. */
+  async send(records: readonly OutRecord[]): Promise<void> {
+    if (records.length === 0) return;
+    const byTopic = new Map<string, Message[]>();
+    for (const r of records) {
+      let list = byTopic.get(r.topic);
+      if (!list) byTopic.set(r.topic, (list = []));
+      list.push({
+        key: r.key,
+        value: r.value,
+        headers: toKafkaHeaders(r.headers),
+        ...(r.partition === undefined ? {} : { partition: r.partition }),
+      });
+    }
+    await this.producer.sendBatch({
+      acks: -1,
+      compression: CompressionTypes.None,
+      topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
+    });
+  }
+}
+
+export interface ConsumerOptions {
+  groupId: string;
+  /** @default 10000 */
+  sessionTimeoutMs?: number;
+  /** @default 1000 */
+  heartbeatIntervalMs?: number;
+  /** @default 30000 */
+  rebalanceTimeoutMs?: number;
+  /** @default 1048576 */
+  maxBytesPerPartition?: number;
+  /** @default 100 */
+  maxWaitTimeMs?: number;
+}
+
+export interface RunOptions {
+  /** Partitions whose batches are handled at the same time. */
+  partitionsConsumedConcurrently: number;
+  eachBatch(batch: PartitionBatch): Promise<void>;
+}
+
+/** A consumer-group member: subscribe, run batches, stop (finishing batches, leaving the group). */
+export class GroupConsumer {
+  constructor(
+    private readonly consumer: Consumer,
+    private readonly logger: Logger,
+  ) {}
+
+  connect(): Promise<void> {
+    return this.consumer.connect();
+  }
+
+  async subscribe(topics: string[], fromBeginning = true): Promise<void> {
+    await this.consumer.subscribe({ topics, fromBeginning });
+  }
+
+  onGroupJoin(listener: (a: GroupAssignment) => void): void {
+    this.consumer.on(this.consumer.events.GROUP_JOIN, (e) => {
+      listener({ memberId: e.payload.memberId, assignment: e.payload.memberAssignment });
+    });
+  }
+
+  onCrash(listener: (error: Error, restart: boolean) => void): void {
+    this.consumer.on(this.consumer.events.CRASH, (e) => {
+      listener(e.payload.error, e.payload.restart);
+    });
+  }
+
+  async run(options: RunOptions): Promise<void> {
+    await this.consumer.run({
+      autoCommit: true,
+      // Commit resolved offsets at most every second during a batch; kafkajs also commits at the end of each
+      // batch, before a rebalance and when stopping.
+      autoCommitInterval: 1000,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: options.partitionsConsumedConcurrently,
+      eachBatch: async (p) => {
+        const { batch } = p;
+        await options.eachBatch({
+          topic: batch.topic,
+          partition: batch.partition,
+          highWatermark: batch.highWatermark,
+          records: batch.messages.map((m) => toInRecord(batch.topic, batch.partition, m)),
+          lastOffset: () => batch.lastOffset(),
+          resolveOffset: (o) => p.resolveOffset(o),
+          commitIfNecessary: () => p.commitOffsetsIfNecessary(),
+          heartbeat: () => p.heartbeat(),
+          isRunning: () => p.isRunning(),
+          isStale: () => p.isStale(),
+        });
+      },
+    });
+  }
+
+  /** Stops fetching, waits for running batches, commits, leaves the group. */
+  stop(): Promise<void> {
+    return this.consumer.stop();
+  }
+
+  disconnect(): Promise<void> {
+    this.logger.debug('disconnecting consumer');
+    return this.consumer.disconnect();
+  }
+}

@@ -1,0 +1,129 @@
+import { Ajv } from 'ajv';
+import type { JSONSchemaType } from 'ajv';
+import { AppError } from './errors.js';
+
+export const SCHEMA_VERSION = 1;
+export const EVENTS_TOPIC = 'taskmanager.events';
+export const SCHEDULER_STATE_TOPIC = 'taskmanager.scheduler-state';
+
+/** Who produced a message or event. */
+export interface Origin {
+  host: string;
+  pid: number;
+}
+
+/** The task message of SPEC.md §4: one per fire. */
+export interface TaskMessage {
+  v: 1;
+  taskId: string;
+  scheduleId: string;
+  processor: string;
+  param?: string;
+  payload?: unknown;
+  scheduledFor: string;
+  firedAt: string;
+  scheduler: Origin & { group: string };
+}
+
+export type TaskStatus = 'SCHEDULED' | 'EXECUTING' | 'FINISHED' | 'FAILED';
+
+/** A status event on `taskmanager.events`, keyed by taskId. */
+export interface StatusEvent {
+  v: 1;
+  taskId: string;
+  scheduleId: string;
+  status: TaskStatus;
+  at: string;
+  attempt: number;
+  by: Origin & { role: 'scheduler' | 'consumer' | 'api' };
+  durationMs?: number;
+  error?: string;
+  /** On FAILED: the task went to the DLQ and will not be retried. */
+  final?: boolean;
+  /** Where the task record was read from, on consumer events. */
+  source?: { topic: string; partition: number; offset: string };
+  /** On FAILED with final: the DLQ reason. */
+  dlqReason?: DlqReason;
+}
+
+export type DlqReason = 'decode-error' | 'unknown-processor' | 'non-retriable' | 'attempts-exhausted';
+
+/** `1@2026-11-22T10:00:05.000Z`: deterministic, so every component can de-duplicate on it. */
+export function taskIdFor(scheduleId: string, scheduledForMs: number): string {
+  return `${scheduleId}@${new Date(scheduledForMs).toISOString()}`;
+}
+
+export type Headers = Record<string, string>;
+
+export function taskHeaders(task: TaskMessage): Headers {
+  return {
+    'task-id': task.taskId,
+    'schedule-id': task.scheduleId,
+    'scheduled-for': task.scheduledFor,
+    'content-type': 'application/json',
+    'schema-version': String(SCHEMA_VERSION),
+  };
+}
+
+const originSchema = {
+  type: 'object',
+  required: ['host', 'pid', 'group'],
+  properties: {
+    host: { type: 'string' },
+    pid: { type: 'integer' },
+    group: { type: 'string' },
+  },
+} as const;
+
+const taskMessageSchema: JSONSchemaType<TaskMessage> = {
+  type: 'object',
+  required: ['v', 'taskId', 'scheduleId', 'processor', 'scheduledFor', 'firedAt', 'scheduler'],
+  properties: {
+    v: { type: 'integer', const: 1 },
+    taskId: { type: 'string', minLength: 1 },
+    scheduleId: { type: 'string', minLength: 1 },
+    processor: { type: 'string', minLength: 1 },
+    param: { type: 'string', nullable: true },
+    payload: {} as JSONSchemaType<TaskMessage>['properties']['payload'],
+    scheduledFor: { type: 'string', format: 'date-time' },
+    firedAt: { type: 'string', format: 'date-time' },
+    scheduler: originSchema as unknown as JSONSchemaType<TaskMessage>['properties']['scheduler'],
+  },
+};
+
+const ajv = new Ajv({ allErrors: true, strict: true });
+// A minimal RFC 3339 check: what `Date#toISOString` and other producers emit; full ajv-formats is not needed.
+ajv.addFormat('date-time', /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/);
+const validateTask = ajv.compile(taskMessageSchema);
+
+/** A task record that cannot become a task; goes to the DLQ as `decode-error`. */
+export class DecodeError extends AppError {
+  constructor(message: string) {
+    super('DECODE_ERROR', message, { retriable: false });
+  }
+}
+
+export function encodeJson(value: unknown): Buffer {
+  return Buffer.from(JSON.stringify(value), 'utf8');
+}
+
+/** Parse, don't cast: bytes from Kafka become a TaskMessage or a {@link DecodeError} saying why. */
+export function decodeTaskMessage(value: Buffer | null): TaskMessage {
+  if (value === null || value.length === 0) throw new DecodeError('empty record value');
+  let data: unknown;
+  try {
+    data = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(value));
+  } catch (err) {
+    const preview = value.subarray(0, 40).toString('hex');
+    throw new DecodeError(
+      `value is not UTF-8 JSON (${err instanceof Error ? err.message : String(err)}; first bytes 0x${preview})`,
+    );
+  }
+  if (!validateTask(data)) {
+    const why = (validateTask.errors ?? [])
+      .map((e) => `${e.instancePath || '/'} ${e.message ?? e.keyword}`)
+      .join('; ');
+    throw new DecodeError(`not a task message v1: ${why}`);
+  }
+  return data;
+}

@@ -1,0 +1,133 @@
+import { randomBytes } from 'node:crypto';
+import { inject } from 'vitest';
+import { Kafka, logLevel, Partitioners } from 'kafkajs';
+import type { Consumer, IHeaders, KafkaMessage } from 'kafkajs';
+
+export function brokers(): string {
+  return inject('brokers');
+}
+
+export function kafka(): Kafka {
+  return new Kafka({ brokers: brokers().split(','), logLevel: logLevel.NOTHING, clientId: 'tests' });
+}
+
+/** A name no other test uses: `<prefix>-<random>`. */
+export function uniqueName(prefix: string): string {
+  return `${prefix}-${randomBytes(4).toString('hex')}`;
+}
+
+/** Creates task topics (with their DLQs) for one test. */
+export async function createTopics(names: string[], partitions = 12): Promise<void> {
+  const admin = kafka().admin();
+  await admin.connect();
+  try {
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: names.flatMap((topic) => [
+        { topic, numPartitions: partitions },
+        { topic: `${topic}.dlq`, numPartitions: partitions },
+      ]),
+    });
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+export async function deleteTopics(names: string[]): Promise<void> {
+  const admin = kafka().admin();
+  await admin.connect();
+  try {
+    const existing = new Set(await admin.listTopics());
+    const topics = names.flatMap((t) => [t, `${t}.dlq`]).filter((t) => existing.has(t));
+    if (topics.length > 0) await admin.deleteTopics({ topics });
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+export async function produce(
+  topic: string,
+  messages: Array<{ key?: string | null; value: string | Buffer | null; headers?: IHeaders }>,
+): Promise<void> {
+  const producer = kafka().producer({ createPartitioner: Partitioners.DefaultPartitioner });
+  await producer.connect();
+  try {
+    await producer.send({ topic, acks: -1, messages });
+  } finally {
+    await producer.disconnect();
+  }
+}
+
+export interface ReadRecord {
+  topic: string;
+  partition: number;
+  offset: string;
+  key: string | null;
+  value: string | null;
+  headers: Record<string, string>;
+}
+
+function decodeHeaders(h: IHeaders | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(h ?? {}))
+    if (v !== undefined) out[k] = String(Array.isArray(v) ? v[0] : v);
+  return out;
+}
+
+function toRead(topic: string, partition: number, m: KafkaMessage): ReadRecord {
+  return {
+    topic,
+    partition,
+    offset: m.offset,
+    key: m.key ? m.key.toString('utf8') : null,
+    value: m.value ? m.value.toString('utf8') : null,
+    headers: decodeHeaders(m.headers),
+  };
+}
+
+/**
+ * Reads topics from the beginning (read_committed) in the background and keeps every record, so a test can
+ * `waitFor` what it expects. Stop it in afterEach.
+ */
+export class TopicReader {
+  readonly records: ReadRecord[] = [];
+  private consumer: Consumer | undefined;
+
+  constructor(private readonly topics: string[]) {}
+
+  async start(): Promise<this> {
+    this.consumer = kafka().consumer({ groupId: uniqueName('reader'), maxWaitTimeInMs: 100 });
+    await this.consumer.connect();
+    await this.consumer.subscribe({ topics: this.topics, fromBeginning: true });
+    let joined = false;
+    this.consumer.on(this.consumer.events.GROUP_JOIN, () => (joined = true));
+    await this.consumer.run({
+      eachBatch: async ({ batch }) => {
+        for (const m of batch.messages) this.records.push(toRead(batch.topic, batch.partition, m));
+      },
+    });
+    const deadline = Date.now() + 30_000;
+    while (!joined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    return this;
+  }
+
+  /** Parsed JSON values of the records of one topic that match. */
+  values<T>(topic: string, filter: (v: T, r: ReadRecord) => boolean = () => true): T[] {
+    const out: T[] = [];
+    for (const r of this.records) {
+      if (r.topic !== topic || r.value === null) continue;
+      let v: T;
+      try {
+        v = JSON.parse(r.value) as T;
+      } catch {
+        continue;
+      }
+      if (filter(v, r)) out.push(v);
+    }
+    return out;
+  }
+
+  async stop(): Promise<void> {
+    await this.consumer?.disconnect();
+  }
+}

@@ -1,0 +1,177 @@
+import { describe, expect, it } from 'vitest';
+import { FireLoop } from '../../src/scheduler/fire-loop.js';
+import type { Fire } from '../../src/scheduler/fire-loop.js';
+import type { ScheduleEntry } from '../../src/shared/config/schema.js';
+import { silentLogger } from '../../src/shared/logger.js';
+import { FakeClock } from './helpers/fake-clock.js';
+
+const T0 = Date.parse('2026-11-22T10:00:00.000Z');
+
+function entry(id: string, cron: string, extra: Partial<ScheduleEntry> = {}): ScheduleEntry {
+  return {
+    id,
+    cron,
+    topic: 't',
+    timeZone: 'UTC',
+    enabled: true,
+    misfire: 'fire-once',
+    misfireWindowSeconds: 3600,
+    processor: 'NoopProcessor',
+    index: 0,
+    ...extra,
+  };
+}
+
+function setup(startMs = T0 + 300) {
+  const clock = new FakeClock(startMs);
+  const fires: Array<Fire & { at: number }> = [];
+  const loop = new FireLoop({
+    clock,
+    logger: silentLogger,
+    onFires: (fs) => fs.forEach((f) => fires.push({ ...f, at: clock.now() })),
+  });
+  const iso = () => fires.map((f) => `${f.entry.id}@${new Date(f.scheduledFor).toISOString()}`);
+  return { clock, loop, fires, iso };
+}
+
+describe('FireLoop', () => {
+  describe('when an entry fires every second', () => {
+    it('should fire each second once, never before its instant', () => {
+      const { clock, loop, fires, iso } = setup();
+      loop.add(entry('a', '* * * * * *'));
+      loop.start();
+      clock.advance(3000);
+      expect(iso()).toEqual([
+        'a@2026-11-22T10:00:01.000Z',
+        'a@2026-11-22T10:00:02.000Z',
+        'a@2026-11-22T10:00:03.000Z',
+      ]);
+      for (const f of fires) expect(f.at).toBeGreaterThanOrEqual(f.scheduledFor);
+    });
+  });
+
+  describe('when the spec has 5 fields', () => {
+    it('should fire at second 0 of each minute', () => {
+      const { clock, loop, iso } = setup();
+      loop.add(entry('m', '*/2 * * * *'));
+      loop.start();
+      clock.advance(5 * 60_000);
+      expect(iso()).toEqual(['m@2026-11-22T10:02:00.000Z', 'm@2026-11-22T10:04:00.000Z']);
+    });
+  });
+
+  describe('when the timer wakes early', () => {
+    it('should not fire early, and fire once when the instant comes', () => {
+      const { clock, loop, fires } = setup();
+      clock.timerSkewMs = -1;
+      loop.add(entry('a', '* * * * * *'));
+      loop.start();
+      clock.advance(2500);
+      expect(fires.map((f) => f.scheduledFor - T0)).toEqual([1000, 2000]);
+      for (const f of fires) expect(f.at).toBeGreaterThanOrEqual(f.scheduledFor);
+    });
+  });
+
+  describe('when the wall clock steps back', () => {
+    it('should not fire an instant it already fired', () => {
+      const { clock, loop, iso } = setup();
+      loop.add(entry('a', '* * * * * *'));
+      loop.start();
+      clock.advance(2000); // fired :01 and :02
+      clock.set(T0 + 500); // NTP steps back 1.8 s
+      clock.advance(4000);
+      expect(iso()).toEqual([
+        'a@2026-11-22T10:00:01.000Z',
+        'a@2026-11-22T10:00:02.000Z',
+        'a@2026-11-22T10:00:03.000Z',
+        'a@2026-11-22T10:00:04.000Z',
+      ]);
+    });
+  });
+
+  describe('when the wall clock jumps forward within the misfire window', () => {
+    it('should fire every missed instant late, oldest first, none dropped', () => {
+      const { clock, loop, fires } = setup();
+      loop.add(entry('a', '*/10 * * * * *'));
+      loop.start();
+      clock.set(T0 + 35_000);
+      clock.advance(1500);
+      expect(fires.map((f) => f.scheduledFor - T0)).toEqual([10_000, 20_000, 30_000]);
+      expect(new Set(fires.map((f) => f.at)).size).toBe(1);
+      expect(fires[0]?.at).toBeLessThanOrEqual(T0 + 36_000);
+    });
+  });
+
+  describe('when instants are older than MisfireWindowSeconds', () => {
+    it('should drop them and fire the ones inside the window', () => {
+      const { clock, loop, fires } = setup();
+      loop.add(entry('a', '*/10 * * * * *', { misfireWindowSeconds: 15 }));
+      loop.start();
+      clock.set(T0 + 60_000);
+      clock.advance(1000);
+      expect(fires.map((f) => f.scheduledFor - T0)).toEqual([50_000, 60_000]);
+    });
+  });
+
+  describe('when the next instant is months away', () => {
+    it('should sleep in bounded steps and fire on the day', () => {
+      const { clock, loop, iso } = setup();
+      loop.add(entry('y', '0 0 0 1 1 *'));
+      loop.start();
+      expect(clock.maxPendingDelay()).toBeLessThanOrEqual(1000);
+      clock.advance(60 * 24 * 3600 * 1000);
+      expect(iso()).toEqual(['y@2027-01-01T00:00:00.000Z']);
+    });
+  });
+
+  describe('when an entry is in a time zone', () => {
+    it('should fire at the wall-clock time of that zone', () => {
+      const { clock, loop, iso } = setup();
+      loop.add(entry('ny', '0 0 9 * * *', { timeZone: 'America/New_York' }));
+      loop.start();
+      clock.advance(24 * 3600 * 1000);
+      expect(iso()).toEqual(['ny@2026-11-22T14:00:00.000Z']);
+    });
+  });
+
+  describe('when an entry is disabled or removed', () => {
+    it('should never fire it', () => {
+      const { clock, loop, iso } = setup();
+      loop.add(entry('off', '* * * * * *', { enabled: false }));
+      loop.add(entry('gone', '* * * * * *'));
+      loop.start();
+      clock.advance(1000);
+      loop.remove('gone');
+      clock.advance(3000);
+      expect(iso()).toEqual(['gone@2026-11-22T10:00:01.000Z']);
+    });
+  });
+
+  describe('when an entry is replaced', () => {
+    it('should keep its last fired instant so nothing fires twice', () => {
+      const { clock, loop, iso } = setup();
+      loop.add(entry('a', '* * * * * *'));
+      loop.start();
+      clock.advance(1000);
+      loop.add(entry('a', '*/2 * * * * *'), T0);
+      clock.advance(3000);
+      expect(iso()).toEqual([
+        'a@2026-11-22T10:00:01.000Z',
+        'a@2026-11-22T10:00:02.000Z',
+        'a@2026-11-22T10:00:04.000Z',
+      ]);
+    });
+  });
+
+  describe('when many entries are due at the same instant', () => {
+    it('should hand them out together in one call', () => {
+      const clock = new FakeClock(T0 + 300);
+      const calls: number[] = [];
+      const loop = new FireLoop({ clock, logger: silentLogger, onFires: (fs) => calls.push(fs.length) });
+      for (let i = 0; i < 1000; i++) loop.add(entry(`e${i}`, '* * * * * *'));
+      loop.start();
+      clock.advance(1000);
+      expect(calls).toEqual([1000]);
+    });
+  });
+});
