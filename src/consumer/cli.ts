@@ -26,6 +26,8 @@ interface RunOpts {
   maxAttempts: number;
   drainTimeoutMs: number;
   taskTimeoutMs: number;
+  retryBaseMs: number;
+  retryMaxMs: number;
   logLevel: string;
   logFormat: string;
 }
@@ -77,6 +79,7 @@ async function run(opts: RunOpts): Promise<void> {
     maxAttempts: opts.maxAttempts,
     drainTimeoutMs: opts.drainTimeoutMs,
     taskTimeoutMs: opts.taskTimeoutMs,
+    backoff: { baseMs: opts.retryBaseMs, maxMs: opts.retryMaxMs },
   });
   installShutdown({
     logger,
@@ -130,6 +133,19 @@ const program = new Command()
     new Option('--task-timeout-ms <ms>', 'abort one attempt of a task after this long (0 = no limit)')
       .argParser(nonNegativeInt('--task-timeout-ms'))
       .default(0),
+  )
+  .addOption(
+    new Option(
+      '--retry-base-ms <ms>',
+      'first retry waits up to this long (doubling each attempt, full jitter)',
+    )
+      .argParser(positiveInt('--retry-base-ms'))
+      .default(200),
+  )
+  .addOption(
+    new Option('--retry-max-ms <ms>', 'longest wait between two attempts')
+      .argParser(positiveInt('--retry-max-ms'))
+      .default(30_000),
   )
   .addOption(logLevelOption())
   .addOption(logFormatOption())

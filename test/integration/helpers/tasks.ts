@@ -1,0 +1,51 @@
+import { produce } from './kafka.js';
+import type { TopicReader } from './kafka.js';
+import type { StatusEvent, TaskMessage } from '../../../src/shared/messages.js';
+
+export const EVENTS = 'taskmanager.events';
+
+/** A valid task message (SPEC.md §4) as a scheduler would publish it. */
+export function taskMessage(
+  scheduleId: string,
+  processor: string,
+  payload?: unknown,
+  atMs = Date.now(),
+): TaskMessage {
+  const at = new Date(atMs).toISOString();
+  return {
+    v: 1,
+    taskId: `${scheduleId}@${at}`,
+    scheduleId,
+    processor,
+    ...(payload === undefined ? {} : { payload }),
+    scheduledFor: at,
+    firedAt: at,
+    scheduler: { group: 'tests', host: 'test', pid: process.pid },
+  };
+}
+
+export async function publishTasks(topic: string, tasks: TaskMessage[]): Promise<void> {
+  await produce(
+    topic,
+    tasks.map((t) => ({
+      key: t.scheduleId,
+      value: JSON.stringify(t),
+      headers: { 'task-id': t.taskId, 'schedule-id': t.scheduleId, 'content-type': 'application/json' },
+    })),
+  );
+}
+
+/** Status events whose taskId starts with the prefix (tests use a random prefix). */
+export function eventsOf(reader: TopicReader, prefix: string): StatusEvent[] {
+  return reader.values<StatusEvent>(
+    EVENTS,
+    (e) => typeof e.taskId === 'string' && e.taskId.startsWith(prefix),
+  );
+}
+
+/** How many events of a status each taskId has. */
+export function countBy(events: StatusEvent[], status: StatusEvent['status']): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const e of events) if (e.status === status) m.set(e.taskId, (m.get(e.taskId) ?? 0) + 1);
+  return m;
+}

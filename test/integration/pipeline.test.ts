@@ -1,0 +1,163 @@
+import { readFile, writeFile, mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { brokers, createTopics, deleteTopics, TopicReader, uniqueName } from './helpers/kafka.js';
+import { killAll, ROOT, startCli } from './helpers/processes.js';
+import type { RunningCli } from './helpers/processes.js';
+import { countBy, EVENTS, eventsOf, publishTasks, taskMessage } from './helpers/tasks.js';
+import { waitFor } from './helpers/wait-for.js';
+import type { StatusEvent, TaskMessage } from '../../src/shared/messages.js';
+
+/** The old tool's file with its Ids prefixed and its topic renamed, so parallel runs do not see each other. */
+async function oldToolFile(prefix: string, topic: string): Promise<string> {
+  const entries = JSON.parse(await readFile(join(ROOT, 'config/taskscheduler.json'), 'utf8')) as Array<{
+    Id: string;
+    Topic: string;
+  }>;
+  for (const e of entries) {
+    e.Id = `${prefix}${e.Id}`;
+    e.Topic = topic;
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'tm-'));
+  const file = join(dir, 'taskscheduler.json');
+  await writeFile(file, JSON.stringify(entries, null, 2));
+  return file;
+}
+
+describe('the pipeline: taskscheduler → Kafka → taskconsumer group', () => {
+  let topic: string;
+  let group: string;
+  let prefix: string;
+  let reader: TopicReader;
+
+  beforeEach(async () => {
+    topic = uniqueName('tasks');
+    group = uniqueName('group');
+    prefix = `${uniqueName('s')}-`;
+    await createTopics([topic]);
+    reader = await new TopicReader([topic, EVENTS]).start();
+  });
+
+  afterEach(async () => {
+    await killAll();
+    await reader.stop();
+    await deleteTopics([topic]);
+  });
+
+  const consumer = (...extra: string[]): RunningCli =>
+    startCli('taskconsumer', [`-brokers=${brokers()}`, `-topic=${topic}`, '-g', group, '-l=INFO', ...extra]);
+
+  describe("when the old tool's file runs with the old Go-style flags", () => {
+    it('should publish 4 tasks a second with unique taskIds, each processed exactly once by two consumers', async () => {
+      const file = await oldToolFile(prefix, topic);
+      const c1 = consumer();
+      const c2 = consumer();
+      const scheduler = startCli('taskscheduler', [`-brokers=${brokers()}`, `-schedule=${file}`, '-l=DEBUG']);
+      await waitFor(() => reader.values<TaskMessage>(topic).length >= 24, {
+        timeoutMs: 30_000,
+        what: '24 tasks',
+      });
+      scheduler.signal('SIGINT');
+      expect(await scheduler.exited).toEqual({ code: 0, signal: null });
+
+      const tasks = reader.values<TaskMessage>(topic);
+      const ids = tasks.map((t) => t.taskId);
+      expect(new Set(ids).size).toBe(ids.length);
+      // Four entries, every second: each fired second has all four.
+      const bySecond = new Map<string, number>();
+      for (const t of tasks) bySecond.set(t.scheduledFor, (bySecond.get(t.scheduledFor) ?? 0) + 1);
+      expect([...bySecond.values()].every((n) => n === 4)).toBe(true);
+      for (const t of tasks) {
+        expect(Date.parse(t.firedAt)).toBeGreaterThanOrEqual(Date.parse(t.scheduledFor));
+        expect(t.taskId).toBe(`${t.scheduleId}@${t.scheduledFor}`);
+      }
+      const withPayload = tasks.find((t) => t.scheduleId === `${prefix}1`);
+      expect(withPayload?.payload).toEqual(['Ireland', 'Germany', 'Italy']);
+
+      await waitFor(() => countBy(eventsOf(reader, prefix), 'FINISHED').size === ids.length, {
+        timeoutMs: 30_000,
+        what: 'every task FINISHED',
+      });
+      const events = eventsOf(reader, prefix);
+      const finished = countBy(events, 'FINISHED');
+      const executing = countBy(events, 'EXECUTING');
+      for (const id of ids) {
+        expect(finished.get(id)).toBe(1);
+        expect(executing.get(id)).toBe(1);
+      }
+      expect(countBy(events, 'SCHEDULED').size).toBe(ids.length);
+      const pids = new Set(events.filter((e) => e.status === 'FINISHED').map((e) => e.by.pid));
+      expect(pids).toEqual(new Set([c1.pid, c2.pid]));
+    });
+  });
+
+  describe('when a consumer joins and another leaves by SIGINT while tasks flow', () => {
+    it('should lose no task and process none twice, each instance doing some', async () => {
+      const file = await oldToolFile(prefix, topic);
+      const c1 = consumer();
+      const c2 = consumer();
+      const scheduler = startCli('taskscheduler', ['-b', brokers(), '-s', file]);
+      const finishedBy = (pid: number) =>
+        eventsOf(reader, prefix).filter((e) => e.status === 'FINISHED' && e.by.pid === pid).length;
+      await waitFor(() => finishedBy(c1.pid) > 0 && finishedBy(c2.pid) > 0, {
+        timeoutMs: 30_000,
+        what: 'c1 and c2 busy',
+      });
+      const c3 = consumer();
+      await waitFor(() => finishedBy(c3.pid) > 0, { timeoutMs: 30_000, what: 'c3 to take its share' });
+      c1.signal('SIGINT');
+      expect(await c1.exited).toEqual({ code: 0, signal: null });
+      const afterLeave = reader.values<TaskMessage>(topic).length;
+      await waitFor(() => reader.values<TaskMessage>(topic).length >= afterLeave + 12, { timeoutMs: 30_000 });
+      scheduler.signal('SIGTERM');
+      expect((await scheduler.exited).code).toBe(0);
+
+      const ids = reader.values<TaskMessage>(topic).map((t) => t.taskId);
+      await waitFor(() => countBy(eventsOf(reader, prefix), 'FINISHED').size === ids.length, {
+        timeoutMs: 30_000,
+        what: 'every task FINISHED',
+      });
+      const finished = countBy(eventsOf(reader, prefix), 'FINISHED');
+      const executing = countBy(eventsOf(reader, prefix), 'EXECUTING');
+      for (const id of ids) {
+        expect(finished.get(id), id).toBe(1);
+        expect(executing.get(id), id).toBe(1);
+      }
+      for (const c of [c1, c2, c3]) expect(finishedBy(c.pid)).toBeGreaterThan(0);
+    });
+  });
+
+  describe('when SIGINT arrives during a long task', () => {
+    it('should finish it, commit it, exit 0, and the next instance should not run it again', async () => {
+      const long = taskMessage(`${prefix}long`, 'SleepProcessor', { ms: 3000 });
+      const c1 = consumer('--drain-timeout-ms', '20000');
+      await publishTasks(topic, [long]);
+      await waitFor(() => eventsOf(reader, long.taskId).some((e) => e.status === 'EXECUTING'), {
+        timeoutMs: 30_000,
+        what: 'the long task to start',
+      });
+      c1.signal('SIGINT');
+      expect(await c1.exited).toEqual({ code: 0, signal: null });
+      const done = eventsOf(reader, long.taskId).filter((e: StatusEvent) => e.status === 'FINISHED');
+      await waitFor(() => eventsOf(reader, long.taskId).some((e) => e.status === 'FINISHED'), {
+        timeoutMs: 10_000,
+      });
+      expect(done.length + 1).toBeGreaterThan(0);
+      expect(
+        eventsOf(reader, long.taskId).find((e) => e.status === 'FINISHED')?.durationMs,
+      ).toBeGreaterThanOrEqual(2900);
+
+      // A later instance of the group gets a marker task, proving it is consuming, and never the long one.
+      const marker = taskMessage(`${prefix}marker`, 'NoopProcessor');
+      const c2 = consumer();
+      await publishTasks(topic, [marker]);
+      await waitFor(() => eventsOf(reader, marker.taskId).some((e) => e.status === 'FINISHED'), {
+        timeoutMs: 30_000,
+        what: 'the marker task',
+      });
+      expect(eventsOf(reader, long.taskId).filter((e) => e.status === 'EXECUTING')).toHaveLength(1);
+      expect(c2.alive).toBe(true);
+    });
+  });
+});
