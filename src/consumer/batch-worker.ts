@@ -1,7 +1,9 @@
 import type { Clock, TimerHandle } from '../shared/clock.js';
+import { linkSignals } from '../shared/abort.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { InRecord, PartitionBatch } from '../shared/kafka/index.js';
+import { CommitPump } from './commit-pump.js';
 import { ContiguousOffsets } from './contiguous-offsets.js';
 import type { Semaphore } from './semaphore.js';
 import type { TaskRunner } from './task-runner.js';
@@ -47,14 +49,22 @@ function lanesOf(records: readonly InRecord[]): InRecord[][] {
  * the deadline), and returns so the finished ones are committed before the partition is let go.
  */
 export class BatchWorker {
-  constructor(private readonly o: BatchWorkerOptions) {}
+  private readonly commits: CommitPump;
+
+  constructor(private readonly o: BatchWorkerOptions) {
+    this.commits = new CommitPump((err) => {
+      // A failed commit is not lost work: the offsets stay resolved and go with the next commit or rebalance.
+      if (!isRebalance(err)) o.logger.debug(`offset commit failed: ${errorMessage(err)}`);
+    });
+  }
 
   async handle(batch: PartitionBatch, drain: AbortSignal): Promise<void> {
     const records = batch.records;
     if (records.length === 0) return;
     const tracker = new ContiguousOffsets(records.map((r) => r.offset));
     const revoke = new AbortController();
-    const signal = AbortSignal.any([drain, revoke.signal]);
+    const linked = linkSignals([drain, revoke.signal]);
+    const signal = linked.signal;
     let stopTaking = false;
     let rebalance: unknown;
     let revokeTimer: TimerHandle | undefined;
@@ -80,7 +90,10 @@ export class BatchWorker {
           // An interrupted record stays unresolved, and so do the later records of its key (order).
           if (result === 'interrupted') return;
           const resolved = tracker.finish(rec.offset);
-          if (resolved !== undefined) batch.resolveOffset(resolved);
+          if (resolved !== undefined) {
+            batch.resolveOffset(resolved);
+            this.commits.request(() => batch.commitIfNecessary());
+          }
         } catch (err) {
           log.error(
             `unexpected error on ${rec.topic}/${rec.partition}@${rec.offset}: ${errorMessage(err)}; left for re-delivery`,
@@ -103,7 +116,6 @@ export class BatchWorker {
       if (!batch.isRunning()) stopTakingNewRecords('consumer stopping');
       try {
         await batch.heartbeat();
-        await batch.commitIfNecessary();
       } catch (err) {
         if (isRebalance(err)) {
           rebalance ??= err;
@@ -112,6 +124,8 @@ export class BatchWorker {
       }
     }
     await work;
+    linked.dispose();
+    await this.commits.idle();
     if (revokeTimer) this.o.clock.clearTimeout(revokeTimer);
     // Rethrown after the finished offsets were resolved: kafkajs commits them, then rejoins the group.
     if (rebalance !== undefined) throw rebalance;

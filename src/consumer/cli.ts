@@ -16,6 +16,7 @@ import { topicNameProblem } from '../shared/config/topic-name.js';
 import { AppError } from '../shared/errors.js';
 import { ProcessorRegistry } from '../processors/registry.js';
 import { TaskConsumer } from './task-consumer.js';
+import { formatDlq, listDlq, replayDlq } from './dlq-commands.js';
 
 interface RunOpts {
   brokers: string;
@@ -80,6 +81,9 @@ async function run(opts: RunOpts): Promise<void> {
     drainTimeoutMs: opts.drainTimeoutMs,
     taskTimeoutMs: opts.taskTimeoutMs,
     backoff: { baseMs: opts.retryBaseMs, maxMs: opts.retryMaxMs },
+    onFatal: () => {
+      void consumer.stop({ deadlineMs: opts.drainTimeoutMs }).finally(() => exitAfterFlush(1));
+    },
   });
   installShutdown({
     logger,
@@ -97,6 +101,7 @@ const program = new Command()
   .description('Runs task messages from Kafka through their processors, as one member of a consumer group.')
   .showHelpAfterError()
   .exitOverride()
+  .enablePositionalOptions()
   .addOption(brokersOption())
   .addOption(
     new Option('-t, --topic <topic>', 'task topic to consume (repeatable; default taskTopic)')
@@ -150,6 +155,71 @@ const program = new Command()
   .addOption(logLevelOption())
   .addOption(logFormatOption())
   .action(async (opts: RunOpts) => run({ ...opts, topic: opts.topic ?? [] }));
+
+function kafkaFor(opts: { brokers: string; logLevel: string; logFormat: string }): KafkaClient {
+  const logger = loggerFromOptions(opts, { component: 'taskconsumer' });
+  return new KafkaClient({
+    brokers: parseBrokers(opts.brokers),
+    logger,
+    clientId: `taskconsumer-dlq-${process.pid}`,
+  });
+}
+
+interface DlqOpts {
+  brokers: string;
+  topic: string;
+  all?: boolean;
+  logLevel: string;
+  logFormat: string;
+}
+
+const dlq = program
+  .command('dlq')
+  .description("inspect and replay a task topic's dead-letter queue (<topic>.dlq)");
+dlq
+  .command('list')
+  .description('the tasks in the DLQ, with reason, attempts and origin (replayed ones with --all)')
+  .addOption(brokersOption())
+  .requiredOption('-t, --topic <topic>', 'task topic whose DLQ to read')
+  .option('--all', 'also show tasks already replayed')
+  .option('--json', 'one JSON object per line')
+  .addOption(logLevelOption().default('warn'))
+  .addOption(logFormatOption())
+  .action(async (opts: DlqOpts & { json?: boolean }) => {
+    const entries = await listDlq(kafkaFor(opts), opts.topic);
+    if (opts.json) {
+      for (const e of entries.filter((x) => opts.all || !x.replayedBy)) {
+        const { record: _record, ...rest } = e;
+        process.stdout.write(`${JSON.stringify(rest)}\n`);
+      }
+    } else process.stdout.write(`${formatDlq(opts.topic, entries, opts.all ?? false)}\n`);
+  });
+dlq
+  .command('replay')
+  .description('re-publish DLQ tasks to their original topic (recorded as REPLAYED events and DLQ markers)')
+  .addOption(brokersOption())
+  .requiredOption('-t, --topic <topic>', 'task topic whose DLQ to replay')
+  .option('--task-id <id>', 'the task with this taskId')
+  .option('--offset <partition@offset>', 'the DLQ record at this position (for records without a taskId)')
+  .option('--all', 'every task still waiting in the DLQ')
+  .addOption(logLevelOption().default('warn'))
+  .addOption(logFormatOption())
+  .action(async (opts: DlqOpts & { taskId?: string; offset?: string }) => {
+    const chosen = [opts.taskId, opts.offset, opts.all].filter((x) => x !== undefined).length;
+    if (chosen !== 1)
+      throw new AppError('USAGE', 'dlq replay: give exactly one of --task-id ID, --offset P@O, --all');
+    const selector = opts.all
+      ? { all: true as const }
+      : opts.taskId
+        ? { taskId: opts.taskId }
+        : { position: opts.offset ?? '' };
+    const replayed = await replayDlq(kafkaFor(opts), opts.topic, selector);
+    for (const e of replayed) {
+      process.stdout.write(`replayed ${e.taskId ?? `${e.partition}@${e.offset}`} -> ${e.originalTopic}\n`);
+    }
+    process.stdout.write(`${replayed.length} task(s) replayed from ${opts.topic}.dlq\n`);
+    if (replayed.length === 0 && !opts.all) exitAfterFlush(1);
+  });
 
 try {
   await program.parseAsync(normalizeGoFlags(process.argv.slice(2)), { from: 'user' });

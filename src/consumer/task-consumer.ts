@@ -29,6 +29,8 @@ export interface TaskConsumerOptions {
   taskTimeoutMs: number;
   backoff?: BackoffOptions;
   onOutcome?(outcome: TaskOutcome): void;
+  /** The consumer cannot go on (kafkajs gave up); the program should stop and exit non-zero. */
+  onFatal?(err: Error): void;
 }
 
 /**
@@ -81,9 +83,16 @@ export class TaskConsumer {
       });
     });
     this.consumer.onCrash((err, restart) => {
-      logger.error(`consumer crashed: ${errorMessage(err)}${restart ? '; restarting' : ''}`);
+      if (restart) {
+        logger.warn(`consumer lost its connection (${errorMessage(err)}); kafkajs restarts it`);
+        return;
+      }
+      // kafkajs does not restart after a non-retriable error; an idle process that looks alive helps nobody.
+      logger.error(`consumer stopped after a non-retriable error: ${errorMessage(err)}; exiting (exit 1)`);
+      this.o.onFatal?.(err);
     });
     await this.connectWithRetry();
+    await this.waitForTopics();
     await this.consumer.subscribe(this.o.topics, true);
     await this.consumer.run({
       partitionsConsumedConcurrently: Math.max(1, Math.min(this.o.concurrency, 64)),
@@ -109,6 +118,22 @@ export class TaskConsumer {
         });
         await new Promise((r) => setTimeout(r, delay));
       }
+    }
+  }
+
+  /** A topic that does not exist yet is waited for (one line per minute), not a reason to exit. */
+  private async waitForTopics(): Promise<void> {
+    for (let i = 0; ; i++) {
+      const existing = await this.o.kafka.existingTopics(this.o.topics);
+      const missing = this.o.topics.filter((t) => !existing.has(t));
+      if (missing.length === 0) return;
+      if (this.stopping) throw new Error(`stopped while waiting for topics ${missing.join(', ')}`);
+      if (i % 30 === 0) {
+        this.o.logger.warn(
+          `topic(s) ${missing.join(', ')} do not exist yet; waiting (create them with scripts/create-topics.sh --topic NAME)`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 2000));
     }
   }
 

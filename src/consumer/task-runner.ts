@@ -1,5 +1,6 @@
 import type { Clock } from '../shared/clock.js';
 import { sleep } from '../shared/clock.js';
+import { linkSignals } from '../shared/abort.js';
 import { AppError, errorMessage, NonRetriableError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { decodeTaskMessage, DecodeError, encodeJson, EVENTS_TOPIC } from '../shared/messages.js';
@@ -33,6 +34,25 @@ export interface TaskOutcome {
   status: 'FINISHED' | 'DLQ' | 'INTERRUPTED';
   attempts: number;
   reason?: DlqReason;
+}
+
+/** Settles with the promise, or rejects with the signal's reason as soon as it aborts. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err as Error);
+      },
+    );
+  });
 }
 
 /** The identity of a record for log lines: topic/partition/offset, plus the taskId when it is known. */
@@ -70,13 +90,25 @@ export class TaskRunner {
         log.warn(`could not publish EXECUTING event: ${errorMessage(err)}`),
       );
       const started = this.o.clock.now();
-      const signals = [drain];
-      if (this.o.taskTimeoutMs > 0) signals.push(AbortSignal.timeout(this.o.taskTimeoutMs));
-      const signal = AbortSignal.any(signals);
+      const linked = linkSignals(
+        [drain],
+        this.o.taskTimeoutMs > 0
+          ? {
+              clock: this.o.clock,
+              ms: this.o.taskTimeoutMs,
+              reason: () => new AppError('PROCESSOR_TIMEOUT', `timed out after ${this.o.taskTimeoutMs} ms`),
+            }
+          : undefined,
+      );
+      const signal = linked.signal;
       let failure: unknown;
       try {
-        // A processor that throws synchronously is treated like one that rejects.
-        await Promise.resolve().then(() => processor.process(task, { signal, logger: log, attempt, source }));
+        // A processor that throws synchronously is treated like one that rejects; one that ignores its signal
+        // is abandoned when the signal fires, so it cannot hold a drain or a partition forever.
+        await untilAborted(
+          Promise.resolve().then(() => processor.process(task, { signal, logger: log, attempt, source })),
+          signal,
+        );
         const durationMs = this.o.clock.now() - started;
         const ok = await this.durably(drain, log, () =>
           this.emit(task, 'FINISHED', attempt, rec, { durationMs }),
@@ -87,6 +119,8 @@ export class TaskRunner {
         return 'done';
       } catch (err) {
         failure = err;
+      } finally {
+        linked.dispose();
       }
       const durationMs = this.o.clock.now() - started;
       const msg = errorMessage(failure);
@@ -100,7 +134,10 @@ export class TaskRunner {
         return this.interrupted(task, attempt);
       }
       const timedOut = signal.aborted && !drain.aborted;
-      const error = timedOut ? `timed out after ${this.o.taskTimeoutMs} ms (${msg})` : msg;
+      const error =
+        timedOut && !msg.startsWith('timed out')
+          ? `timed out after ${this.o.taskTimeoutMs} ms (${msg})`
+          : msg;
       const nonRetriable =
         failure instanceof NonRetriableError ||
         (failure instanceof AppError && failure.code === 'NON_RETRIABLE');

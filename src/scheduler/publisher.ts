@@ -78,7 +78,7 @@ export class Publisher {
         this.failures = 0;
       } catch (err) {
         this.failures++;
-        const delay = Math.min(100 * 2 ** Math.min(this.failures - 1, 6), 5000);
+        const delay = Math.min(100 * 2 ** Math.min(this.failures - 1, 6), 2000);
         this.o.logger.error(
           `cannot publish to Kafka (${errorMessage(err)}); ${this.queue.length} fires queued, retrying in ${delay} ms`,
           { attempt: this.failures },

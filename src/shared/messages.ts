@@ -25,7 +25,8 @@ export interface TaskMessage {
   scheduler: Origin & { group: string };
 }
 
-export type TaskStatus = 'SCHEDULED' | 'EXECUTING' | 'FINISHED' | 'FAILED';
+/** `REPLAYED`: an operator re-published the task from the DLQ to its topic. */
+export type TaskStatus = 'SCHEDULED' | 'EXECUTING' | 'FINISHED' | 'FAILED' | 'REPLAYED';
 
 /** A status event on `taskmanager.events`, keyed by taskId. */
 export interface StatusEvent {
@@ -35,7 +36,7 @@ export interface StatusEvent {
   status: TaskStatus;
   at: string;
   attempt: number;
-  by: Origin & { role: 'scheduler' | 'consumer' | 'api' };
+  by: Origin & { role: 'scheduler' | 'consumer' | 'api' | 'operator' };
   durationMs?: number;
   error?: string;
   /** On FAILED: the task went to the DLQ and will not be retried. */

@@ -60,6 +60,7 @@ describe('the pipeline: taskscheduler → Kafka → taskconsumer group', () => {
       });
       scheduler.signal('SIGINT');
       expect(await scheduler.exited).toEqual({ code: 0, signal: null });
+      await reader.caughtUp(topic);
 
       const tasks = reader.values<TaskMessage>(topic);
       const ids = tasks.map((t) => t.taskId);
@@ -112,6 +113,7 @@ describe('the pipeline: taskscheduler → Kafka → taskconsumer group', () => {
       await waitFor(() => reader.values<TaskMessage>(topic).length >= afterLeave + 12, { timeoutMs: 30_000 });
       scheduler.signal('SIGTERM');
       expect((await scheduler.exited).code).toBe(0);
+      await reader.caughtUp(topic);
 
       const ids = reader.values<TaskMessage>(topic).map((t) => t.taskId);
       await waitFor(() => countBy(eventsOf(reader, prefix), 'FINISHED').size === ids.length, {

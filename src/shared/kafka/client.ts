@@ -1,9 +1,11 @@
 import { Kafka, Partitioners, CompressionTypes } from 'kafkajs';
-import type { Consumer, Producer, Admin, IHeaders, KafkaMessage, Message } from 'kafkajs';
+import type { Consumer, Producer, Admin, Message } from 'kafkajs';
 import { hostname } from 'node:os';
 import type { Logger } from '../logger.js';
 import { kafkaLogCreator } from './log-bridge.js';
-import type { GroupAssignment, InRecord, OutRecord, PartitionBatch, RecordHeaders } from './types.js';
+import { readTopicToEnd } from './read-to-end.js';
+import { toInRecord } from './records.js';
+import type { GroupAssignment, InRecord, OutRecord, PartitionBatch } from './types.js';
 
 export interface KafkaOptions {
   brokers: string[];
@@ -29,7 +31,7 @@ export class KafkaClient {
       requestTimeout: options.requestTimeoutMs ?? 10_000,
       // Short first retry: a broker that is briefly unavailable is retried quickly; our callers add their own
       // outer retry loop with logging for longer outages.
-      retry: { initialRetryTime: 100, retries: 5, maxRetryTime: 5000 },
+      retry: { initialRetryTime: 100, retries: 5, maxRetryTime: 2000 },
     });
   }
 
@@ -49,14 +51,16 @@ export class KafkaClient {
   consumer(options: ConsumerOptions): GroupConsumer {
     const consumer = this.kafka.consumer({
       groupId: options.groupId,
-      sessionTimeout: options.sessionTimeoutMs ?? 10_000,
+      sessionTimeout: options.sessionTimeoutMs ?? 6000,
       heartbeatInterval: options.heartbeatIntervalMs ?? 1000,
       rebalanceTimeout: options.rebalanceTimeoutMs ?? 30_000,
       readUncommitted: false,
       maxBytesPerPartition: options.maxBytesPerPartition ?? 1024 * 1024,
       maxWaitTimeInMs: options.maxWaitTimeMs ?? 100,
       allowAutoTopicCreation: false,
-      retry: { initialRetryTime: 100, retries: 8, maxRetryTime: 5000 },
+      // Retries capped at 2 s: after a broker outage the consumer is back within a couple of seconds. kafkajs
+      // restarts a crashed consumer by itself after retriable errors; see TaskConsumer for the others.
+      retry: { initialRetryTime: 100, retries: 8, maxRetryTime: 2000 },
     });
     return new GroupConsumer(consumer, this.logger);
   }
@@ -64,33 +68,23 @@ export class KafkaClient {
   admin(): Admin {
     return this.kafka.admin();
   }
-}
 
-function toKafkaHeaders(h: RecordHeaders | undefined): IHeaders | undefined {
-  return h;
-}
-
-function fromKafkaHeaders(h: IHeaders | undefined): RecordHeaders {
-  const out: RecordHeaders = {};
-  if (!h) return out;
-  for (const [k, v] of Object.entries(h)) {
-    if (v === undefined) continue;
-    const one = Array.isArray(v) ? v[v.length - 1] : v;
-    out[k] = Buffer.isBuffer(one) ? one.toString('utf8') : String(one);
+  /** Every record of a topic up to its end offsets at the time of the call (read_committed). */
+  readToEnd(topic: string, timeoutMs?: number): Promise<InRecord[]> {
+    return readTopicToEnd(this.kafka, topic, timeoutMs);
   }
-  return out;
-}
 
-function toInRecord(topic: string, partition: number, m: KafkaMessage): InRecord {
-  return {
-    topic,
-    partition,
-    offset: m.offset,
-    key: m.key ?? null,
-    value: m.value ?? null,
-    headers: fromKafkaHeaders(m.headers),
-    timestamp: m.timestamp,
-  };
+  /** Topics that exist on the cluster, among the given ones. */
+  async existingTopics(topics: string[]): Promise<Set<string>> {
+    const admin = this.kafka.admin();
+    await admin.connect();
+    try {
+      const all = new Set(await admin.listTopics());
+      return new Set(topics.filter((t) => all.has(t)));
+    } finally {
+      await admin.disconnect();
+    }
+  }
 }
 
 /** A producer that sends records to several topics in one request per broker. */
@@ -108,28 +102,49 @@ export class TaskProducer {
   /** Sends all records (acks=all) and resolves once the broker acknowledged every one. */
   async send(records: readonly OutRecord[]): Promise<void> {
     if (records.length === 0) return;
-    const byTopic = new Map<string, Message[]>();
-    for (const r of records) {
-      let list = byTopic.get(r.topic);
-      if (!list) byTopic.set(r.topic, (list = []));
-      list.push({
-        key: r.key,
-        value: r.value,
-        headers: toKafkaHeaders(r.headers),
-        ...(r.partition === undefined ? {} : { partition: r.partition }),
-      });
-    }
     await this.producer.sendBatch({
       acks: -1,
       compression: CompressionTypes.None,
-      topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
+      topicMessages: byTopic(records),
     });
   }
+
+  /** Sends all records in one transaction (needs a transactionalId): read_committed readers see all or none. */
+  async sendInTransaction(records: readonly OutRecord[]): Promise<void> {
+    const tx = await this.producer.transaction();
+    try {
+      await tx.sendBatch({ acks: -1, topicMessages: byTopic(records) });
+      await tx.commit();
+    } catch (err) {
+      await tx.abort().catch(() => undefined);
+      throw err;
+    }
+  }
+}
+
+/** Groups records by topic, keeping their order, for one produce request. */
+function byTopic(records: readonly OutRecord[]): Array<{ topic: string; messages: Message[] }> {
+  const groups = new Map<string, Message[]>();
+  for (const r of records) {
+    let list = groups.get(r.topic);
+    if (!list) groups.set(r.topic, (list = []));
+    list.push({
+      key: r.key,
+      value: r.value,
+      headers: r.headers,
+      ...(r.partition === undefined ? {} : { partition: r.partition }),
+    });
+  }
+  return [...groups].map(([topic, messages]) => ({ topic, messages }));
 }
 
 export interface ConsumerOptions {
   groupId: string;
-  /** @default 10000 */
+  /**
+   * How long the group waits for a silent member (crashed, or partitioned away) before giving its partitions to
+   * the others; also how long a restarted member can wait for its previous self to expire. Kafka's minimum.
+   * @default 6000
+   */
   sessionTimeoutMs?: number;
   /** @default 1000 */
   heartbeatIntervalMs?: number;
@@ -177,9 +192,10 @@ export class GroupConsumer {
   async run(options: RunOptions): Promise<void> {
     await this.consumer.run({
       autoCommit: true,
-      // Commit resolved offsets at most every second during a batch; kafkajs also commits at the end of each
-      // batch, before a rebalance and when stopping.
-      autoCommitInterval: 1000,
+      // Interval 0: every commitIfNecessary() commits what is resolved. The batch worker calls it through a
+      // coalescing pump as offsets move; kafkajs also commits at the end of each batch, before a rebalance and
+      // when stopping.
+      autoCommitInterval: 0,
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: options.partitionsConsumedConcurrently,
       eachBatch: async (p) => {

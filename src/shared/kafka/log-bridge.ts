@@ -3,11 +3,19 @@ import type { LogEntry, logCreator } from 'kafkajs';
 import type { Logger } from '../logger.js';
 
 /**
- * Messages kafkajs logs at ERROR that are normal operation: rebalances ("a rejoin is needed"), and
- * `createTopics` on an existing topic. Surfaced at debug so an operator's ERROR lines mean something.
+ * Messages kafkajs logs at ERROR that are either normal operation (rebalances, `createTopics` on an existing topic)
+ * or that our own code reports in one clear line of its own (connection loss and retries, consumer crash and
+ * restart). Surfaced at debug so an operator's ERROR lines mean something and a broker outage is not a wall of
+ * stack traces.
  */
 const EXPECTED_NOISE = [
   /The group is rebalancing, so a rejoin is needed/,
+  /Connection error/,
+  /Failed to connect to seed broker/,
+  /Restarting the consumer/,
+  /^Crash: /,
+  /Connection timeout/,
+  /Closed connection/,
   /Topic with this name already exists/,
   /Topic creation errors/,
   /The coordinator is (loading|not available)/,
@@ -18,7 +26,7 @@ const EXPECTED_NOISE = [
 export function kafkaLogCreator(logger: Logger): logCreator {
   return () =>
     ({ namespace, level, log }: LogEntry) => {
-      const { message, timestamp: _t, logger: _l, ...fields } = log;
+      const { message, timestamp: _t, logger: _l, stack: _s, ...fields } = log;
       const line = `kafkajs ${namespace}: ${String(message)}`;
       const f = { ...fields };
       if (level === logLevel.ERROR || level === logLevel.NOTHING) {

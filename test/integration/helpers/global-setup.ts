@@ -8,6 +8,8 @@ const SCRIPT = resolve(ROOT, 'scripts/kafka-local');
 declare module 'vitest' {
   export interface ProvidedContext {
     brokers: string;
+    /** True when the tests use the scripts/kafka-local broker (so a test may stop and restart it). */
+    localBroker: boolean;
   }
 }
 
@@ -41,6 +43,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   }
   createSharedTopics(brokers);
   project.provide('brokers', brokers);
+  project.provide('localBroker', !process.env.KAFKA_BROKERS);
   return async () => {
     if (startedHere) execFileSync('bash', [SCRIPT, 'stop'], { cwd: ROOT, stdio: 'inherit' });
   };

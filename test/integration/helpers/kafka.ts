@@ -45,6 +45,18 @@ export async function deleteTopics(names: string[]): Promise<void> {
   }
 }
 
+/** How many records a (non-transactional) topic holds: the sum of its partitions' end offsets. */
+export async function recordCount(topic: string): Promise<number> {
+  const admin = kafka().admin();
+  await admin.connect();
+  try {
+    const offsets = await admin.fetchTopicOffsets(topic);
+    return offsets.reduce((n, p) => n + Number(p.high) - Number(p.low), 0);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
 export async function produce(
   topic: string,
   messages: Array<{ key?: string | null; value: string | Buffer | null; headers?: IHeaders }>,
@@ -96,7 +108,11 @@ export class TopicReader {
   constructor(private readonly topics: string[]) {}
 
   async start(): Promise<this> {
-    this.consumer = kafka().consumer({ groupId: uniqueName('reader'), maxWaitTimeInMs: 100 });
+    this.consumer = kafka().consumer({
+      groupId: uniqueName('reader'),
+      maxWaitTimeInMs: 100,
+      retry: { retries: 10, restartOnFailure: async () => true },
+    });
     await this.consumer.connect();
     await this.consumer.subscribe({ topics: this.topics, fromBeginning: true });
     let joined = false;
@@ -125,6 +141,16 @@ export class TopicReader {
       if (filter(v, r)) out.push(v);
     }
     return out;
+  }
+
+  /** Waits until this reader has every record the topic holds now. */
+  async caughtUp(topic: string, timeoutMs = 30_000): Promise<void> {
+    const total = await recordCount(topic);
+    const deadline = Date.now() + timeoutMs;
+    while (this.records.filter((r) => r.topic === topic).length < total) {
+      if (Date.now() > deadline) throw new Error(`reader did not catch up with ${topic} (${total} records)`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 
   async stop(): Promise<void> {

@@ -1,0 +1,58 @@
+import { randomUUID } from 'node:crypto';
+import type { Kafka } from 'kafkajs';
+import { toInRecord } from './records.js';
+import type { InRecord } from './types.js';
+
+/**
+ * Reads a topic from the beginning up to the end offsets it has when the call starts (read_committed), without
+ * committing anything; the throw-away group is deleted afterwards.
+ */
+export async function readTopicToEnd(kafka: Kafka, topic: string, timeoutMs = 30_000): Promise<InRecord[]> {
+  const admin = kafka.admin();
+  await admin.connect();
+  const groupId = `taskmanager-reader-${randomUUID()}`;
+  try {
+    const ends = await admin.fetchTopicOffsets(topic);
+    const remaining = new Map<number, bigint>();
+    for (const p of ends) if (BigInt(p.high) > BigInt(p.low)) remaining.set(p.partition, BigInt(p.high));
+    const out: InRecord[] = [];
+    if (remaining.size === 0) return out;
+    const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 100, readUncommitted: false });
+    await consumer.connect();
+    try {
+      await consumer.subscribe({ topics: [topic], fromBeginning: true });
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error(`reading ${topic} did not reach its end within ${timeoutMs} ms`)),
+          timeoutMs,
+        );
+        const done = (): void => {
+          clearTimeout(timer);
+          resolve();
+        };
+        consumer
+          .run({
+            autoCommit: false,
+            eachBatch: async ({ batch }) => {
+              const end = remaining.get(batch.partition);
+              if (end === undefined) return;
+              for (const m of batch.messages) {
+                if (BigInt(m.offset) < end) out.push(toInRecord(batch.topic, batch.partition, m));
+              }
+              // Control records of transactions are filtered out; the batch's last offset still counts.
+              if (BigInt(batch.lastOffset()) + 1n >= end) remaining.delete(batch.partition);
+              if (remaining.size === 0) done();
+            },
+          })
+          .catch(reject);
+      });
+    } finally {
+      await consumer.disconnect();
+    }
+    out.sort((a, b) => a.partition - b.partition || Number(BigInt(a.offset) - BigInt(b.offset)));
+    return out;
+  } finally {
+    await admin.deleteGroups([groupId]).catch(() => undefined);
+    await admin.disconnect();
+  }
+}
