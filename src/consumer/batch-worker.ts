@@ -54,7 +54,7 @@ export class BatchWorker {
   constructor(private readonly o: BatchWorkerOptions) {
     this.commits = new CommitPump((err) => {
       // A failed commit is not lost work: the offsets stay resolved and go with the next commit or rebalance.
-      if (!isRebalance(err)) o.logger.debug(`offset commit failed: ${errorMessage(err)}`);
+      o.logger.warn(`offset commit failed: ${errorMessage(err)}`, { type: (err as { type?: string }).type });
     });
   }
 

@@ -2,7 +2,8 @@
 import { basename, extname } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { loadScheduleFile } from '../shared/config/load.js';
-import { ConfigError, formatProblem } from '../shared/errors.js';
+import { ConfigError, errorMessage, formatProblem } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
 import { systemClock } from '../shared/clock.js';
 import { KafkaClient } from '../shared/kafka/index.js';
 import { exitAfterFlush, installShutdown } from '../shared/lifecycle.js';
@@ -16,7 +17,7 @@ import {
   positiveInt,
 } from '../shared/cli-common.js';
 import { describeNextFires } from './next-command.js';
-import { Scheduler } from './scheduler.js';
+import { GroupScheduler } from './group-scheduler.js';
 
 const DEFAULT_SCHEDULE = 'config/taskscheduler.json';
 
@@ -45,6 +46,20 @@ async function loadOrExit(file: string): Promise<Awaited<ReturnType<typeof loadS
   }
 }
 
+/** A broker that is down at start-up is retried with capped backoff, one line per try. */
+async function startWithRetry(scheduler: GroupScheduler, logger: Logger): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await scheduler.start();
+      return;
+    } catch (err) {
+      const delay = Math.min(500 * 2 ** Math.min(attempt - 1, 2), 2000);
+      logger.error(`cannot start: ${errorMessage(err)}; retrying in ${delay} ms`, { attempt });
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}
+
 interface RunOpts {
   brokers: string;
   schedule: string;
@@ -59,13 +74,15 @@ async function run(opts: RunOpts): Promise<void> {
   const group = opts.group ?? defaultGroup(opts.schedule);
   const brokers = parseBrokers(opts.brokers);
   const kafka = new KafkaClient({ brokers, logger, clientId: `taskscheduler-${process.pid}` });
-  const scheduler = new Scheduler({ kafka, entries, group, clock: systemClock, logger });
+  const scheduler = new GroupScheduler({ kafka, entries, group, clock: systemClock, logger });
   installShutdown({
     logger,
     graceful: async () => ((await scheduler.stop({ deadlineMs: 10_000 })) === 0 ? 0 : 1),
   });
-  logger.info(`loaded ${opts.schedule}: ${entries.length} entries; brokers ${brokers.join(',')}`);
-  scheduler.start();
+  logger.info(
+    `loaded ${opts.schedule}: ${entries.length} entries; brokers ${brokers.join(',')}; group ${group}`,
+  );
+  await startWithRetry(scheduler, logger);
 }
 
 const program = new Command()

@@ -9,12 +9,18 @@ import { countBy, EVENTS, eventsOf, publishTasks, taskMessage } from './helpers/
 import { waitFor } from './helpers/wait-for.js';
 import type { StatusEvent, TaskMessage } from '../../src/shared/messages.js';
 
-/** The old tool's file with its Ids prefixed and its topic renamed, so parallel runs do not see each other. */
-async function oldToolFile(prefix: string, topic: string): Promise<string> {
-  const entries = JSON.parse(await readFile(join(ROOT, 'config/taskscheduler.json'), 'utf8')) as Array<{
+/**
+ * The old tool's file with its Ids prefixed and its topic renamed, so parallel runs do not see each other;
+ * `copies` > 1 repeats its entries under more Ids, so keys spread over every consumer's partitions.
+ */
+async function oldToolFile(prefix: string, topic: string, copies = 1): Promise<string> {
+  const original = JSON.parse(await readFile(join(ROOT, 'config/taskscheduler.json'), 'utf8')) as Array<{
     Id: string;
     Topic: string;
   }>;
+  const entries = Array.from({ length: copies }, (_, c) =>
+    original.map((e) => ({ ...e, Id: c === 0 ? e.Id : `${e.Id}-${c}` })),
+  ).flat();
   for (const e of entries) {
     e.Id = `${prefix}${e.Id}`;
     e.Topic = topic;
@@ -95,7 +101,7 @@ describe('the pipeline: taskscheduler → Kafka → taskconsumer group', () => {
 
   describe('when a consumer joins and another leaves by SIGINT while tasks flow', () => {
     it('should lose no task and process none twice, each instance doing some', async () => {
-      const file = await oldToolFile(prefix, topic);
+      const file = await oldToolFile(prefix, topic, 6);
       const c1 = consumer();
       const c2 = consumer();
       const scheduler = startCli('taskscheduler', ['-b', brokers(), '-s', file]);
@@ -110,7 +116,7 @@ describe('the pipeline: taskscheduler → Kafka → taskconsumer group', () => {
       c1.signal('SIGINT');
       expect(await c1.exited).toEqual({ code: 0, signal: null });
       const afterLeave = reader.values<TaskMessage>(topic).length;
-      await waitFor(() => reader.values<TaskMessage>(topic).length >= afterLeave + 12, { timeoutMs: 30_000 });
+      await waitFor(() => reader.values<TaskMessage>(topic).length >= afterLeave + 72, { timeoutMs: 30_000 });
       scheduler.signal('SIGTERM');
       expect((await scheduler.exited).code).toBe(0);
       await reader.caughtUp(topic);

@@ -74,6 +74,32 @@ export class KafkaClient {
     return readTopicToEnd(this.kafka, topic, timeoutMs);
   }
 
+  /** Number of partitions of a topic (throws when it does not exist). */
+  async partitionCount(topic: string): Promise<number> {
+    const admin = this.kafka.admin();
+    await admin.connect();
+    try {
+      const { topics } = await admin.fetchTopicMetadata({ topics: [topic] });
+      const n = topics[0]?.partitions.length ?? 0;
+      if (n === 0) throw new Error(`topic ${topic} has no partitions`);
+      return n;
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
+  /** End offset of each partition of a topic (the next offset to be written). */
+  async endOffsets(topic: string): Promise<Map<number, bigint>> {
+    const admin = this.kafka.admin();
+    await admin.connect();
+    try {
+      const offsets = await admin.fetchTopicOffsets(topic);
+      return new Map(offsets.map((o) => [o.partition, BigInt(o.high)]));
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
   /** Topics that exist on the cluster, among the given ones. */
   async existingTopics(topics: string[]): Promise<Set<string>> {
     const admin = this.kafka.admin();
@@ -85,6 +111,15 @@ export class KafkaClient {
       await admin.disconnect();
     }
   }
+}
+
+/** True when a newer producer with the same transactional id took over: this one can never commit again. */
+export function isFencedError(err: unknown): boolean {
+  const e = err as { type?: string; message?: string; cause?: unknown } | undefined;
+  if (!e) return false;
+  if (e.type === 'INVALID_PRODUCER_EPOCH' || e.type === 'PRODUCER_FENCED') return true;
+  if (/INVALID_PRODUCER_EPOCH|PRODUCER_FENCED|fenced/i.test(e.message ?? '')) return true;
+  return e.cause !== undefined && e.cause !== err && isFencedError(e.cause);
 }
 
 /** A producer that sends records to several topics in one request per broker. */
@@ -107,6 +142,15 @@ export class TaskProducer {
       compression: CompressionTypes.None,
       topicMessages: byTopic(records),
     });
+  }
+
+  /**
+   * Takes over the transactional id: kafkajs sends InitProducerId (which bumps the epoch and aborts whatever an
+   * older producer with this id left open) on the first `transaction()`, not on `connect()`.
+   */
+  async fence(): Promise<void> {
+    const tx = await this.producer.transaction();
+    await tx.abort();
   }
 
   /** Sends all records in one transaction (needs a transactionalId): read_committed readers see all or none. */
@@ -159,6 +203,8 @@ export interface ConsumerOptions {
 export interface RunOptions {
   /** Partitions whose batches are handled at the same time. */
   partitionsConsumedConcurrently: number;
+  /** False: never commit (a reader that re-reads from the beginning on every assignment). @default true */
+  autoCommit?: boolean;
   eachBatch(batch: PartitionBatch): Promise<void>;
 }
 
@@ -183,6 +229,17 @@ export class GroupConsumer {
     });
   }
 
+  /**
+   * After each fetched batch is handled, with the offset of its last record, control records included. Also
+   * called for batches kafkajs does not hand to `eachBatch` because transaction markers or aborted records were
+   * all it held: the only way to know a reader reached a partition's end.
+   */
+  onBatchDone(listener: (topic: string, partition: number, lastOffset: string) => void): void {
+    this.consumer.on(this.consumer.events.END_BATCH_PROCESS, (e) => {
+      listener(e.payload.topic, e.payload.partition, e.payload.lastOffset);
+    });
+  }
+
   onCrash(listener: (error: Error, restart: boolean) => void): void {
     this.consumer.on(this.consumer.events.CRASH, (e) => {
       listener(e.payload.error, e.payload.restart);
@@ -191,7 +248,7 @@ export class GroupConsumer {
 
   async run(options: RunOptions): Promise<void> {
     await this.consumer.run({
-      autoCommit: true,
+      autoCommit: options.autoCommit ?? true,
       // Interval 0: every commitIfNecessary() commits what is resolved. The batch worker calls it through a
       // coalescing pump as offsets move; kafkajs also commits at the end of each batch, before a rebalance and
       // when stopping.

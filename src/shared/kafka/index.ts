@@ -1,4 +1,5 @@
-export { KafkaClient, TaskProducer, GroupConsumer } from './client.js';
+export { KafkaClient, TaskProducer, GroupConsumer, isFencedError } from './client.js';
 export type { KafkaOptions, ConsumerOptions, RunOptions } from './client.js';
 export type { InRecord, OutRecord, PartitionBatch, RecordHeaders, GroupAssignment } from './types.js';
 export { BatchingSender } from './batching-sender.js';
+export { partitionForKey } from './partition.js';

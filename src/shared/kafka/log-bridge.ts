@@ -16,6 +16,8 @@ const EXPECTED_NOISE = [
   /^Crash: /,
   /Connection timeout/,
   /Closed connection/,
+  // Our transactions make a retried send harmless; producers are retried by our own loops, not forever inside.
+  /Limiting retries for the idempotent producer/,
   /Topic with this name already exists/,
   /Topic creation errors/,
   /The coordinator is (loading|not available)/,
@@ -29,11 +31,10 @@ export function kafkaLogCreator(logger: Logger): logCreator {
       const { message, timestamp: _t, logger: _l, stack: _s, ...fields } = log;
       const line = `kafkajs ${namespace}: ${String(message)}`;
       const f = { ...fields };
-      if (level === logLevel.ERROR || level === logLevel.NOTHING) {
-        if (EXPECTED_NOISE.some((re) => re.test(String(message)) || re.test(String(f.error ?? '')))) {
-          logger.debug(line, f);
-        } else logger.error(line, f);
-      } else if (level === logLevel.WARN) logger.warn(line, f);
+      if (EXPECTED_NOISE.some((re) => re.test(String(message)) || re.test(String(f.error ?? '')))) {
+        logger.debug(line, f);
+      } else if (level === logLevel.ERROR || level === logLevel.NOTHING) logger.error(line, f);
+      else if (level === logLevel.WARN) logger.warn(line, f);
       else if (level === logLevel.INFO) logger.debug(line, f);
       else logger.debug(line, f);
     };

@@ -21,6 +21,14 @@ export async function readTopicToEnd(kafka: Kafka, topic: string, timeoutMs = 30
     await consumer.connect();
     try {
       await consumer.subscribe({ topics: [topic], fromBeginning: true });
+      let finish: () => void = () => undefined;
+      // Emitted after every batch, including those holding only transaction markers (never passed to eachBatch).
+      consumer.on(consumer.events.END_BATCH_PROCESS, (e) => {
+        const end = remaining.get(e.payload.partition);
+        if (end !== undefined && BigInt(e.payload.lastOffset) + 1n >= end)
+          remaining.delete(e.payload.partition);
+        if (remaining.size === 0) finish();
+      });
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(
           () => reject(new Error(`reading ${topic} did not reach its end within ${timeoutMs} ms`)),
@@ -30,6 +38,8 @@ export async function readTopicToEnd(kafka: Kafka, topic: string, timeoutMs = 30
           clearTimeout(timer);
           resolve();
         };
+        finish = done;
+        if (remaining.size === 0) done();
         consumer
           .run({
             autoCommit: false,
@@ -39,9 +49,6 @@ export async function readTopicToEnd(kafka: Kafka, topic: string, timeoutMs = 30
               for (const m of batch.messages) {
                 if (BigInt(m.offset) < end) out.push(toInRecord(batch.topic, batch.partition, m));
               }
-              // Control records of transactions are filtered out; the batch's last offset still counts.
-              if (BigInt(batch.lastOffset()) + 1n >= end) remaining.delete(batch.partition);
-              if (remaining.size === 0) done();
             },
           })
           .catch(reject);

@@ -103,6 +103,8 @@ function toRead(topic: string, partition: number, m: KafkaMessage): ReadRecord {
  */
 export class TopicReader {
   readonly records: ReadRecord[] = [];
+  /** `topic/partition` → offset after the last record or marker read. */
+  private readonly position = new Map<string, number>();
   private consumer: Consumer | undefined;
 
   constructor(private readonly topics: string[]) {}
@@ -117,6 +119,12 @@ export class TopicReader {
     await this.consumer.subscribe({ topics: this.topics, fromBeginning: true });
     let joined = false;
     this.consumer.on(this.consumer.events.GROUP_JOIN, () => (joined = true));
+    // Also fires for batches holding only transaction markers, which eachBatch never sees.
+    this.consumer.on(this.consumer.events.END_BATCH_PROCESS, (e) => {
+      const key = `${e.payload.topic}/${e.payload.partition}`;
+      const next = Number(e.payload.lastOffset) + 1;
+      if (next > (this.position.get(key) ?? 0)) this.position.set(key, next);
+    });
     await this.consumer.run({
       eachBatch: async ({ batch }) => {
         for (const m of batch.messages) this.records.push(toRead(batch.topic, batch.partition, m));
@@ -145,10 +153,17 @@ export class TopicReader {
 
   /** Waits until this reader has every record the topic holds now. */
   async caughtUp(topic: string, timeoutMs = 30_000): Promise<void> {
-    const total = await recordCount(topic);
+    const admin = kafka().admin();
+    await admin.connect();
+    const ends = await admin.fetchTopicOffsets(topic).finally(() => admin.disconnect());
+    const behind = () =>
+      ends.filter((p) => Number(p.high) > (this.position.get(`${topic}/${p.partition}`) ?? 0));
     const deadline = Date.now() + timeoutMs;
-    while (this.records.filter((r) => r.topic === topic).length < total) {
-      if (Date.now() > deadline) throw new Error(`reader did not catch up with ${topic} (${total} records)`);
+    while (behind().length > 0) {
+      if (Date.now() > deadline)
+        throw new Error(
+          `reader did not catch up with ${topic} (partitions ${behind().map((p) => p.partition)})`,
+        );
       await new Promise((r) => setTimeout(r, 50));
     }
   }

@@ -1,0 +1,74 @@
+import { createHash } from 'node:crypto';
+import { Ajv } from 'ajv';
+import type { JSONSchemaType } from 'ajv';
+import type { ScheduleEntry } from '../shared/config/schema.js';
+import { encodeJson, SCHEDULER_STATE_TOPIC } from '../shared/messages.js';
+import type { OutRecord } from '../shared/kafka/index.js';
+
+/** The value of a `taskmanager.scheduler-state` record, key `<group>/<schedule Id>`. */
+export interface StateRecord {
+  v: 1;
+  /** The last instant fired (ISO); an instant at or before it is never fired again. */
+  lastFiredAt: string;
+  /** Hash of the entry's definition, to warn when instances of a group run different files. */
+  specHash: string;
+  updatedAt: string;
+}
+
+const schema: JSONSchemaType<StateRecord> = {
+  type: 'object',
+  required: ['v', 'lastFiredAt', 'specHash', 'updatedAt'],
+  properties: {
+    v: { type: 'integer', const: 1 },
+    lastFiredAt: { type: 'string' },
+    specHash: { type: 'string' },
+    updatedAt: { type: 'string' },
+  },
+};
+const validate = new Ajv({ strict: true }).compile(schema);
+
+export function stateKey(group: string, id: string): string {
+  return `${group}/${id}`;
+}
+
+/** What makes two entries fire the same tasks: spec, zone, topic, processor, param, payload. */
+export function specHash(e: ScheduleEntry): string {
+  const canonical = JSON.stringify([
+    e.cron,
+    e.timeZone,
+    e.topic,
+    e.processor,
+    e.param ?? null,
+    e.payload ?? null,
+  ]);
+  return createHash('sha256').update(canonical).digest('hex').slice(0, 16);
+}
+
+export function stateRecord(
+  group: string,
+  e: ScheduleEntry,
+  lastFiredMs: number,
+  partition: number,
+  nowMs: number,
+): OutRecord {
+  const value: StateRecord = {
+    v: 1,
+    lastFiredAt: new Date(lastFiredMs).toISOString(),
+    specHash: specHash(e),
+    updatedAt: new Date(nowMs).toISOString(),
+  };
+  return { topic: SCHEDULER_STATE_TOPIC, key: stateKey(group, e.id), value: encodeJson(value), partition };
+}
+
+/** Parses a state record value; `undefined` for a tombstone or a record this version cannot read. */
+export function parseState(value: Buffer | null): { lastFiredMs: number; specHash: string } | undefined {
+  if (value === null) return undefined;
+  try {
+    const data: unknown = JSON.parse(value.toString('utf8'));
+    if (!validate(data)) return undefined;
+    const ms = Date.parse(data.lastFiredAt);
+    return Number.isFinite(ms) ? { lastFiredMs: ms, specHash: data.specHash } : undefined;
+  } catch {
+    return undefined;
+  }
+}

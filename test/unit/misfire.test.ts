@@ -1,0 +1,67 @@
+import { describe, expect, it } from 'vitest';
+import { missedInstants } from '../../src/scheduler/misfire.js';
+import { partitionForKey } from '../../src/shared/kafka/index.js';
+import type { ScheduleEntry } from '../../src/shared/config/schema.js';
+import { compileCron } from '../../src/shared/cron.js';
+
+const T0 = Date.parse('2026-11-22T10:00:00.000Z');
+const entry = (misfire: ScheduleEntry['misfire'], misfireWindowSeconds = 3600): ScheduleEntry => ({
+  id: 'a',
+  cron: '*/10 * * * * *',
+  topic: 't',
+  timeZone: 'UTC',
+  enabled: true,
+  misfire,
+  misfireWindowSeconds,
+  processor: 'NoopProcessor',
+  index: 0,
+});
+const cron = compileCron('*/10 * * * * *', 'UTC');
+const rel = (ts: number[]) => ts.map((t) => (t - T0) / 1000);
+
+describe('missed fire times on takeover', () => {
+  describe('when the entry was never fired', () => {
+    it('should fire nothing (a new entry starts from now)', () => {
+      expect(missedInstants(entry('fire-all'), cron, undefined, T0 + 60_000)).toEqual([]);
+    });
+  });
+
+  describe('when fire times were missed', () => {
+    it('fire-all should fire each, oldest first', () => {
+      expect(rel(missedInstants(entry('fire-all'), cron, T0, T0 + 45_000))).toEqual([10, 20, 30, 40]);
+    });
+    it('fire-once should fire the latest only', () => {
+      expect(rel(missedInstants(entry('fire-once'), cron, T0, T0 + 45_000))).toEqual([40]);
+    });
+    it('skip should fire none', () => {
+      expect(missedInstants(entry('skip'), cron, T0, T0 + 45_000)).toEqual([]);
+    });
+    it('should drop times older than the misfire window', () => {
+      expect(rel(missedInstants(entry('fire-all', 25), cron, T0, T0 + 45_000))).toEqual([20, 30, 40]);
+    });
+    it('should cap fire-all at the latest 1000', () => {
+      const every = compileCron('* * * * * *', 'UTC');
+      const out = missedInstants({ ...entry('fire-all'), cron: '* * * * * *' }, every, T0, T0 + 2000_000);
+      expect(out).toHaveLength(1000);
+      expect(out.at(-1)).toBe(T0 + 2000_000);
+    });
+    it('should never return the last fired instant or one after now', () => {
+      const out = missedInstants(entry('fire-all'), cron, T0 + 10_000, T0 + 30_000);
+      expect(rel(out)).toEqual([20, 30]);
+    });
+  });
+});
+
+describe('state partition of an entry', () => {
+  describe('when computed for a key', () => {
+    it("should agree with the Java client's murmur2 partitioner", () => {
+      // Reference values computed with the Java client (Utils.toPositive(Utils.murmur2(key)) % 12, Kafka 4.3.1).
+      expect(partitionForKey('a', 12)).toBe(4);
+      expect(partitionForKey('taskscheduler-taskscheduler/1', 12)).toBe(1);
+      expect(partitionForKey('g/7', 12)).toBe(10);
+      expect(partitionForKey('taskscheduler-x/Ünïcode', 12)).toBe(6);
+      const spread = new Set(Array.from({ length: 200 }, (_, i) => partitionForKey(`g/${i}`, 12)));
+      expect(spread.size).toBe(12);
+    });
+  });
+});
