@@ -81,9 +81,6 @@ async function run(opts: RunOpts): Promise<void> {
     drainTimeoutMs: opts.drainTimeoutMs,
     taskTimeoutMs: opts.taskTimeoutMs,
     backoff: { baseMs: opts.retryBaseMs, maxMs: opts.retryMaxMs },
-    onFatal: () => {
-      void consumer.stop({ deadlineMs: opts.drainTimeoutMs }).finally(() => exitAfterFlush(1));
-    },
   });
   installShutdown({
     logger,

@@ -29,8 +29,6 @@ export interface TaskConsumerOptions {
   taskTimeoutMs: number;
   backoff?: BackoffOptions;
   onOutcome?(outcome: TaskOutcome): void;
-  /** The consumer cannot go on (kafkajs gave up); the program should stop and exit non-zero. */
-  onFatal?(err: Error): void;
 }
 
 /**
@@ -38,17 +36,15 @@ export interface TaskConsumerOptions {
  * finish (abort them at the drain deadline) → commit what finished → leave the group → disconnect.
  */
 export class TaskConsumer {
-  private readonly consumer: GroupConsumer;
+  private consumer: GroupConsumer;
   private readonly producer: TaskProducer;
+  private worker: BatchWorker | undefined;
   private readonly drain = new AbortController();
   private stopping: Promise<void> | undefined;
   private partitions = 0;
 
   constructor(private readonly o: TaskConsumerOptions) {
-    this.consumer = o.kafka.consumer({
-      groupId: o.groupId,
-      rebalanceTimeoutMs: Math.max(30_000, o.drainTimeoutMs + 5000),
-    });
+    this.consumer = this.newConsumer();
     this.producer = o.kafka.producer({ idempotent: true });
   }
 
@@ -66,14 +62,29 @@ export class TaskConsumer {
       backoff: this.o.backoff,
       onOutcome: this.o.onOutcome,
     });
-    const worker = new BatchWorker({
+    this.worker = new BatchWorker({
       runner,
       slots: new Semaphore(this.o.concurrency),
       clock: this.o.clock,
       logger,
       revokeTimeoutMs: this.o.drainTimeoutMs,
     });
-    this.consumer.onGroupJoin(({ memberId, assignment }) => {
+    await this.connectWithRetry();
+    await this.runConsumer();
+  }
+
+  private newConsumer(): GroupConsumer {
+    return this.o.kafka.consumer({
+      groupId: this.o.groupId,
+      rebalanceTimeoutMs: Math.max(30_000, this.o.drainTimeoutMs + 5000),
+    });
+  }
+
+  private async runConsumer(): Promise<void> {
+    const { logger } = this.o;
+    const consumer = this.consumer;
+    const worker = this.worker as BatchWorker;
+    consumer.onGroupJoin(({ memberId, assignment }) => {
       const parts = Object.entries(assignment).map(
         ([t, ps]) => `${t}[${[...ps].sort((a, b) => a - b).join(',')}]`,
       );
@@ -82,19 +93,22 @@ export class TaskConsumer {
         memberId,
       });
     });
-    this.consumer.onCrash((err, restart) => {
+    consumer.onCrash((err, restart) => {
       if (restart) {
         logger.warn(`consumer lost its connection (${errorMessage(err)}); kafkajs restarts it`);
         return;
       }
-      // kafkajs does not restart after a non-retriable error; an idle process that looks alive helps nobody.
-      logger.error(`consumer stopped after a non-retriable error: ${errorMessage(err)}; exiting (exit 1)`);
-      this.o.onFatal?.(err);
+      // kafkajs does not restart after a non-retriable error: we build a new consumer ourselves, so the process
+      // keeps its promise to stay up (uncommitted tasks are simply re-delivered).
+      logger.error(
+        `consumer stopped after a non-retriable error: ${errorMessage(err)}; starting a new one in 2 s`,
+      );
+      setTimeout(() => void this.replaceConsumer(consumer), 2000);
     });
-    await this.connectWithRetry();
+    await consumer.connect();
     await this.waitForTopics();
-    await this.consumer.subscribe(this.o.topics, true);
-    await this.consumer.run({
+    await consumer.subscribe(this.o.topics, true);
+    await consumer.run({
       partitionsConsumedConcurrently: Math.max(1, Math.min(this.o.concurrency, 64)),
       eachBatch: (batch) => worker.handle(batch, this.drain.signal),
     });
@@ -103,12 +117,27 @@ export class TaskConsumer {
     );
   }
 
+  private async replaceConsumer(old: GroupConsumer): Promise<void> {
+    if (this.stopping || this.consumer !== old) return;
+    await old.disconnect().catch(() => undefined);
+    this.consumer = this.newConsumer();
+    for (let attempt = 1; !this.stopping; attempt++) {
+      try {
+        await this.runConsumer();
+        return;
+      } catch (err) {
+        const delay = Math.min(500 * 2 ** Math.min(attempt - 1, 2), 2000);
+        this.o.logger.error(`cannot start a new consumer (${errorMessage(err)}); retrying in ${delay} ms`);
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+  }
+
   /** Retries a broker that is down at start-up, with capped backoff and one clear line per try. */
   private async connectWithRetry(): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
         await this.producer.connect();
-        await this.consumer.connect();
         return;
       } catch (err) {
         if (this.stopping) throw err;

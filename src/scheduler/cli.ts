@@ -18,6 +18,7 @@ import {
 } from '../shared/cli-common.js';
 import { describeNextFires } from './next-command.js';
 import { GroupScheduler } from './group-scheduler.js';
+import { ScheduleWatcher } from './schedule-watcher.js';
 
 const DEFAULT_SCHEDULE = 'config/taskscheduler.json';
 
@@ -75,14 +76,23 @@ async function run(opts: RunOpts): Promise<void> {
   const brokers = parseBrokers(opts.brokers);
   const kafka = new KafkaClient({ brokers, logger, clientId: `taskscheduler-${process.pid}` });
   const scheduler = new GroupScheduler({ kafka, entries, group, clock: systemClock, logger });
+  const watcher = new ScheduleWatcher({
+    file: opts.schedule,
+    logger,
+    onValid: (next) => scheduler.applyEntries(next),
+  });
   installShutdown({
     logger,
-    graceful: async () => ((await scheduler.stop({ deadlineMs: 10_000 })) === 0 ? 0 : 1),
+    graceful: async () => {
+      watcher.stop();
+      return (await scheduler.stop({ deadlineMs: 10_000 })) === 0 ? 0 : 1;
+    },
   });
   logger.info(
     `loaded ${opts.schedule}: ${entries.length} entries; brokers ${brokers.join(',')}; group ${group}`,
   );
   await startWithRetry(scheduler, logger);
+  watcher.start();
 }
 
 const program = new Command()

@@ -13,6 +13,12 @@ import { missedInstants } from './misfire.js';
 import { PartitionOwner } from './partition-owner.js';
 import { parseState, specHash, stateKey } from './state.js';
 
+/** Everything that makes an entry behave differently (its position in the file does not). */
+function definitionOf(e: ScheduleEntry): string {
+  const { index: _index, ...rest } = e;
+  return JSON.stringify(rest);
+}
+
 export interface GroupSchedulerOptions {
   kafka: KafkaClient;
   entries: readonly ScheduleEntry[];
@@ -197,6 +203,43 @@ export class GroupScheduler {
       owner.enqueue(missed);
     }
     owner.activate();
+  }
+
+  /**
+   * Applies a new version of the schedule (hot reload): removed entries stop, added and changed ones are armed
+   * if their partition is ours. A changed entry keeps its last fired instant, so no instant fires twice.
+   */
+  applyEntries(next: readonly ScheduleEntry[]): { added: string[]; changed: string[]; removed: string[] } {
+    const nextById = new Map(next.map((e) => [e.id, e]));
+    const removed = [...this.entries.keys()].filter((id) => !nextById.has(id));
+    const added: string[] = [];
+    const changed: string[] = [];
+    for (const e of next) {
+      const prev = this.entries.get(e.id);
+      if (!prev) added.push(e.id);
+      else if (definitionOf(prev) !== definitionOf(e)) changed.push(e.id);
+    }
+    for (const id of removed) {
+      this.loop.remove(id);
+      this.entries.delete(id);
+    }
+    const now = this.o.clock.now();
+    for (const id of [...added, ...changed]) {
+      const e = nextById.get(id) as ScheduleEntry;
+      this.entries.set(id, e);
+      if (
+        !this.assigned.has(this.partitionOf(id)) ||
+        this.owners.get(this.partitionOf(id))?.state !== 'active'
+      )
+        continue;
+      // Re-adding keeps the loop's last handed-out instant for this id (even one not yet acknowledged).
+      this.loop.add(e, Math.max(now, this.lastFired.get(id)?.lastFiredMs ?? now));
+    }
+    this.o.logger.info(
+      `schedule reloaded: ${added.length} added [${added.join(',')}], ${changed.length} changed [${changed.join(',')}], ` +
+        `${removed.length} removed [${removed.join(',')}]`,
+    );
+    return { added, changed, removed };
   }
 
   /** Hands each due fire to the owner of its entry's partition. */

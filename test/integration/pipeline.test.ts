@@ -94,8 +94,9 @@ describe('the pipeline: taskscheduler → Kafka → taskconsumer group', () => {
         expect(executing.get(id)).toBe(1);
       }
       expect(countBy(events, 'SCHEDULED').size).toBe(ids.length);
+      // Four keys over 12 partitions may all land on one member's half: the two share them, whoever gets which.
       const pids = new Set(events.filter((e) => e.status === 'FINISHED').map((e) => e.by.pid));
-      expect(pids).toEqual(new Set([c1.pid, c2.pid]));
+      for (const pid of pids) expect([c1.pid, c2.pid]).toContain(pid);
     });
   });
 
