@@ -1,25 +1,10 @@
 import type { ScheduleEntry } from '../shared/config/schema.js';
 import { compileCron, nextInstants } from '../shared/cron.js';
-
-const formatters = new Map<string, Intl.DateTimeFormat>();
+import { zonedFormatter } from '../shared/zoned-format.js';
 
 /** `2026-11-24 21:00:00 CET`, in the given zone. */
 export function formatInZone(ms: number, zone: string): string {
-  let f = formatters.get(zone);
-  if (!f) {
-    f = new Intl.DateTimeFormat('sv-SE', {
-      timeZone: zone,
-      year: 'numeric',
-      month: '2-digit',
-      day: '2-digit',
-      hour: '2-digit',
-      minute: '2-digit',
-      second: '2-digit',
-      timeZoneName: 'short',
-    });
-    formatters.set(zone, f);
-  }
-  return f.format(new Date(ms));
+  return zonedFormatter(zone, 'sv-SE', true).format(new Date(ms));
 }
 
 /** The text `taskscheduler next` prints: each entry, then its next `count` fire times in its zone and UTC. */

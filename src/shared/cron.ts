@@ -1,5 +1,6 @@
 import { CronExpressionParser } from 'cron-parser';
 import type { CronExpression } from 'cron-parser';
+import { zonedFormatter } from './zoned-format.js';
 
 /** A cron spec compiled once for one zone; shared by every entry with the same (spec, zone). */
 export interface CompiledCron {
@@ -69,6 +70,81 @@ export function validateCronSpec(spec: string): void {
   }
 }
 
+/** The wall-clock time of an instant in a zone, expressed as if it were UTC (for matching and offsets). */
+function wallAsUtc(ms: number, zone: string): number {
+  const f = zonedFormatter(zone, 'en-US');
+  const p: Record<string, number> = {};
+  for (const part of f.formatToParts(new Date(ms)))
+    if (part.type !== 'literal') p[part.type] = Number(part.value);
+  return (
+    Date.UTC(p.year ?? 1970, (p.month ?? 1) - 1, p.day ?? 1, p.hour ?? 0, p.minute ?? 0, p.second ?? 0) +
+    (ms % 1000)
+  );
+}
+
+function offsetAt(ms: number, zone: string): number {
+  return wallAsUtc(ms, zone) - ms;
+}
+
+/** The first instant at or after which the zone's offset is `offsetAt(hi)`, for an offset change in (lo, hi]. */
+function transitionIn(lo: number, hi: number, zone: string): number {
+  const target = offsetAt(hi, zone);
+  while (hi - lo > 1000) {
+    const mid = lo + Math.floor((hi - lo) / 2000) * 1000;
+    if (offsetAt(mid, zone) === target) hi = mid;
+    else lo = mid;
+  }
+  return hi;
+}
+
+/**
+ * Applies the DST rule of SPEC.md §2 on top of cron-parser in zones with DST: a wall-clock time skipped by a
+ * spring-forward gap fires once, at the first instant after the gap (cron-parser would shift it by the gap,
+ * e.g. 02:30 → 03:30); a time repeated by fall-back fires once at its first occurrence (cron-parser's own
+ * behaviour); interval specs keep firing in real time.
+ */
+function withDstRule(
+  spec: string,
+  zone: string,
+  expr: CronExpression,
+): (afterMs: number) => number | undefined {
+  const wall = parse(spec, 'UTC');
+  const matchesWall = (wallMs: number): boolean => wall.includesDate(new Date(wallMs));
+  const raw = (t: number): number | undefined => {
+    expr.reset(new Date(t));
+    try {
+      return expr.next().getTime();
+    } catch (err) {
+      if (err instanceof Error && /out of the time ?span range/i.test(err.message)) return undefined;
+      throw err;
+    }
+  };
+  return (afterMs) => {
+    let after = afterMs;
+    for (let guard = 0; guard < 1000; guard++) {
+      const n = raw(after);
+      const before = offsetAt(after, zone);
+      const horizon = n ?? after + 366 * 86_400_000;
+      if (offsetAt(horizon, zone) > before) {
+        // A spring-forward gap lies in (after, horizon]: did the spec want a wall-clock time inside it?
+        const t = transitionIn(after, horizon, zone);
+        const gapStart = wallAsUtc(t - 1000, zone) + 1000;
+        const gapEnd = wallAsUtc(t, zone);
+        wall.reset(new Date(gapStart - 1));
+        const inGap = wall.next().getTime() < gapEnd;
+        if (inGap && t > afterMs && (n === undefined || t <= n)) return t;
+      }
+      if (n === undefined) return undefined;
+      // A result whose wall-clock time the spec does not match is cron-parser shifting a skipped time: not ours.
+      if (matchesWall(wallAsUtc(n, zone))) return n;
+      after = n;
+    }
+    throw new Error(
+      `cron ${JSON.stringify(spec)} in ${zone}: no fire time found after ${new Date(afterMs).toISOString()}`,
+    );
+  };
+}
+
 const cache = new Map<string, CompiledCron>();
 
 /**
@@ -80,6 +156,12 @@ export function compileCron(spec: string, zone: string): CompiledCron {
   const hit = cache.get(key);
   if (hit) return hit;
   const expr = parse(spec.trim(), zone);
+  if (zone !== 'UTC' && zone !== 'Etc/UTC') {
+    const next = withDstRule(spec.trim(), zone, expr);
+    const zoned: CompiledCron = { spec, zone, nextAfter: next };
+    cache.set(key, zoned);
+    return zoned;
+  }
   const compiled: CompiledCron = {
     spec,
     zone,

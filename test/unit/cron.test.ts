@@ -62,18 +62,74 @@ describe('cron math', () => {
       ]);
     });
 
-    it('should fire a time repeated by fall-back once, at its first occurrence', () => {
-      const c = compileCron('0 30 2 * * *', 'Europe/Berlin');
-      expect(iso(nextInstants(c, Date.parse('2026-10-24T12:00:00Z'), 2))).toEqual([
-        '2026-10-25T00:30:00.000Z',
-        '2026-10-26T01:30:00.000Z',
-      ]);
-    });
-
     it('should keep a fixed interval in real time across fall-back', () => {
       const c = compileCron('0 */30 * * * *', 'Europe/Berlin');
       const t = nextInstants(c, Date.parse('2026-10-25T00:00:00Z'), 4);
       expect(t.slice(1).map((x, i) => x - (t[i] as number))).toEqual([1_800_000, 1_800_000, 1_800_000]);
+    });
+
+    it.each([
+      [
+        'Europe/Berlin',
+        '0 30 2 * * *',
+        '2026-03-28T12:00:00Z',
+        ['2026-03-29T01:00:00.000Z', '2026-03-30T00:30:00.000Z'],
+      ],
+      [
+        'America/New_York',
+        '0 30 2 * * *',
+        '2026-03-07T12:00:00Z',
+        ['2026-03-08T07:00:00.000Z', '2026-03-09T06:30:00.000Z'],
+      ],
+    ])(
+      'should fire a time skipped by spring-forward once, at the first instant after the gap (%s)',
+      (zone, spec, from, expected) => {
+        expect(iso(nextInstants(compileCron(spec, zone), Date.parse(from), 2))).toEqual(expected);
+      },
+    );
+
+    it.each([
+      [
+        'Europe/Berlin',
+        '0 30 2 * * *',
+        '2026-10-24T12:00:00Z',
+        ['2026-10-25T00:30:00.000Z', '2026-10-26T01:30:00.000Z'],
+      ],
+      [
+        'America/New_York',
+        '0 30 1 * * *',
+        '2026-10-31T12:00:00Z',
+        ['2026-11-01T05:30:00.000Z', '2026-11-02T06:30:00.000Z'],
+      ],
+    ])(
+      'should fire a time repeated by fall-back once, at its first occurrence (%s)',
+      (zone, spec, from, expected) => {
+        expect(iso(nextInstants(compileCron(spec, zone), Date.parse(from), 2))).toEqual(expected);
+      },
+    );
+
+    it.each(['Europe/Berlin', 'America/New_York'])(
+      'should keep */30 minutes in real time across both changes in %s',
+      (zone) => {
+        const c = compileCron('0 */30 * * * *', zone);
+        for (const from of [
+          '2026-03-07T00:00:00Z',
+          '2026-03-28T20:00:00Z',
+          '2026-10-24T20:00:00Z',
+          '2026-10-31T20:00:00Z',
+        ]) {
+          const t = nextInstants(c, Date.parse(from), 24);
+          expect(t.slice(1).map((x, i) => x - (t[i] as number))).toEqual(Array(23).fill(1_800_000));
+        }
+      },
+    );
+
+    it('should find a fire time months away', () => {
+      expect(
+        iso(
+          nextInstants(compileCron('0 0 12 29 2 *', 'Europe/Berlin'), Date.parse('2026-11-24T00:00:00Z'), 1),
+        ),
+      ).toEqual(['2028-02-29T11:00:00.000Z']);
     });
 
     it('should handle leap days and L', () => {

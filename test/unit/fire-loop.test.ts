@@ -134,6 +134,31 @@ describe('FireLoop', () => {
     });
   });
 
+  describe('when the loop runs across both DST changes of a European and an American zone', () => {
+    it('should fire each daily time once, a skipped one at the end of the gap', () => {
+      const clock = new FakeClock(Date.parse('2026-03-01T00:00:00Z'));
+      const fires: string[] = [];
+      const loop = new FireLoop({
+        clock,
+        logger: silentLogger,
+        onFires: (fs) =>
+          fs.forEach((f) => fires.push(`${f.entry.id}@${new Date(f.scheduledFor).toISOString()}`)),
+        maxSleepMs: 3_600_000,
+      });
+      loop.add(entry('berlin', '0 30 2 * * *', { timeZone: 'Europe/Berlin' }));
+      loop.add(entry('ny', '0 30 1 * * *', { timeZone: 'America/New_York' }));
+      loop.start();
+      clock.advance(250 * 86_400_000);
+      const on = (id: string, day: string) => fires.filter((f) => f.startsWith(`${id}@${day}`));
+      expect(fires.filter((f) => f.startsWith('berlin@'))).toHaveLength(250);
+      expect(on('berlin', '2026-03-29')).toEqual(['berlin@2026-03-29T01:00:00.000Z']); // 02:30 skipped → 03:00 CEST
+      expect(on('berlin', '2026-10-25')).toEqual(['berlin@2026-10-25T00:30:00.000Z']); // first 02:30 (CEST) only
+      expect(on('ny', '2026-11-01')).toEqual(['ny@2026-11-01T05:30:00.000Z']); // first 01:30 (EDT) only
+      expect(on('ny', '2026-03-08')).toEqual(['ny@2026-03-08T06:30:00.000Z']); // 01:30 EST exists
+      expect(new Set(fires).size).toBe(fires.length);
+    });
+  });
+
   describe('when an entry is disabled or removed', () => {
     it('should never fire it', () => {
       const { clock, loop, iso } = setup();
