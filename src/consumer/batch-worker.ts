@@ -50,17 +50,29 @@ function lanesOf(records: readonly InRecord[]): InRecord[][] {
  */
 export class BatchWorker {
   private readonly commits: CommitPump;
+  /**
+   * Set when any partition learns of a pending rebalance, until the group is joined again: every partition stops
+   * taking new records at once, because work finished now may not be committable before the partitions move.
+   */
+  private rebalancing = false;
 
   constructor(private readonly o: BatchWorkerOptions) {
     this.commits = new CommitPump((err) => {
+      if (isRebalance(err)) this.rebalancing = true;
       // A failed commit is not lost work: the offsets stay resolved and go with the next commit or rebalance.
       o.logger.warn(`offset commit failed: ${errorMessage(err)}`, { type: (err as { type?: string }).type });
     });
   }
 
+  /** The group was (re)joined: partitions may take records again. */
+  joined(): void {
+    this.rebalancing = false;
+  }
+
   async handle(batch: PartitionBatch, drain: AbortSignal): Promise<void> {
     const records = batch.records;
-    if (records.length === 0) return;
+    // During a rebalance, take nothing new: the records stay unresolved and are fetched again by their next owner.
+    if (records.length === 0 || this.rebalancing) return;
     const tracker = new ContiguousOffsets(records.map((r) => r.offset));
     const revoke = new AbortController();
     const linked = linkSignals([drain, revoke.signal]);
@@ -82,10 +94,11 @@ export class BatchWorker {
 
     const runLane = async (lane: InRecord[]): Promise<void> => {
       for (const rec of lane) {
-        if (stopTaking || !batch.isRunning() || batch.isStale() || drain.aborted) return;
+        if (stopTaking || this.rebalancing || !batch.isRunning() || batch.isStale() || drain.aborted) return;
         await this.o.slots.acquire();
         try {
-          if (stopTaking || !batch.isRunning() || batch.isStale() || drain.aborted) return;
+          if (stopTaking || this.rebalancing || !batch.isRunning() || batch.isStale() || drain.aborted)
+            return;
           const result = await this.o.runner.run(rec, signal);
           // An interrupted record stays unresolved, and so do the later records of its key (order).
           if (result === 'interrupted') return;
@@ -114,11 +127,13 @@ export class BatchWorker {
       await Promise.race([work, new Promise((r) => this.o.clock.setTimeout(() => r(undefined), everyMs))]);
       if (lanesDone) break;
       if (!batch.isRunning()) stopTakingNewRecords('consumer stopping');
+      if (this.rebalancing) stopTakingNewRecords('group rebalancing');
       try {
         await batch.heartbeat();
       } catch (err) {
         if (isRebalance(err)) {
           rebalance ??= err;
+          this.rebalancing = true;
           stopTakingNewRecords('group rebalancing');
         } else log.debug(`heartbeat failed: ${errorMessage(err)}`);
       }

@@ -88,6 +88,7 @@ export class TaskConsumer {
       const parts = Object.entries(assignment).map(
         ([t, ps]) => `${t}[${[...ps].sort((a, b) => a - b).join(',')}]`,
       );
+      worker.joined();
       this.partitions = Object.values(assignment).reduce((n, ps) => n + ps.length, 0);
       logger.info(`joined group ${this.o.groupId}: ${this.partitions} partitions ${parts.join(' ')}`, {
         memberId,

@@ -172,11 +172,15 @@ export class GroupScheduler {
     await owner.fence();
     // 2. Read the partition's state to the end measured now (everything any earlier owner committed).
     const end = (await this.o.kafka.endOffsets(SCHEDULER_STATE_TOPIC)).get(partition) ?? 0n;
+    this.consumer.resume(SCHEDULER_STATE_TOPIC, [partition]);
     await new Promise<void>((resolve) => {
       this.reading.set(partition, { end, caughtUp: resolve });
       if ((this.readUpTo.get(partition) ?? 0n) >= end) resolve();
     });
     this.reading.delete(partition);
+    // Caught up: from here on this instance is the only writer, and reading its own writes back would cost a core
+    // at thousands of fires a second. The partition is read again if it is ever taken over again.
+    this.consumer.pause(SCHEDULER_STATE_TOPIC, [partition]);
     if (this.owners.get(partition) !== owner || !this.assigned.has(partition)) return;
     // 3. Fire what was missed while nobody owned these entries, then arm them from now.
     const now = this.o.clock.now();

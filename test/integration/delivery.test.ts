@@ -183,7 +183,7 @@ describe('delivery guarantees under faults', () => {
 
     it('should process no task twice', async () => {
       const tasks = Array.from({ length: 400 }, (_, i) =>
-        taskMessage(`${prefix}${i % 40}`, 'SleepProcessor', { ms: 30 }, Date.UTC(2026, 0, 1) + i * 1000),
+        taskMessage(`${prefix}${i % 40}`, 'SleepProcessor', { ms: 100 }, Date.UTC(2026, 0, 1) + i * 1000),
       );
       const cs = [consumer('-c', '8', '-l', 'debug')];
       await publishTasks(topic, tasks);

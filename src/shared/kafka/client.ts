@@ -273,6 +273,15 @@ export class GroupConsumer {
     });
   }
 
+  /** Stops fetching these partitions; membership (heartbeats) goes on. Kept across rebalances while assigned. */
+  pause(topic: string, partitions: number[]): void {
+    this.consumer.pause([{ topic, partitions }]);
+  }
+
+  resume(topic: string, partitions: number[]): void {
+    this.consumer.resume([{ topic, partitions }]);
+  }
+
   /** Stops fetching, waits for running batches, commits, leaves the group. */
   stop(): Promise<void> {
     return this.consumer.stop();
