@@ -4,7 +4,7 @@ import type { ScheduleEntry } from '../shared/config/schema.js';
 import { compileCron } from '../shared/cron.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
-import { SCHEDULER_STATE_TOPIC } from '../shared/messages.js';
+import { SCHEDULER_STATE_TOPIC, taskIdFor } from '../shared/messages.js';
 import { partitionForKey } from '../shared/kafka/index.js';
 import type { GroupConsumer, InRecord, KafkaClient, PartitionBatch } from '../shared/kafka/index.js';
 import { FireLoop } from './fire-loop.js';
@@ -160,6 +160,12 @@ export class GroupScheduler {
           const prev = this.lastFired.get(f.entry.id);
           if (!prev || prev.lastFiredMs < f.scheduledFor)
             this.lastFired.set(f.entry.id, { lastFiredMs: f.scheduledFor, specHash: specHash(f.entry) });
+        }
+        for (const f of fires) {
+          this.o.logger.debug(`fired ${f.entry.id}`, {
+            taskId: taskIdFor(f.entry.id, f.scheduledFor),
+            ackLagMs: at - f.scheduledFor,
+          });
         }
         this.o.onAcked?.(fires, at);
       },
