@@ -86,11 +86,6 @@ export class FireLoop {
     return true;
   }
 
-  /** The next instant each armed entry will fire. */
-  nextFireOf(id: string): number | undefined {
-    return this.byId.get(id)?.next;
-  }
-
   start(): void {
     if (this.running) return;
     this.running = true;

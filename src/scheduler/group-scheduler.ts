@@ -53,6 +53,7 @@ export class GroupScheduler {
   private readonly readUpTo = new Map<number, bigint>();
   private entries = new Map<string, ScheduleEntry>();
   private partitionCount = 0;
+  private readonly partitionById = new Map<string, number>();
   private assigned = new Set<number>();
   private transition: Promise<void> = Promise.resolve();
   private stopping: Promise<number> | undefined;
@@ -70,8 +71,15 @@ export class GroupScheduler {
     return [...this.assigned].sort((a, b) => a - b);
   }
 
+  /** The state partition owning an entry; memoized, as it is asked for on every fire. */
   partitionOf(id: string): number {
-    return partitionForKey(stateKey(this.o.group, id), this.partitionCount);
+    let p = this.partitionById.get(id);
+    if (p === undefined) {
+      p = partitionForKey(stateKey(this.o.group, id), this.partitionCount);
+      // Known only once start() read the topic's partition count.
+      if (this.partitionCount > 0) this.partitionById.set(id, p);
+    }
+    return p;
   }
 
   async start(): Promise<void> {

@@ -46,19 +46,4 @@ export class MinHeap<T> {
     a[i] = last;
     return top;
   }
-
-  /** Removes every item matching the predicate (rebuilds the heap: O(n)). */
-  removeWhere(pred: (item: T) => boolean): number {
-    const kept = this.items.filter((x) => !pred(x));
-    const removed = this.items.length - kept.length;
-    if (removed > 0) {
-      this.items.length = 0;
-      for (const x of kept) this.push(x);
-    }
-    return removed;
-  }
-
-  toArray(): readonly T[] {
-    return this.items;
-  }
 }

@@ -43,10 +43,6 @@ export class PartitionOwner {
     this.producer = o.kafka.producer({ transactionalId: transactionalIdOf(o.group, o.partition) });
   }
 
-  get pending(): number {
-    return this.queue.length;
-  }
-
   /** Connects and fences any previous owner of this partition. Must finish before the partition's state is read. */
   async fence(): Promise<void> {
     await this.producer.connect();

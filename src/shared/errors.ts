@@ -8,7 +8,6 @@ export type ErrorCode =
   | 'PROCESSOR_TIMEOUT'
   | 'ABORTED'
   | 'KAFKA'
-  | 'FENCED'
   | 'INTERNAL';
 
 export interface AppErrorOptions {

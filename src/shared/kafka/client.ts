@@ -1,5 +1,5 @@
 import { Kafka, Partitioners, CompressionTypes } from 'kafkajs';
-import type { Consumer, Producer, Admin, Message } from 'kafkajs';
+import type { Consumer, Producer, Message } from 'kafkajs';
 import { hostname } from 'node:os';
 import type { Logger } from '../logger.js';
 import { kafkaLogCreator } from './log-bridge.js';
@@ -63,10 +63,6 @@ export class KafkaClient {
       retry: { initialRetryTime: 100, retries: 8, maxRetryTime: 2000 },
     });
     return new GroupConsumer(consumer, this.logger);
-  }
-
-  admin(): Admin {
-    return this.kafka.admin();
   }
 
   /** Every record of a topic up to its end offsets at the time of the call (read_committed). */

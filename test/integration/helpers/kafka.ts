@@ -45,18 +45,6 @@ export async function deleteTopics(names: string[]): Promise<void> {
   }
 }
 
-/** How many records a (non-transactional) topic holds: the sum of its partitions' end offsets. */
-export async function recordCount(topic: string): Promise<number> {
-  const admin = kafka().admin();
-  await admin.connect();
-  try {
-    const offsets = await admin.fetchTopicOffsets(topic);
-    return offsets.reduce((n, p) => n + Number(p.high) - Number(p.low), 0);
-  } finally {
-    await admin.disconnect();
-  }
-}
-
 export async function produce(
   topic: string,
   messages: Array<{ key?: string | null; value: string | Buffer | null; headers?: IHeaders }>,
