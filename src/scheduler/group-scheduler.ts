@@ -116,6 +116,9 @@ export class GroupScheduler {
   private async foldState(b: PartitionBatch): Promise<void> {
     const prefix = `${this.o.group}/`;
     for (const r of b.records) this.foldRecord(prefix, r);
+    // Without this the next fetch starts where this one did: a partition longer than one fetch (1 MiB) was
+    // re-read forever and its takeover never finished.
+    b.resolveOffset(b.lastOffset());
   }
 
   private foldRecord(prefix: string, r: InRecord): void {

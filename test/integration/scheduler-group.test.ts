@@ -2,10 +2,11 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { brokers, createTopics, deleteTopics, TopicReader, uniqueName } from './helpers/kafka.js';
+import { brokers, createTopics, deleteTopics, produce, TopicReader, uniqueName } from './helpers/kafka.js';
 import { killAll, startCli } from './helpers/processes.js';
 import type { RunningCli } from './helpers/processes.js';
 import { waitFor } from './helpers/wait-for.js';
+import { SCHEDULER_STATE_TOPIC } from '../../src/shared/messages.js';
 import type { TaskMessage } from '../../src/shared/messages.js';
 
 interface Entry {
@@ -120,6 +121,28 @@ describe('several taskschedulers in one group', () => {
       console.log(
         `3 schedulers, 300 entries, ${(to - from) / 1000 + 1} s: ${ids.size} tasks, fired by ${s.map((x) => firedBy(x.pid)).join(' / ')}`,
       );
+    });
+  });
+
+  describe('when its state partition holds more than one fetch (1 MiB) of records', () => {
+    it('should read it to the end, take it over and fire', async () => {
+      // 12,000 state records of e0 (about 1.4 MiB) all land in e0's partition, as an active segment fills up
+      // before compaction. Regression: the state reader never resolved its offsets, so it re-read the first
+      // fetch forever and the takeover never finished.
+      const old = Date.parse('2020-01-01T00:00:00Z');
+      const filler = Array.from({ length: 12_000 }, (_, i) => ({
+        key: `${group}/e0`,
+        value: JSON.stringify({
+          v: 1,
+          lastFiredAt: iso(old + i * 1000),
+          specHash: 'filler',
+          updatedAt: iso(old + i * 1000),
+        }),
+      }));
+      for (let i = 0; i < filler.length; i += 3000)
+        await produce(SCHEDULER_STATE_TOPIC, filler.slice(i, i + 3000));
+      const s = scheduler(await scheduleFile(entries(1, () => 'skip')));
+      await waitFor(() => firedBy(s.pid) > 0, { timeoutMs: 60_000, what: 'e0 firing' });
     });
   });
 
