@@ -1,46 +1,47 @@
 /**
- * Firing precision benchmark: N schedules `* * * * * *` (every second) for a window of W seconds, run one after
- * another in this process by our GroupScheduler (publishing to Kafka), node-cron and croner.
+ * Firing precision benchmark: N schedules run for a window of W seconds, one after another in this process, by our
+ * GroupScheduler (publishing to Kafka), node-cron and croner, with the same specs.
+ *
+ *   --spread minute (default): schedule i fires every minute at second i mod 60 (N/60 fires a second);
+ *   --spread second: every schedule fires every second (N fires a second).
  *
  * Lag = time the task is handed to the producer (ours: the task message's `firedAt`) or the callback starts
- * (peers) minus the scheduled instant. Ack lag (ours only) = broker ack minus the scheduled instant.
+ * (peers) minus the scheduled instant. Ack lag (ours only) = transaction committed minus the scheduled instant.
  * Only instants inside the window count towards missed; early fires and duplicates count over the whole run.
  *
- *   npm run bench:firing -- [--n 1000] [--window 20] [--smoke]      (env: BENCH_N, BENCH_WINDOW, BENCH_TOPIC,
- *                                                                   KAFKA_BROKERS, KAFKA_VERSION)
+ *   npm run bench:firing -- [--n 1000] [--window 60] [--spread minute|second] [--only ours] [--smoke]
+ *   (env: BENCH_TOPIC, KAFKA_BROKERS, KAFKA_VERSION)
  */
-import { randomUUID } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Cron } from 'croner';
 import { schedule as nodeCronSchedule } from 'node-cron';
 import type { ScheduledTask } from 'node-cron';
-import { GroupScheduler } from '../src/scheduler/group-scheduler.js';
 import type { GroupSchedulerOptions } from '../src/scheduler/group-scheduler.js';
-import { systemClock } from '../src/shared/clock.js';
-import type { ScheduleEntry } from '../src/shared/config/schema.js';
-import { KafkaClient } from '../src/shared/kafka/index.js';
-import { silentLogger } from '../src/shared/logger.js';
+import { benchEntries, readPublished, startOurs } from './lib/ours.js';
+import {
+  benchBrokers,
+  cell,
+  cpuPercent,
+  describeMachine,
+  machineFacts,
+  printTable,
+  sleep,
+  summarize,
+  versionOf,
+  writeResults,
+} from './lib/report.js';
+import type { Summary } from './lib/report.js';
 
-const SPEC = '* * * * * *';
-/** The project root: this file runs compiled, from dist/bench/. */
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+type Spread = 'minute' | 'second';
 
 interface Params {
   n: number;
   windowS: number;
+  spread: Spread;
+  only: string | undefined;
   smoke: boolean;
   brokers: string[];
   topic: string;
-}
-
-interface Summary {
-  p50: number;
-  p99: number;
-  max: number;
 }
 
 interface Row {
@@ -61,7 +62,7 @@ interface Row {
 
 /** One observed fire: which schedule, its scheduled instant, and when it was handed over / called back. */
 interface Observation {
-  job: number | string;
+  job: number;
   scheduledMs: number;
   atMs: number;
 }
@@ -71,34 +72,47 @@ function parseParams(): Params {
     options: {
       n: { type: 'string' },
       window: { type: 'string' },
+      spread: { type: 'string', default: 'minute' },
+      only: { type: 'string' },
       smoke: { type: 'boolean', default: false },
     },
   });
   const smoke = values.smoke === true;
-  const n = Number(values.n ?? process.env['BENCH_N'] ?? (smoke ? 100 : 1000));
-  const windowS = Number(values.window ?? process.env['BENCH_WINDOW'] ?? (smoke ? 3 : 20));
+  const spread = values.spread as Spread;
+  if (spread !== 'minute' && spread !== 'second') throw new Error(`--spread must be minute or second`);
+  const n = Number(values.n ?? (smoke ? 120 : 1000));
+  const windowS = Number(values.window ?? (smoke ? 3 : spread === 'minute' ? 60 : 20));
   if (!Number.isInteger(n) || n < 1 || !Number.isInteger(windowS) || windowS < 1) {
     throw new Error(`--n and --window must be positive integers (got ${String(n)}, ${String(windowS)})`);
   }
-  const brokers = (process.env['KAFKA_BROKERS'] ?? '127.0.0.1:9092').split(',').map((b) => b.trim());
-  return { n, windowS, smoke, brokers, topic: process.env['BENCH_TOPIC'] ?? 'benchTopic' };
+  return {
+    n,
+    windowS,
+    spread,
+    only: values.only,
+    smoke,
+    brokers: benchBrokers(),
+    topic: process.env['BENCH_TOPIC'] ?? 'benchTopic',
+  };
 }
 
-function summarize(values: number[]): Summary {
-  if (values.length === 0) return { p50: NaN, p99: NaN, max: NaN };
-  const s = Float64Array.from(values).sort();
-  const at = (q: number): number => s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)] ?? NaN;
-  return { p50: at(0.5), p99: at(0.99), max: s[s.length - 1] ?? NaN };
+/** The spec of schedule i. */
+function specOf(spread: Spread, i: number): string {
+  return spread === 'second' ? '* * * * * *' : `${i % 60} * * * * *`;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, ms)));
+/** Whether schedule i is due at the whole second `ms`. */
+function dueAt(spread: Spread, i: number, ms: number): boolean {
+  return spread === 'second' || (ms / 1000) % 60 === i % 60;
+}
+
 const nextSecond = (ms: number): number => Math.ceil(ms / 1000) * 1000;
 
 /** Early, duplicate and missed counts plus the lag summary of a run whose window is [from, to). */
 function tally(
   name: string,
   version: string,
-  n: number,
+  p: Params,
   obs: Observation[],
   from: number,
   to: number,
@@ -107,23 +121,21 @@ function tally(
   let early = 0;
   let dup = 0;
   const lags: number[] = [];
+  let inWindow = 0;
   for (const o of obs) {
     const key = `${o.job}@${o.scheduledMs}`;
     if (seen.has(key)) dup++;
+    else if (o.scheduledMs >= from && o.scheduledMs < to && dueAt(p.spread, o.job, o.scheduledMs)) inWindow++;
     seen.add(key);
     if (o.atMs < o.scheduledMs) early++;
     if (o.scheduledMs >= from && o.scheduledMs < to) lags.push(o.atMs - o.scheduledMs);
   }
-  let inWindow = 0;
-  for (const key of seen) {
-    const t = Number(key.slice(key.lastIndexOf('@') + 1));
-    if (t >= from && t < to) inWindow++;
-  }
-  const expected = (n * (to - from)) / 1000;
+  let expected = 0;
+  for (let t = from; t < to; t += 1000) for (let i = 0; i < p.n; i++) if (dueAt(p.spread, i, t)) expected++;
   return {
     scheduler: name,
     version,
-    n,
+    n: p.n,
     fires: lags.length,
     early,
     dup,
@@ -142,81 +154,41 @@ async function timed(
   const cpu0 = process.cpuUsage();
   const to = from + windowS * 1000;
   await sleep(to - Date.now());
-  const cpu = process.cpuUsage(cpu0);
+  const cpuPct = cpuPercent(cpu0, windowS * 1000);
   // Let the callbacks of the last instant in the window run before stopping.
   await sleep(500);
-  return { from, to, cpuPct: ((cpu.user + cpu.system) / 1000 / (windowS * 1000)) * 100 };
+  return { from, to, cpuPct };
 }
 
 async function runOurs(p: Params): Promise<Row> {
-  const kafka = new KafkaClient({ brokers: p.brokers, logger: silentLogger, clientId: 'bench-firing' });
-  const group = `bench-firing-${randomUUID()}`;
-  const entries: ScheduleEntry[] = Array.from({ length: p.n }, (_, i) => ({
-    id: `bench-${i}`,
-    cron: SPEC,
-    topic: p.topic,
-    timeZone: 'UTC',
-    enabled: true,
-    misfire: 'skip',
-    misfireWindowSeconds: 3600,
-    processor: 'NoopProcessor',
-    index: i,
-  }));
+  const entries = benchEntries(
+    Array.from({ length: p.n }, (_, i) => specOf(p.spread, i)),
+    p.topic,
+  );
   const ackLags: Array<{ scheduledMs: number; lag: number }> = [];
-  const ackedIds = new Set<string>();
-  let allAcked: () => void = () => undefined;
-  const armed = new Promise<void>((resolve) => (allAcked = resolve));
   const onAcked: GroupSchedulerOptions['onAcked'] = (fires, ackedAtMs) => {
-    for (const f of fires) {
-      ackLags.push({ scheduledMs: f.scheduledFor, lag: ackedAtMs - f.scheduledFor });
-      if (ackedIds.size < p.n) {
-        ackedIds.add(f.entry.id);
-        if (ackedIds.size === p.n) allAcked();
-      }
-    }
+    for (const f of fires) ackLags.push({ scheduledMs: f.scheduledFor, lag: ackedAtMs - f.scheduledFor });
   };
-  const s = new GroupScheduler({ kafka, entries, group, clock: systemClock, logger: silentLogger, onAcked });
   const notes: string[] = [];
-  let win: { from: number; to: number; cpuPct: number };
-  const t0 = Date.now();
-  let t1 = t0;
-  let t2 = t0;
-  try {
-    await s.start();
-    // The window opens once every entry was fired and acked at least once (group joined, partitions taken).
-    win = await timed(p.windowS, async () => {
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`only ${ackedIds.size} of ${p.n} entries fired within 60 s of start`)),
-          60_000,
-        );
-      });
-      await Promise.race([armed, timeout]).finally(() => clearTimeout(timer));
-      t1 = Date.now();
-      return t1;
-    });
-  } finally {
-    t2 = Date.now();
-    const unsent = await s.stop({ deadlineMs: 10_000 });
-    if (unsent > 0) notes.push(`${unsent} fires not published at stop`);
-  }
+  let run: Awaited<ReturnType<typeof startOurs>> | undefined;
+  const win = await timed(p.windowS, async () => {
+    run = await startOurs(p.brokers, entries, onAcked);
+    return Date.now();
+  });
+  if (!run) throw new Error('unreachable');
+  const t2 = Date.now();
+  const unsent = await run.scheduler.stop({ deadlineMs: 10_000 });
+  if (unsent > 0) notes.push(`${unsent} fires not published at stop`);
   const t3 = Date.now();
-  notes.push(`start to all entries acked ${t1 - t0} ms, stop ${t3 - t2} ms`);
-  const obs: Observation[] = [];
-  for (const r of await kafka.readToEnd(p.topic, 120_000)) {
-    if (!r.value) continue;
-    const m = JSON.parse(r.value.toString('utf8')) as {
-      scheduleId: string;
-      scheduledFor: string;
-      firedAt: string;
-      scheduler?: { group?: string };
-    };
-    if (m.scheduler?.group !== group) continue;
-    obs.push({ job: m.scheduleId, scheduledMs: Date.parse(m.scheduledFor), atMs: Date.parse(m.firedAt) });
-  }
+  notes.push(`start to ready ${run.readyMs} ms, stop ${t3 - t2} ms`);
+  const published = await readPublished(run.kafka, p.topic, run.group);
+  const obs = published.map((m) => ({
+    job: Number(m.scheduleId.slice('bench-'.length)),
+    scheduledMs: m.scheduledMs,
+    atMs: m.firedMs,
+  }));
   notes.push(`read back ${obs.length} task records in ${Date.now() - t3} ms`);
-  const row = tally('taskmanager', 'this tree', p.n, obs, win.from, win.to);
+  const row = tally('taskmanager', 'this tree', p, obs, win.from, win.to);
   const inWindow = ackLags.filter((a) => a.scheduledMs >= win.from && a.scheduledMs < win.to);
   if (inWindow.length !== row.fires)
     notes.push(`acked ${inWindow.length} in window vs ${row.fires} read back`);
@@ -226,26 +198,19 @@ async function runOurs(p: Params): Promise<Row> {
 async function runNodeCron(p: Params, version: string): Promise<Row> {
   const obs: Observation[] = [];
   const tasks: ScheduledTask[] = [];
-  const quiet = {
+  let warnings = 0;
+  const logger = {
     info: () => undefined,
-    warn: () => undefined,
+    warn: () => void warnings++,
     error: () => undefined,
     debug: () => undefined,
   };
-  let warnings = 0;
-  const counting = { ...quiet, warn: () => void warnings++ };
   const win = await timed(p.windowS, async () => {
     for (let i = 0; i < p.n; i++) {
       // context.date is the scheduled slot (node-cron passes it in).
-      tasks.push(
-        nodeCronSchedule(
-          SPEC,
-          (ctx) => void obs.push({ job: i, scheduledMs: ctx.date.getTime(), atMs: Date.now() }),
-          {
-            logger: counting,
-          },
-        ),
-      );
+      const onTick = (ctx: { date: Date }): void =>
+        void obs.push({ job: i, scheduledMs: ctx.date.getTime(), atMs: Date.now() });
+      tasks.push(nodeCronSchedule(specOf(p.spread, i), onTick, { logger }));
     }
     return Date.now();
   });
@@ -254,7 +219,7 @@ async function runNodeCron(p: Params, version: string): Promise<Row> {
     await t.destroy();
   }
   const notes = warnings > 0 ? [`${warnings} warnings from node-cron (missed executions)`] : [];
-  return { ...tally('node-cron', version, p.n, obs, win.from, win.to), cpuPct: win.cpuPct, notes };
+  return { ...tally('node-cron', version, p, obs, win.from, win.to), cpuPct: win.cpuPct, notes };
 }
 
 async function runCroner(p: Params, version: string): Promise<Row> {
@@ -263,31 +228,19 @@ async function runCroner(p: Params, version: string): Promise<Row> {
   const win = await timed(p.windowS, async () => {
     for (let i = 0; i < p.n; i++) {
       // croner never calls back before the target; the instant is the second the callback runs in.
-      jobs.push(
-        new Cron(SPEC, () => {
-          const now = Date.now();
-          obs.push({ job: i, scheduledMs: Math.floor(now / 1000) * 1000, atMs: now });
-        }),
-      );
+      const onTick = (): void => {
+        const now = Date.now();
+        obs.push({ job: i, scheduledMs: Math.floor(now / 1000) * 1000, atMs: now });
+      };
+      jobs.push(new Cron(specOf(p.spread, i), onTick));
     }
     return Date.now();
   });
   for (const j of jobs) j.stop();
-  return { ...tally('croner', version, p.n, obs, win.from, win.to), cpuPct: win.cpuPct, notes: [] };
+  return { ...tally('croner', version, p, obs, win.from, win.to), cpuPct: win.cpuPct, notes: [] };
 }
 
-function versionOf(pkg: string): string {
-  try {
-    const file = join(ROOT, 'node_modules', pkg, 'package.json');
-    return (JSON.parse(readFileSync(file, 'utf8')) as { version?: string }).version ?? '?';
-  } catch {
-    return '?';
-  }
-}
-
-function printTable(rows: Row[]): void {
-  const f = (x: number | undefined): string =>
-    x === undefined || Number.isNaN(x) ? '-' : String(Math.round(x));
+function printRows(rows: Row[]): void {
   const head = [
     'scheduler',
     'N',
@@ -300,58 +253,43 @@ function printTable(rows: Row[]): void {
     'max',
     'ack p50',
     'ack p99',
-    'CPU %',
   ];
-  const body = rows.map((r) => [
-    `${r.scheduler} ${r.version}`,
-    String(r.n),
-    String(r.fires),
-    String(r.early),
-    String(r.dup),
-    String(r.missed),
-    f(r.lagMs.p50),
-    f(r.lagMs.p99),
-    f(r.lagMs.max),
-    f(r.ackLagMs?.p50),
-    f(r.ackLagMs?.p99),
-    r.cpuPct.toFixed(1),
-  ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] ?? '').length)));
-  const line = (cells: string[]): string =>
-    `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join(' | ')} |`;
-  console.log(line(head));
-  console.log(`|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`);
-  for (const b of body) console.log(line(b));
+  printTable(
+    [...head, 'CPU %'],
+    rows.map((r) => [
+      `${r.scheduler} ${r.version}`,
+      String(r.n),
+      String(r.fires),
+      String(r.early),
+      String(r.dup),
+      String(r.missed),
+      cell(r.lagMs.p50),
+      cell(r.lagMs.p99),
+      cell(r.lagMs.max),
+      cell(r.ackLagMs?.p50),
+      cell(r.ackLagMs?.p99),
+      r.cpuPct.toFixed(1),
+    ]),
+  );
   for (const r of rows) for (const n of r.notes) console.log(`note (${r.scheduler}): ${n}`);
 }
 
 async function main(): Promise<void> {
   const p = parseParams();
-  const machine = {
-    cores: cpus().length,
-    cpuModel: cpus()[0]?.model ?? '?',
-    node: process.version,
-    kafka: process.env['KAFKA_VERSION'] ?? '4.3.1',
-    brokers: p.brokers.join(','),
-  };
+  const machine = machineFacts(p.brokers);
   console.log(
-    `firing: N=${p.n} schedules '${SPEC}', window ${p.windowS} s${p.smoke ? ' (smoke)' : ''}; ` +
-      `${machine.cores} cores, Node ${machine.node}, Kafka ${machine.kafka} at ${machine.brokers}; lags in ms`,
+    `firing: N=${p.n} schedules, spread ${p.spread} ('${specOf(p.spread, 7)}' for schedule 7), ` +
+      `window ${p.windowS} s${p.smoke ? ' (smoke)' : ''}; ${describeMachine(machine)}; lags in ms`,
   );
-  const rows = [
-    await runOurs(p),
-    await runNodeCron(p, versionOf('node-cron')),
-    await runCroner(p, versionOf('croner')),
+  const runners: Array<[string, () => Promise<Row>]> = [
+    ['ours', () => runOurs(p)],
+    ['node-cron', () => runNodeCron(p, versionOf('node-cron'))],
+    ['croner', () => runCroner(p, versionOf('croner'))],
   ];
-  printTable(rows);
-  const dir = join(ROOT, 'bench', 'results');
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, `firing-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(
-    file,
-    `${JSON.stringify({ at: new Date().toISOString(), params: p, machine, rows }, null, 2)}\n`,
-  );
-  console.log(`results: ${file}`);
+  const rows: Row[] = [];
+  for (const [name, run] of runners) if (!p.only || p.only === name) rows.push(await run());
+  printRows(rows);
+  writeResults('firing', { params: p, machine, rows });
   const bad = rows.filter((r) => r.scheduler === 'taskmanager' && (r.early > 0 || r.dup > 0 || r.missed > 0));
   if (bad.length > 0) process.exitCode = 1;
 }

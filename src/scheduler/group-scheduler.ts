@@ -11,7 +11,7 @@ import { FireLoop } from './fire-loop.js';
 import type { Fire } from './fire-loop.js';
 import { missedInstants } from './misfire.js';
 import { PartitionOwner } from './partition-owner.js';
-import { parseState, specHash, stateKey } from './state.js';
+import { parseState, specHashOf, stateKey } from './state.js';
 
 /** Everything that makes an entry behave differently (its position in the file does not). */
 function definitionOf(e: ScheduleEntry): string {
@@ -55,6 +55,7 @@ export class GroupScheduler {
   private partitionCount = 0;
   private readonly partitionById = new Map<string, number>();
   private assigned = new Set<number>();
+  private joined = false;
   private transition: Promise<void> = Promise.resolve();
   private stopping: Promise<number> | undefined;
   private readonly origin;
@@ -69,6 +70,21 @@ export class GroupScheduler {
   /** Partitions this instance owns now. */
   get ownedPartitions(): number[] {
     return [...this.assigned].sort((a, b) => a - b);
+  }
+
+  /**
+   * Whether this instance is in its group and fires everything it was given: joined, and every assigned state
+   * partition taken over (fenced, state read, armed). `reason` says what is missing when not ready.
+   */
+  readiness(): { ready: boolean; reason: string; assigned: number[]; active: number[] } {
+    const assigned = this.ownedPartitions;
+    const active = assigned.filter((p) => this.owners.get(p)?.state === 'active');
+    let reason = 'ok';
+    if (this.stopping) reason = 'stopping';
+    else if (!this.joined) reason = `not (yet) in scheduler group ${this.o.group}`;
+    else if (active.length < assigned.length)
+      reason = `taking over state partitions [${assigned.filter((p) => !active.includes(p)).join(',')}]`;
+    return { ready: reason === 'ok', reason, assigned, active };
   }
 
   /** The state partition owning an entry; memoized, as it is asked for on every fire. */
@@ -86,6 +102,7 @@ export class GroupScheduler {
     this.partitionCount = await this.o.kafka.partitionCount(SCHEDULER_STATE_TOPIC);
     this.consumer.onGroupJoin(({ assignment }) => {
       const next = new Set(assignment[SCHEDULER_STATE_TOPIC] ?? []);
+      this.joined = true;
       // Assignments are applied in order, one at a time.
       this.transition = this.transition
         .then(() => this.reassign(next))
@@ -170,7 +187,7 @@ export class GroupScheduler {
         for (const f of fires) {
           const prev = this.lastFired.get(f.entry.id);
           if (!prev || prev.lastFiredMs < f.scheduledFor)
-            this.lastFired.set(f.entry.id, { lastFiredMs: f.scheduledFor, specHash: specHash(f.entry) });
+            this.lastFired.set(f.entry.id, { lastFiredMs: f.scheduledFor, specHash: specHashOf(f.entry) });
         }
         for (const f of fires) {
           this.o.logger.debug(`fired ${f.entry.id}`, {
@@ -205,7 +222,7 @@ export class GroupScheduler {
     const differing: string[] = [];
     for (const e of this.entriesOf(partition)) {
       const known = this.lastFired.get(e.id);
-      if (known && known.specHash !== specHash(e)) differing.push(e.id);
+      if (known && known.specHash !== specHashOf(e)) differing.push(e.id);
       for (const t of missedInstants(e, compileCron(e.cron, e.timeZone), known?.lastFiredMs, now)) {
         missed.push({ entry: e, scheduledFor: t });
       }

@@ -4,10 +4,9 @@ import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { Origin } from '../shared/messages.js';
 import { isFencedError } from '../shared/kafka/index.js';
-import type { KafkaClient, OutRecord, TaskProducer } from '../shared/kafka/index.js';
+import type { KafkaClient, TaskProducer } from '../shared/kafka/index.js';
 import type { Fire } from './fire-loop.js';
-import { stateRecord } from './state.js';
-import { fireRecords, taskMessageOf } from './task-records.js';
+import { FireEncoder } from './task-records.js';
 
 export type OwnerState = 'starting' | 'active' | 'fenced' | 'stopped';
 
@@ -38,9 +37,11 @@ export class PartitionOwner {
   private failures = 0;
   state: OwnerState = 'starting';
   private readonly stopSignal = new AbortController();
+  private readonly encoder: FireEncoder;
 
   constructor(private readonly o: PartitionOwnerOptions) {
     this.producer = o.kafka.producer({ transactionalId: transactionalIdOf(o.group, o.partition) });
+    this.encoder = new FireEncoder(o.group, o.partition, o.scheduler);
   }
 
   /** Connects and fences any previous owner of this partition. Must finish before the partition's state is read. */
@@ -88,7 +89,7 @@ export class PartitionOwner {
     while (this.state === 'active' && this.queue.length > 0) {
       const batch = this.queue.slice(0, this.o.maxBatch ?? 5000);
       try {
-        await this.producer.sendInTransaction(this.recordsOf(batch));
+        await this.producer.sendInTransaction(this.encoder.records(batch, this.o.clock.now()));
         this.queue = this.queue.slice(batch.length);
         this.o.onAcked?.(batch, this.o.clock.now());
         if (this.failures > 0)
@@ -121,23 +122,6 @@ export class PartitionOwner {
         }
       }
     }
-  }
-
-  /** Task messages and SCHEDULED events for every fire, and one state record per entry (its latest fire). */
-  private recordsOf(batch: readonly Fire[]): OutRecord[] {
-    const firedAt = this.o.clock.now();
-    const records: OutRecord[] = [];
-    const latest = new Map<string, Fire>();
-    for (const fire of batch) {
-      const task = taskMessageOf(fire, firedAt, this.o.scheduler);
-      records.push(...fireRecords(task, fire.entry.topic, this.o.scheduler));
-      const prev = latest.get(fire.entry.id);
-      if (!prev || prev.scheduledFor < fire.scheduledFor) latest.set(fire.entry.id, fire);
-    }
-    for (const f of latest.values()) {
-      records.push(stateRecord(this.o.group, f.entry, f.scheduledFor, this.o.partition, firedAt));
-    }
-    return records;
   }
 }
 

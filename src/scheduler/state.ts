@@ -2,8 +2,6 @@ import { createHash } from 'node:crypto';
 import { Ajv } from 'ajv';
 import type { JSONSchemaType } from 'ajv';
 import type { ScheduleEntry } from '../shared/config/schema.js';
-import { encodeJson, SCHEDULER_STATE_TOPIC } from '../shared/messages.js';
-import type { OutRecord } from '../shared/kafka/index.js';
 
 /** The value of a `taskmanager.scheduler-state` record, key `<group>/<schedule Id>`. */
 export interface StateRecord {
@@ -31,6 +29,15 @@ export function stateKey(group: string, id: string): string {
   return `${group}/${id}`;
 }
 
+const hashes = new WeakMap<ScheduleEntry, string>();
+
+/** `specHash` remembered per entry object (entries are immutable once loaded). */
+export function specHashOf(e: ScheduleEntry): string {
+  let h = hashes.get(e);
+  if (h === undefined) hashes.set(e, (h = specHash(e)));
+  return h;
+}
+
 /** What makes two entries fire the same tasks: spec, zone, topic, processor, param, payload. */
 export function specHash(e: ScheduleEntry): string {
   const canonical = JSON.stringify([
@@ -42,22 +49,6 @@ export function specHash(e: ScheduleEntry): string {
     e.payload ?? null,
   ]);
   return createHash('sha256').update(canonical).digest('hex').slice(0, 16);
-}
-
-export function stateRecord(
-  group: string,
-  e: ScheduleEntry,
-  lastFiredMs: number,
-  partition: number,
-  nowMs: number,
-): OutRecord {
-  const value: StateRecord = {
-    v: 1,
-    lastFiredAt: new Date(lastFiredMs).toISOString(),
-    specHash: specHash(e),
-    updatedAt: new Date(nowMs).toISOString(),
-  };
-  return { topic: SCHEDULER_STATE_TOPIC, key: stateKey(group, e.id), value: encodeJson(value), partition };
 }
 
 /** Parses a state record value; `undefined` for a tombstone or a record this version cannot read. */

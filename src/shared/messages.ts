@@ -57,10 +57,14 @@ export function taskIdFor(scheduleId: string, scheduledForMs: number): string {
 export type Headers = Record<string, string>;
 
 export function taskHeaders(task: TaskMessage): Headers {
+  return taskHeadersOf(task.taskId, task.scheduleId, task.scheduledFor);
+}
+
+export function taskHeadersOf(taskId: string, scheduleId: string, scheduledFor: string): Headers {
   return {
-    'task-id': task.taskId,
-    'schedule-id': task.scheduleId,
-    'scheduled-for': task.scheduledFor,
+    'task-id': taskId,
+    'schedule-id': scheduleId,
+    'scheduled-for': scheduledFor,
     'content-type': 'application/json',
     'schema-version': String(SCHEMA_VERSION),
   };

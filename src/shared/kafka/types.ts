@@ -5,7 +5,8 @@ export type RecordHeaders = Record<string, string>;
 export interface OutRecord {
   topic: string;
   key: string | null;
-  value: Buffer | null;
+  /** A string is sent as its UTF-8 bytes. */
+  value: Buffer | string | null;
   headers?: RecordHeaders;
   /** Explicit partition; otherwise the murmur2 partitioner of the Java client picks it from the key. */
   partition?: number;

@@ -1,0 +1,104 @@
+import { describe, expect, it } from 'vitest';
+import type { ScheduleEntry } from '../../src/shared/config/schema.js';
+import { decodeTaskMessage, EVENTS_TOPIC, SCHEDULER_STATE_TOPIC } from '../../src/shared/messages.js';
+import { FireEncoder } from '../../src/scheduler/task-records.js';
+import { parseState, specHash } from '../../src/scheduler/state.js';
+
+const entry = (over: Partial<ScheduleEntry> = {}): ScheduleEntry => ({
+  id: 'invoice "daily" ü',
+  cron: '0 0 6 * * *',
+  topic: 'invoices',
+  timeZone: 'Europe/Berlin',
+  enabled: true,
+  misfire: 'fire-once',
+  misfireWindowSeconds: 3600,
+  processor: 'InvoiceProcessor',
+  index: 0,
+  ...over,
+});
+const origin = { host: 'h1', pid: 42, group: 'billing' };
+const at = Date.parse('2026-03-01T05:00:00Z');
+const firedAt = at + 3;
+const text = (v: unknown): string => (Buffer.isBuffer(v) ? v.toString('utf8') : String(v));
+
+describe('FireEncoder', () => {
+  it('should encode the task message SPEC.md §4 describes, with its headers', () => {
+    const e = entry({ param: 'eu', payload: { amount: 12.5, note: 'line\nbreak "quoted"', tags: ['a'] } });
+    const [task] = new FireEncoder('billing', 3, origin).records([{ entry: e, scheduledFor: at }], firedAt);
+
+    expect(task?.topic).toBe('invoices');
+    expect(task?.key).toBe(e.id);
+    expect(decodeTaskMessage(Buffer.from(text(task?.value)))).toEqual({
+      v: 1,
+      taskId: `${e.id}@2026-03-01T05:00:00.000Z`,
+      scheduleId: e.id,
+      processor: 'InvoiceProcessor',
+      param: 'eu',
+      payload: { amount: 12.5, note: 'line\nbreak "quoted"', tags: ['a'] },
+      scheduledFor: '2026-03-01T05:00:00.000Z',
+      firedAt: '2026-03-01T05:00:00.003Z',
+      scheduler: origin,
+    });
+    expect(task?.headers).toEqual({
+      'task-id': `${e.id}@2026-03-01T05:00:00.000Z`,
+      'schedule-id': e.id,
+      'scheduled-for': '2026-03-01T05:00:00.000Z',
+      'content-type': 'application/json',
+      'schema-version': '1',
+    });
+  });
+
+  it('should leave out param and payload when the entry has none', () => {
+    const [task] = new FireEncoder('billing', 0, origin).records(
+      [{ entry: entry(), scheduledFor: at }],
+      firedAt,
+    );
+    const m = JSON.parse(text(task?.value)) as Record<string, unknown>;
+    expect(Object.keys(m)).toEqual([
+      'v',
+      'taskId',
+      'scheduleId',
+      'processor',
+      'scheduledFor',
+      'firedAt',
+      'scheduler',
+    ]);
+  });
+
+  it('should add a SCHEDULED event per fire and one state record per entry for its latest fire', () => {
+    const a = entry({ id: 'a' });
+    const b = entry({ id: 'b' });
+    const records = new FireEncoder('billing', 7, origin).records(
+      [
+        { entry: a, scheduledFor: at },
+        { entry: b, scheduledFor: at },
+        { entry: a, scheduledFor: at + 1000 },
+      ],
+      firedAt,
+    );
+    const events = records.filter((r) => r.topic === EVENTS_TOPIC);
+    expect(events.map((r) => r.key)).toEqual([
+      'a@2026-03-01T05:00:00.000Z',
+      'b@2026-03-01T05:00:00.000Z',
+      'a@2026-03-01T05:00:01.000Z',
+    ]);
+    expect(JSON.parse(text(events[1]?.value))).toEqual({
+      v: 1,
+      taskId: 'b@2026-03-01T05:00:00.000Z',
+      scheduleId: 'b',
+      status: 'SCHEDULED',
+      at: '2026-03-01T05:00:00.003Z',
+      attempt: 0,
+      by: { ...origin, role: 'scheduler' },
+    });
+    const states = records.filter((r) => r.topic === SCHEDULER_STATE_TOPIC);
+    expect(states.map((r) => [r.key, r.partition])).toEqual([
+      ['billing/a', 7],
+      ['billing/b', 7],
+    ]);
+    expect(parseState(Buffer.from(text(states[0]?.value)))).toEqual({
+      lastFiredMs: at + 1000,
+      specHash: specHash(a),
+    });
+  });
+});
