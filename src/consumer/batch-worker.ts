@@ -5,6 +5,7 @@ import type { Logger } from '../shared/logger.js';
 import type { InRecord, PartitionBatch } from '../shared/kafka/index.js';
 import { CommitPump } from './commit-pump.js';
 import { ContiguousOffsets } from './contiguous-offsets.js';
+import { SlotLease } from './semaphore.js';
 import type { Semaphore } from './semaphore.js';
 import type { TaskRunner } from './task-runner.js';
 
@@ -93,13 +94,15 @@ export class BatchWorker {
     };
 
     const runLane = async (lane: InRecord[]): Promise<void> => {
+      // The lane's slot is held while a processor runs, not while its events are acknowledged (see TaskRunner).
+      const slot = new SlotLease(this.o.slots);
       for (const rec of lane) {
         if (stopTaking || this.rebalancing || !batch.isRunning() || batch.isStale() || drain.aborted) return;
-        await this.o.slots.acquire();
+        await slot.acquire();
         try {
           if (stopTaking || this.rebalancing || !batch.isRunning() || batch.isStale() || drain.aborted)
             return;
-          const result = await this.o.runner.run(rec, signal);
+          const result = await this.o.runner.run(rec, signal, slot);
           // An interrupted record stays unresolved, and so do the later records of its key (order).
           if (result === 'interrupted') return;
           const resolved = tracker.finish(rec.offset);
@@ -113,7 +116,7 @@ export class BatchWorker {
           );
           return;
         } finally {
-          this.o.slots.release();
+          slot.release();
         }
       }
     };

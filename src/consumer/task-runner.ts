@@ -10,6 +10,7 @@ import type { ProcessorRegistry } from '../processors/registry.js';
 import { retryDelayMs } from './backoff.js';
 import type { BackoffOptions } from './backoff.js';
 import { dlqRecord } from './dlq.js';
+import type { SlotLease } from './semaphore.js';
 
 export interface TaskRunnerOptions {
   registry: ProcessorRegistry;
@@ -67,7 +68,12 @@ function where(rec: InRecord): string {
 export class TaskRunner {
   constructor(private readonly o: TaskRunnerOptions) {}
 
-  async run(rec: InRecord, drain: AbortSignal): Promise<RunResult> {
+  /**
+   * @param slot the caller's claim on a `--concurrency` slot, held when called: given back as soon as an attempt's
+   *   processor settled (the FINISHED acknowledgement, a DLQ write or a retry backoff need no slot, and holding one
+   *   through a broker round trip would cap throughput at concurrency / round trip), taken again for a retry.
+   */
+  async run(rec: InRecord, drain: AbortSignal, slot?: SlotLease): Promise<RunResult> {
     let task: TaskMessage;
     try {
       task = decodeTaskMessage(rec.value);
@@ -75,6 +81,7 @@ export class TaskRunner {
       if (!(err instanceof DecodeError)) throw err;
       const taskId = rec.headers['task-id'] ?? `unknown@${where(rec)}`;
       this.o.logger.error(`undecodable record at ${where(rec)}: ${err.message}; sent to DLQ`, { taskId });
+      slot?.release();
       return this.deadLetter(rec, undefined, taskId, 'decode-error', err.message, 0, drain);
     }
     const log = this.o.logger.child({ taskId: task.taskId });
@@ -82,10 +89,15 @@ export class TaskRunner {
     if (!processor) {
       const msg = `unknown processor ${JSON.stringify(task.processor)}; known: ${this.o.registry.names().join(', ')}`;
       log.error(`task ${task.taskId} at ${where(rec)}: ${msg}; sent to DLQ`);
+      slot?.release();
       return this.deadLetter(rec, task, task.taskId, 'unknown-processor', msg, 0, drain);
     }
     const source = { topic: rec.topic, partition: rec.partition, offset: rec.offset };
     for (let attempt = 1; ; attempt++) {
+      if (attempt > 1) {
+        await slot?.acquire();
+        if (drain.aborted) return this.interrupted(task, attempt - 1);
+      }
       void this.emit(task, 'EXECUTING', attempt, rec).catch((err: unknown) =>
         log.warn(`could not publish EXECUTING event: ${errorMessage(err)}`),
       );
@@ -101,6 +113,7 @@ export class TaskRunner {
           : undefined,
       );
       const signal = linked.signal;
+      let succeeded = false;
       let failure: unknown;
       try {
         // A processor that throws synchronously is treated like one that rejects; one that ignores its signal
@@ -109,7 +122,17 @@ export class TaskRunner {
           Promise.resolve().then(() => processor.process(task, { signal, logger: log, attempt, source })),
           signal,
         );
-        const durationMs = this.o.clock.now() - started;
+        succeeded = true;
+      } catch (err) {
+        failure = err;
+      } finally {
+        // Unlinked now, not after the acknowledgement: every task waiting for Kafka would otherwise keep a listener
+        // on the batch's signal, and adding one costs as many steps as there are.
+        linked.dispose();
+        slot?.release();
+      }
+      const durationMs = this.o.clock.now() - started;
+      if (succeeded) {
         const ok = await this.durably(drain, log, () =>
           this.emit(task, 'FINISHED', attempt, rec, { durationMs }),
         );
@@ -117,12 +140,7 @@ export class TaskRunner {
         log.debug(`task ${task.taskId} finished`, { attempt, durationMs });
         this.o.onOutcome?.({ taskId: task.taskId, status: 'FINISHED', attempts: attempt });
         return 'done';
-      } catch (err) {
-        failure = err;
-      } finally {
-        linked.dispose();
       }
-      const durationMs = this.o.clock.now() - started;
       const msg = errorMessage(failure);
       if (drain.aborted) {
         log.warn(

@@ -37,6 +37,22 @@ describe('cron math', () => {
       ]);
     });
 
+    it('should answer each instant right when shared entries ask in turn (remembered last answer)', () => {
+      for (const zone of ['UTC', 'Europe/Berlin']) {
+        const c = compileCron('0 */10 * * * *', zone);
+        const a = Date.parse('2026-11-22T10:00:05.000Z');
+        const b = Date.parse('2026-11-22T10:25:00.000Z');
+        expect(
+          iso([c.nextAfter(a) ?? 0, c.nextAfter(a) ?? 0, c.nextAfter(b) ?? 0, c.nextAfter(a) ?? 0]),
+        ).toEqual([
+          '2026-11-22T10:10:00.000Z',
+          '2026-11-22T10:10:00.000Z',
+          '2026-11-22T10:30:00.000Z',
+          '2026-11-22T10:10:00.000Z',
+        ]);
+      }
+    });
+
     it('should treat 5 fields as minutes with second 0', () => {
       const c = compileCron('30 9 * * *', 'UTC');
       expect(iso(nextInstants(c, Date.parse('2026-11-22T10:00:05.000Z'), 1))).toEqual([
