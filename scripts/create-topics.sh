@@ -18,6 +18,7 @@ Creates, if missing:
   <task topic>.dlq              cleanup.policy=delete
   taskmanager.events            cleanup.policy=delete
   taskmanager.scheduler-state   cleanup.policy=compact
+  taskmanager.commands          cleanup.policy=delete
 
 Options (environment in brackets):
   --bootstrap-server HOST:PORT  brokers [KAFKA_BROKERS] (default 127.0.0.1:9092)
@@ -113,6 +114,8 @@ plan_topics() {
   add_topic taskmanager.events delete
   # The scheduler's last-fired times: only the latest record per key matters, and it must never expire.
   add_topic taskmanager.scheduler-state compact
+  # Runtime control (taskscheduler trigger/pause/resume/status) and the answers of the scheduler instances.
+  add_topic taskmanager.commands delete
 }
 
 # ---------------------------------------------------------------------------------------------------------------

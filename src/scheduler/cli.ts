@@ -12,10 +12,19 @@ import {
   logFormatOption,
   logLevelOption,
   loggerFromOptions,
+  metricsHostOption,
+  metricsPortOption,
   normalizeGoFlags,
   parseBrokers,
   positiveInt,
 } from '../shared/cli-common.js';
+import { startOpsServer } from '../shared/ops/server.js';
+import type { OpsServer } from '../shared/ops/server.js';
+import { processRegistry } from '../shared/ops/registry.js';
+import { silentLogger } from '../shared/logger.js';
+import { CommandListener } from './commands.js';
+import { runEntryCommand, runStatus } from './control-commands.js';
+import type { ControlOutput } from './control-commands.js';
 import { describeNextFires } from './next-command.js';
 import { GroupScheduler } from './group-scheduler.js';
 import { ScheduleWatcher } from './schedule-watcher.js';
@@ -48,7 +57,7 @@ async function loadOrExit(file: string): Promise<Awaited<ReturnType<typeof loadS
 }
 
 /** A broker that is down at start-up is retried with capped backoff, one line per try. */
-async function startWithRetry(scheduler: GroupScheduler, logger: Logger): Promise<void> {
+async function startWithRetry(scheduler: { start(): Promise<void> }, logger: Logger): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     try {
       await scheduler.start();
@@ -67,6 +76,8 @@ interface RunOpts {
   group?: string;
   logLevel: string;
   logFormat: string;
+  metricsPort?: number;
+  metricsHost: string;
 }
 
 async function run(opts: RunOpts): Promise<void> {
@@ -75,7 +86,25 @@ async function run(opts: RunOpts): Promise<void> {
   const group = opts.group ?? defaultGroup(opts.schedule);
   const brokers = parseBrokers(opts.brokers);
   const kafka = new KafkaClient({ brokers, logger, clientId: `taskscheduler-${process.pid}` });
-  const scheduler = new GroupScheduler({ kafka, entries, group, clock: systemClock, logger });
+  const registry = opts.metricsPort === undefined ? undefined : processRegistry('taskscheduler');
+  const scheduler = new GroupScheduler({
+    kafka,
+    entries,
+    group,
+    clock: systemClock,
+    logger,
+    ...(registry ? { registry } : {}),
+  });
+  let ops: OpsServer | undefined;
+  if (registry && opts.metricsPort !== undefined)
+    ops = await startOpsServer({
+      port: opts.metricsPort,
+      host: opts.metricsHost,
+      registry,
+      readiness: () => scheduler.readiness(),
+      logger,
+    });
+  const commands = new CommandListener(kafka, scheduler, logger);
   const watcher = new ScheduleWatcher({
     file: opts.schedule,
     logger,
@@ -85,7 +114,10 @@ async function run(opts: RunOpts): Promise<void> {
     logger,
     graceful: async () => {
       watcher.stop();
-      return (await scheduler.stop({ deadlineMs: 10_000 })) === 0 ? 0 : 1;
+      await commands.stop();
+      const unsent = await scheduler.stop({ deadlineMs: 10_000 });
+      await ops?.close();
+      return unsent === 0 ? 0 : 1;
     },
   });
   logger.info(
@@ -93,6 +125,52 @@ async function run(opts: RunOpts): Promise<void> {
   );
   await startWithRetry(scheduler, logger);
   watcher.start();
+  await startWithRetry(commands, logger);
+}
+
+interface ControlOpts {
+  brokers: string;
+  schedule: string;
+  group?: string;
+  timeoutMs: number;
+}
+
+/** Runs a control command against a running group and prints its outcome. */
+async function control(
+  opts: ControlOpts,
+  run: (kafka: KafkaClient, group: string) => Promise<ControlOutput>,
+  json = false,
+): Promise<void> {
+  const kafka = new KafkaClient({
+    brokers: parseBrokers(opts.brokers),
+    logger: silentLogger,
+    clientId: `taskscheduler-cli-${process.pid}`,
+  });
+  const out = await run(kafka, opts.group ?? defaultGroup(opts.schedule));
+  process.stdout.write(
+    json && out.json !== undefined ? `${JSON.stringify(out.json, null, 2)}\n` : `${out.lines.join('\n')}\n`,
+  );
+  exitAfterFlush(out.exitCode);
+}
+
+function controlCommand(name: string, description: string): Command {
+  return program
+    .command(name)
+    .description(description)
+    .addOption(brokersOption())
+    .addOption(
+      scheduleOption().default(DEFAULT_SCHEDULE, 'config/taskscheduler.json; names the default group'),
+    )
+    .addOption(
+      new Option('-g, --group <name>', 'scheduler group (default taskscheduler-<schedule basename>)').env(
+        'TASKSCHEDULER_GROUP',
+      ),
+    )
+    .addOption(
+      new Option('--timeout-ms <ms>', 'how long to wait for the answer')
+        .argParser(positiveInt('--timeout-ms'))
+        .default(15_000),
+    );
 }
 
 const program = new Command()
@@ -113,7 +191,41 @@ program
   )
   .addOption(logLevelOption())
   .addOption(logFormatOption())
+  .addOption(metricsPortOption())
+  .addOption(metricsHostOption())
   .action(run);
+
+for (const [type, what] of [
+  ['trigger', 'fire an entry now, with its own taskId, through the instance that owns it'],
+  ['pause', 'stop firing an entry until resumed (kept across restarts and failover)'],
+  ['resume', 'fire a paused entry again from now (what it missed while paused is not caught up)'],
+] as const) {
+  controlCommand(type, what)
+    .argument('<id>', 'schedule entry Id')
+    .action((id: string, opts: ControlOpts) =>
+      control(opts, (kafka, group) => runEntryCommand(kafka, type, group, id, opts.timeoutMs)),
+    );
+}
+
+controlCommand(
+  'status',
+  "each entry's state, owner, last fire, next fires and last outcome, from the running group",
+)
+  .argument('[ids...]', 'only these entries')
+  .option('--json', 'print JSON')
+  .addOption(
+    new Option('--events-tail <n>', 'events read per partition of taskmanager.events for the last outcome')
+      .argParser(positiveInt('--events-tail'))
+      .default(5000),
+  )
+  .action((ids: string[], opts: ControlOpts & { json?: boolean; eventsTail: number }) =>
+    control(
+      opts,
+      (kafka, group) =>
+        runStatus(kafka, group, ids, { timeoutMs: opts.timeoutMs, eventsTail: opts.eventsTail }),
+      opts.json === true,
+    ),
+  );
 
 program
   .command('validate')

@@ -10,6 +10,8 @@ export interface Fire {
   readonly entry: ScheduleEntry;
   /** The scheduled instant, epoch ms. */
   readonly scheduledFor: number;
+  /** Fired by `taskscheduler trigger`, not by the spec: it does not move the entry's last fired instant. */
+  readonly manual?: boolean;
 }
 
 /** Per-entry state kept small: the entry, its shared compiled spec, the next and last fired instants. */
@@ -27,6 +29,8 @@ export interface FireLoopOptions {
   logger: Logger;
   /** Receives every due fire, in scheduled order per entry; must not throw and must return quickly. */
   onFires(fires: Fire[]): void;
+  /** An entry's overdue fire times older than its misfire window were dropped (counted once per gap). */
+  onDropped?(id: string): void;
   /**
    * The longest the loop sleeps before re-reading the clock. Bounds how late a wall-clock step forward is noticed
    * and keeps every delay far under setTimeout's 24.8-day limit. @default 1000
@@ -150,6 +154,7 @@ export class FireLoop {
         `MisfireWindowSeconds (${a.entry.misfireWindowSeconds}) and were dropped`,
       { scheduleId: a.entry.id, firstDropped: new Date(a.next).toISOString() },
     );
+    this.options.onDropped?.(a.entry.id);
     // Skip the gap in one step rather than walking it instant by instant.
     a.last = Math.max(a.last, windowStart - 1);
   }

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import type { Clock } from '../shared/clock.js';
 import type { ScheduleEntry } from '../shared/config/schema.js';
-import { compileCron } from '../shared/cron.js';
+import { compileCron, nextInstants } from '../shared/cron.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { SCHEDULER_STATE_TOPIC, taskIdFor } from '../shared/messages.js';
@@ -9,9 +9,12 @@ import { partitionForKey } from '../shared/kafka/index.js';
 import type { GroupConsumer, InRecord, KafkaClient, PartitionBatch } from '../shared/kafka/index.js';
 import { FireLoop } from './fire-loop.js';
 import type { Fire } from './fire-loop.js';
-import { missedInstants } from './misfire.js';
+import type { Registry } from 'prom-client';
+import { SchedulerMetrics } from './metrics.js';
+import { misfireOf } from './misfire.js';
 import { PartitionOwner } from './partition-owner.js';
-import { parseState, specHashOf, stateKey } from './state.js';
+import { parseState, pauseStateValue, specHashOf, stateKey } from './state.js';
+import type { EntryState } from './state.js';
 
 /** Everything that makes an entry behave differently (its position in the file does not). */
 function definitionOf(e: ScheduleEntry): string {
@@ -28,8 +31,33 @@ export interface GroupSchedulerOptions {
   logger: Logger;
   /** @default 6000 */
   sessionTimeoutMs?: number;
+  /** Where to register the scheduler's metrics; none are kept without it. */
+  registry?: Registry;
   onAcked?(fires: readonly Fire[], ackedAtMs: number): void;
 }
+
+/** One entry as `taskscheduler status` shows it (from its owner). */
+export interface EntryStatus {
+  id: string;
+  cron: string;
+  timeZone: string;
+  topic: string;
+  processor: string;
+  state: 'enabled' | 'paused' | 'disabled';
+  partition: number;
+  lastFiredAt?: string;
+  nextFireTimes: string[];
+}
+
+/** What a command changed, in words for the CLI. */
+export interface CommandOutcome {
+  ok: boolean;
+  message: string;
+  taskId?: string;
+}
+
+/** Without a heartbeat answered for this long, the instance reports not ready (broker or coordinator gone). */
+const HEARTBEAT_STALE_MS = 5000;
 
 interface PartitionReadProgress {
   /** End offset measured after fencing: the state is known once everything before it was read. */
@@ -47,7 +75,7 @@ export class GroupScheduler {
   private readonly loop: FireLoop;
   private readonly consumer: GroupConsumer;
   private readonly owners = new Map<number, PartitionOwner>();
-  private readonly lastFired = new Map<string, { lastFiredMs: number; specHash: string }>();
+  private readonly lastFired = new Map<string, EntryState>();
   private readonly reading = new Map<number, PartitionReadProgress>();
   /** Per state partition, the offset after the last record folded into `lastFired` (kept across generations). */
   private readonly readUpTo = new Map<number, bigint>();
@@ -59,12 +87,31 @@ export class GroupScheduler {
   private transition: Promise<void> = Promise.resolve();
   private stopping: Promise<number> | undefined;
   private readonly origin;
+  private readonly metrics: SchedulerMetrics | undefined;
 
   constructor(private readonly o: GroupSchedulerOptions) {
     this.origin = { host: hostname(), pid: process.pid, group: o.group };
     for (const e of o.entries) this.entries.set(e.id, e);
-    this.loop = new FireLoop({ clock: o.clock, logger: o.logger, onFires: (fires) => this.route(fires) });
+    this.metrics = o.registry
+      ? new SchedulerMetrics(o.registry, o.group, {
+          ownedPartitions: () => this.assigned.size,
+          schedules: () => this.scheduleCounts(),
+          queuedFires: () => [...this.owners.values()].reduce((n, w) => n + w.queued, 0),
+          ready: () => this.readiness().ready,
+        })
+      : undefined;
+    this.loop = new FireLoop({
+      clock: o.clock,
+      logger: o.logger,
+      onFires: (fires) => this.route(fires),
+      onDropped: (id) => this.metrics?.misfired(id, 'dropped'),
+    });
     this.consumer = o.kafka.consumer({ groupId: o.group, sessionTimeoutMs: o.sessionTimeoutMs ?? 6000 });
+  }
+
+  /** The group this instance belongs to. */
+  get group(): string {
+    return this.o.group;
   }
 
   /** Partitions this instance owns now. */
@@ -76,15 +123,132 @@ export class GroupScheduler {
    * Whether this instance is in its group and fires everything it was given: joined, and every assigned state
    * partition taken over (fenced, state read, armed). `reason` says what is missing when not ready.
    */
-  readiness(): { ready: boolean; reason: string; assigned: number[]; active: number[] } {
+  readiness(): { ready: boolean; reason: string; group: string; assigned: number[]; active: number[] } {
     const assigned = this.ownedPartitions;
     const active = assigned.filter((p) => this.owners.get(p)?.state === 'active');
+    const failing = assigned.filter((p) => this.owners.get(p)?.failing);
+    const health = this.consumer.health();
+    const silentMs = this.o.clock.now() - (health.lastHeartbeatAt ?? 0);
     let reason = 'ok';
     if (this.stopping) reason = 'stopping';
-    else if (!this.joined) reason = `not (yet) in scheduler group ${this.o.group}`;
+    else if (!this.joined || !health.joined) reason = `not in scheduler group ${this.o.group} (joining)`;
+    else if (silentMs > HEARTBEAT_STALE_MS)
+      reason = `no answer from the group coordinator for ${Math.round(silentMs / 1000)} s (broker unreachable?)`;
     else if (active.length < assigned.length)
       reason = `taking over state partitions [${assigned.filter((p) => !active.includes(p)).join(',')}]`;
-    return { ready: reason === 'ok', reason, assigned, active };
+    else if (failing.length > 0) reason = `cannot publish fires of state partitions [${failing.join(',')}]`;
+    return { ready: reason === 'ok', reason, group: this.o.group, assigned, active };
+  }
+
+  /** The active owner of an entry's state partition, when this instance is it. */
+  private ownerOf(id: string): PartitionOwner | undefined {
+    const p = this.partitionOf(id);
+    const owner = this.owners.get(p);
+    return this.assigned.has(p) && owner?.state === 'active' ? owner : undefined;
+  }
+
+  /** Whether this instance answers commands about `id` (it owns the entry's state partition). */
+  answersFor(id: string): boolean {
+    return this.ownerOf(id) !== undefined;
+  }
+
+  /**
+   * Fires an entry now, outside its spec, with its own taskId (the instant of the command, never a whole second,
+   * so never the taskId of a spec instant). Resolves once the task is committed to Kafka.
+   */
+  async trigger(id: string): Promise<CommandOutcome> {
+    const e = this.entries.get(id);
+    const owner = this.ownerOf(id);
+    if (!e || !owner) return { ok: false, message: this.unknown(id) };
+    let at = this.o.clock.now();
+    if (at % 1000 === 0) at += 1;
+    await owner.publish([{ entry: e, scheduledFor: at, manual: true }]);
+    const taskId = taskIdFor(id, at);
+    this.o.logger.info(`triggered ${id} by command`, { taskId });
+    return { ok: true, message: `fired ${id} now as ${taskId} (topic ${e.topic})`, taskId };
+  }
+
+  /**
+   * Pauses (or resumes) an entry: persisted in the state topic by its owner, so it holds across restarts and
+   * failover. A paused entry fires nothing and catches nothing up; resuming arms it from now.
+   */
+  async setPaused(id: string, paused: boolean, by: string): Promise<CommandOutcome> {
+    const e = this.entries.get(id);
+    const owner = this.ownerOf(id);
+    if (!e || !owner) return { ok: false, message: this.unknown(id) };
+    const known = this.lastFired.get(id);
+    if ((known?.paused ?? false) === paused)
+      return { ok: true, message: `${id} was already ${paused ? 'paused' : 'running'}; nothing changed` };
+    const now = this.o.clock.now();
+    // Paused from now: nothing before now is owed, nothing while paused will be caught up.
+    const last = Math.max(known?.lastFiredMs ?? now, now);
+    if (paused) this.loop.remove(id);
+    await owner.publish(
+      [],
+      [
+        {
+          topic: SCHEDULER_STATE_TOPIC,
+          key: stateKey(this.o.group, id),
+          value: pauseStateValue(e, last, paused, now, by),
+          partition: this.partitionOf(id),
+        },
+      ],
+    );
+    this.lastFired.set(id, { lastFiredMs: last, specHash: specHashOf(e), paused });
+    if (!paused) this.loop.add(e, now);
+    this.o.logger.info(`${paused ? 'paused' : 'resumed'} ${id} by command from ${by}`);
+    const next = paused || !e.enabled ? undefined : compileCron(e.cron, e.timeZone).nextAfter(now);
+    return {
+      ok: true,
+      message:
+        `${id} ${paused ? 'paused' : 'resumed'}` +
+        (next === undefined ? '' : `; next fire ${new Date(next).toISOString()}`) +
+        (!paused && !e.enabled ? ' (but Enabled is false in the schedule file: it stays off)' : ''),
+    };
+  }
+
+  /** The entries this instance fires (or those among `ids`), as `taskscheduler status` shows them. */
+  status(ids?: readonly string[], nextCount = 3): EntryStatus[] {
+    const now = this.o.clock.now();
+    const chosen = ids ? ids.flatMap((id) => this.entries.get(id) ?? []) : [...this.entries.values()];
+    return chosen
+      .filter((e) => this.answersFor(e.id))
+      .map((e) => {
+        const known = this.lastFired.get(e.id);
+        const state = !e.enabled ? 'disabled' : known?.paused ? 'paused' : 'enabled';
+        return {
+          id: e.id,
+          cron: e.cron,
+          timeZone: e.timeZone,
+          topic: e.topic,
+          processor: e.processor,
+          state,
+          partition: this.partitionOf(e.id),
+          ...(known ? { lastFiredAt: new Date(known.lastFiredMs).toISOString() } : {}),
+          nextFireTimes:
+            state === 'enabled'
+              ? nextInstants(compileCron(e.cron, e.timeZone), now, nextCount).map((t) =>
+                  new Date(t).toISOString(),
+                )
+              : [],
+        };
+      });
+  }
+
+  private unknown(id: string): string {
+    return this.entries.has(id)
+      ? `this instance does not own ${id} (state partition ${this.partitionOf(id)})`
+      : `no schedule ${JSON.stringify(id)} in group ${this.o.group} (see taskscheduler status)`;
+  }
+
+  private scheduleCounts(): { armed: number; paused: number; disabled: number } {
+    let paused = 0;
+    let disabled = 0;
+    for (const e of this.entriesOwned()) {
+      if (!e.enabled) disabled++;
+      else if (this.lastFired.get(e.id)?.paused) paused++;
+    }
+    return { armed: this.loop.size, paused, disabled };
   }
 
   /** The state partition owning an entry; memoized, as it is asked for on every fire. */
@@ -143,8 +307,8 @@ export class GroupScheduler {
     if (!key?.startsWith(prefix)) return;
     const id = key.slice(prefix.length);
     const s = parseState(r.value);
-    const prev = this.lastFired.get(id);
-    if (s && (!prev || s.lastFiredMs >= prev.lastFiredMs)) this.lastFired.set(id, s);
+    // Records of one key are read in order, so the latest wins (a resume may not move lastFired forward).
+    if (s) this.lastFired.set(id, s);
   }
 
   private async reassign(next: Set<number>): Promise<void> {
@@ -183,12 +347,19 @@ export class GroupScheduler {
       clock: this.o.clock,
       logger: this.o.logger,
       scheduler: this.origin,
-      onAcked: (fires, at) => {
+      onPublishError: (p) => this.metrics?.publishFailed(p),
+      onAcked: (fires, firedAt, at) => {
         for (const f of fires) {
+          if (f.manual) continue;
           const prev = this.lastFired.get(f.entry.id);
           if (!prev || prev.lastFiredMs < f.scheduledFor)
-            this.lastFired.set(f.entry.id, { lastFiredMs: f.scheduledFor, specHash: specHashOf(f.entry) });
+            this.lastFired.set(f.entry.id, {
+              lastFiredMs: f.scheduledFor,
+              specHash: specHashOf(f.entry),
+              paused: prev?.paused ?? false,
+            });
         }
+        this.metrics?.acked(fires, firedAt, at);
         for (const f of fires) {
           this.o.logger.debug(`fired ${f.entry.id}`, {
             taskId: taskIdFor(f.entry.id, f.scheduledFor),
@@ -223,9 +394,12 @@ export class GroupScheduler {
     for (const e of this.entriesOf(partition)) {
       const known = this.lastFired.get(e.id);
       if (known && known.specHash !== specHashOf(e)) differing.push(e.id);
-      for (const t of missedInstants(e, compileCron(e.cron, e.timeZone), known?.lastFiredMs, now)) {
-        missed.push({ entry: e, scheduledFor: t });
-      }
+      // A paused entry misses nothing: it stays unarmed until resumed.
+      if (known?.paused) continue;
+      const m = misfireOf(e, compileCron(e.cron, e.timeZone), known?.lastFiredMs, now);
+      for (const t of m.fire) missed.push({ entry: e, scheduledFor: t });
+      this.metrics?.misfired(e.id, 'caught_up', m.fire.length);
+      this.metrics?.misfired(e.id, 'dropped', m.missed - m.fire.length);
       this.loop.add(e, Math.max(now, known?.lastFiredMs ?? now));
     }
     if (differing.length > 0) {
@@ -267,7 +441,8 @@ export class GroupScheduler {
       this.entries.set(id, e);
       if (
         !this.assigned.has(this.partitionOf(id)) ||
-        this.owners.get(this.partitionOf(id))?.state !== 'active'
+        this.owners.get(this.partitionOf(id))?.state !== 'active' ||
+        this.lastFired.get(id)?.paused
       )
         continue;
       // Re-adding keeps the loop's last handed-out instant for this id (even one not yet acknowledged).

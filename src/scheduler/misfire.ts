@@ -5,25 +5,41 @@ import type { CompiledCron } from '../shared/cron.js';
 export const FIRE_ALL_LIMIT = 1000;
 
 /**
- * The instants to fire now for the times an entry missed while no scheduler owned it: those after its last fired
- * instant, at or before now, and inside its misfire window; then `skip` fires none, `fire-once` the latest,
- * `fire-all` each (oldest first, the latest 1000 at most). An entry never fired before has missed nothing.
+ * The times an entry missed while no scheduler owned it, and which of them to fire now: those after its last
+ * fired instant, at or before now, and inside its misfire window are missed; then `skip` fires none, `fire-once`
+ * the latest, `fire-all` each (oldest first, the latest 1000 at most). An entry never fired before (or disabled)
+ * has missed nothing.
  */
+export function misfireOf(
+  entry: ScheduleEntry,
+  cron: CompiledCron,
+  lastFiredMs: number | undefined,
+  nowMs: number,
+): { fire: number[]; missed: number } {
+  if (lastFiredMs === undefined || !entry.enabled) return { fire: [], missed: 0 };
+  const windowStart = nowMs - entry.misfireWindowSeconds * 1000;
+  const out: number[] = [];
+  let missed = 0;
+  let t = cron.nextAfter(Math.max(lastFiredMs, windowStart - 1));
+  while (t !== undefined && t <= nowMs) {
+    missed++;
+    // Counting what `skip` drops is only for metrics: stop at the fire-all limit rather than walk a long window.
+    if (entry.misfire === 'skip' && missed >= FIRE_ALL_LIMIT) break;
+    if (entry.misfire !== 'skip') {
+      out.push(t);
+      if (out.length > FIRE_ALL_LIMIT) out.shift();
+    }
+    t = cron.nextAfter(t);
+  }
+  return { fire: entry.misfire === 'fire-once' ? out.slice(-1) : out, missed };
+}
+
+/** The instants `misfireOf` says to fire. */
 export function missedInstants(
   entry: ScheduleEntry,
   cron: CompiledCron,
   lastFiredMs: number | undefined,
   nowMs: number,
 ): number[] {
-  if (lastFiredMs === undefined || entry.misfire === 'skip' || !entry.enabled) return [];
-  const windowStart = nowMs - entry.misfireWindowSeconds * 1000;
-  const out: number[] = [];
-  let t = cron.nextAfter(Math.max(lastFiredMs, windowStart - 1));
-  while (t !== undefined && t <= nowMs) {
-    out.push(t);
-    if (out.length > FIRE_ALL_LIMIT) out.shift();
-    t = cron.nextAfter(t);
-  }
-  if (entry.misfire === 'fire-once') return out.slice(-1);
-  return out;
+  return misfireOf(entry, cron, lastFiredMs, nowMs).fire;
 }

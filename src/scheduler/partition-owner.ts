@@ -4,7 +4,7 @@ import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { Origin } from '../shared/messages.js';
 import { isFencedError } from '../shared/kafka/index.js';
-import type { KafkaClient, TaskProducer } from '../shared/kafka/index.js';
+import type { KafkaClient, OutRecord, TaskProducer } from '../shared/kafka/index.js';
 import type { Fire } from './fire-loop.js';
 import { FireEncoder } from './task-records.js';
 
@@ -19,9 +19,21 @@ export interface PartitionOwnerOptions {
   scheduler: Origin & { group: string };
   /** Fires per transaction. @default 5000 */
   maxBatch?: number;
-  onAcked?(fires: readonly Fire[], ackedAtMs: number): void;
+  onAcked?(fires: readonly Fire[], firedAtMs: number, ackedAtMs: number): void;
+  /** A transaction failed (it is retried). */
+  onPublishError?(partition: number): void;
   /** The producer was fenced by a newer owner: stop firing this partition's entries. */
   onFenced(partition: number): void;
+}
+
+/** A fire, or a state record written on its own (pause, resume), in the order they were queued. */
+type Item = { fire: Fire } | { state: OutRecord };
+
+interface Waiter {
+  /** Resolved once every item up to this sequence number is committed. */
+  seq: number;
+  resolve(): void;
+  reject(err: Error): void;
 }
 
 /**
@@ -32,7 +44,10 @@ export interface PartitionOwnerOptions {
  */
 export class PartitionOwner {
   private producer: TaskProducer;
-  private queue: Fire[] = [];
+  private queue: Item[] = [];
+  /** Sequence number of the last item queued; the first queued item is `seq - queue.length + 1`. */
+  private seq = 0;
+  private waiters: Waiter[] = [];
   private pumping: Promise<void> | undefined;
   private failures = 0;
   state: OwnerState = 'starting';
@@ -42,6 +57,16 @@ export class PartitionOwner {
   constructor(private readonly o: PartitionOwnerOptions) {
     this.producer = o.kafka.producer({ transactionalId: transactionalIdOf(o.group, o.partition) });
     this.encoder = new FireEncoder(o.group, o.partition, o.scheduler);
+  }
+
+  /** Fires and state records queued and not yet committed. */
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  /** Whether the last transaction failed (and is being retried). */
+  get failing(): boolean {
+    return this.failures > 0;
   }
 
   /** Connects and fences any previous owner of this partition. Must finish before the partition's state is read. */
@@ -58,8 +83,24 @@ export class PartitionOwner {
   }
 
   enqueue(fires: readonly Fire[]): void {
+    this.push(fires.map((fire) => ({ fire })));
+  }
+
+  /**
+   * Queues fires and state records like `enqueue` and resolves once they are committed; rejects when this
+   * instance stops owning the partition first (fenced or stopped).
+   */
+  publish(fires: readonly Fire[], states: readonly OutRecord[] = []): Promise<void> {
+    if (this.state === 'fenced' || this.state === 'stopped')
+      return Promise.reject(new Error(`state partition ${this.o.partition} is no longer owned here`));
+    this.push([...fires.map((fire) => ({ fire })), ...states.map((state) => ({ state }))]);
+    return new Promise((resolve, reject) => this.waiters.push({ seq: this.seq, resolve, reject }));
+  }
+
+  private push(items: Item[]): void {
     if (this.state === 'fenced' || this.state === 'stopped') return;
-    for (const f of fires) this.queue.push(f);
+    for (const item of items) this.queue.push(item);
+    this.seq += items.length;
     if (this.state === 'active') this.kick();
   }
 
@@ -78,7 +119,8 @@ export class PartitionOwner {
     this.stopSignal.abort();
     await this.pumping?.catch(() => undefined);
     await this.producer.disconnect().catch(() => undefined);
-    return this.queue.length;
+    this.rejectWaiters('the scheduler stopped before it was published');
+    return this.queue.filter((i) => 'fire' in i).length;
   }
 
   private kick(): void {
@@ -88,10 +130,18 @@ export class PartitionOwner {
   private async pump(): Promise<void> {
     while (this.state === 'active' && this.queue.length > 0) {
       const batch = this.queue.slice(0, this.o.maxBatch ?? 5000);
+      const fires: Fire[] = [];
+      const states: OutRecord[] = [];
+      for (const item of batch) {
+        if ('fire' in item) fires.push(item.fire);
+        else states.push(item.state);
+      }
       try {
-        await this.producer.sendInTransaction(this.encoder.records(batch, this.o.clock.now()));
+        const firedAt = this.o.clock.now();
+        await this.producer.sendInTransaction([...this.encoder.records(fires, firedAt), ...states]);
         this.queue = this.queue.slice(batch.length);
-        this.o.onAcked?.(batch, this.o.clock.now());
+        this.settleWaiters();
+        this.o.onAcked?.(fires, firedAt, this.o.clock.now());
         if (this.failures > 0)
           this.o.logger.info(`partition ${this.o.partition}: publishing again`, {
             queued: this.queue.length,
@@ -105,10 +155,12 @@ export class PartitionOwner {
               `(${this.queue.length} queued fires are the new owner's to publish)`,
           );
           this.queue = [];
+          this.rejectWaiters('fenced by a newer owner of its state partition');
           this.o.onFenced(this.o.partition);
           return;
         }
         this.failures++;
+        this.o.onPublishError?.(this.o.partition);
         const delay = Math.min(100 * 2 ** Math.min(this.failures - 1, 5), 2000);
         this.o.logger.error(
           `state partition ${this.o.partition}: cannot publish (${errorMessage(err)}); ` +
@@ -122,6 +174,19 @@ export class PartitionOwner {
         }
       }
     }
+  }
+
+  private settleWaiters(): void {
+    const committed = this.seq - this.queue.length;
+    const done = this.waiters.filter((w) => w.seq <= committed);
+    this.waiters = this.waiters.filter((w) => w.seq > committed);
+    for (const w of done) w.resolve();
+  }
+
+  private rejectWaiters(why: string): void {
+    const waiting = this.waiters;
+    this.waiters = [];
+    for (const w of waiting) w.reject(new Error(why));
   }
 }
 

@@ -11,6 +11,10 @@ export interface StateRecord {
   /** Hash of the entry's definition, to warn when instances of a group run different files. */
   specHash: string;
   updatedAt: string;
+  /** Set by `taskscheduler pause`: no instant fires until `resume` (missed ones are not caught up). */
+  paused?: boolean;
+  /** Who paused or resumed it last (`user@host` of the CLI). */
+  changedBy?: string;
 }
 
 const schema: JSONSchemaType<StateRecord> = {
@@ -21,6 +25,8 @@ const schema: JSONSchemaType<StateRecord> = {
     lastFiredAt: { type: 'string' },
     specHash: { type: 'string' },
     updatedAt: { type: 'string' },
+    paused: { type: 'boolean', nullable: true },
+    changedBy: { type: 'string', nullable: true },
   },
 };
 const validate = new Ajv({ strict: true }).compile(schema);
@@ -51,15 +57,43 @@ export function specHash(e: ScheduleEntry): string {
   return createHash('sha256').update(canonical).digest('hex').slice(0, 16);
 }
 
+/** What the scheduler keeps per entry from the state topic. */
+export interface EntryState {
+  lastFiredMs: number;
+  specHash: string;
+  paused: boolean;
+}
+
 /** Parses a state record value; `undefined` for a tombstone or a record this version cannot read. */
-export function parseState(value: Buffer | null): { lastFiredMs: number; specHash: string } | undefined {
+export function parseState(value: Buffer | null): EntryState | undefined {
   if (value === null) return undefined;
   try {
     const data: unknown = JSON.parse(value.toString('utf8'));
     if (!validate(data)) return undefined;
     const ms = Date.parse(data.lastFiredAt);
-    return Number.isFinite(ms) ? { lastFiredMs: ms, specHash: data.specHash } : undefined;
+    return Number.isFinite(ms)
+      ? { lastFiredMs: ms, specHash: data.specHash, paused: data.paused === true }
+      : undefined;
   } catch {
     return undefined;
   }
+}
+
+/** The state record that pauses or resumes an entry (written by its owner, in a transaction). */
+export function pauseStateValue(
+  e: ScheduleEntry,
+  lastFiredMs: number,
+  paused: boolean,
+  nowMs: number,
+  changedBy: string,
+): string {
+  const value: StateRecord = {
+    v: 1,
+    lastFiredAt: new Date(lastFiredMs).toISOString(),
+    specHash: specHashOf(e),
+    updatedAt: new Date(nowMs).toISOString(),
+    paused,
+    changedBy,
+  };
+  return JSON.stringify(value);
 }

@@ -45,6 +45,30 @@ export function logFormatOption(): Option {
     .default('text');
 }
 
+export function metricsPortOption(): Option {
+  return new Option(
+    '--metrics-port <port>',
+    'serve /metrics, /healthz and /readyz on this port (off by default)',
+  )
+    .env('METRICS_PORT')
+    .argParser(portNumber('--metrics-port'));
+}
+
+export function metricsHostOption(): Option {
+  return new Option('--metrics-host <address>', 'address the metrics port listens on')
+    .env('METRICS_HOST')
+    .default('0.0.0.0');
+}
+
+function portNumber(name: string): (v: string) => number {
+  return (v) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0 || n > 65535)
+      throw new InvalidArgumentError(`${name} must be a port number 0-65535 (got ${JSON.stringify(v)})`);
+    return n;
+  };
+}
+
 export function parseBrokers(list: string): string[] {
   const brokers = list
     .split(',')

@@ -177,8 +177,7 @@ export function compileCron(spec: string, zone: string): CompiledCron {
   const hit = cache.get(key);
   if (hit) return hit;
   const expr = parse(spec.trim(), zone);
-  const next =
-    zone !== 'UTC' && zone !== 'Etc/UTC' ? withDstRule(spec.trim(), zone, expr) : utcNext(expr);
+  const next = zone !== 'UTC' && zone !== 'Etc/UTC' ? withDstRule(spec.trim(), zone, expr) : utcNext(expr);
   // Entries sharing a spec mostly ask for the next instant after the same one (armed at the same moment, or
   // fired together): remember the last answer, so a herd of 10k costs one computation rather than 10k.
   let lastAfter = NaN;

@@ -5,6 +5,7 @@ import { AppError } from './errors.js';
 export const SCHEMA_VERSION = 1;
 export const EVENTS_TOPIC = 'taskmanager.events';
 export const SCHEDULER_STATE_TOPIC = 'taskmanager.scheduler-state';
+export const COMMANDS_TOPIC = 'taskmanager.commands';
 
 /** Who produced a message or event. */
 export interface Origin {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { missedInstants } from '../../src/scheduler/misfire.js';
+import { misfireOf, missedInstants } from '../../src/scheduler/misfire.js';
 import { partitionForKey } from '../../src/shared/kafka/index.js';
 import type { ScheduleEntry } from '../../src/shared/config/schema.js';
 import { compileCron } from '../../src/shared/cron.js';
@@ -35,6 +35,11 @@ describe('missed fire times on takeover', () => {
     });
     it('skip should fire none', () => {
       expect(missedInstants(entry('skip'), cron, T0, T0 + 45_000)).toEqual([]);
+    });
+
+    it('should count every missed instant whatever fires (for the misfire metrics)', () => {
+      expect(misfireOf(entry('skip'), cron, T0, T0 + 45_000)).toEqual({ fire: [], missed: 4 });
+      expect(misfireOf(entry('fire-once'), cron, T0, T0 + 45_000).missed).toBe(4);
     });
     it('should drop times older than the misfire window', () => {
       expect(rel(missedInstants(entry('fire-all', 25), cron, T0, T0 + 45_000))).toEqual([20, 30, 40]);

@@ -99,6 +99,15 @@ describe('FireEncoder', () => {
     expect(parseState(Buffer.from(text(states[0]?.value)))).toEqual({
       lastFiredMs: at + 1000,
       specHash: specHash(a),
+      paused: false,
     });
+  });
+
+  it('should write no state record for a manual fire (taskscheduler trigger)', () => {
+    const records = new FireEncoder('billing', 7, origin).records(
+      [{ entry: entry({ id: 'a' }), scheduledFor: at + 123, manual: true }],
+      firedAt,
+    );
+    expect(records.map((r) => r.topic)).toEqual(['invoices', EVENTS_TOPIC]);
   });
 });

@@ -3,6 +3,8 @@ import type { Consumer, Producer, Message } from 'kafkajs';
 import { hostname } from 'node:os';
 import type { Logger } from '../logger.js';
 import { kafkaLogCreator } from './log-bridge.js';
+import { followTopic } from './follow.js';
+import type { Follower } from './follow.js';
 import { readTopicToEnd } from './read-to-end.js';
 import { toInRecord } from './records.js';
 import type { GroupAssignment, InRecord, OutRecord, PartitionBatch } from './types.js';
@@ -65,9 +67,17 @@ export class KafkaClient {
     return new GroupConsumer(consumer, this.logger);
   }
 
-  /** Every record of a topic up to its end offsets at the time of the call (read_committed). */
-  readToEnd(topic: string, timeoutMs?: number): Promise<InRecord[]> {
-    return readTopicToEnd(this.kafka, topic, timeoutMs);
+  /**
+   * Every record of a topic up to its end offsets at the time of the call (read_committed); with `tail`, only the
+   * last `tail` offsets of each partition.
+   */
+  readToEnd(topic: string, timeoutMs?: number, tail?: number): Promise<InRecord[]> {
+    return readTopicToEnd(this.kafka, topic, timeoutMs, tail);
+  }
+
+  /** Calls `onRecord` with every record written to `topic` from now on, until stopped. */
+  follow(topic: string, onRecord: (r: InRecord) => void): Promise<Follower> {
+    return followTopic(this.kafka, topic, onRecord);
   }
 
   /** Number of partitions of a topic (throws when it does not exist). */
@@ -206,10 +216,36 @@ export interface RunOptions {
 
 /** A consumer-group member: subscribe, run batches, stop (finishing batches, leaving the group). */
 export class GroupConsumer {
+  private joinedAt: number | undefined;
+  private lastHeartbeatAt: number | undefined;
+  private rebalances = 0;
+
   constructor(
     private readonly consumer: Consumer,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    const e = consumer.events;
+    consumer.on(e.GROUP_JOIN, () => {
+      this.joinedAt = Date.now();
+      this.lastHeartbeatAt = this.joinedAt;
+      this.rebalances++;
+    });
+    consumer.on(e.HEARTBEAT, () => (this.lastHeartbeatAt = Date.now()));
+    // A crash, a stop or a lost connection ends the membership until the next join.
+    for (const end of [e.CRASH, e.STOP, e.DISCONNECT]) consumer.on(end, () => (this.joinedAt = undefined));
+  }
+
+  /**
+   * Membership as this member sees it: whether it is in the group, when the coordinator last answered a
+   * heartbeat (or a join), and how many times it joined (each rebalance is a join).
+   */
+  health(): { joined: boolean; lastHeartbeatAt: number | undefined; joins: number } {
+    return {
+      joined: this.joinedAt !== undefined,
+      lastHeartbeatAt: this.lastHeartbeatAt,
+      joins: this.rebalances,
+    };
+  }
 
   connect(): Promise<void> {
     return this.consumer.connect();

@@ -3,3 +3,4 @@ export type { KafkaOptions, ConsumerOptions, RunOptions } from './client.js';
 export type { InRecord, OutRecord, PartitionBatch, RecordHeaders, GroupAssignment } from './types.js';
 export { BatchingSender } from './batching-sender.js';
 export { partitionForKey } from './partition.js';
+export type { Follower } from './follow.js';

@@ -4,17 +4,28 @@ import { toInRecord } from './records.js';
 import type { InRecord } from './types.js';
 
 /**
- * Reads a topic from the beginning up to the end offsets it has when the call starts (read_committed), without
- * committing anything; the throw-away group is deleted afterwards.
+ * Reads a topic from the beginning (or only its last `tail` offsets per partition) up to the end offsets it has
+ * when the call starts (read_committed), without committing anything; the throw-away group is deleted afterwards.
  */
-export async function readTopicToEnd(kafka: Kafka, topic: string, timeoutMs = 30_000): Promise<InRecord[]> {
+export async function readTopicToEnd(
+  kafka: Kafka,
+  topic: string,
+  timeoutMs = 30_000,
+  tail?: number,
+): Promise<InRecord[]> {
   const admin = kafka.admin();
   await admin.connect();
   const groupId = `taskmanager-reader-${randomUUID()}`;
   try {
     const ends = await admin.fetchTopicOffsets(topic);
     const remaining = new Map<number, bigint>();
-    for (const p of ends) if (BigInt(p.high) > BigInt(p.low)) remaining.set(p.partition, BigInt(p.high));
+    const starts = new Map<number, bigint>();
+    for (const p of ends) {
+      const [low, high] = [BigInt(p.low), BigInt(p.high)];
+      if (high <= low) continue;
+      remaining.set(p.partition, high);
+      if (tail !== undefined && high - BigInt(tail) > low) starts.set(p.partition, high - BigInt(tail));
+    }
     const out: InRecord[] = [];
     if (remaining.size === 0) return out;
     const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 100, readUncommitted: false });
@@ -50,6 +61,10 @@ export async function readTopicToEnd(kafka: Kafka, topic: string, timeoutMs = 30
                 if (BigInt(m.offset) < end) out.push(toInRecord(batch.topic, batch.partition, m));
               }
             },
+          })
+          .then(() => {
+            for (const [partition, offset] of starts)
+              consumer.seek({ topic, partition, offset: String(offset) });
           })
           .catch(reject);
       });

@@ -1,0 +1,220 @@
+import { randomUUID } from 'node:crypto';
+import { hostname, userInfo } from 'node:os';
+import { Ajv } from 'ajv';
+import type { JSONSchemaType } from 'ajv';
+import { errorMessage } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
+import { COMMANDS_TOPIC } from '../shared/messages.js';
+import type { Follower, InRecord, KafkaClient, TaskProducer } from '../shared/kafka/index.js';
+import type { CommandOutcome, EntryStatus, GroupScheduler } from './group-scheduler.js';
+
+export type CommandType = 'trigger' | 'pause' | 'resume' | 'status';
+
+/** A request on `taskmanager.commands` (key = group), answered by the instances of that scheduler group. */
+export interface SchedulerCommand {
+  v: 1;
+  kind: 'command';
+  id: string;
+  type: CommandType;
+  group: string;
+  /** trigger, pause, resume: the entry; status: only these entries (all when absent). */
+  scheduleIds?: string[];
+  /** `user@host` of whoever sent it. */
+  by: string;
+  at: string;
+}
+
+/** An answer on `taskmanager.commands` (key = group). */
+export interface CommandReply extends CommandOutcome {
+  v: 1;
+  kind: 'reply';
+  replyTo: string;
+  group: string;
+  from: { host: string; pid: number };
+  /** status: the state partitions the answering instance owns, and their entries. */
+  partitions?: number[];
+  entries?: EntryStatus[];
+}
+
+const ajv = new Ajv({ strict: true, allowUnionTypes: true });
+const commandSchema: JSONSchemaType<SchedulerCommand> = {
+  type: 'object',
+  required: ['v', 'kind', 'id', 'type', 'group', 'by', 'at'],
+  properties: {
+    v: { type: 'integer', const: 1 },
+    kind: { type: 'string', const: 'command' },
+    id: { type: 'string', minLength: 1 },
+    type: { type: 'string', enum: ['trigger', 'pause', 'resume', 'status'] },
+    group: { type: 'string', minLength: 1 },
+    scheduleIds: { type: 'array', items: { type: 'string' }, nullable: true },
+    by: { type: 'string' },
+    at: { type: 'string' },
+  },
+};
+const isCommand = ajv.compile(commandSchema);
+
+function parseJson(r: InRecord): unknown {
+  try {
+    return JSON.parse(r.value?.toString('utf8') ?? 'null');
+  } catch {
+    return undefined;
+  }
+}
+
+/** `user@host` of this process, for the audit trail of pause and resume. */
+export function actor(): string {
+  let user = 'unknown';
+  try {
+    user = userInfo().username;
+  } catch {
+    // no passwd entry (some containers)
+  }
+  return `${user}@${hostname()}`;
+}
+
+/**
+ * Runs in every `taskscheduler`: follows `taskmanager.commands` and answers the commands of its group that are
+ * its to answer: trigger, pause and resume by the owner of the entry's state partition, status by everyone.
+ */
+export class CommandListener {
+  private follower: Follower | undefined;
+  private readonly producer: TaskProducer;
+  private readonly from = { host: hostname(), pid: process.pid };
+
+  constructor(
+    private readonly kafka: KafkaClient,
+    private readonly scheduler: GroupScheduler,
+    private readonly logger: Logger,
+  ) {
+    this.producer = kafka.producer({ idempotent: true });
+  }
+
+  async start(): Promise<void> {
+    await this.producer.connect();
+    this.follower = await this.kafka.follow(COMMANDS_TOPIC, (r) => {
+      void this.handle(r).catch((err: unknown) =>
+        this.logger.error(
+          `command at ${COMMANDS_TOPIC}/${r.partition}@${r.offset} failed: ${errorMessage(err)}`,
+        ),
+      );
+    });
+  }
+
+  async stop(): Promise<void> {
+    await this.follower?.stop();
+    await this.producer.disconnect().catch(() => undefined);
+  }
+
+  private async handle(r: InRecord): Promise<void> {
+    const data = parseJson(r);
+    if (typeof data === 'object' && data !== null && (data as { kind?: unknown }).kind === 'reply') return;
+    if (!isCommand(data)) {
+      this.logger.warn(
+        `ignoring record ${COMMANDS_TOPIC}/${r.partition}@${r.offset}: not a command ` +
+          `(${ajv.errorsText(isCommand.errors)})`,
+      );
+      return;
+    }
+    if (data.group !== this.scheduler.group) return;
+    const reply = await this.answer(data);
+    if (!reply) return;
+    await this.producer.send([
+      {
+        topic: COMMANDS_TOPIC,
+        key: data.group,
+        value: JSON.stringify({
+          v: 1,
+          kind: 'reply',
+          replyTo: data.id,
+          group: data.group,
+          from: this.from,
+          ...reply,
+        }),
+      },
+    ]);
+  }
+
+  /** The answer, or undefined when another instance answers. */
+  private async answer(
+    c: SchedulerCommand,
+  ): Promise<Omit<CommandReply, 'v' | 'kind' | 'replyTo' | 'group' | 'from'> | undefined> {
+    if (c.type === 'status') {
+      const r = this.scheduler.readiness();
+      const entries = this.scheduler.status(c.scheduleIds);
+      return { ok: r.ready, message: r.reason, partitions: r.active, entries };
+    }
+    const id = c.scheduleIds?.[0];
+    if (id === undefined || c.scheduleIds?.length !== 1)
+      return { ok: false, message: `${c.type} needs one schedule Id` };
+    if (!this.scheduler.answersFor(id)) return undefined;
+    this.logger.info(`command ${c.type} ${id} from ${c.by}`, { commandId: c.id });
+    try {
+      if (c.type === 'trigger') return await this.scheduler.trigger(id);
+      return await this.scheduler.setPaused(id, c.type === 'pause', c.by);
+    } catch (err) {
+      return { ok: false, message: `${c.type} ${id} failed: ${errorMessage(err)}` };
+    }
+  }
+}
+
+export interface CommandResult {
+  replies: CommandReply[];
+  /** status: state partitions no instance answered for. */
+  unanswered: number[];
+  timedOut: boolean;
+}
+
+/**
+ * Sends a command to a scheduler group and collects the answers: the first one for trigger, pause and resume;
+ * for status, answers until every state partition is covered (or the timeout).
+ */
+export async function sendCommand(
+  kafka: KafkaClient,
+  c: { type: CommandType; group: string; scheduleIds?: string[] },
+  { timeoutMs, statePartitions }: { timeoutMs: number; statePartitions: number },
+): Promise<CommandResult> {
+  const command: SchedulerCommand = {
+    v: 1,
+    kind: 'command',
+    id: randomUUID(),
+    type: c.type,
+    group: c.group,
+    ...(c.scheduleIds ? { scheduleIds: c.scheduleIds } : {}),
+    by: actor(),
+    at: new Date().toISOString(),
+  };
+  const replies: CommandReply[] = [];
+  const covered = new Set<number>();
+  let done: () => void = () => undefined;
+  const finished = new Promise<void>((r) => (done = r));
+  const follower = await kafka.follow(COMMANDS_TOPIC, (r) => {
+    const data = parseJson(r) as Partial<CommandReply> | undefined;
+    if (data?.kind !== 'reply' || data.replyTo !== command.id) return;
+    const reply = data as CommandReply;
+    replies.push(reply);
+    for (const p of reply.partitions ?? []) covered.add(p);
+    if (c.type !== 'status' || covered.size >= statePartitions) done();
+  });
+  const producer = kafka.producer({ idempotent: true });
+  let timer: NodeJS.Timeout | undefined;
+  let timedOut = false;
+  try {
+    await producer.connect();
+    await producer.send([{ topic: COMMANDS_TOPIC, key: c.group, value: JSON.stringify(command) }]);
+    await Promise.race([
+      finished,
+      new Promise<void>((r) => {
+        timer = setTimeout(() => {
+          timedOut = true;
+          r();
+        }, timeoutMs);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+    await producer.disconnect().catch(() => undefined);
+    await follower.stop();
+  }
+  const unanswered = Array.from({ length: statePartitions }, (_, p) => p).filter((p) => !covered.has(p));
+  return { replies, unanswered, timedOut };
+}

@@ -1,0 +1,147 @@
+import { EVENTS_TOPIC, SCHEDULER_STATE_TOPIC } from '../shared/messages.js';
+import type { StatusEvent } from '../shared/messages.js';
+import type { KafkaClient } from '../shared/kafka/index.js';
+import { sendCommand } from './commands.js';
+import type { CommandReply, CommandType } from './commands.js';
+import type { EntryStatus } from './group-scheduler.js';
+
+/** What `taskscheduler trigger|pause|resume|status` print, and their exit code. */
+export interface ControlOutput {
+  lines: string[];
+  exitCode: number;
+  json?: unknown;
+}
+
+const noAnswer = (group: string, timeoutMs: number): string =>
+  `no instance of scheduler group ${group} answered within ${timeoutMs / 1000} s: is a taskscheduler with ` +
+  `--group ${group} running and connected? (taskscheduler status --group ${group})`;
+
+/** trigger, pause, resume: sent to the group; the owner of the entry answers. */
+export async function runEntryCommand(
+  kafka: KafkaClient,
+  type: Exclude<CommandType, 'status'>,
+  group: string,
+  id: string,
+  timeoutMs: number,
+): Promise<ControlOutput> {
+  const statePartitions = await kafka.partitionCount(SCHEDULER_STATE_TOPIC);
+  const r = await sendCommand(kafka, { type, group, scheduleIds: [id] }, { timeoutMs, statePartitions });
+  const reply = r.replies[0];
+  if (!reply) return { lines: [noAnswer(group, timeoutMs)], exitCode: 1 };
+  const by = `${reply.from.host}:${reply.from.pid}`;
+  return {
+    lines: [`${reply.ok ? 'ok' : 'failed'}: ${reply.message} (answered by ${by})`],
+    exitCode: reply.ok ? 0 : 1,
+  };
+}
+
+/** The latest event of each schedule among the last `tail` events of each partition. */
+export async function lastOutcomes(kafka: KafkaClient, tail: number): Promise<Map<string, StatusEvent>> {
+  const out = new Map<string, StatusEvent>();
+  for (const r of await kafka.readToEnd(EVENTS_TOPIC, 60_000, tail)) {
+    let e: StatusEvent;
+    try {
+      e = JSON.parse(r.value?.toString('utf8') ?? 'null') as StatusEvent;
+    } catch {
+      continue;
+    }
+    if (typeof e?.scheduleId !== 'string' || typeof e.at !== 'string') continue;
+    const prev = out.get(e.scheduleId);
+    if (!prev || prev.at <= e.at) out.set(e.scheduleId, e);
+  }
+  return out;
+}
+
+function describeOutcome(e: StatusEvent | undefined): string {
+  if (!e) return '-';
+  const extra =
+    e.status === 'FAILED'
+      ? ` (attempt ${e.attempt}${e.final ? ', dead-lettered' : ''}: ${e.error ?? '?'})`
+      : '';
+  return `${e.status} ${e.at}${extra}`;
+}
+
+/** status: every instance of the group answers for the partitions it owns. */
+export async function runStatus(
+  kafka: KafkaClient,
+  group: string,
+  ids: string[],
+  { timeoutMs, eventsTail }: { timeoutMs: number; eventsTail: number },
+): Promise<ControlOutput> {
+  const statePartitions = await kafka.partitionCount(SCHEDULER_STATE_TOPIC);
+  const [r, outcomes] = await Promise.all([
+    sendCommand(
+      kafka,
+      { type: 'status', group, ...(ids.length > 0 ? { scheduleIds: ids } : {}) },
+      { timeoutMs, statePartitions },
+    ),
+    lastOutcomes(kafka, eventsTail),
+  ]);
+  if (r.replies.length === 0) return { lines: [noAnswer(group, timeoutMs)], exitCode: 1 };
+  const rows: Array<EntryStatus & { owner: string; lastOutcome?: StatusEvent }> = [];
+  for (const reply of r.replies) {
+    const owner = `${reply.from.host}:${reply.from.pid}`;
+    for (const e of reply.entries ?? []) rows.push({ ...e, owner, ...withOutcome(outcomes.get(e.id)) });
+  }
+  rows.sort((a, b) => a.id.localeCompare(b.id));
+  const missing = ids.filter((id) => !rows.some((row) => row.id === id));
+  const instances = r.replies.map(
+    (x: CommandReply) =>
+      `${x.from.host}:${x.from.pid} owns state partitions [${(x.partitions ?? []).join(',')}]` +
+      (x.ok ? '' : ` (not ready: ${x.message})`),
+  );
+  const lines = [
+    `scheduler group ${group}: ${r.replies.length} instance(s)`,
+    ...instances.map((l) => `  ${l}`),
+    ...(r.unanswered.length > 0
+      ? [
+          `  no instance answered for state partitions [${r.unanswered.join(',')}] within ${timeoutMs / 1000} s`,
+        ]
+      : []),
+    '',
+    ...table(
+      ['ID', 'STATE', 'OWNER', 'CRON', 'ZONE', 'LAST FIRE', 'NEXT FIRES', 'LAST OUTCOME'],
+      rows.map((e) => [
+        e.id,
+        e.state,
+        e.owner,
+        e.cron,
+        e.timeZone,
+        e.lastFiredAt ?? '-',
+        e.nextFireTimes.join(' ') || '-',
+        describeOutcome(e.lastOutcome),
+      ]),
+    ),
+    ...missing.map((id) => `${id}: no such schedule in group ${group}, or its owner did not answer`),
+  ];
+  const complete = r.unanswered.length === 0 && missing.length === 0;
+  return {
+    lines,
+    exitCode: complete ? 0 : 1,
+    json: {
+      group,
+      instances: r.replies.map((x) => ({
+        ...x.from,
+        partitions: x.partitions,
+        ready: x.ok,
+        reason: x.message,
+      })),
+      unansweredPartitions: r.unanswered,
+      entries: rows,
+    },
+  };
+}
+
+function withOutcome(e: StatusEvent | undefined): { lastOutcome?: StatusEvent } {
+  return e ? { lastOutcome: e } : {};
+}
+
+function table(head: string[], rows: string[][]): string[] {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]): string =>
+    cells
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd();
+  return [line(head), ...rows.map(line)];
+}
