@@ -5,6 +5,7 @@ import type { Logger } from '../shared/logger.js';
 import type { InRecord, PartitionBatch } from '../shared/kafka/index.js';
 import { CommitPump } from './commit-pump.js';
 import { ContiguousOffsets } from './contiguous-offsets.js';
+import type { ConsumerMetrics } from './metrics.js';
 import { SlotLease } from './semaphore.js';
 import type { Semaphore } from './semaphore.js';
 import type { TaskRunner } from './task-runner.js';
@@ -19,6 +20,7 @@ export interface BatchWorkerOptions {
   revokeTimeoutMs: number;
   /** @default 500 */
   heartbeatEveryMs?: number;
+  metrics?: ConsumerMetrics;
 }
 
 function isRebalance(err: unknown): boolean {
@@ -75,6 +77,8 @@ export class BatchWorker {
     // During a rebalance, take nothing new: the records stay unresolved and are fetched again by their next owner.
     if (records.length === 0 || this.rebalancing) return;
     const tracker = new ContiguousOffsets(records.map((r) => r.offset));
+    const end = Number(batch.highWatermark);
+    this.o.metrics?.lag(batch.topic, batch.partition, end - Number(records[0]?.offset ?? end));
     const revoke = new AbortController();
     const linked = linkSignals([drain, revoke.signal]);
     const signal = linked.signal;
@@ -108,6 +112,7 @@ export class BatchWorker {
           const resolved = tracker.finish(rec.offset);
           if (resolved !== undefined) {
             batch.resolveOffset(resolved);
+            this.o.metrics?.lag(batch.topic, batch.partition, end - Number(resolved) - 1);
             this.commits.request(() => batch.commitIfNecessary());
           }
         } catch (err) {

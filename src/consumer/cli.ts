@@ -8,15 +8,20 @@ import {
   logFormatOption,
   logLevelOption,
   loggerFromOptions,
+  metricsHostOption,
+  metricsPortOption,
   normalizeGoFlags,
   parseBrokers,
   positiveInt,
 } from '../shared/cli-common.js';
 import { topicNameProblem } from '../shared/config/topic-name.js';
+import { processRegistry } from '../shared/ops/registry.js';
+import { startOpsServer } from '../shared/ops/server.js';
 import { AppError } from '../shared/errors.js';
 import { ProcessorRegistry } from '../processors/registry.js';
 import { TaskConsumer } from './task-consumer.js';
 import { formatDlq, listDlq, replayDlq } from './dlq-commands.js';
+import { consumerGroupStatus } from './status-command.js';
 
 interface RunOpts {
   brokers: string;
@@ -31,6 +36,8 @@ interface RunOpts {
   retryMaxMs: number;
   logLevel: string;
   logFormat: string;
+  metricsPort?: number;
+  metricsHost: string;
 }
 
 function collect(value: string, previous: string[] | undefined): string[] {
@@ -69,7 +76,9 @@ async function run(opts: RunOpts): Promise<void> {
     logger,
     clientId: `taskconsumer-${process.pid}`,
   });
+  const metrics = opts.metricsPort === undefined ? undefined : processRegistry('taskconsumer');
   const consumer = new TaskConsumer({
+    ...(metrics ? { metricsRegistry: metrics } : {}),
     kafka,
     topics,
     groupId: opts.group,
@@ -82,10 +91,21 @@ async function run(opts: RunOpts): Promise<void> {
     taskTimeoutMs: opts.taskTimeoutMs,
     backoff: { baseMs: opts.retryBaseMs, maxMs: opts.retryMaxMs },
   });
+  const ops =
+    metrics && opts.metricsPort !== undefined
+      ? await startOpsServer({
+          port: opts.metricsPort,
+          host: opts.metricsHost,
+          registry: metrics,
+          readiness: () => consumer.readiness(),
+          logger,
+        })
+      : undefined;
   installShutdown({
     logger,
     graceful: async () => {
       await consumer.stop({ deadlineMs: opts.drainTimeoutMs });
+      await ops?.close();
       return 0;
     },
     forced: async () => consumer.abortNow(),
@@ -151,6 +171,8 @@ const program = new Command()
   )
   .addOption(logLevelOption())
   .addOption(logFormatOption())
+  .addOption(metricsPortOption())
+  .addOption(metricsHostOption())
   .action(async (opts: RunOpts) => run({ ...opts, topic: opts.topic ?? [] }));
 
 function kafkaFor(opts: { brokers: string; logLevel: string; logFormat: string }): KafkaClient {
@@ -216,6 +238,31 @@ dlq
     }
     process.stdout.write(`${replayed.length} task(s) replayed from ${opts.topic}.dlq\n`);
     if (replayed.length === 0 && !opts.all) exitAfterFlush(1);
+  });
+
+program
+  .command('status')
+  .description("the group's members, their partitions, and the lag of each partition")
+  .addOption(brokersOption())
+  .addOption(
+    new Option('-g, --group <id>', 'consumer group').env('TASKCONSUMER_GROUP').default('taskConsumer'),
+  )
+  .addOption(
+    new Option('-t, --topic <topic>', 'task topic (repeatable; default taskTopic)')
+      .argParser(collect)
+      .env('TASKCONSUMER_TOPICS'),
+  )
+  .option('--json', 'print JSON')
+  .addOption(logLevelOption().default('warn'))
+  .addOption(logFormatOption())
+  .action(async (opts: DlqOpts & { group: string; topic?: string | string[]; json?: boolean }) => {
+    const topics = Array.isArray(opts.topic) ? opts.topic : ['taskTopic'];
+    const { status, lines } = await consumerGroupStatus(kafkaFor(opts), opts.group, topics);
+    process.stdout.write(
+      opts.json
+        ? `${JSON.stringify(status, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`
+        : `${lines.join('\n')}\n`,
+    );
   });
 
 try {

@@ -10,6 +10,8 @@ import { BatchWorker } from './batch-worker.js';
 import { Semaphore } from './semaphore.js';
 import { TaskRunner } from './task-runner.js';
 import type { TaskOutcome } from './task-runner.js';
+import { ConsumerMetrics } from './metrics.js';
+import type { Registry } from 'prom-client';
 
 export interface TaskConsumerOptions {
   kafka: KafkaClient;
@@ -29,7 +31,12 @@ export interface TaskConsumerOptions {
   taskTimeoutMs: number;
   backoff?: BackoffOptions;
   onOutcome?(outcome: TaskOutcome): void;
+  /** Where to register the consumer's metrics; none are kept without it. */
+  metricsRegistry?: Registry;
 }
+
+/** Without a heartbeat answered for this long, the member reports not ready (broker or coordinator gone). */
+const HEARTBEAT_STALE_MS = 5000;
 
 /**
  * A member of the task consumer group. Shutdown order (as kafkajs's own): stop fetching → let running tasks
@@ -42,10 +49,31 @@ export class TaskConsumer {
   private readonly drain = new AbortController();
   private stopping: Promise<void> | undefined;
   private partitions = 0;
+  private readonly slots: Semaphore;
+  private readonly metrics: ConsumerMetrics | undefined;
 
   constructor(private readonly o: TaskConsumerOptions) {
     this.consumer = this.newConsumer();
     this.producer = o.kafka.producer({ idempotent: true });
+    this.slots = new Semaphore(o.concurrency);
+    this.metrics = o.metricsRegistry
+      ? new ConsumerMetrics(o.metricsRegistry, {
+          inFlight: () => o.concurrency - this.slots.available,
+          ready: () => this.readiness().ready,
+        })
+      : undefined;
+  }
+
+  /** Whether this member takes its share: in the group, with a coordinator that answers its heartbeats. */
+  readiness(): { ready: boolean; reason: string; group: string; partitions: number } {
+    const h = this.consumer.health();
+    const silentMs = this.o.clock.now() - (h.lastHeartbeatAt ?? 0);
+    let reason = 'ok';
+    if (this.stopping) reason = 'stopping';
+    else if (!h.joined) reason = `not in consumer group ${this.o.groupId} (joining)`;
+    else if (silentMs > HEARTBEAT_STALE_MS)
+      reason = `no answer from the group coordinator for ${Math.round(silentMs / 1000)} s (broker unreachable?)`;
+    return { ready: reason === 'ok', reason, group: this.o.groupId, partitions: this.partitions };
   }
 
   async start(): Promise<void> {
@@ -61,10 +89,12 @@ export class TaskConsumer {
       taskTimeoutMs: this.o.taskTimeoutMs,
       backoff: this.o.backoff,
       onOutcome: this.o.onOutcome,
+      ...(this.metrics ? { metrics: this.metrics } : {}),
     });
     this.worker = new BatchWorker({
       runner,
-      slots: new Semaphore(this.o.concurrency),
+      slots: this.slots,
+      ...(this.metrics ? { metrics: this.metrics } : {}),
       clock: this.o.clock,
       logger,
       revokeTimeoutMs: this.o.drainTimeoutMs,
@@ -89,6 +119,8 @@ export class TaskConsumer {
         ([t, ps]) => `${t}[${[...ps].sort((a, b) => a - b).join(',')}]`,
       );
       worker.joined();
+      this.metrics?.forgetLag();
+      this.metrics?.joined();
       this.partitions = Object.values(assignment).reduce((n, ps) => n + ps.length, 0);
       logger.info(`joined group ${this.o.groupId}: ${this.partitions} partitions ${parts.join(' ')}`, {
         memberId,

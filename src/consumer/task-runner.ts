@@ -10,6 +10,7 @@ import type { ProcessorRegistry } from '../processors/registry.js';
 import { retryDelayMs } from './backoff.js';
 import type { BackoffOptions } from './backoff.js';
 import { dlqRecord } from './dlq.js';
+import type { ConsumerMetrics } from './metrics.js';
 import type { SlotLease } from './semaphore.js';
 
 export interface TaskRunnerOptions {
@@ -23,8 +24,9 @@ export interface TaskRunnerOptions {
   /** Per-attempt timeout; 0 = none. @default 0 */
   taskTimeoutMs: number;
   backoff?: BackoffOptions;
-  /** Outcome hooks for metrics and tests. */
+  /** Outcome hooks for tests. */
   onOutcome?(outcome: TaskOutcome): void;
+  metrics?: ConsumerMetrics;
 }
 
 /** `done`: the record may be committed (finished or dead-lettered). `interrupted`: leave it for re-delivery. */
@@ -82,6 +84,7 @@ export class TaskRunner {
       const taskId = rec.headers['task-id'] ?? `unknown@${where(rec)}`;
       this.o.logger.error(`undecodable record at ${where(rec)}: ${err.message}; sent to DLQ`, { taskId });
       slot?.release();
+      this.o.metrics?.deadLetter('unresolved', 'decode-error');
       return this.deadLetter(rec, undefined, taskId, 'decode-error', err.message, 0, drain);
     }
     const log = this.o.logger.child({ taskId: task.taskId });
@@ -90,6 +93,7 @@ export class TaskRunner {
       const msg = `unknown processor ${JSON.stringify(task.processor)}; known: ${this.o.registry.names().join(', ')}`;
       log.error(`task ${task.taskId} at ${where(rec)}: ${msg}; sent to DLQ`);
       slot?.release();
+      this.o.metrics?.deadLetter('unresolved', 'unknown-processor');
       return this.deadLetter(rec, task, task.taskId, 'unknown-processor', msg, 0, drain);
     }
     const source = { topic: rec.topic, partition: rec.partition, offset: rec.offset };
@@ -102,6 +106,7 @@ export class TaskRunner {
         log.warn(`could not publish EXECUTING event: ${errorMessage(err)}`),
       );
       const started = this.o.clock.now();
+      this.o.metrics?.attemptStarted(processor.name);
       const linked = linkSignals(
         [drain],
         this.o.taskTimeoutMs > 0
@@ -137,6 +142,7 @@ export class TaskRunner {
           this.emit(task, 'FINISHED', attempt, rec, { durationMs }),
         );
         if (!ok) return this.interrupted(task, attempt);
+        this.o.metrics?.attemptFinished(processor.name, durationMs);
         log.debug(`task ${task.taskId} finished`, { attempt, durationMs });
         this.o.onOutcome?.({ taskId: task.taskId, status: 'FINISHED', attempts: attempt });
         return 'done';
@@ -159,8 +165,11 @@ export class TaskRunner {
       const nonRetriable =
         failure instanceof NonRetriableError ||
         (failure instanceof AppError && failure.code === 'NON_RETRIABLE');
-      if (nonRetriable || attempt >= this.o.maxAttempts) {
+      const final = nonRetriable || attempt >= this.o.maxAttempts;
+      this.o.metrics?.attemptFailed(processor.name, durationMs, !final);
+      if (final) {
         const reason: DlqReason = nonRetriable ? 'non-retriable' : 'attempts-exhausted';
+        this.o.metrics?.deadLetter(processor.name, reason);
         log.error(
           `task ${task.taskId} at ${where(rec)} failed for good (${reason}, attempt ${attempt}): ${error}; sent to DLQ`,
         );

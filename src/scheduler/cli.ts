@@ -93,7 +93,7 @@ async function run(opts: RunOpts): Promise<void> {
     group,
     clock: systemClock,
     logger,
-    ...(registry ? { registry } : {}),
+    ...(registry ? { metricsRegistry: registry } : {}),
   });
   let ops: OpsServer | undefined;
   if (registry && opts.metricsPort !== undefined)

@@ -1,4 +1,5 @@
 import { EVENTS_TOPIC, SCHEDULER_STATE_TOPIC } from '../shared/messages.js';
+import { textTable } from '../shared/text-table.js';
 import type { StatusEvent } from '../shared/messages.js';
 import type { KafkaClient } from '../shared/kafka/index.js';
 import { sendCommand } from './commands.js';
@@ -99,7 +100,7 @@ export async function runStatus(
         ]
       : []),
     '',
-    ...table(
+    ...textTable(
       ['ID', 'STATE', 'OWNER', 'CRON', 'ZONE', 'LAST FIRE', 'NEXT FIRES', 'LAST OUTCOME'],
       rows.map((e) => [
         e.id,
@@ -134,14 +135,4 @@ export async function runStatus(
 
 function withOutcome(e: StatusEvent | undefined): { lastOutcome?: StatusEvent } {
   return e ? { lastOutcome: e } : {};
-}
-
-function table(head: string[], rows: string[][]): string[] {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]): string =>
-    cells
-      .map((c, i) => c.padEnd(widths[i] ?? 0))
-      .join('  ')
-      .trimEnd();
-  return [line(head), ...rows.map(line)];
 }

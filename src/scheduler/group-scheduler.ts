@@ -32,7 +32,7 @@ export interface GroupSchedulerOptions {
   /** @default 6000 */
   sessionTimeoutMs?: number;
   /** Where to register the scheduler's metrics; none are kept without it. */
-  registry?: Registry;
+  metricsRegistry?: Registry;
   onAcked?(fires: readonly Fire[], ackedAtMs: number): void;
 }
 
@@ -92,8 +92,8 @@ export class GroupScheduler {
   constructor(private readonly o: GroupSchedulerOptions) {
     this.origin = { host: hostname(), pid: process.pid, group: o.group };
     for (const e of o.entries) this.entries.set(e.id, e);
-    this.metrics = o.registry
-      ? new SchedulerMetrics(o.registry, o.group, {
+    this.metrics = o.metricsRegistry
+      ? new SchedulerMetrics(o.metricsRegistry, o.group, {
           ownedPartitions: () => this.assigned.size,
           schedules: () => this.scheduleCounts(),
           queuedFires: () => [...this.owners.values()].reduce((n, w) => n + w.queued, 0),

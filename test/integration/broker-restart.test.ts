@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { brokers, createTopics, deleteTopics, TopicReader, uniqueName } from './helpers/kafka.js';
+import { health, opsUrl } from './helpers/metrics.js';
 import { killAll, ROOT, startCli } from './helpers/processes.js';
 import { countBy, EVENTS, eventsOf } from './helpers/tasks.js';
 import { waitFor } from './helpers/wait-for.js';
@@ -40,15 +41,29 @@ describe.runIf(inject('localBroker'))(
       const file = join(await mkdtemp(join(tmpdir(), 'tm-')), 'restart.json');
       await writeFile(file, JSON.stringify(entries));
       const group = uniqueName('group');
-      const scheduler = startCli('taskscheduler', ['-b', brokers(), '-s', file]);
+      const scheduler = startCli('taskscheduler', ['-b', brokers(), '-s', file, '--metrics-port', '0']);
       const consumers = [1, 2].map(() =>
-        startCli('taskconsumer', ['-b', brokers(), '-t', topic, '-g', group]),
+        startCli('taskconsumer', ['-b', brokers(), '-t', topic, '-g', group, '--metrics-port', '0']),
       );
       const finished = () => countBy(eventsOf(reader as TopicReader, prefix), 'FINISHED');
       await waitFor(() => finished().size >= 8, { timeoutMs: 30_000, what: 'tasks flowing' });
+      const ops = await Promise.all([scheduler, ...consumers].map(opsUrl));
+      const readiness = async () => Promise.all(ops.map(async (u) => (await health(u, '/readyz')).status));
+      await waitFor(async () => (await readiness()).every((s) => s === 200), {
+        timeoutMs: 30_000,
+        what: 'all ready',
+      });
 
       kafkaLocal('stop');
       const stoppedAt = Date.now();
+      // Readiness goes false while the broker is away (the health of each process stays true).
+      await waitFor(async () => (await readiness()).every((s) => s === 503), {
+        timeoutMs: 10_000,
+        what: 'every process not ready while the broker is down',
+      });
+      const why = (await health(ops[1] ?? '', '/readyz')).body.reason;
+      expect(why).toMatch(/coordinator|not in consumer group/);
+      for (const u of ops) expect((await health(u, '/healthz')).status).toBe(200);
       await waitFor(() => Date.now() - stoppedAt >= 10_000, {
         timeoutMs: 30_000,
         intervalMs: 200,
@@ -63,6 +78,10 @@ describe.runIf(inject('localBroker'))(
           ),
         { timeoutMs: 60_000, what: 'tasks finishing after the restart' },
       );
+      await waitFor(async () => (await readiness()).every((s) => s === 200), {
+        timeoutMs: 30_000,
+        what: 'every process ready again after the restart',
+      });
       const resumedAfterMs =
         Math.min(
           ...eventsOf(reader, prefix)

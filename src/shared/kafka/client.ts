@@ -4,6 +4,8 @@ import { hostname } from 'node:os';
 import type { Logger } from '../logger.js';
 import { kafkaLogCreator } from './log-bridge.js';
 import { followTopic } from './follow.js';
+import { describeGroup } from './group-status.js';
+import type { GroupStatus } from './group-status.js';
 import type { Follower } from './follow.js';
 import { readTopicToEnd } from './read-to-end.js';
 import { toInRecord } from './records.js';
@@ -73,6 +75,11 @@ export class KafkaClient {
    */
   readToEnd(topic: string, timeoutMs?: number, tail?: number): Promise<InRecord[]> {
     return readTopicToEnd(this.kafka, topic, timeoutMs, tail);
+  }
+
+  /** Members, assignment and lag per partition of a consumer group on the given topics. */
+  groupStatus(groupId: string, topics: string[]): Promise<GroupStatus> {
+    return describeGroup(this.kafka, groupId, topics);
   }
 
   /** Calls `onRecord` with every record written to `topic` from now on, until stopped. */

@@ -4,3 +4,4 @@ export type { InRecord, OutRecord, PartitionBatch, RecordHeaders, GroupAssignmen
 export { BatchingSender } from './batching-sender.js';
 export { partitionForKey } from './partition.js';
 export type { Follower } from './follow.js';
+export type { GroupStatus, GroupMember, PartitionLag } from './group-status.js';

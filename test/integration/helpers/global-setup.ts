@@ -39,7 +39,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
       }
       startedHere = true;
     }
-    brokers = '127.0.0.1:9092';
+    brokers = `127.0.0.1:${process.env.KAFKA_LOCAL_PORT ?? '9092'}`;
   }
   createSharedTopics(brokers);
   project.provide('brokers', brokers);

@@ -1,0 +1,81 @@
+import { AssignerProtocol } from 'kafkajs';
+import type { Kafka } from 'kafkajs';
+
+export interface GroupMember {
+  memberId: string;
+  clientId: string;
+  host: string;
+  /** topic → partitions assigned to this member. */
+  assignment: Record<string, number[]>;
+}
+
+export interface PartitionLag {
+  topic: string;
+  partition: number;
+  /** Next offset the group will read; undefined when it never committed on this partition. */
+  committed: bigint | undefined;
+  end: bigint;
+  /** Records not yet processed (end minus committed, or minus the log start when nothing is committed). */
+  lag: bigint;
+  owner: string | undefined;
+}
+
+export interface GroupStatus {
+  groupId: string;
+  /** Kafka's group state: Stable, PreparingRebalance, CompletingRebalance, Empty, Dead. */
+  state: string;
+  members: GroupMember[];
+  partitions: PartitionLag[];
+}
+
+/** Members, assignment and lag per partition of a consumer group on `topics`, from the admin API. */
+export async function describeGroup(kafka: Kafka, groupId: string, topics: string[]): Promise<GroupStatus> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const { groups } = await admin.describeGroups([groupId]);
+    const g = groups[0];
+    const members: GroupMember[] = (g?.members ?? []).map((m) => {
+      const decoded =
+        m.memberAssignment.length > 0 ? AssignerProtocol.MemberAssignment.decode(m.memberAssignment) : null;
+      return {
+        memberId: m.memberId,
+        clientId: m.clientId,
+        host: m.clientHost,
+        assignment: decoded?.assignment ?? {},
+      };
+    });
+    const ownerOf = new Map<string, string>();
+    for (const m of members)
+      for (const [t, ps] of Object.entries(m.assignment))
+        for (const p of ps) ownerOf.set(`${t}/${p}`, `${m.clientId} ${m.host}`);
+    const committed = await admin.fetchOffsets({ groupId, topics });
+    const partitions: PartitionLag[] = [];
+    for (const topic of topics) {
+      const ends = await admin.fetchTopicOffsets(topic);
+      const done = new Map(
+        (committed.find((c) => c.topic === topic)?.partitions ?? []).map((p) => [
+          p.partition,
+          BigInt(p.offset),
+        ]),
+      );
+      for (const e of ends.sort((a, b) => a.partition - b.partition)) {
+        const c = done.get(e.partition);
+        const at = c !== undefined && c >= 0n ? c : undefined;
+        const end = BigInt(e.high);
+        const from = at ?? BigInt(e.low);
+        partitions.push({
+          topic,
+          partition: e.partition,
+          committed: at,
+          end,
+          lag: end > from ? end - from : 0n,
+          owner: ownerOf.get(`${topic}/${e.partition}`),
+        });
+      }
+    }
+    return { groupId, state: g?.state ?? 'Dead', members, partitions };
+  } finally {
+    await admin.disconnect();
+  }
+}
