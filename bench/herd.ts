@@ -74,8 +74,10 @@ async function runOurs(n: number, brokers: string[], topic: string): Promise<Row
   });
   const notes = [`ready ${run.readyMs} ms after start, ${at - Date.now()} ms before the instant`];
   if (Date.now() >= at) notes.push('NOT READY BEFORE THE INSTANT: raise leadMs');
-  const timeout = sleep(at - Date.now() + 60_000);
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((r) => (timer = setTimeout(r, at - Date.now() + 60_000)));
   await Promise.race([allAcked, timeout]);
+  clearTimeout(timer);
   await run.scheduler.stop({ deadlineMs: 10_000 });
   const published = (await readPublished(run.kafka, topic, run.group)).filter((p) => p.scheduledMs === at);
   const lastFired = Math.max(...published.map((p) => p.firedMs));
@@ -198,12 +200,18 @@ async function main(): Promise<void> {
   console.log(
     `herd: N=${p.n} schedules due in the same second${p.smoke ? ' (smoke)' : ''}; ${describeMachine(machine)}; ms`,
   );
-  const rows = [
-    await runRawProducer(p.n, p.brokers, p.topic),
-    await runOurs(p.n, p.brokers, p.topic),
-    await runNodeCron(p.n),
-    await runCroner(p.n),
-  ];
+  const rows: Row[] = [];
+  for (const run of [
+    () => runRawProducer(p.n, p.brokers, p.topic),
+    () => runOurs(p.n, p.brokers, p.topic),
+    () => runNodeCron(p.n),
+    () => runCroner(p.n),
+  ]) {
+    const t0 = Date.now();
+    const row = await run();
+    row.notes.push(`run took ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    rows.push(row);
+  }
   const raw = rows[0]?.lastAckMs ?? NaN;
   printTable(
     ['who', 'N', 'missing', 'last handed over / called', 'last acked', 'acked vs raw'],
