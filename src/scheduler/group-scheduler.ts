@@ -13,6 +13,7 @@ import type { Registry } from 'prom-client';
 import { SchedulerMetrics } from './metrics.js';
 import { misfireOf } from './misfire.js';
 import { PartitionOwner } from './partition-owner.js';
+import { TakeoverReads } from './takeover-reads.js';
 import { parseState, pauseStateValue, specHashOf, stateKey } from './state.js';
 import type { EntryState } from './state.js';
 
@@ -59,12 +60,6 @@ export interface CommandOutcome {
 /** Without a heartbeat answered for this long, the instance reports not ready (broker or coordinator gone). */
 const HEARTBEAT_STALE_MS = 5000;
 
-interface PartitionReadProgress {
-  /** End offset measured after fencing: the state is known once everything before it was read. */
-  end: bigint;
-  caughtUp: () => void;
-}
-
 /**
  * A member of a scheduler group. Entries map to partitions of `taskmanager.scheduler-state` by the producer's
  * partitioner over `<group>/<Id>`; the group's Kafka consumer group assigns those partitions to instances, and an
@@ -76,9 +71,7 @@ export class GroupScheduler {
   private readonly consumer: GroupConsumer;
   private readonly owners = new Map<number, PartitionOwner>();
   private readonly lastFired = new Map<string, EntryState>();
-  private readonly reading = new Map<number, PartitionReadProgress>();
-  /** Per state partition, the offset after the last record folded into `lastFired` (kept across generations). */
-  private readonly readUpTo = new Map<number, bigint>();
+  private readonly reads = new TakeoverReads();
   private entries = new Map<string, ScheduleEntry>();
   private partitionCount = 0;
   private readonly partitionById = new Map<string, number>();
@@ -267,6 +260,9 @@ export class GroupScheduler {
     this.consumer.onGroupJoin(({ assignment }) => {
       const next = new Set(assignment[SCHEDULER_STATE_TOPIC] ?? []);
       this.joined = true;
+      // Before the assignment is applied (assignments queue up): a takeover still reading a partition this one
+      // took away gives up now.
+      this.reads.assigned(next);
       // Assignments are applied in order, one at a time.
       this.transition = this.transition
         .then(() => this.reassign(next))
@@ -274,12 +270,9 @@ export class GroupScheduler {
           this.o.logger.error(`applying the new assignment failed: ${errorMessage(err)}`);
         });
     });
-    this.consumer.onBatchDone((_topic, partition, lastOffset) => {
-      const read = BigInt(lastOffset) + 1n;
-      if (read > (this.readUpTo.get(partition) ?? 0n)) this.readUpTo.set(partition, read);
-      const progress = this.reading.get(partition);
-      if (progress && read >= progress.end) progress.caughtUp();
-    });
+    this.consumer.onBatchDone((_topic, partition, lastOffset) =>
+      this.reads.batchDone(partition, BigInt(lastOffset)),
+    );
     await this.consumer.connect();
     await this.consumer.subscribe([SCHEDULER_STATE_TOPIC], true);
     await this.consumer.run({
@@ -307,8 +300,10 @@ export class GroupScheduler {
     if (!key?.startsWith(prefix)) return;
     const id = key.slice(prefix.length);
     const s = parseState(r.value);
-    // Records of one key are read in order, so the latest wins (a resume may not move lastFired forward).
-    if (s) this.lastFired.set(id, s);
+    if (!s) return;
+    // The last fired instant only moves forward; pause and the spec hash are the latest record's.
+    const prev = this.lastFired.get(id);
+    this.lastFired.set(id, { ...s, lastFiredMs: Math.max(s.lastFiredMs, prev?.lastFiredMs ?? -Infinity) });
   }
 
   private async reassign(next: Set<number>): Promise<void> {
@@ -334,7 +329,6 @@ export class GroupScheduler {
     for (const e of this.entriesOf(partition)) this.loop.remove(e.id);
     const owner = this.owners.get(partition);
     this.owners.delete(partition);
-    this.reading.delete(partition);
     // Fires already handed to it are still published: we owned them when they came due.
     await owner?.stop({ deadlineMs: 5000 });
   }
@@ -378,11 +372,12 @@ export class GroupScheduler {
     // 2. Read the partition's state to the end measured now (everything any earlier owner committed).
     const end = (await this.o.kafka.endOffsets(SCHEDULER_STATE_TOPIC)).get(partition) ?? 0n;
     this.consumer.resume(SCHEDULER_STATE_TOPIC, [partition]);
-    await new Promise<void>((resolve) => {
-      this.reading.set(partition, { end, caughtUp: resolve });
-      if ((this.readUpTo.get(partition) ?? 0n) >= end) resolve();
-    });
-    this.reading.delete(partition);
+    if ((await this.reads.waitFor(partition, end)) === 'abandoned') {
+      this.o.logger.info(`state partition ${partition} was reassigned during its takeover; giving it up`);
+      if (this.owners.get(partition) === owner) this.owners.delete(partition);
+      await owner.stop({ deadlineMs: 0 });
+      return;
+    }
     // Caught up: from here on this instance is the only writer, and reading its own writes back would cost a core
     // at thousands of fires a second. The partition is read again if it is ever taken over again.
     this.consumer.pause(SCHEDULER_STATE_TOPIC, [partition]);

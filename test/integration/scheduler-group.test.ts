@@ -146,6 +146,33 @@ describe('several taskschedulers in one group', () => {
     });
   });
 
+  describe('when a second instance joins while the first is still reading its state', () => {
+    it('should give up the partitions taken away and fire its share, not wait for them forever', async () => {
+      // 150,000 state records of other entries (about 15 MiB over the 12 partitions) make the first instance's
+      // takeover read last long enough for the second to join during it. Regression: the read of a partition
+      // taken away never finished, and every later assignment of that instance waited behind it.
+      const filler = Array.from({ length: 150_000 }, (_, i) => ({
+        key: `${group}/filler-${i}`,
+        value: JSON.stringify({
+          v: 1,
+          lastFiredAt: iso(0),
+          specHash: 'filler'.padEnd(60, '-'),
+          updatedAt: iso(0),
+        }),
+      }));
+      for (let i = 0; i < filler.length; i += 10_000)
+        await produce(SCHEDULER_STATE_TOPIC, filler.slice(i, i + 10_000));
+      const file = await scheduleFile(entries(40));
+      const a = scheduler(file);
+      await a.waitForOutput(/scheduler joined group/);
+      const b = scheduler(file);
+      await waitFor(() => settledSecond(a.pid, b.pid), {
+        timeoutMs: 60_000,
+        what: `both instances firing all 40 entries\n--- a ---\n${a.output.slice(-1500)}`,
+      });
+    });
+  });
+
   describe('when the owner of some entries is killed with SIGKILL', () => {
     it('should hand its entries over and fire the missed times per Misfire, none twice', async () => {
       const file = await scheduleFile(entries(40, (i) => (i % 2 === 0 ? 'fire-all' : 'skip')));
