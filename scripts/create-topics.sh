@@ -187,7 +187,11 @@ public class CreateTopics {
     try (Admin admin = Admin.create(props)) {
       List<NewTopic> newTopics = new ArrayList<>();
       wanted.forEach((name, policy) -> newTopics.add(
-          new NewTopic(name, Optional.of(partitions), Optional.of(replication)).configs(Map.of("cleanup.policy", policy))));
+          new NewTopic(name, Optional.of(partitions), Optional.of(replication)).configs(
+              policy.equals("compact")
+                  // Roll and compact hourly: a takeover reads the partition from its start.
+                  ? Map.of("cleanup.policy", policy, "segment.ms", "3600000", "min.cleanable.dirty.ratio", "0.1")
+                  : Map.of("cleanup.policy", policy))));
       Map<String, KafkaFuture<Void>> results = admin.createTopics(newTopics).values();
       Set<String> created = new HashSet<>();
       List<String> present = new ArrayList<>();
@@ -251,9 +255,12 @@ create_per_topic() {
   # kafka-run-class.sh tunes its JVM for a server; these tools live a second, so start fast instead.
   export KAFKA_JVM_PERFORMANCE_OPTS="${KAFKA_JVM_PERFORMANCE_OPTS:-${TOOL_JVM_OPTS[*]}}"
   for i in "${!TOPICS[@]}"; do
+    local extra=()
+    # Roll and compact hourly: a takeover reads the partition from its start.
+    [[ "${POLICIES[$i]}" == compact ]] && extra=(--config segment.ms=3600000 --config min.cleanable.dirty.ratio=0.1)
     "${TOPICS_CMD[@]}" --bootstrap-server "$BOOTSTRAP" --create --if-not-exists --topic "${TOPICS[$i]}" \
       --partitions "$PARTITIONS" --replication-factor "$REPLICATION" --config "cleanup.policy=${POLICIES[$i]}" \
-      >"$WORK/$i.out" 2>&1 &
+      "${extra[@]}" >"$WORK/$i.out" 2>&1 &
     pids+=($!)
   done
   for i in "${!TOPICS[@]}"; do
