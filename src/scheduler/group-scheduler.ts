@@ -99,7 +99,13 @@ export class GroupScheduler {
       onFires: (fires) => this.route(fires),
       onDropped: (id) => this.metrics?.misfired(id, 'dropped'),
     });
-    this.consumer = o.kafka.consumer({ groupId: o.group, sessionTimeoutMs: o.sessionTimeoutMs ?? 6000 });
+    // Waiting up to 1 s for data costs nothing to a takeover (a partition being read has data) and keeps an idle
+    // scheduler, whose partitions are all paused, from polling ten times a second.
+    this.consumer = o.kafka.consumer({
+      groupId: o.group,
+      sessionTimeoutMs: o.sessionTimeoutMs ?? 6000,
+      maxWaitTimeMs: 1000,
+    });
   }
 
   /** The group this instance belongs to. */

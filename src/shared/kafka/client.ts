@@ -8,6 +8,7 @@ import { describeGroup } from './group-status.js';
 import type { GroupStatus } from './group-status.js';
 import type { Follower } from './follow.js';
 import { readTopicToEnd } from './read-to-end.js';
+import { fixIdleRequestQueueLoop } from './request-queue-fix.js';
 import { toInRecord } from './records.js';
 import type { GroupAssignment, InRecord, OutRecord, PartitionBatch } from './types.js';
 
@@ -19,6 +20,8 @@ export interface KafkaOptions {
   /** Per-request timeout. @default 10000 */
   requestTimeoutMs?: number;
 }
+
+fixIdleRequestQueueLoop();
 
 /** One door to Kafka: every client we use, created with our defaults. */
 export class KafkaClient {

@@ -20,7 +20,7 @@ export async function followTopic(
   const admin = kafka.admin();
   await admin.connect();
   const groupId = `taskmanager-follower-${randomUUID()}`;
-  const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 100, readUncommitted: false });
+  const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 1000, readUncommitted: false });
   try {
     const ends = await admin.fetchTopicOffsets(topic);
     await consumer.connect();
