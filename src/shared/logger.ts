@@ -10,6 +10,8 @@ export interface Logger {
   info(message: string, fields?: LogFields): void;
   debug(message: string, fields?: LogFields): void;
   child(fields: LogFields): Logger;
+  /** Whether debug lines are written (to skip building them on hot paths). */
+  isDebugEnabled(): boolean;
 }
 
 /** A logger that drops everything (library use, tests). */
@@ -19,6 +21,7 @@ export const silentLogger: Logger = {
   info: () => undefined,
   debug: () => undefined,
   child: () => silentLogger,
+  isDebugEnabled: () => false,
 };
 
 /**

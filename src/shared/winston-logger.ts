@@ -34,6 +34,7 @@ function wrap(w: winston.Logger): Logger {
     info: (m, f) => void w.info(m, f),
     debug: (m, f) => void w.debug(m, f),
     child: (f) => wrap(w.child(f)),
+    isDebugEnabled: () => w.isDebugEnabled(),
   };
 }
 

@@ -32,16 +32,17 @@ export class BatchingSender {
     // Let the callers of this tick join the request.
     await new Promise<void>((r) => setImmediate(r));
     while (this.queue.length > 0) {
-      const take: Pending[] = [];
+      // One slice rather than a shift per caller: shift() is O(queue) and the queue holds thousands of callers
+      // under load (it was 18 % of a consumer's CPU).
+      let n = 0;
       let count = 0;
-      while (
-        this.queue.length > 0 &&
-        (take.length === 0 || count + (this.queue[0]?.records.length ?? 0) <= this.maxRecords)
-      ) {
-        const p = this.queue.shift() as Pending;
-        take.push(p);
+      for (const p of this.queue) {
+        if (n > 0 && count + p.records.length > this.maxRecords) break;
+        n++;
         count += p.records.length;
       }
+      const take = this.queue.slice(0, n);
+      this.queue = this.queue.slice(n);
       try {
         await this.producer.send(take.flatMap((p) => p.records));
         for (const p of take) p.resolve();
