@@ -1,27 +1,6 @@
-import { spawn } from 'node:child_process';
-import { resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { brokers, createTopics, deleteTopics, uniqueName } from './helpers/kafka.js';
-import { ROOT } from './helpers/processes.js';
-
-/** Runs `dist/bench/<name>.js --smoke` against the test broker and a fresh topic; resolves to its exit code and output. */
-export async function smoke(name: string, topic: string): Promise<{ code: number | null; out: string }> {
-  const child = spawn(process.execPath, [resolve(ROOT, `dist/bench/${name}.js`), '--smoke'], {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      KAFKA_BROKERS: brokers(),
-      BENCH_TOPIC: topic,
-      KAFKAJS_NO_PARTITIONER_WARNING: '1',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
-  return { code, out };
-}
+import { smoke } from './helpers/bench.js';
+import { createTopics, deleteTopics, uniqueName } from './helpers/kafka.js';
 
 /** Benchmarks are not tests, but CI runs each for a few seconds so they keep working (issue: benchmarks). */
 describe('scheduler benchmarks, --smoke', () => {

@@ -1,0 +1,286 @@
+/**
+ * Kafka plumbing the consumer benchmarks share: fresh topics, task records in our message format, pre-filling a
+ * topic, and the plain kafkajs producer and consumer they are compared with. Benchmarks measure peers, so this file
+ * talks to kafkajs directly (the "one door to Kafka" rule is for src/).
+ */
+import { Kafka, logLevel, Partitioners } from 'kafkajs';
+import type { Consumer, Message, Producer } from 'kafkajs';
+import { encodeJson, taskHeaders, taskIdFor } from '../../src/shared/messages.js';
+import type { TaskMessage } from '../../src/shared/messages.js';
+
+/** A kafkajs client with its logging off, for the peers and the plumbing. */
+export function rawKafka(brokers: string[], clientId: string): Kafka {
+  return new Kafka({ brokers, clientId, logLevel: logLevel.NOTHING });
+}
+
+/** Creates `topic` (and its `.dlq`, where our consumer would dead-letter) with `partitions` partitions. */
+export async function createTopic(kafka: Kafka, topic: string, partitions: number): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const existing = new Set(await admin.listTopics());
+    if (existing.has(topic)) throw new Error(`topic ${topic} already exists; benchmarks need a fresh one`);
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: [
+        { topic, numPartitions: partitions },
+        { topic: `${topic}.dlq`, numPartitions: partitions },
+      ],
+    });
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Deletes the topics (and their `.dlq`) that exist; a failure is reported, not thrown (clean-up only). */
+export async function deleteTopics(kafka: Kafka, topics: string[]): Promise<void> {
+  const admin = kafka.admin();
+  try {
+    await admin.connect();
+    const existing = new Set(await admin.listTopics());
+    const doomed = topics.flatMap((t) => [t, `${t}.dlq`]).filter((t) => existing.has(t));
+    if (doomed.length > 0) await admin.deleteTopics({ topics: doomed });
+  } catch (err) {
+    console.error(`could not delete bench topics ${topics.join(', ')}: ${String(err)}`);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** A task message as the scheduler publishes it (SPEC.md §4), with its key and headers. */
+export function taskRecord(scheduleId: string, scheduledMs: number, processor: string): Message {
+  const at = new Date(scheduledMs).toISOString();
+  const task: TaskMessage = {
+    v: 1,
+    taskId: taskIdFor(scheduleId, scheduledMs),
+    scheduleId,
+    processor,
+    param: 'bench',
+    scheduledFor: at,
+    firedAt: at,
+    scheduler: { group: 'bench', host: 'bench', pid: process.pid },
+  };
+  return { key: scheduleId, value: encodeJson(task), headers: taskHeaders(task) };
+}
+
+export interface ProduceStats {
+  records: number;
+  ms: number;
+  /** Per produce request: time from send to ack. */
+  requestMs: number[];
+}
+
+/**
+ * Sends `n` records made by `make(i)` with a plain kafkajs producer (acks=all, the Java client's partitioner),
+ * `batch` records per request and up to `inFlight` requests at once.
+ */
+export async function produceAll(
+  kafka: Kafka,
+  topic: string,
+  n: number,
+  make: (i: number) => Message,
+  { batch = 2000, inFlight = 4 }: { batch?: number; inFlight?: number } = {},
+): Promise<ProduceStats> {
+  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+  await producer.connect();
+  const requestMs: number[] = [];
+  let next = 0;
+  const t0 = performance.now();
+  try {
+    const lane = async (): Promise<void> => {
+      while (next < n) {
+        const from = next;
+        next = Math.min(n, next + batch);
+        const messages: Message[] = [];
+        for (let i = from; i < next; i++) messages.push(make(i));
+        const s = performance.now();
+        await producer.send({ topic, acks: -1, messages });
+        requestMs.push(performance.now() - s);
+      }
+    };
+    await Promise.all(Array.from({ length: inFlight }, lane));
+  } finally {
+    await producer.disconnect();
+  }
+  return { records: n, ms: performance.now() - t0, requestMs };
+}
+
+/**
+ * Pre-fills `topic` with `n` valid task messages: `keys` schedules, each firing once per second, in time order
+ * (second 0 for every schedule, then second 1, …), as a scheduler with `keys` entries `* * * * * *` would.
+ */
+export function prefillTasks(
+  kafka: Kafka,
+  topic: string,
+  n: number,
+  keys: number,
+  processor: string,
+): Promise<ProduceStats> {
+  const base = Math.floor(Date.now() / 1000) * 1000 - Math.ceil(n / keys) * 1000;
+  return produceAll(kafka, topic, n, (i) =>
+    taskRecord(`bench-${i % keys}`, base + Math.floor(i / keys) * 1000, processor),
+  );
+}
+
+export interface ConsumeStats {
+  records: number;
+  /** From `run()` to the group joined. */
+  joinMs: number;
+  /** From the first record in hand to the last one committed-ready. */
+  ms: number;
+  /** From `run()` to the last one. */
+  totalMs: number;
+}
+
+/**
+ * A plain at-least-once kafkajs consumer, as one would write it: a new group reading from the beginning, each
+ * batch JSON-parsed record by record with the offset resolved after each, committed by kafkajs after each batch.
+ * Fetch settings are those of our GroupConsumer, so only what runs per record differs. Resolves once `n` records
+ * were parsed.
+ */
+export async function rawConsume(
+  kafka: Kafka,
+  topic: string,
+  groupId: string,
+  n: number,
+  partitionsConsumedConcurrently: number,
+): Promise<ConsumeStats> {
+  const consumer = rawConsumer(kafka, groupId);
+  await consumer.connect();
+  await consumer.subscribe({ topics: [topic], fromBeginning: true });
+  const t0 = performance.now();
+  let joinedAt = t0;
+  let firstAt = 0;
+  let count = 0;
+  let parsed = 0;
+  let finish: (at: number) => void = () => undefined;
+  const done = new Promise<number>((r) => (finish = r));
+  consumer.on(consumer.events.GROUP_JOIN, () => (joinedAt = performance.now()));
+  await consumer.run({
+    eachBatchAutoResolve: false,
+    partitionsConsumedConcurrently,
+    eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+      if (firstAt === 0) firstAt = performance.now();
+      for (const m of batch.messages) {
+        if (!isRunning() || isStale()) break;
+        if (m.value) parsed += (JSON.parse(m.value.toString('utf8')) as { v?: number }).v ?? 0;
+        resolveOffset(m.offset);
+        if (++count === n) finish(performance.now());
+      }
+      await heartbeat();
+    },
+  });
+  const lastAt = await done;
+  await consumer.disconnect();
+  if (parsed !== n) throw new Error(`raw consumer parsed ${parsed} task messages of ${n}`);
+  return { records: count, joinMs: joinedAt - t0, ms: lastAt - firstAt, totalMs: lastAt - t0 };
+}
+
+/** Deletes consumer groups a benchmark made (clean-up only: a failure is reported, not thrown). */
+export async function deleteGroups(kafka: Kafka, groups: string[]): Promise<void> {
+  if (groups.length === 0) return;
+  const admin = kafka.admin();
+  try {
+    await admin.connect();
+    await admin.deleteGroups(groups);
+  } catch (err) {
+    console.error(`could not delete bench groups: ${String(err)}`);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Rejects with `what()` when the promise has not settled within `ms`. */
+export async function within<T>(promise: Promise<T>, ms: number, what: () => string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what()} (after ${ms} ms)`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Reads a topic (read_committed, a throw-away group) from the beginning to the end offsets it has when called,
+ * handing each record value to `onValue`. Transaction markers count towards the end (they never reach eachBatch).
+ */
+export async function scanTopic(
+  kafka: Kafka,
+  topic: string,
+  onValue: (value: Buffer) => void,
+  timeoutMs = 300_000,
+): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  const ends = await admin.fetchTopicOffsets(topic).finally(() => admin.disconnect());
+  const remaining = new Map<number, number>();
+  for (const o of ends) if (Number(o.high) > Number(o.low)) remaining.set(o.partition, Number(o.high));
+  if (remaining.size === 0) return;
+  const groupId = `bench-scan-${topic}-${Date.now()}`;
+  const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 100, readUncommitted: false });
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topics: [topic], fromBeginning: true });
+    let finish: () => void = () => undefined;
+    const done = new Promise<void>((r) => (finish = r));
+    consumer.on(consumer.events.END_BATCH_PROCESS, (e) => {
+      const end = remaining.get(e.payload.partition);
+      if (end !== undefined && Number(e.payload.lastOffset) + 1 >= end) remaining.delete(e.payload.partition);
+      if (remaining.size === 0) finish();
+    });
+    await consumer.run({
+      autoCommit: false,
+      eachBatch: async ({ batch }) => {
+        const end = remaining.get(batch.partition);
+        if (end === undefined) return;
+        for (const m of batch.messages) if (m.value && Number(m.offset) < end) onValue(m.value);
+      },
+    });
+    await within(done, timeoutMs, () => `reading ${topic} did not reach its end`);
+  } finally {
+    await consumer.disconnect();
+    await deleteGroups(kafka, [groupId]);
+  }
+}
+
+/** A plain kafkajs consumer with our GroupConsumer's fetch and session settings. */
+function rawConsumer(kafka: Kafka, groupId: string): Consumer {
+  return kafka.consumer({
+    groupId,
+    sessionTimeout: 6000,
+    heartbeatInterval: 1000,
+    readUncommitted: false,
+    maxBytesPerPartition: 1024 * 1024,
+    maxWaitTimeInMs: 100,
+  });
+}
+
+/** A plain kafkajs producer (the Java client's partitioner), connected. */
+export async function rawProducer(kafka: Kafka): Promise<Producer> {
+  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+  await producer.connect();
+  return producer;
+}
+
+/**
+ * A plain kafkajs consumer in a new group, with our GroupConsumer's fetch settings, calling `onValue` with each
+ * record value and `Date.now()` as it gets it. `joined` resolves once the group gave it its partitions.
+ */
+export async function startRawConsumer(
+  kafka: Kafka,
+  topic: string,
+  groupId: string,
+  onValue: (value: Buffer, atMs: number) => void,
+): Promise<{ joined: Promise<void>; stop(): Promise<void> }> {
+  const consumer = rawConsumer(kafka, groupId);
+  let onJoin: () => void = () => undefined;
+  const joined = new Promise<void>((r) => (onJoin = r));
+  consumer.on(consumer.events.GROUP_JOIN, () => onJoin());
+  await consumer.connect();
+  await consumer.subscribe({ topics: [topic], fromBeginning: true });
+  await consumer.run({
+    eachMessage: async ({ message }) => {
+      if (message.value) onValue(message.value, Date.now());
+    },
+  });
+  return { joined, stop: () => consumer.disconnect() };
+}
