@@ -360,12 +360,13 @@ export class GroupScheduler {
             });
         }
         this.metrics?.acked(fires, firedAt, at);
-        for (const f of fires) {
-          this.o.logger.debug(`fired ${f.entry.id}`, {
-            taskId: taskIdFor(f.entry.id, f.scheduledFor),
-            ackLagMs: at - f.scheduledFor,
-          });
-        }
+        if (this.o.logger.isDebugEnabled())
+          for (const f of fires) {
+            this.o.logger.debug(`fired ${f.entry.id}`, {
+              taskId: taskIdFor(f.entry.id, f.scheduledFor),
+              ackLagMs: at - f.scheduledFor,
+            });
+          }
         this.o.onAcked?.(fires, at);
       },
       onFenced: (p) => {
@@ -409,6 +410,14 @@ export class GroupScheduler {
           `a different schedule file?); all instances of a group should run the same file`,
       );
     }
+    const mine = this.entriesOf(partition);
+    const known = mine.filter((e) => this.lastFired.has(e.id));
+    const latest = Math.max(...known.map((e) => this.lastFired.get(e.id)?.lastFiredMs ?? 0));
+    this.o.logger.info(
+      `state partition ${partition} read to offset ${end}: ${known.length} of its ${mine.length} entries fired ` +
+        `before` +
+        (known.length > 0 ? `, latest at ${new Date(latest).toISOString()}` : ''),
+    );
     if (missed.length > 0) {
       this.o.logger.info(
         `state partition ${partition}: firing ${missed.length} missed fire time(s) per Misfire`,
@@ -477,7 +486,10 @@ export class GroupScheduler {
       await this.consumer.stop().catch(() => undefined);
       await this.consumer.disconnect().catch(() => undefined);
       const unsent = left.reduce((a, b) => a + b, 0);
-      if (unsent > 0) this.o.logger.error(`stopped with ${unsent} fires not published (broker unreachable)`);
+      if (unsent > 0)
+        this.o.logger.error(
+          `stopped with ${unsent} fires not published within the stop deadline (broker unreachable, or too far behind)`,
+        );
       else this.o.logger.info('scheduler stopped; every fire was published');
       return unsent;
     })();
