@@ -15,7 +15,7 @@ import { sleep } from './report.js';
 export function benchEntries(specs: readonly string[], topic: string): ScheduleEntry[] {
   return specs.map((cron, i) => ({
     id: `bench-${i}`,
-    cron,
+    spec: { kind: 'cron' as const, cron },
     topic,
     timeZone: 'UTC',
     enabled: true,

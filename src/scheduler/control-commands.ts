@@ -101,12 +101,12 @@ export async function runStatus(
       : []),
     '',
     ...textTable(
-      ['ID', 'STATE', 'OWNER', 'CRON', 'ZONE', 'LAST FIRE', 'NEXT FIRES', 'LAST OUTCOME'],
+      ['ID', 'STATE', 'OWNER', 'SCHEDULE', 'ZONE', 'LAST FIRE', 'NEXT FIRES', 'LAST OUTCOME'],
       rows.map((e) => [
         e.id,
         e.state,
         e.owner,
-        e.cron,
+        e.spec,
         e.timeZone,
         e.lastFiredAt ?? '-',
         e.nextFireTimes.join(' ') || '-',

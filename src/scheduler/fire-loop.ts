@@ -1,7 +1,7 @@
 import type { Clock, TimerHandle } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
 import type { ScheduleEntry } from '../shared/config/schema.js';
-import { compileCron } from '../shared/cron.js';
+import { compileSpec } from '../shared/schedule-spec.js';
 import type { CompiledCron } from '../shared/cron.js';
 import { MinHeap } from './heap.js';
 
@@ -66,13 +66,15 @@ export class FireLoop {
     const previous = this.byId.get(entry.id);
     if (previous) this.remove(entry.id);
     if (!entry.enabled) return;
-    const cron = compileCron(entry.cron, entry.timeZone);
+    const cron = compileSpec(entry.spec, entry.timeZone);
     const last = Math.max(afterMs ?? this.options.clock.now(), previous?.last ?? -Infinity);
     const next = cron.nextAfter(last);
     if (next === undefined) {
-      this.options.logger.warn(`schedule ${entry.id} has no future fire time; it will not fire`, {
-        scheduleId: entry.id,
-      });
+      // A one-shot entry after its instant is simply done; any other spec without a future is worth a warning.
+      if (entry.spec.kind !== 'once')
+        this.options.logger.warn(`schedule ${entry.id} has no future fire time; it will not fire`, {
+          scheduleId: entry.id,
+        });
       return;
     }
     const armed: Armed = { entry, cron, next, last, removed: false };

@@ -1,7 +1,8 @@
 import { hostname } from 'node:os';
 import type { Clock } from '../shared/clock.js';
 import type { ScheduleEntry } from '../shared/config/schema.js';
-import { compileCron, nextInstants } from '../shared/cron.js';
+import { nextInstants } from '../shared/cron.js';
+import { compileSpec, describeSpec } from '../shared/schedule-spec.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { SCHEDULER_STATE_TOPIC, taskIdFor } from '../shared/messages.js';
@@ -11,7 +12,7 @@ import { FireLoop } from './fire-loop.js';
 import type { Fire } from './fire-loop.js';
 import type { Registry } from 'prom-client';
 import { SchedulerMetrics } from './metrics.js';
-import { misfireOf } from './misfire.js';
+import { misfireOf, overdueOnce } from './misfire.js';
 import { PartitionOwner } from './partition-owner.js';
 import { TakeoverReads } from './takeover-reads.js';
 import { parseState, pauseStateValue, specHashOf, stateKey } from './state.js';
@@ -40,7 +41,8 @@ export interface GroupSchedulerOptions {
 /** One entry as `taskscheduler status` shows it (from its owner). */
 export interface EntryStatus {
   id: string;
-  cron: string;
+  /** The cron text, `once at …` or `every …`. */
+  spec: string;
   timeZone: string;
   topic: string;
   processor: string;
@@ -139,6 +141,18 @@ export class GroupScheduler {
     return { ready: reason === 'ok', reason, group: this.o.group, assigned, active };
   }
 
+  /** A one-shot entry whose instant passed unfired goes out now, and says so. */
+  private fireIfOverdue(e: ScheduleEntry, lastFiredMs: number | undefined, now: number, out: Fire[]): void {
+    const at = overdueOnce(e, lastFiredMs, now);
+    if (at === undefined) return;
+    this.o.logger.info(
+      `one-shot ${e.id} was due at ${new Date(at).toISOString()} (${Math.round((now - at) / 1000)} s ago) and never ` +
+        `fired: firing it now`,
+      { scheduleId: e.id },
+    );
+    out.push({ entry: e, scheduledFor: at });
+  }
+
   /** The active owner of an entry's state partition, when this instance is it. */
   private ownerOf(id: string): PartitionOwner | undefined {
     const p = this.partitionOf(id);
@@ -196,7 +210,7 @@ export class GroupScheduler {
     this.lastFired.set(id, { lastFiredMs: last, specHash: specHashOf(e), paused });
     if (!paused) this.loop.add(e, now);
     this.o.logger.info(`${paused ? 'paused' : 'resumed'} ${id} by command from ${by}`);
-    const next = paused || !e.enabled ? undefined : compileCron(e.cron, e.timeZone).nextAfter(now);
+    const next = paused || !e.enabled ? undefined : compileSpec(e.spec, e.timeZone).nextAfter(now);
     return {
       ok: true,
       message:
@@ -217,7 +231,7 @@ export class GroupScheduler {
         const state = !e.enabled ? 'disabled' : known?.paused ? 'paused' : 'enabled';
         return {
           id: e.id,
-          cron: e.cron,
+          spec: describeSpec(e.spec),
           timeZone: e.timeZone,
           topic: e.topic,
           processor: e.processor,
@@ -226,7 +240,7 @@ export class GroupScheduler {
           ...(known ? { lastFiredAt: new Date(known.lastFiredMs).toISOString() } : {}),
           nextFireTimes:
             state === 'enabled'
-              ? nextInstants(compileCron(e.cron, e.timeZone), now, nextCount).map((t) =>
+              ? nextInstants(compileSpec(e.spec, e.timeZone), now, nextCount).map((t) =>
                   new Date(t).toISOString(),
                 )
               : [],
@@ -398,7 +412,8 @@ export class GroupScheduler {
       if (known && known.specHash !== specHashOf(e)) differing.push(e.id);
       // A paused entry misses nothing: it stays unarmed until resumed.
       if (known?.paused) continue;
-      const m = misfireOf(e, compileCron(e.cron, e.timeZone), known?.lastFiredMs, now);
+      this.fireIfOverdue(e, known?.lastFiredMs, now, missed);
+      const m = misfireOf(e, compileSpec(e.spec, e.timeZone), known?.lastFiredMs, now);
       for (const t of m.fire) missed.push({ entry: e, scheduledFor: t });
       this.metrics?.misfired(e.id, 'caught_up', m.fire.length);
       this.metrics?.misfired(e.id, 'dropped', m.missed - m.fire.length);
@@ -455,6 +470,9 @@ export class GroupScheduler {
         this.lastFired.get(id)?.paused
       )
         continue;
+      const overdue: Fire[] = [];
+      this.fireIfOverdue(e, this.lastFired.get(id)?.lastFiredMs, now, overdue);
+      this.owners.get(this.partitionOf(id))?.enqueue(overdue);
       // Re-adding keeps the loop's last handed-out instant for this id (even one not yet acknowledged).
       this.loop.add(e, Math.max(now, this.lastFired.get(id)?.lastFiredMs ?? now));
     }

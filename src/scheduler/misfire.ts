@@ -43,3 +43,16 @@ export function missedInstants(
 ): number[] {
   return misfireOf(entry, cron, lastFiredMs, nowMs).fire;
 }
+
+/**
+ * A one-shot entry whose instant passed before any scheduler fired it (created late, or while the group was
+ * down) fires at once, whatever its misfire policy and window: the instant to fire, or undefined.
+ */
+export function overdueOnce(
+  entry: ScheduleEntry,
+  lastFiredMs: number | undefined,
+  nowMs: number,
+): number | undefined {
+  if (entry.spec.kind !== 'once' || !entry.enabled || lastFiredMs !== undefined) return undefined;
+  return entry.spec.runAt <= nowMs ? entry.spec.runAt : undefined;
+}

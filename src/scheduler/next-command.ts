@@ -1,5 +1,6 @@
 import type { ScheduleEntry } from '../shared/config/schema.js';
-import { compileCron, nextInstants } from '../shared/cron.js';
+import { nextInstants } from '../shared/cron.js';
+import { compileSpec, describeSpec } from '../shared/schedule-spec.js';
 import { zonedFormatter } from '../shared/zoned-format.js';
 
 /** `2026-11-24 21:00:00 CET`, in the given zone. */
@@ -12,8 +13,8 @@ export function describeNextFires(entries: readonly ScheduleEntry[], nowMs: numb
   const lines: string[] = [];
   for (const e of entries) {
     const state = e.enabled ? '' : ' (disabled: never fires)';
-    lines.push(`${e.id}: "${e.cron}" ${e.timeZone} -> ${e.topic} ${e.processor}${state}`);
-    for (const t of nextInstants(compileCron(e.cron, e.timeZone), nowMs, count)) {
+    lines.push(`${e.id}: "${describeSpec(e.spec)}" ${e.timeZone} -> ${e.topic} ${e.processor}${state}`);
+    for (const t of nextInstants(compileSpec(e.spec, e.timeZone), nowMs, count)) {
       lines.push(`  ${formatInZone(t, e.timeZone).padEnd(26)} ${new Date(t).toISOString()}`);
     }
   }

@@ -47,7 +47,7 @@ export function specHashOf(e: ScheduleEntry): string {
 /** What makes two entries fire the same tasks: spec, zone, topic, processor, param, payload. */
 export function specHash(e: ScheduleEntry): string {
   const canonical = JSON.stringify([
-    e.cron,
+    e.spec.kind === 'cron' ? e.spec.cron : e.spec,
     e.timeZone,
     e.topic,
     e.processor,

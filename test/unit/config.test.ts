@@ -31,7 +31,7 @@ describe('schedule file loading', () => {
       expect(entries).toHaveLength(2);
       expect(entries[0]).toMatchObject({
         id: '1',
-        cron: '* * * * * *',
+        spec: { kind: 'cron', cron: '* * * * * *' },
         topic: 'taskTopic',
         timeZone: 'UTC',
         enabled: true,
@@ -103,7 +103,7 @@ describe('schedule file loading', () => {
         '[{ "Id": "z", "Cron": " 0 0 9 * * MON-FRI ", "Topic": "a.b_c-d", "TimeZone": "Europe/Berlin", "Enabled": false, "Misfire": "fire-all", "MisfireWindowSeconds": 60, "TaskMessageTemplate": { "TaskProcessorName": "x", "Payload": {"a": 1} } }]',
       );
       expect(e).toMatchObject({
-        cron: '0 0 9 * * MON-FRI',
+        spec: { kind: 'cron', cron: '0 0 9 * * MON-FRI' },
         timeZone: 'Europe/Berlin',
         enabled: false,
         misfire: 'fire-all',

@@ -10,7 +10,7 @@ const T0 = Date.parse('2026-11-22T10:00:00.000Z');
 function entry(id: string, cron: string, extra: Partial<ScheduleEntry> = {}): ScheduleEntry {
   return {
     id,
-    cron,
+    spec: { kind: 'cron', cron },
     topic: 't',
     timeZone: 'UTC',
     enabled: true,

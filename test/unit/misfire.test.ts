@@ -7,7 +7,7 @@ import { compileCron } from '../../src/shared/cron.js';
 const T0 = Date.parse('2026-11-22T10:00:00.000Z');
 const entry = (misfire: ScheduleEntry['misfire'], misfireWindowSeconds = 3600): ScheduleEntry => ({
   id: 'a',
-  cron: '*/10 * * * * *',
+  spec: { kind: 'cron', cron: '*/10 * * * * *' },
   topic: 't',
   timeZone: 'UTC',
   enabled: true,
@@ -46,7 +46,7 @@ describe('missed fire times on takeover', () => {
     });
     it('should cap fire-all at the latest 1000', () => {
       const every = compileCron('* * * * * *', 'UTC');
-      const out = missedInstants({ ...entry('fire-all'), cron: '* * * * * *' }, every, T0, T0 + 2000_000);
+      const out = missedInstants({ ...entry('fire-all'), spec: { kind: 'cron', cron: '* * * * * *' } }, every, T0, T0 + 2000_000);
       expect(out).toHaveLength(1000);
       expect(out.at(-1)).toBe(T0 + 2000_000);
     });

@@ -6,7 +6,7 @@ import { parseState, specHash } from '../../src/scheduler/state.js';
 
 const entry = (over: Partial<ScheduleEntry> = {}): ScheduleEntry => ({
   id: 'invoice "daily" ü',
-  cron: '0 0 6 * * *',
+  spec: { kind: 'cron', cron: '0 0 6 * * *' },
   topic: 'invoices',
   timeZone: 'Europe/Berlin',
   enabled: true,

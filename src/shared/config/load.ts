@@ -4,6 +4,10 @@ import type { ErrorObject } from 'ajv';
 import { ConfigError } from '../errors.js';
 import type { ConfigProblem } from '../errors.js';
 import { CronSpecError, isValidTimeZone, validateCronSpec } from '../cron.js';
+import { parseDuration } from '../duration.js';
+import { parseRfc3339 } from '../rfc3339.js';
+import { MIN_EVERY_MS } from '../schedule-spec.js';
+import type { ScheduleSpec } from '../schedule-spec.js';
 import { scheduleFileSchema } from './schema.js';
 import type { RawScheduleEntry, ScheduleEntry } from './schema.js';
 import { topicNameProblem } from './topic-name.js';
@@ -77,6 +81,38 @@ function semanticProblems(file: string, data: unknown): ConfigProblem[] {
   data.forEach((e: unknown, index) => {
     const id = str(e, 'Id');
     const at = { file, index, id };
+    const kinds = (['Cron', 'RunAt', 'Every'] as const).filter(
+      (k) => e !== null && typeof e === 'object' && (e as Record<string, unknown>)[k] !== undefined,
+    );
+    if (kinds.length !== 1)
+      problems.push({
+        ...at,
+        path: kinds.length === 0 ? 'Cron' : kinds.join(', '),
+        message: `needs exactly one of Cron, RunAt and Every (it has ${kinds.length === 0 ? 'none' : kinds.join(' and ')})`,
+      });
+    const runAt = str(e, 'RunAt');
+    if (runAt !== undefined && parseRfc3339(runAt) === undefined)
+      problems.push({
+        ...at,
+        path: 'RunAt',
+        message: `${JSON.stringify(runAt)} is not an RFC 3339 date-time with an offset (e.g. 2026-12-01T09:00:00Z)`,
+      });
+    const every = str(e, 'Every');
+    if (every !== undefined) {
+      const ms = parseDuration(every);
+      if (ms === undefined)
+        problems.push({
+          ...at,
+          path: 'Every',
+          message: `${JSON.stringify(every)} is not a duration like 5s, 1m30s, 2h or 1500 (ms)`,
+        });
+      else if (ms < MIN_EVERY_MS)
+        problems.push({
+          ...at,
+          path: 'Every',
+          message: `${JSON.stringify(every)} is below the minimum of 1s`,
+        });
+    }
     const cron = str(e, 'Cron');
     if (cron !== undefined) {
       try {
@@ -103,11 +139,20 @@ function semanticProblems(file: string, data: unknown): ConfigProblem[] {
   return problems;
 }
 
+/** The entry's schedule; the checks above guarantee exactly one kind, well formed. */
+function specOf(e: RawScheduleEntry): ScheduleSpec {
+  if (e.RunAt !== undefined) return { kind: 'once', runAt: parseRfc3339(e.RunAt) ?? NaN };
+  // File entries count their intervals from the Unix epoch: every instance of a group agrees, and `Every: 10s`
+  // fires on the tens of seconds.
+  if (e.Every !== undefined) return { kind: 'every', everyMs: parseDuration(e.Every) ?? NaN, anchorMs: 0 };
+  return { kind: 'cron', cron: (e.Cron ?? '').trim() };
+}
+
 function normalize(e: RawScheduleEntry, index: number): ScheduleEntry {
   const t = e.TaskMessageTemplate;
   return deepFreeze({
     id: e.Id,
-    cron: e.Cron.trim(),
+    spec: specOf(e),
     topic: e.Topic,
     timeZone: e.TimeZone ?? 'UTC',
     enabled: e.Enabled ?? true,

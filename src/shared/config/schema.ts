@@ -1,3 +1,4 @@
+import type { ScheduleSpec } from '../schedule-spec.js';
 import type { JSONSchemaType } from 'ajv';
 
 export type MisfirePolicy = 'skip' | 'fire-once' | 'fire-all';
@@ -6,7 +7,10 @@ export const MISFIRE_POLICIES: readonly MisfirePolicy[] = ['skip', 'fire-once', 
 /** One entry of a schedule file, as written (PascalCase, as the old Go tool had it). */
 export interface RawScheduleEntry {
   Id: string;
-  Cron: string;
+  /** Exactly one of Cron, RunAt (RFC 3339: fires once) and Every (`5s`, `1m30s`, or ms: fires every interval). */
+  Cron?: string;
+  RunAt?: string;
+  Every?: string;
   Topic: string;
   TimeZone?: string;
   Enabled?: boolean;
@@ -25,10 +29,12 @@ export const scheduleFileSchema: JSONSchemaType<RawScheduleEntry[]> = {
   items: {
     type: 'object',
     additionalProperties: false,
-    required: ['Id', 'Cron', 'Topic', 'TaskMessageTemplate'],
+    required: ['Id', 'Topic', 'TaskMessageTemplate'],
     properties: {
       Id: { type: 'string', minLength: 1, maxLength: 200 },
-      Cron: { type: 'string', minLength: 1 },
+      Cron: { type: 'string', nullable: true, minLength: 1 },
+      RunAt: { type: 'string', nullable: true, minLength: 1 },
+      Every: { type: 'string', nullable: true, minLength: 1 },
       Topic: { type: 'string', minLength: 1 },
       TimeZone: { type: 'string', nullable: true, minLength: 1 },
       Enabled: { type: 'boolean', nullable: true },
@@ -51,7 +57,7 @@ export const scheduleFileSchema: JSONSchemaType<RawScheduleEntry[]> = {
 /** A validated, normalized, frozen schedule entry: nothing downstream re-checks it. */
 export interface ScheduleEntry {
   readonly id: string;
-  readonly cron: string;
+  readonly spec: ScheduleSpec;
   readonly topic: string;
   /** IANA zone. @default 'UTC' */
   readonly timeZone: string;

@@ -1,0 +1,38 @@
+import { compileCron } from './cron.js';
+import type { CompiledCron } from './cron.js';
+import { formatDuration } from './duration.js';
+
+/** When an entry fires: a cron spec in its zone, once at an instant, or every fixed interval from an anchor. */
+export type ScheduleSpec =
+  | { readonly kind: 'cron'; readonly cron: string }
+  | { readonly kind: 'once'; readonly runAt: number }
+  | { readonly kind: 'every'; readonly everyMs: number; readonly anchorMs: number };
+
+/** The shortest interval an `every` schedule may have. */
+export const MIN_EVERY_MS = 1000;
+
+/** The spec as an operator reads it: the cron text, `once at <ISO>`, `every 5s`. */
+export function describeSpec(s: ScheduleSpec): string {
+  if (s.kind === 'cron') return s.cron;
+  if (s.kind === 'once') return `once at ${new Date(s.runAt).toISOString()}`;
+  return `every ${formatDuration(s.everyMs)}`;
+}
+
+/**
+ * The fire-time function of a spec: `nextAfter(t)` is its first instant strictly after t. Cron specs are compiled
+ * once and shared (see compileCron); `once` has one instant; `every` has anchor + k × interval for every k.
+ */
+export function compileSpec(s: ScheduleSpec, zone: string): CompiledCron {
+  if (s.kind === 'cron') return compileCron(s.cron, zone);
+  const spec = describeSpec(s);
+  if (s.kind === 'once') return { spec, zone, nextAfter: (after) => (s.runAt > after ? s.runAt : undefined) };
+  const { everyMs, anchorMs } = s;
+  return {
+    spec,
+    zone,
+    nextAfter: (after) => {
+      if (after < anchorMs) return anchorMs;
+      return anchorMs + (Math.floor((after - anchorMs) / everyMs) + 1) * everyMs;
+    },
+  };
+}
