@@ -2,26 +2,13 @@ import { mkdtemp, rename, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { brokers, createTopics, deleteTopics, TopicReader, uniqueName } from './helpers/kafka.js';
+import { brokers, uniqueName, useTaskTopic } from './helpers/kafka.js';
 import { killAll, startCli } from './helpers/processes.js';
 import { waitFor } from './helpers/wait-for.js';
 import type { TaskMessage } from '../../src/shared/messages.js';
 
 describe('when the schedule file is edited while taskscheduler runs', () => {
-  let topic: string;
-  let reader: TopicReader;
-
-  beforeEach(async () => {
-    topic = uniqueName('tasks');
-    await createTopics([topic]);
-    reader = await new TopicReader([topic]).start();
-  });
-
-  afterEach(async () => {
-    await killAll();
-    await reader.stop();
-    await deleteTopics([topic]);
-  });
+  const fx = useTaskTopic({ beforeEach, afterEach, killAll });
 
   it('should apply valid edits (added, changed, removed) and reject invalid ones, the last good one firing', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'tm-reload-'));
@@ -29,7 +16,7 @@ describe('when the schedule file is edited while taskscheduler runs', () => {
     const entry = (id: string, cron: string) => ({
       Id: id,
       Cron: cron,
-      Topic: topic,
+      Topic: fx.topic,
       TaskMessageTemplate: { TaskProcessorName: 'NoopProcessor' },
     });
     // Written the way deploy tools do it: a temporary file renamed over the old one.
@@ -39,7 +26,7 @@ describe('when the schedule file is edited while taskscheduler runs', () => {
     };
     await write(JSON.stringify([entry('a', '* * * * * *'), entry('b', '* * * * * *')]));
     const s = startCli('taskscheduler', ['-b', brokers(), '-s', file, '--group', uniqueName('g')]);
-    const tasks = () => reader.values<TaskMessage>(topic);
+    const tasks = () => fx.reader.values<TaskMessage>(fx.topic);
     const of = (id: string) => tasks().filter((t) => t.scheduleId === id);
     await waitFor(() => of('a').length >= 2 && of('b').length >= 2, {
       timeoutMs: 60_000,
@@ -59,7 +46,7 @@ describe('when the schedule file is edited while taskscheduler runs', () => {
     });
     s.signal('SIGTERM');
     expect((await s.exited).code).toBe(0);
-    await reader.caughtUp(topic);
+    await fx.reader.caughtUp(fx.topic);
 
     expect(of('a').filter((t) => Date.parse(t.scheduledFor) > editedAt)).toEqual([]);
     const bAfter = of('b').filter((t) => Date.parse(t.scheduledFor) > editedAt);

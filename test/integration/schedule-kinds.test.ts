@@ -2,26 +2,13 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { brokers, createTopics, deleteTopics, TopicReader, uniqueName } from './helpers/kafka.js';
+import { brokers, uniqueName, useTaskTopic } from './helpers/kafka.js';
 import { killAll, startCli } from './helpers/processes.js';
 import { waitFor } from './helpers/wait-for.js';
 import type { TaskMessage } from '../../src/shared/messages.js';
 
 describe('one-shot (RunAt) and interval (Every) entries in a schedule file', () => {
-  let topic: string;
-  let reader: TopicReader;
-
-  beforeEach(async () => {
-    topic = uniqueName('tasks');
-    await createTopics([topic]);
-    reader = await new TopicReader([topic]).start();
-  });
-
-  afterEach(async () => {
-    await killAll();
-    await reader.stop();
-    await deleteTopics([topic]);
-  });
+  const fx = useTaskTopic({ beforeEach, afterEach, killAll });
 
   it('should fire an overdue one-shot at once, a future one at its time, an interval on its multiples; none again after a restart', async () => {
     const now = Date.now();
@@ -30,7 +17,7 @@ describe('one-shot (RunAt) and interval (Every) entries in a schedule file', () 
     const entry = (Id: string, when: object) => ({
       Id,
       ...when,
-      Topic: topic,
+      Topic: fx.topic,
       TaskMessageTemplate: { TaskProcessorName: 'NoopProcessor' },
     });
     const file = join(await mkdtemp(join(tmpdir(), 'tm-kinds-')), 'kinds.json');
@@ -43,7 +30,7 @@ describe('one-shot (RunAt) and interval (Every) entries in a schedule file', () 
       ]),
     );
     const group = uniqueName('kinds');
-    const tasks = () => reader.values<TaskMessage>(topic);
+    const tasks = () => fx.reader.values<TaskMessage>(fx.topic);
     const of = (id: string) => tasks().filter((t) => t.scheduleId === id);
 
     const first = startCli('taskscheduler', ['-b', brokers(), '-s', file, '--group', group]);

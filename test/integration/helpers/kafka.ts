@@ -160,3 +160,34 @@ export class TopicReader {
     await this.consumer?.disconnect();
   }
 }
+
+/**
+ * A fresh task topic and a reader of it for each test of the calling suite (registered as beforeEach and
+ * afterEach; the afterEach also kills the CLIs the test started). Read `topic` and `reader` inside tests.
+ */
+export function useTaskTopic(hooks: {
+  beforeEach(fn: () => Promise<void>): void;
+  afterEach(fn: () => Promise<void>): void;
+  killAll(): Promise<void>;
+}): { readonly topic: string; readonly reader: TopicReader } {
+  const state = { topic: '', reader: undefined as TopicReader | undefined };
+  hooks.beforeEach(async () => {
+    state.topic = uniqueName('tasks');
+    await createTopics([state.topic]);
+    state.reader = await new TopicReader([state.topic]).start();
+  });
+  hooks.afterEach(async () => {
+    await hooks.killAll();
+    await state.reader?.stop();
+    await deleteTopics([state.topic]);
+  });
+  return {
+    get topic() {
+      return state.topic;
+    },
+    get reader() {
+      if (!state.reader) throw new Error('useTaskTopic: read the reader inside a test');
+      return state.reader;
+    },
+  };
+}
