@@ -19,6 +19,7 @@ Creates, if missing:
   taskmanager.events            cleanup.policy=delete
   taskmanager.scheduler-state   cleanup.policy=compact
   taskmanager.commands          cleanup.policy=delete
+  taskmanager.tasks             cleanup.policy=compact
 
 Options (environment in brackets):
   --bootstrap-server HOST:PORT  brokers [KAFKA_BROKERS] (default 127.0.0.1:9092)
@@ -116,6 +117,8 @@ plan_topics() {
   add_topic taskmanager.scheduler-state compact
   # Runtime control (taskscheduler trigger/pause/resume/status) and the answers of the scheduler instances.
   add_topic taskmanager.commands delete
+  # Task definitions created over HTTP (taskapi): the latest definition per task id; a tombstone deletes.
+  add_topic taskmanager.tasks compact
 }
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -28,11 +28,17 @@ import type { ControlOutput } from './control-commands.js';
 import { describeNextFires } from './next-command.js';
 import { GroupScheduler } from './group-scheduler.js';
 import { ScheduleWatcher } from './schedule-watcher.js';
+import { ApiTaskSource } from './api-tasks.js';
+import type { ScheduleEntry } from '../shared/config/schema.js';
+import { DEFAULT_API_GROUP } from '../shared/tasks/definition.js';
 
 const DEFAULT_SCHEDULE = 'config/taskscheduler.json';
 
 function scheduleOption(): Option {
-  return new Option('-s, --schedule <file>', 'schedule file (JSON)')
+  return new Option(
+    '-s, --schedule <file>',
+    'schedule file (JSON), or "none" to fire only the tasks created over HTTP',
+  )
     .env('TASKSCHEDULER_SCHEDULE')
     .default(DEFAULT_SCHEDULE);
 }
@@ -80,10 +86,37 @@ interface RunOpts {
   metricsHost: string;
 }
 
+/** `--schedule none`: no file, only the tasks created over HTTP for the group. */
+const NO_FILE = 'none';
+
+/** The file's entries and the API's, one list: on an Id in both, the file's wins (and it is said once). */
+class EntrySources {
+  file: readonly ScheduleEntry[] = [];
+  api: readonly ScheduleEntry[] = [];
+  private warned = new Set<string>();
+
+  constructor(private readonly logger: Logger) {}
+
+  merged(): ScheduleEntry[] {
+    const ids = new Set(this.file.map((e) => e.id));
+    for (const e of this.api) {
+      if (!ids.has(e.id) || this.warned.has(e.id)) continue;
+      this.warned.add(e.id);
+      this.logger.error(
+        `task ${e.id} from the HTTP API has the Id of a schedule file entry; the file's entry wins`,
+      );
+    }
+    return [...this.file, ...this.api.filter((e) => !ids.has(e.id))];
+  }
+}
+
 async function run(opts: RunOpts): Promise<void> {
   const logger = loggerFromOptions(opts, { component: 'taskscheduler' });
-  const entries = await loadOrExit(opts.schedule);
-  const group = opts.group ?? defaultGroup(opts.schedule);
+  const noFile = opts.schedule === NO_FILE;
+  const entries = noFile ? [] : await loadOrExit(opts.schedule);
+  const group = opts.group ?? (noFile ? DEFAULT_API_GROUP : defaultGroup(opts.schedule));
+  const sources = new EntrySources(logger);
+  sources.file = entries;
   const brokers = parseBrokers(opts.brokers);
   const kafka = new KafkaClient({ brokers, logger, clientId: `taskscheduler-${process.pid}` });
   const registry = opts.metricsPort === undefined ? undefined : processRegistry('taskscheduler');
@@ -105,15 +138,25 @@ async function run(opts: RunOpts): Promise<void> {
       logger,
     });
   const commands = new CommandListener(kafka, scheduler, logger);
-  const watcher = new ScheduleWatcher({
-    file: opts.schedule,
-    logger,
-    onValid: (next) => scheduler.applyEntries(next),
+  const watcher = noFile
+    ? undefined
+    : new ScheduleWatcher({
+        file: opts.schedule,
+        logger,
+        onValid: (next) => {
+          sources.file = next;
+          scheduler.applyEntries(sources.merged());
+        },
+      });
+  const apiTasks = new ApiTaskSource(kafka, group, logger, (api) => {
+    sources.api = api;
+    scheduler.applyEntries(sources.merged());
   });
   installShutdown({
     logger,
     graceful: async () => {
-      watcher.stop();
+      watcher?.stop();
+      await apiTasks.stop();
       await commands.stop();
       const unsent = await scheduler.stop({ deadlineMs: 10_000 });
       await ops?.close();
@@ -121,10 +164,21 @@ async function run(opts: RunOpts): Promise<void> {
     },
   });
   logger.info(
-    `loaded ${opts.schedule}: ${entries.length} entries; brokers ${brokers.join(',')}; group ${group}`,
+    `${noFile ? 'no schedule file' : `loaded ${opts.schedule}: ${entries.length} entries`}; ` +
+      `brokers ${brokers.join(',')}; group ${group}`,
+  );
+  // The group's tasks created over HTTP join the file's entries before the first takeover.
+  await startWithRetry(
+    {
+      start: async () => {
+        sources.api = await apiTasks.start();
+        if (sources.api.length > 0) scheduler.applyEntries(sources.merged());
+      },
+    },
+    logger,
   );
   await startWithRetry(scheduler, logger);
-  watcher.start();
+  watcher?.start();
   await startWithRetry(commands, logger);
 }
 

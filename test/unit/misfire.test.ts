@@ -46,7 +46,12 @@ describe('missed fire times on takeover', () => {
     });
     it('should cap fire-all at the latest 1000', () => {
       const every = compileCron('* * * * * *', 'UTC');
-      const out = missedInstants({ ...entry('fire-all'), spec: { kind: 'cron', cron: '* * * * * *' } }, every, T0, T0 + 2000_000);
+      const out = missedInstants(
+        { ...entry('fire-all'), spec: { kind: 'cron', cron: '* * * * * *' } },
+        every,
+        T0,
+        T0 + 2000_000,
+      );
       expect(out).toHaveLength(1000);
       expect(out.at(-1)).toBe(T0 + 2000_000);
     });

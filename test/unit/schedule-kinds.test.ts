@@ -5,6 +5,7 @@ import { formatDuration, parseDuration } from '../../src/shared/duration.js';
 import { parseRfc3339 } from '../../src/shared/rfc3339.js';
 import { compileSpec, describeSpec } from '../../src/shared/schedule-spec.js';
 import { overdueOnce } from '../../src/scheduler/misfire.js';
+import { parseDefinition, specOfTask } from '../../src/shared/tasks/definition.js';
 
 const T0 = Date.parse('2026-11-22T10:00:00.000Z');
 const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
@@ -107,5 +108,53 @@ describe('schedule kinds', () => {
     expect(iso(overdueOnce(e, undefined, T0))).toBe('2026-11-22T09:00:00.000Z');
     expect(overdueOnce(e, Date.parse('2026-11-22T09:00:00Z'), T0)).toBeUndefined();
     expect(overdueOnce(e, undefined, Date.parse('2026-11-22T08:00:00Z'))).toBeUndefined();
+  });
+});
+
+describe('task definitions (taskmanager.tasks)', () => {
+  const def = (over: object) =>
+    Buffer.from(
+      JSON.stringify({
+        v: 1,
+        id: 'a',
+        name: 'a',
+        processor: 'NoopProcessor',
+        topic: 'taskTopic',
+        schedule: { every: '5s' },
+        timeZone: 'UTC',
+        misfire: 'fire-once',
+        enabled: true,
+        group: 'taskscheduler-api',
+        createdAt: '2026-11-22T10:00:00.250Z',
+        updatedAt: '2026-11-22T10:00:00.250Z',
+        ...over,
+      }),
+    );
+
+  it('should take a valid one, its every counted from its creation', () => {
+    const parsed = parseDefinition(def({}));
+    if (!('def' in parsed)) throw new Error(parsed.problem);
+    expect(specOfTask(parsed.def)).toEqual({
+      kind: 'every',
+      everyMs: 5000,
+      anchorMs: Date.parse('2026-11-22T10:00:00.250Z'),
+    });
+  });
+
+  it('should say what is wrong with a bad one', () => {
+    const problem = (over: object) => {
+      const parsed = parseDefinition(def(over));
+      return 'problem' in parsed ? parsed.problem : 'ok';
+    };
+    expect(problem({ schedule: { cron: '61 * * * * *' } })).toBe(
+      'schedule.cron "61 * * * * *": second must be 0-59 (got 61)',
+    );
+    expect(problem({ schedule: { every: '500ms' } })).toBe(
+      'schedule.every "500ms" is below the minimum of 1s',
+    );
+    expect(problem({ schedule: { runAt: 'soon' } })).toBe('schedule.runAt "soon" is not RFC 3339');
+    expect(problem({ timeZone: 'Mars/Base' })).toBe('timeZone "Mars/Base" is not an IANA zone');
+    expect(problem({ extra: 1 })).toMatch(/must NOT have additional properties/);
+    expect(parseDefinition(Buffer.from('{'))).toMatchObject({ problem: expect.stringMatching(/^not JSON/) });
   });
 });

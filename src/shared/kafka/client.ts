@@ -85,9 +85,13 @@ export class KafkaClient {
     return describeGroup(this.kafka, groupId, topics);
   }
 
-  /** Calls `onRecord` with every record written to `topic` from now on, until stopped. */
-  follow(topic: string, onRecord: (r: InRecord) => void): Promise<Follower> {
-    return followTopic(this.kafka, topic, onRecord);
+  /** Calls `onRecord` with every record written to `topic` from now on (or from its start), until stopped. */
+  follow(
+    topic: string,
+    onRecord: (r: InRecord) => void,
+    options?: { fromBeginning?: boolean },
+  ): Promise<Follower> {
+    return followTopic(this.kafka, topic, onRecord, options);
   }
 
   /** Number of partitions of a topic (throws when it does not exist). */

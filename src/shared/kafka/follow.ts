@@ -4,25 +4,42 @@ import { toInRecord } from './records.js';
 import type { InRecord } from './types.js';
 
 export interface Follower {
+  /** Resolves once everything written before the follower started was read (at once when following from the end). */
+  readonly caughtUp: Promise<void>;
   stop(): Promise<void>;
 }
 
 /**
- * Follows a topic from the end offsets it has when the call starts (read_committed): every record written after
- * this call resolves reaches `onRecord`, whatever the time the throw-away group takes to join. Nothing is
- * committed; the group is deleted at stop.
+ * Follows a topic (read_committed) from the end offsets it has when the call starts, or with `fromBeginning`
+ * from its first offsets: every record written after that point reaches `onRecord`, whatever the time the
+ * throw-away group takes to join. Nothing is committed; the group is deleted at stop.
  */
 export async function followTopic(
   kafka: Kafka,
   topic: string,
   onRecord: (r: InRecord) => void,
+  { fromBeginning = false }: { fromBeginning?: boolean } = {},
 ): Promise<Follower> {
   const admin = kafka.admin();
   await admin.connect();
   const groupId = `taskmanager-follower-${randomUUID()}`;
+  // Long polls: a follower mostly waits, and a short one would wake it ten times a second for nothing.
   const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 1000, readUncommitted: false });
+  const remaining = new Map<number, bigint>();
+  let caughtUp: () => void = () => undefined;
+  const done = new Promise<void>((r) => (caughtUp = r));
   try {
-    const ends = await admin.fetchTopicOffsets(topic);
+    const offsets = await admin.fetchTopicOffsets(topic);
+    if (fromBeginning)
+      for (const p of offsets) if (BigInt(p.high) > BigInt(p.low)) remaining.set(p.partition, BigInt(p.high));
+    if (remaining.size === 0) caughtUp();
+    // After every batch, markers-only ones included (those never reach eachBatch).
+    consumer.on(consumer.events.END_BATCH_PROCESS, (e) => {
+      const end = remaining.get(e.payload.partition);
+      if (end !== undefined && BigInt(e.payload.lastOffset) + 1n >= end)
+        remaining.delete(e.payload.partition);
+      if (remaining.size === 0) caughtUp();
+    });
     await consumer.connect();
     await consumer.subscribe({ topics: [topic], fromBeginning: false });
     await consumer.run({
@@ -31,13 +48,15 @@ export async function followTopic(
         for (const m of batch.messages) onRecord(toInRecord(batch.topic, batch.partition, m));
       },
     });
-    for (const p of ends) consumer.seek({ topic, partition: p.partition, offset: p.high });
+    for (const p of offsets)
+      consumer.seek({ topic, partition: p.partition, offset: fromBeginning ? p.low : p.high });
   } catch (err) {
     await consumer.disconnect().catch(() => undefined);
     await admin.disconnect().catch(() => undefined);
     throw err;
   }
   return {
+    caughtUp: done,
     stop: async () => {
       await consumer.disconnect().catch(() => undefined);
       await admin.deleteGroups([groupId]).catch(() => undefined);

@@ -1,0 +1,95 @@
+import { errorMessage } from '../shared/errors.js';
+import type { ScheduleEntry } from '../shared/config/schema.js';
+import type { Logger } from '../shared/logger.js';
+import type { Follower, InRecord, KafkaClient } from '../shared/kafka/index.js';
+import { entryOfTask, parseDefinition, specOfTask, TASKS_TOPIC } from '../shared/tasks/definition.js';
+
+/**
+ * The tasks created over HTTP that a scheduler group fires: `taskmanager.tasks` read from its start and followed,
+ * keeping the definitions that name this group. Changes reach `onChange` as the group's whole list of API
+ * entries (debounced), to go through the same path as a schedule file's hot reload.
+ */
+export class ApiTaskSource {
+  private readonly entries = new Map<string, ScheduleEntry>();
+  private follower: Follower | undefined;
+  private live = false;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly kafka: KafkaClient,
+    private readonly group: string,
+    private readonly logger: Logger,
+    private readonly onChange: (entries: ScheduleEntry[]) => void,
+  ) {}
+
+  /** Reads the topic to its end and resolves to the group's API entries as they are now; then follows it. */
+  async start(): Promise<ScheduleEntry[]> {
+    if (!(await this.kafka.existingTopics([TASKS_TOPIC])).has(TASKS_TOPIC)) {
+      this.logger.warn(
+        `topic ${TASKS_TOPIC} does not exist: tasks created over HTTP are not fired (create it with scripts/create-topics.sh)`,
+      );
+      return [];
+    }
+    this.follower = await this.kafka.follow(TASKS_TOPIC, (r) => this.fold(r), { fromBeginning: true });
+    await this.follower.caughtUp;
+    this.live = true;
+    const now = this.list();
+    this.logger.info(`${now.length} task(s) from ${TASKS_TOPIC} for group ${this.group}`);
+    return now;
+  }
+
+  list(): ScheduleEntry[] {
+    return [...this.entries.values()];
+  }
+
+  async stop(): Promise<void> {
+    clearTimeout(this.timer);
+    await this.follower?.stop();
+  }
+
+  private fold(r: InRecord): void {
+    const where = `${TASKS_TOPIC}/${r.partition}@${r.offset}`;
+    const id = r.key?.toString('utf8');
+    if (!id) {
+      this.logger.warn(`ignoring ${where}: no key (a task's key is its id)`);
+      return;
+    }
+    let changed = false;
+    if (r.value === null) changed = this.entries.delete(id);
+    else {
+      const parsed = parseDefinition(r.value);
+      if ('problem' in parsed) {
+        this.logger.warn(`ignoring ${where} (task ${id}): ${parsed.problem}`, { taskId: id });
+        return;
+      }
+      const { def } = parsed;
+      if (def.id !== id) {
+        this.logger.warn(
+          `ignoring ${where}: key ${JSON.stringify(id)} is not the task's id ${JSON.stringify(def.id)}`,
+        );
+        return;
+      }
+      if (def.group !== this.group) changed = this.entries.delete(id);
+      else {
+        const spec = specOfTask(def);
+        if (typeof spec === 'string') return;
+        this.entries.set(id, entryOfTask(def, spec));
+        changed = true;
+      }
+    }
+    if (changed && this.live) this.emitSoon();
+  }
+
+  /** Many records arrive together (a batch, a burst of API writes): apply them once. */
+  private emitSoon(): void {
+    if (this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      try {
+        this.onChange(this.list());
+      } catch (err) {
+        this.logger.error(`applying tasks from ${TASKS_TOPIC} failed: ${errorMessage(err)}`);
+      }
+    }, 50);
+  }
+}

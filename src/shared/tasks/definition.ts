@@ -1,0 +1,161 @@
+import { Ajv } from 'ajv';
+import type { JSONSchemaType } from 'ajv';
+import { MISFIRE_POLICIES } from '../config/schema.js';
+import type { MisfirePolicy, ScheduleEntry } from '../config/schema.js';
+import { CronSpecError, isValidTimeZone, validateCronSpec } from '../cron.js';
+import { parseDuration } from '../duration.js';
+import { parseRfc3339 } from '../rfc3339.js';
+import { MIN_EVERY_MS } from '../schedule-spec.js';
+import type { ScheduleSpec } from '../schedule-spec.js';
+
+/** The compacted topic of task definitions created over HTTP (key = task id, tombstone = deleted). */
+export const TASKS_TOPIC = 'taskmanager.tasks';
+/** The scheduler group that fires API tasks unless a definition names another. */
+export const DEFAULT_API_GROUP = 'taskscheduler-api';
+
+/** When a task fires: exactly one of these (SPEC.md §7). */
+export type TaskSchedule = { runAt: string } | { cron: string } | { every: string | number };
+
+/** A task definition as stored in `taskmanager.tasks` (SPEC.md §7, without the derived status fields). */
+export interface TaskDefinition {
+  v: 1;
+  id: string;
+  name: string;
+  processor: string;
+  topic: string;
+  param?: string;
+  payload?: unknown;
+  schedule: TaskSchedule;
+  timeZone: string;
+  misfire: MisfirePolicy;
+  enabled: boolean;
+  /** Scheduler group that fires it. */
+  group: string;
+  createdAt: string;
+  updatedAt: string;
+  createdBy?: string;
+}
+
+const scheduleSchema = {
+  oneOf: [
+    {
+      type: 'object',
+      additionalProperties: false,
+      required: ['runAt'],
+      properties: { runAt: { type: 'string' } },
+    },
+    {
+      type: 'object',
+      additionalProperties: false,
+      required: ['cron'],
+      properties: { cron: { type: 'string' } },
+    },
+    {
+      type: 'object',
+      additionalProperties: false,
+      required: ['every'],
+      properties: { every: { type: ['string', 'integer'] } },
+    },
+  ],
+};
+
+const definitionSchema: JSONSchemaType<TaskDefinition> = {
+  type: 'object',
+  additionalProperties: false,
+  required: [
+    'v',
+    'id',
+    'name',
+    'processor',
+    'topic',
+    'schedule',
+    'timeZone',
+    'misfire',
+    'enabled',
+    'group',
+    'createdAt',
+    'updatedAt',
+  ],
+  properties: {
+    v: { type: 'integer', const: 1 },
+    id: { type: 'string', minLength: 1, maxLength: 200 },
+    name: { type: 'string' },
+    processor: { type: 'string', minLength: 1 },
+    topic: { type: 'string', minLength: 1 },
+    param: { type: 'string', nullable: true },
+    payload: {} as JSONSchemaType<TaskDefinition>['properties']['payload'],
+    schedule: scheduleSchema as unknown as JSONSchemaType<TaskDefinition>['properties']['schedule'],
+    timeZone: { type: 'string', minLength: 1 },
+    misfire: { type: 'string', enum: [...MISFIRE_POLICIES] },
+    enabled: { type: 'boolean' },
+    group: { type: 'string', minLength: 1 },
+    createdAt: { type: 'string' },
+    updatedAt: { type: 'string' },
+    createdBy: { type: 'string', nullable: true },
+  },
+};
+
+const ajv = new Ajv({ strict: true, allowUnionTypes: true });
+const validateDefinition = ajv.compile(definitionSchema);
+
+/** Parses a `taskmanager.tasks` record value: the definition, or a reason it cannot be used. */
+export function parseDefinition(value: Buffer): { def: TaskDefinition } | { problem: string } {
+  let data: unknown;
+  try {
+    data = JSON.parse(value.toString('utf8'));
+  } catch (err) {
+    return { problem: `not JSON (${err instanceof Error ? err.message : String(err)})` };
+  }
+  if (!validateDefinition(data)) return { problem: ajv.errorsText(validateDefinition.errors) };
+  const spec = specOfTask(data);
+  if (typeof spec === 'string') return { problem: spec };
+  if (!isValidTimeZone(data.timeZone))
+    return { problem: `timeZone ${JSON.stringify(data.timeZone)} is not an IANA zone` };
+  if (spec.kind === 'cron') {
+    try {
+      validateCronSpec(spec.cron);
+    } catch (err) {
+      if (!(err instanceof CronSpecError)) throw err;
+      return { problem: `schedule.cron ${JSON.stringify(spec.cron)}: ${err.message}` };
+    }
+  }
+  return { def: data };
+}
+
+/** The schedule spec of a task, or why it has none. `every` counts its intervals from the task's creation. */
+export function specOfTask(def: Pick<TaskDefinition, 'schedule' | 'createdAt'>): ScheduleSpec | string {
+  const s = def.schedule;
+  if ('runAt' in s) {
+    const runAt = parseRfc3339(s.runAt);
+    return runAt === undefined
+      ? `schedule.runAt ${JSON.stringify(s.runAt)} is not RFC 3339`
+      : { kind: 'once', runAt };
+  }
+  if ('every' in s) {
+    const everyMs = parseDuration(s.every);
+    if (everyMs === undefined)
+      return `schedule.every ${JSON.stringify(s.every)} is not a duration like 5s or 1m30s`;
+    if (everyMs < MIN_EVERY_MS) return `schedule.every ${JSON.stringify(s.every)} is below the minimum of 1s`;
+    const anchorMs = Date.parse(def.createdAt);
+    if (!Number.isFinite(anchorMs)) return `createdAt ${JSON.stringify(def.createdAt)} is not a date`;
+    return { kind: 'every', everyMs, anchorMs };
+  }
+  return { kind: 'cron', cron: s.cron.trim() };
+}
+
+/** The schedule entry a (valid) task definition fires as. */
+export function entryOfTask(def: TaskDefinition, spec: ScheduleSpec): ScheduleEntry {
+  return {
+    id: def.id,
+    spec,
+    topic: def.topic,
+    timeZone: def.timeZone,
+    enabled: def.enabled,
+    misfire: def.misfire,
+    misfireWindowSeconds: 3600,
+    processor: def.processor,
+    ...(def.param === undefined ? {} : { param: def.param }),
+    ...(def.payload === undefined ? {} : { payload: def.payload }),
+    index: -1,
+  };
+}
