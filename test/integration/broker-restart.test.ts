@@ -127,7 +127,8 @@ ${scheduler.output}`);
           `none missing; first task finished ${resumedAfterMs} ms after the broker was back; ${doubled} finished twice`,
       );
       expect(late).toBeGreaterThan(30);
-      expect(resumedAfterMs).toBeLessThan(15_000);
+      // Before consumers left the group as their pre-crash member, the group waited out that member's 6 s session.
+      expect(resumedAfterMs).toBeLessThan(4500);
       for (const c of consumers) expect(c.alive).toBe(true);
     });
   },

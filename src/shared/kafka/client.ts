@@ -69,7 +69,9 @@ export class KafkaClient {
       // restarts a crashed consumer by itself after retriable errors; see TaskConsumer for the others.
       retry: { initialRetryTime: 100, retries: 8, maxRetryTime: 2000 },
     });
-    return new GroupConsumer(consumer, this.logger);
+    return new GroupConsumer(consumer, this.logger, (memberId) =>
+      leaveGroupAs(this.kafka, options.groupId, memberId),
+    );
   }
 
   /**
@@ -233,20 +235,48 @@ export class GroupConsumer {
   private joinedAt: number | undefined;
   private lastHeartbeatAt: number | undefined;
   private rebalances = 0;
+  private memberId: string | undefined;
+  /** The member id of this member before kafkajs restarted it, until the group has let it go. */
+  private stale: string | undefined;
 
   constructor(
     private readonly consumer: Consumer,
     private readonly logger: Logger,
+    private readonly leaveAs?: (memberId: string) => Promise<void>,
   ) {
     const e = consumer.events;
-    consumer.on(e.GROUP_JOIN, () => {
+    consumer.on(e.GROUP_JOIN, (ev) => {
       this.joinedAt = Date.now();
       this.lastHeartbeatAt = this.joinedAt;
       this.rebalances++;
+      this.memberId = ev.payload.memberId;
+      this.stale = undefined;
+    });
+    // kafkajs restarts a crashed consumer as a new member; the group keeps the old one (and waits for it at the
+    // next rebalance) until its session times out. Leave as the old member as soon as the coordinator answers.
+    consumer.on(e.CRASH, (ev) => {
+      if (!ev.payload.restart || !this.memberId || !this.leaveAs) return;
+      this.stale = this.memberId;
+      void this.leaveStale(this.memberId);
     });
     consumer.on(e.HEARTBEAT, () => (this.lastHeartbeatAt = Date.now()));
     // A crash, a stop or a lost connection ends the membership until the next join.
     for (const end of [e.CRASH, e.STOP, e.DISCONNECT]) consumer.on(end, () => (this.joinedAt = undefined));
+  }
+
+  private async leaveStale(memberId: string): Promise<void> {
+    for (let attempt = 0; attempt < 120 && this.stale === memberId; attempt++) {
+      try {
+        await this.leaveAs?.(memberId);
+        this.logger.debug(`left the group as this member's previous incarnation ${memberId}`);
+        return;
+      } catch (err) {
+        // The group already let it go (its session ended): nothing left to do.
+        if ((err as { type?: string }).type === 'UNKNOWN_MEMBER_ID') return;
+        // Broker or coordinator still away: try again shortly.
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
   }
 
   /**
@@ -336,5 +366,34 @@ export class GroupConsumer {
   disconnect(): Promise<void> {
     this.logger.debug('disconnecting consumer');
     return this.consumer.disconnect();
+  }
+}
+
+interface InternalCluster {
+  connect(): Promise<void>;
+  disconnect(): Promise<void>;
+  findGroupCoordinator(o: {
+    groupId: string;
+  }): Promise<{ leaveGroup(o: { groupId: string; memberId: string }): Promise<unknown> }>;
+}
+
+/**
+ * Sends LeaveGroup for `memberId`: kafkajs has no public call for it, so this uses the cluster factory every
+ * kafkajs client is built with (found by its symbol's description; a kafkajs without it fails loudly here).
+ */
+async function leaveGroupAs(kafka: Kafka, groupId: string, memberId: string): Promise<void> {
+  const key = Object.getOwnPropertySymbols(kafka).find(
+    (s) => s.description === 'private:Kafka:createCluster',
+  );
+  const create = key ? (kafka as unknown as Record<symbol, unknown>)[key] : undefined;
+  if (typeof create !== 'function')
+    throw new Error('this kafkajs has no cluster factory to send LeaveGroup with');
+  const cluster = (create as (o: object) => InternalCluster)({});
+  await cluster.connect();
+  try {
+    const coordinator = await cluster.findGroupCoordinator({ groupId });
+    await coordinator.leaveGroup({ groupId, memberId });
+  } finally {
+    await cluster.disconnect().catch(() => undefined);
   }
 }
