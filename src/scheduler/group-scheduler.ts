@@ -407,7 +407,8 @@ export class GroupScheduler {
     const now = this.o.clock.now();
     const missed: Fire[] = [];
     const differing: string[] = [];
-    for (const e of this.entriesOf(partition)) {
+    const mine = this.entriesOf(partition);
+    for (const e of mine) {
       const known = this.lastFired.get(e.id);
       if (known && known.specHash !== specHashOf(e)) differing.push(e.id);
       // A paused entry misses nothing: it stays unarmed until resumed.
@@ -425,7 +426,6 @@ export class GroupScheduler {
           `a different schedule file?); all instances of a group should run the same file`,
       );
     }
-    const mine = this.entriesOf(partition);
     const known = mine.filter((e) => this.lastFired.has(e.id));
     const latest = Math.max(...known.map((e) => this.lastFired.get(e.id)?.lastFiredMs ?? 0));
     this.o.logger.info(
