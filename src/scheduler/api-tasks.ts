@@ -2,7 +2,10 @@ import { errorMessage } from '../shared/errors.js';
 import type { ScheduleEntry } from '../shared/config/schema.js';
 import type { Logger } from '../shared/logger.js';
 import type { Follower, InRecord, KafkaClient } from '../shared/kafka/index.js';
+import type { TaskDefinition } from '../shared/tasks/definition.js';
 import { entryOfTask, parseDefinition, specOfTask, TASKS_TOPIC } from '../shared/tasks/definition.js';
+import { foldTaskRecord, nextKeyState } from '../shared/tasks/task-log.js';
+import type { KeyState } from '../shared/tasks/task-log.js';
 
 /**
  * The tasks created over HTTP that a scheduler group fires: `taskmanager.tasks` read from its start and followed,
@@ -11,6 +14,8 @@ import { entryOfTask, parseDefinition, specOfTask, TASKS_TOPIC } from '../shared
  */
 export class ApiTaskSource {
   private readonly entries = new Map<string, ScheduleEntry>();
+  /** Every key's state under the topic's write rules (shared/tasks/task-log.ts), whatever group it names. */
+  private readonly keys = new Map<string, KeyState>();
   private follower: Follower | undefined;
   private live = false;
   private timer: NodeJS.Timeout | undefined;
@@ -54,28 +59,32 @@ export class ApiTaskSource {
       this.logger.warn(`ignoring ${where}: no key (a task's key is its id)`);
       return;
     }
-    let changed = false;
-    if (r.value === null) changed = this.entries.delete(id);
-    else {
+    let def: TaskDefinition | undefined;
+    if (r.value !== null) {
       const parsed = parseDefinition(r.value);
       if ('problem' in parsed) {
         this.logger.warn(`ignoring ${where} (task ${id}): ${parsed.problem}`, { taskId: id });
         return;
       }
-      const { def } = parsed;
-      if (def.id !== id) {
+      if (parsed.def.id !== id) {
         this.logger.warn(
-          `ignoring ${where}: key ${JSON.stringify(id)} is not the task's id ${JSON.stringify(def.id)}`,
+          `ignoring ${where}: key ${JSON.stringify(id)} is not the task's id ${JSON.stringify(parsed.def.id)}`,
         );
         return;
       }
-      if (def.group !== this.group) changed = this.entries.delete(id);
-      else {
-        const spec = specOfTask(def);
-        if (typeof spec === 'string') return;
-        this.entries.set(id, entryOfTask(def, spec));
-        changed = true;
-      }
+      def = parsed.def;
+    }
+    const prev = this.keys.get(id);
+    const outcome = foldTaskRecord(prev, r);
+    if (outcome.kind === 'rejected' || outcome.kind === 'same') return;
+    this.keys.set(id, nextKeyState(prev, outcome)!);
+    let changed: boolean;
+    if (def === undefined || def.group !== this.group) changed = this.entries.delete(id);
+    else {
+      const spec = specOfTask(def);
+      if (typeof spec === 'string') return;
+      this.entries.set(id, entryOfTask(def, spec));
+      changed = true;
     }
     if (changed && this.live) this.emitSoon();
   }

@@ -165,56 +165,87 @@ export interface CommandResult {
 }
 
 /**
- * Sends a command to a scheduler group and collects the answers: the first one for trigger, pause and resume;
- * for status, answers until every state partition is covered (or the timeout).
+ * Sends commands to scheduler groups and collects their answers over one long-lived follower and producer: the
+ * first answer for trigger, pause and resume; for status, answers until every state partition is covered (or the
+ * timeout). `taskapi` keeps one; the CLI makes one per command (see {@link sendCommand}).
  */
+export class CommandClient {
+  private follower: Follower | undefined;
+  private producer: TaskProducer | undefined;
+  private readonly pending = new Map<string, (reply: CommandReply) => void>();
+
+  constructor(private readonly kafka: KafkaClient) {}
+
+  async start(): Promise<void> {
+    this.follower = await this.kafka.follow(COMMANDS_TOPIC, (r) => {
+      const data = parseJson(r) as Partial<CommandReply> | undefined;
+      if (data?.kind !== 'reply' || typeof data.replyTo !== 'string') return;
+      this.pending.get(data.replyTo)?.(data as CommandReply);
+    });
+    this.producer = this.kafka.producer({ idempotent: true, retries: 3 });
+    await this.producer.connect();
+  }
+
+  async stop(): Promise<void> {
+    await this.producer?.disconnect().catch(() => undefined);
+    await this.follower?.stop();
+  }
+
+  async send(
+    c: { type: CommandType; group: string; scheduleIds?: string[]; by?: string },
+    { timeoutMs, statePartitions }: { timeoutMs: number; statePartitions: number },
+  ): Promise<CommandResult> {
+    const producer = this.producer;
+    if (!producer) throw new Error('CommandClient.send before start');
+    const command: SchedulerCommand = {
+      v: 1,
+      kind: 'command',
+      id: randomUUID(),
+      type: c.type,
+      group: c.group,
+      ...(c.scheduleIds ? { scheduleIds: c.scheduleIds } : {}),
+      by: c.by ?? actor(),
+      at: new Date().toISOString(),
+    };
+    const replies: CommandReply[] = [];
+    const covered = new Set<number>();
+    let timer: NodeJS.Timeout | undefined;
+    let timedOut = false;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.pending.set(command.id, (reply) => {
+          replies.push(reply);
+          for (const p of reply.partitions ?? []) covered.add(p);
+          if (c.type !== 'status' || covered.size >= statePartitions) resolve();
+        });
+        timer = setTimeout(() => {
+          timedOut = true;
+          resolve();
+        }, timeoutMs);
+        producer
+          .send([{ topic: COMMANDS_TOPIC, key: c.group, value: JSON.stringify(command) }])
+          .catch(reject);
+      });
+    } finally {
+      clearTimeout(timer);
+      this.pending.delete(command.id);
+    }
+    const unanswered = Array.from({ length: statePartitions }, (_, p) => p).filter((p) => !covered.has(p));
+    return { replies, unanswered, timedOut };
+  }
+}
+
+/** One command from the CLI: a client for just this command. */
 export async function sendCommand(
   kafka: KafkaClient,
   c: { type: CommandType; group: string; scheduleIds?: string[] },
-  { timeoutMs, statePartitions }: { timeoutMs: number; statePartitions: number },
+  options: { timeoutMs: number; statePartitions: number },
 ): Promise<CommandResult> {
-  const command: SchedulerCommand = {
-    v: 1,
-    kind: 'command',
-    id: randomUUID(),
-    type: c.type,
-    group: c.group,
-    ...(c.scheduleIds ? { scheduleIds: c.scheduleIds } : {}),
-    by: actor(),
-    at: new Date().toISOString(),
-  };
-  const replies: CommandReply[] = [];
-  const covered = new Set<number>();
-  let done: () => void = () => undefined;
-  const finished = new Promise<void>((r) => (done = r));
-  const follower = await kafka.follow(COMMANDS_TOPIC, (r) => {
-    const data = parseJson(r) as Partial<CommandReply> | undefined;
-    if (data?.kind !== 'reply' || data.replyTo !== command.id) return;
-    const reply = data as CommandReply;
-    replies.push(reply);
-    for (const p of reply.partitions ?? []) covered.add(p);
-    if (c.type !== 'status' || covered.size >= statePartitions) done();
-  });
-  const producer = kafka.producer({ idempotent: true });
-  let timer: NodeJS.Timeout | undefined;
-  let timedOut = false;
+  const client = new CommandClient(kafka);
   try {
-    await producer.connect();
-    await producer.send([{ topic: COMMANDS_TOPIC, key: c.group, value: JSON.stringify(command) }]);
-    await Promise.race([
-      finished,
-      new Promise<void>((r) => {
-        timer = setTimeout(() => {
-          timedOut = true;
-          r();
-        }, timeoutMs);
-      }),
-    ]);
+    await client.start();
+    return await client.send(c, options);
   } finally {
-    clearTimeout(timer);
-    await producer.disconnect().catch(() => undefined);
-    await follower.stop();
+    await client.stop();
   }
-  const unanswered = Array.from({ length: statePartitions }, (_, p) => p).filter((p) => !covered.has(p));
-  return { replies, unanswered, timedOut };
 }

@@ -1,4 +1,4 @@
-import { EVENTS_TOPIC, SCHEDULER_STATE_TOPIC } from '../shared/messages.js';
+import { EVENTS_TOPIC, parseStatusEvent, SCHEDULER_STATE_TOPIC } from '../shared/messages.js';
 import { textTable } from '../shared/text-table.js';
 import type { StatusEvent } from '../shared/messages.js';
 import type { KafkaClient } from '../shared/kafka/index.js';
@@ -40,13 +40,8 @@ export async function runEntryCommand(
 export async function lastOutcomes(kafka: KafkaClient, tail: number): Promise<Map<string, StatusEvent>> {
   const out = new Map<string, StatusEvent>();
   for (const r of await kafka.readToEnd(EVENTS_TOPIC, 60_000, tail)) {
-    let e: StatusEvent;
-    try {
-      e = JSON.parse(r.value?.toString('utf8') ?? 'null') as StatusEvent;
-    } catch {
-      continue;
-    }
-    if (typeof e?.scheduleId !== 'string' || typeof e.at !== 'string') continue;
+    const e = parseStatusEvent(r.value);
+    if (!e) continue;
     const prev = out.get(e.scheduleId);
     if (!prev || prev.at <= e.at) out.set(e.scheduleId, e);
   }

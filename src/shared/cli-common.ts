@@ -60,7 +60,7 @@ export function metricsHostOption(): Option {
     .default('0.0.0.0');
 }
 
-function portNumber(name: string): (v: string) => number {
+export function portNumber(name: string): (v: string) => number {
   return (v) => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < 0 || n > 65535)

@@ -97,7 +97,38 @@ const taskMessageSchema: JSONSchemaType<TaskMessage> = {
   },
 };
 
+const eventSchema = {
+  type: 'object',
+  required: ['v', 'taskId', 'scheduleId', 'status', 'at', 'attempt', 'by'],
+  properties: {
+    v: { type: 'integer', const: 1 },
+    taskId: { type: 'string', minLength: 1 },
+    scheduleId: { type: 'string', minLength: 1 },
+    status: { type: 'string', enum: ['SCHEDULED', 'EXECUTING', 'FINISHED', 'FAILED', 'REPLAYED'] },
+    at: { type: 'string' },
+    attempt: { type: 'integer' },
+    by: {
+      type: 'object',
+      required: ['host', 'pid', 'role'],
+      properties: { host: { type: 'string' }, pid: { type: 'integer' }, role: { type: 'string' } },
+    },
+  },
+} as const;
+
 const ajv = new Ajv({ allErrors: true, strict: true });
+const isStatusEvent = ajv.compile<StatusEvent>(eventSchema);
+
+/** A `taskmanager.events` record value as an event, or undefined when it is none (events are advisory). */
+export function parseStatusEvent(value: Buffer | null): StatusEvent | undefined {
+  if (value === null) return undefined;
+  try {
+    const data: unknown = JSON.parse(value.toString('utf8'));
+    return isStatusEvent(data) ? data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 // A minimal RFC 3339 check: what `Date#toISOString` and other producers emit; full ajv-formats is not needed.
 ajv.addFormat('date-time', /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/);
 const validateTask = ajv.compile(taskMessageSchema);

@@ -6,7 +6,7 @@ import { kafkaLogCreator } from './log-bridge.js';
 import { followTopic } from './follow.js';
 import { describeGroup } from './group-status.js';
 import type { GroupStatus } from './group-status.js';
-import type { Follower } from './follow.js';
+import type { Follower, FollowOptions } from './follow.js';
 import { readTopicToEnd } from './read-to-end.js';
 import { fixIdleRequestQueueLoop } from './request-queue-fix.js';
 import { toInRecord } from './records.js';
@@ -42,7 +42,8 @@ export class KafkaClient {
     });
   }
 
-  producer(options: { idempotent?: boolean; transactionalId?: string } = {}): TaskProducer {
+  /** `retries`: how often a failed send is retried before it fails (@default 10, about 5 s when Kafka is down). */
+  producer(options: { idempotent?: boolean; transactionalId?: string; retries?: number } = {}): TaskProducer {
     const producer = this.kafka.producer({
       // The Java client's murmur2 partitioner: keys land on the same partition as any Java/Go producer.
       createPartitioner: Partitioners.DefaultPartitioner,
@@ -50,7 +51,7 @@ export class KafkaClient {
       maxInFlightRequests: options.idempotent === false ? undefined : 5,
       ...(options.transactionalId ? { transactionalId: options.transactionalId } : {}),
       // Transactions need a short backoff after CONCURRENT_TRANSACTIONS (see shared/kafkajs-notes.md).
-      retry: { initialRetryTime: 10, retries: 10, maxRetryTime: 1000 },
+      retry: { initialRetryTime: 10, retries: options.retries ?? 10, maxRetryTime: 1000 },
     });
     return new TaskProducer(producer);
   }
@@ -88,11 +89,7 @@ export class KafkaClient {
   }
 
   /** Calls `onRecord` with every record written to `topic` from now on (or from its start), until stopped. */
-  follow(
-    topic: string,
-    onRecord: (r: InRecord) => void,
-    options?: { fromBeginning?: boolean },
-  ): Promise<Follower> {
+  follow(topic: string, onRecord: (r: InRecord) => void, options?: FollowOptions): Promise<Follower> {
     return followTopic(this.kafka, topic, onRecord, options);
   }
 
@@ -164,6 +161,17 @@ export class TaskProducer {
       compression: CompressionTypes.None,
       topicMessages: byTopic(records),
     });
+  }
+
+  /** Sends one record (acks=all); resolves to where it was written. */
+  async sendOne(record: OutRecord): Promise<{ partition: number; offset: string }> {
+    const [meta] = await this.producer.send({
+      topic: record.topic,
+      acks: -1,
+      messages: byTopic([record])[0]!.messages,
+    });
+    if (!meta?.baseOffset) throw new Error(`no offset in the answer to a send to ${record.topic}`);
+    return { partition: meta.partition, offset: meta.baseOffset };
   }
 
   /**

@@ -3,6 +3,13 @@ import type { Kafka } from 'kafkajs';
 import { toInRecord } from './records.js';
 import type { InRecord } from './types.js';
 
+export interface FollowOptions {
+  /** Start at each partition's first offset. */
+  fromBeginning?: boolean;
+  /** Start at each partition's first record written at or after this time (ms since the epoch). */
+  fromTimestamp?: number;
+}
+
 export interface Follower {
   /** Resolves once everything written before the follower started was read (at once when following from the end). */
   readonly caughtUp: Promise<void>;
@@ -18,7 +25,7 @@ export async function followTopic(
   kafka: Kafka,
   topic: string,
   onRecord: (r: InRecord) => void,
-  { fromBeginning = false }: { fromBeginning?: boolean } = {},
+  { fromBeginning = false, fromTimestamp }: FollowOptions = {},
 ): Promise<Follower> {
   const admin = kafka.admin();
   await admin.connect();
@@ -30,8 +37,15 @@ export async function followTopic(
   const done = new Promise<void>((r) => (caughtUp = r));
   try {
     const offsets = await admin.fetchTopicOffsets(topic);
-    if (fromBeginning)
-      for (const p of offsets) if (BigInt(p.high) > BigInt(p.low)) remaining.set(p.partition, BigInt(p.high));
+    const start = new Map(offsets.map((p) => [p.partition, fromBeginning ? p.low : p.high]));
+    if (fromTimestamp !== undefined && !fromBeginning)
+      for (const p of await admin.fetchTopicOffsetsByTimestamp(topic, fromTimestamp))
+        // -1: nothing that recent; start at the end.
+        if (BigInt(p.offset) >= 0n) start.set(p.partition, p.offset);
+    for (const p of offsets) {
+      const from = BigInt(start.get(p.partition) ?? p.high);
+      if (BigInt(p.high) > from) remaining.set(p.partition, BigInt(p.high));
+    }
     if (remaining.size === 0) caughtUp();
     // After every batch, markers-only ones included (those never reach eachBatch).
     consumer.on(consumer.events.END_BATCH_PROCESS, (e) => {
@@ -49,7 +63,7 @@ export async function followTopic(
       },
     });
     for (const p of offsets)
-      consumer.seek({ topic, partition: p.partition, offset: fromBeginning ? p.low : p.high });
+      consumer.seek({ topic, partition: p.partition, offset: start.get(p.partition) ?? p.high });
   } catch (err) {
     await consumer.disconnect().catch(() => undefined);
     await admin.disconnect().catch(() => undefined);

@@ -1,0 +1,102 @@
+import type { FastifySchemaCompiler } from 'fastify';
+import { Ajv } from 'ajv';
+import { ApiError, PROBLEM_CONTENT_TYPE, PROBLEM_SCHEMA } from './problem.js';
+import { ID_PATTERN } from './task-input.js';
+import type { Parsed } from './task-input.js';
+import { RUN_SCHEMA, TASK_SCHEMA, TASK_STATES } from './task-model.js';
+
+/** Query strings, path parameters and headers arrive as text: coerced to the schema's types, every error told. */
+export const paramsAjv = new Ajv({ allErrors: true, coerceTypes: 'array', useDefaults: true, strict: false });
+
+/** A response of one content type, for the route schemas (fastify serializes with it, OpenAPI shows it). */
+export function json(schema: object, description: string): object {
+  return { description, content: { 'application/json': { schema } } };
+}
+
+function problem(description: string): object {
+  return { description, content: { [PROBLEM_CONTENT_TYPE]: { schema: PROBLEM_SCHEMA } } };
+}
+
+/** The error answers every route may give. */
+export const COMMON_ERRORS = {
+  400: problem('Invalid request: every error, each with a JSON pointer'),
+  404: problem('No such task or route'),
+  503: problem('Kafka unreachable or taskapi starting: nothing was written'),
+} as const;
+
+/** …and those of routes that take a body. */
+export const BODY_ERRORS = {
+  ...COMMON_ERRORS,
+  409: problem('The id exists, or the task changed since the ETag in If-Match'),
+  413: problem('Body larger than the limit'),
+  415: problem('Body not application/json'),
+} as const;
+
+export const ID_PARAMS = {
+  type: 'object',
+  required: ['id'],
+  properties: { id: { type: 'string', pattern: ID_PATTERN } },
+} as const;
+
+export const IF_MATCH_HEADERS = {
+  type: 'object',
+  properties: {
+    'if-match': {
+      type: 'string',
+      description: 'The ETag of the version this change is based on; 409 when stale',
+    },
+  },
+} as const;
+
+export const LIST_QUERY = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+    offset: { type: 'integer', minimum: 0, maximum: 1_000_000_000 },
+    cursor: {
+      type: 'string',
+      description: 'nextCursor of the previous page (stable under concurrent writes)',
+    },
+    status: { type: 'string', enum: [...TASK_STATES] },
+    processor: { type: 'string' },
+  },
+} as const;
+
+export const TASK_LIST_SCHEMA = {
+  type: 'object',
+  required: ['items', 'total'],
+  properties: {
+    items: { type: 'array', items: TASK_SCHEMA },
+    total: { type: 'integer', description: 'Tasks matching the filters, in all pages' },
+    nextCursor: { type: 'string', description: 'Pass as cursor for the next page; absent on the last page' },
+  },
+} as const;
+
+export const RUN_LIST_SCHEMA = {
+  type: 'object',
+  required: ['items'],
+  properties: { items: { type: 'array', items: RUN_SCHEMA } },
+} as const;
+
+export const TRIGGER_SCHEMA = {
+  type: 'object',
+  required: ['taskId', 'message'],
+  properties: { taskId: { type: 'string' }, message: { type: 'string' } },
+} as const;
+
+/**
+ * A route's body validator from one of our parse functions, whose answer replaces the body: the schema in the route
+ * is there for the OpenAPI document, the parse function decides (it also reports what a schema cannot check).
+ */
+export function bodyValidator<T>(parse: (body: unknown) => Parsed<T>): FastifySchemaCompiler<unknown> {
+  return ({ schema, httpPart }) => {
+    if (httpPart !== 'body') return paramsAjv.compile(schema as object);
+    return (body: unknown) => {
+      const r = parse(body);
+      if (r.ok) return { value: r.value };
+      const summary = r.errors.map((e) => `${e.pointer} ${e.detail}`).join('; ');
+      return { error: new ApiError(400, `invalid body: ${summary}`, r.errors) };
+    };
+  };
+}

@@ -1,0 +1,168 @@
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import {
+  BODY_ERRORS,
+  bodyValidator,
+  COMMON_ERRORS,
+  ID_PARAMS,
+  IF_MATCH_HEADERS,
+  json,
+  LIST_QUERY,
+  RUN_LIST_SCHEMA,
+  TASK_LIST_SCHEMA,
+  TRIGGER_SCHEMA,
+} from './route-schemas.js';
+import {
+  CREATE_BODY_SCHEMA,
+  inputOfLegacyV1,
+  isLegacyV1Body,
+  parseLegacyV1,
+  parseTaskInput,
+  parseTaskPatch,
+  TASK_PATCH_SCHEMA,
+} from './task-input.js';
+import type { Parsed, TaskInput, TaskPatch } from './task-input.js';
+import { TASK_SCHEMA } from './task-model.js';
+import type { ApiTask } from './task-model.js';
+import type { ListRequest, TaskService } from './task-service.js';
+
+/** Our body, or the old `/api/v1/tasks` service's (told apart by its `type` field), as our input. */
+function createBodyParser(service: TaskService): (body: unknown) => Parsed<TaskInput> {
+  return (body) => {
+    if (!isLegacyV1Body(body)) return parseTaskInput(body);
+    const legacy = parseLegacyV1(body);
+    return legacy.ok ? { ok: true, value: inputOfLegacyV1(legacy.value, service.now()) } : legacy;
+  };
+}
+
+const BASE = '/api/v1/tasks';
+type IdParams = { id: string };
+type IfMatch = { 'if-match'?: string };
+
+/** Sends a task with its version as the ETag. */
+function sendTask(reply: FastifyReply, task: ApiTask, status = 200): FastifyReply {
+  return reply.code(status).header('etag', `"${task.version}"`).send(task);
+}
+
+/** `/api/v1/tasks…` (SPEC.md §7). */
+export function registerTaskRoutes(app: FastifyInstance, service: TaskService): void {
+  const parseCreateBody = createBodyParser(service);
+  app.post<{ Body: TaskInput }>(
+    BASE,
+    {
+      schema: {
+        tags: ['tasks'],
+        summary: 'Create a task (our body, or the old service’s {name, type, period, payload})',
+        body: CREATE_BODY_SCHEMA,
+        response: { 201: json(TASK_SCHEMA, 'Created; stored in Kafka and read back'), ...BODY_ERRORS },
+      },
+      validatorCompiler: bodyValidator(parseCreateBody),
+    },
+    async (req, reply) => {
+      const task = await service.create(req.body);
+      return sendTask(reply.header('location', `${BASE}/${encodeURIComponent(task.id)}`), task, 201);
+    },
+  );
+
+  app.get<{ Querystring: ListRequest }>(
+    BASE,
+    {
+      schema: {
+        tags: ['tasks'],
+        summary: 'List tasks, oldest first, filtered by status and processor',
+        querystring: LIST_QUERY,
+        response: { 200: json(TASK_LIST_SCHEMA, 'One page'), ...COMMON_ERRORS },
+      },
+    },
+    (req) => service.list(req.query),
+  );
+
+  app.get<{ Params: IdParams }>(
+    `${BASE}/:id`,
+    {
+      schema: {
+        tags: ['tasks'],
+        summary: 'Get a task (ETag = its version)',
+        params: ID_PARAMS,
+        response: { 200: json(TASK_SCHEMA, 'The task'), ...COMMON_ERRORS },
+      },
+    },
+    (req, reply) => sendTask(reply, service.get(req.params.id)),
+  );
+
+  app.put<{ Params: IdParams; Body: TaskInput; Headers: IfMatch }>(
+    `${BASE}/:id`,
+    {
+      schema: {
+        tags: ['tasks'],
+        summary: 'Replace a task (our body or the old service’s); changes apply from its next fire',
+        params: ID_PARAMS,
+        headers: IF_MATCH_HEADERS,
+        body: CREATE_BODY_SCHEMA,
+        response: { 200: json(TASK_SCHEMA, 'Replaced'), ...BODY_ERRORS },
+      },
+      validatorCompiler: bodyValidator(parseCreateBody),
+    },
+    async (req, reply) =>
+      sendTask(reply, await service.replace(req.params.id, req.body, req.headers['if-match'])),
+  );
+
+  app.patch<{ Params: IdParams; Body: TaskPatch; Headers: IfMatch }>(
+    `${BASE}/:id`,
+    {
+      schema: {
+        tags: ['tasks'],
+        summary: 'Change some fields of a task (e.g. {"enabled": false})',
+        params: ID_PARAMS,
+        headers: IF_MATCH_HEADERS,
+        body: TASK_PATCH_SCHEMA,
+        response: { 200: json(TASK_SCHEMA, 'Changed'), ...BODY_ERRORS },
+      },
+      validatorCompiler: bodyValidator(parseTaskPatch),
+    },
+    async (req, reply) =>
+      sendTask(reply, await service.patch(req.params.id, req.body, req.headers['if-match'])),
+  );
+
+  app.delete<{ Params: IdParams; Headers: IfMatch }>(
+    `${BASE}/:id`,
+    {
+      schema: {
+        tags: ['tasks'],
+        summary: 'Delete a task: no further fires',
+        params: ID_PARAMS,
+        headers: IF_MATCH_HEADERS,
+        response: { 204: { description: 'Deleted', type: 'null' }, ...BODY_ERRORS },
+      },
+    },
+    async (req, reply) => {
+      await service.remove(req.params.id, req.headers['if-match']);
+      return reply.code(204).send();
+    },
+  );
+
+  app.post<{ Params: IdParams }>(
+    `${BASE}/:id/trigger`,
+    {
+      schema: {
+        tags: ['tasks'],
+        summary: 'Fire a task now, once, outside its schedule (answered by the scheduler that owns it)',
+        params: ID_PARAMS,
+        response: { 202: json(TRIGGER_SCHEMA, 'Fired: the task message is in Kafka'), ...BODY_ERRORS },
+      },
+    },
+    async (req, reply) => reply.code(202).send(await service.trigger(req.params.id)),
+  );
+
+  app.get<{ Params: IdParams }>(
+    `${BASE}/:id/runs`,
+    {
+      schema: {
+        tags: ['tasks'],
+        summary: 'The last 20 runs of a task, newest first, folded from taskmanager.events',
+        params: ID_PARAMS,
+        response: { 200: json(RUN_LIST_SCHEMA, 'Runs'), ...COMMON_ERRORS },
+      },
+    },
+    (req) => ({ items: service.runs(req.params.id) }),
+  );
+}

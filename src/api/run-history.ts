@@ -1,0 +1,126 @@
+import type { StatusEvent } from '../shared/messages.js';
+
+/** Where one run (one fire, one taskId) stands. */
+export type RunState = 'QUEUED' | 'RUNNING' | 'RETRYING' | 'FINISHED' | 'FAILED';
+export const RUN_STATES: readonly RunState[] = ['QUEUED', 'RUNNING', 'RETRYING', 'FINISHED', 'FAILED'];
+
+/** One run of a task, folded from its events on `taskmanager.events`. */
+export interface TaskRun {
+  taskId: string;
+  scheduledFor: string;
+  state: RunState;
+  /** Attempts started so far. */
+  attempts: number;
+  firedAt?: string;
+  startedAt?: string;
+  finishedAt?: string;
+  durationMs?: number;
+  /** The last error, when an attempt failed. */
+  error?: string;
+  /** Why it went to the dead-letter topic. */
+  dlqReason?: string;
+  /** The consumer that ran the last attempt. */
+  consumer?: { host: string; pid: number };
+  /** Times an operator replayed it from the DLQ. */
+  replays?: number;
+}
+
+/** `id@2026-11-22T10:00:05.000Z` → the instant after the last `@`, as written. */
+function scheduledForOf(taskId: string): string {
+  const at = taskId.lastIndexOf('@');
+  return at < 0 ? '' : taskId.slice(at + 1);
+}
+
+/**
+ * The last `keep` runs of every schedule, newest first, folded from status events in any order across partitions
+ * (one run's events share a key, hence a partition, so they arrive in order).
+ */
+export class RunHistory {
+  private readonly bySchedule = new Map<string, Map<string, TaskRun>>();
+
+  constructor(private readonly keep = 20) {}
+
+  /** Folds one event; returns its schedule id when that schedule's history changed. */
+  fold(e: StatusEvent): string | undefined {
+    let runs = this.bySchedule.get(e.scheduleId);
+    if (!runs) this.bySchedule.set(e.scheduleId, (runs = new Map()));
+    let run = runs.get(e.taskId);
+    if (!run) {
+      const scheduledFor = scheduledForOf(e.taskId);
+      // A late event of a run already dropped from a full history stays dropped.
+      if (runs.size >= this.keep && scheduledFor < this.oldest(runs)) return undefined;
+      run = { taskId: e.taskId, scheduledFor, state: 'QUEUED', attempts: 0 };
+      runs.set(e.taskId, run);
+      if (runs.size > this.keep) runs.delete(this.oldestId(runs));
+    }
+    applyEvent(run, e);
+    return e.scheduleId;
+  }
+
+  /** Newest first. */
+  runs(scheduleId: string): TaskRun[] {
+    const runs = this.bySchedule.get(scheduleId);
+    if (!runs) return [];
+    return [...runs.values()].sort((a, b) => (a.scheduledFor < b.scheduledFor ? 1 : -1));
+  }
+
+  latest(scheduleId: string): TaskRun | undefined {
+    let best: TaskRun | undefined;
+    for (const r of this.bySchedule.get(scheduleId)?.values() ?? [])
+      if (!best || r.scheduledFor > best.scheduledFor) best = r;
+    return best;
+  }
+
+  forget(scheduleId: string): void {
+    this.bySchedule.delete(scheduleId);
+  }
+
+  private oldest(runs: Map<string, TaskRun>): string {
+    return runs.get(this.oldestId(runs))?.scheduledFor ?? '';
+  }
+
+  private oldestId(runs: Map<string, TaskRun>): string {
+    let id = '';
+    let at: string | undefined;
+    for (const r of runs.values())
+      if (at === undefined || r.scheduledFor < at) {
+        at = r.scheduledFor;
+        id = r.taskId;
+      }
+    return id;
+  }
+}
+
+function applyEvent(run: TaskRun, e: StatusEvent): void {
+  switch (e.status) {
+    case 'SCHEDULED':
+      run.firedAt = e.at;
+      return;
+    case 'REPLAYED':
+      run.state = 'QUEUED';
+      run.replays = (run.replays ?? 0) + 1;
+      return;
+    case 'EXECUTING':
+      run.state = 'RUNNING';
+      run.startedAt = e.at;
+      run.attempts = Math.max(run.attempts, e.attempt);
+      run.consumer = { host: e.by.host, pid: e.by.pid };
+      return;
+    case 'FINISHED':
+      run.state = 'FINISHED';
+      run.finishedAt = e.at;
+      run.attempts = Math.max(run.attempts, e.attempt);
+      if (e.durationMs !== undefined) run.durationMs = e.durationMs;
+      return;
+    case 'FAILED':
+      run.state = e.final ? 'FAILED' : 'RETRYING';
+      run.attempts = Math.max(run.attempts, e.attempt);
+      if (e.error !== undefined) run.error = e.error;
+      if (e.durationMs !== undefined) run.durationMs = e.durationMs;
+      if (e.final) {
+        run.finishedAt = e.at;
+        if (e.dlqReason !== undefined) run.dlqReason = e.dlqReason;
+      }
+      return;
+  }
+}

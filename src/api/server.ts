@@ -1,0 +1,118 @@
+import Fastify from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import swagger from '@fastify/swagger';
+import { paramsAjv } from './route-schemas.js';
+import { errorMessage } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
+import { ApiError, PROBLEM_CONTENT_TYPE, problemOf } from './problem.js';
+import { fieldErrors } from './task-input.js';
+import type { FieldError } from './task-input.js';
+import { registerHealthRoutes } from './routes-health.js';
+import type { HealthSource } from './routes-health.js';
+import { registerLegacyRoutes } from './routes-legacy.js';
+import { registerTaskRoutes } from './routes-tasks.js';
+import type { TaskService } from './task-service.js';
+
+export interface ApiServerOptions {
+  service: TaskService;
+  health: HealthSource;
+  logger: Logger;
+  /** Largest request body, bytes (413 above). @default 524288 */
+  bodyLimit?: number;
+  /** Called with each answered request (metrics). */
+  onResponse?: (route: string, method: string, status: number, seconds: number) => void;
+  version: string;
+}
+
+/** The fastify app of `taskapi`: routes, request and response schemas, problem+json errors, the OpenAPI document. */
+export async function buildServer(o: ApiServerOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: false,
+    bodyLimit: o.bodyLimit ?? 512 * 1024,
+    // Task ids never contain '/', and a trailing slash is the same route.
+    routerOptions: { ignoreTrailingSlash: true },
+    return503OnClosing: true,
+  });
+  app.setValidatorCompiler(({ schema }) => paramsAjv.compile(schema));
+  // JSON only: text/plain bodies get 415, like every other type.
+  app.removeContentTypeParser('text/plain');
+  app.addContentTypeParser(
+    'application/merge-patch+json',
+    { parseAs: 'string' },
+    app.getDefaultJsonParser('error', 'error'),
+  );
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'taskmanager taskapi',
+        version: o.version,
+        description:
+          'Create, list, change, delete and trigger tasks stored in Kafka (taskmanager.tasks) and fired by taskscheduler. Errors are RFC 9457 problem+json.',
+      },
+      tags: [
+        { name: 'tasks', description: 'Tasks (SPEC.md §7)' },
+        { name: 'compat', description: 'Request bodies of the task services taskapi replaces' },
+        { name: 'health', description: 'Liveness and readiness' },
+      ],
+    },
+  });
+
+  app.setNotFoundHandler((req, reply) =>
+    sendProblem(reply, problemOf(404, `no route ${req.method} ${req.url.split('?')[0]}`, req.url)),
+  );
+  app.setErrorHandler((err: FastifyError | ApiError, req, reply) => {
+    const { status, detail, errors } = describeError(err);
+    if (status >= 500 && !(err instanceof ApiError))
+      o.logger.error(`${req.method} ${req.url} failed: ${errorMessage(err)}`);
+    return sendProblem(reply, problemOf(status, detail, req.url, errors));
+  });
+  if (o.onResponse) {
+    const onResponse = o.onResponse;
+    app.addHook('onResponse', (req: FastifyRequest, reply: FastifyReply, done) => {
+      onResponse(req.routeOptions.url ?? 'unmatched', req.method, reply.statusCode, reply.elapsedTime / 1000);
+      done();
+    });
+  }
+
+  registerTaskRoutes(app, o.service);
+  registerLegacyRoutes(app, o.service);
+  registerHealthRoutes(app, o.health);
+  app.get('/api/openapi.json', { schema: { hide: true } }, () => app.swagger());
+  await app.ready();
+  return app;
+}
+
+function sendProblem(reply: FastifyReply, p: ReturnType<typeof problemOf>): FastifyReply {
+  return reply.code(p.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(p));
+}
+
+/** Every error a request can meet, as status + one line + the field errors. */
+function describeError(err: FastifyError | ApiError): {
+  status: number;
+  detail: string;
+  errors?: FieldError[];
+} {
+  if (err instanceof ApiError)
+    return { status: err.status, detail: err.message, ...(err.errors ? { errors: err.errors } : {}) };
+  if (err.validation) {
+    const where = err.validationContext ?? 'request';
+    const errors = fieldErrors(err.validation as Parameters<typeof fieldErrors>[0]).map((e) => ({
+      pointer: e.pointer,
+      detail: `${e.detail} (${where === 'querystring' ? 'query parameter' : where === 'params' ? 'path parameter' : where})`,
+    }));
+    return {
+      status: 400,
+      detail: `invalid ${where}: ${errors.map((e) => `${e.pointer} ${e.detail}`).join('; ')}`,
+      errors,
+    };
+  }
+  const status = err.statusCode ?? 500;
+  if (status >= 400 && status < 500) {
+    if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE')
+      return { status: 415, detail: `${err.message}: send the body as application/json` };
+    return { status, detail: err.message };
+  }
+  return { status: 500, detail: 'internal error (logged by the server)' };
+}

@@ -1,0 +1,326 @@
+import { randomUUID } from 'node:crypto';
+import { Ajv } from 'ajv';
+import type { ErrorObject } from 'ajv';
+import { MISFIRE_POLICIES } from '../shared/config/schema.js';
+import type { MisfirePolicy } from '../shared/config/schema.js';
+import { CronSpecError, isValidTimeZone, validateCronSpec } from '../shared/cron.js';
+import { parseDuration } from '../shared/duration.js';
+import { parseRfc3339 } from '../shared/rfc3339.js';
+import { MIN_EVERY_MS } from '../shared/schedule-spec.js';
+import type { TaskDefinition, TaskSchedule } from '../shared/tasks/definition.js';
+import { SCHEDULE_SCHEMA } from './task-model.js';
+
+/** One thing wrong with a request: where (a JSON pointer into the body or query) and what. */
+export interface FieldError {
+  pointer: string;
+  detail: string;
+}
+
+/** Ids are Kafka keys, URL segments and parts of taskIds (`id@instant`): no `@`, `/` or control characters. */
+export const ID_PATTERN = '^[A-Za-z0-9._:-]{1,200}$';
+
+/** Our request body (POST /api/v1/tasks, PUT /api/v1/tasks/{id}). */
+export interface TaskInput {
+  id?: string;
+  name?: string;
+  processor: string;
+  topic?: string;
+  param?: string;
+  payload?: unknown;
+  schedule: TaskSchedule;
+  timeZone?: string;
+  misfire?: MisfirePolicy;
+  enabled?: boolean;
+  group?: string;
+}
+
+/** The body of the `/api/v1/tasks` service we replace: `name` is the processor. */
+export interface LegacyV1Input {
+  name: string;
+  type: 'once' | 'recurring';
+  /** recurring: the interval; once: the delay before it runs (none: at once). */
+  period?: string | number;
+  payload?: unknown;
+}
+
+/** The body of the `/api/tasks` service we replace: one-shot tasks, `task_type` is the processor. */
+export interface LegacyTaskInput {
+  task_type: string;
+  payload?: unknown;
+  /** RFC 3339; none: at once. */
+  run_at?: string;
+}
+
+export type TaskPatch = Partial<Omit<TaskInput, 'id'>>;
+
+const common = {
+  name: { type: 'string', maxLength: 500 },
+  processor: { type: 'string', minLength: 1, maxLength: 200, examples: ['InvoiceProcessor', 'email'] },
+  topic: { type: 'string', minLength: 1, maxLength: 249, description: 'Default: taskTopic' },
+  param: { type: 'string', maxLength: 10000 },
+  payload: { description: 'Any JSON, passed to the processor.' },
+  schedule: SCHEDULE_SCHEMA,
+  timeZone: { type: 'string', minLength: 1, examples: ['UTC', 'Europe/Berlin'] },
+  misfire: { type: 'string', enum: [...MISFIRE_POLICIES] },
+  enabled: { type: 'boolean' },
+  group: { type: 'string', minLength: 1, maxLength: 200, description: 'Scheduler group that fires it' },
+} as const;
+
+export const TASK_INPUT_SCHEMA = {
+  title: 'TaskInput',
+  type: 'object',
+  additionalProperties: false,
+  required: ['processor', 'schedule'],
+  properties: { id: { type: 'string', pattern: ID_PATTERN }, ...common },
+} as const;
+
+export const TASK_PATCH_SCHEMA = {
+  title: 'TaskPatch',
+  type: 'object',
+  additionalProperties: false,
+  minProperties: 1,
+  properties: common,
+} as const;
+
+export const LEGACY_V1_SCHEMA = {
+  title: 'LegacyV1TaskInput',
+  description: 'The request body of the task service we replace (name = processor).',
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'type'],
+  properties: {
+    name: { type: 'string', minLength: 1, maxLength: 200 },
+    type: { type: 'string', enum: ['once', 'recurring'] },
+    period: { type: ['string', 'integer'], examples: ['5s'] },
+    payload: {},
+  },
+} as const;
+
+export const LEGACY_TASK_SCHEMA = {
+  title: 'LegacyTaskInput',
+  description: 'The request body of the one-shot task service we replace (task_type = processor).',
+  type: 'object',
+  additionalProperties: false,
+  required: ['task_type'],
+  properties: {
+    task_type: { type: 'string', minLength: 1, maxLength: 200 },
+    payload: {},
+    run_at: { type: 'string', examples: ['2026-02-20T10:00:00Z'] },
+  },
+} as const;
+
+/** Our schema or the old service's: told apart by the old one's `type` field. */
+export const CREATE_BODY_SCHEMA = { oneOf: [TASK_INPUT_SCHEMA, LEGACY_V1_SCHEMA] } as const;
+
+const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
+const compiled = {
+  input: ajv.compile<TaskInput>(TASK_INPUT_SCHEMA),
+  patch: ajv.compile<TaskPatch>(TASK_PATCH_SCHEMA),
+  legacyV1: ajv.compile<LegacyV1Input>(LEGACY_V1_SCHEMA),
+  legacyTask: ajv.compile<LegacyTaskInput>(LEGACY_TASK_SCHEMA),
+};
+
+/** ajv's errors as field errors, one per problem, with a pointer to the field itself. */
+export function fieldErrors(errors: readonly ErrorObject[] | null | undefined): FieldError[] {
+  const out: FieldError[] = [];
+  for (const e of errors ?? []) {
+    // oneOf explains itself through its branches' errors; its own line adds nothing.
+    if (e.keyword === 'oneOf' && out.length > 0) continue;
+    const p = e.params as { additionalProperty?: string; missingProperty?: string };
+    if (e.keyword === 'additionalProperties' && p.additionalProperty !== undefined)
+      out.push({ pointer: `${e.instancePath}/${p.additionalProperty}`, detail: 'is not a known field' });
+    else if (e.keyword === 'required' && p.missingProperty !== undefined)
+      out.push({ pointer: `${e.instancePath}/${p.missingProperty}`, detail: 'is required' });
+    else if (e.keyword === 'enum')
+      out.push({
+        pointer: e.instancePath || '/',
+        detail: `must be one of ${((e.params as { allowedValues?: unknown[] }).allowedValues ?? []).join(', ')}`,
+      });
+    else out.push({ pointer: e.instancePath || '/', detail: e.message ?? e.keyword });
+  }
+  return dedupe(out);
+}
+
+function dedupe(errors: FieldError[]): FieldError[] {
+  const seen = new Set<string>();
+  return errors.filter((e) => {
+    const k = `${e.pointer} ${e.detail}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}
+
+export type Parsed<T> = { ok: true; value: T } | { ok: false; errors: FieldError[] };
+
+const SCHEDULE_KINDS = ['runAt', 'cron', 'every'] as const;
+
+/**
+ * The schedule, checked by hand: a oneOf's branch errors ("runAt is required" for a body that has cron) would
+ * only confuse, so its schema errors are replaced by these.
+ */
+function scheduleErrors(s: unknown): FieldError[] {
+  const pointer = '/schedule';
+  if (s === null || typeof s !== 'object' || Array.isArray(s))
+    return [{ pointer, detail: 'must be an object with exactly one of runAt, cron, every' }];
+  const keys = Object.keys(s);
+  const out: FieldError[] = keys
+    .filter((k) => !(SCHEDULE_KINDS as readonly string[]).includes(k))
+    .map((k) => ({ pointer: `${pointer}/${k}`, detail: 'is not a known field (runAt, cron or every)' }));
+  const kinds = keys.filter((k) => (SCHEDULE_KINDS as readonly string[]).includes(k));
+  if (kinds.length !== 1)
+    out.push({
+      pointer,
+      detail: `must have exactly one of runAt, cron, every${kinds.length > 1 ? ` (has ${kinds.join(', ')})` : ''}`,
+    });
+  const v = s as Record<string, unknown>;
+  if ('runAt' in v && typeof v.runAt !== 'string')
+    out.push({ pointer: `${pointer}/runAt`, detail: 'must be string' });
+  if ('cron' in v && typeof v.cron !== 'string')
+    out.push({ pointer: `${pointer}/cron`, detail: 'must be string' });
+  if ('every' in v && typeof v.every !== 'string' && !Number.isInteger(v.every))
+    out.push({ pointer: `${pointer}/every`, detail: 'must be a string like 5s or an integer of ms' });
+  return out;
+}
+
+/** The checks a schema cannot make: cron syntax, zone, interval, instant. */
+function semanticErrors(b: { schedule?: unknown; timeZone?: unknown }): FieldError[] {
+  const out: FieldError[] = 'schedule' in b ? scheduleErrors(b.schedule) : [];
+  const s = b.schedule as Record<string, unknown> | undefined;
+  if (s && typeof s === 'object') {
+    if (typeof s.cron === 'string')
+      try {
+        validateCronSpec(s.cron);
+      } catch (err) {
+        if (!(err instanceof CronSpecError)) throw err;
+        out.push({ pointer: '/schedule/cron', detail: err.message });
+      }
+    if (typeof s.runAt === 'string' && parseRfc3339(s.runAt) === undefined)
+      out.push({
+        pointer: '/schedule/runAt',
+        detail: 'is not an RFC 3339 instant like 2026-12-01T09:00:00Z',
+      });
+    if (typeof s.every === 'string' || typeof s.every === 'number')
+      out.push(...everyErrors(s.every, '/schedule/every'));
+  }
+  if (typeof b.timeZone === 'string' && !isValidTimeZone(b.timeZone))
+    out.push({ pointer: '/timeZone', detail: `${JSON.stringify(b.timeZone)} is not an IANA time zone` });
+  return out;
+}
+
+function everyErrors(every: string | number, pointer: string): FieldError[] {
+  const ms = parseDuration(every);
+  if (ms === undefined) return [{ pointer, detail: 'is not a duration like 5s, 1m30s or a number of ms' }];
+  if (ms < MIN_EVERY_MS)
+    return [{ pointer, detail: `is below the minimum interval of ${MIN_EVERY_MS / 1000}s` }];
+  return [];
+}
+
+function check<T>(
+  validate: ((d: unknown) => d is T) & { errors?: ErrorObject[] | null },
+  body: unknown,
+  extra: (b: T) => FieldError[],
+): Parsed<T> {
+  const schemaOk = validate(body);
+  const errors = fieldErrors(validate.errors).filter(
+    (e) => !e.pointer.startsWith('/schedule/') && !(e.pointer === '/schedule' && e.detail !== 'is required'),
+  );
+  // Semantic checks run even when the schema failed elsewhere, so one answer lists every problem.
+  if (body !== null && typeof body === 'object') errors.push(...extra(body as T));
+  if (schemaOk && errors.length === 0) return { ok: true, value: body };
+  return { ok: false, errors: dedupe(errors) };
+}
+
+export function isLegacyV1Body(body: unknown): boolean {
+  return body !== null && typeof body === 'object' && 'type' in body && !('schedule' in body);
+}
+
+export function parseTaskInput(body: unknown): Parsed<TaskInput> {
+  return check(compiled.input, body, semanticErrors);
+}
+
+export function parseTaskPatch(body: unknown): Parsed<TaskPatch> {
+  return check(compiled.patch, body, semanticErrors);
+}
+
+export function parseLegacyV1(body: unknown): Parsed<LegacyV1Input> {
+  return check(compiled.legacyV1, body, (b) => {
+    if (b.period === undefined)
+      return b.type === 'recurring'
+        ? [{ pointer: '/period', detail: 'is required for a recurring task' }]
+        : [];
+    if (typeof b.period !== 'string' && typeof b.period !== 'number') return [];
+    const errors = everyErrors(b.period, '/period');
+    // A one-shot's period is a delay: any duration will do, 0 included.
+    return b.type === 'once' && parseDuration(b.period) !== undefined ? [] : errors;
+  });
+}
+
+export function parseLegacyTask(body: unknown): Parsed<LegacyTaskInput> {
+  return check(compiled.legacyTask, body, (b) =>
+    typeof b.run_at === 'string' && parseRfc3339(b.run_at) === undefined
+      ? [{ pointer: '/run_at', detail: 'is not an RFC 3339 instant like 2026-02-20T10:00:00Z' }]
+      : [],
+  );
+}
+
+/** Defaults a definition takes from the instance when the request leaves them out. */
+export interface InputDefaults {
+  topic: string;
+  group: string;
+  timeZone: string;
+}
+
+/** A new definition (or a full replacement of `existing`, keeping its id, creation time and creator). */
+export function definitionOf(
+  input: TaskInput,
+  d: InputDefaults,
+  nowMs: number,
+  existing?: TaskDefinition,
+): TaskDefinition {
+  const now = new Date(nowMs).toISOString();
+  return {
+    v: 1,
+    id: existing?.id ?? input.id ?? randomUUID(),
+    name: input.name ?? input.processor,
+    processor: input.processor,
+    topic: input.topic ?? d.topic,
+    ...(input.param === undefined ? {} : { param: input.param }),
+    ...(input.payload === undefined ? {} : { payload: input.payload }),
+    schedule: input.schedule,
+    timeZone: input.timeZone ?? d.timeZone,
+    misfire: input.misfire ?? 'fire-once',
+    enabled: input.enabled ?? true,
+    group: input.group ?? existing?.group ?? d.group,
+    createdAt: existing?.createdAt ?? now,
+    updatedAt: now,
+    ...(existing?.createdBy === undefined ? {} : { createdBy: existing.createdBy }),
+  };
+}
+
+export function applyPatch(def: TaskDefinition, patch: TaskPatch, nowMs: number): TaskDefinition {
+  return { ...def, ...patch, v: 1, updatedAt: new Date(nowMs).toISOString() } as TaskDefinition;
+}
+
+export function inputOfLegacyV1(b: LegacyV1Input, nowMs: number): TaskInput {
+  const periodMs = b.period === undefined ? 0 : (parseDuration(b.period) ?? 0);
+  const schedule: TaskSchedule =
+    b.type === 'recurring'
+      ? { every: b.period ?? periodMs }
+      : { runAt: new Date(nowMs + periodMs).toISOString() };
+  return {
+    name: b.name,
+    processor: b.name,
+    schedule,
+    ...(b.payload === undefined ? {} : { payload: b.payload }),
+  };
+}
+
+export function inputOfLegacyTask(b: LegacyTaskInput, nowMs: number): TaskInput {
+  return {
+    name: b.task_type,
+    processor: b.task_type,
+    schedule: { runAt: b.run_at ?? new Date(nowMs).toISOString() },
+    ...(b.payload === undefined ? {} : { payload: b.payload }),
+  };
+}

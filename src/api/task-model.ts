@@ -1,0 +1,178 @@
+import { MISFIRE_POLICIES } from '../shared/config/schema.js';
+import { compileSpec } from '../shared/schedule-spec.js';
+import { specOfTask } from '../shared/tasks/definition.js';
+import type { TaskDefinition } from '../shared/tasks/definition.js';
+import { RUN_STATES } from './run-history.js';
+import type { TaskRun } from './run-history.js';
+
+/**
+ * A task's status (SPEC.md §7): PAUSED when disabled; SCHEDULED until it first fires; then where its latest run
+ * stands (QUEUED: published, not started yet; RUNNING, also between retries; FINISHED; FAILED: dead-lettered).
+ */
+export type TaskState = 'SCHEDULED' | 'QUEUED' | 'RUNNING' | 'FINISHED' | 'FAILED' | 'PAUSED';
+export const TASK_STATES: readonly TaskState[] = [
+  'SCHEDULED',
+  'QUEUED',
+  'RUNNING',
+  'FINISHED',
+  'FAILED',
+  'PAUSED',
+];
+
+/** The status words of the task services we replace. */
+export type LegacyStatus = 'PENDING' | 'QUEUED' | 'RUNNING' | 'COMPLETED' | 'FAILED';
+const LEGACY: Record<TaskState, LegacyStatus> = {
+  SCHEDULED: 'PENDING',
+  PAUSED: 'PENDING',
+  QUEUED: 'QUEUED',
+  RUNNING: 'RUNNING',
+  FINISHED: 'COMPLETED',
+  FAILED: 'FAILED',
+};
+
+export function legacyStatus(s: TaskState): LegacyStatus {
+  return LEGACY[s];
+}
+
+export function stateOf(def: TaskDefinition, latest: TaskRun | undefined): TaskState {
+  if (!def.enabled) return 'PAUSED';
+  if (!latest) return 'SCHEDULED';
+  if (latest.state === 'RETRYING') return 'RUNNING';
+  return latest.state;
+}
+
+/** A task as the API shows it: its definition, its version (the ETag) and what its runs say. */
+export interface ApiTask extends Omit<TaskDefinition, 'v'> {
+  version: string;
+  status: TaskState;
+  legacyStatus: LegacyStatus;
+  lastRun?: TaskRun;
+  nextRunAt?: string;
+}
+
+/** The next instant a task fires after `nowMs`; a one-shot that has not run yet is due even when past. */
+export function nextRunOf(
+  def: TaskDefinition,
+  latest: TaskRun | undefined,
+  nowMs: number,
+): number | undefined {
+  if (!def.enabled) return undefined;
+  const spec = specOfTask(def);
+  if (typeof spec === 'string') return undefined;
+  if (spec.kind === 'once') return latest ? undefined : spec.runAt;
+  return compileSpec(spec, def.timeZone).nextAfter(nowMs);
+}
+
+export function toApiTask(
+  def: TaskDefinition,
+  version: string,
+  latest: TaskRun | undefined,
+  nowMs: number,
+): ApiTask {
+  const { v: _v, ...rest } = def;
+  const status = stateOf(def, latest);
+  const next = nextRunOf(def, latest, nowMs);
+  return {
+    ...rest,
+    version,
+    status,
+    legacyStatus: legacyStatus(status),
+    ...(latest ? { lastRun: latest } : {}),
+    ...(next === undefined ? {} : { nextRunAt: new Date(next).toISOString() }),
+  };
+}
+
+// ---- JSON schemas of the responses (fastify serializes with them; the OpenAPI document shows them) ----
+
+const scheduleSchema = {
+  description: 'Exactly one of runAt (once), cron (5 or 6 fields) or every (a duration like 5s, or ms).',
+  oneOf: [
+    {
+      type: 'object',
+      additionalProperties: false,
+      required: ['runAt'],
+      properties: {
+        runAt: { type: 'string', description: 'RFC 3339 instant', examples: ['2026-12-01T09:00:00Z'] },
+      },
+    },
+    {
+      type: 'object',
+      additionalProperties: false,
+      required: ['cron'],
+      properties: { cron: { type: 'string', examples: ['0 9 * * 1-5'] } },
+    },
+    {
+      type: 'object',
+      additionalProperties: false,
+      required: ['every'],
+      properties: { every: { type: ['string', 'integer'], examples: ['5s', '1m30s', 60000] } },
+    },
+  ],
+} as const;
+
+export const SCHEDULE_SCHEMA = scheduleSchema;
+
+export const RUN_SCHEMA = {
+  type: 'object',
+  required: ['taskId', 'scheduledFor', 'state', 'attempts'],
+  properties: {
+    taskId: { type: 'string' },
+    scheduledFor: { type: 'string' },
+    state: { type: 'string', enum: [...RUN_STATES] },
+    attempts: { type: 'integer' },
+    firedAt: { type: 'string' },
+    startedAt: { type: 'string' },
+    finishedAt: { type: 'string' },
+    durationMs: { type: 'number' },
+    error: { type: 'string' },
+    dlqReason: { type: 'string' },
+    consumer: {
+      type: 'object',
+      required: ['host', 'pid'],
+      properties: { host: { type: 'string' }, pid: { type: 'integer' } },
+    },
+    replays: { type: 'integer' },
+  },
+} as const;
+
+/** The fields every task response has (ours, and the compatibility ones). */
+export const TASK_SCHEMA = {
+  type: 'object',
+  required: [
+    'id',
+    'name',
+    'processor',
+    'topic',
+    'schedule',
+    'timeZone',
+    'misfire',
+    'enabled',
+    'group',
+    'createdAt',
+    'updatedAt',
+    'version',
+    'status',
+    'legacyStatus',
+  ],
+  properties: {
+    id: { type: 'string' },
+    name: { type: 'string' },
+    processor: { type: 'string' },
+    topic: { type: 'string' },
+    param: { type: 'string' },
+    payload: {},
+    schedule: scheduleSchema,
+    timeZone: { type: 'string' },
+    misfire: { type: 'string', enum: [...MISFIRE_POLICIES] },
+    enabled: { type: 'boolean' },
+    group: { type: 'string', description: 'The scheduler group that fires it.' },
+    createdAt: { type: 'string' },
+    updatedAt: { type: 'string' },
+    createdBy: { type: 'string' },
+    version: { type: 'string', description: 'Changes on every write; sent as the ETag.' },
+    status: { type: 'string', enum: [...TASK_STATES] },
+    legacyStatus: { type: 'string', enum: ['PENDING', 'QUEUED', 'RUNNING', 'COMPLETED', 'FAILED'] },
+    lastRun: RUN_SCHEMA,
+    nextRunAt: { type: 'string' },
+  },
+} as const;

@@ -1,0 +1,216 @@
+import type { Clock } from '../shared/clock.js';
+import type { CommandClient } from '../scheduler/commands.js';
+import type { TaskDefinition } from '../shared/tasks/definition.js';
+import { ApiError } from './problem.js';
+import type { TaskRun } from './run-history.js';
+import { applyPatch, definitionOf } from './task-input.js';
+import type { InputDefaults, TaskInput, TaskPatch } from './task-input.js';
+import { toApiTask } from './task-model.js';
+import type { ApiTask, TaskState } from './task-model.js';
+import type { TaskStore } from './task-store.js';
+import type { ViewTask } from './task-view.js';
+
+export interface ListRequest {
+  limit: number;
+  offset?: number;
+  cursor?: string;
+  status?: TaskState;
+  processor?: string;
+}
+
+export interface TaskList {
+  items: ApiTask[];
+  total: number;
+  nextCursor?: string;
+}
+
+export interface TriggerResult {
+  taskId: string;
+  message: string;
+}
+
+export interface TaskServiceOptions {
+  store: TaskStore;
+  commands: CommandClient;
+  clock: Clock;
+  defaults: InputDefaults;
+  /** Partitions of taskmanager.scheduler-state (a trigger's answer covers one). */
+  statePartitions: number;
+  /** How long a trigger waits for the owning scheduler. @default 5000 */
+  triggerTimeoutMs?: number;
+}
+
+/** Retries of a write without If-Match that lost a race: it applies on top of whatever won. */
+const UNCONDITIONAL_ATTEMPTS = 3;
+
+function encodeCursor(c: { createdAt: string; id: string }): string {
+  return Buffer.from(JSON.stringify([c.createdAt, c.id]), 'utf8').toString('base64url');
+}
+
+function decodeCursor(text: string): { createdAt: string; id: string } {
+  try {
+    const v: unknown = JSON.parse(Buffer.from(text, 'base64url').toString('utf8'));
+    if (Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && typeof v[1] === 'string')
+      return { createdAt: v[0], id: v[1] };
+  } catch {
+    // answered below
+  }
+  throw new ApiError(400, 'cursor is not one this API returned', [
+    { pointer: '/cursor', detail: 'is not a nextCursor value from a previous page' },
+  ]);
+}
+
+/** `"12"` or `W/"12"` or `12` → `12`; `*` stays `*`. */
+function versionOfIfMatch(ifMatch: string | undefined): string | undefined {
+  if (ifMatch === undefined) return undefined;
+  const t = ifMatch.trim();
+  if (t === '*') return '*';
+  return t.replace(/^W\//, '').replace(/^"(.*)"$/, '$1');
+}
+
+/** What the routes do, independent of HTTP: tasks as the API shows them, writes with their preconditions. */
+export class TaskService {
+  constructor(private readonly o: TaskServiceOptions) {}
+
+  now(): number {
+    return this.o.clock.now();
+  }
+
+  get(id: string): ApiTask {
+    return this.show(this.found(id));
+  }
+
+  list(q: ListRequest): TaskList {
+    const page = this.o.store.view.list({
+      limit: q.limit,
+      ...(q.offset === undefined ? {} : { offset: q.offset }),
+      ...(q.cursor === undefined ? {} : { after: decodeCursor(q.cursor) }),
+      ...(q.status === undefined ? {} : { status: q.status }),
+      ...(q.processor === undefined ? {} : { processor: q.processor }),
+    });
+    return {
+      items: page.items.map((t) => this.show(t)),
+      total: page.total,
+      ...(page.last ? { nextCursor: encodeCursor(page.last) } : {}),
+    };
+  }
+
+  runs(id: string): TaskRun[] {
+    this.found(id);
+    return this.o.store.view.runs.runs(id);
+  }
+
+  async create(input: TaskInput): Promise<ApiTask> {
+    const def = definitionOf(input, this.o.defaults, this.o.clock.now());
+    await this.checkTopic(def);
+    if (this.o.store.view.get(def.id)) throw new ApiError(409, `task ${def.id} already exists`);
+    const { task } = await this.o.store.create(def);
+    return this.show(this.written(def.id, task));
+  }
+
+  replace(id: string, input: TaskInput, ifMatch: string | undefined): Promise<ApiTask> {
+    if (input.id !== undefined && input.id !== id)
+      throw new ApiError(400, `the body's id ${input.id} is not the task's id ${id}`, [
+        { pointer: '/id', detail: `must be ${id} (the id in the path) or left out` },
+      ]);
+    return this.change(id, ifMatch, (def) => definitionOf(input, this.o.defaults, this.o.clock.now(), def));
+  }
+
+  patch(id: string, patch: TaskPatch, ifMatch: string | undefined): Promise<ApiTask> {
+    return this.change(id, ifMatch, (def) => applyPatch(def, patch, this.o.clock.now()));
+  }
+
+  async remove(id: string, ifMatch: string | undefined): Promise<void> {
+    const wanted = versionOfIfMatch(ifMatch);
+    for (let attempt = 1; ; attempt++) {
+      const current = this.found(id);
+      this.checkPrecondition(current, wanted);
+      try {
+        await this.o.store.remove(id, current.version);
+        return;
+      } catch (err) {
+        if (!this.retryable(err, wanted, attempt)) throw err;
+      }
+    }
+  }
+
+  async trigger(id: string): Promise<TriggerResult> {
+    const { def } = this.found(id);
+    this.o.store.assertWritable();
+    const r = await this.o.commands.send(
+      { type: 'trigger', group: def.group, scheduleIds: [id], by: 'taskapi' },
+      { timeoutMs: this.o.triggerTimeoutMs ?? 5000, statePartitions: this.o.statePartitions },
+    );
+    const reply = r.replies[0];
+    if (!reply)
+      throw new ApiError(
+        503,
+        `no taskscheduler of group ${def.group} answered within ${(this.o.triggerTimeoutMs ?? 5000) / 1000} s: is one running (taskscheduler --group ${def.group})?`,
+      );
+    if (!reply.ok || reply.taskId === undefined) throw new ApiError(409, reply.message);
+    return { taskId: reply.taskId, message: reply.message };
+  }
+
+  private async change(
+    id: string,
+    ifMatch: string | undefined,
+    next: (def: TaskDefinition) => TaskDefinition,
+  ): Promise<ApiTask> {
+    const wanted = versionOfIfMatch(ifMatch);
+    for (let attempt = 1; ; attempt++) {
+      const current = this.found(id);
+      this.checkPrecondition(current, wanted);
+      const def = next(current.def);
+      await this.checkTopic(def);
+      try {
+        const { task } = await this.o.store.update(def, current.version);
+        return this.show(this.written(id, task));
+      } catch (err) {
+        if (!this.retryable(err, wanted, attempt)) throw err;
+      }
+    }
+  }
+
+  /** A lost race is retried only for writes that did not name a version: theirs apply on top of the winner. */
+  private retryable(err: unknown, wanted: string | undefined, attempt: number): boolean {
+    return (
+      err instanceof ApiError &&
+      err.status === 409 &&
+      (wanted === undefined || wanted === '*') &&
+      attempt < UNCONDITIONAL_ATTEMPTS
+    );
+  }
+
+  private checkPrecondition(current: ViewTask, wanted: string | undefined): void {
+    if (wanted !== undefined && wanted !== '*' && wanted !== current.version)
+      throw new ApiError(
+        409,
+        `task ${current.def.id} is at version ${current.version}, not ${wanted} (If-Match): get it again and retry with its new ETag`,
+      );
+  }
+
+  private async checkTopic(def: TaskDefinition): Promise<void> {
+    if (!(await this.o.store.topicExists(def.topic)))
+      throw new ApiError(400, `topic ${def.topic} does not exist`, [
+        {
+          pointer: '/topic',
+          detail: `topic ${def.topic} does not exist (create it with scripts/create-topics.sh --topic ${def.topic})`,
+        },
+      ]);
+  }
+
+  private found(id: string): ViewTask {
+    const t = this.o.store.view.get(id);
+    if (!t) throw new ApiError(404, `no task ${id}`);
+    return t;
+  }
+
+  private written(id: string, task: ViewTask | null): ViewTask {
+    if (!task) throw new ApiError(409, `task ${id} was deleted meanwhile`);
+    return task;
+  }
+
+  private show(t: ViewTask): ApiTask {
+    return toApiTask(t.def, t.version, this.o.store.view.latestRun(t.def.id), this.o.clock.now());
+  }
+}

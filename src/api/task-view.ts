@@ -1,0 +1,201 @@
+import type { Logger } from '../shared/logger.js';
+import type { InRecord } from '../shared/kafka/index.js';
+import { parseStatusEvent } from '../shared/messages.js';
+import { parseDefinition, TASKS_TOPIC } from '../shared/tasks/definition.js';
+import type { TaskDefinition } from '../shared/tasks/definition.js';
+import { foldTaskRecord, nextKeyState, WRITER_HEADER } from '../shared/tasks/task-log.js';
+import type { KeyState, TaskLogOutcome } from '../shared/tasks/task-log.js';
+import { RunHistory } from './run-history.js';
+import type { TaskRun } from './run-history.js';
+import { stateOf } from './task-model.js';
+import type { TaskState } from './task-model.js';
+
+/** A task in the view: its definition, version, and its status kept current as events arrive (for filtering). */
+export interface ViewTask {
+  def: TaskDefinition;
+  version: string;
+  state: TaskState;
+}
+
+export interface ListQuery {
+  limit: number;
+  /** Skip this many matches (unstable under writes; prefer `after`). */
+  offset?: number;
+  /** Keyset cursor: start after this (createdAt, id). */
+  after?: { createdAt: string; id: string };
+  status?: TaskState;
+  processor?: string;
+}
+
+export interface ListPage {
+  items: ViewTask[];
+  /** Matches in all pages. */
+  total: number;
+  /** The last item's position, when more follow. */
+  last?: { createdAt: string; id: string };
+}
+
+const before = (a: ViewTask, b: { createdAt: string; id: string }): boolean =>
+  a.def.createdAt < b.createdAt || (a.def.createdAt === b.createdAt && a.def.id < b.id);
+
+/**
+ * One `taskapi` instance's picture of the world: every task definition from `taskmanager.tasks` under the topic's
+ * write rules (shared/tasks/task-log.ts), ordered by (createdAt, id) for stable pages, and every schedule's recent
+ * runs folded from `taskmanager.events`. Pure: records come in through `onTaskRecord` and `onEventRecord`.
+ */
+export class TaskView {
+  private readonly keys = new Map<string, KeyState>();
+  private readonly tasks = new Map<string, ViewTask>();
+  /** Sorted by (createdAt, id) once `seal()` was called; until then built unsorted and sorted once. */
+  private ordered: ViewTask[] = [];
+  private sealed = false;
+  readonly runs = new RunHistory();
+  /** Keys whose last record was rejected: their writer must append a repair (see task-log.ts). */
+  readonly unrepaired = new Set<string>();
+
+  constructor(
+    private readonly logger: Logger,
+    /** This instance's writer id: outcomes of records carrying it go to `onOwnOutcome`. */
+    private readonly writerId: string,
+    private readonly onOwnOutcome: (r: InRecord, outcome: TaskLogOutcome) => void = () => undefined,
+  ) {}
+
+  get size(): number {
+    return this.tasks.size;
+  }
+
+  get(id: string): ViewTask | undefined {
+    return this.tasks.get(id);
+  }
+
+  keyState(id: string): KeyState | undefined {
+    return this.keys.get(id);
+  }
+
+  latestRun(id: string): TaskRun | undefined {
+    return this.runs.latest(id);
+  }
+
+  /** Sorts what was read so far; from now on every change keeps the order. */
+  seal(): void {
+    this.ordered = [...this.tasks.values()].sort((a, b) => (before(a, b.def) ? -1 : 1));
+    this.sealed = true;
+  }
+
+  onTaskRecord(r: InRecord): void {
+    const where = `${TASKS_TOPIC}/${r.partition}@${r.offset}`;
+    const id = r.key?.toString('utf8');
+    if (!id) {
+      this.logger.warn(`ignoring ${where}: no key (a task's key is its id)`);
+      return;
+    }
+    let def: TaskDefinition | undefined;
+    if (r.value !== null) {
+      const parsed = parseDefinition(r.value);
+      if ('problem' in parsed) {
+        this.logger.warn(`ignoring ${where} (task ${id}): ${parsed.problem}`, { taskId: id });
+        return;
+      }
+      def = parsed.def;
+    }
+    const prev = this.keys.get(id);
+    const outcome = foldTaskRecord(prev, r);
+    if (outcome.kind === 'rejected') this.unrepaired.add(id);
+    else this.unrepaired.delete(id);
+    const next = nextKeyState(prev, outcome);
+    if (next) this.keys.set(id, next);
+    if (outcome.kind === 'put' && def) this.put(def, outcome.version);
+    else if (outcome.kind === 'delete') this.remove(id);
+    if (r.headers[WRITER_HEADER] === this.writerId) this.onOwnOutcome(r, outcome);
+  }
+
+  onEventRecord(r: InRecord): void {
+    const e = parseStatusEvent(r.value);
+    if (!e) return;
+    const id = this.runs.fold(e);
+    const t = id === undefined ? undefined : this.tasks.get(id);
+    if (t) t.state = stateOf(t.def, this.runs.latest(t.def.id));
+  }
+
+  list(q: ListQuery): ListPage {
+    const matches = (t: ViewTask) =>
+      (q.status === undefined || t.state === q.status) &&
+      (q.processor === undefined || t.def.processor === q.processor);
+    let start = 0;
+    if (q.after) {
+      const after = q.after;
+      start = this.lowerBound(
+        (t) => before(t, after) || (t.def.createdAt === after.createdAt && t.def.id === after.id),
+      );
+    }
+    const items: ViewTask[] = [];
+    let total = 0;
+    let skip = q.offset ?? 0;
+    let more = false;
+    for (let i = 0; i < this.ordered.length; i++) {
+      const t = this.ordered[i]!;
+      if (!matches(t)) continue;
+      total++;
+      if (i < start) continue;
+      if (skip > 0) {
+        skip--;
+        continue;
+      }
+      if (items.length < q.limit) items.push(t);
+      else more = true;
+    }
+    const last = items.at(-1);
+    return {
+      items,
+      total,
+      ...(more && last ? { last: { createdAt: last.def.createdAt, id: last.def.id } } : {}),
+    };
+  }
+
+  private put(def: TaskDefinition, version: string): void {
+    const existing = this.tasks.get(def.id);
+    const t: ViewTask = { def, version, state: stateOf(def, this.runs.latest(def.id)) };
+    if (existing && this.sealed) {
+      const at = this.indexOf(existing);
+      if (existing.def.createdAt === def.createdAt) this.ordered[at] = t;
+      else {
+        this.ordered.splice(at, 1);
+        this.insert(t);
+      }
+    } else if (this.sealed) this.insert(t);
+    this.tasks.set(def.id, t);
+  }
+
+  private remove(id: string): void {
+    const existing = this.tasks.get(id);
+    if (!existing) return;
+    this.tasks.delete(id);
+    // A task created again under the same id starts with no history, on every instance alike.
+    this.runs.forget(id);
+    if (this.sealed) this.ordered.splice(this.indexOf(existing), 1);
+  }
+
+  private insert(t: ViewTask): void {
+    this.ordered.splice(
+      this.lowerBound((x) => before(x, t.def)),
+      0,
+      t,
+    );
+  }
+
+  private indexOf(t: ViewTask): number {
+    return this.lowerBound((x) => before(x, t.def));
+  }
+
+  /** First index whose element does not satisfy `isBefore` (which holds for a prefix of the order). */
+  private lowerBound(isBefore: (t: ViewTask) => boolean): number {
+    let lo = 0;
+    let hi = this.ordered.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (isBefore(this.ordered[mid]!)) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+}
