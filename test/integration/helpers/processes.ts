@@ -8,6 +8,7 @@ export const ROOT = resolve(import.meta.dirname, '../../..');
 const BINS = {
   taskscheduler: resolve(ROOT, 'dist/src/scheduler/cli.js'),
   taskconsumer: resolve(ROOT, 'dist/src/consumer/cli.js'),
+  taskapi: resolve(ROOT, 'dist/src/api/cli.js'),
 } as const;
 
 /** A started CLI (the built one, as a user runs it), with its output kept for assertions and diagnostics. */
