@@ -33,8 +33,9 @@ export interface StoreHealth {
   reason?: string;
 }
 
-const PROBE_EVERY_MS = 2000;
-const PROBE_STALE_MS = 6000;
+const PROBE_EVERY_MS = 1500;
+/** Like the scheduler's heartbeat rule: no answer from Kafka for this long and the instance is not ready. */
+const PROBE_STALE_MS = 5000;
 
 /**
  * Kafka-backed task storage for one `taskapi` instance: follows `taskmanager.tasks` and `taskmanager.events` into a
@@ -54,6 +55,7 @@ export class TaskStore {
   private rebuildMs: number | undefined;
   private probeTimer: NodeJS.Timeout | undefined;
   private lastProbeOk = 0;
+  private probing = false;
   private lastProbeError = 'not probed yet';
   private topics = { at: 0, names: new Set<string>() };
   private stopping: Promise<void> | undefined;
@@ -241,11 +243,16 @@ export class TaskStore {
   }
 
   private async probe(): Promise<void> {
+    // One at a time: with the broker gone a probe takes its connection timeouts, and they must not pile up.
+    if (this.probing) return;
+    this.probing = true;
     try {
       await this.o.kafka.endOffsets(TASKS_TOPIC);
       this.lastProbeOk = this.o.clock.now();
     } catch (err) {
       this.lastProbeError = errorMessage(err);
+    } finally {
+      this.probing = false;
     }
   }
 }

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { brokers, createTopics, deleteTopics, TopicReader, uniqueName } from './helpers/kafka.js';
+import { startApi } from './helpers/api.js';
 import { health, opsUrl } from './helpers/metrics.js';
 import { killAll, ROOT, startCli } from './helpers/processes.js';
 import { countBy, EVENTS, eventsOf } from './helpers/tasks.js';
@@ -47,8 +48,12 @@ describe.runIf(inject('localBroker'))(
       );
       const finished = () => countBy(eventsOf(reader as TopicReader, prefix), 'FINISHED');
       await waitFor(() => finished().size >= 8, { timeoutMs: 30_000, what: 'tasks flowing' });
+      const api = await startApi([]);
       const ops = await Promise.all([scheduler, ...consumers].map(opsUrl));
-      const readiness = async () => Promise.all(ops.map(async (u) => (await health(u, '/readyz')).status));
+      const readiness = async () => [
+        ...(await Promise.all(ops.map(async (u) => (await health(u, '/readyz')).status))),
+        (await api.call('GET', '/api/readyz')).status,
+      ];
       await waitFor(async () => (await readiness()).every((s) => s === 200), {
         timeoutMs: 30_000,
         what: 'all ready',
@@ -63,6 +68,20 @@ describe.runIf(inject('localBroker'))(
       });
       const why = (await health(ops[1] ?? '', '/readyz')).body.reason;
       expect(why).toMatch(/coordinator|not in consumer group/);
+      // taskapi refuses writes with a clear reason, and writes nothing.
+      const lostId = uniqueName('never-written');
+      const refused = await api.call<{ detail: string }>('POST', '/api/v1/tasks', {
+        id: lostId,
+        processor: 'NoopProcessor',
+        schedule: { every: '5s' },
+      });
+      expect([refused.status, refused.body.detail]).toEqual([
+        503,
+        expect.stringMatching(/Kafka unreachable.*nothing was written/),
+      ]);
+      expect((await api.call<{ detail: string }>('GET', '/api/readyz')).body.detail).toMatch(
+        /Kafka unreachable/,
+      );
       for (const u of ops) expect((await health(u, '/healthz')).status).toBe(200);
       await waitFor(() => Date.now() - stoppedAt >= 10_000, {
         timeoutMs: 30_000,
@@ -82,6 +101,14 @@ describe.runIf(inject('localBroker'))(
         timeoutMs: 30_000,
         what: 'every process ready again after the restart',
       });
+      expect((await api.call('GET', `/api/v1/tasks/${lostId}`)).status).toBe(404);
+      const retried = await api.call('POST', '/api/v1/tasks', {
+        id: lostId,
+        processor: 'NoopProcessor',
+        schedule: { every: '5s' },
+        enabled: false,
+      });
+      expect(retried.status, retried.text).toBe(201);
       const resumedAfterMs =
         Math.min(
           ...eventsOf(reader, prefix)
