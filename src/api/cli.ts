@@ -20,12 +20,10 @@ import {
 } from '../shared/cli-common.js';
 import { topicNameProblem } from '../shared/config/topic-name.js';
 import { isValidTimeZone } from '../shared/cron.js';
-import { SCHEDULER_STATE_TOPIC } from '../shared/messages.js';
 import { processRegistry } from '../shared/ops/registry.js';
 import { startOpsServer } from '../shared/ops/server.js';
 import type { OpsServer } from '../shared/ops/server.js';
 import { DEFAULT_API_GROUP } from '../shared/tasks/definition.js';
-import { CommandClient } from '../scheduler/commands.js';
 import { apiMetrics } from './metrics.js';
 import { buildServer } from './server.js';
 import { TaskService } from './task-service.js';
@@ -68,18 +66,11 @@ async function run(opts: RunOpts): Promise<void> {
     clientId: `taskapi-${process.pid}`,
   });
   const store = new TaskStore({ kafka, logger, clock: systemClock, historyMs: opts.history });
-  const commands = new CommandClient(kafka);
-  await startWithRetry(logger, async () => {
-    await store.start();
-    await commands.start();
-  });
-  const statePartitions = await kafka.partitionCount(SCHEDULER_STATE_TOPIC);
+  await startWithRetry(logger, () => store.start());
   const service = new TaskService({
     store,
-    commands,
     clock: systemClock,
     defaults: { topic: opts.topic, group: opts.group, timeZone: opts.timeZone },
-    statePartitions,
   });
   const health = { health: () => store.health(), tasks: () => store.view.size };
   const registry = opts.metricsPort === undefined ? undefined : processRegistry('taskapi');
@@ -110,7 +101,6 @@ async function run(opts: RunOpts): Promise<void> {
     logger,
     graceful: async () => {
       await app.close();
-      await commands.stop();
       await store.stop();
       await ops?.close();
       return 0;

@@ -145,7 +145,7 @@ export function registerTaskRoutes(app: FastifyInstance, service: TaskService): 
     {
       schema: {
         tags: ['tasks'],
-        summary: 'Fire a task now, once, outside its schedule (answered by the scheduler that owns it)',
+        summary: 'Fire a task now, once, outside its schedule: its task message goes straight to its topic',
         params: ID_PARAMS,
         response: { 202: json(TRIGGER_SCHEMA, 'Fired: the task message is in Kafka'), ...BODY_ERRORS },
       },

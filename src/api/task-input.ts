@@ -105,7 +105,7 @@ export const LEGACY_TASK_SCHEMA = {
   properties: {
     task_type: { type: 'string', minLength: 1, maxLength: 200 },
     payload: {},
-    run_at: { type: 'string', examples: ['2026-02-20T10:00:00Z'] },
+    run_at: { type: 'string', format: 'date-time', examples: ['2026-02-20T10:00:00Z'] },
   },
 } as const;
 
@@ -113,6 +113,8 @@ export const LEGACY_TASK_SCHEMA = {
 export const CREATE_BODY_SCHEMA = { oneOf: [TASK_INPUT_SCHEMA, LEGACY_V1_SCHEMA] } as const;
 
 const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
+// The shape of an RFC 3339 instant; parseRfc3339 then checks the calendar (no 30 February).
+ajv.addFormat('date-time', /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/i);
 const compiled = {
   input: ajv.compile<TaskInput>(TASK_INPUT_SCHEMA),
   patch: ajv.compile<TaskPatch>(TASK_PATCH_SCHEMA),
@@ -126,6 +128,8 @@ export function fieldErrors(errors: readonly ErrorObject[] | null | undefined): 
   for (const e of errors ?? []) {
     // oneOf explains itself through its branches' errors; its own line adds nothing.
     if (e.keyword === 'oneOf' && out.length > 0) continue;
+    // Every date-time field gets a clearer message from the checks after the schema (semanticErrors).
+    if (e.keyword === 'format') continue;
     const p = e.params as { additionalProperty?: string; missingProperty?: string };
     if (e.keyword === 'additionalProperties' && p.additionalProperty !== undefined)
       out.push({ pointer: `${e.instancePath}/${p.additionalProperty}`, detail: 'is not a known field' });

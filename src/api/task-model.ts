@@ -92,14 +92,21 @@ const scheduleSchema = {
       additionalProperties: false,
       required: ['runAt'],
       properties: {
-        runAt: { type: 'string', description: 'RFC 3339 instant', examples: ['2026-12-01T09:00:00Z'] },
+        runAt: {
+          type: 'string',
+          format: 'date-time',
+          description: 'RFC 3339 instant',
+          examples: ['2026-12-01T09:00:00Z'],
+        },
       },
     },
     {
       type: 'object',
       additionalProperties: false,
       required: ['cron'],
-      properties: { cron: { type: 'string', examples: ['0 9 * * 1-5'] } },
+      properties: {
+        cron: { type: 'string', minLength: 9, pattern: '^[0-9A-Za-z*/,?#\\- ]+$', examples: ['0 9 * * 1-5'] },
+      },
     },
     {
       type: 'object',

@@ -1,5 +1,4 @@
 import type { Clock } from '../shared/clock.js';
-import type { CommandClient } from '../scheduler/commands.js';
 import type { TaskDefinition } from '../shared/tasks/definition.js';
 import { ApiError } from './problem.js';
 import type { TaskRun } from './run-history.js';
@@ -31,13 +30,8 @@ export interface TriggerResult {
 
 export interface TaskServiceOptions {
   store: TaskStore;
-  commands: CommandClient;
   clock: Clock;
   defaults: InputDefaults;
-  /** Partitions of taskmanager.scheduler-state (a trigger's answer covers one). */
-  statePartitions: number;
-  /** How long a trigger waits for the owning scheduler. @default 5000 */
-  triggerTimeoutMs?: number;
 }
 
 /** Retries of a write without If-Match that lost a race: it applies on top of whatever won. */
@@ -134,21 +128,11 @@ export class TaskService {
     }
   }
 
+  /** Fires the task once now; its consumers run it like any fire (`taskId` has millisecond precision). */
   async trigger(id: string): Promise<TriggerResult> {
     const { def } = this.found(id);
-    this.o.store.assertWritable();
-    const r = await this.o.commands.send(
-      { type: 'trigger', group: def.group, scheduleIds: [id], by: 'taskapi' },
-      { timeoutMs: this.o.triggerTimeoutMs ?? 5000, statePartitions: this.o.statePartitions },
-    );
-    const reply = r.replies[0];
-    if (!reply)
-      throw new ApiError(
-        503,
-        `no taskscheduler of group ${def.group} answered within ${(this.o.triggerTimeoutMs ?? 5000) / 1000} s: is one running (taskscheduler --group ${def.group})?`,
-      );
-    if (!reply.ok || reply.taskId === undefined) throw new ApiError(409, reply.message);
-    return { taskId: reply.taskId, message: reply.message };
+    const taskId = await this.o.store.fireNow(def);
+    return { taskId, message: `fired ${id} now as ${taskId} (topic ${def.topic})` };
   }
 
   private async change(

@@ -3,7 +3,9 @@ import { errorMessage } from '../shared/errors.js';
 import type { Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
 import type { Follower, InRecord, KafkaClient, TaskProducer } from '../shared/kafka/index.js';
-import { encodeJson, EVENTS_TOPIC } from '../shared/messages.js';
+import { hostname } from 'node:os';
+import { encodeJson, EVENTS_TOPIC, manualFireInstant, taskHeaders, taskIdFor } from '../shared/messages.js';
+import type { StatusEvent, TaskMessage } from '../shared/messages.js';
 import { TASKS_TOPIC } from '../shared/tasks/definition.js';
 import type { TaskDefinition } from '../shared/tasks/definition.js';
 import { BASE_HEADER, OP_HEADER, VERSION_HEADER, WRITER_HEADER } from '../shared/tasks/task-log.js';
@@ -133,6 +135,47 @@ export class TaskStore {
 
   remove(id: string, base: string): Promise<WriteResult> {
     return this.write(id, null, 'delete', base);
+  }
+
+  /**
+   * Fires a task once now, outside its schedule: its task message and SCHEDULED event, straight to Kafka (no
+   * scheduler needed; like `taskscheduler trigger`, the taskId's instant is never a whole second).
+   */
+  async fireNow(def: TaskDefinition): Promise<string> {
+    this.assertWritable();
+    const producer = this.producer;
+    if (!producer) throw new ApiError(503, 'taskapi is starting: nothing was written');
+    const nowMs = this.o.clock.now();
+    const at = new Date(manualFireInstant(nowMs)).toISOString();
+    const taskId = taskIdFor(def.id, Date.parse(at));
+    const origin = { host: hostname(), pid: process.pid };
+    const task: TaskMessage = {
+      v: 1,
+      taskId,
+      scheduleId: def.id,
+      processor: def.processor,
+      ...(def.param === undefined ? {} : { param: def.param }),
+      ...(def.payload === undefined ? {} : { payload: def.payload }),
+      scheduledFor: at,
+      firedAt: new Date(nowMs).toISOString(),
+      scheduler: { ...origin, group: def.group },
+    };
+    const event: StatusEvent = {
+      v: 1,
+      taskId,
+      scheduleId: def.id,
+      status: 'SCHEDULED',
+      at: task.firedAt,
+      attempt: 0,
+      by: { ...origin, role: 'api' },
+    };
+    await this.kafkaCall(() =>
+      producer.send([
+        { topic: def.topic, key: def.id, value: encodeJson(task), headers: taskHeaders(task) },
+        { topic: EVENTS_TOPIC, key: taskId, value: encodeJson(event), headers: { 'task-id': taskId } },
+      ]),
+    );
+    return taskId;
   }
 
   async stop(): Promise<void> {

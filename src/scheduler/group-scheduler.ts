@@ -5,7 +5,7 @@ import { nextInstants } from '../shared/cron.js';
 import { compileSpec, describeSpec } from '../shared/schedule-spec.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
-import { SCHEDULER_STATE_TOPIC, taskIdFor } from '../shared/messages.js';
+import { manualFireInstant, SCHEDULER_STATE_TOPIC, taskIdFor } from '../shared/messages.js';
 import { partitionForKey } from '../shared/kafka/index.js';
 import type { GroupConsumer, InRecord, KafkaClient, PartitionBatch } from '../shared/kafka/index.js';
 import { FireLoop } from './fire-loop.js';
@@ -173,8 +173,7 @@ export class GroupScheduler {
     const e = this.entries.get(id);
     const owner = this.ownerOf(id);
     if (!e || !owner) return { ok: false, message: this.unknown(id) };
-    let at = this.o.clock.now();
-    if (at % 1000 === 0) at += 1;
+    const at = manualFireInstant(this.o.clock.now());
     await owner.publish([{ entry: e, scheduledFor: at, manual: true }]);
     const taskId = taskIdFor(id, at);
     this.o.logger.info(`triggered ${id} by command`, { taskId });

@@ -55,6 +55,14 @@ export function taskIdFor(scheduleId: string, scheduledForMs: number): string {
   return `${scheduleId}@${new Date(scheduledForMs).toISOString()}`;
 }
 
+/**
+ * The scheduled instant of a manual fire (a trigger): now, moved off a whole second so its taskId is never that of
+ * a spec instant (specs have whole-second precision).
+ */
+export function manualFireInstant(nowMs: number): number {
+  return nowMs % 1000 === 0 ? nowMs + 1 : nowMs;
+}
+
 export type Headers = Record<string, string>;
 
 export function taskHeaders(task: TaskMessage): Headers {
