@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startApi } from './helpers/api.js';
 import type { Api } from './helpers/api.js';
 import { brokers, kafka, uniqueName, useTaskTopic } from './helpers/kafka.js';
+import { opsUrl, scrape, total } from './helpers/metrics.js';
 import { killAll, ROOT, startCli } from './helpers/processes.js';
 import { waitFor } from './helpers/wait-for.js';
 import type { TaskMessage } from '../../src/shared/messages.js';
@@ -274,7 +275,7 @@ describe('taskapi given bad input', () => {
   afterEach(killAll);
 
   it('should answer each with problem+json listing every error, and write nothing', async () => {
-    const api = await startApi([]);
+    const api = await startApi(['--metrics-port', '0']);
     const existing = await api.call<Task>('POST', '/api/v1/tasks', {
       processor: uniqueName('p'),
       schedule: { every: '1h' },
@@ -428,5 +429,13 @@ describe('taskapi given bad input', () => {
       expect((r.body.errors ?? []).map((e) => e.pointer).sort(), what).toEqual([...pointers].sort());
     }
     expect(await tasksEndOffsets()).toBe(before);
+    // Counted by route pattern and status (never by raw URL).
+    const series = await scrape(await opsUrl(api.cli));
+    const byStatus = (status: number) => cases.filter((c) => c[5] === status).length;
+    expect(total(series, 'taskmanager_api_requests_total', { status: '400' })).toBe(byStatus(400));
+    expect(
+      total(series, 'taskmanager_api_requests_total', { route: '/api/v1/tasks/:id', status: '409' }),
+    ).toBe(1);
+    expect(total(series, 'taskmanager_api_ready')).toBe(1);
   });
 });

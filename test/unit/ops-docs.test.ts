@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { ConsumerMetrics } from '../../src/consumer/metrics.js';
 import { SchedulerMetrics } from '../../src/scheduler/metrics.js';
 import { processRegistry } from '../../src/shared/ops/registry.js';
+import { apiMetrics } from '../../src/api/metrics.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 
@@ -18,8 +19,10 @@ async function exposedNames(): Promise<Set<string>> {
   });
   const consumer = processRegistry('taskconsumer');
   new ConsumerMetrics(consumer, { inFlight: () => 0, ready: () => true });
+  const api = processRegistry('taskapi');
+  apiMetrics(api, { tasks: () => 0, ready: () => true });
   const names = new Set<string>();
-  for (const r of [scheduler, consumer]) {
+  for (const r of [scheduler, consumer, api]) {
     for (const m of await r.getMetricsAsJSON()) {
       names.add(m.name);
       if (String(m.type) === 'histogram')
