@@ -20,6 +20,7 @@ Creates, if missing:
   taskmanager.scheduler-state   cleanup.policy=compact
   taskmanager.commands          cleanup.policy=delete
   taskmanager.tasks             cleanup.policy=compact
+  taskmanager.users             cleanup.policy=compact
 
 Options (environment in brackets):
   --bootstrap-server HOST:PORT  brokers [KAFKA_BROKERS] (default 127.0.0.1:9092)
@@ -119,6 +120,8 @@ plan_topics() {
   add_topic taskmanager.commands delete
   # Task definitions created over HTTP (taskapi): the latest definition per task id; a tombstone deletes.
   add_topic taskmanager.tasks compact
+  # Users and API tokens of taskapi (password and token hashes only); a tombstone removes or revokes.
+  add_topic taskmanager.users compact
 }
 
 # ---------------------------------------------------------------------------------------------------------------

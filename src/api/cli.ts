@@ -1,11 +1,10 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { parseDuration } from '../shared/duration.js';
-import { systemClock } from '../shared/clock.js';
 import { AppError, errorMessage } from '../shared/errors.js';
-import { KafkaClient } from '../shared/kafka/index.js';
-import { exitAfterFlush, installShutdown } from '../shared/lifecycle.js';
+import { parseDuration } from '../shared/duration.js';
+import { exitAfterFlush } from '../shared/lifecycle.js';
 import {
   brokersOption,
   logFormatOption,
@@ -20,39 +19,19 @@ import {
 } from '../shared/cli-common.js';
 import { topicNameProblem } from '../shared/config/topic-name.js';
 import { isValidTimeZone } from '../shared/cron.js';
-import { processRegistry } from '../shared/ops/registry.js';
-import { startOpsServer } from '../shared/ops/server.js';
-import type { OpsServer } from '../shared/ops/server.js';
 import { DEFAULT_API_GROUP } from '../shared/tasks/definition.js';
-import { apiMetrics } from './metrics.js';
-import { buildServer } from './server.js';
-import { TaskService } from './task-service.js';
-import { TaskStore } from './task-store.js';
+import { ROLES } from './auth/roles.js';
+import type { Role } from './auth/roles.js';
+import { serve } from './serve.js';
+import type { ServeOptions } from './serve.js';
+import { formatUsers, readPassword, withUsers } from './users-command.js';
 
-interface RunOpts {
+type RunOpts = Omit<ServeOptions, 'brokers' | 'jwtPreviousKeyFile'> & {
   brokers: string;
-  port: number;
-  host: string;
-  group: string;
-  topic: string;
-  timeZone: string;
-  bodyLimit: number;
-  history: number;
+  jwtPreviousKeyFile?: string[];
   logLevel: string;
   logFormat: string;
-  metricsPort?: number;
-  metricsHost: string;
-}
-
-function packageVersion(): string {
-  for (const rel of ['../../../package.json', '../../package.json'])
-    try {
-      return (JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { version: string }).version;
-    } catch {
-      // not at this depth (dist/src/api or src/api)
-    }
-  return '0.0.0';
-}
+};
 
 async function run(opts: RunOpts): Promise<void> {
   const logger = loggerFromOptions(opts, { component: 'taskapi' });
@@ -60,73 +39,10 @@ async function run(opts: RunOpts): Promise<void> {
   if (topicProblem) throw new AppError('USAGE', `--topic ${JSON.stringify(opts.topic)}: ${topicProblem}`);
   if (!isValidTimeZone(opts.timeZone))
     throw new AppError('USAGE', `--time-zone ${JSON.stringify(opts.timeZone)} is not an IANA time zone`);
-  const kafka = new KafkaClient({
-    brokers: parseBrokers(opts.brokers),
+  await serve(
+    { ...opts, brokers: parseBrokers(opts.brokers), jwtPreviousKeyFile: opts.jwtPreviousKeyFile ?? [] },
     logger,
-    clientId: `taskapi-${process.pid}`,
-  });
-  const store = new TaskStore({ kafka, logger, clock: systemClock, historyMs: opts.history });
-  await startWithRetry(logger, () => store.start());
-  const service = new TaskService({
-    store,
-    clock: systemClock,
-    defaults: { topic: opts.topic, group: opts.group, timeZone: opts.timeZone },
-  });
-  const health = { health: () => store.health(), tasks: () => store.view.size };
-  const registry = opts.metricsPort === undefined ? undefined : processRegistry('taskapi');
-  const onResponse = registry
-    ? apiMetrics(registry, { tasks: health.tasks, ready: () => store.health().ready })
-    : undefined;
-  const app = await buildServer({
-    service,
-    health,
-    logger,
-    bodyLimit: opts.bodyLimit,
-    version: packageVersion(),
-    ...(onResponse ? { onResponse } : {}),
-  });
-  let ops: OpsServer | undefined;
-  if (registry && opts.metricsPort !== undefined)
-    ops = await startOpsServer({
-      port: opts.metricsPort,
-      host: opts.metricsHost,
-      registry,
-      readiness: () => {
-        const h = store.health();
-        return { ready: h.ready, reason: h.reason ?? 'ready' };
-      },
-      logger,
-    });
-  installShutdown({
-    logger,
-    graceful: async () => {
-      await app.close();
-      await store.stop();
-      await ops?.close();
-      return 0;
-    },
-  });
-  const address = await app.listen({ port: opts.port, host: opts.host });
-  logger.info(
-    `taskapi listening on ${address}/api/v1/tasks (OpenAPI: ${address}/api/openapi.json); new tasks go to group ${opts.group}, topic ${opts.topic}`,
   );
-}
-
-/** Kafka may be starting too (compose, CI): keep trying, saying why, until it answers. */
-async function startWithRetry(
-  logger: ReturnType<typeof loggerFromOptions>,
-  start: () => Promise<void>,
-): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await start();
-    } catch (err) {
-      if (/does not exist/.test(errorMessage(err))) throw new AppError('USAGE', errorMessage(err));
-      const waitMs = Math.min(5000, 500 * attempt);
-      logger.warn(`cannot start yet (${errorMessage(err)}); retrying in ${waitMs} ms`);
-      await new Promise((r) => setTimeout(r, waitMs));
-    }
-  }
 }
 
 function durationArg(name: string): (v: string) => number {
@@ -138,11 +54,26 @@ function durationArg(name: string): (v: string) => number {
   };
 }
 
+function roleArg(v: string): Role {
+  if (!(ROLES as readonly string[]).includes(v))
+    throw new InvalidArgumentError(`a role is one of ${ROLES.join(', ')} (got ${JSON.stringify(v)})`);
+  return v as Role;
+}
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
 const program = new Command()
   .name('taskapi')
   .description('HTTP API for tasks stored in Kafka (taskmanager.tasks) and fired by taskscheduler.')
   .showHelpAfterError()
   .exitOverride()
+  .enablePositionalOptions();
+
+program
+  .command('run', { isDefault: true })
+  .description('serve the HTTP API (the default command)')
   .addOption(brokersOption())
   .addOption(
     new Option('-p, --port <port>', 'HTTP port').env('PORT').argParser(portNumber('--port')).default(8080),
@@ -169,11 +100,93 @@ const program = new Command()
       .argParser(durationArg('--history'))
       .default(24 * 3600_000, '24h'),
   )
+  .addOption(
+    new Option('--data-dir <dir>', 'where a generated JWT signing key is kept (mode 0600)')
+      .env('TASKAPI_DATA_DIR')
+      .default(join(homedir(), '.taskmanager')),
+  )
+  .addOption(
+    new Option(
+      '--jwt-key-file <file>',
+      'Ed25519 private key (PEM) that signs access tokens; instances behind one address share it',
+    ).env('TASKAPI_JWT_KEY_FILE'),
+  )
+  .addOption(
+    new Option(
+      '--jwt-previous-key-file <file>',
+      'a key rotated out: tokens it signed stay valid until they expire (repeatable)',
+    ).argParser(collect),
+  )
+  .addOption(
+    new Option('--token-ttl <duration>', 'lifetime of access tokens')
+      .argParser(durationArg('--token-ttl'))
+      .default(15 * 60_000, '15m'),
+  )
+  .addOption(
+    new Option(
+      '--allow-signup',
+      'let anyone create a user (role viewer) with POST /api/v1/users/signup',
+    ).default(false),
+  )
   .addOption(logLevelOption())
   .addOption(logFormatOption())
   .addOption(metricsPortOption())
   .addOption(metricsHostOption())
   .action(run);
+
+const users = program
+  .command('users')
+  .description('manage users straight in taskmanager.users (for operators at the shell; no token needed)');
+
+users
+  .command('add <name>')
+  .description('add a user; the password comes from TASKAPI_PASSWORD or the first line of stdin')
+  .addOption(
+    new Option('-r, --role <role>', 'viewer, operator or admin').argParser(roleArg).default('viewer'),
+  )
+  .addOption(brokersOption())
+  .action(async (name: string, opts: { role: Role; brokers: string }) => {
+    const password = await readPassword();
+    await withUsers(parseBrokers(opts.brokers), (u, by) => u.addUser(name, password, opts.role, by));
+    process.stdout.write(`added ${name} (${opts.role})\n`);
+  });
+
+users
+  .command('list')
+  .description('users and their roles')
+  .addOption(brokersOption())
+  .option('--json', 'print JSON')
+  .action(async (opts: { brokers: string; json?: boolean }) => {
+    const out = await withUsers(parseBrokers(opts.brokers), async (u) =>
+      opts.json
+        ? JSON.stringify(
+            u.view.allUsers().map(({ passwordHash: _hidden, ...rest }) => rest),
+            null,
+            2,
+          )
+        : formatUsers(u),
+    );
+    process.stdout.write(`${out}\n`);
+  });
+
+users
+  .command('set-role <name> <role>')
+  .description('change a user’s role (applies to their tokens at once)')
+  .addOption(brokersOption())
+  .action(async (name: string, role: string, opts: { brokers: string }) => {
+    const r = roleArg(role);
+    await withUsers(parseBrokers(opts.brokers), (u, by) => u.changeUser(name, { role: r }, by));
+    process.stdout.write(`${name} is now ${r}\n`);
+  });
+
+users
+  .command('remove <name>')
+  .description('remove a user and revoke their API tokens')
+  .addOption(brokersOption())
+  .action(async (name: string, opts: { brokers: string }) => {
+    await withUsers(parseBrokers(opts.brokers), (u, by) => u.removeUser(name, by));
+    process.stdout.write(`removed ${name}\n`);
+  });
 
 try {
   await program.parseAsync(normalizeGoFlags(process.argv.slice(2)), { from: 'user' });

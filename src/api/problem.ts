@@ -21,6 +21,7 @@ const TITLES: Record<number, string> = {
   405: 'Method Not Allowed',
   409: 'Conflict',
   412: 'Precondition Failed',
+  429: 'Too Many Requests',
   413: 'Content Too Large',
   415: 'Unsupported Media Type',
   428: 'Precondition Required',
@@ -34,6 +35,8 @@ export class ApiError extends Error {
     readonly status: number,
     message: string,
     readonly errors?: FieldError[],
+    /** Response headers that go with it (Retry-After, WWW-Authenticate). */
+    readonly headers?: Record<string, string>,
   ) {
     super(message);
     this.name = 'ApiError';

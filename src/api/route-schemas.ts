@@ -13,13 +13,15 @@ export function json(schema: object, description: string): object {
   return { description, content: { 'application/json': { schema } } };
 }
 
-function problem(description: string): object {
+export function problem(description: string): object {
   return { description, content: { [PROBLEM_CONTENT_TYPE]: { schema: PROBLEM_SCHEMA } } };
 }
 
 /** The error answers every route may give. */
 export const COMMON_ERRORS = {
   400: problem('Invalid request: every error, each with a JSON pointer'),
+  401: problem('No bearer token, or one that is invalid, expired or revoked'),
+  403: problem('The token’s user lacks the role this route needs'),
   404: problem('No such task or route'),
   503: problem('Kafka unreachable or taskapi starting: nothing was written'),
 } as const;

@@ -17,14 +17,19 @@ const READY_SCHEMA = {
 export function registerHealthRoutes(app: FastifyInstance, source: HealthSource): void {
   app.get(
     '/api/healthz',
-    { schema: { tags: ['health'], response: { 200: json(READY_SCHEMA, 'Alive') } } },
+    {
+      config: { access: 'public' },
+      schema: { tags: ['health'], security: [], response: { 200: json(READY_SCHEMA, 'Alive') } },
+    },
     () => ({ status: 'ok', tasks: source.tasks() }),
   );
   app.get(
     '/api/readyz',
     {
+      config: { access: 'public' },
       schema: {
         tags: ['health'],
+        security: [],
         response: { 200: json(READY_SCHEMA, 'Ready'), 503: COMMON_ERRORS[503] },
       },
     },

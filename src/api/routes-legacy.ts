@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { principalOf } from './auth/guard.js';
 import { BODY_ERRORS, bodyValidator, COMMON_ERRORS, ID_PARAMS, json } from './route-schemas.js';
 import { inputOfLegacyTask, LEGACY_TASK_SCHEMA, parseLegacyTask } from './task-input.js';
 import type { TaskInput } from './task-input.js';
@@ -43,6 +44,7 @@ export function registerLegacyRoutes(app: FastifyInstance, service: TaskService)
   app.post<{ Body: TaskInput }>(
     '/api/tasks',
     {
+      config: { access: 'operator' },
       schema: {
         tags: ['compat'],
         summary: 'Create a one-shot task: {task_type, payload, run_at} (run_at absent: at once)',
@@ -55,7 +57,7 @@ export function registerLegacyRoutes(app: FastifyInstance, service: TaskService)
       }),
     },
     async (req, reply) => {
-      const task = await service.create(req.body);
+      const task = await service.create(req.body, principalOf(req));
       return reply
         .code(201)
         .header('location', `/api/tasks/${encodeURIComponent(task.id)}`)
@@ -67,6 +69,7 @@ export function registerLegacyRoutes(app: FastifyInstance, service: TaskService)
   app.get<{ Params: { id: string } }>(
     '/api/tasks/:id',
     {
+      config: { access: 'viewer' },
       schema: {
         tags: ['compat'],
         summary: 'Get a task in the old service’s shape',

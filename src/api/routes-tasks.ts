@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
+import { principalOf } from './auth/guard.js';
 import {
   BODY_ERRORS,
   bodyValidator,
@@ -49,6 +50,7 @@ export function registerTaskRoutes(app: FastifyInstance, service: TaskService): 
   app.post<{ Body: TaskInput }>(
     BASE,
     {
+      config: { access: 'operator' },
       schema: {
         tags: ['tasks'],
         summary: 'Create a task (our body, or the old service’s {name, type, period, payload})',
@@ -58,7 +60,7 @@ export function registerTaskRoutes(app: FastifyInstance, service: TaskService): 
       validatorCompiler: bodyValidator(parseCreateBody),
     },
     async (req, reply) => {
-      const task = await service.create(req.body);
+      const task = await service.create(req.body, principalOf(req));
       return sendTask(reply.header('location', `${BASE}/${encodeURIComponent(task.id)}`), task, 201);
     },
   );
@@ -66,6 +68,7 @@ export function registerTaskRoutes(app: FastifyInstance, service: TaskService): 
   app.get<{ Querystring: ListRequest }>(
     BASE,
     {
+      config: { access: 'viewer' },
       schema: {
         tags: ['tasks'],
         summary: 'List tasks, oldest first, filtered by status and processor',
@@ -79,6 +82,7 @@ export function registerTaskRoutes(app: FastifyInstance, service: TaskService): 
   app.get<{ Params: IdParams }>(
     `${BASE}/:id`,
     {
+      config: { access: 'viewer' },
       schema: {
         tags: ['tasks'],
         summary: 'Get a task (ETag = its version)',
@@ -92,6 +96,7 @@ export function registerTaskRoutes(app: FastifyInstance, service: TaskService): 
   app.put<{ Params: IdParams; Body: TaskInput; Headers: IfMatch }>(
     `${BASE}/:id`,
     {
+      config: { access: 'operator' },
       schema: {
         tags: ['tasks'],
         summary: 'Replace a task (our body or the old service’s); changes apply from its next fire',
@@ -103,12 +108,16 @@ export function registerTaskRoutes(app: FastifyInstance, service: TaskService): 
       validatorCompiler: bodyValidator(parseCreateBody),
     },
     async (req, reply) =>
-      sendTask(reply, await service.replace(req.params.id, req.body, req.headers['if-match'])),
+      sendTask(
+        reply,
+        await service.replace(req.params.id, req.body, req.headers['if-match'], principalOf(req)),
+      ),
   );
 
   app.patch<{ Params: IdParams; Body: TaskPatch; Headers: IfMatch }>(
     `${BASE}/:id`,
     {
+      config: { access: 'operator' },
       schema: {
         tags: ['tasks'],
         summary: 'Change some fields of a task (e.g. {"enabled": false})',
@@ -120,12 +129,16 @@ export function registerTaskRoutes(app: FastifyInstance, service: TaskService): 
       validatorCompiler: bodyValidator(parseTaskPatch),
     },
     async (req, reply) =>
-      sendTask(reply, await service.patch(req.params.id, req.body, req.headers['if-match'])),
+      sendTask(
+        reply,
+        await service.patch(req.params.id, req.body, req.headers['if-match'], principalOf(req)),
+      ),
   );
 
   app.delete<{ Params: IdParams; Headers: IfMatch }>(
     `${BASE}/:id`,
     {
+      config: { access: 'operator' },
       schema: {
         tags: ['tasks'],
         summary: 'Delete a task: no further fires',
@@ -135,7 +148,7 @@ export function registerTaskRoutes(app: FastifyInstance, service: TaskService): 
       },
     },
     async (req, reply) => {
-      await service.remove(req.params.id, req.headers['if-match']);
+      await service.remove(req.params.id, req.headers['if-match'], principalOf(req));
       return reply.code(204).send();
     },
   );
@@ -143,6 +156,7 @@ export function registerTaskRoutes(app: FastifyInstance, service: TaskService): 
   app.post<{ Params: IdParams }>(
     `${BASE}/:id/trigger`,
     {
+      config: { access: 'operator' },
       schema: {
         tags: ['tasks'],
         summary: 'Fire a task now, once, outside its schedule: its task message goes straight to its topic',
@@ -150,12 +164,13 @@ export function registerTaskRoutes(app: FastifyInstance, service: TaskService): 
         response: { 202: json(TRIGGER_SCHEMA, 'Fired: the task message is in Kafka'), ...BODY_ERRORS },
       },
     },
-    async (req, reply) => reply.code(202).send(await service.trigger(req.params.id)),
+    async (req, reply) => reply.code(202).send(await service.trigger(req.params.id, principalOf(req))),
   );
 
   app.get<{ Params: IdParams }>(
     `${BASE}/:id/runs`,
     {
+      config: { access: 'viewer' },
       schema: {
         tags: ['tasks'],
         summary: 'The last 20 runs of a task, newest first, folded from taskmanager.events',

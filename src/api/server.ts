@@ -11,10 +11,14 @@ import { registerHealthRoutes } from './routes-health.js';
 import type { HealthSource } from './routes-health.js';
 import { registerLegacyRoutes } from './routes-legacy.js';
 import { registerTaskRoutes } from './routes-tasks.js';
+import { registerUserRoutes } from './routes-users.js';
+import type { UserRoutesOptions } from './routes-users.js';
+import { installGuard } from './auth/guard.js';
 import type { TaskService } from './task-service.js';
 
 export interface ApiServerOptions {
   service: TaskService;
+  users: UserRoutesOptions;
   health: HealthSource;
   logger: Logger;
   /** Largest request body, bytes (413 above). @default 524288 */
@@ -51,8 +55,19 @@ export async function buildServer(o: ApiServerOptions): Promise<FastifyInstance>
         description:
           'Create, list, change, delete and trigger tasks stored in Kafka (taskmanager.tasks) and fired by taskscheduler. Errors are RFC 9457 problem+json.',
       },
+      components: {
+        securitySchemes: {
+          bearer: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'An access token from POST /api/v1/users/login (JWT) or an API token (tmk_…)',
+          },
+        },
+      },
+      security: [{ bearer: [] }],
       tags: [
         { name: 'tasks', description: 'Tasks (SPEC.md §7)' },
+        { name: 'users', description: 'Users, roles and tokens (SPEC.md §8)' },
         { name: 'compat', description: 'Request bodies of the task services taskapi replaces' },
         { name: 'health', description: 'Liveness and readiness' },
       ],
@@ -66,6 +81,9 @@ export async function buildServer(o: ApiServerOptions): Promise<FastifyInstance>
     const { status, detail, errors } = describeError(err);
     if (status >= 500 && !(err instanceof ApiError))
       o.logger.error(`${req.method} ${req.url} failed: ${errorMessage(err)}`);
+    if (err instanceof ApiError)
+      for (const [k, v] of Object.entries(err.headers ?? {})) void reply.header(k, v);
+    if (status === 401) void reply.header('www-authenticate', 'Bearer realm="taskapi"');
     return sendProblem(reply, problemOf(status, detail, req.url, errors));
   });
   if (o.onResponse) {
@@ -76,10 +94,12 @@ export async function buildServer(o: ApiServerOptions): Promise<FastifyInstance>
     });
   }
 
+  installGuard(app, o.users.auth);
   registerTaskRoutes(app, o.service);
+  registerUserRoutes(app, o.users);
   registerLegacyRoutes(app, o.service);
   registerHealthRoutes(app, o.health);
-  app.get('/api/openapi.json', { schema: { hide: true } }, () => app.swagger());
+  app.get('/api/openapi.json', { config: { access: 'public' }, schema: { hide: true } }, () => app.swagger());
   await app.ready();
   return app;
 }

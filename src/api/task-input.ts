@@ -235,6 +235,12 @@ function check<T>(
   return { ok: false, errors: dedupe(errors) };
 }
 
+/** A body parser from a plain JSON schema (every error at once, unknown fields refused by the schema). */
+export function parserOf<T>(schema: object): (body: unknown) => Parsed<T> {
+  const validate = ajv.compile<T>(schema);
+  return (body) => check(validate, body, () => []);
+}
+
 export function isLegacyV1Body(body: unknown): boolean {
   return body !== null && typeof body === 'object' && 'type' in body && !('schedule' in body);
 }

@@ -1,4 +1,12 @@
+import { hostname } from 'node:os';
 import type { Clock } from '../shared/clock.js';
+import { errorMessage } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
+import { encodeJson, EVENTS_TOPIC } from '../shared/messages.js';
+import type { AuditAction, AuditEvent } from '../shared/messages.js';
+import { actorOf } from './auth/roles.js';
+import type { Principal } from './auth/roles.js';
+import type { KafkaStore } from './kafka-store.js';
 import type { TaskDefinition } from '../shared/tasks/definition.js';
 import { ApiError } from './problem.js';
 import type { TaskRun } from './run-history.js';
@@ -29,7 +37,9 @@ export interface TriggerResult {
 }
 
 export interface TaskServiceOptions {
-  store: TaskStore;
+  tasks: TaskStore;
+  store: KafkaStore;
+  logger: Logger;
   clock: Clock;
   defaults: InputDefaults;
 }
@@ -75,7 +85,7 @@ export class TaskService {
   }
 
   list(q: ListRequest): TaskList {
-    const page = this.o.store.view.list({
+    const page = this.o.tasks.view.list({
       limit: q.limit,
       ...(q.offset === undefined ? {} : { offset: q.offset }),
       ...(q.cursor === undefined ? {} : { after: decodeCursor(q.cursor) }),
@@ -91,36 +101,47 @@ export class TaskService {
 
   runs(id: string): TaskRun[] {
     this.found(id);
-    return this.o.store.view.runs.runs(id);
+    return this.o.tasks.view.runs.runs(id);
   }
 
-  async create(input: TaskInput): Promise<ApiTask> {
-    const def = definitionOf(input, this.o.defaults, this.o.clock.now());
+  async create(input: TaskInput, by: Principal): Promise<ApiTask> {
+    const actor = actorOf(by);
+    const def = {
+      ...definitionOf(input, this.o.defaults, this.o.clock.now()),
+      createdBy: actor,
+      updatedBy: actor,
+    };
     await this.checkTopic(def);
-    if (this.o.store.view.get(def.id)) throw new ApiError(409, `task ${def.id} already exists`);
-    const { task } = await this.o.store.create(def);
-    return this.show(this.written(def.id, task));
+    if (this.o.tasks.view.get(def.id)) throw new ApiError(409, `task ${def.id} already exists`);
+    const { task } = await this.o.tasks.create(def, actor);
+    const shown = this.written(def.id, task);
+    await this.audit('task.created', shown, actor);
+    return this.show(shown);
   }
 
-  replace(id: string, input: TaskInput, ifMatch: string | undefined): Promise<ApiTask> {
+  replace(id: string, input: TaskInput, ifMatch: string | undefined, by: Principal): Promise<ApiTask> {
     if (input.id !== undefined && input.id !== id)
       throw new ApiError(400, `the body's id ${input.id} is not the task's id ${id}`, [
         { pointer: '/id', detail: `must be ${id} (the id in the path) or left out` },
       ]);
-    return this.change(id, ifMatch, (def) => definitionOf(input, this.o.defaults, this.o.clock.now(), def));
+    return this.change(id, ifMatch, by, (def) =>
+      definitionOf(input, this.o.defaults, this.o.clock.now(), def),
+    );
   }
 
-  patch(id: string, patch: TaskPatch, ifMatch: string | undefined): Promise<ApiTask> {
-    return this.change(id, ifMatch, (def) => applyPatch(def, patch, this.o.clock.now()));
+  patch(id: string, patch: TaskPatch, ifMatch: string | undefined, by: Principal): Promise<ApiTask> {
+    return this.change(id, ifMatch, by, (def) => applyPatch(def, patch, this.o.clock.now()));
   }
 
-  async remove(id: string, ifMatch: string | undefined): Promise<void> {
+  async remove(id: string, ifMatch: string | undefined, by: Principal): Promise<void> {
+    const actor = actorOf(by);
     const wanted = versionOfIfMatch(ifMatch);
     for (let attempt = 1; ; attempt++) {
       const current = this.found(id);
       this.checkPrecondition(current, wanted);
       try {
-        await this.o.store.remove(id, current.version);
+        await this.o.tasks.remove(id, current.version, actor);
+        await this.audit('task.deleted', current, actor);
         return;
       } catch (err) {
         if (!this.retryable(err, wanted, attempt)) throw err;
@@ -129,26 +150,33 @@ export class TaskService {
   }
 
   /** Fires the task once now; its consumers run it like any fire (`taskId` has millisecond precision). */
-  async trigger(id: string): Promise<TriggerResult> {
-    const { def } = this.found(id);
-    const taskId = await this.o.store.fireNow(def);
+  async trigger(id: string, by: Principal): Promise<TriggerResult> {
+    const current = this.found(id);
+    const { def } = current;
+    this.o.store.assertWritable();
+    const taskId = await this.o.tasks.fireNow(def);
+    await this.audit('task.triggered', current, actorOf(by), taskId);
     return { taskId, message: `fired ${id} now as ${taskId} (topic ${def.topic})` };
   }
 
   private async change(
     id: string,
     ifMatch: string | undefined,
+    by: Principal,
     next: (def: TaskDefinition) => TaskDefinition,
   ): Promise<ApiTask> {
+    const actor = actorOf(by);
     const wanted = versionOfIfMatch(ifMatch);
     for (let attempt = 1; ; attempt++) {
       const current = this.found(id);
       this.checkPrecondition(current, wanted);
-      const def = next(current.def);
+      const def = { ...next(current.def), updatedBy: actor };
       await this.checkTopic(def);
       try {
-        const { task } = await this.o.store.update(def, current.version);
-        return this.show(this.written(id, task));
+        const { task } = await this.o.tasks.update(def, current.version, actor);
+        const shown = this.written(id, task);
+        await this.audit('task.changed', shown, actor);
+        return this.show(shown);
       } catch (err) {
         if (!this.retryable(err, wanted, attempt)) throw err;
       }
@@ -163,6 +191,29 @@ export class TaskService {
       (wanted === undefined || wanted === '*') &&
       attempt < UNCONDITIONAL_ATTEMPTS
     );
+  }
+
+  /**
+   * Every change is also an event on taskmanager.events with the acting user (the task record carries it too). A
+   * change already stored stays stored if this fails; it is logged.
+   */
+  private async audit(action: AuditAction, t: ViewTask, actor: string, taskId?: string): Promise<void> {
+    const event: AuditEvent = {
+      v: 1,
+      kind: 'audit',
+      action,
+      task: t.def.id,
+      version: t.version,
+      user: actor,
+      at: new Date(this.o.clock.now()).toISOString(),
+      from: { host: hostname(), pid: process.pid },
+      ...(taskId === undefined ? {} : { taskId }),
+    };
+    await this.o.store
+      .send([{ topic: EVENTS_TOPIC, key: t.def.id, value: encodeJson(event) }])
+      .catch((err: unknown) =>
+        this.o.logger.warn(`audit event ${action} of task ${t.def.id} not written: ${errorMessage(err)}`),
+      );
   }
 
   private checkPrecondition(current: ViewTask, wanted: string | undefined): void {
@@ -184,7 +235,7 @@ export class TaskService {
   }
 
   private found(id: string): ViewTask {
-    const t = this.o.store.view.get(id);
+    const t = this.o.tasks.view.get(id);
     if (!t) throw new ApiError(404, `no task ${id}`);
     return t;
   }
@@ -195,6 +246,6 @@ export class TaskService {
   }
 
   private show(t: ViewTask): ApiTask {
-    return toApiTask(t.def, t.version, this.o.store.view.latestRun(t.def.id), this.o.clock.now());
+    return toApiTask(t.def, t.version, this.o.tasks.view.latestRun(t.def.id), this.o.clock.now());
   }
 }

@@ -3,7 +3,7 @@ import type { InRecord } from '../shared/kafka/index.js';
 import { parseStatusEvent } from '../shared/messages.js';
 import { parseDefinition, TASKS_TOPIC } from '../shared/tasks/definition.js';
 import type { TaskDefinition } from '../shared/tasks/definition.js';
-import { foldTaskRecord, nextKeyState, WRITER_HEADER } from '../shared/tasks/task-log.js';
+import { foldTaskRecord, nextKeyState } from '../shared/tasks/task-log.js';
 import type { KeyState, TaskLogOutcome } from '../shared/tasks/task-log.js';
 import { RunHistory } from './run-history.js';
 import type { TaskRun } from './run-history.js';
@@ -15,6 +15,8 @@ export interface ViewTask {
   def: TaskDefinition;
   version: string;
   state: TaskState;
+  /** `def.processor`, kept beside the state so a filtered scan reads one object per task. */
+  processor: string;
 }
 
 export interface ListQuery {
@@ -50,14 +52,15 @@ export class TaskView {
   private ordered: ViewTask[] = [];
   private sealed = false;
   readonly runs = new RunHistory();
+  private readonly byState = new Map<TaskState, number>();
+  private readonly byProcessor = new Map<string, number>();
   /** Keys whose last record was rejected: their writer must append a repair (see task-log.ts). */
   readonly unrepaired = new Set<string>();
 
   constructor(
     private readonly logger: Logger,
-    /** This instance's writer id: outcomes of records carrying it go to `onOwnOutcome`. */
-    private readonly writerId: string,
-    private readonly onOwnOutcome: (r: InRecord, outcome: TaskLogOutcome) => void = () => undefined,
+    /** Told every record's outcome (the writer of a record waits for it: read-your-writes). */
+    private readonly onOutcome: (r: InRecord, outcome: TaskLogOutcome) => void = () => undefined,
   ) {}
 
   get size(): number {
@@ -106,7 +109,7 @@ export class TaskView {
     if (next) this.keys.set(id, next);
     if (outcome.kind === 'put' && def) this.put(def, outcome.version);
     else if (outcome.kind === 'delete') this.remove(id);
-    if (r.headers[WRITER_HEADER] === this.writerId) this.onOwnOutcome(r, outcome);
+    this.onOutcome(r, outcome);
   }
 
   onEventRecord(r: InRecord): void {
@@ -114,47 +117,76 @@ export class TaskView {
     if (!e) return;
     const id = this.runs.fold(e);
     const t = id === undefined ? undefined : this.tasks.get(id);
-    if (t) t.state = stateOf(t.def, this.runs.latest(t.def.id));
+    if (!t) return;
+    this.counted(t, -1);
+    t.state = stateOf(t.def, this.runs.latest(t.def.id));
+    this.counted(t, 1);
   }
 
+  /**
+   * One page: from the cursor on, the first `limit` matches. `total` comes from counters kept as tasks change, so a
+   * page costs what it returns, not the size of the view (only both filters at once count by scanning).
+   */
   list(q: ListQuery): ListPage {
     const matches = (t: ViewTask) =>
       (q.status === undefined || t.state === q.status) &&
-      (q.processor === undefined || t.def.processor === q.processor);
-    let start = 0;
+      (q.processor === undefined || t.processor === q.processor);
+    let i = 0;
     if (q.after) {
       const after = q.after;
-      start = this.lowerBound(
+      i = this.lowerBound(
         (t) => before(t, after) || (t.def.createdAt === after.createdAt && t.def.id === after.id),
       );
     }
     const items: ViewTask[] = [];
-    let total = 0;
     let skip = q.offset ?? 0;
     let more = false;
-    for (let i = 0; i < this.ordered.length; i++) {
+    for (; i < this.ordered.length; i++) {
       const t = this.ordered[i]!;
       if (!matches(t)) continue;
-      total++;
-      if (i < start) continue;
-      if (skip > 0) {
-        skip--;
-        continue;
+      if (skip > 0) skip--;
+      else if (items.length < q.limit) items.push(t);
+      else {
+        more = true;
+        break;
       }
-      if (items.length < q.limit) items.push(t);
-      else more = true;
     }
     const last = items.at(-1);
     return {
       items,
-      total,
+      total: this.count(q, matches),
       ...(more && last ? { last: { createdAt: last.def.createdAt, id: last.def.id } } : {}),
     };
   }
 
+  private count(q: ListQuery, matches: (t: ViewTask) => boolean): number {
+    if (q.status !== undefined && q.processor !== undefined) {
+      let n = 0;
+      for (const t of this.ordered) if (matches(t)) n++;
+      return n;
+    }
+    if (q.status !== undefined) return this.byState.get(q.status) ?? 0;
+    if (q.processor !== undefined) return this.byProcessor.get(q.processor) ?? 0;
+    return this.tasks.size;
+  }
+
+  /** Keeps the per-status and per-processor counters: `sign` +1 when a task enters, -1 when it leaves. */
+  private counted(t: ViewTask, sign: 1 | -1): void {
+    this.byState.set(t.state, (this.byState.get(t.state) ?? 0) + sign);
+    this.byProcessor.set(t.processor, (this.byProcessor.get(t.processor) ?? 0) + sign);
+    if (this.byProcessor.get(t.processor) === 0) this.byProcessor.delete(t.processor);
+  }
+
   private put(def: TaskDefinition, version: string): void {
     const existing = this.tasks.get(def.id);
-    const t: ViewTask = { def, version, state: stateOf(def, this.runs.latest(def.id)) };
+    const t: ViewTask = {
+      def,
+      version,
+      state: stateOf(def, this.runs.latest(def.id)),
+      processor: def.processor,
+    };
+    if (existing) this.counted(existing, -1);
+    this.counted(t, 1);
     if (existing && this.sealed) {
       const at = this.indexOf(existing);
       if (existing.def.createdAt === def.createdAt) this.ordered[at] = t;
@@ -170,6 +202,7 @@ export class TaskView {
     const existing = this.tasks.get(id);
     if (!existing) return;
     this.tasks.delete(id);
+    this.counted(existing, -1);
     // A task created again under the same id starts with no history, on every instance alike.
     this.runs.forget(id);
     if (this.sealed) this.ordered.splice(this.indexOf(existing), 1);

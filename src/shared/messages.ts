@@ -48,6 +48,24 @@ export interface StatusEvent {
   dlqReason?: DlqReason;
 }
 
+export type AuditAction = 'task.created' | 'task.changed' | 'task.deleted' | 'task.triggered';
+
+/** A change made through `taskapi`, on `taskmanager.events` (key = task id), with who made it. */
+export interface AuditEvent {
+  v: 1;
+  kind: 'audit';
+  action: AuditAction;
+  task: string;
+  /** The task's version after the change (before it, for a delete). */
+  version: string;
+  /** The user name, with the API token id when one was used. */
+  user: string;
+  at: string;
+  from: { host: string; pid: number };
+  /** task.triggered: the taskId of the fire. */
+  taskId?: string;
+}
+
 export type DlqReason = 'decode-error' | 'unknown-processor' | 'non-retriable' | 'attempts-exhausted';
 
 /** `1@2026-11-22T10:00:05.000Z`: deterministic, so every component can de-duplicate on it. */

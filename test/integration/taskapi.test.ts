@@ -15,10 +15,13 @@ const run = promisify(execFile);
 const TASKS = 'taskmanager.tasks';
 const FIXTURES = 'test/fixtures/test-processors.js';
 
-/** The two request examples of the task services we replace, exactly as their READMEs (and ours) give them. */
+/**
+ * The two request examples of the task services we replace as our README gives them: their bodies exactly as
+ * their READMEs have them, plus the bearer token our API requires.
+ */
 const SEED_CURLS = [
-  `curl -X POST http://localhost:8080/api/v1/tasks -H 'Content-Type: application/json' -d '{"name":"email","type":"recurring","period":"5s","payload":{"to":"user@example.com","subject":"Hello"}}'`,
-  `curl -X POST http://localhost:8080/api/tasks -H 'Content-Type: application/json' -d '{"task_type":"email","payload":{"to":"user@example.com","subject":"Welcome"},"run_at":"2026-02-20T10:00:00Z"}'`,
+  `curl -H "Authorization: Bearer $TOKEN" -X POST http://localhost:8080/api/v1/tasks -H 'Content-Type: application/json' -d '{"name":"email","type":"recurring","period":"5s","payload":{"to":"user@example.com","subject":"Hello"}}'`,
+  `curl -H "Authorization: Bearer $TOKEN" -X POST http://localhost:8080/api/tasks -H 'Content-Type: application/json' -d '{"task_type":"email","payload":{"to":"user@example.com","subject":"Welcome"},"run_at":"2026-02-20T10:00:00Z"}'`,
 ];
 
 type Task = {
@@ -85,10 +88,13 @@ describe('taskapi with a scheduler and a consumer', () => {
     const ids: string[] = [];
     for (const curl of SEED_CURLS) {
       expect(readme, 'the README shows this example').toContain(curl);
-      const { stdout } = await run('bash', [
-        '-c',
-        `${curl.replace('localhost:8080', `127.0.0.1:${port}`)} -s`,
-      ]);
+      const { stdout } = await run(
+        'bash',
+        ['-c', `${curl.replace('localhost:8080', `127.0.0.1:${port}`)} -s`],
+        {
+          env: { ...process.env, TOKEN: api.token },
+        },
+      );
       // /api/v1/tasks shows the old word beside ours; /api/tasks in `status`, as that service did.
       const created = JSON.parse(stdout) as { id: string; status: string; legacyStatus?: string };
       expect(created.legacyStatus ?? created.status, stdout).toBe('PENDING');

@@ -67,12 +67,9 @@ class Log {
   }
 }
 
-function viewOf(
-  records: InRecord[],
-  writer = 'w',
-): { view: TaskView; outcomes: Map<string, TaskLogOutcome> } {
+function viewOf(records: InRecord[]): { view: TaskView; outcomes: Map<string, TaskLogOutcome> } {
   const outcomes = new Map<string, TaskLogOutcome>();
-  const view = new TaskView(silentLogger, writer, (r, o) => outcomes.set(r.offset, o));
+  const view = new TaskView(silentLogger, (r, o) => outcomes.set(r.offset, o));
   for (const r of records) view.onTaskRecord(r);
   view.seal();
   return { view, outcomes };

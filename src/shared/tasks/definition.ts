@@ -34,6 +34,8 @@ export interface TaskDefinition {
   createdAt: string;
   updatedAt: string;
   createdBy?: string;
+  /** Who made the last change (user name, or user name and API token id). */
+  updatedBy?: string;
 }
 
 const scheduleSchema = {
@@ -92,6 +94,7 @@ const definitionSchema: JSONSchemaType<TaskDefinition> = {
     createdAt: { type: 'string' },
     updatedAt: { type: 'string' },
     createdBy: { type: 'string', nullable: true },
+    updatedBy: { type: 'string', nullable: true },
   },
 };
 

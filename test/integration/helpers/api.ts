@@ -1,3 +1,6 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { brokers } from './kafka.js';
 import { startCli } from './processes.js';
 import type { RunningCli } from './processes.js';
@@ -10,8 +13,20 @@ export interface ApiAnswer<T = Record<string, unknown>> {
   text: string;
 }
 
+/**
+ * The admin every test logs in as. Test files run side by side against one broker and one `taskmanager.users`:
+ * the first taskapi to start creates it (TASKAPI_ADMIN_USER), the others find it, so all share these credentials.
+ */
+export const TEST_ADMIN = { username: 'test-admin', password: 'test-admin-password' } as const;
+
+/** One data directory per test process: instances started by one test share their generated signing key. */
+const DATA_DIR = mkdtempSync(join(tmpdir(), 'taskapi-data-'));
+
 /** A started `taskapi` (the built CLI on a free port) and a small client for it. */
 export class Api {
+  /** Sent as the bearer token unless a call says otherwise. */
+  token: string | undefined;
+
   constructor(
     readonly cli: RunningCli,
     readonly url: string,
@@ -22,10 +37,15 @@ export class Api {
     path: string,
     body?: unknown,
     headers: Record<string, string> = {},
+    { token = this.token }: { token?: string | undefined } = {},
   ): Promise<ApiAnswer<T>> {
     const res = await fetch(`${this.url}${path}`, {
       method,
-      headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+      headers: {
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
+        ...headers,
+      },
       ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
     });
     const text = await res.text();
@@ -37,11 +57,31 @@ export class Api {
     }
     return { status: res.status, headers: res.headers, body: parsed as T, text };
   }
+
+  /** An access token for a user (POST /api/v1/users/login). */
+  async login(username: string, password: string): Promise<string> {
+    const r = await this.call<{ accessToken: string }>(
+      'POST',
+      '/api/v1/users/login',
+      { username, password },
+      {},
+      { token: undefined },
+    );
+    if (r.status !== 200) throw new Error(`login of ${username}: ${r.status} ${r.text}`);
+    return r.body.accessToken;
+  }
 }
 
-/** Starts `taskapi --port 0` with the given flags and waits until it listens; `--history 1m` keeps starts quick. */
-export async function startApi(args: string[]): Promise<Api> {
-  const cli = startCli('taskapi', ['-b', brokers(), '--port', '0', '--history', '1m', ...args]);
+/**
+ * Starts `taskapi --port 0` with the given flags, waits until it listens and logs in as {@link TEST_ADMIN};
+ * `--history 1m` keeps starts quick.
+ */
+export async function startApi(args: string[], env: Record<string, string> = {}): Promise<Api> {
+  const cli = startCli(
+    'taskapi',
+    ['-b', brokers(), '--port', '0', '--history', '1m', '--data-dir', DATA_DIR, ...args],
+    { TASKAPI_ADMIN_USER: TEST_ADMIN.username, TASKAPI_ADMIN_PASSWORD: TEST_ADMIN.password, ...env },
+  );
   let url = '';
   await waitFor(
     () => {
@@ -51,5 +91,7 @@ export async function startApi(args: string[]): Promise<Api> {
     },
     { timeoutMs: 60_000, what: `taskapi listening\n${cli.output.slice(-2000)}` },
   );
-  return new Api(cli, url);
+  const api = new Api(cli, url);
+  api.token = await api.login(TEST_ADMIN.username, TEST_ADMIN.password);
+  return api;
 }

@@ -1,0 +1,94 @@
+import { randomUUID, timingSafeEqual } from 'node:crypto';
+import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
+import type { Clock } from '../../shared/clock.js';
+import { ApiError } from '../problem.js';
+import { DUMMY_HASH, verifyPassword } from './passwords.js';
+import type { Principal } from './roles.js';
+import type { SigningKeys } from './signing-keys.js';
+import { API_TOKEN_PREFIX, sha256 } from './user-store.js';
+import type { UserView } from './user-view.js';
+
+const ISSUER = 'taskapi';
+
+export interface AccessToken {
+  accessToken: string;
+  tokenType: 'Bearer';
+  expiresIn: number;
+}
+
+/** A 401 that says what is wrong without repeating what was sent. */
+function unauthorized(why: string): ApiError {
+  return new ApiError(401, why);
+}
+
+/** Who a bearer token belongs to (JWT access token or API token), and passwords to access tokens. */
+export class Authenticator {
+  constructor(
+    private readonly users: UserView,
+    private readonly keys: SigningKeys,
+    private readonly clock: Clock,
+    /** Lifetime of access tokens, seconds. */
+    private readonly ttlSeconds: number,
+  ) {}
+
+  /** The same answer, after the same work, whether the user does not exist or the password is wrong. */
+  async login(name: string, password: string): Promise<AccessToken | undefined> {
+    const found = this.users.user(name);
+    const ok = await verifyPassword(password, found?.user.passwordHash ?? DUMMY_HASH);
+    if (!ok || !found) return undefined;
+    const now = Math.floor(this.clock.now() / 1000);
+    const accessToken = await new SignJWT({ role: found.user.role })
+      .setProtectedHeader({ alg: 'EdDSA', kid: this.keys.signing.kid, typ: 'JWT' })
+      .setIssuer(ISSUER)
+      .setSubject(name)
+      .setIssuedAt(now)
+      .setExpirationTime(now + this.ttlSeconds)
+      .setJti(randomUUID())
+      .sign(this.keys.signing.key);
+    return { accessToken, tokenType: 'Bearer', expiresIn: this.ttlSeconds };
+  }
+
+  async authenticate(authorization: string | undefined): Promise<Principal> {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
+    if (!m)
+      throw unauthorized(
+        'a bearer token is required: Authorization: Bearer <token> (POST /api/v1/users/login gives one)',
+      );
+    const token = m[1]!;
+    return token.startsWith(API_TOKEN_PREFIX) ? this.apiToken(token) : this.jwt(token);
+  }
+
+  private apiToken(token: string): Principal {
+    const [id, secret] = token.slice(API_TOKEN_PREFIX.length).split('_', 2);
+    const record = id ? this.users.token(id) : undefined;
+    const expected = Buffer.from(record?.hash ?? sha256(''), 'hex');
+    const given = Buffer.from(sha256(secret ?? ''), 'hex');
+    if (!record || !timingSafeEqual(expected, given)) throw unauthorized('invalid or revoked API token');
+    const user = this.users.user(record.user);
+    if (!user) throw unauthorized('the API token’s user no longer exists');
+    return { user: record.user, role: user.user.role, via: 'api-token', tokenId: record.id };
+  }
+
+  private async jwt(token: string): Promise<Principal> {
+    let sub: string | undefined;
+    try {
+      const { payload } = await jwtVerify(
+        token,
+        (header) => {
+          const key = header.kid === undefined ? undefined : this.keys.verifying.get(header.kid);
+          if (!key) throw new joseErrors.JWKSNoMatchingKey();
+          return key;
+        },
+        { issuer: ISSUER, algorithms: ['EdDSA'], currentDate: new Date(this.clock.now()) },
+      );
+      sub = payload.sub;
+    } catch (err) {
+      if (err instanceof joseErrors.JWTExpired)
+        throw unauthorized('the access token has expired: log in again');
+      throw unauthorized('invalid access token');
+    }
+    const user = sub === undefined ? undefined : this.users.user(sub);
+    if (!user || sub === undefined) throw unauthorized('the access token’s user no longer exists');
+    return { user: sub, role: user.user.role, via: 'jwt' };
+  }
+}

@@ -1,0 +1,171 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { Clock } from '../../shared/clock.js';
+import { encodeJson } from '../../shared/messages.js';
+import { BASE_HEADER, OP_HEADER } from '../../shared/tasks/task-log.js';
+import type { TaskLogOutcome, TaskOp } from '../../shared/tasks/task-log.js';
+import type { Logger } from '../../shared/logger.js';
+import type { FollowedTopic, KafkaStore } from '../kafka-store.js';
+import { ApiError } from '../problem.js';
+import { ACTOR_HEADER } from '../task-store.js';
+import { hashPassword } from './passwords.js';
+import type { Role } from './roles.js';
+import { tokenKey, userKey, USERS_TOPIC, UserView } from './user-view.js';
+import type { TokenRecord, UserRecord } from './user-view.js';
+
+/** `tmk_<id>_<secret>`: the id finds the record, the secret (32 random bytes) is checked against its hash. */
+export const API_TOKEN_PREFIX = 'tmk_';
+
+export function sha256(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex');
+}
+
+/** Users and API tokens in `taskmanager.users`, written with read-your-writes like tasks. */
+export class UserStore {
+  readonly view: UserView;
+
+  constructor(
+    private readonly store: KafkaStore,
+    private readonly clock: Clock,
+    logger: Logger,
+  ) {
+    this.view = new UserView(logger, (r, outcome) => store.settle(r, outcome));
+  }
+
+  topics(): FollowedTopic[] {
+    return [{ topic: USERS_TOPIC, onRecord: (r) => this.view.onRecord(r), from: { fromBeginning: true } }];
+  }
+
+  async addUser(name: string, password: string, role: Role, actor: string): Promise<UserRecord> {
+    const now = new Date(this.clock.now()).toISOString();
+    const user: UserRecord = {
+      v: 1,
+      kind: 'user',
+      name,
+      role,
+      passwordHash: await hashPassword(password),
+      createdAt: now,
+      updatedAt: now,
+      createdBy: actor,
+    };
+    await this.write(userKey(name), user, 'create', actor, `user ${name} already exists`);
+    return user;
+  }
+
+  /** Changes a user's role or password (whichever is given). */
+  async changeUser(
+    name: string,
+    change: { role?: Role; password?: string },
+    actor: string,
+  ): Promise<UserRecord> {
+    const current = this.found(name);
+    if (
+      change.role !== undefined &&
+      change.role !== 'admin' &&
+      current.user.role === 'admin' &&
+      this.view.admins() === 1
+    )
+      throw new ApiError(409, `${name} is the last admin: make another user admin first`);
+    const user: UserRecord = {
+      ...current.user,
+      ...(change.role === undefined ? {} : { role: change.role }),
+      ...(change.password === undefined ? {} : { passwordHash: await hashPassword(change.password) }),
+      updatedAt: new Date(this.clock.now()).toISOString(),
+    };
+    await this.write(
+      userKey(name),
+      user,
+      'update',
+      actor,
+      `user ${name} changed meanwhile: try again`,
+      current.version,
+    );
+    return user;
+  }
+
+  /** Removes a user and revokes their API tokens. */
+  async removeUser(name: string, actor: string): Promise<void> {
+    const current = this.found(name);
+    if (current.user.role === 'admin' && this.view.admins() === 1)
+      throw new ApiError(409, `${name} is the last admin: make another user admin first`);
+    await this.write(
+      userKey(name),
+      null,
+      'delete',
+      actor,
+      `user ${name} changed meanwhile: try again`,
+      current.version,
+    );
+    for (const t of this.view.allTokens()) if (t.user === name) await this.revokeToken(t.id, actor);
+  }
+
+  /** A new API token for `user`; the secret is in the answer only. */
+  async createToken(
+    user: string,
+    name: string,
+    actor: string,
+  ): Promise<{ token: TokenRecord; secret: string }> {
+    const id = randomBytes(6).toString('hex');
+    const secret = randomBytes(32).toString('base64url');
+    const token: TokenRecord = {
+      v: 1,
+      kind: 'token',
+      id,
+      user,
+      name,
+      hash: sha256(secret),
+      createdAt: new Date(this.clock.now()).toISOString(),
+      createdBy: actor,
+    };
+    await this.write(tokenKey(id), token, 'create', actor, `token id ${id} exists: try again`);
+    return { token, secret: `${API_TOKEN_PREFIX}${id}_${secret}` };
+  }
+
+  async revokeToken(id: string, actor: string): Promise<void> {
+    if (!this.view.token(id)) throw new ApiError(404, `no API token ${id}`);
+    await this.write(
+      tokenKey(id),
+      null,
+      'delete',
+      actor,
+      `token ${id} changed meanwhile`,
+      this.view.version(tokenKey(id)),
+    );
+  }
+
+  private found(name: string): { user: UserRecord; version: string } {
+    const u = this.view.user(name);
+    if (!u) throw new ApiError(404, `no user ${name}`);
+    return u;
+  }
+
+  private async write(
+    key: string,
+    value: UserRecord | TokenRecord | null,
+    op: TaskOp,
+    actor: string,
+    conflict: string,
+    base?: string,
+  ): Promise<void> {
+    const outcome = await this.store.write<TaskLogOutcome>(
+      USERS_TOPIC,
+      key,
+      value === null ? null : encodeJson(value),
+      {
+        [OP_HEADER]: op,
+        [ACTOR_HEADER]: actor,
+        ...(base === undefined ? {} : { [BASE_HEADER]: base }),
+      },
+    );
+    if (outcome.kind === 'rejected') {
+      await this.store.restate(USERS_TOPIC, key, () => {
+        const version = this.view.version(key);
+        if (version === undefined) return undefined;
+        const current = key.startsWith('user:')
+          ? this.view.user(key.slice(5))?.user
+          : this.view.token(key.slice(6));
+        return { value: current ? encodeJson(current) : null, version };
+      });
+      throw new ApiError(409, conflict);
+    }
+  }
+}

@@ -1,0 +1,148 @@
+import { Ajv } from 'ajv';
+import type { JSONSchemaType } from 'ajv';
+import type { InRecord } from '../../shared/kafka/index.js';
+import type { Logger } from '../../shared/logger.js';
+import { foldTaskRecord, nextKeyState } from '../../shared/tasks/task-log.js';
+import type { KeyState, TaskLogOutcome } from '../../shared/tasks/task-log.js';
+import { ROLES } from './roles.js';
+import type { Role } from './roles.js';
+
+/** The compacted topic of users and API tokens (key `user:<name>` / `token:<id>`, tombstone = removed/revoked). */
+export const USERS_TOPIC = 'taskmanager.users';
+
+export const USER_NAME_PATTERN = '^[A-Za-z0-9._@-]{1,100}$';
+
+/** A user: a password hash only (scrypt, per-user salt), never the password. */
+export interface UserRecord {
+  v: 1;
+  kind: 'user';
+  name: string;
+  role: Role;
+  passwordHash: string;
+  createdAt: string;
+  updatedAt: string;
+  createdBy?: string;
+}
+
+/** A long-lived API token: the SHA-256 of its secret only (the secret is shown once, at creation). */
+export interface TokenRecord {
+  v: 1;
+  kind: 'token';
+  id: string;
+  user: string;
+  name: string;
+  hash: string;
+  createdAt: string;
+  createdBy: string;
+}
+
+const userSchema: JSONSchemaType<UserRecord> = {
+  type: 'object',
+  required: ['v', 'kind', 'name', 'role', 'passwordHash', 'createdAt', 'updatedAt'],
+  properties: {
+    v: { type: 'integer', const: 1 },
+    kind: { type: 'string', const: 'user' },
+    name: { type: 'string', pattern: USER_NAME_PATTERN },
+    role: { type: 'string', enum: [...ROLES] },
+    passwordHash: { type: 'string' },
+    createdAt: { type: 'string' },
+    updatedAt: { type: 'string' },
+    createdBy: { type: 'string', nullable: true },
+  },
+};
+
+const tokenSchema: JSONSchemaType<TokenRecord> = {
+  type: 'object',
+  required: ['v', 'kind', 'id', 'user', 'name', 'hash', 'createdAt', 'createdBy'],
+  properties: {
+    v: { type: 'integer', const: 1 },
+    kind: { type: 'string', const: 'token' },
+    id: { type: 'string' },
+    user: { type: 'string' },
+    name: { type: 'string' },
+    hash: { type: 'string' },
+    createdAt: { type: 'string' },
+    createdBy: { type: 'string' },
+  },
+};
+
+const ajv = new Ajv({ strict: true });
+const isUser = ajv.compile(userSchema);
+const isToken = ajv.compile(tokenSchema);
+
+export const userKey = (name: string): string => `user:${name}`;
+export const tokenKey = (id: string): string => `token:${id}`;
+
+/** Users and API tokens as this instance read them from `taskmanager.users`, under the same write rules as tasks. */
+export class UserView {
+  private readonly keys = new Map<string, KeyState>();
+  private readonly users = new Map<string, { user: UserRecord; version: string }>();
+  private readonly tokens = new Map<string, TokenRecord>();
+
+  constructor(
+    private readonly logger: Logger,
+    private readonly onOutcome: (r: InRecord, outcome: TaskLogOutcome) => void = () => undefined,
+  ) {}
+
+  user(name: string): { user: UserRecord; version: string } | undefined {
+    return this.users.get(name);
+  }
+
+  token(id: string): TokenRecord | undefined {
+    return this.tokens.get(id);
+  }
+
+  allUsers(): UserRecord[] {
+    return [...this.users.values()].map((u) => u.user).sort((a, b) => (a.name < b.name ? -1 : 1));
+  }
+
+  allTokens(): TokenRecord[] {
+    return [...this.tokens.values()].sort((a, b) => (a.createdAt < b.createdAt ? -1 : 1));
+  }
+
+  /** The version (record offset) of a key's current state. */
+  version(key: string): string | undefined {
+    return this.keys.get(key)?.version;
+  }
+
+  admins(): number {
+    let n = 0;
+    for (const { user } of this.users.values()) if (user.role === 'admin') n++;
+    return n;
+  }
+
+  onRecord(r: InRecord): void {
+    const key = r.key?.toString('utf8') ?? '';
+    const [kind, id] = [key.slice(0, key.indexOf(':')), key.slice(key.indexOf(':') + 1)];
+    let value: UserRecord | TokenRecord | undefined;
+    if (r.value !== null) {
+      let data: unknown;
+      try {
+        data = JSON.parse(r.value.toString('utf8'));
+      } catch {
+        data = undefined;
+      }
+      if (kind === 'user' && isUser(data) && data.name === id) value = data;
+      else if (kind === 'token' && isToken(data) && data.id === id) value = data;
+      else {
+        // Never the value: it may hold a hash.
+        this.logger.warn(
+          `ignoring ${USERS_TOPIC}/${r.partition}@${r.offset}: not a user or token record for key ${key}`,
+        );
+        return;
+      }
+    }
+    const prev = this.keys.get(key);
+    const outcome = foldTaskRecord(prev, r);
+    const next = nextKeyState(prev, outcome);
+    if (next) this.keys.set(key, next);
+    if (outcome.kind === 'put' && value) {
+      if (value.kind === 'user') this.users.set(id, { user: value, version: outcome.version });
+      else this.tokens.set(id, value);
+    } else if (outcome.kind === 'delete') {
+      if (kind === 'user') this.users.delete(id);
+      else this.tokens.delete(id);
+    }
+    this.onOutcome(r, outcome);
+  }
+}

@@ -1,0 +1,155 @@
+import { readFileSync } from 'node:fs';
+import { systemClock } from '../shared/clock.js';
+import { AppError, errorMessage } from '../shared/errors.js';
+import { KafkaClient } from '../shared/kafka/index.js';
+import { installShutdown } from '../shared/lifecycle.js';
+import type { Logger } from '../shared/logger.js';
+import { processRegistry } from '../shared/ops/registry.js';
+import { startOpsServer } from '../shared/ops/server.js';
+import type { OpsServer } from '../shared/ops/server.js';
+import { Authenticator } from './auth/authenticator.js';
+import { LoginLimiter } from './auth/login-limiter.js';
+import { loadSigningKeys } from './auth/signing-keys.js';
+import { UserStore } from './auth/user-store.js';
+import { KafkaStore } from './kafka-store.js';
+import { apiMetrics } from './metrics.js';
+import { buildServer } from './server.js';
+import { TaskService } from './task-service.js';
+import { TaskStore } from './task-store.js';
+
+export interface ServeOptions {
+  brokers: string[];
+  port: number;
+  host: string;
+  group: string;
+  topic: string;
+  timeZone: string;
+  bodyLimit: number;
+  history: number;
+  dataDir: string;
+  jwtKeyFile?: string;
+  jwtPreviousKeyFile: string[];
+  tokenTtl: number;
+  allowSignup: boolean;
+  metricsPort?: number;
+  metricsHost: string;
+}
+
+function packageVersion(): string {
+  for (const rel of ['../../../package.json', '../../package.json'])
+    try {
+      return (JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { version: string }).version;
+    } catch {
+      // not at this depth (dist/src/api or src/api)
+    }
+  return '0.0.0';
+}
+
+/** Kafka may be starting too (compose, CI): keep trying, saying why, until it answers. */
+export async function startWithRetry(logger: Logger, start: () => Promise<void>): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start();
+    } catch (err) {
+      if (/does not exist/.test(errorMessage(err))) throw new AppError('USAGE', errorMessage(err));
+      const waitMs = Math.min(5000, 500 * attempt);
+      logger.warn(`cannot start yet (${errorMessage(err)}); retrying in ${waitMs} ms`);
+      await new Promise((r) => setTimeout(r, waitMs));
+    }
+  }
+}
+
+/** The first admin, from TASKAPI_ADMIN_USER / TASKAPI_ADMIN_PASSWORD, when the users topic has none yet. */
+async function ensureFirstAdmin(users: UserStore, logger: Logger): Promise<void> {
+  const name = process.env.TASKAPI_ADMIN_USER;
+  const password = process.env.TASKAPI_ADMIN_PASSWORD;
+  if (users.view.admins() > 0) return;
+  if (!name || !password) {
+    logger.warn(
+      'no admin user yet: every route but login and health answers 401; create one with `taskapi users add NAME --role admin` or TASKAPI_ADMIN_USER and TASKAPI_ADMIN_PASSWORD',
+    );
+    return;
+  }
+  try {
+    await users.addUser(name, password, 'admin', 'env:TASKAPI_ADMIN_USER');
+    logger.info(`created the first admin ${name} (from TASKAPI_ADMIN_USER)`);
+  } catch (err) {
+    // Another instance starting at the same time created it first.
+    if (!users.view.user(name)) throw err;
+  }
+}
+
+/** `taskapi` (run): the HTTP server over Kafka. */
+export async function serve(o: ServeOptions, logger: Logger): Promise<void> {
+  const kafka = new KafkaClient({ brokers: o.brokers, logger, clientId: `taskapi-${process.pid}` });
+  const store = new KafkaStore({ kafka, logger, clock: systemClock });
+  const tasks = new TaskStore({ store, logger, clock: systemClock, historyMs: o.history });
+  const users = new UserStore(store, systemClock, logger);
+  const keys = await loadSigningKeys(
+    {
+      dataDir: o.dataDir,
+      previousKeyFiles: o.jwtPreviousKeyFile,
+      ...(o.jwtKeyFile ? { keyFile: o.jwtKeyFile } : {}),
+    },
+    logger,
+  );
+  await startWithRetry(logger, async () => {
+    const ms = await store.start([...tasks.topics(), ...users.topics()]);
+    tasks.started();
+    logger.info(
+      `view rebuilt from taskmanager.tasks, taskmanager.events and taskmanager.users: ${tasks.view.size} task(s), ${users.view.allUsers().length} user(s) in ${Math.round(ms)} ms`,
+    );
+  });
+  await ensureFirstAdmin(users, logger);
+  const service = new TaskService({
+    tasks,
+    store,
+    logger,
+    clock: systemClock,
+    defaults: { topic: o.topic, group: o.group, timeZone: o.timeZone },
+  });
+  const health = { health: () => store.health(), tasks: () => tasks.view.size };
+  const registry = o.metricsPort === undefined ? undefined : processRegistry('taskapi');
+  const onResponse = registry
+    ? apiMetrics(registry, { tasks: health.tasks, ready: () => store.health().ready })
+    : undefined;
+  const app = await buildServer({
+    service,
+    users: {
+      users,
+      auth: new Authenticator(users.view, keys, systemClock, Math.round(o.tokenTtl / 1000)),
+      limiter: new LoginLimiter(systemClock),
+      allowSignup: o.allowSignup,
+    },
+    health,
+    logger,
+    bodyLimit: o.bodyLimit,
+    version: packageVersion(),
+    ...(onResponse ? { onResponse } : {}),
+  });
+  let ops: OpsServer | undefined;
+  if (registry && o.metricsPort !== undefined)
+    ops = await startOpsServer({
+      port: o.metricsPort,
+      host: o.metricsHost,
+      registry,
+      readiness: () => {
+        const h = store.health();
+        return { ready: h.ready, reason: h.reason ?? 'ready' };
+      },
+      logger,
+    });
+  installShutdown({
+    logger,
+    graceful: async () => {
+      await app.close();
+      await store.stop();
+      await ops?.close();
+      return 0;
+    },
+  });
+  const address = await app.listen({ port: o.port, host: o.host });
+  logger.info(
+    `taskapi listening on ${address}/api/v1/tasks (OpenAPI: ${address}/api/openapi.json); new tasks go to group ${o.group}, topic ${o.topic}`,
+  );
+}
