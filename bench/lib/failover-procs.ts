@@ -1,6 +1,6 @@
 /**
- * The processes the failover benchmark runs: the built CLIs (each logging to its own file) and a private broker
- * of `scripts/kafka-local` on free ports, which only the broker-restart scenario stops and starts.
+ * The processes the failover and API benchmarks run: the built CLIs (each logging to its own file) and a private
+ * broker of `scripts/kafka-local` on free ports (the broker-restart scenario stops and starts it).
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -12,6 +12,7 @@ import { ROOT, sleep } from './report.js';
 const BINS = {
   taskscheduler: join(ROOT, 'dist/src/scheduler/cli.js'),
   taskconsumer: join(ROOT, 'dist/src/consumer/cli.js'),
+  taskapi: join(ROOT, 'dist/src/api/cli.js'),
 } as const;
 
 export type CliName = keyof typeof BINS;
@@ -138,7 +139,7 @@ function runScript(
 
 /**
  * A broker of our own (`scripts/kafka-local` with its own ports and data dir), never the shared one: the
- * broker-restart scenario stops and starts it.
+ * broker-restart scenario stops and starts it; the API benchmark fills its taskmanager.tasks.
  */
 export class OwnBroker {
   private started = false;

@@ -1,0 +1,92 @@
+/**
+ * HTTP measurements of the API benchmark: sequential request latencies (one request in flight, keep-alive, the
+ * global fetch) and a load run with autocannon. The same code measures `taskapi` and the bare baseline server, so
+ * the client's cost is the same on both sides.
+ */
+import autocannon from 'autocannon';
+import { sleep } from './report.js';
+
+/** Polls `GET <base>/api/readyz` until it answers 200; resolves with `performance.now()` at that answer. */
+export async function whenReady(base: string, timeoutMs: number, alive: () => boolean): Promise<number> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    try {
+      const res = await fetch(`${base}/api/readyz`);
+      await res.arrayBuffer();
+      if (res.status === 200) return performance.now();
+    } catch {
+      // not listening yet: the view is still being built
+    }
+    if (!alive()) throw new Error(`${base} exited before /api/readyz answered 200`);
+    if (performance.now() > deadline) throw new Error(`${base}/api/readyz not 200 within ${timeoutMs} ms`);
+    await sleep(10);
+  }
+}
+
+export interface Timed<T> {
+  ms: number;
+  status: number;
+  body: T;
+}
+
+/** One request, timed from the call to the whole body parsed as JSON. */
+export async function timedJson<T>(url: string, init?: RequestInit): Promise<Timed<T>> {
+  const t0 = performance.now();
+  const res = await fetch(url, init);
+  const body = (await res.json()) as T;
+  return { ms: performance.now() - t0, status: res.status, body };
+}
+
+/**
+ * GETs `next(i)` for i in [0, warmup + n) one after another; returns the latencies of the last `n` (the first
+ * `warmup` warm the JIT and the connection). Any answer but 200 throws: a latency of an error page means nothing.
+ */
+export async function sequentialGets(
+  base: string,
+  next: (i: number) => string,
+  n: number,
+  warmup: number,
+): Promise<number[]> {
+  const ms: number[] = [];
+  for (let i = 0; i < warmup + n; i++) {
+    const r = await timedJson<unknown>(`${base}${next(i)}`);
+    if (r.status !== 200) throw new Error(`GET ${next(i)}: ${r.status} ${JSON.stringify(r.body)}`);
+    if (i >= warmup) ms.push(r.ms);
+  }
+  return ms;
+}
+
+export interface LoadResult {
+  /** 2xx answers per second over the run. */
+  okPerS: number;
+  p50: number;
+  p99: number;
+  max: number;
+  non2xx: number;
+  errors: number;
+  durationS: number;
+}
+
+/** autocannon against `base`: `connections` keep-alive connections for `durationS`, each request GET `pathOf()`. */
+export async function load(
+  base: string,
+  pathOf: () => string,
+  connections: number,
+  durationS: number,
+): Promise<LoadResult> {
+  const r = await autocannon({
+    url: base,
+    connections,
+    duration: durationS,
+    requests: [{ method: 'GET', setupRequest: (req) => ({ ...req, path: pathOf() }) }],
+  });
+  return {
+    okPerS: r['2xx'] / r.duration,
+    p50: r.latency.p50,
+    p99: r.latency.p99,
+    max: r.latency.max,
+    non2xx: r.non2xx,
+    errors: r.errors,
+    durationS: r.duration,
+  };
+}

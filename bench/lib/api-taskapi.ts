@@ -1,0 +1,58 @@
+/**
+ * The real `taskapi` process for the API benchmark: started from dist/ on a free port against the benchmark's
+ * broker, timed from spawn to its first `/api/readyz` 200, with the rebuild figure its log line states.
+ */
+import { join } from 'node:path';
+import { TASKS_TOPIC } from '../../src/shared/tasks/definition.js';
+import { whenReady } from './api-http.js';
+import { exitWithin, freePort, startCli } from './failover-procs.js';
+import type { Cli } from './failover-procs.js';
+import { sleep } from './report.js';
+
+const REBUILT = new RegExp(
+  `view rebuilt from ${TASKS_TOPIC.replace('.', '\\.')} and \\S+: (\\d+) task\\(s\\) in (\\d+) ms`,
+);
+
+export interface Taskapi {
+  cli: Cli;
+  base: string;
+  /** Spawn to the first 200 of /api/readyz, ms. */
+  readyMs: number;
+  /** From its log line "view rebuilt from … : N task(s) in X ms". */
+  logged: { tasks: number; ms: number };
+  stop(): Promise<void>;
+}
+
+/** Starts `taskapi` (logging to `<logDir>/taskapi-<run>.log`) and resolves once it is ready. */
+export async function startTaskapi(
+  brokers: string[],
+  logDir: string,
+  run: number,
+  defaults: { topic: string; group: string },
+): Promise<Taskapi> {
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const args = ['--brokers', brokers.join(','), '--port', String(port), '--host', '127.0.0.1'];
+  args.push('--group', defaults.group, '--topic', defaults.topic);
+  const t0 = performance.now();
+  const cli = startCli('taskapi', args, join(logDir, `taskapi-${run}.log`));
+  const stop = async (): Promise<void> => {
+    cli.signal('SIGTERM');
+    const exit = await exitWithin(cli, 15_000);
+    if (exit.forced) console.error(`taskapi #${run} did not exit within 15 s of SIGTERM: killed`);
+  };
+  try {
+    const readyAt = await whenReady(base, 300_000, () => cli.alive);
+    let m = REBUILT.exec(cli.log());
+    // The line is written before the server listens; allow the file a moment all the same.
+    for (let i = 0; !m && i < 20; i++, m = REBUILT.exec(cli.log())) await sleep(100);
+    if (!m) throw new Error(`taskapi #${run} logged no "view rebuilt" line:\n${cli.log().slice(-2000)}`);
+    const logged = { tasks: Number(m[1]), ms: Number(m[2]) };
+    return { cli, base, readyMs: readyAt - t0, logged, stop };
+  } catch (err) {
+    await stop();
+    throw new Error(
+      `${err instanceof Error ? err.message : String(err)}; its log:\n${cli.log().slice(-2000)}`,
+    );
+  }
+}

@@ -1,0 +1,36 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { startSmoke } from './helpers/bench.js';
+import type { SmokeRun } from './helpers/bench.js';
+
+/** Benchmarks are not tests, but CI runs each for a few seconds so they keep working (issue: benchmarks). */
+describe('bench/api.js --smoke', () => {
+  let run: SmokeRun | undefined;
+
+  // The benchmark runs its own broker and taskapi; on SIGTERM it kills both and deletes the broker's data.
+  afterEach(async () => {
+    const child = run?.child;
+    if (child && child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      await run?.done;
+    }
+  });
+
+  it('should time creates, lists, the rebuild and gets of the real taskapi beside their baselines', async () => {
+    run = startSmoke('api');
+    const { code, out } = await run.done;
+    expect(code, out).toBe(0);
+    const latency = (label: string, n: number): RegExp =>
+      new RegExp(`^\\| ${label}\\s+\\|\\s+${n} \\|(\\s+[\\d.]+ \\|){3}`, 'm');
+    expect(out).toMatch(latency('raw kafkajs idempotent producer, 1 record \\(baseline\\)', 100));
+    expect(out).toMatch(latency('taskapi POST /api/v1/tasks', 100));
+    expect(out).toMatch(latency('bare fastify, 100 canned tasks \\(baseline\\)', 50));
+    expect(out).toMatch(latency('taskapi, status=PAUSED \\(200\\), random cursor', 50));
+    expect(out).toMatch(latency('taskapi, processor=proc-3 \\(200\\), random cursor', 50));
+    expect(out).toMatch(/^\| taskapi: spawn → \/api\/readyz 200\s+\|\s+1 \|/m);
+    // req/s > 0, then p50 / p99 / max, then no non-2xx answer and no error.
+    const load = (label: string): RegExp =>
+      new RegExp(`^\\| ${label}\\s+\\|\\s+[1-9]\\d* \\|(\\s+\\d+ \\|){3}\\s+0 \\|\\s+0 \\|`, 'm');
+    expect(out).toMatch(load('bare fastify, 1 canned task \\(baseline\\)'));
+    expect(out).toMatch(load('taskapi GET /api/v1/tasks/\\{id\\}'));
+  }, 110_000);
+});
