@@ -29,10 +29,20 @@ export interface Timed<T> {
   body: T;
 }
 
+/** The bearer token every request of the benchmark sends (taskapi is closed by default; the bare server ignores it). */
+let authorization: Record<string, string> = {};
+
+export function useBearer(token: string): void {
+  authorization = { authorization: `Bearer ${token}` };
+}
+
 /** One request, timed from the call to the whole body parsed as JSON. */
-export async function timedJson<T>(url: string, init?: RequestInit): Promise<Timed<T>> {
+export async function timedJson<T>(url: string, init: RequestInit = {}): Promise<Timed<T>> {
   const t0 = performance.now();
-  const res = await fetch(url, init);
+  const res = await fetch(url, {
+    ...init,
+    headers: { ...authorization, ...(init.headers as Record<string, string>) },
+  });
   const body = (await res.json()) as T;
   return { ms: performance.now() - t0, status: res.status, body };
 }
@@ -78,6 +88,7 @@ export async function load(
     url: base,
     connections,
     duration: durationS,
+    headers: authorization,
     requests: [{ method: 'GET', setupRequest: (req) => ({ ...req, path: pathOf() }) }],
   });
   return {
