@@ -61,7 +61,11 @@ export class Authenticator {
   }
 
   private apiToken(token: string): Principal {
-    const [id, secret] = token.slice(API_TOKEN_PREFIX.length).split('_', 2);
+    // `tmk_<id>_<secret>`: the id is hex; the secret is base64url, which may itself contain '_'.
+    const rest = token.slice(API_TOKEN_PREFIX.length);
+    const cut = rest.indexOf('_');
+    const id = cut < 0 ? undefined : rest.slice(0, cut);
+    const secret = cut < 0 ? undefined : rest.slice(cut + 1);
     const record = id ? this.users.token(id) : undefined;
     const expected = Buffer.from(record?.hash ?? sha256(''), 'hex');
     const given = Buffer.from(sha256(secret ?? ''), 'hex');

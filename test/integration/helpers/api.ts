@@ -20,7 +20,7 @@ export interface ApiAnswer<T = Record<string, unknown>> {
 export const TEST_ADMIN = { username: 'test-admin', password: 'test-admin-password' } as const;
 
 /** One data directory per test process: instances started by one test share their generated signing key. */
-const DATA_DIR = mkdtempSync(join(tmpdir(), 'taskapi-data-'));
+export const DATA_DIR = mkdtempSync(join(tmpdir(), 'taskapi-data-'));
 
 /** A started `taskapi` (the built CLI on a free port) and a small client for it. */
 export class Api {
@@ -37,13 +37,14 @@ export class Api {
     path: string,
     body?: unknown,
     headers: Record<string, string> = {},
-    { token = this.token }: { token?: string | undefined } = {},
+    /** `null`: no Authorization header. */
+    { token = this.token }: { token?: string | null } = {},
   ): Promise<ApiAnswer<T>> {
     const res = await fetch(`${this.url}${path}`, {
       method,
       headers: {
         ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-        ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
+        ...(token === undefined || token === null ? {} : { authorization: `Bearer ${token}` }),
         ...headers,
       },
       ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
@@ -65,7 +66,7 @@ export class Api {
       '/api/v1/users/login',
       { username, password },
       {},
-      { token: undefined },
+      { token: null },
     );
     if (r.status !== 200) throw new Error(`login of ${username}: ${r.status} ${r.text}`);
     return r.body.accessToken;

@@ -68,8 +68,9 @@ export async function runCli(
   bin: keyof typeof BINS,
   args: string[],
   timeoutMs = 30_000,
+  env: Record<string, string> = {},
 ): Promise<{ code: number | null; output: string; stdout: string }> {
-  const cli = startCli(bin, args);
+  const cli = startCli(bin, args, env);
   let stdout = '';
   cli.child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
   const timer = setTimeout(() => cli.signal('SIGKILL'), timeoutMs);
