@@ -22,6 +22,8 @@ import { isValidTimeZone } from '../shared/cron.js';
 import { DEFAULT_API_GROUP } from '../shared/tasks/definition.js';
 import { ROLES } from './auth/roles.js';
 import type { Role } from './auth/roles.js';
+import { callApi } from './call-command.js';
+import type { CallOptions } from './call-command.js';
 import { serve } from './serve.js';
 import type { ServeOptions } from './serve.js';
 import { formatUsers, readPassword, withUsers } from './users-command.js';
@@ -186,6 +188,20 @@ users
   .action(async (name: string, opts: { brokers: string }) => {
     await withUsers(parseBrokers(opts.brokers), (u, by) => u.removeUser(name, by));
     process.stdout.write(`removed ${name}\n`);
+  });
+
+program
+  .command('call <method> <path>')
+  .description('one request to a running taskapi, e.g. `taskapi call GET /api/v1/tasks` (prints the answer)')
+  .addOption(
+    new Option('--url <url>', 'where taskapi listens').env('TASKAPI_URL').default('http://127.0.0.1:8080'),
+  )
+  .addOption(new Option('--token <token>', 'bearer token (access or API token)').env('TASKMANAGER_TOKEN'))
+  .option('-d, --data <json>', 'JSON body')
+  .option('--if-match <etag>', 'the ETag a change is based on')
+  .action(async (method: string, path: string, opts: CallOptions) => {
+    const code = await callApi(method, path, opts);
+    if (code !== 0) exitAfterFlush(code);
   });
 
 try {

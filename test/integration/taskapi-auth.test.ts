@@ -377,6 +377,21 @@ describe('taskapi routes × roles', () => {
   });
 });
 
+describe('taskapi call (the client subcommand)', () => {
+  afterEach(killAll);
+
+  it('should send the token from TASKMANAGER_TOKEN or --token, and exit 1 without one', async () => {
+    const api = await startApi([]);
+    const list = ['call', 'GET', '/api/v1/tasks?limit=1', '--url', api.url];
+    const viaEnv = await runCli('taskapi', list, 30_000, { TASKMANAGER_TOKEN: api.token! });
+    expect([viaEnv.code, viaEnv.stdout]).toEqual([0, expect.stringMatching(/^200 OK\n\{/)]);
+    const viaFlag = await runCli('taskapi', [...list, '--token', api.token!]);
+    expect(viaFlag.code, viaFlag.output).toBe(0);
+    const none = await runCli('taskapi', list, 30_000, { TASKMANAGER_TOKEN: '' });
+    expect([none.code, none.output]).toEqual([1, expect.stringContaining('401 Unauthorized')]);
+  });
+});
+
 describe('taskapi logins', () => {
   afterEach(killAll);
 
