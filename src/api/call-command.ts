@@ -12,8 +12,12 @@ export interface CallOptions {
  * Resolves to the exit code: 0 for 2xx, 1 for any other answer (the problem document is printed all the same).
  */
 export async function callApi(method: string, path: string, o: CallOptions): Promise<number> {
-  if (!path.startsWith('/'))
-    throw new AppError('USAGE', `the path starts with / (got ${JSON.stringify(path)})`);
+  // Not `//host/…`: that would send the token to another host.
+  if (!path.startsWith('/') || path.startsWith('//'))
+    throw new AppError(
+      'USAGE',
+      `the path is one on taskapi, like /api/v1/tasks (got ${JSON.stringify(path)})`,
+    );
   if (o.data !== undefined)
     try {
       JSON.parse(o.data);

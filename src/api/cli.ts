@@ -17,7 +17,7 @@ import {
   portNumber,
   positiveInt,
 } from '../shared/cli-common.js';
-import { topicNameProblem } from '../shared/config/topic-name.js';
+import { taskTopicProblem } from '../shared/config/topic-name.js';
 import { isValidTimeZone } from '../shared/cron.js';
 import { DEFAULT_API_GROUP } from '../shared/tasks/definition.js';
 import { ROLES } from './auth/roles.js';
@@ -37,7 +37,7 @@ type RunOpts = Omit<ServeOptions, 'brokers' | 'jwtPreviousKeyFile'> & {
 
 async function run(opts: RunOpts): Promise<void> {
   const logger = loggerFromOptions(opts, { component: 'taskapi' });
-  const topicProblem = topicNameProblem(opts.topic);
+  const topicProblem = taskTopicProblem(opts.topic);
   if (topicProblem) throw new AppError('USAGE', `--topic ${JSON.stringify(opts.topic)}: ${topicProblem}`);
   if (!isValidTimeZone(opts.timeZone))
     throw new AppError('USAGE', `--time-zone ${JSON.stringify(opts.timeZone)} is not an IANA time zone`);
@@ -60,6 +60,12 @@ function roleArg(v: string): Role {
   if (!(ROLES as readonly string[]).includes(v))
     throw new InvalidArgumentError(`a role is one of ${ROLES.join(', ')} (got ${JSON.stringify(v)})`);
   return v as Role;
+}
+
+function trustProxyArg(v: string): boolean | number | string {
+  if (v === 'true' || v === 'false') return v === 'true';
+  if (/^\d+$/.test(v)) return Number(v);
+  return v;
 }
 
 function collect(value: string, previous: string[] | undefined): string[] {
@@ -129,6 +135,15 @@ program
       '--allow-signup',
       'let anyone create a user (role viewer) with POST /api/v1/users/signup',
     ).default(false),
+  )
+  .addOption(
+    new Option(
+      '--trust-proxy <value>',
+      'behind a load balancer: true, a hop count, or its addresses (CIDR, comma-separated); the client address then comes from X-Forwarded-For (login limits)',
+    )
+      .env('TASKAPI_TRUST_PROXY')
+      .argParser(trustProxyArg)
+      .default(false),
   )
   .addOption(logLevelOption())
   .addOption(logFormatOption())

@@ -65,10 +65,19 @@ export class KafkaStore {
     for (const t of this.topicsFollowed)
       if (!existing.has(t))
         throw new Error(`topic ${t} does not exist: create it with scripts/create-topics.sh`);
-    this.producer = kafka.producer({ idempotent: true, retries: 3 });
-    await this.producer.connect();
-    for (const t of topics) this.followers.push(await kafka.follow(t.topic, (r) => t.onRecord(r), t.from));
-    await Promise.all(this.followers.map((f) => f.caughtUp));
+    try {
+      this.producer = kafka.producer({ idempotent: true, retries: 3 });
+      await this.producer.connect();
+      for (const t of topics) this.followers.push(await kafka.follow(t.topic, (r) => t.onRecord(r), t.from));
+      await Promise.all(this.followers.map((f) => f.caughtUp));
+    } catch (err) {
+      // A failed attempt leaves nothing running: a retry starts from scratch (with fresh views, see serve.ts).
+      await Promise.all(this.followers.map((f) => f.stop()));
+      this.followers = [];
+      await this.producer?.disconnect().catch(() => undefined);
+      this.producer = undefined;
+      throw err;
+    }
     this.built = true;
     this.lastProbeOk = this.o.clock.now();
     this.probeTimer = setInterval(() => void this.probe(), PROBE_EVERY_MS);
@@ -223,5 +232,39 @@ export class KafkaStore {
     } finally {
       this.probing = false;
     }
+  }
+}
+
+/**
+ * Every instance's safety net for rejected records whose writer never appended the repair (it crashed, or its
+ * read-back timed out): keys still unrepaired at two sweeps in a row are restated. Two in a row, so the writer's
+ * own repair, milliseconds after the rejection, is not duplicated by every instance.
+ */
+export class RepairSweeper {
+  private previous = new Set<string>();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly views: Array<{ unrepaired: ReadonlySet<string>; repair(key: string): Promise<void> }>,
+    everyMs = 10_000,
+  ) {
+    this.timer = setInterval(() => this.sweep(), everyMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  private sweep(): void {
+    const now = new Set<string>();
+    this.views.forEach((v, i) => {
+      for (const key of v.unrepaired) {
+        const tagged = `${i}\n${key}`;
+        now.add(tagged);
+        if (this.previous.has(tagged)) void v.repair(key).catch(() => undefined);
+      }
+    });
+    this.previous = now;
   }
 }

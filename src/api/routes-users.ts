@@ -38,7 +38,14 @@ const PASSWORD_CHANGE = {
   type: 'object',
   additionalProperties: false,
   required: ['password'],
-  properties: { password: PASSWORD },
+  properties: {
+    password: PASSWORD,
+    currentPassword: {
+      type: 'string',
+      maxLength: 1024,
+      description: 'Required when changing your own password',
+    },
+  },
 } as const;
 const ROLE_CHANGE = {
   type: 'object',
@@ -255,13 +262,14 @@ export function registerUserRoutes(app: FastifyInstance, o: UserRoutesOptions): 
     },
   );
 
-  app.put<{ Params: { id: string }; Body: { password: string } }>(
+  app.put<{ Params: { id: string }; Body: { password: string; currentPassword?: string } }>(
     '/api/v1/users/:id',
     {
       config: { access: 'viewer' },
       schema: {
         ...SECURED,
-        summary: 'Change a password (your own, or anyone’s for an admin)',
+        summary:
+          'Change a password: your own (with currentPassword), or anyone’s for an admin; earlier access tokens stop working',
         params: NAME_PARAMS,
         body: PASSWORD_CHANGE,
         response: { 200: json(USER_SCHEMA, 'Changed'), ...BODY_ERRORS },
@@ -271,6 +279,11 @@ export function registerUserRoutes(app: FastifyInstance, o: UserRoutesOptions): 
     async (req) => {
       const p = principalOf(req);
       selfOrAdmin(p, req.params.id);
+      // A leaked API token or access token must not be enough to take the account over.
+      if (p.via === 'api-token')
+        throw new ApiError(403, 'an API token cannot change passwords: log in with a password');
+      if (p.user === req.params.id && !(await auth.checkPassword(p.user, req.body.currentPassword ?? '')))
+        throw new ApiError(403, 'currentPassword is missing or wrong: changing your own password needs it');
       return shown(await users.changeUser(req.params.id, { password: req.body.password }, actorOf(p)));
     },
   );

@@ -11,7 +11,7 @@ import { Authenticator } from './auth/authenticator.js';
 import { LoginLimiter } from './auth/login-limiter.js';
 import { loadSigningKeys } from './auth/signing-keys.js';
 import { UserStore } from './auth/user-store.js';
-import { KafkaStore } from './kafka-store.js';
+import { KafkaStore, RepairSweeper } from './kafka-store.js';
 import { apiMetrics } from './metrics.js';
 import { buildServer } from './server.js';
 import { TaskService } from './task-service.js';
@@ -31,6 +31,7 @@ export interface ServeOptions {
   jwtPreviousKeyFile: string[];
   tokenTtl: number;
   allowSignup: boolean;
+  trustProxy: boolean | number | string;
   metricsPort?: number;
   metricsHost: string;
 }
@@ -83,8 +84,8 @@ async function ensureFirstAdmin(users: UserStore, logger: Logger): Promise<void>
 export async function serve(o: ServeOptions, logger: Logger): Promise<void> {
   const kafka = new KafkaClient({ brokers: o.brokers, logger, clientId: `taskapi-${process.pid}` });
   const store = new KafkaStore({ kafka, logger, clock: systemClock });
-  const tasks = new TaskStore({ store, logger, clock: systemClock, historyMs: o.history });
-  const users = new UserStore(store, systemClock, logger);
+  let tasks = new TaskStore({ store, logger, clock: systemClock, historyMs: o.history });
+  let users = new UserStore(store, systemClock, logger);
   const keys = await loadSigningKeys(
     {
       dataDir: o.dataDir,
@@ -94,13 +95,21 @@ export async function serve(o: ServeOptions, logger: Logger): Promise<void> {
     logger,
   );
   await startWithRetry(logger, async () => {
+    // Fresh views for every attempt: a failed one may have folded part of the topics.
+    tasks = new TaskStore({ store, logger, clock: systemClock, historyMs: o.history });
+    users = new UserStore(store, systemClock, logger);
     const ms = await store.start([...tasks.topics(), ...users.topics()]);
     tasks.started();
+    for (const key of [...users.view.unrepaired]) void users.repair(key).catch(() => undefined);
     logger.info(
       `view rebuilt from taskmanager.tasks, taskmanager.events and taskmanager.users: ${tasks.view.size} task(s), ${users.view.allUsers().length} user(s) in ${Math.round(ms)} ms`,
     );
   });
   await ensureFirstAdmin(users, logger);
+  const sweeper = new RepairSweeper([
+    { unrepaired: tasks.view.unrepaired, repair: (k) => tasks.repair(k) },
+    { unrepaired: users.view.unrepaired, repair: (k) => users.repair(k) },
+  ]);
   const service = new TaskService({
     tasks,
     store,
@@ -124,6 +133,7 @@ export async function serve(o: ServeOptions, logger: Logger): Promise<void> {
     health,
     logger,
     bodyLimit: o.bodyLimit,
+    trustProxy: o.trustProxy,
     version: packageVersion(),
     ...(onResponse ? { onResponse } : {}),
   });
@@ -143,6 +153,7 @@ export async function serve(o: ServeOptions, logger: Logger): Promise<void> {
     logger,
     graceful: async () => {
       await app.close();
+      sweeper.stop();
       await store.stop();
       await ops?.close();
       return 0;

@@ -23,6 +23,11 @@ export interface ApiServerOptions {
   logger: Logger;
   /** Largest request body, bytes (413 above). @default 524288 */
   bodyLimit?: number;
+  /**
+   * Whose X-Forwarded-For to believe for the client address (login limits): fastify's `trustProxy` (true, a hop
+   * count, or addresses/CIDRs). @default false: the peer address
+   */
+  trustProxy?: boolean | number | string;
   /** Called with each answered request (metrics). */
   onResponse?: (route: string, method: string, status: number, seconds: number) => void;
   version: string;
@@ -36,6 +41,7 @@ export async function buildServer(o: ApiServerOptions): Promise<FastifyInstance>
     // Task ids never contain '/', and a trailing slash is the same route.
     routerOptions: { ignoreTrailingSlash: true },
     return503OnClosing: true,
+    trustProxy: trustProxyOf(o.trustProxy ?? false),
   });
   app.setValidatorCompiler(({ schema }) => paramsAjv.compile(schema));
   // JSON only: text/plain bodies get 415, like every other type.
@@ -102,6 +108,15 @@ export async function buildServer(o: ApiServerOptions): Promise<FastifyInstance>
   app.get('/api/openapi.json', { config: { access: 'public' }, schema: { hide: true } }, () => app.swagger());
   await app.ready();
   return app;
+}
+
+/** A hop count trusts that many proxies; a string lists addresses or CIDRs. */
+function trustProxyOf(
+  v: boolean | number | string,
+): boolean | string[] | ((address: string, hop: number) => boolean) {
+  if (typeof v === 'number') return (_address, hop) => hop < v;
+  if (typeof v === 'string') return v.split(',').map((a) => a.trim());
+  return v;
 }
 
 function sendProblem(reply: FastifyReply, p: ReturnType<typeof problemOf>): FastifyReply {

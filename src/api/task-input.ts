@@ -6,7 +6,7 @@ import type { MisfirePolicy } from '../shared/config/schema.js';
 import { CronSpecError, isValidTimeZone, validateCronSpec } from '../shared/cron.js';
 import { parseDuration } from '../shared/duration.js';
 import { parseRfc3339 } from '../shared/rfc3339.js';
-import { MIN_EVERY_MS } from '../shared/schedule-spec.js';
+import { MAX_EVERY_MS, MIN_EVERY_MS } from '../shared/schedule-spec.js';
 import type { TaskDefinition, TaskSchedule } from '../shared/tasks/definition.js';
 import { SCHEDULE_SCHEMA } from './task-model.js';
 
@@ -217,6 +217,7 @@ function everyErrors(every: string | number, pointer: string): FieldError[] {
   if (ms === undefined) return [{ pointer, detail: 'is not a duration like 5s, 1m30s or a number of ms' }];
   if (ms < MIN_EVERY_MS)
     return [{ pointer, detail: `is below the minimum interval of ${MIN_EVERY_MS / 1000}s` }];
+  if (ms > MAX_EVERY_MS) return [{ pointer, detail: 'is above the maximum of 87600h (10 years)' }];
   return [];
 }
 
@@ -232,6 +233,8 @@ function check<T>(
   // Semantic checks run even when the schema failed elsewhere, so one answer lists every problem.
   if (body !== null && typeof body === 'object') errors.push(...extra(body as T));
   if (schemaOk && errors.length === 0) return { ok: true, value: body };
+  // Never a refusal without its reason: should the hand-written checks miss what the schema saw, say the latter.
+  if (errors.length === 0) errors.push(...fieldErrors(validate.errors));
   return { ok: false, errors: dedupe(errors) };
 }
 
@@ -261,8 +264,9 @@ export function parseLegacyV1(body: unknown): Parsed<LegacyV1Input> {
         : [];
     if (typeof b.period !== 'string' && typeof b.period !== 'number') return [];
     const errors = everyErrors(b.period, '/period');
-    // A one-shot's period is a delay: any duration will do, 0 included.
-    return b.type === 'once' && parseDuration(b.period) !== undefined ? [] : errors;
+    // A one-shot's period is a delay: any duration up to the maximum will do, 0 included.
+    const delay = parseDuration(b.period);
+    return b.type === 'once' && delay !== undefined && delay <= MAX_EVERY_MS ? [] : errors;
   });
 }
 

@@ -78,7 +78,10 @@ export function toApiTask(
     status,
     legacyStatus: legacyStatus(status),
     ...(latest ? { lastRun: latest } : {}),
-    ...(next === undefined ? {} : { nextRunAt: new Date(next).toISOString() }),
+    // A Date holds ±8.64e15 ms; anything beyond (a definition written by hand) shows no next run.
+    ...(next === undefined || !(Math.abs(next) <= 8.64e15)
+      ? {}
+      : { nextRunAt: new Date(next).toISOString() }),
   };
 }
 
@@ -105,7 +108,7 @@ const scheduleSchema = {
       additionalProperties: false,
       required: ['cron'],
       properties: {
-        cron: { type: 'string', minLength: 9, pattern: '^[0-9A-Za-z*/,?#\\- ]+$', examples: ['0 9 * * 1-5'] },
+        cron: { type: 'string', minLength: 1, examples: ['0 9 * * 1-5', '@daily'] },
       },
     },
     {
@@ -168,7 +171,15 @@ export const TASK_SCHEMA = {
     topic: { type: 'string' },
     param: { type: 'string' },
     payload: {},
-    schedule: scheduleSchema,
+    // As stored: one of runAt, cron, every (no oneOf here: an answer never fails on a definition written by hand).
+    schedule: {
+      type: 'object',
+      properties: {
+        runAt: { type: 'string' },
+        cron: { type: 'string' },
+        every: { type: ['string', 'integer'] },
+      },
+    },
     timeZone: { type: 'string' },
     misfire: { type: 'string', enum: [...MISFIRE_POLICIES] },
     enabled: { type: 'boolean' },

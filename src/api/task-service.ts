@@ -4,6 +4,7 @@ import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { encodeJson, EVENTS_TOPIC } from '../shared/messages.js';
 import type { AuditAction, AuditEvent } from '../shared/messages.js';
+import { taskTopicProblem } from '../shared/config/topic-name.js';
 import { actorOf } from './auth/roles.js';
 import type { Principal } from './auth/roles.js';
 import type { KafkaStore } from './kafka-store.js';
@@ -225,6 +226,9 @@ export class TaskService {
   }
 
   private async checkTopic(def: TaskDefinition): Promise<void> {
+    const problem = taskTopicProblem(def.topic);
+    if (problem)
+      throw new ApiError(400, `invalid topic: ${problem}`, [{ pointer: '/topic', detail: problem }]);
     if (!(await this.o.store.topicExists(def.topic)))
       throw new ApiError(400, `topic ${def.topic} does not exist`, [
         {

@@ -124,7 +124,7 @@ export class TaskStore {
   }
 
   /** Restates the key's current state after a rejected record (see KafkaStore.restate). */
-  private repair(id: string): Promise<void> {
+  repair(id: string): Promise<void> {
     return this.o.store.restate(TASKS_TOPIC, id, () => {
       const state = this.view.keyState(id);
       if (!state || !this.view.unrepaired.has(id)) return undefined;

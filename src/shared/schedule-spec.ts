@@ -10,6 +10,8 @@ export type ScheduleSpec =
 
 /** The shortest interval an `every` schedule may have. */
 export const MIN_EVERY_MS = 1000;
+/** The longest (10 years): instants stay far inside what a Date can hold. */
+export const MAX_EVERY_MS = 3650 * 24 * 3600_000;
 
 /** The spec as an operator reads it: the cron text, `once at <ISO>`, `every 5s`. */
 export function describeSpec(s: ScheduleSpec): string {

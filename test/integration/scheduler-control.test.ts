@@ -120,7 +120,8 @@ describe('runtime control of a scheduler group (trigger, pause, resume, status) 
     // Metrics of the surviving instance moved with it all; it is ready.
     const base = await opsUrl(other);
     const m = await scrape(base);
-    expect(total(m, 'taskmanager_scheduler_fires_total', { schedule: 'e4' })).toBeGreaterThan(3);
+    // It fired e4 while the owner was away (how often depends on when the restarted owner took e4 back).
+    expect(total(m, 'taskmanager_scheduler_fires_total', { schedule: 'e4' })).toBeGreaterThan(0);
     expect(total(m, 'taskmanager_scheduler_fire_lag_seconds_count')).toBeGreaterThan(0);
     expect(total(m, 'taskmanager_scheduler_owned_partitions')).toBeGreaterThan(0);
     expect(total(m, 'process_cpu_seconds_total')).toBeGreaterThan(0);

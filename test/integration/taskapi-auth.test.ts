@@ -209,14 +209,18 @@ describe('taskapi routes × roles', () => {
       ok: 200,
       call: async (who) => ({ method: 'GET', path: `/api/v1/users/${who.name}` }),
     },
+    // Your own password (with the current one); an admin changes a fresh user's (test-admin is shared by every file).
     'PUT /api/v1/users/{id}': {
       need: 'viewer',
       ok: 200,
-      call: async (who) => ({
-        method: 'PUT',
-        path: `/api/v1/users/${who.name}`,
-        body: { password: who.name === TEST_ADMIN.username ? TEST_ADMIN.password : PASSWORD },
-      }),
+      call: async (who) =>
+        who.name === TEST_ADMIN.username
+          ? { method: 'PUT', path: `/api/v1/users/${await newUser()}`, body: { password: PASSWORD } }
+          : {
+              method: 'PUT',
+              path: `/api/v1/users/${who.name}`,
+              body: { password: PASSWORD, currentPassword: PASSWORD },
+            },
     },
     'DELETE /api/v1/users/{id}': {
       need: 'admin',
@@ -299,6 +303,19 @@ describe('taskapi routes × roles', () => {
         const who = users[role];
         const c = await route.call(who);
         const r = await api.call(c.method, c.path, c.body, {}, { token: who.token });
+        // A password change ends the access tokens issued before it: log in again.
+        if (name === 'PUT /api/v1/users/{id}' && r.status === 200 && who.name !== TEST_ADMIN.username)
+          await waitFor(
+            async () => {
+              const fresh = await api.login(who.name, PASSWORD);
+              const ok =
+                (await api.call('GET', `/api/v1/users/${who.name}`, undefined, {}, { token: fresh }))
+                  .status === 200;
+              if (ok) who.token = fresh;
+              return ok;
+            },
+            { timeoutMs: 5000, intervalMs: 250, what: `a token for ${who.name} after the password change` },
+          );
         got.push(`${name} as ${role}: ${r.status}${r.status >= 300 ? ` ${r.text.slice(0, 160)}` : ''}`);
         want.push(`${name} as ${role}: ${rank[role] >= rank[route.need] ? route.ok : 403}`);
       }
@@ -355,6 +372,56 @@ describe('taskapi routes × roles', () => {
       }
     }
     expect(wrong).toEqual([]);
+  });
+
+  it('should end earlier access tokens when a password changes, and never let an API token change one', async () => {
+    const u = await addUser(api, 'operator');
+    const made = await api.call<{ token: string }>(
+      'POST',
+      '/api/v1/tokens',
+      { name: 'bot' },
+      {},
+      { token: u.token },
+    );
+    const viaToken = await api.call(
+      'PUT',
+      `/api/v1/users/${u.name}`,
+      { password: 'taken-over!', currentPassword: PASSWORD },
+      {},
+      { token: made.body.token },
+    );
+    expect(viaToken.status, viaToken.text).toBe(403);
+    const noCurrent = await api.call(
+      'PUT',
+      `/api/v1/users/${u.name}`,
+      { password: 'new-password-1' },
+      {},
+      { token: u.token },
+    );
+    expect(noCurrent.status, noCurrent.text).toBe(403);
+    // Tokens carry whole seconds: the change must fall in a later second than the login.
+    const before = await api.login(u.name, PASSWORD);
+    await waitFor(
+      async () =>
+        Math.floor(Date.now() / 1000) >
+        JSON.parse(Buffer.from(before.split('.')[1]!, 'base64url').toString()).iat,
+      {
+        timeoutMs: 3000,
+        intervalMs: 20,
+      },
+    );
+    const changed = await api.call(
+      'PUT',
+      `/api/v1/users/${u.name}`,
+      { password: 'new-password-1', currentPassword: PASSWORD },
+      {},
+      { token: before },
+    );
+    expect(changed.status, changed.text).toBe(200);
+    expect((await api.call('GET', '/api/v1/tasks?limit=1', undefined, {}, { token: before })).status).toBe(
+      401,
+    );
+    expect(await api.login(u.name, 'new-password-1')).toBeTruthy();
   });
 
   it('should apply a role change to tokens already issued', async () => {

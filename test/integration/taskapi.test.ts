@@ -402,6 +402,15 @@ describe('taskapi given bad input', () => {
         [],
       ],
       [
+        'internal topic',
+        'POST',
+        '/api/v1/tasks',
+        { id: 'user:test-admin', processor: 'p', schedule: { every: '1h' }, topic: 'taskmanager.users' },
+        {},
+        400,
+        ['/topic'],
+      ],
+      [
         'missing topic',
         'POST',
         '/api/v1/tasks',

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/shared/logger.js';
 import type { InRecord } from '../../src/shared/kafka/index.js';
 import type { StatusEvent } from '../../src/shared/messages.js';
+import { parseDefinition } from '../../src/shared/tasks/definition.js';
 import type { TaskDefinition } from '../../src/shared/tasks/definition.js';
 import {
   BASE_HEADER,
@@ -21,6 +22,7 @@ import {
   parseTaskPatch,
 } from '../../src/api/task-input.js';
 import { nextRunOf, toApiTask } from '../../src/api/task-model.js';
+import { callApi } from '../../src/api/call-command.js';
 
 const T0 = Date.parse('2026-11-22T10:00:00.000Z');
 
@@ -274,6 +276,29 @@ describe('when reading a request body', () => {
     ]);
   });
 
+  it('should refuse intervals and delays a date cannot hold, and internal topics, without a 500', () => {
+    expect(errors(parseTaskInput({ processor: 'p', schedule: { every: '2400000000h' } }))).toEqual([
+      '/schedule/every is above the maximum of 87600h (10 years)',
+    ]);
+    expect(errors(parseLegacyV1({ name: 'email', type: 'once', period: '2400000000h' }))).toEqual([
+      '/period is above the maximum of 87600h (10 years)',
+    ]);
+    const stored = (topic: string) => parseDefinition(Buffer.from(JSON.stringify({ ...def('x'), topic })));
+    expect(stored('taskmanager.users')).toEqual({
+      problem: 'topic: taskmanager.users is an internal topic (taskmanager.*, __*, *.dlq), not a task topic',
+    });
+    expect(stored('__consumer_offsets')).toHaveProperty('problem');
+    expect(stored('orders.dlq')).toHaveProperty('problem');
+    expect(stored('orders')).toHaveProperty('def');
+  });
+
+  it('should accept what the cron parser accepts, and never refuse without saying why', () => {
+    expect(parseTaskInput({ processor: 'p', schedule: { cron: '@daily' } }).ok).toBe(true);
+    const bad = parseTaskInput({ processor: 'p', schedule: { cron: '' } });
+    expect(bad.ok).toBe(false);
+    expect(errors(bad).length).toBeGreaterThan(0);
+  });
+
   it('should take the old services’ bodies as they are', () => {
     const v1 = parseLegacyV1({ name: 'email', type: 'recurring', period: '5s', payload: { to: 'a@b' } });
     expect(v1.ok && inputOfLegacyV1(v1.value, T0)).toEqual({
@@ -316,5 +341,13 @@ describe('when showing a task', () => {
       status: 'PAUSED',
       legacyStatus: 'PENDING',
     });
+  });
+});
+
+describe('when calling taskapi from the shell', () => {
+  it('should refuse a path that would send the token to another host', async () => {
+    await expect(
+      callApi('GET', '//evil.example/x', { url: 'http://127.0.0.1:9', token: 't' }),
+    ).rejects.toThrow(/the path is one on taskapi/);
   });
 });

@@ -23,7 +23,7 @@ function unauthorized(why: string): ApiError {
 
 /** Who a bearer token belongs to (JWT access token or API token), and passwords to access tokens. */
 export class Authenticator {
-  private readonly verified = new Map<string, { sub: string; expMs: number }>();
+  private readonly verified = new Map<string, { sub: string; expMs: number; iat: number }>();
 
   constructor(
     private readonly users: UserView,
@@ -32,6 +32,11 @@ export class Authenticator {
     /** Lifetime of access tokens, seconds. */
     private readonly ttlSeconds: number,
   ) {}
+
+  /** Whether `password` is the user's (for changing it). */
+  async checkPassword(name: string, password: string): Promise<boolean> {
+    return verifyPassword(password, this.users.user(name)?.user.passwordHash ?? DUMMY_HASH);
+  }
 
   /** The same answer, after the same work, whether the user does not exist or the password is wrong. */
   async login(name: string, password: string): Promise<AccessToken | undefined> {
@@ -76,10 +81,12 @@ export class Authenticator {
   }
 
   private async jwt(token: string): Promise<Principal> {
-    let sub = this.cachedSubject(token);
-    if (sub === undefined) sub = await this.verify(token);
+    const { sub, iat } = this.cached(token) ?? (await this.verify(token));
     const user = this.users.user(sub);
     if (!user) throw unauthorized('the access token’s user no longer exists');
+    const changed = user.user.passwordChangedAt;
+    if (changed !== undefined && iat < Math.floor(Date.parse(changed) / 1000))
+      throw unauthorized('the password changed after this access token was issued: log in again');
     return { user: sub, role: user.user.role, via: 'jwt' };
   }
 
@@ -87,17 +94,18 @@ export class Authenticator {
    * A token already verified: the signature check of the same bytes gives the same answer, and costs more than the
    * rest of a GET (EdDSA). The expiry is checked on every use; the user and their role are read live above.
    */
-  private cachedSubject(token: string): string | undefined {
+  private cached(token: string): { sub: string; iat: number } | undefined {
     const hit = this.verified.get(token);
     if (!hit) return undefined;
-    if (hit.expMs > this.clock.now()) return hit.sub;
+    if (hit.expMs > this.clock.now()) return hit;
     this.verified.delete(token);
     return undefined;
   }
 
-  private async verify(token: string): Promise<string> {
+  private async verify(token: string): Promise<{ sub: string; iat: number }> {
     let sub: string | undefined;
     let exp: number | undefined;
+    let iat: number | undefined;
     try {
       const { payload } = await jwtVerify(
         token,
@@ -110,14 +118,17 @@ export class Authenticator {
       );
       sub = payload.sub;
       exp = payload.exp;
+      iat = payload.iat;
     } catch (err) {
       if (err instanceof joseErrors.JWTExpired)
         throw unauthorized('the access token has expired: log in again');
       throw unauthorized('invalid access token');
     }
-    if (sub === undefined || exp === undefined) throw unauthorized('invalid access token');
+    if (sub === undefined || exp === undefined || iat === undefined)
+      throw unauthorized('invalid access token');
     if (this.verified.size >= 10_000) this.verified.delete(this.verified.keys().next().value!);
-    this.verified.set(token, { sub, expMs: exp * 1000 });
-    return sub;
+    const entry = { sub, expMs: exp * 1000, iat };
+    this.verified.set(token, entry);
+    return entry;
   }
 }

@@ -38,8 +38,16 @@ export class LoginLimiter {
 
   failed(user: string, address: string): void {
     const now = this.clock.now();
-    for (const [key] of this.keys(user, address)) this.failures.set(key, [...this.recent(key, now), now]);
-    if (this.failures.size > 100_000) this.failures.clear();
+    for (const [key] of this.keys(user, address)) {
+      const times = [...this.recent(key, now), now];
+      // Re-inserted, so the map stays ordered by last failure and the oldest go first when it is full.
+      this.failures.delete(key);
+      this.failures.set(key, times);
+    }
+    for (const key of this.failures.keys()) {
+      if (this.failures.size <= 100_000) break;
+      this.failures.delete(key);
+    }
   }
 
   succeeded(user: string, address: string): void {

@@ -68,7 +68,12 @@ export class UserStore {
     const user: UserRecord = {
       ...current.user,
       ...(change.role === undefined ? {} : { role: change.role }),
-      ...(change.password === undefined ? {} : { passwordHash: await hashPassword(change.password) }),
+      ...(change.password === undefined
+        ? {}
+        : {
+            passwordHash: await hashPassword(change.password),
+            passwordChangedAt: new Date(this.clock.now()).toISOString(),
+          }),
       updatedAt: new Date(this.clock.now()).toISOString(),
     };
     await this.write(
@@ -132,6 +137,16 @@ export class UserStore {
     );
   }
 
+  /** Restates a key after a rejected record (see KafkaStore.restate). */
+  repair(key: string): Promise<void> {
+    return this.store.restate(USERS_TOPIC, key, () => {
+      const version = this.view.version(key);
+      if (version === undefined || !this.view.unrepaired.has(key)) return undefined;
+      const current = this.view.valueOf(key);
+      return { value: current ? encodeJson(current) : null, version };
+    });
+  }
+
   private found(name: string): { user: UserRecord; version: string } {
     const u = this.view.user(name);
     if (!u) throw new ApiError(404, `no user ${name}`);
@@ -157,14 +172,7 @@ export class UserStore {
       },
     );
     if (outcome.kind === 'rejected') {
-      await this.store.restate(USERS_TOPIC, key, () => {
-        const version = this.view.version(key);
-        if (version === undefined) return undefined;
-        const current = key.startsWith('user:')
-          ? this.view.user(key.slice(5))?.user
-          : this.view.token(key.slice(6));
-        return { value: current ? encodeJson(current) : null, version };
-      });
+      await this.repair(key);
       throw new ApiError(409, conflict);
     }
   }

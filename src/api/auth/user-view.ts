@@ -22,6 +22,8 @@ export interface UserRecord {
   createdAt: string;
   updatedAt: string;
   createdBy?: string;
+  /** Access tokens issued before this were signed for the old password and are refused. */
+  passwordChangedAt?: string;
 }
 
 /** A long-lived API token: the SHA-256 of its secret only (the secret is shown once, at creation). */
@@ -48,6 +50,7 @@ const userSchema: JSONSchemaType<UserRecord> = {
     createdAt: { type: 'string' },
     updatedAt: { type: 'string' },
     createdBy: { type: 'string', nullable: true },
+    passwordChangedAt: { type: 'string', nullable: true },
   },
 };
 
@@ -78,6 +81,8 @@ export class UserView {
   private readonly keys = new Map<string, KeyState>();
   private readonly users = new Map<string, { user: UserRecord; version: string }>();
   private readonly tokens = new Map<string, TokenRecord>();
+  /** Keys whose last record was rejected: a repair must restate them (see shared/tasks/task-log.ts). */
+  readonly unrepaired = new Set<string>();
 
   constructor(
     private readonly logger: Logger,
@@ -98,6 +103,11 @@ export class UserView {
 
   allTokens(): TokenRecord[] {
     return [...this.tokens.values()].sort((a, b) => (a.createdAt < b.createdAt ? -1 : 1));
+  }
+
+  /** The current value of a key (a user or token record; undefined when absent). */
+  valueOf(key: string): UserRecord | TokenRecord | undefined {
+    return key.startsWith('user:') ? this.users.get(key.slice(5))?.user : this.tokens.get(key.slice(6));
   }
 
   /** The version (record offset) of a key's current state. */
@@ -134,6 +144,8 @@ export class UserView {
     }
     const prev = this.keys.get(key);
     const outcome = foldTaskRecord(prev, r);
+    if (outcome.kind === 'rejected') this.unrepaired.add(key);
+    else this.unrepaired.delete(key);
     const next = nextKeyState(prev, outcome);
     if (next) this.keys.set(key, next);
     if (outcome.kind === 'put' && value) {

@@ -10,7 +10,7 @@ import { MIN_EVERY_MS } from '../schedule-spec.js';
 import type { ScheduleSpec } from '../schedule-spec.js';
 import { scheduleFileSchema } from './schema.js';
 import type { RawScheduleEntry, ScheduleEntry } from './schema.js';
-import { topicNameProblem } from './topic-name.js';
+import { taskTopicProblem } from './topic-name.js';
 
 const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: false });
 const validateShape = ajv.compile(scheduleFileSchema);
@@ -132,7 +132,7 @@ function semanticProblems(file: string, data: unknown): ConfigProblem[] {
       problems.push({ ...at, path: 'TimeZone', message: `${JSON.stringify(zone)} is not an IANA time zone` });
     }
     const topic = str(e, 'Topic');
-    const topicProblem = topic === undefined ? undefined : topicNameProblem(topic);
+    const topicProblem = topic === undefined ? undefined : taskTopicProblem(topic);
     if (topicProblem)
       problems.push({ ...at, path: 'Topic', message: `${JSON.stringify(topic)}: ${topicProblem}` });
   });

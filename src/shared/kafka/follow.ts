@@ -39,9 +39,13 @@ export async function followTopic(
     const offsets = await admin.fetchTopicOffsets(topic);
     const start = new Map(offsets.map((p) => [p.partition, fromBeginning ? p.low : p.high]));
     if (fromTimestamp !== undefined && !fromBeginning)
-      for (const p of await admin.fetchTopicOffsetsByTimestamp(topic, fromTimestamp))
-        // -1: nothing that recent; start at the end.
-        if (BigInt(p.offset) >= 0n) start.set(p.partition, p.offset);
+      for (const p of await admin.fetchTopicOffsetsByTimestamp(topic, fromTimestamp)) {
+        // Nothing that recent gives -1, which kafkajs turns into a high watermark fetched now, later than the end
+        // read above: starting there would skip what was written in between. Never start past that first end.
+        const end = BigInt(start.get(p.partition) ?? '0');
+        const at = BigInt(p.offset);
+        if (at >= 0n) start.set(p.partition, (at < end ? at : end).toString());
+      }
     for (const p of offsets) {
       const from = BigInt(start.get(p.partition) ?? p.high);
       if (BigInt(p.high) > from) remaining.set(p.partition, BigInt(p.high));

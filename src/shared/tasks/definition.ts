@@ -1,11 +1,12 @@
 import { Ajv } from 'ajv';
 import type { JSONSchemaType } from 'ajv';
 import { MISFIRE_POLICIES } from '../config/schema.js';
+import { taskTopicProblem } from '../config/topic-name.js';
 import type { MisfirePolicy, ScheduleEntry } from '../config/schema.js';
 import { CronSpecError, isValidTimeZone, validateCronSpec } from '../cron.js';
 import { parseDuration } from '../duration.js';
 import { parseRfc3339 } from '../rfc3339.js';
-import { MIN_EVERY_MS } from '../schedule-spec.js';
+import { MAX_EVERY_MS, MIN_EVERY_MS } from '../schedule-spec.js';
 import type { ScheduleSpec } from '../schedule-spec.js';
 
 /** The compacted topic of task definitions created over HTTP (key = task id, tombstone = deleted). */
@@ -110,6 +111,8 @@ export function parseDefinition(value: Buffer): { def: TaskDefinition } | { prob
     return { problem: `not JSON (${err instanceof Error ? err.message : String(err)})` };
   }
   if (!validateDefinition(data)) return { problem: ajv.errorsText(validateDefinition.errors) };
+  const topicProblem = taskTopicProblem(data.topic);
+  if (topicProblem) return { problem: `topic: ${topicProblem}` };
   const spec = specOfTask(data);
   if (typeof spec === 'string') return { problem: spec };
   if (!isValidTimeZone(data.timeZone))
@@ -139,6 +142,8 @@ export function specOfTask(def: Pick<TaskDefinition, 'schedule' | 'createdAt'>):
     if (everyMs === undefined)
       return `schedule.every ${JSON.stringify(s.every)} is not a duration like 5s or 1m30s`;
     if (everyMs < MIN_EVERY_MS) return `schedule.every ${JSON.stringify(s.every)} is below the minimum of 1s`;
+    if (everyMs > MAX_EVERY_MS)
+      return `schedule.every ${JSON.stringify(s.every)} is above the maximum of 87600h`;
     const anchorMs = Date.parse(def.createdAt);
     if (!Number.isFinite(anchorMs)) return `createdAt ${JSON.stringify(def.createdAt)} is not a date`;
     return { kind: 'every', everyMs, anchorMs };
