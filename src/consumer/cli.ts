@@ -10,6 +10,7 @@ import {
   loggerFromOptions,
   metricsHostOption,
   metricsPortOption,
+  commaList,
   normalizeGoFlags,
   parseBrokers,
   positiveInt,
@@ -19,11 +20,13 @@ import { processRegistry } from '../shared/ops/registry.js';
 import { startOpsServer } from '../shared/ops/server.js';
 import { AppError } from '../shared/errors.js';
 import { ProcessorRegistry } from '../processors/registry.js';
+import { builtInProcessors, workProcessorCliOptions } from '../processors/built-in.js';
+import type { WorkProcessorOptions } from '../processors/built-in.js';
 import { TaskConsumer } from './task-consumer.js';
 import { formatDlq, listDlq, replayDlq } from './dlq-commands.js';
 import { consumerGroupStatus } from './status-command.js';
 
-interface RunOpts {
+interface RunOpts extends WorkProcessorOptions {
   brokers: string;
   topic: string[];
   group: string;
@@ -38,16 +41,6 @@ interface RunOpts {
   logFormat: string;
   metricsPort?: number;
   metricsHost: string;
-}
-
-function collect(value: string, previous: string[] | undefined): string[] {
-  return [
-    ...(previous ?? []),
-    ...value
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean),
-  ];
 }
 
 function nonNegativeInt(name: string): (v: string) => number {
@@ -66,7 +59,9 @@ async function run(opts: RunOpts): Promise<void> {
     const problem = topicNameProblem(t);
     if (problem) throw new AppError('USAGE', `--topic ${JSON.stringify(t)}: ${problem}`);
   }
-  const registry = new ProcessorRegistry();
+  const registry = new ProcessorRegistry(builtInProcessors(opts));
+  if (opts.enableCommand)
+    logger.warn('CommandProcessor is on (--enable-command): task payloads can run programs on this host');
   for (const m of opts.processors ?? []) {
     const added = await registry.loadModule(m);
     logger.info(`loaded processors from ${m}: ${added.join(', ')}`);
@@ -122,7 +117,7 @@ const program = new Command()
   .addOption(brokersOption())
   .addOption(
     new Option('-t, --topic <topic>', 'task topic to consume (repeatable; default taskTopic)')
-      .argParser(collect)
+      .argParser(commaList)
       .env('TASKCONSUMER_TOPICS'),
   )
   .addOption(
@@ -135,7 +130,7 @@ const program = new Command()
   )
   .addOption(
     new Option('--processors <module>', 'ES module whose exports add processors (repeatable)').argParser(
-      collect,
+      commaList,
     ),
   )
   .addOption(
@@ -172,8 +167,9 @@ const program = new Command()
   .addOption(logLevelOption())
   .addOption(logFormatOption())
   .addOption(metricsPortOption())
-  .addOption(metricsHostOption())
-  .action(async (opts: RunOpts) => run({ ...opts, topic: opts.topic ?? [] }));
+  .addOption(metricsHostOption());
+for (const o of workProcessorCliOptions()) program.addOption(o);
+program.action(async (opts: RunOpts) => run({ ...opts, topic: opts.topic ?? [] }));
 
 function kafkaFor(opts: { brokers: string; logLevel: string; logFormat: string }): KafkaClient {
   const logger = loggerFromOptions(opts, { component: 'taskconsumer' });
@@ -249,7 +245,7 @@ program
   )
   .addOption(
     new Option('-t, --topic <topic>', 'task topic (repeatable; default taskTopic)')
-      .argParser(collect)
+      .argParser(commaList)
       .env('TASKCONSUMER_TOPICS'),
   )
   .option('--json', 'print JSON')

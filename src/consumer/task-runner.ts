@@ -120,13 +120,15 @@ export class TaskRunner {
       const signal = linked.signal;
       let succeeded = false;
       let failure: unknown;
+      let result: Record<string, unknown> | undefined;
       try {
         // A processor that throws synchronously is treated like one that rejects; one that ignores its signal
         // is abandoned when the signal fires, so it cannot hold a drain or a partition forever.
-        await untilAborted(
+        const outcome = await untilAborted(
           Promise.resolve().then(() => processor.process(task, { signal, logger: log, attempt, source })),
           signal,
         );
+        result = outcome && typeof outcome === 'object' ? outcome.details : undefined;
         succeeded = true;
       } catch (err) {
         failure = err;
@@ -139,7 +141,7 @@ export class TaskRunner {
       const durationMs = this.o.clock.now() - started;
       if (succeeded) {
         const ok = await this.durably(drain, log, () =>
-          this.emit(task, 'FINISHED', attempt, rec, { durationMs }),
+          this.emit(task, 'FINISHED', attempt, rec, { durationMs, ...(result ? { result } : {}) }),
         );
         if (!ok) return this.interrupted(task, attempt);
         this.o.metrics?.attemptFinished(processor.name, durationMs);
@@ -173,13 +175,32 @@ export class TaskRunner {
         log.error(
           `task ${task.taskId} at ${where(rec)} failed for good (${reason}, attempt ${attempt}): ${error}; sent to DLQ`,
         );
-        return this.deadLetter(rec, task, task.taskId, reason, error, attempt, drain, durationMs);
+        return this.deadLetter(
+          rec,
+          task,
+          task.taskId,
+          reason,
+          error,
+          attempt,
+          drain,
+          durationMs,
+          detailsOf(failure),
+        );
       }
-      const delay = retryDelayMs(attempt, this.o.backoff);
+      // At least what the far side asked for (Retry-After), up to 10 minutes.
+      const delay = Math.max(
+        retryDelayMs(attempt, this.o.backoff),
+        Math.min(retryAfterOf(failure) ?? 0, MAX_RETRY_AFTER_MS),
+      );
       log.warn(
         `task ${task.taskId} attempt ${attempt}/${this.o.maxAttempts} failed: ${error}; retrying in ${delay} ms`,
       );
-      void this.emit(task, 'FAILED', attempt, rec, { durationMs, error }).catch(() => undefined);
+      const details = detailsOf(failure);
+      void this.emit(task, 'FAILED', attempt, rec, {
+        durationMs,
+        error,
+        ...(details ? { result: details } : {}),
+      }).catch(() => undefined);
       try {
         await sleep(this.o.clock, delay, drain);
       } catch {
@@ -202,6 +223,7 @@ export class TaskRunner {
     attempts: number,
     drain: AbortSignal,
     durationMs?: number,
+    details?: Record<string, unknown>,
   ): Promise<RunResult> {
     const now = this.o.clock.now();
     const records: OutRecord[] = [dlqRecord(rec, reason, error, attempts, now)];
@@ -211,7 +233,13 @@ export class TaskRunner {
         'FAILED',
         attempts,
         rec,
-        { error, final: true, dlqReason: reason, ...(durationMs === undefined ? {} : { durationMs }) },
+        {
+          error,
+          final: true,
+          dlqReason: reason,
+          ...(durationMs === undefined ? {} : { durationMs }),
+          ...(details ? { result: details } : {}),
+        },
       ),
     );
     // The DLQ record and the final event go in one request: the offset is resolved only after both are acked.
@@ -278,4 +306,17 @@ export class TaskRunner {
       headers: { 'task-id': ids.taskId },
     };
   }
+}
+
+const MAX_RETRY_AFTER_MS = 10 * 60_000;
+
+/** The details a processor attached to its failure (NonRetriableError, RetriableError), if any. */
+function detailsOf(err: unknown): Record<string, unknown> | undefined {
+  const d = (err as { details?: unknown } | undefined)?.details;
+  return d && typeof d === 'object' ? (d as Record<string, unknown>) : undefined;
+}
+
+function retryAfterOf(err: unknown): number | undefined {
+  const ms = (err as { retryAfterMs?: unknown } | undefined)?.retryAfterMs;
+  return typeof ms === 'number' && Number.isFinite(ms) && ms > 0 ? ms : undefined;
 }

@@ -36,10 +36,11 @@ export class ProcessorRegistry {
       );
     }
     this.byName.set(p.name, p);
+    for (const alias of p.aliases ?? []) this.byName.set(alias, p);
   }
 
   names(): string[] {
-    return [...this.byName.keys()].sort();
+    return [...new Set([...this.byName.values()].map((p) => p.name))].sort();
   }
 
   resolve(name: string): Processor | undefined {

@@ -12,11 +12,18 @@ export interface ProcessorContext {
   source: { topic: string; partition: number; offset: string };
 }
 
+/** What a processor may return: small JSON shown as `result` in the FINISHED event (a status, a message id). */
+export interface ProcessorResult {
+  details?: Record<string, unknown>;
+}
+
 /**
  * A named unit of work. `process` resolves on success, throws `NonRetriableError` when retrying cannot help, and
- * throws anything else to be retried with backoff.
+ * throws anything else to be retried with backoff (`RetriableError` can say when, and attach details).
  */
 export interface Processor {
   readonly name: string;
-  process(task: TaskMessage, ctx: ProcessorContext): Promise<void>;
+  /** Other names it answers to (e.g. `webhook` for `WebhookProcessor`). */
+  readonly aliases?: readonly string[];
+  process(task: TaskMessage, ctx: ProcessorContext): Promise<void | ProcessorResult>;
 }

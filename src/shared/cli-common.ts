@@ -101,3 +101,14 @@ export function positiveInt(name: string): (v: string) => number {
     return n;
   };
 }
+
+/** A repeatable option whose values may also be comma-separated: `--x a,b --x c` → [a, b, c]. */
+export function commaList(value: string, previous: string[] | undefined): string[] {
+  return [
+    ...(previous ?? []),
+    ...value
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  ];
+}

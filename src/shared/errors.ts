@@ -8,6 +8,7 @@ export type ErrorCode =
   | 'PROCESSOR_TIMEOUT'
   | 'ABORTED'
   | 'KAFKA'
+  | 'TASK_FAILED'
   | 'INTERNAL';
 
 export interface AppErrorOptions {
@@ -29,10 +30,40 @@ export class AppError extends Error {
   }
 }
 
+/** What a processor can attach to a failure: shown in the FAILED event; a wait the far side asked for. */
+export interface FailureDetails {
+  /** Small JSON (status code, response excerpt, exit code, output tail) for the FAILED event's `result`. */
+  details?: Record<string, unknown>;
+  /** Retry no sooner than this (an HTTP Retry-After): the backoff waits at least this long. */
+  retryAfterMs?: number;
+  cause?: unknown;
+}
+
 /** Thrown by a processor when retrying cannot help: the task goes to the DLQ at once. */
 export class NonRetriableError extends AppError {
-  constructor(message: string, options: { cause?: unknown } = {}) {
-    super('NON_RETRIABLE', message, { ...options, retriable: false });
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(message: string, options: Omit<FailureDetails, 'retryAfterMs'> = {}) {
+    super('NON_RETRIABLE', message, {
+      ...(options.cause === undefined ? {} : { cause: options.cause }),
+      retriable: false,
+    });
+    this.details = options.details;
+  }
+}
+
+/** A failure a later attempt may not have (a 503, a timeout, a busy mail server): retried with backoff. */
+export class RetriableError extends AppError {
+  readonly details: Record<string, unknown> | undefined;
+  readonly retryAfterMs: number | undefined;
+
+  constructor(message: string, options: FailureDetails = {}) {
+    super('TASK_FAILED', message, {
+      ...(options.cause === undefined ? {} : { cause: options.cause }),
+      retriable: true,
+    });
+    this.details = options.details;
+    this.retryAfterMs = options.retryAfterMs;
   }
 }
 

@@ -46,6 +46,8 @@ export interface StatusEvent {
   source?: { topic: string; partition: number; offset: string };
   /** On FAILED with final: the DLQ reason. */
   dlqReason?: DlqReason;
+  /** What the processor reported: on FINISHED its result, on FAILED the failure's details. */
+  result?: Record<string, unknown>;
 }
 
 export type AuditAction = 'task.created' | 'task.changed' | 'task.deleted' | 'task.triggered';

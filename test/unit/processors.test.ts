@@ -79,3 +79,24 @@ describe('SleepProcessor', () => {
     });
   });
 });
+
+describe('when the consumer builds its processors', () => {
+  it('should offer webhook, email and command under their names and aliases', async () => {
+    const { builtInProcessors } = await import('../../src/processors/built-in.js');
+    const { ProcessorRegistry } = await import('../../src/processors/registry.js');
+    const registry = new ProcessorRegistry(
+      builtInProcessors({
+        enableCommand: false,
+        containerRuntime: 'docker',
+        containerNetwork: 'none',
+        containerMemory: '256m',
+        containerCpus: '1',
+        containerPids: 256,
+        containerUser: '65534:65534',
+      }),
+    );
+    const names = { webhook: 'WebhookProcessor', email: 'EmailProcessor', command: 'CommandProcessor' };
+    for (const [alias, name] of Object.entries(names)) expect(registry.resolve(alias)?.name).toBe(name);
+    expect(registry.names()).toContain('InvoiceProcessor');
+  });
+});

@@ -1,0 +1,120 @@
+import { isIP } from 'node:net';
+import { Agent, request } from 'undici';
+import type { Dispatcher } from 'undici';
+import { errorMessage, NonRetriableError, RetriableError } from '../shared/errors.js';
+import { AddressGuard } from './address-guard.js';
+import { payloadParser } from './payload.js';
+import type { Processor, ProcessorResult } from './types.js';
+
+export interface WebhookPayload {
+  url: string;
+  method?: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  headers?: Record<string, string>;
+  body?: unknown;
+  timeoutMs?: number;
+}
+
+const parse = payloadParser<WebhookPayload>('WebhookProcessor', {
+  type: 'object',
+  additionalProperties: false,
+  required: ['url'],
+  properties: {
+    url: { type: 'string', pattern: '^https?://' },
+    method: { type: 'string', enum: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] },
+    headers: { type: 'object', additionalProperties: { type: 'string' } },
+    body: {},
+    timeoutMs: { type: 'integer', minimum: 1, maximum: 600_000 },
+  },
+});
+
+/** How much of a response body goes into the event. */
+const EXCERPT_BYTES = 2048;
+const DEFAULT_TIMEOUT_MS = 30_000;
+
+/** `Retry-After` as ms: delta-seconds or an HTTP date. */
+export function retryAfterMs(value: string | string[] | undefined, nowMs: number): number | undefined {
+  const v = Array.isArray(value) ? value[0] : value;
+  if (v === undefined) return undefined;
+  if (/^\d+$/.test(v.trim())) return Number(v.trim()) * 1000;
+  const at = Date.parse(v);
+  return Number.isFinite(at) ? Math.max(0, at - nowMs) : undefined;
+}
+
+async function excerpt(body: Dispatcher.ResponseData['body']): Promise<{ text: string; truncated: boolean }> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let truncated = false;
+  for await (const chunk of body) {
+    const b = chunk as Buffer;
+    if (size < EXCERPT_BYTES) chunks.push(b.subarray(0, EXCERPT_BYTES - size));
+    size += b.length;
+    if (size > EXCERPT_BYTES) {
+      truncated = true;
+      body.destroy();
+      break;
+    }
+  }
+  return { text: Buffer.concat(chunks).toString('utf8'), truncated };
+}
+
+/**
+ * `WebhookProcessor` (also `webhook`): one HTTP request per task. 2xx succeeds; 408, 429 (after its Retry-After),
+ * 5xx and network errors are retried; other 4xx are not. The taskId goes in `Idempotency-Key`, so a retried or
+ * re-delivered task can be recognised by the receiver. Internal addresses are refused unless `--webhook-allow`ed.
+ */
+export function webhookProcessor(o: { allow: readonly string[] }): Processor {
+  const guard = new AddressGuard(o.allow);
+  const agent = new Agent({ connect: { lookup: guard.lookup }, keepAliveTimeout: 10_000 });
+  return {
+    name: 'WebhookProcessor',
+    aliases: ['webhook'],
+    async process(task, ctx): Promise<ProcessorResult> {
+      const p = parse(task);
+      const url = new URL(p.url);
+      const host = url.hostname.replace(/^\[|\]$/g, '');
+      // An address in the URL never goes through the lookup: check it here.
+      if (isIP(host)) guard.check(host, host);
+      const method = p.method ?? (p.body === undefined ? 'GET' : 'POST');
+      const json = p.body !== undefined && typeof p.body !== 'string';
+      const headers: Record<string, string> = {
+        'user-agent': 'taskmanager-webhook',
+        ...(json ? { 'content-type': 'application/json' } : {}),
+        ...p.headers,
+        'idempotency-key': task.taskId,
+      };
+      const signal = AbortSignal.any([ctx.signal, AbortSignal.timeout(p.timeoutMs ?? DEFAULT_TIMEOUT_MS)]);
+      let res: Dispatcher.ResponseData;
+      try {
+        res = await request(url, {
+          method,
+          headers,
+          dispatcher: agent,
+          signal,
+          ...(p.body === undefined ? {} : { body: json ? JSON.stringify(p.body) : (p.body as string) }),
+        });
+      } catch (err) {
+        if (ctx.signal.aborted) throw ctx.signal.reason;
+        if (err instanceof NonRetriableError) throw err;
+        // An address refused by the guard arrives wrapped by the client.
+        if ((err as { cause?: unknown }).cause instanceof NonRetriableError)
+          throw (err as { cause: Error }).cause;
+        throw new RetriableError(`${method} ${url.origin}${url.pathname}: ${errorMessage(err)}`, {
+          details: { url: `${url.origin}${url.pathname}`, error: errorMessage(err) },
+        });
+      }
+      const body = await excerpt(res.body);
+      const details = {
+        status: res.statusCode,
+        body: body.text,
+        ...(body.truncated ? { truncated: true } : {}),
+      };
+      const what = `${method} ${url.origin}${url.pathname} answered ${res.statusCode}`;
+      if (res.statusCode >= 200 && res.statusCode < 300) return { details };
+      if (res.statusCode === 408 || res.statusCode === 429 || res.statusCode >= 500) {
+        const wait = retryAfterMs(res.headers['retry-after'], Date.now());
+        throw new RetriableError(what, { details, ...(wait === undefined ? {} : { retryAfterMs: wait }) });
+      }
+      throw new NonRetriableError(`${what} (a 4xx other than 408 and 429 is not retried)`, { details });
+    },
+  };
+}
