@@ -25,6 +25,7 @@ COPY config ./config
 # process that receives SIGTERM (tini from `init: true` forwards it) and no shebang or file mode is relied on.
 RUN printf '#!/bin/sh\nexec node /app/dist/src/scheduler/cli.js "$@"\n' >/usr/local/bin/taskscheduler \
   && printf '#!/bin/sh\nexec node /app/dist/src/consumer/cli.js "$@"\n' >/usr/local/bin/taskconsumer \
-  && chmod 755 /usr/local/bin/taskscheduler /usr/local/bin/taskconsumer
+  && printf '#!/bin/sh\nexec node /app/dist/src/api/cli.js "$@"\n' >/usr/local/bin/taskapi \
+  && chmod 755 /usr/local/bin/taskscheduler /usr/local/bin/taskconsumer /usr/local/bin/taskapi
 USER node
 CMD ["taskscheduler", "--help"]
