@@ -124,6 +124,7 @@ export async function serve(o: ServeOptions, logger: Logger): Promise<void> {
     : undefined;
   const app = await buildServer({
     service,
+    kafka,
     users: {
       users,
       auth: new Authenticator(users.view, keys, systemClock, Math.round(o.tokenTtl / 1000)),

@@ -12,12 +12,16 @@ import type { HealthSource } from './routes-health.js';
 import { registerLegacyRoutes } from './routes-legacy.js';
 import { registerTaskRoutes } from './routes-tasks.js';
 import { registerUserRoutes } from './routes-users.js';
+import { registerDlqRoutes } from './routes-dlq.js';
+import type { KafkaClient } from '../shared/kafka/index.js';
 import type { UserRoutesOptions } from './routes-users.js';
 import { installGuard } from './auth/guard.js';
 import type { TaskService } from './task-service.js';
 
 export interface ApiServerOptions {
   service: TaskService;
+  /** For the DLQ routes (they read and replay `<topic>.dlq` as `taskconsumer dlq` does). */
+  kafka: KafkaClient;
   users: UserRoutesOptions;
   health: HealthSource;
   logger: Logger;
@@ -74,6 +78,7 @@ export async function buildServer(o: ApiServerOptions): Promise<FastifyInstance>
       tags: [
         { name: 'tasks', description: 'Tasks (SPEC.md §7)' },
         { name: 'users', description: 'Users, roles and tokens (SPEC.md §8)' },
+        { name: 'dlq', description: 'Dead-lettered tasks and their replay' },
         { name: 'compat', description: 'Request bodies of the task services taskapi replaces' },
         { name: 'health', description: 'Liveness and readiness' },
       ],
@@ -103,6 +108,7 @@ export async function buildServer(o: ApiServerOptions): Promise<FastifyInstance>
   installGuard(app, o.users.auth);
   registerTaskRoutes(app, o.service);
   registerUserRoutes(app, o.users);
+  registerDlqRoutes(app, o.kafka, (what, user) => o.logger.info(`${what} by ${user}`));
   registerLegacyRoutes(app, o.service);
   registerHealthRoutes(app, o.health);
   app.get('/api/openapi.json', { config: { access: 'public' }, schema: { hide: true } }, () => app.swagger());

@@ -256,6 +256,16 @@ describe('taskapi routes × roles', () => {
       ok: 204,
       call: async (who) => ({ method: 'DELETE', path: `/api/v1/tokens?id=${await newToken(who.token)}` }),
     },
+    'GET /api/v1/dlq/{topic}': {
+      need: 'viewer',
+      ok: 200,
+      call: async () => ({ method: 'GET', path: `/api/v1/dlq/${topic}` }),
+    },
+    'POST /api/v1/dlq/{topic}/replay': {
+      need: 'operator',
+      ok: 200,
+      call: async () => ({ method: 'POST', path: `/api/v1/dlq/${topic}/replay`, body: { all: true } }),
+    },
   };
   const PUBLIC = [
     'POST /api/v1/users/login',

@@ -8,12 +8,17 @@ import type { Api } from './helpers/api.js';
 import { brokers, kafka, uniqueName, useTaskTopic } from './helpers/kafka.js';
 import { opsUrl, scrape, total } from './helpers/metrics.js';
 import { killAll, ROOT, startCli } from './helpers/processes.js';
+import { publishTasks, taskMessage } from './helpers/tasks.js';
 import { waitFor } from './helpers/wait-for.js';
 import type { TaskMessage } from '../../src/shared/messages.js';
 
 const run = promisify(execFile);
 const TASKS = 'taskmanager.tasks';
 const FIXTURES = 'test/fixtures/test-processors.js';
+
+/** A consumer of `topic` in a group of its own, with the test processors. */
+const fixtureConsumer = (topic: string) =>
+  startCli('taskconsumer', ['-b', brokers(), '-t', topic, '-g', uniqueName('c'), '--processors', FIXTURES]);
 
 /**
  * The two request examples of the task services we replace as our README gives them: their bodies exactly as
@@ -58,16 +63,7 @@ describe('taskapi with a scheduler and a consumer', () => {
   const startPipeline = async (): Promise<Api> => {
     const api = await startApi(['--group', group, '--topic', fx.topic]);
     const s = startCli('taskscheduler', ['-b', brokers(), '-s', 'none', '--group', group]);
-    const c = startCli('taskconsumer', [
-      '-b',
-      brokers(),
-      '-t',
-      fx.topic,
-      '-g',
-      uniqueName('c'),
-      '--processors',
-      FIXTURES,
-    ]);
+    const c = fixtureConsumer(fx.topic);
     logs = () => `\n--- scheduler ---\n${s.output.slice(-1500)}\n--- consumer ---\n${c.output.slice(-1500)}`;
     return api;
   };
@@ -454,3 +450,62 @@ describe('taskapi given bad input', () => {
     expect(total(series, 'taskmanager_api_ready')).toBe(1);
   });
 });
+
+describe('the DLQ through taskapi', () => {
+  const fx = useTaskTopic({ beforeEach, afterEach, killAll });
+
+  it('should list a dead-lettered task with its reason and original offset, and replay it for an operator only', async () => {
+    const api = await startApi([]);
+    fixtureConsumer(fx.topic);
+    const task = taskMessage(uniqueName('dlq'), 'BadInputProcessor');
+    await publishTasks(fx.topic, [task]);
+    type Dlq = {
+      waiting: number;
+      items: Array<{ taskId: string; reason: string; original: { topic: string }; replayedBy?: string }>;
+    };
+    const listed = await waitFor(
+      async () => {
+        const r = await api.call<Dlq>('GET', `/api/v1/dlq/${fx.topic}`);
+        return r.body.items?.some((e) => e.taskId === task.taskId) ? r.body : undefined;
+      },
+      { timeoutMs: 30_000, what: 'the task in the DLQ' },
+    );
+    expect(listed.items.find((e) => e.taskId === task.taskId)).toMatchObject({
+      reason: 'non-retriable',
+      original: { topic: fx.topic },
+    });
+    expect((await api.call('GET', '/api/v1/dlq/taskmanager.users')).status).toBe(400);
+    expect((await api.call('GET', `/api/v1/dlq/${uniqueName('none')}`)).status).toBe(404);
+    const made = await api.call('POST', '/api/v1/users', {
+      username: uniqueName('v'),
+      password: 'viewer-password',
+      role: 'viewer',
+    });
+    const viewer = await api.login((made.body as { name: string }).name, 'viewer-password');
+    const denied = await api.call(
+      'POST',
+      `/api/v1/dlq/${fx.topic}/replay`,
+      { taskId: task.taskId },
+      {},
+      { token: viewer },
+    );
+    expect(denied.status).toBe(403);
+    const replayed = await api.call<{ replayed: unknown[] }>('POST', `/api/v1/dlq/${fx.topic}/replay`, {
+      taskId: task.taskId,
+    });
+    expect([replayed.status, replayed.body.replayed.length]).toEqual([200, 1]);
+    await waitFor(() => fired(fx, task.scheduleId).length === 2, {
+      timeoutMs: 10_000,
+      what: 'the task back on its topic',
+    });
+    const after = await api.call<Dlq>('GET', `/api/v1/dlq/${fx.topic}`);
+    expect(after.body.items.find((e) => e.taskId === task.taskId)?.replayedBy).toMatch(/^\d+@\d+$/);
+  });
+});
+
+function fired(
+  fx: { topic: string; reader: { values<T>(topic: string): T[] } },
+  scheduleId: string,
+): TaskMessage[] {
+  return fx.reader.values<TaskMessage>(fx.topic).filter((t) => t.scheduleId === scheduleId);
+}
