@@ -167,6 +167,48 @@ export function registerTaskRoutes(app: FastifyInstance, service: TaskService): 
     async (req, reply) => reply.code(202).send(await service.trigger(req.params.id, principalOf(req))),
   );
 
+  app.get<{ Params: IdParams; Querystring: { count: number } }>(
+    `${BASE}/:id/next`,
+    {
+      config: { access: 'viewer' },
+      schema: {
+        tags: ['tasks'],
+        summary: 'The next fire times of a task, in UTC and in its zone',
+        params: ID_PARAMS,
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { count: { type: 'integer', minimum: 1, maximum: 100, default: 10 } },
+        },
+        response: {
+          200: json(
+            {
+              type: 'object',
+              required: ['timeZone', 'items'],
+              properties: {
+                timeZone: { type: 'string' },
+                items: {
+                  type: 'array',
+                  items: {
+                    type: 'object',
+                    required: ['utc', 'local'],
+                    properties: { utc: { type: 'string' }, local: { type: 'string' } },
+                  },
+                },
+              },
+            },
+            'Next fires (none for a paused task or a one-shot that ran)',
+          ),
+          ...COMMON_ERRORS,
+        },
+      },
+    },
+    (req) => ({
+      timeZone: service.get(req.params.id).timeZone,
+      items: service.next(req.params.id, req.query.count),
+    }),
+  );
+
   app.get<{ Params: IdParams }>(
     `${BASE}/:id/runs`,
     {

@@ -1,5 +1,7 @@
 import { MISFIRE_POLICIES } from '../shared/config/schema.js';
+import { nextInstants } from '../shared/cron.js';
 import { compileSpec } from '../shared/schedule-spec.js';
+import { zonedFormatter } from '../shared/zoned-format.js';
 import { specOfTask } from '../shared/tasks/definition.js';
 import type { TaskDefinition } from '../shared/tasks/definition.js';
 import { RUN_STATES } from './run-history.js';
@@ -61,6 +63,33 @@ export function nextRunOf(
   if (typeof spec === 'string') return undefined;
   if (spec.kind === 'once') return latest ? undefined : spec.runAt;
   return compileSpec(spec, def.timeZone).nextAfter(nowMs);
+}
+
+/** A coming fire, in UTC and in the task's zone (`2026-11-26 02:30:00 CET`). */
+export interface NextFire {
+  utc: string;
+  local: string;
+}
+
+/** The next `count` fire instants of a task after `nowMs` (a one-shot that has not run yet: its instant). */
+export function nextFires(
+  def: TaskDefinition,
+  latest: TaskRun | undefined,
+  nowMs: number,
+  count: number,
+): NextFire[] {
+  const first = nextRunOf(def, latest, nowMs);
+  if (first === undefined) return [];
+  const spec = specOfTask(def);
+  const instants =
+    typeof spec === 'string' || spec.kind === 'once'
+      ? [first]
+      : [first, ...nextInstants(compileSpec(spec, def.timeZone), first, count - 1)];
+  const local = zonedFormatter(def.timeZone, 'sv-SE', true);
+  return instants
+    .filter((ms) => Math.abs(ms) <= 8.64e15)
+    .slice(0, count)
+    .map((ms) => ({ utc: new Date(ms).toISOString(), local: local.format(new Date(ms)) }));
 }
 
 export function toApiTask(

@@ -13,8 +13,8 @@ import { ApiError } from './problem.js';
 import type { TaskRun } from './run-history.js';
 import { applyPatch, definitionOf } from './task-input.js';
 import type { InputDefaults, TaskInput, TaskPatch } from './task-input.js';
-import { toApiTask } from './task-model.js';
-import type { ApiTask, TaskState } from './task-model.js';
+import { nextFires, toApiTask } from './task-model.js';
+import type { ApiTask, NextFire, TaskState } from './task-model.js';
 import type { TaskStore } from './task-store.js';
 import type { ViewTask } from './task-view.js';
 
@@ -98,6 +98,12 @@ export class TaskService {
       total: page.total,
       ...(page.last ? { nextCursor: encodeCursor(page.last) } : {}),
     };
+  }
+
+  /** The task's next `count` fires, in UTC and its zone. */
+  next(id: string, count: number): NextFire[] {
+    const t = this.found(id);
+    return nextFires(t.def, this.o.tasks.view.latestRun(id), this.o.clock.now(), count);
   }
 
   runs(id: string): TaskRun[] {

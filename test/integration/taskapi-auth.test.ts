@@ -171,6 +171,11 @@ describe('taskapi routes × roles', () => {
       ok: 202,
       call: async () => ({ method: 'POST', path: `/api/v1/tasks/${await newTask()}/trigger` }),
     },
+    'GET /api/v1/tasks/{id}/next': {
+      need: 'viewer',
+      ok: 200,
+      call: async () => ({ method: 'GET', path: `/api/v1/tasks/${await newTask()}/next?count=3` }),
+    },
     'GET /api/v1/tasks/{id}/runs': {
       need: 'viewer',
       ok: 200,

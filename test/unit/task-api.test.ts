@@ -21,7 +21,7 @@ import {
   parseTaskInput,
   parseTaskPatch,
 } from '../../src/api/task-input.js';
-import { nextRunOf, toApiTask } from '../../src/api/task-model.js';
+import { nextFires, nextRunOf, toApiTask } from '../../src/api/task-model.js';
 import { callApi } from '../../src/api/call-command.js';
 
 const T0 = Date.parse('2026-11-22T10:00:00.000Z');
@@ -322,6 +322,20 @@ describe('when reading a request body', () => {
   it('should refuse an empty patch', () => {
     expect(errors(parseTaskPatch({}))).toEqual(['/ must NOT have fewer than 1 properties']);
     expect(parseTaskPatch({ enabled: false }).ok).toBe(true);
+  });
+});
+
+describe('when showing a task’s next fires', () => {
+  it('should list them in UTC and in its zone, across a DST change', () => {
+    const d = def('c', { schedule: { cron: '0 30 2 * * *' }, timeZone: 'Europe/Berlin' });
+    const at = Date.parse('2026-03-27T12:00:00Z');
+    expect(nextFires(d, undefined, at, 3)).toEqual([
+      { utc: '2026-03-28T01:30:00.000Z', local: '2026-03-28 02:30:00 CET' },
+      // 29 March: 02:30 does not exist; the first instant after the gap.
+      { utc: '2026-03-29T01:00:00.000Z', local: '2026-03-29 03:00:00 CEST' },
+      { utc: '2026-03-30T00:30:00.000Z', local: '2026-03-30 02:30:00 CEST' },
+    ]);
+    expect(nextFires({ ...d, enabled: false }, undefined, at, 3)).toEqual([]);
   });
 });
 
