@@ -13,6 +13,7 @@ import { registerLegacyRoutes } from './routes-legacy.js';
 import { registerTaskRoutes } from './routes-tasks.js';
 import { registerUserRoutes } from './routes-users.js';
 import { registerDlqRoutes } from './routes-dlq.js';
+import { registerUiRoutes } from './routes-ui.js';
 import type { KafkaClient } from '../shared/kafka/index.js';
 import type { UserRoutesOptions } from './routes-users.js';
 import { installGuard } from './auth/guard.js';
@@ -108,6 +109,7 @@ export async function buildServer(o: ApiServerOptions): Promise<FastifyInstance>
   installGuard(app, o.users.auth);
   registerTaskRoutes(app, o.service);
   registerUserRoutes(app, o.users);
+  registerUiRoutes(app);
   registerDlqRoutes(app, o.kafka, (what, user) => o.logger.info(`${what} by ${user}`));
   registerLegacyRoutes(app, o.service);
   registerHealthRoutes(app, o.health);

@@ -1,0 +1,180 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { startApi, TEST_ADMIN } from './helpers/api.js';
+import type { Api } from './helpers/api.js';
+import { brokers, uniqueName, useTaskTopic } from './helpers/kafka.js';
+import { killAll, ROOT, startCli } from './helpers/processes.js';
+import { publishTasks, taskMessage } from './helpers/tasks.js';
+import { waitFor } from './helpers/wait-for.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const SHOTS = join(ROOT, 'test-results');
+
+/** Debian's chromium, installed with apt when missing (never skipped in CI). */
+function ensureChromium(): string | undefined {
+  if (existsSync(CHROMIUM)) return undefined;
+  const r = spawnSync(
+    'bash',
+    [
+      '-c',
+      'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium',
+    ],
+    {
+      encoding: 'utf8',
+      timeout: 600_000,
+    },
+  );
+  if (existsSync(CHROMIUM)) return undefined;
+  const why = `apt-get install chromium failed (exit ${r.status}): ${(r.stderr ?? '').trim().split('\n').at(-1) ?? ''}`;
+  if (process.env.CI) throw new Error(why);
+  return why;
+}
+
+describe('the dashboard at /ui in headless Chromium', () => {
+  const fx = useTaskTopic({ beforeEach, afterEach, killAll });
+  let browser: Browser | undefined;
+  let skip: string | undefined;
+
+  beforeAll(async () => {
+    skip = ensureChromium();
+    if (skip) console.warn(`SKIPPING the dashboard tests: ${skip}`);
+    else
+      browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] });
+    mkdirSync(SHOTS, { recursive: true });
+  }, 660_000);
+  afterAll(async () => {
+    await browser?.close();
+  });
+
+  const login = async (api: Api, username: string, password: string): Promise<Page> => {
+    const page = await browser!.newPage({ viewport: { width: 1280, height: 800 } });
+    page.on('dialog', (d) => void d.accept());
+    await page.goto(`${api.url}/ui`);
+    await page.fill('input[name=username]', username);
+    await page.fill('input[name=password]', password);
+    await page.click('button[type=submit]');
+    return page;
+  };
+  const runs = async (api: Api, id: string) =>
+    (
+      await api.call<{ items: Array<{ taskId: string; state: string; scheduledFor: string }> }>(
+        'GET',
+        `/api/v1/tasks/${id}/runs`,
+      )
+    ).body.items;
+
+  it('should show tasks, runs appearing live, and let an operator trigger, pause and replay, and a viewer only look', async (ctx) => {
+    if (skip) return ctx.skip();
+    const group = uniqueName('ui-group');
+    const api = await startApi(['--group', group, '--topic', fx.topic]);
+    startCli('taskscheduler', ['-b', brokers(), '-s', 'none', '--group', group]);
+    startCli('taskconsumer', [
+      '-b',
+      brokers(),
+      '-t',
+      fx.topic,
+      '-g',
+      uniqueName('c'),
+      '--processors',
+      'test/fixtures/test-processors.js',
+    ]);
+    const id = uniqueName('ui-task');
+    expect(
+      (await api.call('POST', '/api/v1/tasks', { id, processor: 'NoopProcessor', schedule: { every: '2s' } }))
+        .status,
+    ).toBe(201);
+    const canary = (
+      await api.call<{ id: string }>('POST', '/api/v1/tasks', {
+        processor: 'NoopProcessor',
+        schedule: { every: '1s' },
+      })
+    ).body.id;
+
+    const page = await login(api, TEST_ADMIN.username, TEST_ADMIN.password);
+    await page.waitForSelector(`#tasks tr[data-id="${id}"]`);
+    await page.screenshot({ path: join(SHOTS, 'dashboard-tasks.png') });
+
+    // The task's page: a run appears without a reload.
+    await page.click(`#tasks tr[data-id="${id}"]`);
+    await page.waitForSelector('#runs');
+    const before = await page.locator('#runs tbody tr').count();
+    await page.waitForFunction(`document.querySelectorAll('#runs tbody tr').length > ${before}`, undefined, {
+      timeout: 20_000,
+    });
+    expect(await page.locator('#next tbody tr').count()).toBe(10);
+
+    // Trigger: confirmed, fired with a millisecond taskId, and seen to finish.
+    await page.click('#trigger');
+    await page.waitForFunction(
+      "/fired as /.test(document.querySelector('#flash')?.textContent ?? '')",
+      undefined,
+      { timeout: 10_000 },
+    );
+    const taskId = ((await page.textContent('#flash')) ?? '').replace('fired as ', '').trim();
+    await page.waitForSelector(`#runs tr[data-task-id="${taskId}"] td.FINISHED`, { timeout: 20_000 });
+    await page.screenshot({ path: join(SHOTS, 'dashboard-task.png') });
+
+    // Pause: no run after it, while the canary keeps firing.
+    await page.click('#toggle');
+    await page.waitForSelector('#task-status.PAUSED', { timeout: 10_000 });
+    const pausedAt = Date.now();
+    await waitFor(
+      async () =>
+        (await runs(api, canary)).filter((r) => Date.parse(r.scheduledFor) > pausedAt + 1000).length >= 3,
+      {
+        timeoutMs: 20_000,
+        what: 'three canary runs after the pause',
+      },
+    );
+    expect(
+      (await runs(api, id)).filter(
+        (r) => Date.parse(r.scheduledFor) > pausedAt + 1000 && !r.taskId.endsWith('Z') === false,
+      ),
+    ).toEqual([]);
+
+    // Failures: a dead-lettered task, replayed from the page.
+    const bad = taskMessage(uniqueName('ui-bad'), 'BadInputProcessor');
+    await publishTasks(fx.topic, [bad]);
+    await page.goto(`${api.url}/ui#/failures`);
+    await page.fill('#dlq-topic', fx.topic);
+    await page.dispatchEvent('#dlq-topic', 'change');
+    await page.waitForSelector(`#dlq tr[data-task-id="${bad.taskId}"] button.replay`, { timeout: 30_000 });
+    await page.screenshot({ path: join(SHOTS, 'dashboard-failures.png') });
+    await page.click(`#dlq tr[data-task-id="${bad.taskId}"] button.replay`);
+    await page.waitForFunction(
+      "/replayed 1/.test(document.querySelector('#flash')?.textContent ?? '')",
+      undefined,
+      { timeout: 10_000 },
+    );
+    await page.waitForFunction(
+      `[...document.querySelectorAll('#dlq tr[data-task-id=${JSON.stringify(bad.taskId)}]')].some((tr) => tr.textContent.includes('replayed'))`,
+      undefined,
+      { timeout: 10_000 },
+    );
+    await page.goto(`${api.url}/ui#/health`);
+    await page.waitForSelector('#ready.FINISHED');
+    await page.screenshot({ path: join(SHOTS, 'dashboard-health.png') });
+
+    // A viewer sees no action buttons, and a forged action gets 403.
+    const viewer = uniqueName('ui-viewer');
+    await api.call('POST', '/api/v1/users', {
+      username: viewer,
+      password: 'viewer-password',
+      role: 'viewer',
+    });
+    const vpage = await login(api, viewer, 'viewer-password');
+    await vpage.waitForSelector(`#tasks tr[data-id="${id}"]`);
+    await vpage.goto(`${api.url}/ui#/task/${id}`);
+    await vpage.waitForSelector('#runs');
+    expect(await vpage.locator('#actions, #trigger, #save').count()).toBe(0);
+    const forged = await vpage.evaluate(
+      `fetch(${JSON.stringify(`/api/v1/tasks/${id}/trigger`)}, { method: 'POST', headers: { authorization: 'Bearer ' + sessionStorage.getItem('tm-token') } }).then((r) => r.status)`,
+    );
+    expect(forged).toBe(403);
+    await vpage.screenshot({ path: join(SHOTS, 'dashboard-viewer.png') });
+  }, 180_000);
+});
