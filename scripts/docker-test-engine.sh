@@ -13,6 +13,7 @@ readonly STATE
 readonly SOCK="$STATE/docker.sock"
 readonly PIDFILE="$STATE/dockerd.pid"
 readonly IMAGE=taskmanager-busybox:test
+readonly APT_LOCK=${TASKMANAGER_APT_LOCK:-/tmp/taskmanager-apt.lock}
 
 usage() {
   cat <<'USAGE'
@@ -46,9 +47,11 @@ install_packages() {
   [[ $(id -u) -eq 0 ]] || die "needs ${missing[*]} (apt-get install ${missing[*]} as root)"
   command -v apt-get >/dev/null 2>&1 || die "needs ${missing[*]}, and there is no apt-get here"
   echo "$PROG: installing ${missing[*]} with apt" >&2
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 || die 'apt-get update failed'
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 ||
-    die "apt-get install ${missing[*]} failed"
+  # Other test files may install packages at the same time: one apt at a time (APT_LOCK, shared with them).
+  flock "$APT_LOCK" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -qq >&2 ||
+    die 'apt-get update failed'
+  flock "$APT_LOCK" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+    --no-install-recommends "${missing[@]}" >&2 || die "apt-get install ${missing[*]} failed"
 }
 
 import_image() {

@@ -17,12 +17,12 @@ const SHOTS = join(ROOT, 'test-results');
 /** Debian's chromium, installed with apt when missing (never skipped in CI). */
 function ensureChromium(): string | undefined {
   if (existsSync(CHROMIUM)) return undefined;
+  // One apt at a time: the container tests may be installing docker.io now (same lock as docker-test-engine.sh).
+  const apt =
+    'flock /tmp/taskmanager-apt.lock env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600';
   const r = spawnSync(
     'bash',
-    [
-      '-c',
-      'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium',
-    ],
+    ['-c', `${apt} update -qq && ${apt} install -y -qq --no-install-recommends chromium`],
     {
       encoding: 'utf8',
       timeout: 600_000,
