@@ -51,8 +51,18 @@ export async function followTopic(
       if (BigInt(p.high) > from) remaining.set(p.partition, BigInt(p.high));
     }
     if (remaining.size === 0) caughtUp();
+    // Where to go on from, per partition. Nothing is committed, so a consumer kafkajs restarts after a crash (a
+    // broker restart) would start at the latest offsets and skip what was written meanwhile: every join seeks here.
+    const next = new Map<number, string>(offsets.map((p) => [p.partition, start.get(p.partition) ?? p.high]));
+    let joins = 0;
+    consumer.on(consumer.events.GROUP_JOIN, () => {
+      if (joins++ === 0) return;
+      for (const [partition, offset] of next) consumer.seek({ topic, partition, offset });
+    });
     // After every batch, markers-only ones included (those never reach eachBatch).
     consumer.on(consumer.events.END_BATCH_PROCESS, (e) => {
+      const after = (BigInt(e.payload.lastOffset) + 1n).toString();
+      if (BigInt(after) > BigInt(next.get(e.payload.partition) ?? '0')) next.set(e.payload.partition, after);
       const end = remaining.get(e.payload.partition);
       if (end !== undefined && BigInt(e.payload.lastOffset) + 1n >= end)
         remaining.delete(e.payload.partition);
@@ -63,7 +73,10 @@ export async function followTopic(
     await consumer.run({
       autoCommit: false,
       eachBatch: async ({ batch }) => {
-        for (const m of batch.messages) onRecord(toInRecord(batch.topic, batch.partition, m));
+        for (const m of batch.messages) {
+          onRecord(toInRecord(batch.topic, batch.partition, m));
+          next.set(batch.partition, (BigInt(m.offset) + 1n).toString());
+        }
       },
     });
     for (const p of offsets)
