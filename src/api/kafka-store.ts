@@ -32,6 +32,7 @@ export interface KafkaStoreOptions {
 const PROBE_EVERY_MS = 1500;
 /** Like the scheduler's heartbeat rule: no answer from Kafka for this long and the instance is not ready. */
 const PROBE_STALE_MS = 5000;
+const PROBE_TIMEOUT_MS = 3000;
 
 /**
  * Kafka as `taskapi`'s only store: the topics it materialises, one producer, and writes that resolve only once the
@@ -224,12 +225,24 @@ export class KafkaStore {
     // One at a time: with the broker gone a probe takes its connection timeouts, and they must not pile up.
     if (this.probing || this.topicsFollowed.length === 0) return;
     this.probing = true;
+    let timer: NodeJS.Timeout | undefined;
     try {
-      await this.o.kafka.endOffsets(this.topicsFollowed[0]!);
+      // Bounded: a call that hangs on a connection the broker restart left half-open must not stop every later
+      // probe (readiness would then stay false for good).
+      await Promise.race([
+        this.o.kafka.endOffsets(this.topicsFollowed[0]!),
+        new Promise((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error(`no answer within ${PROBE_TIMEOUT_MS} ms`)),
+            PROBE_TIMEOUT_MS,
+          );
+        }),
+      ]);
       this.lastProbeOk = this.o.clock.now();
     } catch (err) {
       this.lastProbeError = errorMessage(err);
     } finally {
+      clearTimeout(timer);
       this.probing = false;
     }
   }

@@ -97,9 +97,18 @@ describe.runIf(inject('localBroker'))(
           ),
         { timeoutMs: 60_000, what: 'tasks finishing after the restart' },
       );
-      await waitFor(async () => (await readiness()).every((s) => s === 200), {
-        timeoutMs: 30_000,
-        what: 'every process ready again after the restart',
+      let statuses: number[] = [];
+      await waitFor(
+        async () => {
+          statuses = await readiness();
+          return statuses.every((s) => s === 200);
+        },
+        { timeoutMs: 60_000, what: 'every process ready again after the restart' },
+      ).catch(async (err: Error) => {
+        const api503 = `${(await api.call('GET', '/api/readyz')).text}; scheduler: ${JSON.stringify((await health(ops[0] ?? '', '/readyz')).body)}`;
+        throw new Error(
+          `${err.message}: scheduler, consumers, taskapi = ${statuses.join(', ')}; taskapi: ${api503}`,
+        );
       });
       expect((await api.call('GET', `/api/v1/tasks/${lostId}`)).status).toBe(404);
       const retried = await api.call('POST', '/api/v1/tasks', {
