@@ -1,7 +1,7 @@
 import type { Logger } from '../shared/logger.js';
 import type { InRecord } from '../shared/kafka/index.js';
 import { parseStatusEvent } from '../shared/messages.js';
-import { parseDefinition, TASKS_TOPIC } from '../shared/tasks/definition.js';
+import { readTaskRecord } from '../shared/tasks/definition.js';
 import type { TaskDefinition } from '../shared/tasks/definition.js';
 import { foldTaskRecord, nextKeyState } from '../shared/tasks/task-log.js';
 import type { KeyState, TaskLogOutcome } from '../shared/tasks/task-log.js';
@@ -86,21 +86,9 @@ export class TaskView {
   }
 
   onTaskRecord(r: InRecord): void {
-    const where = `${TASKS_TOPIC}/${r.partition}@${r.offset}`;
-    const id = r.key?.toString('utf8');
-    if (!id) {
-      this.logger.warn(`ignoring ${where}: no key (a task's key is its id)`);
-      return;
-    }
-    let def: TaskDefinition | undefined;
-    if (r.value !== null) {
-      const parsed = parseDefinition(r.value);
-      if ('problem' in parsed) {
-        this.logger.warn(`ignoring ${where} (task ${id}): ${parsed.problem}`, { taskId: id });
-        return;
-      }
-      def = parsed.def;
-    }
+    const read = readTaskRecord(r, this.logger);
+    if (!read) return;
+    const { id, def } = read;
     const prev = this.keys.get(id);
     const outcome = foldTaskRecord(prev, r);
     if (outcome.kind === 'rejected') this.unrepaired.add(id);

@@ -2,8 +2,7 @@ import { errorMessage } from '../shared/errors.js';
 import type { ScheduleEntry } from '../shared/config/schema.js';
 import type { Logger } from '../shared/logger.js';
 import type { Follower, InRecord, KafkaClient } from '../shared/kafka/index.js';
-import type { TaskDefinition } from '../shared/tasks/definition.js';
-import { entryOfTask, parseDefinition, specOfTask, TASKS_TOPIC } from '../shared/tasks/definition.js';
+import { entryOfTask, readTaskRecord, specOfTask, TASKS_TOPIC } from '../shared/tasks/definition.js';
 import { foldTaskRecord, nextKeyState } from '../shared/tasks/task-log.js';
 import type { KeyState } from '../shared/tasks/task-log.js';
 
@@ -53,27 +52,9 @@ export class ApiTaskSource {
   }
 
   private fold(r: InRecord): void {
-    const where = `${TASKS_TOPIC}/${r.partition}@${r.offset}`;
-    const id = r.key?.toString('utf8');
-    if (!id) {
-      this.logger.warn(`ignoring ${where}: no key (a task's key is its id)`);
-      return;
-    }
-    let def: TaskDefinition | undefined;
-    if (r.value !== null) {
-      const parsed = parseDefinition(r.value);
-      if ('problem' in parsed) {
-        this.logger.warn(`ignoring ${where} (task ${id}): ${parsed.problem}`, { taskId: id });
-        return;
-      }
-      if (parsed.def.id !== id) {
-        this.logger.warn(
-          `ignoring ${where}: key ${JSON.stringify(id)} is not the task's id ${JSON.stringify(parsed.def.id)}`,
-        );
-        return;
-      }
-      def = parsed.def;
-    }
+    const read = readTaskRecord(r, this.logger);
+    if (!read) return;
+    const { id, def } = read;
     const prev = this.keys.get(id);
     const outcome = foldTaskRecord(prev, r);
     if (outcome.kind === 'rejected' || outcome.kind === 'same') return;

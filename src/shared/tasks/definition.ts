@@ -8,6 +8,8 @@ import { parseDuration } from '../duration.js';
 import { parseRfc3339 } from '../rfc3339.js';
 import { MAX_EVERY_MS, MIN_EVERY_MS } from '../schedule-spec.js';
 import type { ScheduleSpec } from '../schedule-spec.js';
+import type { InRecord } from '../kafka/types.js';
+import type { Logger } from '../logger.js';
 
 /** The compacted topic of task definitions created over HTTP (key = task id, tombstone = deleted). */
 export const TASKS_TOPIC = 'taskmanager.tasks';
@@ -166,4 +168,33 @@ export function entryOfTask(def: TaskDefinition, spec: ScheduleSpec): ScheduleEn
     ...(def.payload === undefined ? {} : { payload: def.payload }),
     index: -1,
   };
+}
+
+/**
+ * One `taskmanager.tasks` record as every reader takes it: its task id and definition (none for a tombstone), or
+ * undefined after one warning line when it cannot be used (no key, not a definition, key not the task's id).
+ */
+export function readTaskRecord(
+  r: InRecord,
+  logger: Logger,
+): { id: string; def?: TaskDefinition } | undefined {
+  const where = `${TASKS_TOPIC}/${r.partition}@${r.offset}`;
+  const id = r.key?.toString('utf8');
+  if (!id) {
+    logger.warn(`ignoring ${where}: no key (a task's key is its id)`);
+    return undefined;
+  }
+  if (r.value === null) return { id };
+  const parsed = parseDefinition(r.value);
+  if ('problem' in parsed) {
+    logger.warn(`ignoring ${where} (task ${id}): ${parsed.problem}`, { taskId: id });
+    return undefined;
+  }
+  if (parsed.def.id !== id) {
+    logger.warn(
+      `ignoring ${where}: key ${JSON.stringify(id)} is not the task's id ${JSON.stringify(parsed.def.id)}`,
+    );
+    return undefined;
+  }
+  return { id, def: parsed.def };
 }
