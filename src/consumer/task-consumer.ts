@@ -43,7 +43,7 @@ const HEARTBEAT_STALE_MS = 5000;
  * finish (abort them at the drain deadline) → commit what finished → leave the group → disconnect.
  */
 export class TaskConsumer {
-  private consumer: GroupConsumer;
+  private readonly consumer: GroupConsumer;
   private readonly producer: TaskProducer;
   private worker: BatchWorker | undefined;
   private readonly drain = new AbortController();
@@ -127,16 +127,8 @@ export class TaskConsumer {
       });
     });
     consumer.onCrash((err, restart) => {
-      if (restart) {
-        logger.warn(`consumer lost its connection (${errorMessage(err)}); kafkajs restarts it`);
-        return;
-      }
-      // kafkajs does not restart after a non-retriable error: we build a new consumer ourselves, so the process
-      // keeps its promise to stay up (uncommitted tasks are simply re-delivered).
-      logger.error(
-        `consumer stopped after a non-retriable error: ${errorMessage(err)}; starting a new one in 2 s`,
-      );
-      setTimeout(() => void this.replaceConsumer(consumer), 2000);
+      // After other errors the member starts itself again (GroupConsumer); uncommitted tasks are re-delivered.
+      if (restart) logger.warn(`consumer lost its connection (${errorMessage(err)}); kafkajs restarts it`);
     });
     await consumer.connect();
     await this.waitForTopics();
@@ -148,22 +140,6 @@ export class TaskConsumer {
     logger.info(
       `consuming ${this.o.topics.join(', ')} as group ${this.o.groupId} (concurrency ${this.o.concurrency})`,
     );
-  }
-
-  private async replaceConsumer(old: GroupConsumer): Promise<void> {
-    if (this.stopping || this.consumer !== old) return;
-    await old.disconnect().catch(() => undefined);
-    this.consumer = this.newConsumer();
-    for (let attempt = 1; !this.stopping; attempt++) {
-      try {
-        await this.runConsumer();
-        return;
-      } catch (err) {
-        const delay = Math.min(500 * 2 ** Math.min(attempt - 1, 2), 2000);
-        this.o.logger.error(`cannot start a new consumer (${errorMessage(err)}); retrying in ${delay} ms`);
-        await new Promise((r) => setTimeout(r, delay));
-      }
-    }
   }
 
   /** Retries a broker that is down at start-up, with capped backoff and one clear line per try. */

@@ -59,6 +59,9 @@ export interface CommandOutcome {
   taskId?: string;
 }
 
+/** After a fence, how long to wait for the rebalance that explains it before taking the partition over again. */
+const REFENCED_GRACE_MS = 10_000;
+
 /** Without a heartbeat answered for this long, the instance reports not ready (broker or coordinator gone). */
 const HEARTBEAT_STALE_MS = 5000;
 
@@ -326,6 +329,13 @@ export class GroupScheduler {
   }
 
   private async reassign(next: Set<number>): Promise<void> {
+    // A partition kept whose producer was fenced meanwhile (this member was out of its group and another instance
+    // took it) is taken over again: its owner here fires nothing any more.
+    for (const p of next)
+      if (this.assigned.has(p) && this.owners.get(p)?.state === 'fenced') {
+        await this.release(p);
+        this.assigned.delete(p);
+      }
     const revoked = [...this.assigned].filter((p) => !next.has(p));
     const added = [...next].filter((p) => !this.assigned.has(p));
     this.assigned = next;
@@ -334,6 +344,33 @@ export class GroupScheduler {
     this.o.logger.info(`owning state partitions [${this.ownedPartitions.join(',')}]`, {
       entries: this.entriesOwned().length,
     });
+  }
+
+  /**
+   * Fenced while the partition is still assigned here. Usually a rebalance gave it to another instance and the
+   * join that says so is on its way; but when this member was out of its group (a crash, a broker restart) and got
+   * the partition back with no join in between, no join will come, and nobody would fire its entries: once a
+   * grace period passes with no new join, take it over again.
+   */
+  private retakeIfStillAssigned(partition: number, fenced: PartitionOwner): void {
+    const joins = this.consumer.health().joins;
+    this.o.clock.setTimeout(() => {
+      this.transition = this.transition
+        .then(async () => {
+          if (this.stopping || this.consumer.health().joins !== joins) return;
+          if (!this.assigned.has(partition) || this.owners.get(partition) !== fenced) return;
+          this.o.logger.warn(
+            `state partition ${partition} is still assigned here after its producer was fenced, and no rebalance ` +
+              `followed: taking it over again`,
+          );
+          this.owners.delete(partition);
+          await fenced.stop({ deadlineMs: 0 });
+          await this.takeOver(partition);
+        })
+        .catch((err: unknown) => {
+          this.o.logger.error(`taking state partition ${partition} over again failed: ${errorMessage(err)}`);
+        });
+    }, REFENCED_GRACE_MS);
   }
 
   private entriesOf(partition: number): ScheduleEntry[] {
@@ -383,7 +420,9 @@ export class GroupScheduler {
         this.o.onAcked?.(fires, at);
       },
       onFenced: (p) => {
-        if (this.owners.get(p) === owner) for (const e of this.entriesOf(p)) this.loop.remove(e.id);
+        if (this.owners.get(p) !== owner) return;
+        for (const e of this.entriesOf(p)) this.loop.remove(e.id);
+        this.retakeIfStillAssigned(p, owner);
       },
     });
     this.owners.set(partition, owner);

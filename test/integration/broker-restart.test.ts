@@ -106,8 +106,12 @@ describe.runIf(inject('localBroker'))(
         { timeoutMs: 60_000, what: 'every process ready again after the restart' },
       ).catch(async (err: Error) => {
         const api503 = `${(await api.call('GET', '/api/readyz')).text}; scheduler: ${JSON.stringify((await health(ops[0] ?? '', '/readyz')).body)}`;
+        const lines = scheduler.output
+          .split('\n')
+          .filter((l) => /crash|join|restart|rebalanc|leave|left/i.test(l));
         throw new Error(
-          `${err.message}: scheduler, consumers, taskapi = ${statuses.join(', ')}; taskapi: ${api503}`,
+          `${err.message}: scheduler, consumers, taskapi = ${statuses.join(', ')}; taskapi: ${api503}\n` +
+            `scheduler's membership log:\n${lines.slice(-40).join('\n')}`,
         );
       });
       expect((await api.call('GET', `/api/v1/tasks/${lostId}`)).status).toBe(404);

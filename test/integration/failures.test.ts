@@ -89,6 +89,15 @@ describe('taskconsumer with bad input and failing processors', () => {
         [str.scheduleId]: ['attempts-exhausted', '3'],
       });
       expect(dlq().find((r) => r.key === str.scheduleId)?.headers['dlq-error']).toContain('a plain string');
+      // The DLQ record and the final FAILED event are written together, but the reader may see the DLQ partition
+      // first: wait for the final events before counting what came before them.
+      await waitFor(
+        () =>
+          [always, bad].every((t) =>
+            eventsOf(reader, t.taskId).some((e) => e.status === 'FAILED' && e.final),
+          ),
+        { timeoutMs: 30_000, what: 'the final FAILED events' },
+      );
       const alwaysEvents = eventsOf(reader, always.taskId);
       expect(alwaysEvents.filter((e) => e.status === 'EXECUTING')).toHaveLength(3);
       expect(alwaysEvents.filter((e) => e.status === 'FAILED' && e.final)).toHaveLength(1);

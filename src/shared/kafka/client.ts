@@ -1,16 +1,16 @@
 import { Kafka, Partitioners, CompressionTypes } from 'kafkajs';
-import type { Consumer, Producer, Message } from 'kafkajs';
+import type { Producer, Message } from 'kafkajs';
 import { hostname } from 'node:os';
 import type { Logger } from '../logger.js';
 import { kafkaLogCreator } from './log-bridge.js';
 import { followTopic } from './follow.js';
-import { describeGroup } from './group-status.js';
+import { activeGroups, describeGroup } from './group-status.js';
 import type { GroupStatus } from './group-status.js';
 import type { Follower, FollowOptions } from './follow.js';
 import { readTopicToEnd } from './read-to-end.js';
 import { fixIdleRequestQueueLoop } from './request-queue-fix.js';
-import { toInRecord } from './records.js';
-import type { GroupAssignment, InRecord, OutRecord, PartitionBatch } from './types.js';
+import { GroupConsumer } from './group-consumer.js';
+import type { InRecord, OutRecord } from './types.js';
 
 export interface KafkaOptions {
   brokers: string[];
@@ -70,7 +70,7 @@ export class KafkaClient {
       // restarts a crashed consumer by itself after retriable errors; see TaskConsumer for the others.
       retry: { initialRetryTime: 100, retries: 8, maxRetryTime: 2000 },
     });
-    return new GroupConsumer(consumer, this.logger, (memberId) =>
+    return new GroupConsumer(consumer, this.logger, options.groupId, (memberId) =>
       leaveGroupAs(this.kafka, options.groupId, memberId),
     );
   }
@@ -88,9 +88,17 @@ export class KafkaClient {
     return describeGroup(this.kafka, groupId, topics);
   }
 
+  /** Every consumer group with members now, and what each member is assigned. */
+  activeGroups(): ReturnType<typeof activeGroups> {
+    return activeGroups(this.kafka);
+  }
+
   /** Calls `onRecord` with every record written to `topic` from now on (or from its start), until stopped. */
   follow(topic: string, onRecord: (r: InRecord) => void, options?: FollowOptions): Promise<Follower> {
-    return followTopic(this.kafka, topic, onRecord, options);
+    // A follower mostly waits: long polls, and a session long enough for a rebuild's big batches.
+    const consumer = (groupId: string) =>
+      this.consumer({ groupId, maxWaitTimeMs: 1000, sessionTimeoutMs: 10_000 });
+    return followTopic(this.kafka, consumer, topic, onRecord, options);
   }
 
   /** Number of partitions of a topic (throws when it does not exist). */
@@ -228,153 +236,6 @@ export interface ConsumerOptions {
   maxBytesPerPartition?: number;
   /** @default 100 */
   maxWaitTimeMs?: number;
-}
-
-export interface RunOptions {
-  /** Partitions whose batches are handled at the same time. */
-  partitionsConsumedConcurrently: number;
-  /** False: never commit (a reader that re-reads from the beginning on every assignment). @default true */
-  autoCommit?: boolean;
-  eachBatch(batch: PartitionBatch): Promise<void>;
-}
-
-/** A consumer-group member: subscribe, run batches, stop (finishing batches, leaving the group). */
-export class GroupConsumer {
-  private joinedAt: number | undefined;
-  private lastHeartbeatAt: number | undefined;
-  private rebalances = 0;
-  private memberId: string | undefined;
-  /** The member id of this member before kafkajs restarted it, until the group has let it go. */
-  private stale: string | undefined;
-
-  constructor(
-    private readonly consumer: Consumer,
-    private readonly logger: Logger,
-    private readonly leaveAs?: (memberId: string) => Promise<void>,
-  ) {
-    const e = consumer.events;
-    consumer.on(e.GROUP_JOIN, (ev) => {
-      this.joinedAt = Date.now();
-      this.lastHeartbeatAt = this.joinedAt;
-      this.rebalances++;
-      this.memberId = ev.payload.memberId;
-      this.stale = undefined;
-    });
-    // kafkajs restarts a crashed consumer as a new member; the group keeps the old one (and waits for it at the
-    // next rebalance) until its session times out. Leave as the old member as soon as the coordinator answers.
-    consumer.on(e.CRASH, (ev) => {
-      if (!ev.payload.restart || !this.memberId || !this.leaveAs) return;
-      this.stale = this.memberId;
-      void this.leaveStale(this.memberId);
-    });
-    consumer.on(e.HEARTBEAT, () => (this.lastHeartbeatAt = Date.now()));
-    // A crash, a stop or a lost connection ends the membership until the next join.
-    for (const end of [e.CRASH, e.STOP, e.DISCONNECT]) consumer.on(end, () => (this.joinedAt = undefined));
-  }
-
-  private async leaveStale(memberId: string): Promise<void> {
-    for (let attempt = 0; attempt < 120 && this.stale === memberId; attempt++) {
-      try {
-        await this.leaveAs?.(memberId);
-        this.logger.debug(`left the group as this member's previous incarnation ${memberId}`);
-        return;
-      } catch (err) {
-        // The group already let it go (its session ended): nothing left to do.
-        if ((err as { type?: string }).type === 'UNKNOWN_MEMBER_ID') return;
-        // Broker or coordinator still away: try again shortly.
-        await new Promise((r) => setTimeout(r, 250));
-      }
-    }
-  }
-
-  /**
-   * Membership as this member sees it: whether it is in the group, when the coordinator last answered a
-   * heartbeat (or a join), and how many times it joined (each rebalance is a join).
-   */
-  health(): { joined: boolean; lastHeartbeatAt: number | undefined; joins: number } {
-    return {
-      joined: this.joinedAt !== undefined,
-      lastHeartbeatAt: this.lastHeartbeatAt,
-      joins: this.rebalances,
-    };
-  }
-
-  connect(): Promise<void> {
-    return this.consumer.connect();
-  }
-
-  async subscribe(topics: string[], fromBeginning = true): Promise<void> {
-    await this.consumer.subscribe({ topics, fromBeginning });
-  }
-
-  onGroupJoin(listener: (a: GroupAssignment) => void): void {
-    this.consumer.on(this.consumer.events.GROUP_JOIN, (e) => {
-      listener({ memberId: e.payload.memberId, assignment: e.payload.memberAssignment });
-    });
-  }
-
-  /**
-   * After each fetched batch is handled, with the offset of its last record, control records included. Also
-   * called for batches kafkajs does not hand to `eachBatch` because transaction markers or aborted records were
-   * all it held: the only way to know a reader reached a partition's end.
-   */
-  onBatchDone(listener: (topic: string, partition: number, lastOffset: string) => void): void {
-    this.consumer.on(this.consumer.events.END_BATCH_PROCESS, (e) => {
-      listener(e.payload.topic, e.payload.partition, e.payload.lastOffset);
-    });
-  }
-
-  onCrash(listener: (error: Error, restart: boolean) => void): void {
-    this.consumer.on(this.consumer.events.CRASH, (e) => {
-      listener(e.payload.error, e.payload.restart);
-    });
-  }
-
-  async run(options: RunOptions): Promise<void> {
-    await this.consumer.run({
-      autoCommit: options.autoCommit ?? true,
-      // Interval 0: every commitIfNecessary() commits what is resolved. The batch worker calls it through a
-      // coalescing pump as offsets move; kafkajs also commits at the end of each batch, before a rebalance and
-      // when stopping.
-      autoCommitInterval: 0,
-      eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: options.partitionsConsumedConcurrently,
-      eachBatch: async (p) => {
-        const { batch } = p;
-        await options.eachBatch({
-          topic: batch.topic,
-          partition: batch.partition,
-          highWatermark: batch.highWatermark,
-          records: batch.messages.map((m) => toInRecord(batch.topic, batch.partition, m)),
-          lastOffset: () => batch.lastOffset(),
-          resolveOffset: (o) => p.resolveOffset(o),
-          commitIfNecessary: () => p.commitOffsetsIfNecessary(),
-          heartbeat: () => p.heartbeat(),
-          isRunning: () => p.isRunning(),
-          isStale: () => p.isStale(),
-        });
-      },
-    });
-  }
-
-  /** Stops fetching these partitions; membership (heartbeats) goes on. Kept across rebalances while assigned. */
-  pause(topic: string, partitions: number[]): void {
-    this.consumer.pause([{ topic, partitions }]);
-  }
-
-  resume(topic: string, partitions: number[]): void {
-    this.consumer.resume([{ topic, partitions }]);
-  }
-
-  /** Stops fetching, waits for running batches, commits, leaves the group. */
-  stop(): Promise<void> {
-    return this.consumer.stop();
-  }
-
-  disconnect(): Promise<void> {
-    this.logger.debug('disconnecting consumer');
-    return this.consumer.disconnect();
-  }
 }
 
 interface InternalCluster {

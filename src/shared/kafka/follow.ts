@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Kafka } from 'kafkajs';
-import { toInRecord } from './records.js';
+import type { GroupConsumer } from './group-consumer.js';
 import type { InRecord } from './types.js';
 
 export interface FollowOptions {
@@ -23,6 +23,7 @@ export interface Follower {
  */
 export async function followTopic(
   kafka: Kafka,
+  newConsumer: (groupId: string) => GroupConsumer,
   topic: string,
   onRecord: (r: InRecord) => void,
   { fromBeginning = false, fromTimestamp }: FollowOptions = {},
@@ -30,8 +31,7 @@ export async function followTopic(
   const admin = kafka.admin();
   await admin.connect();
   const groupId = `taskmanager-follower-${randomUUID()}`;
-  // Long polls: a follower mostly waits, and a short one would wake it ten times a second for nothing.
-  const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 1000, readUncommitted: false });
+  const consumer = newConsumer(groupId);
   const remaining = new Map<number, bigint>();
   let caughtUp: () => void = () => undefined;
   const done = new Promise<void>((r) => (caughtUp = r));
@@ -51,36 +51,37 @@ export async function followTopic(
       if (BigInt(p.high) > from) remaining.set(p.partition, BigInt(p.high));
     }
     if (remaining.size === 0) caughtUp();
-    // Where to go on from, per partition. Nothing is committed, so a consumer kafkajs restarts after a crash (a
-    // broker restart) would start at the latest offsets and skip what was written meanwhile: every join seeks here.
+    // Where to go on from, per partition. Nothing is committed, so a member restarted after a crash (a broker
+    // restart) would start at the latest offsets and skip what was written meanwhile: every join seeks here.
     const next = new Map<number, string>(offsets.map((p) => [p.partition, start.get(p.partition) ?? p.high]));
     let joins = 0;
-    consumer.on(consumer.events.GROUP_JOIN, () => {
+    consumer.onGroupJoin(() => {
       if (joins++ === 0) return;
-      for (const [partition, offset] of next) consumer.seek({ topic, partition, offset });
+      for (const [partition, offset] of next) consumer.seek(topic, partition, offset);
     });
     // After every batch, markers-only ones included (those never reach eachBatch).
-    consumer.on(consumer.events.END_BATCH_PROCESS, (e) => {
-      const after = (BigInt(e.payload.lastOffset) + 1n).toString();
-      if (BigInt(after) > BigInt(next.get(e.payload.partition) ?? '0')) next.set(e.payload.partition, after);
-      const end = remaining.get(e.payload.partition);
-      if (end !== undefined && BigInt(e.payload.lastOffset) + 1n >= end)
-        remaining.delete(e.payload.partition);
+    consumer.onBatchDone((_topic, partition, lastOffset) => {
+      const after = (BigInt(lastOffset) + 1n).toString();
+      if (BigInt(after) > BigInt(next.get(partition) ?? '0')) next.set(partition, after);
+      const end = remaining.get(partition);
+      if (end !== undefined && BigInt(lastOffset) + 1n >= end) remaining.delete(partition);
       if (remaining.size === 0) caughtUp();
     });
     await consumer.connect();
-    await consumer.subscribe({ topics: [topic], fromBeginning: false });
+    await consumer.subscribe([topic], false);
     await consumer.run({
+      partitionsConsumedConcurrently: 1,
       autoCommit: false,
-      eachBatch: async ({ batch }) => {
-        for (const m of batch.messages) {
-          onRecord(toInRecord(batch.topic, batch.partition, m));
-          next.set(batch.partition, (BigInt(m.offset) + 1n).toString());
+      eachBatch: async (batch) => {
+        for (const r of batch.records) {
+          onRecord(r);
+          next.set(batch.partition, (BigInt(r.offset) + 1n).toString());
         }
+        // Batches are resolved by hand (GroupConsumer): without this the next fetch would start here again.
+        batch.resolveOffset(batch.lastOffset());
       },
     });
-    for (const p of offsets)
-      consumer.seek({ topic, partition: p.partition, offset: start.get(p.partition) ?? p.high });
+    for (const p of offsets) consumer.seek(topic, p.partition, start.get(p.partition) ?? p.high);
   } catch (err) {
     await consumer.disconnect().catch(() => undefined);
     await admin.disconnect().catch(() => undefined);

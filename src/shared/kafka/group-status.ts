@@ -1,5 +1,5 @@
 import { AssignerProtocol } from 'kafkajs';
-import type { Kafka } from 'kafkajs';
+import type { Admin, Kafka } from 'kafkajs';
 
 export interface GroupMember {
   memberId: string;
@@ -28,6 +28,42 @@ export interface GroupStatus {
   partitions: PartitionLag[];
 }
 
+type DescribedGroup = Awaited<ReturnType<Admin['describeGroups']>>['groups'][number];
+
+function membersOf(g: DescribedGroup | undefined): GroupMember[] {
+  return (g?.members ?? []).map((m) => {
+    const decoded =
+      m.memberAssignment.length > 0 ? AssignerProtocol.MemberAssignment.decode(m.memberAssignment) : null;
+    return {
+      memberId: m.memberId,
+      clientId: m.clientId,
+      host: m.clientHost,
+      assignment: decoded?.assignment ?? {},
+    };
+  });
+}
+
+/** Every consumer group that has members now, with each member's assignment (groups without members left out). */
+export async function activeGroups(
+  kafka: Kafka,
+): Promise<Array<{ groupId: string; state: string; members: GroupMember[] }>> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const ids = (await admin.listGroups()).groups
+      .filter((g) => g.protocolType === 'consumer')
+      .map((g) => g.groupId);
+    if (ids.length === 0) return [];
+    const { groups } = await admin.describeGroups(ids);
+    return groups
+      .filter((g) => g.members.length > 0)
+      .map((g) => ({ groupId: g.groupId, state: g.state, members: membersOf(g) }))
+      .sort((a, b) => a.groupId.localeCompare(b.groupId));
+  } finally {
+    await admin.disconnect();
+  }
+}
+
 /** Members, assignment and lag per partition of a consumer group on `topics`, from the admin API. */
 export async function describeGroup(kafka: Kafka, groupId: string, topics: string[]): Promise<GroupStatus> {
   const admin = kafka.admin();
@@ -35,16 +71,7 @@ export async function describeGroup(kafka: Kafka, groupId: string, topics: strin
   try {
     const { groups } = await admin.describeGroups([groupId]);
     const g = groups[0];
-    const members: GroupMember[] = (g?.members ?? []).map((m) => {
-      const decoded =
-        m.memberAssignment.length > 0 ? AssignerProtocol.MemberAssignment.decode(m.memberAssignment) : null;
-      return {
-        memberId: m.memberId,
-        clientId: m.clientId,
-        host: m.clientHost,
-        assignment: decoded?.assignment ?? {},
-      };
-    });
+    const members = membersOf(g);
     const ownerOf = new Map<string, string>();
     for (const m of members)
       for (const [t, ps] of Object.entries(m.assignment))

@@ -1,5 +1,7 @@
-export { KafkaClient, TaskProducer, GroupConsumer, isFencedError } from './client.js';
-export type { KafkaOptions, ConsumerOptions, RunOptions } from './client.js';
+export { KafkaClient, TaskProducer, isFencedError } from './client.js';
+export { GroupConsumer } from './group-consumer.js';
+export type { KafkaOptions, ConsumerOptions } from './client.js';
+export type { RunOptions } from './group-consumer.js';
 export type { InRecord, OutRecord, PartitionBatch, RecordHeaders, GroupAssignment } from './types.js';
 export { BatchingSender } from './batching-sender.js';
 export { partitionForKey } from './partition.js';

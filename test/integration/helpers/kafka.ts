@@ -47,7 +47,12 @@ export async function deleteTopics(names: string[]): Promise<void> {
 
 export async function produce(
   topic: string,
-  messages: Array<{ key?: string | null; value: string | Buffer | null; headers?: IHeaders }>,
+  messages: Array<{
+    key?: string | null;
+    value: string | Buffer | null;
+    headers?: IHeaders;
+    partition?: number;
+  }>,
 ): Promise<void> {
   const producer = kafka().producer({ createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();

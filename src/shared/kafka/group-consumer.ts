@@ -1,0 +1,210 @@
+import type { Consumer } from 'kafkajs';
+import { errorMessage } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { toInRecord } from './records.js';
+import type { GroupAssignment, PartitionBatch } from './types.js';
+
+export interface RunOptions {
+  /** Partitions whose batches are handled at the same time. */
+  partitionsConsumedConcurrently: number;
+  /** False: never commit (a reader that re-reads from the beginning on every assignment). @default true */
+  autoCommit?: boolean;
+  eachBatch(batch: PartitionBatch): Promise<void>;
+}
+
+/** A consumer-group member: subscribe, run batches, stop (finishing batches, leaving the group). */
+export class GroupConsumer {
+  private joinedAt: number | undefined;
+  private lastHeartbeatAt: number | undefined;
+  private rebalances = 0;
+  private memberId: string | undefined;
+  /** The member id of this member before it was restarted, until the group has let it go. */
+  private stale: string | undefined;
+  private running: RunOptions | undefined;
+  private stopped = false;
+  /** Partitions paused by the caller: kafkajs forgets them when it restarts a member, so they are paused again. */
+  private readonly paused = new Map<string, Set<number>>();
+
+  constructor(
+    private readonly consumer: Consumer,
+    private readonly logger: Logger,
+    private readonly groupId: string,
+    private readonly leaveAs?: (memberId: string) => Promise<void>,
+  ) {
+    const e = consumer.events;
+    consumer.on(e.GROUP_JOIN, (ev) => {
+      this.joinedAt = Date.now();
+      this.lastHeartbeatAt = this.joinedAt;
+      this.rebalances++;
+      this.memberId = ev.payload.memberId;
+      this.stale = undefined;
+      for (const [topic, ps] of this.paused)
+        if (ps.size > 0) this.consumer.pause([{ topic, partitions: [...ps] }]);
+    });
+    consumer.on(e.CRASH, (ev) => {
+      // Either way the member comes back as a new one, and the group keeps the old one (waiting for it at the next
+      // rebalance) until its session times out: leave as the old member as soon as the coordinator answers.
+      if (this.memberId && this.leaveAs) {
+        this.stale = this.memberId;
+        void this.leaveStale(this.memberId);
+      }
+      // kafkajs restarts a member by itself only after a retriable error; after any other (an ILLEGAL_GENERATION
+      // or UNKNOWN_MEMBER_ID while rejoining after a broker restart) the member would stay out of its group for
+      // good, its process still up: run it again.
+      if (!ev.payload.restart && this.running && !this.stopped) void this.runAgain(ev.payload.error);
+    });
+    consumer.on(e.HEARTBEAT, () => (this.lastHeartbeatAt = Date.now()));
+    // A crash, a stop or a lost connection ends the membership until the next join.
+    for (const end of [e.CRASH, e.STOP, e.DISCONNECT]) consumer.on(end, () => (this.joinedAt = undefined));
+  }
+
+  private async runAgain(error: Error): Promise<void> {
+    const options = this.running as RunOptions;
+    this.logger.error(
+      `consumer of group ${this.groupId} stopped after a non-retriable error (${errorMessage(error)}); starting it again`,
+    );
+    for (let attempt = 1; !this.stopped; attempt++) {
+      await new Promise((r) => setTimeout(r, Math.min(500 * attempt, 5000)));
+      if (this.stopped) return;
+      try {
+        await this.consumer.connect();
+        await this.runWith(options);
+        return;
+      } catch (err) {
+        this.logger.error(`cannot start the consumer of group ${this.groupId} again (${errorMessage(err)})`);
+      }
+    }
+  }
+
+  private async leaveStale(memberId: string): Promise<void> {
+    for (let attempt = 0; attempt < 120 && this.stale === memberId; attempt++) {
+      try {
+        await this.leaveAs?.(memberId);
+        this.logger.debug(`left the group as this member's previous incarnation ${memberId}`);
+        return;
+      } catch (err) {
+        // The group already let it go (its session ended): nothing left to do.
+        if ((err as { type?: string }).type === 'UNKNOWN_MEMBER_ID') return;
+        // Broker or coordinator still away: try again shortly.
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+  }
+
+  /**
+   * Membership as this member sees it: whether it is in the group, when the coordinator last answered a
+   * heartbeat (or a join), and how many times it joined (each rebalance is a join).
+   */
+  health(): { joined: boolean; lastHeartbeatAt: number | undefined; joins: number } {
+    return {
+      joined: this.joinedAt !== undefined,
+      lastHeartbeatAt: this.lastHeartbeatAt,
+      joins: this.rebalances,
+    };
+  }
+
+  connect(): Promise<void> {
+    return this.consumer.connect();
+  }
+
+  async subscribe(topics: string[], fromBeginning = true): Promise<void> {
+    await this.consumer.subscribe({ topics, fromBeginning });
+  }
+
+  onGroupJoin(listener: (a: GroupAssignment) => void): void {
+    this.consumer.on(this.consumer.events.GROUP_JOIN, (e) => {
+      listener({ memberId: e.payload.memberId, assignment: e.payload.memberAssignment });
+    });
+  }
+
+  /**
+   * After each fetched batch is handled, with the offset of its last record, control records included. Also
+   * called for batches kafkajs does not hand to `eachBatch` because transaction markers or aborted records were
+   * all it held: the only way to know a reader reached a partition's end.
+   */
+  onBatchDone(listener: (topic: string, partition: number, lastOffset: string) => void): void {
+    this.consumer.on(this.consumer.events.END_BATCH_PROCESS, (e) => {
+      listener(e.payload.topic, e.payload.partition, e.payload.lastOffset);
+    });
+  }
+
+  onCrash(listener: (error: Error, restart: boolean) => void): void {
+    this.consumer.on(this.consumer.events.CRASH, (e) => {
+      listener(e.payload.error, e.payload.restart);
+    });
+  }
+
+  async run(options: RunOptions): Promise<void> {
+    this.running = options;
+    await this.runWith(options);
+  }
+
+  private async runWith(options: RunOptions): Promise<void> {
+    await this.consumer.run({
+      autoCommit: options.autoCommit ?? true,
+      // Interval 0: every commitIfNecessary() commits what is resolved. The batch worker calls it through a
+      // coalescing pump as offsets move; kafkajs also commits at the end of each batch, before a rebalance and
+      // when stopping.
+      autoCommitInterval: 0,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: options.partitionsConsumedConcurrently,
+      eachBatch: async (p) => {
+        const { batch } = p;
+        await options.eachBatch({
+          topic: batch.topic,
+          partition: batch.partition,
+          highWatermark: batch.highWatermark,
+          records: batch.messages.map((m) => toInRecord(batch.topic, batch.partition, m)),
+          lastOffset: () => batch.lastOffset(),
+          resolveOffset: (o) => p.resolveOffset(o),
+          commitIfNecessary: () => p.commitOffsetsIfNecessary(),
+          heartbeat: () => p.heartbeat(),
+          isRunning: () => p.isRunning(),
+          isStale: () => p.isStale(),
+        });
+      },
+    });
+  }
+
+  /**
+   * Stops fetching these partitions; membership (heartbeats) goes on. Kept across rebalances while assigned, and
+   * across restarts of the member.
+   */
+  pause(topic: string, partitions: number[]): void {
+    const set = this.paused.get(topic) ?? new Set();
+    for (const p of partitions) set.add(p);
+    this.paused.set(topic, set);
+    this.whileRunning(() => this.consumer.pause([{ topic, partitions }]));
+  }
+
+  resume(topic: string, partitions: number[]): void {
+    for (const p of partitions) this.paused.get(topic)?.delete(p);
+    this.whileRunning(() => this.consumer.resume([{ topic, partitions }]));
+  }
+
+  /** Moves the next fetch of a partition to `offset`. */
+  seek(topic: string, partition: number, offset: string): void {
+    this.whileRunning(() => this.consumer.seek({ topic, partition, offset }));
+  }
+
+  /** Between a crash and the restart kafkajs has no group to act on (it throws); the next join applies pauses. */
+  private whileRunning(act: () => void): void {
+    try {
+      act();
+    } catch (err) {
+      if (!/consumer#run must be called first/.test(errorMessage(err))) throw err;
+    }
+  }
+
+  /** Stops fetching, waits for running batches, commits, leaves the group. */
+  stop(): Promise<void> {
+    this.stopped = true;
+    return this.consumer.stop();
+  }
+
+  disconnect(): Promise<void> {
+    this.stopped = true;
+    this.logger.debug('disconnecting consumer');
+    return this.consumer.disconnect();
+  }
+}
