@@ -11,6 +11,7 @@ import { Authenticator } from './auth/authenticator.js';
 import { LoginLimiter } from './auth/login-limiter.js';
 import { loadSigningKeys } from './auth/signing-keys.js';
 import { UserStore } from './auth/user-store.js';
+import { ClusterStatus } from './cluster-status.js';
 import { KafkaStore, RepairSweeper } from './kafka-store.js';
 import { apiMetrics } from './metrics.js';
 import { buildServer } from './server.js';
@@ -122,9 +123,17 @@ export async function serve(o: ServeOptions, logger: Logger): Promise<void> {
   const onResponse = registry
     ? apiMetrics(registry, { tasks: health.tasks, ready: () => store.health().ready })
     : undefined;
+  const cluster = new ClusterStatus({
+    kafka,
+    view: tasks.view,
+    rates: tasks.rates,
+    clock: systemClock,
+    logger,
+  });
   const app = await buildServer({
     service,
     kafka,
+    cluster,
     users: {
       users,
       auth: new Authenticator(users.view, keys, systemClock, Math.round(o.tokenTtl / 1000)),
@@ -154,6 +163,7 @@ export async function serve(o: ServeOptions, logger: Logger): Promise<void> {
     logger,
     graceful: async () => {
       await app.close();
+      await cluster.stop();
       sweeper.stop();
       await store.stop();
       await ops?.close();

@@ -8,6 +8,7 @@ import type { TaskDefinition } from '../shared/tasks/definition.js';
 import { BASE_HEADER, OP_HEADER } from '../shared/tasks/task-log.js';
 import type { TaskLogOutcome, TaskOp } from '../shared/tasks/task-log.js';
 import type { FollowedTopic, KafkaStore } from './kafka-store.js';
+import { EventRates } from './event-rates.js';
 import { ApiError } from './problem.js';
 import { TaskView } from './task-view.js';
 import type { ViewTask } from './task-view.js';
@@ -32,9 +33,12 @@ export interface WriteResult {
  */
 export class TaskStore {
   readonly view: TaskView;
+  /** Tasks per second and fire lag over the last minutes, from the same events. */
+  readonly rates: EventRates;
 
   constructor(private readonly o: TaskStoreOptions) {
     this.view = new TaskView(o.logger, (r, outcome) => o.store.settle(r, outcome));
+    this.rates = new EventRates(o.clock);
   }
 
   /** The topics to materialise (KafkaStore.start reads them). */
@@ -43,7 +47,10 @@ export class TaskStore {
       { topic: TASKS_TOPIC, onRecord: (r) => this.view.onTaskRecord(r), from: { fromBeginning: true } },
       {
         topic: EVENTS_TOPIC,
-        onRecord: (r) => this.view.onEventRecord(r),
+        onRecord: (r) => {
+          const e = this.view.onEventRecord(r);
+          if (e) this.rates.add(e);
+        },
         from: { fromTimestamp: this.o.clock.now() - (this.o.historyMs ?? 24 * 3600_000) },
       },
     ];

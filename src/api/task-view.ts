@@ -1,6 +1,7 @@
 import type { Logger } from '../shared/logger.js';
 import type { InRecord } from '../shared/kafka/index.js';
 import { parseStatusEvent } from '../shared/messages.js';
+import type { StatusEvent } from '../shared/messages.js';
 import { readTaskRecord } from '../shared/tasks/definition.js';
 import type { TaskDefinition } from '../shared/tasks/definition.js';
 import { foldTaskRecord, nextKeyState } from '../shared/tasks/task-log.js';
@@ -67,6 +68,11 @@ export class TaskView {
     return this.tasks.size;
   }
 
+  /** Every task, in no particular order. */
+  all(): IterableIterator<ViewTask> {
+    return this.tasks.values();
+  }
+
   get(id: string): ViewTask | undefined {
     return this.tasks.get(id);
   }
@@ -100,15 +106,17 @@ export class TaskView {
     this.onOutcome(r, outcome);
   }
 
-  onEventRecord(r: InRecord): void {
+  /** Folds a status event into run history and task states; returns it (undefined for any other record). */
+  onEventRecord(r: InRecord): StatusEvent | undefined {
     const e = parseStatusEvent(r.value);
-    if (!e) return;
+    if (!e) return undefined;
     const id = this.runs.fold(e);
     const t = id === undefined ? undefined : this.tasks.get(id);
-    if (!t) return;
+    if (!t) return e;
     this.counted(t, -1);
     t.state = stateOf(t.def, this.runs.latest(t.def.id));
     this.counted(t, 1);
+    return e;
   }
 
   /**

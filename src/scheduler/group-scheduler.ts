@@ -41,6 +41,8 @@ export interface GroupSchedulerOptions {
 /** One entry as `taskscheduler status` shows it (from its owner). */
 export interface EntryStatus {
   id: string;
+  /** A schedule file's entry, or a task created over HTTP. */
+  source: 'file' | 'api';
   /** The cron text, `once at …` or `every …`. */
   spec: string;
   timeZone: string;
@@ -233,6 +235,7 @@ export class GroupScheduler {
         const state = !e.enabled ? 'disabled' : known?.paused ? 'paused' : 'enabled';
         return {
           id: e.id,
+          source: e.source ?? 'file',
           spec: describeSpec(e.spec),
           timeZone: e.timeZone,
           topic: e.topic,

@@ -1,5 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import type { Browser, Page } from 'playwright-core';
@@ -59,6 +61,19 @@ describe('the dashboard at /ui in headless Chromium', () => {
     await page.click('button[type=submit]');
     return page;
   };
+  /** Waits for the page's outcome line to match; on timeout, says what it showed instead. */
+  const flashSays = async (page: Page, want: RegExp): Promise<void> => {
+    const seen: string[] = [];
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const text = (await page.textContent('#flash')) ?? '';
+      if (want.test(text)) return;
+      if (text && seen.at(-1) !== text) seen.push(text);
+      if (Date.now() > deadline)
+        throw new Error(`the page never said ${want} (it said: ${JSON.stringify(seen)}; at ${page.url()})`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
   const runs = async (api: Api, id: string) =>
     (
       await api.call<{ items: Array<{ taskId: string; state: string; scheduledFor: string }> }>(
@@ -69,20 +84,37 @@ describe('the dashboard at /ui in headless Chromium', () => {
 
   it('should show tasks, runs appearing live, and let an operator trigger, pause and replay, and a viewer only look', async (ctx) => {
     if (skip) return ctx.skip();
-    const group = uniqueName('ui-group');
+    // Every name of this test shares `run`: searching for it shows only this test's schedules (the broker is shared).
+    const run = uniqueName('ui');
+    const group = `${run}-group`;
     const api = await startApi(['--group', group, '--topic', fx.topic]);
-    startCli('taskscheduler', ['-b', brokers(), '-s', 'none', '--group', group]);
+    // One schedule from a file, in the group that also fires the API tasks.
+    const fileEntry = `${run}-file`;
+    const file = join(await mkdtemp(join(tmpdir(), 'tm-ui-')), 'schedule.json');
+    await writeFile(
+      file,
+      JSON.stringify([
+        {
+          Id: fileEntry,
+          Cron: '*/2 * * * * *',
+          Topic: fx.topic,
+          TaskMessageTemplate: { TaskProcessorName: 'NoopProcessor' },
+        },
+      ]),
+    );
+    startCli('taskscheduler', ['-b', brokers(), '-s', file, '--group', group]);
+    const consumerGroup = uniqueName('c');
     startCli('taskconsumer', [
       '-b',
       brokers(),
       '-t',
       fx.topic,
       '-g',
-      uniqueName('c'),
+      consumerGroup,
       '--processors',
       'test/fixtures/test-processors.js',
     ]);
-    const id = uniqueName('ui-task');
+    const id = `${run}-task`;
     expect(
       (await api.call('POST', '/api/v1/tasks', { id, processor: 'NoopProcessor', schedule: { every: '2s' } }))
         .status,
@@ -95,8 +127,33 @@ describe('the dashboard at /ui in headless Chromium', () => {
     ).body.id;
 
     const page = await login(api, TEST_ADMIN.username, TEST_ADMIN.password);
-    await page.waitForSelector(`#tasks tr[data-id="${id}"]`);
+    // The overview: the file's schedule and the API's task in one table, each with the instance firing it.
+    const row = (rowId: string) => `#tasks tr[data-id="${rowId}"]`;
+    await page.waitForSelector(`${row(fileEntry)}[data-source="file"] td.owner:not(:text("no instance"))`, {
+      timeout: 30_000,
+    });
+    await page.waitForSelector(`${row(id)}[data-source="api"] td.owner:not(:text("no instance"))`, {
+      timeout: 30_000,
+    });
+    expect(await page.textContent(row(fileEntry))).toContain('Every 2 seconds');
+    await page.fill('#search', fileEntry);
+    await page.waitForFunction(`document.querySelectorAll('#tasks tbody tr').length === 1`);
+    await page.fill('#search', run);
+    await page.waitForFunction(`document.querySelectorAll('#tasks tbody tr').length === 3`);
     await page.screenshot({ path: join(SHOTS, 'dashboard-tasks.png') });
+    await page.fill('#search', '');
+    await page.waitForSelector(row(id));
+
+    // The file schedule's page: its runs appear live; pause and resume go through its owner.
+    await page.click(row(fileEntry));
+    await page.waitForSelector('#runs td.FINISHED', { timeout: 20_000 });
+    await page.click('#toggle');
+    await page.waitForSelector('#task-status.paused', { timeout: 10_000 });
+    await page.click('#toggle');
+    await page.waitForSelector('#task-status.enabled', { timeout: 10_000 });
+    await page.screenshot({ path: join(SHOTS, 'dashboard-schedule.png') });
+    await page.goto(`${api.url}/ui#/tasks`);
+    await page.waitForSelector(row(id));
 
     // The task's page: a run appears without a reload.
     await page.click(`#tasks tr[data-id="${id}"]`);
@@ -109,11 +166,7 @@ describe('the dashboard at /ui in headless Chromium', () => {
 
     // Trigger: confirmed, fired with a millisecond taskId, and seen to finish.
     await page.click('#trigger');
-    await page.waitForFunction(
-      "/fired as /.test(document.querySelector('#flash')?.textContent ?? '')",
-      undefined,
-      { timeout: 10_000 },
-    );
+    await flashSays(page, /fired as /);
     const taskId = ((await page.textContent('#flash')) ?? '').replace('fired as ', '').trim();
     await page.waitForSelector(`#runs tr[data-task-id="${taskId}"] td.FINISHED`, { timeout: 20_000 });
     await page.screenshot({ path: join(SHOTS, 'dashboard-task.png') });
@@ -145,18 +198,34 @@ describe('the dashboard at /ui in headless Chromium', () => {
     await page.waitForSelector(`#dlq tr[data-task-id="${bad.taskId}"] button.replay`, { timeout: 30_000 });
     await page.screenshot({ path: join(SHOTS, 'dashboard-failures.png') });
     await page.click(`#dlq tr[data-task-id="${bad.taskId}"] button.replay`);
-    await page.waitForFunction(
-      "/replayed 1/.test(document.querySelector('#flash')?.textContent ?? '')",
-      undefined,
-      { timeout: 10_000 },
-    );
+    await flashSays(page, /replayed 1/);
     await page.waitForFunction(
       `[...document.querySelectorAll('#dlq tr[data-task-id=${JSON.stringify(bad.taskId)}]')].some((tr) => tr.textContent.includes('replayed'))`,
       undefined,
       { timeout: 10_000 },
     );
+    // Health: the scheduler instance with its partitions, the consumer group with lag per partition, the charts.
     await page.goto(`${api.url}/ui#/health`);
     await page.waitForSelector('#ready.FINISHED');
+    await page.waitForSelector(`#schedulers tr.scheduler-group:has-text("${group}") .instance.FINISHED`);
+    await page.waitForSelector(
+      `#consumers section.consumer-group[data-group="${consumerGroup}"] table.lag tbody tr`,
+    );
+    expect(
+      await page.locator(`section.consumer-group[data-group="${consumerGroup}"] table.lag tbody tr`).count(),
+    ).toBe(12);
+    // The charts draw the per-second counts of the last 5 minutes: tasks fired and finished during this test.
+    const { rates } = (
+      await api.call<{ rates: { fired: number[]; finished: number[] } }>('GET', '/api/v1/cluster')
+    ).body;
+    const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+    expect([rates.fired.length, sum(rates.fired) > 5, sum(rates.finished) > 5]).toEqual([300, true, true]);
+    for (const series of ['fired', 'finished']) {
+      const points =
+        (await page.getAttribute(`#tasks-chart polyline[data-series="${series}"]`, 'points')) ?? '';
+      const ys = points.split(' ').map((p) => p.split(',')[1]);
+      expect([ys.length, new Set(ys).size > 1]).toEqual([300, true]);
+    }
     await page.screenshot({ path: join(SHOTS, 'dashboard-health.png') });
 
     // A viewer sees no action buttons, and a forged action gets 403.

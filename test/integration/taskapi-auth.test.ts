@@ -7,7 +7,7 @@ import { DATA_DIR, startApi, TEST_ADMIN } from './helpers/api.js';
 import type { Api, ApiAnswer } from './helpers/api.js';
 import { brokers, createTopics, deleteTopics, kafka, uniqueName } from './helpers/kafka.js';
 import { opsUrl } from './helpers/metrics.js';
-import { killAll, runCli } from './helpers/processes.js';
+import { killAll, runCli, startCli } from './helpers/processes.js';
 import { waitFor } from './helpers/wait-for.js';
 
 type Role = 'viewer' | 'operator' | 'admin';
@@ -83,14 +83,25 @@ describe('taskapi routes × roles', () => {
   let api: Api;
   let topic: string;
   const users = {} as Record<Role, { name: string; token: string }>;
+  const group = uniqueName('auth-group');
+  /** A task the group's scheduler reports (owner known), for the schedule commands. */
+  let fired = '';
 
   beforeAll(async () => {
     topic = uniqueName('auth-tasks');
     await createTopics([topic]);
-    api = await startApi(['--topic', topic, '--group', uniqueName('auth-group')]);
+    api = await startApi(['--topic', topic, '--group', group]);
     users.admin = { name: TEST_ADMIN.username, token: api.token! };
     users.operator = await addUser(api, 'operator');
     users.viewer = await addUser(api, 'viewer');
+    startCli('taskscheduler', ['-b', brokers(), '-s', 'none', '--group', group]);
+    fired = await newTask();
+    await waitFor(
+      async () =>
+        (await api.call<{ owner?: string }>('GET', `/api/v1/schedules/${group}/${fired}`)).body.owner !==
+        undefined,
+      { timeoutMs: 30_000, what: 'the scheduler reporting the task' },
+    );
   });
   afterAll(async () => {
     await killAll();
@@ -270,6 +281,31 @@ describe('taskapi routes × roles', () => {
       need: 'operator',
       ok: 200,
       call: async () => ({ method: 'POST', path: `/api/v1/dlq/${topic}/replay`, body: { all: true } }),
+    },
+    'GET /api/v1/schedules': {
+      need: 'viewer',
+      ok: 200,
+      call: async () => ({ method: 'GET', path: '/api/v1/schedules' }),
+    },
+    'GET /api/v1/schedules/{group}/{id}': {
+      need: 'viewer',
+      ok: 200,
+      call: async () => ({ method: 'GET', path: `/api/v1/schedules/${group}/${await newTask()}` }),
+    },
+    ...Object.fromEntries(
+      (['trigger', 'pause', 'resume'] as const).map((action) => [
+        `POST /api/v1/schedules/{group}/{id}/${action}`,
+        {
+          need: 'operator' as const,
+          ok: 200,
+          call: async () => ({ method: 'POST', path: `/api/v1/schedules/${group}/${fired}/${action}` }),
+        },
+      ]),
+    ),
+    'GET /api/v1/cluster': {
+      need: 'viewer',
+      ok: 200,
+      call: async () => ({ method: 'GET', path: '/api/v1/cluster' }),
     },
   };
   const PUBLIC = [

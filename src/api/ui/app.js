@@ -71,44 +71,53 @@ function loginView() {
   });
 }
 
-function spec(s) {
-  return s.cron ?? (s.every !== undefined ? `every ${s.every}` : `once at ${s.runAt}`);
-}
-
-const sort = { key: 'createdAt', dir: 1 };
+const sort = { key: 'id', dir: 1 };
 let search = '';
 
+/** The overview: every schedule, from the files the schedulers read and from this API, in one table. */
 async function tasksView() {
-  const { data } = await api('GET', '/api/v1/tasks?limit=1000');
+  const { data } = await api('GET', '/api/v1/schedules');
+  const text = (r) =>
+    ({
+      schedule: `${r.description} ${r.spec}`,
+      next: r.nextFireTimes[0] ?? '',
+      lastRun: r.lastRun ? `${r.lastRun.scheduledFor} ${r.lastRun.state}` : '',
+    })[sort.key] ?? String(r[sort.key] ?? '');
   const rows = data.items
     .filter(
-      (t) =>
+      (r) =>
         !search ||
-        JSON.stringify([t.id, t.name, t.processor, spec(t.schedule)])
+        JSON.stringify([r.id, r.source, r.group, r.processor, r.spec, r.description, r.owner])
           .toLowerCase()
           .includes(search),
     )
-    .sort((a, b) => (String(a[sort.key] ?? '') < String(b[sort.key] ?? '') ? -sort.dir : sort.dir));
+    .sort((a, b) => (text(a) < text(b) ? -sort.dir : text(a) > text(b) ? sort.dir : 0));
   const cols = [
     ['id', 'Id'],
-    ['processor', 'Processor'],
+    ['source', 'Source'],
     ['schedule', 'Schedule'],
     ['timeZone', 'Zone'],
-    ['status', 'Status'],
-    ['nextRunAt', 'Next run'],
+    ['state', 'State'],
+    ['next', 'Next runs'],
     ['lastRun', 'Last run'],
+    ['owner', 'Owner'],
     ['group', 'Scheduler group'],
   ];
+  const fromFiles = data.items.filter((r) => r.source === 'file').length;
   const focus = document.activeElement?.id === 'search';
-  main.innerHTML = `<h2>Tasks <small>(${data.total}, from the HTTP API)</small></h2>
+  main.innerHTML = `<h2>Schedules <small>(${fromFiles} from schedule files, ${data.items.length - fromFiles} from the HTTP API)</small></h2>
     <input id="search" placeholder="search" value="${esc(search)}" />
-    <table id="tasks"><thead><tr>${cols.map(([k, l]) => `<th data-key="${k}">${l}</th>`).join('')}</tr></thead><tbody>
+    <table id="tasks"><thead><tr>${cols.map(([k, l]) => `<th data-key="${k}">${l}${sort.key === k ? (sort.dir > 0 ? ' ▲' : ' ▼') : ''}</th>`).join('')}</tr></thead><tbody>
     ${rows
       .map(
-        (t) => `<tr class="row" data-id="${esc(t.id)}"><td>${esc(t.id)}</td><td>${esc(t.processor)}</td>
-        <td>${esc(spec(t.schedule))}</td><td>${esc(t.timeZone)}</td><td class="${esc(t.status)}">${esc(t.status)}</td>
-        <td>${esc(t.nextRunAt ?? '-')}</td><td class="${esc(t.lastRun?.state)}">${esc(t.lastRun ? `${t.lastRun.state} ${t.lastRun.scheduledFor}` : '-')}</td>
-        <td>${esc(t.group)}</td></tr>`,
+        (
+          r,
+        ) => `<tr class="row" data-id="${esc(r.id)}" data-source="${esc(r.source)}" data-group="${esc(r.group)}">
+        <td>${esc(r.id)}</td><td>${r.source === 'api' ? 'API' : 'file'}</td>
+        <td>${esc(r.description)}<br /><code>${esc(r.spec)}</code></td><td>${esc(r.timeZone)}</td>
+        <td class="${esc(r.state)}">${esc(r.state)}</td><td>${r.nextFireTimes.map(esc).join('<br />') || '-'}</td>
+        <td class="${esc(r.lastRun?.state)}">${esc(r.lastRun ? `${r.lastRun.state} ${r.lastRun.scheduledFor}` : '-')}</td>
+        <td class="owner">${esc(r.owner ?? 'no instance')}</td><td>${esc(r.group)}</td></tr>`,
       )
       .join('')}</tbody></table>`;
   const input = $('#search');
@@ -127,7 +136,66 @@ async function tasksView() {
       void tasksView();
     });
   for (const tr of main.querySelectorAll('tr.row'))
-    tr.addEventListener('click', () => (location.hash = `#/task/${encodeURIComponent(tr.dataset.id)}`));
+    tr.addEventListener(
+      'click',
+      () =>
+        (location.hash =
+          tr.dataset.source === 'api'
+            ? `#/task/${encodeURIComponent(tr.dataset.id)}`
+            : `#/schedule/${encodeURIComponent(tr.dataset.group)}/${encodeURIComponent(tr.dataset.id)}`),
+    );
+}
+
+function runsTable(runs) {
+  return `<h3>Runs</h3><table id="runs"><thead><tr><th>Run</th><th>State</th><th>Attempts</th><th>Duration</th><th>Consumer</th><th>Error</th></tr></thead><tbody>
+    ${runs
+      .map(
+        (
+          r,
+        ) => `<tr data-task-id="${esc(r.taskId)}"><td>${esc(r.scheduledFor)}</td><td class="${esc(r.state)}">${esc(r.state)}</td><td>${r.attempts}</td>
+        <td>${esc(r.durationMs ?? '')}</td><td>${esc(r.consumer ? `${r.consumer.host}:${r.consumer.pid}` : '')}</td><td>${esc(r.error ?? '')}</td></tr>`,
+      )
+      .join('')}</tbody></table>`;
+}
+
+/** Asks, acts, says the outcome, and shows the page again. */
+async function act(question, fn, again) {
+  if (!confirm(question)) return;
+  try {
+    flash(await fn());
+  } catch (err) {
+    flash(`failed: ${err.message}`);
+  }
+  await again();
+}
+
+/** A schedule file's entry: what its owner reports, its runs, and trigger / pause / resume through the owner. */
+async function scheduleView(group, id) {
+  const path = `/api/v1/schedules/${encodeURIComponent(group)}/${encodeURIComponent(id)}`;
+  const { data: s } = await api('GET', path);
+  const again = () => scheduleView(group, id);
+  main.innerHTML = `<h2>${esc(s.id)} <small class="${esc(s.state)}" id="task-status">${esc(s.state)}</small>
+    <small>from a schedule file, group ${esc(s.group)}, fired by ${esc(s.owner ?? 'no instance')}</small></h2>
+    ${
+      can('operator')
+        ? `<p id="actions"><button id="trigger">Trigger now</button>
+           <button id="toggle">${s.state === 'paused' ? 'Resume' : 'Pause'}</button></p>`
+        : ''
+    }
+    <div class="grid"><section><h3>Schedule</h3><p>${esc(s.description)} (<code>${esc(s.spec)}</code>, ${esc(s.timeZone)})</p>
+      <p>processor ${esc(s.processor)} on topic ${esc(s.topic)}; last fired ${esc(s.lastFiredAt ?? 'never')}</p>
+      <h3>Next fires (UTC)</h3><table id="next"><tbody>${s.nextFireTimes.map((t) => `<tr><td>${esc(t)}</td></tr>`).join('') || '<tr><td>none</td></tr>'}</tbody></table></section>
+    <section>${runsTable(s.runs)}</section></div>`;
+  if (!can('operator')) return;
+  $('#trigger').onclick = () =>
+    act(`Fire ${s.id} now?`, async () => (await api('POST', `${path}/trigger`)).data.message, again);
+  const verb = s.state === 'paused' ? 'resume' : 'pause';
+  $('#toggle').onclick = () =>
+    act(
+      `${verb === 'pause' ? 'Pause' : 'Resume'} ${s.id}?`,
+      async () => (await api('POST', `${path}/${verb}`)).data.message,
+      again,
+    );
 }
 
 async function taskView(id) {
@@ -161,43 +229,43 @@ async function taskView(id) {
       ${can('operator') ? `<h3>Edit</h3><textarea id="edit-text">${esc(draft ?? JSON.stringify(definition, null, 2))}</textarea><button id="save">Save</button>` : ''}</section>
     <section><h3>Next fires (${esc(next.timeZone)} / UTC)</h3><table id="next"><tbody>
       ${next.items.map((n) => `<tr><td>${esc(n.local)}</td><td>${esc(n.utc)}</td></tr>`).join('') || '<tr><td>none</td></tr>'}</tbody></table>
-    <h3>Runs</h3><table id="runs"><thead><tr><th>Run</th><th>State</th><th>Attempts</th><th>Duration</th><th>Consumer</th><th>Error</th></tr></thead><tbody>
-      ${runs.items
-        .map(
-          (
-            r,
-          ) => `<tr data-task-id="${esc(r.taskId)}"><td>${esc(r.scheduledFor)}</td><td class="${esc(r.state)}">${esc(r.state)}</td><td>${r.attempts}</td>
-          <td>${esc(r.durationMs ?? '')}</td><td>${esc(r.consumer ? `${r.consumer.host}:${r.consumer.pid}` : '')}</td><td>${esc(r.error ?? '')}</td></tr>`,
-        )
-        .join('')}</tbody></table></section></div>`;
+    ${runsTable(runs.items)}</section></div>`;
   if (!can('operator')) return;
-  const act = async (question, fn) => {
-    if (!confirm(question)) return;
-    try {
-      flash(await fn());
-      await taskView(id);
-    } catch (err) {
-      flash(`failed: ${err.message}`);
-    }
-  };
+  const again = () => taskView(id);
   $('#trigger').onclick = () =>
-    act(`Fire ${t.id} now?`, async () => `fired as ${(await api('POST', `${path}/trigger`)).data.taskId}`);
+    act(
+      `Fire ${t.id} now?`,
+      async () => `fired as ${(await api('POST', `${path}/trigger`)).data.taskId}`,
+      again,
+    );
   $('#toggle').onclick = () =>
-    act(`${t.enabled ? 'Pause' : 'Resume'} ${t.id}?`, async () => {
-      await api('PATCH', path, { enabled: !t.enabled }, { 'if-match': etag });
-      return t.enabled ? 'paused' : 'resumed';
-    });
+    act(
+      `${t.enabled ? 'Pause' : 'Resume'} ${t.id}?`,
+      async () => {
+        await api('PATCH', path, { enabled: !t.enabled }, { 'if-match': etag });
+        return t.enabled ? 'paused' : 'resumed';
+      },
+      again,
+    );
   $('#delete').onclick = () =>
-    act(`Delete ${t.id}? Its future fires stop.`, async () => {
-      await api('DELETE', path, undefined, { 'if-match': etag });
-      location.hash = '#/tasks';
-      return 'deleted';
-    });
+    act(
+      `Delete ${t.id}? Its future fires stop.`,
+      async () => {
+        await api('DELETE', path, undefined, { 'if-match': etag });
+        location.hash = '#/tasks';
+        return 'deleted';
+      },
+      async () => undefined,
+    );
   $('#save').onclick = () =>
-    act(`Save the changed definition of ${t.id}?`, async () => {
-      await api('PUT', path, JSON.parse($('#edit-text').value), { 'if-match': etag });
-      return 'saved';
-    });
+    act(
+      `Save the changed definition of ${t.id}?`,
+      async () => {
+        await api('PUT', path, JSON.parse($('#edit-text').value), { 'if-match': etag });
+        return 'saved';
+      },
+      again,
+    );
 }
 
 let dlqTopic = 'taskTopic';
@@ -245,10 +313,80 @@ async function failuresView() {
   if (all) all.onclick = () => replay({ all: true }, 'Replay every waiting task?');
 }
 
+/** A small line chart of per-second series (SVG, no library): one polyline per series, scaled to the largest. */
+function chart(id, title, series, unit) {
+  const w = 600;
+  const h = 90;
+  const n = series[0].values.length;
+  const max = Math.max(1, ...series.flatMap((x) => x.values));
+  const x = (i) => ((i / Math.max(1, n - 1)) * w).toFixed(1);
+  const y = (v) => (h - (v / max) * (h - 4) - 2).toFixed(1);
+  const last = (v) => v.values.at(-1) ?? 0;
+  return `<figure class="chart" id="${id}"><figcaption>${esc(title)}, last ${n} s (max ${max} ${unit})
+    ${series.map((s) => `<span style="color:${s.color}">■ ${esc(s.name)} ${last(s)}</span>`).join(' ')}</figcaption>
+    <svg viewBox="0 0 ${w} ${h}" preserveAspectRatio="none" role="img" aria-label="${esc(title)}">
+    ${series
+      .map(
+        (s) =>
+          `<polyline data-series="${esc(s.name)}" fill="none" stroke="${s.color}" stroke-width="1.5" points="${s.values.map((v, i) => `${x(i)},${y(v)}`).join(' ')}" />`,
+      )
+      .join('')}</svg></figure>`;
+}
+
 async function healthView() {
   const ready = await fetch('/api/readyz').then(async (r) => ({ status: r.status, body: await r.json() }));
+  const { data: c } = await api('GET', '/api/v1/cluster');
+  const r = c.rates;
+  // Groups named by API tasks with no instance running: one line, not a row each.
+  const idle = c.schedulers.filter((g) => g.instances.length === 0).map((g) => g.group);
+  const schedulers = c.schedulers
+    .filter((g) => g.instances.length > 0)
+    .map(
+      (g) =>
+        `<tr class="scheduler-group"><td>${esc(g.group)}</td><td>${g.instances
+          .map(
+            (i) =>
+              `<span class="instance ${i.ready ? 'FINISHED' : 'FAILED'}">${esc(`${i.host}:${i.pid}`)} [${i.partitions.join(',')}]${i.ready ? '' : ` ${esc(i.reason)}`}</span>`,
+          )
+          .join(
+            '<br />',
+          )}</td><td>${g.unansweredPartitions.length ? `<span class="FAILED">[${g.unansweredPartitions.join(',')}]</span>` : 'none'}</td></tr>`,
+    )
+    .join('');
+  const consumers = c.consumers
+    .map(
+      (
+        g,
+      ) => `<section class="consumer-group" data-group="${esc(g.group)}"><h4>${esc(g.group)} <small>${esc(g.state)}, ${g.members.length} member(s), lag ${esc(g.totalLag)}</small></h4>
+      ${g.error ? `<p class="FAILED">${esc(g.error)}</p>` : ''}<ul>${g.members.map((m) => `<li>${esc(m.clientId)} ${esc(m.host)}: ${esc(m.partitions.join(' '))}</li>`).join('')}</ul>
+      <table class="lag"><thead><tr><th>Partition</th><th>Committed</th><th>End</th><th>Lag</th><th>Owner</th></tr></thead><tbody>
+      ${g.partitions.map((p) => `<tr><td>${esc(`${p.topic}/${p.partition}`)}</td><td>${esc(p.committed ?? '-')}</td><td>${esc(p.end)}</td><td class="${p.lag === '0' ? '' : 'QUEUED'}">${esc(p.lag)}</td><td>${esc(p.owner ?? '-')}</td></tr>`).join('')}
+      </tbody></table></section>`,
+    )
+    .join('');
   main.innerHTML = `<h2>Health</h2><p id="ready" class="${ready.status === 200 ? 'FINISHED' : 'FAILED'}">
-    ${ready.status === 200 ? `ready: ${ready.body.tasks} task(s) in view` : esc(ready.body.detail)}</p>`;
+    ${ready.status === 200 ? `ready: ${ready.body.tasks} task(s) in view` : esc(ready.body.detail)}</p>
+    <div class="grid">${chart(
+      'tasks-chart',
+      'Tasks per second',
+      [
+        { name: 'fired', color: '#2f5fb3', values: r.fired },
+        { name: 'finished', color: '#1e7b34', values: r.finished },
+        { name: 'failed', color: '#b3261e', values: r.failed },
+      ],
+      '/s',
+    )}${chart(
+      'lag-chart',
+      'Fire lag (ms)',
+      [
+        { name: 'mean', color: '#2f5fb3', values: r.fireLagMeanMs },
+        { name: 'max', color: '#8a5a00', values: r.fireLagMaxMs },
+      ],
+      'ms',
+    )}</div>
+    <h3>Scheduler groups</h3><table id="schedulers"><thead><tr><th>Group</th><th>Instances [state partitions]</th><th>Unanswered partitions</th></tr></thead><tbody>${schedulers}</tbody></table>
+    ${idle.length ? `<p id="idle-groups" class="FAILED">No instance running in group(s) ${esc(idle.join(', '))}: their API tasks fire nowhere.</p>` : ''}
+    <h3>Consumer groups</h3><div id="consumers">${consumers || '<p>none with members</p>'}</div>`;
 }
 
 async function render() {
@@ -258,15 +396,17 @@ async function render() {
     : '';
   if (state.token) $('#logout').onclick = logout;
   if (!state.token) return loginView();
-  const [, page, arg] = (location.hash || '#/tasks').split('/');
+  const [, page, arg, rest] = (location.hash || '#/tasks').split('/');
   const view =
     page === 'task'
       ? () => taskView(decodeURIComponent(arg ?? ''))
-      : page === 'failures'
-        ? failuresView
-        : page === 'health'
-          ? healthView
-          : tasksView;
+      : page === 'schedule'
+        ? () => scheduleView(decodeURIComponent(arg ?? ''), decodeURIComponent(rest ?? ''))
+        : page === 'failures'
+          ? failuresView
+          : page === 'health'
+            ? healthView
+            : tasksView;
   const refresh = () => view().catch((err) => flash(err.message));
   await refresh();
   // Live: the page refreshes itself every 2 s (no full reload); an open edit keeps its text.

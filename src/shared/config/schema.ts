@@ -72,4 +72,6 @@ export interface ScheduleEntry {
   readonly payload?: unknown;
   /** Index in the file, for messages. */
   readonly index: number;
+  /** Where the entry comes from: a schedule file (absent) or a task created over HTTP. */
+  readonly source?: 'api';
 }

@@ -167,6 +167,7 @@ export function entryOfTask(def: TaskDefinition, spec: ScheduleSpec): ScheduleEn
     ...(def.param === undefined ? {} : { param: def.param }),
     ...(def.payload === undefined ? {} : { payload: def.payload }),
     index: -1,
+    source: 'api',
   };
 }
 

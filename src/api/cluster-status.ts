@@ -1,0 +1,388 @@
+import cronstrue from 'cronstrue';
+import type { Clock } from '../shared/clock.js';
+import { errorMessage } from '../shared/errors.js';
+import type { KafkaClient } from '../shared/kafka/index.js';
+import type { Logger } from '../shared/logger.js';
+import { SCHEDULER_STATE_TOPIC } from '../shared/messages.js';
+import { describeSpec } from '../shared/schedule-spec.js';
+import { specOfTask } from '../shared/tasks/definition.js';
+import { CommandClient } from '../scheduler/commands.js';
+import type { CommandResult } from '../scheduler/commands.js';
+import type { EventRates, RateSeries } from './event-rates.js';
+import { ApiError } from './problem.js';
+import type { TaskRun } from './run-history.js';
+import { nextFires } from './task-model.js';
+import type { TaskView } from './task-view.js';
+
+/** One schedule, from a schedule file or the HTTP API, as the dashboard's overview shows it. */
+export interface ScheduleRow {
+  id: string;
+  source: 'file' | 'api';
+  group: string;
+  /** As written: the cron expression, `once at …` or `every …`. */
+  spec: string;
+  /** The same in words. */
+  description: string;
+  timeZone: string;
+  processor: string;
+  topic: string;
+  state: 'enabled' | 'paused' | 'disabled';
+  /** `host:pid` of the scheduler instance that fires it; absent when no instance of its group answered. */
+  owner?: string;
+  nextFireTimes: string[];
+  lastFiredAt?: string;
+  lastRun?: TaskRun;
+}
+
+export interface SchedulerInstance {
+  host: string;
+  pid: number;
+  partitions: number[];
+  ready: boolean;
+  reason: string;
+}
+
+export interface SchedulerGroupInfo {
+  group: string;
+  instances: SchedulerInstance[];
+  /** State partitions no instance answered for (their entries fire nowhere, or their owner is slow). */
+  unansweredPartitions: number[];
+}
+
+export interface ConsumerGroupInfo {
+  group: string;
+  state: string;
+  members: Array<{ clientId: string; host: string; partitions: string[] }>;
+  partitions: Array<{
+    topic: string;
+    partition: number;
+    /** Next offset the group reads (absent: it never committed there). */
+    committed?: string;
+    end: string;
+    lag: string;
+    /** `clientId host` of the member that has it. */
+    owner?: string;
+  }>;
+  totalLag: string;
+  /** Why its lag is not shown. */
+  error?: string;
+}
+
+export interface ScheduleOverview {
+  items: ScheduleRow[];
+  total: number;
+  groups: SchedulerGroupInfo[];
+}
+
+export interface ClusterOverview {
+  schedulers: SchedulerGroupInfo[];
+  consumers: ConsumerGroupInfo[];
+  rates: RateSeries;
+}
+
+/** A cron expression in words (cronstrue); the expression itself when cronstrue cannot read it. */
+export function inWords(spec: string): string {
+  if (spec.startsWith('once at ') || spec.startsWith('every ')) return spec;
+  try {
+    return cronstrue.toString(spec, { use24HourTimeFormat: true, throwExceptionOnParseError: true });
+  } catch {
+    return spec;
+  }
+}
+
+const STATUS_TIMEOUT_MS = 2000;
+const COMMAND_TIMEOUT_MS = 5000;
+/** Dashboards poll every few seconds, several at once: one round of questions serves them all for this long. */
+const CACHE_MS = 1500;
+
+interface Snapshot {
+  rows: ScheduleRow[];
+  schedulers: SchedulerGroupInfo[];
+}
+
+/** One answer shared by the callers of the next CACHE_MS; a failed one is not kept. */
+class Shared<T> {
+  private cached: { at: number; value: Promise<T> } | undefined;
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly take: () => Promise<T>,
+  ) {}
+
+  get(): Promise<T> {
+    const now = this.clock.now();
+    if (this.cached && now - this.cached.at < CACHE_MS) return this.cached.value;
+    const value = this.take().catch((err: unknown) => {
+      this.cached = undefined;
+      throw err instanceof ApiError ? err : new ApiError(503, `Kafka unreachable: ${errorMessage(err)}`);
+    });
+    this.cached = { at: now, value };
+    return value;
+  }
+
+  forget(): void {
+    this.cached = undefined;
+  }
+}
+
+/**
+ * What runs where, for the dashboard: the scheduler groups and consumer groups that have members (from Kafka's
+ * group metadata), each scheduler group's entries from its instances (the `status` command, as `taskscheduler
+ * status` asks it), the API tasks of groups no instance serves (from the view), and lag per partition.
+ */
+export class ClusterStatus {
+  private client: Promise<CommandClient> | undefined;
+  private statePartitions = 0;
+  private readonly schedulerView: Shared<Snapshot>;
+  private readonly consumerView: Shared<ConsumerGroupInfo[]>;
+
+  constructor(
+    private readonly o: {
+      kafka: KafkaClient;
+      view: TaskView;
+      rates: EventRates;
+      clock: Clock;
+      logger: Logger;
+    },
+  ) {
+    this.schedulerView = new Shared(o.clock, () => this.takeSchedulers());
+    this.consumerView = new Shared(o.clock, () => this.takeConsumers());
+  }
+
+  async schedules(q: { limit: number; search?: string }): Promise<ScheduleOverview> {
+    const s = await this.schedulerView.get();
+    const needle = q.search?.toLowerCase();
+    const matching = needle
+      ? s.rows.filter((r) =>
+          [r.id, r.group, r.processor, r.spec, r.description, r.source].some((v) =>
+            v.toLowerCase().includes(needle),
+          ),
+        )
+      : s.rows;
+    return { items: matching.slice(0, q.limit), total: matching.length, groups: s.schedulers };
+  }
+
+  /** One schedule of a group with its recent runs (404 when no instance of the group reports it). */
+  async schedule(group: string, id: string): Promise<ScheduleRow & { runs: TaskRun[] }> {
+    const find = async () =>
+      (await this.schedulerView.get()).rows.find((r) => r.group === group && r.id === id);
+    let row = await find();
+    // Not in a snapshot taken a moment ago: maybe created since.
+    if (!row) {
+      this.schedulerView.forget();
+      row = await find();
+    }
+    if (!row) throw new ApiError(404, `no schedule ${JSON.stringify(id)} in scheduler group ${group} now`);
+    return { ...row, runs: this.o.view.runs.runs(id) };
+  }
+
+  /**
+   * Trigger, pause or resume a schedule through its owner instance, as `taskscheduler trigger|pause|resume` do
+   * (file entries and API tasks alike); the owner's answer, or 503 when no instance answers in time.
+   */
+  async command(
+    type: 'trigger' | 'pause' | 'resume',
+    group: string,
+    id: string,
+    by: string,
+  ): Promise<{ message: string; taskId?: string }> {
+    let r: CommandResult;
+    try {
+      if (this.statePartitions === 0)
+        this.statePartitions = await this.o.kafka.partitionCount(SCHEDULER_STATE_TOPIC);
+      if (!(await this.liveSchedulerGroups()).has(group))
+        throw new ApiError(404, `no instance of scheduler group ${group} is running`);
+      r = await (
+        await this.commands()
+      ).send(
+        { type, group, scheduleIds: [id], by },
+        { timeoutMs: COMMAND_TIMEOUT_MS, statePartitions: this.statePartitions },
+      );
+    } catch (err) {
+      if (err instanceof ApiError) throw err;
+      throw new ApiError(503, `Kafka unreachable: ${errorMessage(err)}; nothing was sent`);
+    }
+    this.schedulerView.forget();
+    const reply = r.replies[0];
+    if (!reply)
+      throw new ApiError(
+        503,
+        `no instance of scheduler group ${group} answered within ${COMMAND_TIMEOUT_MS / 1000} s (is it running, and does it have ${id}?)`,
+      );
+    if (!reply.ok) throw new ApiError(/no schedule/.test(reply.message) ? 404 : 409, reply.message);
+    return { message: reply.message, ...(reply.taskId ? { taskId: reply.taskId } : {}) };
+  }
+
+  async cluster(): Promise<ClusterOverview> {
+    const [s, consumers] = await Promise.all([this.schedulerView.get(), this.consumerView.get()]);
+    return { schedulers: s.schedulers, consumers, rates: this.o.rates.series() };
+  }
+
+  async stop(): Promise<void> {
+    const client = this.client;
+    this.client = undefined;
+    await (await client?.catch(() => undefined))?.stop();
+  }
+
+  private commands(): Promise<CommandClient> {
+    this.client ??= (async () => {
+      const c = new CommandClient(this.o.kafka);
+      await c.start();
+      return c;
+    })().catch((err: unknown) => {
+      this.client = undefined;
+      throw err;
+    });
+    return this.client;
+  }
+
+  /** Scheduler groups with members now: their members are assigned partitions of the state topic. */
+  private static schedulerGroups(active: Awaited<ReturnType<KafkaClient['activeGroups']>>): Set<string> {
+    return new Set(
+      active
+        .filter((g) => g.members.some((m) => SCHEDULER_STATE_TOPIC in m.assignment))
+        .map((g) => g.groupId),
+    );
+  }
+
+  private async liveSchedulerGroups(): Promise<Set<string>> {
+    return ClusterStatus.schedulerGroups(await this.o.kafka.activeGroups());
+  }
+
+  private async takeSchedulers(): Promise<Snapshot> {
+    const { kafka, view } = this.o;
+    if (this.statePartitions === 0) this.statePartitions = await kafka.partitionCount(SCHEDULER_STATE_TOPIC);
+    const active = await kafka.activeGroups();
+    const live = ClusterStatus.schedulerGroups(active);
+    const apiGroups = new Set<string>();
+    for (const t of view.all()) apiGroups.add(t.def.group);
+    const client = live.size > 0 ? await this.commands() : undefined;
+    const answers = new Map<string, CommandResult>();
+    await Promise.all(
+      [...live].map(async (group) => {
+        const r = await client?.send(
+          { type: 'status', group, by: 'taskapi dashboard' },
+          { timeoutMs: STATUS_TIMEOUT_MS, statePartitions: this.statePartitions },
+        );
+        if (r) answers.set(group, r);
+      }),
+    );
+    const now = this.o.clock.now();
+    const rows: ScheduleRow[] = [];
+    const seen = new Set<string>();
+    for (const [group, r] of answers)
+      for (const reply of r.replies)
+        for (const e of reply.entries ?? []) {
+          seen.add(`${group}/${e.id}`);
+          rows.push({
+            id: e.id,
+            source: e.source,
+            group,
+            spec: e.spec,
+            description: inWords(e.spec),
+            timeZone: e.timeZone,
+            processor: e.processor,
+            topic: e.topic,
+            state: e.state,
+            owner: `${reply.from.host}:${reply.from.pid}`,
+            nextFireTimes: e.nextFireTimes,
+            ...(e.lastFiredAt ? { lastFiredAt: e.lastFiredAt } : {}),
+            ...withRun(view.latestRun(e.id)),
+          });
+        }
+    // API tasks no instance reported: their group runs nowhere now, or their owner did not answer in time.
+    for (const t of view.all()) {
+      const def = t.def;
+      if (seen.has(`${def.group}/${def.id}`)) continue;
+      const spec = specOfTask(def);
+      const text = typeof spec === 'string' ? spec : describeSpec(spec);
+      const latest = view.latestRun(def.id);
+      rows.push({
+        id: def.id,
+        source: 'api',
+        group: def.group,
+        spec: text,
+        description: inWords(text),
+        timeZone: def.timeZone,
+        processor: def.processor,
+        topic: def.topic,
+        state: def.enabled ? 'enabled' : 'disabled',
+        nextFireTimes: def.enabled ? nextFires(def, latest, now, 3).map((n) => n.utc) : [],
+        ...withRun(latest),
+      });
+    }
+    rows.sort((a, b) => a.id.localeCompare(b.id) || a.group.localeCompare(b.group));
+    const schedulers: SchedulerGroupInfo[] = [...new Set([...live, ...apiGroups])].sort().map((group) => {
+      const r = answers.get(group);
+      return {
+        group,
+        instances: (r?.replies ?? []).map((x) => ({
+          ...x.from,
+          partitions: x.partitions ?? [],
+          ready: x.ok,
+          reason: x.message,
+        })),
+        unansweredPartitions: r ? r.unanswered : Array.from({ length: this.statePartitions }, (_, p) => p),
+      };
+    });
+    return { rows, schedulers };
+  }
+
+  /** Groups with members reading a task topic (not taskmanager.* nor __*), with lag per partition. */
+  private async takeConsumers(): Promise<ConsumerGroupInfo[]> {
+    const { kafka } = this.o;
+    const active = await kafka.activeGroups();
+    const isInternal = (t: string) => t.startsWith('taskmanager.') || t.startsWith('__');
+    const consumerGroups = active
+      .map((g) => ({
+        g,
+        topics: [...new Set(g.members.flatMap((m) => Object.keys(m.assignment)))].filter(
+          (t) => !isInternal(t),
+        ),
+      }))
+      .filter((x) => x.topics.length > 0);
+    const consumers = await Promise.all(
+      consumerGroups.map(async ({ g, topics }): Promise<ConsumerGroupInfo> => {
+        let s;
+        try {
+          s = await kafka.groupStatus(g.groupId, topics.sort());
+        } catch (err) {
+          // One group's topic deleted under it (or the like) must not hide the others.
+          return {
+            group: g.groupId,
+            state: g.state,
+            members: [],
+            partitions: [],
+            totalLag: '0',
+            error: `cannot read its offsets: ${errorMessage(err)}`,
+          };
+        }
+        return {
+          group: g.groupId,
+          state: s.state,
+          members: s.members.map((m) => ({
+            clientId: m.clientId,
+            host: m.host,
+            partitions: Object.entries(m.assignment).flatMap(([topic, ps]) =>
+              [...ps].sort((a, b) => a - b).map((p) => `${topic}/${p}`),
+            ),
+          })),
+          partitions: s.partitions.map((p) => ({
+            topic: p.topic,
+            partition: p.partition,
+            ...(p.committed === undefined ? {} : { committed: p.committed.toString() }),
+            end: p.end.toString(),
+            lag: p.lag.toString(),
+            ...(p.owner === undefined ? {} : { owner: p.owner }),
+          })),
+          totalLag: s.partitions.reduce((n, p) => n + p.lag, 0n).toString(),
+        };
+      }),
+    );
+    return consumers;
+  }
+}
+
+function withRun(run: TaskRun | undefined): { lastRun?: TaskRun } {
+  return run ? { lastRun: run } : {};
+}

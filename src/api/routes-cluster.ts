@@ -1,0 +1,257 @@
+import type { FastifyInstance } from 'fastify';
+import type { ClusterStatus } from './cluster-status.js';
+import { principalOf } from './auth/guard.js';
+import { actorOf } from './auth/roles.js';
+import { COMMON_ERRORS, json, problem } from './route-schemas.js';
+import { RUN_SCHEMA } from './task-model.js';
+
+const SCHEDULE_PARAMS = {
+  type: 'object',
+  required: ['group', 'id'],
+  properties: {
+    group: { type: 'string', minLength: 1, maxLength: 249, description: 'The scheduler group' },
+    id: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 512,
+      description: 'The schedule Id (file) or task id (API)',
+    },
+  },
+} as const;
+
+const STRINGS = { type: 'array', items: { type: 'string' } } as const;
+const COUNTS = { type: 'array', items: { type: 'integer' } } as const;
+
+const ROW_SCHEMA = {
+  type: 'object',
+  required: [
+    'id',
+    'source',
+    'group',
+    'spec',
+    'description',
+    'timeZone',
+    'processor',
+    'topic',
+    'state',
+    'nextFireTimes',
+  ],
+  properties: {
+    id: { type: 'string' },
+    source: { type: 'string', enum: ['file', 'api'], description: 'A schedule file entry, or an API task' },
+    group: { type: 'string', description: 'The scheduler group that fires it' },
+    spec: { type: 'string', description: 'As written: cron expression, `once at …` or `every …`' },
+    description: { type: 'string', description: 'The spec in words' },
+    timeZone: { type: 'string' },
+    processor: { type: 'string' },
+    topic: { type: 'string' },
+    state: { type: 'string', enum: ['enabled', 'paused', 'disabled'] },
+    owner: {
+      type: 'string',
+      description: 'host:pid of the scheduler instance firing it (absent: none answered)',
+    },
+    nextFireTimes: { ...STRINGS, description: 'The next three fire instants (UTC)' },
+    lastFiredAt: { type: 'string' },
+    lastRun: RUN_SCHEMA,
+  },
+} as const;
+
+const SCHEDULER_GROUP_SCHEMA = {
+  type: 'object',
+  required: ['group', 'instances', 'unansweredPartitions'],
+  properties: {
+    group: { type: 'string' },
+    instances: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['host', 'pid', 'partitions', 'ready', 'reason'],
+        properties: {
+          host: { type: 'string' },
+          pid: { type: 'integer' },
+          partitions: { ...COUNTS, description: 'State partitions it owns' },
+          ready: { type: 'boolean' },
+          reason: { type: 'string' },
+        },
+      },
+    },
+    unansweredPartitions: { ...COUNTS, description: 'State partitions no instance answered for' },
+  },
+} as const;
+
+const CONSUMER_GROUP_SCHEMA = {
+  type: 'object',
+  required: ['group', 'state', 'members', 'partitions', 'totalLag'],
+  properties: {
+    group: { type: 'string' },
+    state: { type: 'string', description: "Kafka's group state (Stable, PreparingRebalance, …)" },
+    members: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['clientId', 'host', 'partitions'],
+        properties: { clientId: { type: 'string' }, host: { type: 'string' }, partitions: STRINGS },
+      },
+    },
+    partitions: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['topic', 'partition', 'end', 'lag'],
+        properties: {
+          topic: { type: 'string' },
+          partition: { type: 'integer' },
+          committed: { type: 'string' },
+          end: { type: 'string' },
+          lag: {
+            type: 'string',
+            description: 'Records not yet processed (a decimal string: it can exceed 2^53)',
+          },
+          owner: { type: 'string' },
+        },
+      },
+    },
+    totalLag: { type: 'string' },
+    error: { type: 'string', description: 'Why its lag could not be read' },
+  },
+} as const;
+
+const RATES_SCHEMA = {
+  type: 'object',
+  required: ['from', 'seconds', 'fired', 'finished', 'failed', 'fireLagMeanMs', 'fireLagMaxMs'],
+  properties: {
+    from: { type: 'string', description: 'Start of the first one-second bucket' },
+    seconds: { type: 'integer' },
+    fired: COUNTS,
+    finished: COUNTS,
+    failed: COUNTS,
+    fireLagMeanMs: COUNTS,
+    fireLagMaxMs: COUNTS,
+  },
+} as const;
+
+/** `/api/v1/schedules` and `/api/v1/cluster`: what the dashboard's overview and health pages show. */
+export function registerClusterRoutes(app: FastifyInstance, status: ClusterStatus): void {
+  app.get<{ Querystring: { limit: number; q?: string } }>(
+    '/api/v1/schedules',
+    {
+      config: { access: 'viewer' },
+      schema: {
+        tags: ['cluster'],
+        summary:
+          'Every schedule, from schedule files and from this API, with its owner instance, state, next fires and last run',
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            limit: { type: 'integer', minimum: 1, maximum: 1000, default: 1000 },
+            q: {
+              type: 'string',
+              maxLength: 200,
+              description: 'Only rows whose id, group, processor or spec contain it',
+            },
+          },
+        },
+        response: {
+          200: json(
+            {
+              type: 'object',
+              required: ['items', 'total', 'groups'],
+              properties: {
+                items: { type: 'array', items: ROW_SCHEMA },
+                total: { type: 'integer' },
+                groups: { type: 'array', items: SCHEDULER_GROUP_SCHEMA },
+              },
+            },
+            'Schedules, sorted by id',
+          ),
+          ...COMMON_ERRORS,
+        },
+      },
+    },
+    (req) => status.schedules({ limit: req.query.limit, ...(req.query.q ? { search: req.query.q } : {}) }),
+  );
+
+  app.get<{ Params: { group: string; id: string } }>(
+    '/api/v1/schedules/:group/:id',
+    {
+      config: { access: 'viewer' },
+      schema: {
+        tags: ['cluster'],
+        summary:
+          'One schedule of a scheduler group (file entry or API task) with its recent runs, newest first',
+        params: SCHEDULE_PARAMS,
+        response: {
+          200: json(
+            {
+              ...ROW_SCHEMA,
+              required: [...ROW_SCHEMA.required, 'runs'],
+              properties: { ...ROW_SCHEMA.properties, runs: { type: 'array', items: RUN_SCHEMA } },
+            },
+            'The schedule',
+          ),
+          ...COMMON_ERRORS,
+        },
+      },
+    },
+    (req) => status.schedule(req.params.group, req.params.id),
+  );
+
+  for (const action of ['trigger', 'pause', 'resume'] as const)
+    app.post<{ Params: { group: string; id: string } }>(
+      `/api/v1/schedules/:group/:id/${action}`,
+      {
+        config: { access: 'operator' },
+        schema: {
+          tags: ['cluster'],
+          summary: {
+            trigger: 'Fire a schedule now, outside its spec, through the instance that owns it',
+            pause: 'Pause a schedule (kept across restarts and failover) through the instance that owns it',
+            resume: 'Resume a paused schedule from now (nothing missed while paused is caught up)',
+          }[action],
+          params: SCHEDULE_PARAMS,
+          response: {
+            200: json(
+              {
+                type: 'object',
+                required: ['message'],
+                properties: { message: { type: 'string' }, taskId: { type: 'string' } },
+              },
+              "The owner's answer",
+            ),
+            ...COMMON_ERRORS,
+            409: problem('The owner refused (for example: it is not ready)'),
+          },
+        },
+      },
+      (req) => status.command(action, req.params.group, req.params.id, actorOf(principalOf(req))),
+    );
+
+  app.get(
+    '/api/v1/cluster',
+    {
+      config: { access: 'viewer' },
+      schema: {
+        tags: ['cluster'],
+        summary:
+          'Scheduler instances and their partitions, consumer groups with lag per partition, tasks per second and fire lag',
+        response: {
+          200: json(
+            {
+              type: 'object',
+              required: ['schedulers', 'consumers', 'rates'],
+              properties: {
+                schedulers: { type: 'array', items: SCHEDULER_GROUP_SCHEMA },
+                consumers: { type: 'array', items: CONSUMER_GROUP_SCHEMA },
+                rates: RATES_SCHEMA,
+              },
+            },
+            'The cluster now',
+          ),
+          ...COMMON_ERRORS,
+        },
+      },
+    },
+    () => status.cluster(),
+  );
+}
