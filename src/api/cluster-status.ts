@@ -6,8 +6,12 @@ import type { Logger } from '../shared/logger.js';
 import { SCHEDULER_STATE_TOPIC } from '../shared/messages.js';
 import { describeSpec } from '../shared/schedule-spec.js';
 import { specOfTask } from '../shared/tasks/definition.js';
+import type { TaskDefinition } from '../shared/tasks/definition.js';
 import { CommandClient } from '../scheduler/commands.js';
 import type { CommandResult } from '../scheduler/commands.js';
+import type { EntryStatus } from '../scheduler/group-scheduler.js';
+import { stateKey } from '../scheduler/state.js';
+import { partitionForKey } from '../shared/kafka/index.js';
 import type { EventRates, RateSeries } from './event-rates.js';
 import { ApiError } from './problem.js';
 import type { TaskRun } from './run-history.js';
@@ -44,6 +48,8 @@ export interface SchedulerInstance {
 
 export interface SchedulerGroupInfo {
   group: string;
+  /** Kafka lists members of the group now (instances may still fail to answer the status request in time). */
+  running: boolean;
   instances: SchedulerInstance[];
   /** State partitions no instance answered for (their entries fire nowhere, or their owner is slow). */
   unansweredPartitions: number[];
@@ -92,6 +98,8 @@ export function inWords(spec: string): string {
 
 const STATUS_TIMEOUT_MS = 2000;
 const COMMAND_TIMEOUT_MS = 5000;
+/** A lookup that misses asks again only with an answer at least this old (misses must not defeat sharing). */
+const REFRESH_AFTER_MS = 300;
 /** Dashboards poll every few seconds, several at once: one round of questions serves them all for this long. */
 const CACHE_MS = 1500;
 
@@ -120,8 +128,11 @@ class Shared<T> {
     return value;
   }
 
-  forget(): void {
+  /** Drops the shared answer when it is at least `minAgeMs` old; says whether it did. */
+  forget(minAgeMs = 0): boolean {
+    if (this.cached && this.clock.now() - this.cached.at < minAgeMs) return false;
     this.cached = undefined;
+    return true;
   }
 }
 
@@ -163,22 +174,62 @@ export class ClusterStatus {
   }
 
   /** One schedule of a group with its recent runs (404 when no instance of the group reports it). */
+  /**
+   * One schedule of a group with its recent runs: 404 when its group has no instance or no such schedule, 503 when
+   * the instance that would own it did not answer in time.
+   */
   async schedule(group: string, id: string): Promise<ScheduleRow & { runs: TaskRun[] }> {
-    const find = async () =>
-      (await this.schedulerView.get()).rows.find((r) => r.group === group && r.id === id);
-    let row = await find();
-    // Not in a snapshot taken a moment ago: maybe created since.
-    if (!row) {
-      this.schedulerView.forget();
-      row = await find();
-    }
-    if (!row) throw new ApiError(404, `no schedule ${JSON.stringify(id)} in scheduler group ${group} now`);
+    const row = await this.find(group, id);
     return { ...row, runs: this.o.view.runs.runs(id) };
   }
 
+  /** An API task as the view knows it, when no instance reported it (no owner, its fires computed here). */
+  private rowFromView(def: TaskDefinition, now: number): ScheduleRow {
+    const spec = specOfTask(def);
+    const text = typeof spec === 'string' ? spec : describeSpec(spec);
+    const latest = this.o.view.latestRun(def.id);
+    return {
+      id: def.id,
+      source: 'api',
+      group: def.group,
+      spec: text,
+      description: inWords(text),
+      timeZone: def.timeZone,
+      processor: def.processor,
+      topic: def.topic,
+      state: def.enabled ? 'enabled' : 'disabled',
+      nextFireTimes: def.enabled ? nextFires(def, latest, now, 3).map((n) => n.utc) : [],
+      ...withRun(latest),
+    };
+  }
+
+  private async find(group: string, id: string): Promise<ScheduleRow> {
+    const lookup = async () => {
+      const s = await this.schedulerView.get();
+      return { s, row: s.rows.find((r) => r.group === group && r.id === id) };
+    };
+    let { s, row } = await lookup();
+    // An API task created since the snapshot: the view has it (no owner known yet).
+    const def = this.o.view.get(id)?.def;
+    if (!row && def?.group === group) return this.rowFromView(def, this.o.clock.now());
+    // Not in a snapshot taken a moment ago: maybe created since.
+    if (!row && this.schedulerView.forget(REFRESH_AFTER_MS)) ({ s, row } = await lookup());
+    if (row) return row;
+    const g = s.schedulers.find((x) => x.group === group);
+    if (!g?.running) throw new ApiError(404, `no instance of scheduler group ${group} is running`);
+    const p = partitionForKey(stateKey(group, id), this.statePartitions);
+    if (g.unansweredPartitions.includes(p))
+      throw new ApiError(
+        503,
+        `the instance owning state partition ${p} of group ${group} (where ${id} would be) did not answer in time`,
+      );
+    throw new ApiError(404, `no schedule ${JSON.stringify(id)} in scheduler group ${group}`);
+  }
+
   /**
-   * Trigger, pause or resume a schedule through its owner instance, as `taskscheduler trigger|pause|resume` do
-   * (file entries and API tasks alike); the owner's answer, or 503 when no instance answers in time.
+   * Trigger, pause or resume a schedule through its owner instance, as `taskscheduler trigger|pause|resume` do.
+   * An API task is paused with `enabled` (PATCH), so that every view of it agrees: pause and resume here are for
+   * schedule file entries.
    */
   async command(
     type: 'trigger' | 'pause' | 'resume',
@@ -186,12 +237,15 @@ export class ClusterStatus {
     id: string,
     by: string,
   ): Promise<{ message: string; taskId?: string }> {
+    const row = await this.find(group, id);
+    if (row.source === 'api' && type !== 'trigger')
+      throw new ApiError(
+        409,
+        `${id} is a task of the HTTP API: ${type} it with PATCH /api/v1/tasks/${id} {"enabled": ${type === 'resume'}}`,
+      );
+    if (!row.owner) throw new ApiError(503, `no instance of group ${group} owns ${id} now (taking over?)`);
     let r: CommandResult;
     try {
-      if (this.statePartitions === 0)
-        this.statePartitions = await this.o.kafka.partitionCount(SCHEDULER_STATE_TOPIC);
-      if (!(await this.liveSchedulerGroups()).has(group))
-        throw new ApiError(404, `no instance of scheduler group ${group} is running`);
       r = await (
         await this.commands()
       ).send(
@@ -199,7 +253,6 @@ export class ClusterStatus {
         { timeoutMs: COMMAND_TIMEOUT_MS, statePartitions: this.statePartitions },
       );
     } catch (err) {
-      if (err instanceof ApiError) throw err;
       throw new ApiError(503, `Kafka unreachable: ${errorMessage(err)}; nothing was sent`);
     }
     this.schedulerView.forget();
@@ -207,7 +260,7 @@ export class ClusterStatus {
     if (!reply)
       throw new ApiError(
         503,
-        `no instance of scheduler group ${group} answered within ${COMMAND_TIMEOUT_MS / 1000} s (is it running, and does it have ${id}?)`,
+        `the owner of ${id} in group ${group} did not answer within ${COMMAND_TIMEOUT_MS / 1000} s (ownership moving?)`,
       );
     if (!reply.ok) throw new ApiError(/no schedule/.test(reply.message) ? 404 : 409, reply.message);
     return { message: reply.message, ...(reply.taskId ? { taskId: reply.taskId } : {}) };
@@ -236,24 +289,11 @@ export class ClusterStatus {
     return this.client;
   }
 
-  /** Scheduler groups with members now: their members are assigned partitions of the state topic. */
-  private static schedulerGroups(active: Awaited<ReturnType<KafkaClient['activeGroups']>>): Set<string> {
-    return new Set(
-      active
-        .filter((g) => g.members.some((m) => SCHEDULER_STATE_TOPIC in m.assignment))
-        .map((g) => g.groupId),
-    );
-  }
-
-  private async liveSchedulerGroups(): Promise<Set<string>> {
-    return ClusterStatus.schedulerGroups(await this.o.kafka.activeGroups());
-  }
-
   private async takeSchedulers(): Promise<Snapshot> {
     const { kafka, view } = this.o;
     if (this.statePartitions === 0) this.statePartitions = await kafka.partitionCount(SCHEDULER_STATE_TOPIC);
     const active = await kafka.activeGroups();
-    const live = ClusterStatus.schedulerGroups(active);
+    const live = schedulerGroups(active);
     const apiGroups = new Set<string>();
     for (const t of view.all()) apiGroups.add(t.def.group);
     const client = live.size > 0 ? await this.commands() : undefined;
@@ -276,7 +316,10 @@ export class ClusterStatus {
           seen.add(`${group}/${e.id}`);
           rows.push({
             id: e.id,
-            source: e.source,
+            // Schedulers from before this field (a rolling upgrade): an API task of this group is known here.
+            source:
+              (e.source as EntryStatus['source'] | undefined) ??
+              (view.get(e.id)?.def.group === group ? 'api' : 'file'),
             group,
             spec: e.spec,
             description: inWords(e.spec),
@@ -291,31 +334,14 @@ export class ClusterStatus {
           });
         }
     // API tasks no instance reported: their group runs nowhere now, or their owner did not answer in time.
-    for (const t of view.all()) {
-      const def = t.def;
-      if (seen.has(`${def.group}/${def.id}`)) continue;
-      const spec = specOfTask(def);
-      const text = typeof spec === 'string' ? spec : describeSpec(spec);
-      const latest = view.latestRun(def.id);
-      rows.push({
-        id: def.id,
-        source: 'api',
-        group: def.group,
-        spec: text,
-        description: inWords(text),
-        timeZone: def.timeZone,
-        processor: def.processor,
-        topic: def.topic,
-        state: def.enabled ? 'enabled' : 'disabled',
-        nextFireTimes: def.enabled ? nextFires(def, latest, now, 3).map((n) => n.utc) : [],
-        ...withRun(latest),
-      });
-    }
+    for (const t of view.all())
+      if (!seen.has(`${t.def.group}/${t.def.id}`)) rows.push(this.rowFromView(t.def, now));
     rows.sort((a, b) => a.id.localeCompare(b.id) || a.group.localeCompare(b.group));
     const schedulers: SchedulerGroupInfo[] = [...new Set([...live, ...apiGroups])].sort().map((group) => {
       const r = answers.get(group);
       return {
         group,
+        running: live.has(group),
         instances: (r?.replies ?? []).map((x) => ({
           ...x.from,
           partitions: x.partitions ?? [],
@@ -381,6 +407,13 @@ export class ClusterStatus {
     );
     return consumers;
   }
+}
+
+/** Scheduler groups with members now: their members are assigned partitions of the state topic. */
+function schedulerGroups(active: Awaited<ReturnType<KafkaClient['activeGroups']>>): Set<string> {
+  return new Set(
+    active.filter((g) => g.members.some((m) => SCHEDULER_STATE_TOPIC in m.assignment)).map((g) => g.groupId),
+  );
 }
 
 function withRun(run: TaskRun | undefined): { lastRun?: TaskRun } {

@@ -58,9 +58,10 @@ const ROW_SCHEMA = {
 
 const SCHEDULER_GROUP_SCHEMA = {
   type: 'object',
-  required: ['group', 'instances', 'unansweredPartitions'],
+  required: ['group', 'running', 'instances', 'unansweredPartitions'],
   properties: {
     group: { type: 'string' },
+    running: { type: 'boolean', description: 'Kafka lists members of the group now' },
     instances: {
       type: 'array',
       items: {
@@ -211,7 +212,8 @@ export function registerClusterRoutes(app: FastifyInstance, status: ClusterStatu
           }[action],
           params: SCHEDULE_PARAMS,
           response: {
-            200: json(
+            // A trigger is accepted (the task is published, not yet run), as POST /api/v1/tasks/{id}/trigger.
+            [action === 'trigger' ? 202 : 200]: json(
               {
                 type: 'object',
                 required: ['message'],
@@ -220,11 +222,14 @@ export function registerClusterRoutes(app: FastifyInstance, status: ClusterStatu
               "The owner's answer",
             ),
             ...COMMON_ERRORS,
-            409: problem('The owner refused (for example: it is not ready)'),
+            409: problem('The owner refused, or an API task (paused with PATCH enabled instead)'),
           },
         },
       },
-      (req) => status.command(action, req.params.group, req.params.id, actorOf(principalOf(req))),
+      async (req, reply) => {
+        const answer = await status.command(action, req.params.group, req.params.id, actorOf(principalOf(req)));
+        return reply.code(action === 'trigger' ? 202 : 200).send(answer);
+      },
     );
 
   app.get(

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import type { Clock } from '../shared/clock.js';
+import type { Clock, TimerHandle } from '../shared/clock.js';
 import type { ScheduleEntry } from '../shared/config/schema.js';
 import { nextInstants } from '../shared/cron.js';
 import { compileSpec, describeSpec } from '../shared/schedule-spec.js';
@@ -84,6 +84,8 @@ export class GroupScheduler {
   private readonly partitionById = new Map<string, number>();
   private assigned = new Set<number>();
   private joined = false;
+  /** Pending re-takes of fenced partitions (see retakeIfStillAssigned). */
+  private readonly retakes = new Set<TimerHandle>();
   private transition: Promise<void> = Promise.resolve();
   private stopping: Promise<number> | undefined;
   private readonly origin;
@@ -357,11 +359,15 @@ export class GroupScheduler {
    */
   private retakeIfStillAssigned(partition: number, fenced: PartitionOwner): void {
     const joins = this.consumer.health().joins;
-    this.o.clock.setTimeout(() => {
+    const timer = this.o.clock.setTimeout(() => {
+      this.retakes.delete(timer);
       this.transition = this.transition
         .then(async () => {
           if (this.stopping || this.consumer.health().joins !== joins) return;
           if (!this.assigned.has(partition) || this.owners.get(partition) !== fenced) return;
+          // Only as a member in good standing: one out of its group would fence the partition's rightful owner.
+          const h = this.consumer.health();
+          if (!h.joined || this.o.clock.now() - (h.lastHeartbeatAt ?? 0) > HEARTBEAT_STALE_MS) return;
           this.o.logger.warn(
             `state partition ${partition} is still assigned here after its producer was fenced, and no rebalance ` +
               `followed: taking it over again`,
@@ -374,6 +380,7 @@ export class GroupScheduler {
           this.o.logger.error(`taking state partition ${partition} over again failed: ${errorMessage(err)}`);
         });
     }, REFENCED_GRACE_MS);
+    this.retakes.add(timer);
   }
 
   private entriesOf(partition: number): ScheduleEntry[] {
@@ -539,6 +546,7 @@ export class GroupScheduler {
   /** Stops firing, publishes what is queued, leaves the group. Idempotent. Resolves to unpublished fires. */
   stop({ deadlineMs }: { deadlineMs: number }): Promise<number> {
     this.stopping ??= (async () => {
+      for (const t of this.retakes) this.o.clock.clearTimeout(t);
       this.loop.stop();
       const left = await Promise.all([...this.owners.values()].map((o) => o.stop({ deadlineMs })));
       this.owners.clear();

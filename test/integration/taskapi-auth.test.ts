@@ -1,5 +1,7 @@
 import { generateKeyPairSync, createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -84,8 +86,8 @@ describe('taskapi routes × roles', () => {
   let topic: string;
   const users = {} as Record<Role, { name: string; token: string }>;
   const group = uniqueName('auth-group');
-  /** A task the group's scheduler reports (owner known), for the schedule commands. */
-  let fired = '';
+  /** The schedule file entry of the group's scheduler, for the schedule commands (once its owner reports it). */
+  const fileEntry = uniqueName('auth-file');
 
   beforeAll(async () => {
     topic = uniqueName('auth-tasks');
@@ -94,13 +96,24 @@ describe('taskapi routes × roles', () => {
     users.admin = { name: TEST_ADMIN.username, token: api.token! };
     users.operator = await addUser(api, 'operator');
     users.viewer = await addUser(api, 'viewer');
-    startCli('taskscheduler', ['-b', brokers(), '-s', 'none', '--group', group]);
-    fired = await newTask();
+    const file = join(await mkdtemp(join(tmpdir(), 'tm-auth-')), 'schedule.json');
+    await writeFile(
+      file,
+      JSON.stringify([
+        {
+          Id: fileEntry,
+          Cron: '0 0 1 1 *',
+          Topic: topic,
+          TaskMessageTemplate: { TaskProcessorName: 'NoopProcessor' },
+        },
+      ]),
+    );
+    startCli('taskscheduler', ['-b', brokers(), '-s', file, '--group', group]);
     await waitFor(
       async () =>
-        (await api.call<{ owner?: string }>('GET', `/api/v1/schedules/${group}/${fired}`)).body.owner !==
+        (await api.call<{ owner?: string }>('GET', `/api/v1/schedules/${group}/${fileEntry}`)).body.owner !==
         undefined,
-      { timeoutMs: 30_000, what: 'the scheduler reporting the task' },
+      { timeoutMs: 30_000, what: 'the scheduler reporting its file entry' },
     );
   });
   afterAll(async () => {
@@ -297,8 +310,8 @@ describe('taskapi routes × roles', () => {
         `POST /api/v1/schedules/{group}/{id}/${action}`,
         {
           need: 'operator' as const,
-          ok: 200,
-          call: async () => ({ method: 'POST', path: `/api/v1/schedules/${group}/${fired}/${action}` }),
+          ok: action === 'trigger' ? 202 : 200,
+          call: async () => ({ method: 'POST', path: `/api/v1/schedules/${group}/${fileEntry}/${action}` }),
         },
       ]),
     ),
@@ -371,6 +384,19 @@ describe('taskapi routes × roles', () => {
         want.push(`${name} as ${role}: ${rank[role] >= rank[route.need] ? route.ok : 403}`);
       }
     expect(got.map((g) => g.replace(/ \{.*$/, ''))).toEqual(want);
+  });
+
+  it('should pause a file entry through its owner, and send an API task to PATCH instead', async () => {
+    const path = `/api/v1/schedules/${group}/${fileEntry}`;
+    expect((await api.call('POST', `${path}/pause`)).status).toBe(200);
+    expect((await api.call<{ state: string }>('GET', path)).body.state).toBe('paused');
+    expect((await api.call('POST', `${path}/resume`)).status).toBe(200);
+    const id = await newTask();
+    const refused = await api.call<{ detail: string }>('POST', `/api/v1/schedules/${group}/${id}/pause`);
+    expect([refused.status, refused.body.detail]).toEqual([409, expect.stringContaining('PATCH')]);
+    const unknown = await api.call('POST', `/api/v1/schedules/${group}/no-such-entry/trigger`);
+    const nobody = await api.call('GET', `/api/v1/schedules/${uniqueName('no-group')}/x`);
+    expect([unknown.status, nobody.status]).toEqual([404, 404]);
   });
 
   it('should answer 401 to no token, an expired, foreign, tampered or revoked one, on every route', async () => {

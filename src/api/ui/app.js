@@ -105,7 +105,9 @@ async function tasksView() {
   ];
   const fromFiles = data.items.filter((r) => r.source === 'file').length;
   const focus = document.activeElement?.id === 'search';
-  main.innerHTML = `<h2>Schedules <small>(${fromFiles} from schedule files, ${data.items.length - fromFiles} from the HTTP API)</small></h2>
+  const shown =
+    data.total > data.items.length ? `; the first ${data.items.length} of ${data.total} shown` : '';
+  main.innerHTML = `<h2>Schedules <small>(${fromFiles} from schedule files, ${data.items.length - fromFiles} from the HTTP API${shown})</small></h2>
     <input id="search" placeholder="search" value="${esc(search)}" />
     <table id="tasks"><thead><tr>${cols.map(([k, l]) => `<th data-key="${k}">${l}${sort.key === k ? (sort.dir > 0 ? ' ▲' : ' ▼') : ''}</th>`).join('')}</tr></thead><tbody>
     ${rows
@@ -335,22 +337,33 @@ function chart(id, title, series, unit) {
 
 async function healthView() {
   const ready = await fetch('/api/readyz').then(async (r) => ({ status: r.status, body: await r.json() }));
-  const { data: c } = await api('GET', '/api/v1/cluster');
+  const readyLine = `<h2>Health</h2><p id="ready" class="${ready.status === 200 ? 'FINISHED' : 'FAILED'}">
+    ${ready.status === 200 ? `ready: ${ready.body.tasks} task(s) in view` : esc(ready.body.detail)}</p>`;
+  let c;
+  try {
+    c = (await api('GET', '/api/v1/cluster')).data;
+  } catch (err) {
+    // Kafka away: readiness says why; the rest waits for it.
+    main.innerHTML = `${readyLine}<p class="FAILED">${esc(err.message)}</p>`;
+    return;
+  }
   const r = c.rates;
   // Groups named by API tasks with no instance running: one line, not a row each.
-  const idle = c.schedulers.filter((g) => g.instances.length === 0).map((g) => g.group);
+  const idle = c.schedulers.filter((g) => !g.running).map((g) => g.group);
+  const instance = (i) =>
+    `<span class="instance ${i.ready ? 'FINISHED' : 'FAILED'}">${esc(`${i.host}:${i.pid}`)} [${i.partitions.join(',')}]${i.ready ? '' : ` ${esc(i.reason)}`}</span>`;
+  const unanswered = (g) =>
+    g.unansweredPartitions.length
+      ? `<span class="FAILED">[${g.unansweredPartitions.join(',')}]</span>`
+      : 'none';
   const schedulers = c.schedulers
-    .filter((g) => g.instances.length > 0)
+    .filter((g) => g.running)
     .map(
       (g) =>
-        `<tr class="scheduler-group"><td>${esc(g.group)}</td><td>${g.instances
-          .map(
-            (i) =>
-              `<span class="instance ${i.ready ? 'FINISHED' : 'FAILED'}">${esc(`${i.host}:${i.pid}`)} [${i.partitions.join(',')}]${i.ready ? '' : ` ${esc(i.reason)}`}</span>`,
-          )
-          .join(
-            '<br />',
-          )}</td><td>${g.unansweredPartitions.length ? `<span class="FAILED">[${g.unansweredPartitions.join(',')}]</span>` : 'none'}</td></tr>`,
+        `<tr class="scheduler-group"><td>${esc(g.group)}</td><td>${
+          g.instances.map(instance).join('<br />') ||
+          '<span class="FAILED">running, but no instance answered within 2 s</span>'
+        }</td><td>${unanswered(g)}</td></tr>`,
     )
     .join('');
   const consumers = c.consumers
@@ -364,8 +377,7 @@ async function healthView() {
       </tbody></table></section>`,
     )
     .join('');
-  main.innerHTML = `<h2>Health</h2><p id="ready" class="${ready.status === 200 ? 'FINISHED' : 'FAILED'}">
-    ${ready.status === 200 ? `ready: ${ready.body.tasks} task(s) in view` : esc(ready.body.detail)}</p>
+  main.innerHTML = `${readyLine}
     <div class="grid">${chart(
       'tasks-chart',
       'Tasks per second',

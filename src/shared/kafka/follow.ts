@@ -54,9 +54,9 @@ export async function followTopic(
     // Where to go on from, per partition. Nothing is committed, so a member restarted after a crash (a broker
     // restart) would start at the latest offsets and skip what was written meanwhile: every join seeks here.
     const next = new Map<number, string>(offsets.map((p) => [p.partition, start.get(p.partition) ?? p.high]));
-    let joins = 0;
+    // On every join, the first one included: a first join that fails is retried by a restarted member, and a
+    // seek made before it would be lost with the old one.
     consumer.onGroupJoin(() => {
-      if (joins++ === 0) return;
       for (const [partition, offset] of next) consumer.seek(topic, partition, offset);
     });
     // After every batch, markers-only ones included (those never reach eachBatch).
@@ -81,7 +81,6 @@ export async function followTopic(
         batch.resolveOffset(batch.lastOffset());
       },
     });
-    for (const p of offsets) consumer.seek(topic, p.partition, start.get(p.partition) ?? p.high);
   } catch (err) {
     await consumer.disconnect().catch(() => undefined);
     await admin.disconnect().catch(() => undefined);

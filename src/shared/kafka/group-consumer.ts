@@ -22,6 +22,8 @@ export class GroupConsumer {
   private stale: string | undefined;
   private running: RunOptions | undefined;
   private stopped = false;
+  /** Restarts after non-retriable errors since the last join: each waits longer, up to 5 s. */
+  private restarts = 0;
   /** Partitions paused by the caller: kafkajs forgets them when it restarts a member, so they are paused again. */
   private readonly paused = new Map<string, Set<number>>();
 
@@ -38,13 +40,14 @@ export class GroupConsumer {
       this.rebalances++;
       this.memberId = ev.payload.memberId;
       this.stale = undefined;
+      this.restarts = 0;
       for (const [topic, ps] of this.paused)
         if (ps.size > 0) this.consumer.pause([{ topic, partitions: [...ps] }]);
     });
     consumer.on(e.CRASH, (ev) => {
       // Either way the member comes back as a new one, and the group keeps the old one (waiting for it at the next
       // rebalance) until its session times out: leave as the old member as soon as the coordinator answers.
-      if (this.memberId && this.leaveAs) {
+      if (this.memberId && this.leaveAs && this.stale !== this.memberId) {
         this.stale = this.memberId;
         void this.leaveStale(this.memberId);
       }
@@ -63,12 +66,16 @@ export class GroupConsumer {
     this.logger.error(
       `consumer of group ${this.groupId} stopped after a non-retriable error (${errorMessage(error)}); starting it again`,
     );
-    for (let attempt = 1; !this.stopped; attempt++) {
-      await new Promise((r) => setTimeout(r, Math.min(500 * attempt, 5000)));
+    // A restart whose join fails crashes again and comes back here: the wait grows across those.
+    while (!this.stopped) {
+      this.restarts++;
+      await new Promise((r) => setTimeout(r, Math.min(500 * this.restarts, 5000)));
       if (this.stopped) return;
       try {
         await this.consumer.connect();
         await this.runWith(options);
+        // Stopped meanwhile: kafkajs had no running member to stop then; it has one now.
+        if (this.stopped) await this.consumer.disconnect();
         return;
       } catch (err) {
         this.logger.error(`cannot start the consumer of group ${this.groupId} again (${errorMessage(err)})`);
