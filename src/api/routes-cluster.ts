@@ -227,7 +227,12 @@ export function registerClusterRoutes(app: FastifyInstance, status: ClusterStatu
         },
       },
       async (req, reply) => {
-        const answer = await status.command(action, req.params.group, req.params.id, actorOf(principalOf(req)));
+        const answer = await status.command(
+          action,
+          req.params.group,
+          req.params.id,
+          actorOf(principalOf(req)),
+        );
         return reply.code(action === 'trigger' ? 202 : 200).send(answer);
       },
     );

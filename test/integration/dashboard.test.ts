@@ -1,7 +1,5 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import type { Browser, Page } from 'playwright-core';
@@ -10,7 +8,7 @@ import { startApi, TEST_ADMIN } from './helpers/api.js';
 import type { Api } from './helpers/api.js';
 import { brokers, uniqueName, useTaskTopic } from './helpers/kafka.js';
 import { killAll, ROOT, startCli } from './helpers/processes.js';
-import { publishTasks, taskMessage } from './helpers/tasks.js';
+import { publishTasks, scheduleFile, taskMessage } from './helpers/tasks.js';
 import { waitFor } from './helpers/wait-for.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -90,18 +88,7 @@ describe('the dashboard at /ui in headless Chromium', () => {
     const api = await startApi(['--group', group, '--topic', fx.topic]);
     // One schedule from a file, in the group that also fires the API tasks.
     const fileEntry = `${run}-file`;
-    const file = join(await mkdtemp(join(tmpdir(), 'tm-ui-')), 'schedule.json');
-    await writeFile(
-      file,
-      JSON.stringify([
-        {
-          Id: fileEntry,
-          Cron: '*/2 * * * * *',
-          Topic: fx.topic,
-          TaskMessageTemplate: { TaskProcessorName: 'NoopProcessor' },
-        },
-      ]),
-    );
+    const file = await scheduleFile(fx.topic, [[fileEntry, '*/2 * * * * *']]);
     startCli('taskscheduler', ['-b', brokers(), '-s', file, '--group', group]);
     const consumerGroup = uniqueName('c');
     startCli('taskconsumer', [

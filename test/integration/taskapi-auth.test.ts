@@ -1,7 +1,5 @@
 import { generateKeyPairSync, createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -10,6 +8,7 @@ import type { Api, ApiAnswer } from './helpers/api.js';
 import { brokers, createTopics, deleteTopics, kafka, uniqueName } from './helpers/kafka.js';
 import { opsUrl } from './helpers/metrics.js';
 import { killAll, runCli, startCli } from './helpers/processes.js';
+import { scheduleFile } from './helpers/tasks.js';
 import { waitFor } from './helpers/wait-for.js';
 
 type Role = 'viewer' | 'operator' | 'admin';
@@ -96,18 +95,7 @@ describe('taskapi routes × roles', () => {
     users.admin = { name: TEST_ADMIN.username, token: api.token! };
     users.operator = await addUser(api, 'operator');
     users.viewer = await addUser(api, 'viewer');
-    const file = join(await mkdtemp(join(tmpdir(), 'tm-auth-')), 'schedule.json');
-    await writeFile(
-      file,
-      JSON.stringify([
-        {
-          Id: fileEntry,
-          Cron: '0 0 1 1 *',
-          Topic: topic,
-          TaskMessageTemplate: { TaskProcessorName: 'NoopProcessor' },
-        },
-      ]),
-    );
+    const file = await scheduleFile(topic, [[fileEntry, '0 0 1 1 *']]);
     startCli('taskscheduler', ['-b', brokers(), '-s', file, '--group', group]);
     await waitFor(
       async () =>

@@ -1,3 +1,6 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { produce } from './kafka.js';
 import type { TopicReader } from './kafka.js';
 import type { StatusEvent, TaskMessage } from '../../../src/shared/messages.js';
@@ -48,4 +51,21 @@ export function countBy(events: StatusEvent[], status: StatusEvent['status']): M
   const m = new Map<string, number>();
   for (const e of events) if (e.status === status) m.set(e.taskId, (m.get(e.taskId) ?? 0) + 1);
   return m;
+}
+
+/** A schedule file (the old tool's format) with one entry per `[Id, Cron]`, in a fresh temp dir; its path. */
+export async function scheduleFile(
+  topic: string,
+  entries: Array<[id: string, cron: string]>,
+  processor = 'NoopProcessor',
+): Promise<string> {
+  const file = join(await mkdtemp(join(tmpdir(), 'tm-schedule-')), 'schedule.json');
+  const json = entries.map(([Id, Cron]) => ({
+    Id,
+    Cron,
+    Topic: topic,
+    TaskMessageTemplate: { TaskProcessorName: processor },
+  }));
+  await writeFile(file, JSON.stringify(json));
+  return file;
 }
