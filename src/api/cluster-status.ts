@@ -96,6 +96,8 @@ export function inWords(spec: string): string {
   }
 }
 
+type ActiveGroups = Awaited<ReturnType<KafkaClient['activeGroups']>>;
+
 const STATUS_TIMEOUT_MS = 2000;
 const COMMAND_TIMEOUT_MS = 5000;
 /** A lookup that misses asks again only with an answer at least this old (misses must not defeat sharing). */
@@ -144,6 +146,8 @@ class Shared<T> {
 export class ClusterStatus {
   private client: Promise<CommandClient> | undefined;
   private statePartitions = 0;
+  /** Kafka's group metadata, read once for both views below. */
+  private readonly groups: Shared<ActiveGroups>;
   private readonly schedulerView: Shared<Snapshot>;
   private readonly consumerView: Shared<ConsumerGroupInfo[]>;
 
@@ -156,6 +160,7 @@ export class ClusterStatus {
       logger: Logger;
     },
   ) {
+    this.groups = new Shared(o.clock, () => o.kafka.activeGroups());
     this.schedulerView = new Shared(o.clock, () => this.takeSchedulers());
     this.consumerView = new Shared(o.clock, () => this.takeConsumers());
   }
@@ -213,7 +218,10 @@ export class ClusterStatus {
     const def = this.o.view.get(id)?.def;
     if (!row && def?.group === group) return this.rowFromView(def, this.o.clock.now());
     // Not in a snapshot taken a moment ago: maybe created since.
-    if (!row && this.schedulerView.forget(REFRESH_AFTER_MS)) ({ s, row } = await lookup());
+    if (!row && this.schedulerView.forget(REFRESH_AFTER_MS)) {
+      this.groups.forget(REFRESH_AFTER_MS);
+      ({ s, row } = await lookup());
+    }
     if (row) return row;
     const g = s.schedulers.find((x) => x.group === group);
     if (!g?.running) throw new ApiError(404, `no instance of scheduler group ${group} is running`);
@@ -292,7 +300,7 @@ export class ClusterStatus {
   private async takeSchedulers(): Promise<Snapshot> {
     const { kafka, view } = this.o;
     if (this.statePartitions === 0) this.statePartitions = await kafka.partitionCount(SCHEDULER_STATE_TOPIC);
-    const active = await kafka.activeGroups();
+    const active = await this.groups.get();
     const live = schedulerGroups(active);
     const apiGroups = new Set<string>();
     for (const t of view.all()) apiGroups.add(t.def.group);
@@ -357,7 +365,7 @@ export class ClusterStatus {
   /** Groups with members reading a task topic (not taskmanager.* nor __*), with lag per partition. */
   private async takeConsumers(): Promise<ConsumerGroupInfo[]> {
     const { kafka } = this.o;
-    const active = await kafka.activeGroups();
+    const active = await this.groups.get();
     const isInternal = (t: string) => t.startsWith('taskmanager.') || t.startsWith('__');
     const consumerGroups = active
       .map((g) => ({
@@ -410,7 +418,7 @@ export class ClusterStatus {
 }
 
 /** Scheduler groups with members now: their members are assigned partitions of the state topic. */
-function schedulerGroups(active: Awaited<ReturnType<KafkaClient['activeGroups']>>): Set<string> {
+function schedulerGroups(active: ActiveGroups): Set<string> {
   return new Set(
     active.filter((g) => g.members.some((m) => SCHEDULER_STATE_TOPIC in m.assignment)).map((g) => g.groupId),
   );
