@@ -49,10 +49,13 @@ describe('taskconsumer with bad input and failing processors', () => {
       const good = taskMessage(`${prefix}g`, 'NoopProcessor');
       await publishTasks(topic, [unknown, good]);
       await waitFor(() => dlq().length === 2, { timeoutMs: 30_000, what: '2 DLQ records' });
-      await waitFor(() => eventsOf(reader, good.taskId).some((e) => e.status === 'FINISHED'), {
-        timeoutMs: 30_000,
-        what: 'the good task',
-      });
+      // The final event of the unknown one too: written with its DLQ record, it may be read after it.
+      await waitFor(
+        () =>
+          eventsOf(reader, good.taskId).some((e) => e.status === 'FINISHED') &&
+          eventsOf(reader, unknown.taskId).some((e) => e.status === 'FAILED' && e.final),
+        { timeoutMs: 30_000, what: 'the good task, and the final event of the unknown one' },
+      );
       const garbage = dlq().find((r) => r.key === 'junk');
       expect(garbage?.headers['dlq-reason']).toBe('decode-error');
       expect(garbage?.headers['dlq-original-topic']).toBe(topic);

@@ -65,8 +65,10 @@ function useConsumerFixture() {
       .at(-1);
   const dlq = (taskId: string): ReadRecord | undefined =>
     fx.reader.records.find((r) => r.topic === `${fx.topic}.dlq` && r.headers['task-id'] === taskId);
+  // A dead-lettered task has settled once both its DLQ record and its final event were read: they are written
+  // together, but the reader may see either topic first.
   const settled = (ids: string[], timeoutMs = 30_000) =>
-    waitFor(() => ids.every((id) => last(id, 'FINISHED') || dlq(id)), {
+    waitFor(() => ids.every((id) => last(id, 'FINISHED') || (dlq(id) && last(id, 'FAILED')?.final)), {
       timeoutMs,
       what: `tasks ${ids.join(', ')} settled`,
     });
