@@ -78,6 +78,7 @@ export class BatchWorker {
     if (records.length === 0 || this.rebalancing) return;
     const tracker = new ContiguousOffsets(records.map((r) => r.offset));
     const end = Number(batch.highWatermark);
+    const lastRecord = records[records.length - 1]?.offset;
     this.o.metrics?.lag(batch.topic, batch.partition, end - Number(records[0]?.offset ?? end));
     const revoke = new AbortController();
     const linked = linkSignals([drain, revoke.signal]);
@@ -112,7 +113,9 @@ export class BatchWorker {
           const resolved = tracker.finish(rec.offset);
           if (resolved !== undefined) {
             batch.resolveOffset(resolved);
-            this.o.metrics?.lag(batch.topic, batch.partition, end - Number(resolved) - 1);
+            // Past the last record, a transactional producer's commit marker may follow: nothing to process.
+            const done = resolved === lastRecord ? Number(batch.lastOffset()) : Number(resolved);
+            this.o.metrics?.lag(batch.topic, batch.partition, end - done - 1);
             this.commits.request(() => batch.commitIfNecessary());
           }
         } catch (err) {

@@ -34,10 +34,11 @@ export class ConsumerMetrics {
     this.failed = counter('tasks_failed_total', 'Task attempts that failed (each retry counts)', [
       'processor',
     ]);
-    this.deadLettered = counter('tasks_dead_lettered_total', 'Tasks sent to the DLQ, by reason', [
-      'processor',
-      'reason',
-    ]);
+    this.deadLettered = counter(
+      'tasks_dead_lettered_total',
+      'Tasks sent to the DLQ (DLQ record acknowledged by Kafka), by reason',
+      ['processor', 'reason'],
+    );
     this.retries = counter('task_retries_total', 'Attempts scheduled again after a failure', ['processor']);
     this.rebalances = counter(
       'rebalances_total',

@@ -84,8 +84,7 @@ export class TaskRunner {
       const taskId = rec.headers['task-id'] ?? `unknown@${where(rec)}`;
       this.o.logger.error(`undecodable record at ${where(rec)}: ${err.message}; sent to DLQ`, { taskId });
       slot?.release();
-      this.o.metrics?.deadLetter('unresolved', 'decode-error');
-      return this.deadLetter(rec, undefined, taskId, 'decode-error', err.message, 0, drain);
+      return this.deadLetter(rec, undefined, 'unresolved', taskId, 'decode-error', err.message, 0, drain);
     }
     const log = this.o.logger.child({ taskId: task.taskId });
     const processor = this.o.registry.resolve(task.processor);
@@ -93,8 +92,7 @@ export class TaskRunner {
       const msg = `unknown processor ${JSON.stringify(task.processor)}; known: ${this.o.registry.names().join(', ')}`;
       log.error(`task ${task.taskId} at ${where(rec)}: ${msg}; sent to DLQ`);
       slot?.release();
-      this.o.metrics?.deadLetter('unresolved', 'unknown-processor');
-      return this.deadLetter(rec, task, task.taskId, 'unknown-processor', msg, 0, drain);
+      return this.deadLetter(rec, task, 'unresolved', task.taskId, 'unknown-processor', msg, 0, drain);
     }
     const source = { topic: rec.topic, partition: rec.partition, offset: rec.offset };
     for (let attempt = 1; ; attempt++) {
@@ -171,13 +169,13 @@ export class TaskRunner {
       this.o.metrics?.attemptFailed(processor.name, durationMs, !final);
       if (final) {
         const reason: DlqReason = nonRetriable ? 'non-retriable' : 'attempts-exhausted';
-        this.o.metrics?.deadLetter(processor.name, reason);
         log.error(
           `task ${task.taskId} at ${where(rec)} failed for good (${reason}, attempt ${attempt}): ${error}; sent to DLQ`,
         );
         return this.deadLetter(
           rec,
           task,
+          processor.name,
           task.taskId,
           reason,
           error,
@@ -217,6 +215,8 @@ export class TaskRunner {
   private async deadLetter(
     rec: InRecord,
     task: TaskMessage | undefined,
+    /** The metrics label: the processor's name, `unresolved` when the record named none we know. */
+    processorName: string,
     taskId: string,
     reason: DlqReason,
     error: string,
@@ -248,6 +248,8 @@ export class TaskRunner {
       this.o.onOutcome?.({ taskId, status: 'INTERRUPTED', attempts });
       return 'interrupted';
     }
+    // Counted once acknowledged, like FINISHED: an interrupted write is read again and would count twice.
+    this.o.metrics?.deadLetter(processorName, reason);
     this.o.onOutcome?.({ taskId, status: 'DLQ', attempts, reason });
     return 'done';
   }
