@@ -60,12 +60,12 @@ describe('the dashboard at /ui in headless Chromium', () => {
     return page;
   };
   /** Waits for the page's outcome line to match; on timeout, says what it showed instead. */
-  const flashSays = async (page: Page, want: RegExp): Promise<void> => {
+  const flashSays = async (page: Page, want: RegExp): Promise<string> => {
     const seen: string[] = [];
     const deadline = Date.now() + 15_000;
     for (;;) {
       const text = (await page.textContent('#flash')) ?? '';
-      if (want.test(text)) return;
+      if (want.test(text)) return text;
       if (text && seen.at(-1) !== text) seen.push(text);
       if (Date.now() > deadline)
         throw new Error(`the page never said ${want} (it said: ${JSON.stringify(seen)}; at ${page.url()})`);
@@ -153,8 +153,7 @@ describe('the dashboard at /ui in headless Chromium', () => {
 
     // Trigger: confirmed, fired with a millisecond taskId, and seen to finish.
     await page.click('#trigger');
-    await flashSays(page, /fired as /);
-    const taskId = ((await page.textContent('#flash')) ?? '').replace('fired as ', '').trim();
+    const taskId = (await flashSays(page, /fired as /)).replace('fired as ', '').trim();
     await page.waitForSelector(`#runs tr[data-task-id="${taskId}"] td.FINISHED`, { timeout: 20_000 });
     await page.screenshot({ path: join(SHOTS, 'dashboard-task.png') });
 

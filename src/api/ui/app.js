@@ -14,9 +14,12 @@ function esc(v) {
   return String(v ?? '').replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
+let flashTimer;
+/** Shows an outcome for 4 s; a newer one replaces it and gets its own 4 s. */
 function flash(text) {
   $('#flash').textContent = text;
-  setTimeout(() => ($('#flash').textContent = ''), 4000);
+  clearTimeout(flashTimer);
+  flashTimer = setTimeout(() => ($('#flash').textContent = ''), 4000);
 }
 
 async function api(method, path, body, headers = {}) {
