@@ -41,6 +41,7 @@ export default tseslint.config(
         confirm: 'readonly',
         atob: 'readonly',
         setTimeout: 'readonly',
+        clearTimeout: 'readonly',
         setInterval: 'readonly',
         clearInterval: 'readonly',
       },
