@@ -34,6 +34,63 @@ export interface CommandReply extends CommandOutcome {
   /** status: the state partitions the answering instance owns, and their entries. */
   partitions?: number[];
   entries?: EntryStatus[];
+  /**
+   * A status reply too large for one record comes as `parts` records (numbered from 0 by `part`, in order on one
+   * partition), each with a slice of `entries`; the client joins them into one reply.
+   */
+  part?: number;
+  parts?: number;
+}
+
+/** A reply record's size goal: well under the broker's default 1 MiB per record batch. */
+export const REPLY_PART_BYTES = 256 * 1024;
+
+/**
+ * The records of one reply: one when it fits in `maxBytes`, otherwise its entries sliced into parts of about
+ * `maxBytes` each (an entry is never split).
+ */
+export function replyParts(reply: CommandReply, maxBytes = REPLY_PART_BYTES): CommandReply[] {
+  const whole = JSON.stringify(reply);
+  const entries = reply.entries ?? [];
+  if (Buffer.byteLength(whole) <= maxBytes || entries.length < 2) return [reply];
+  const base = Buffer.byteLength(JSON.stringify({ ...reply, entries: [], part: 0, parts: 0 }));
+  const slices: EntryStatus[][] = [[]];
+  let size = base;
+  for (const e of entries) {
+    const n = Buffer.byteLength(JSON.stringify(e)) + 1;
+    const slice = slices[slices.length - 1]!;
+    if (slice.length > 0 && size + n > maxBytes) {
+      slices.push([e]);
+      size = base + n;
+    } else {
+      slice.push(e);
+      size += n;
+    }
+  }
+  return slices.map((slice, part) => ({ ...reply, entries: slice, part, parts: slices.length }));
+}
+
+/** Joins the parts of replies (see {@link replyParts}); a reply of one record passes through. */
+export class ReplyJoiner {
+  private readonly partial = new Map<string, CommandReply[]>();
+
+  /** The whole reply once its last part is in, else undefined. */
+  add(r: CommandReply): CommandReply | undefined {
+    if (r.parts === undefined || r.part === undefined || r.parts <= 1) return r;
+    const key = `${r.replyTo} ${r.from.host} ${r.from.pid}`;
+    const parts = this.partial.get(key) ?? [];
+    parts[r.part] = r;
+    this.partial.set(key, parts);
+    if (parts.filter(Boolean).length < r.parts) return undefined;
+    this.partial.delete(key);
+    const { part: _part, parts: _parts, ...first } = parts[0]!;
+    return { ...first, entries: parts.flatMap((x) => x.entries ?? []) };
+  }
+
+  /** Forgets the parts of replies to a command no longer waited for. */
+  forget(replyTo: string): void {
+    for (const key of this.partial.keys()) if (key.startsWith(`${replyTo} `)) this.partial.delete(key);
+  }
 }
 
 const ajv = new Ajv({ strict: true, allowUnionTypes: true });
@@ -116,22 +173,19 @@ export class CommandListener {
       return;
     }
     if (data.group !== this.scheduler.group) return;
-    const reply = await this.answer(data);
-    if (!reply) return;
-    await this.producer.send([
-      {
-        topic: COMMANDS_TOPIC,
-        key: data.group,
-        value: JSON.stringify({
-          v: 1,
-          kind: 'reply',
-          replyTo: data.id,
-          group: data.group,
-          from: this.from,
-          ...reply,
-        }),
-      },
-    ]);
+    const answer = await this.answer(data);
+    if (!answer) return;
+    const reply: CommandReply = {
+      v: 1,
+      kind: 'reply',
+      replyTo: data.id,
+      group: data.group,
+      from: this.from,
+      ...answer,
+    };
+    // One request per part: a record batch (not only a record) must stay under the broker's size limit.
+    for (const part of replyParts(reply))
+      await this.producer.send([{ topic: COMMANDS_TOPIC, key: data.group, value: JSON.stringify(part) }]);
   }
 
   /** The answer, or undefined when another instance answers. */
@@ -173,14 +227,17 @@ export class CommandClient {
   private follower: Follower | undefined;
   private producer: TaskProducer | undefined;
   private readonly pending = new Map<string, (reply: CommandReply) => void>();
+  private readonly joiner = new ReplyJoiner();
 
   constructor(private readonly kafka: KafkaClient) {}
 
   async start(): Promise<void> {
     this.follower = await this.kafka.follow(COMMANDS_TOPIC, (r) => {
       const data = parseJson(r) as Partial<CommandReply> | undefined;
-      if (data?.kind !== 'reply' || typeof data.replyTo !== 'string') return;
-      this.pending.get(data.replyTo)?.(data as CommandReply);
+      if (data?.kind !== 'reply' || typeof data.replyTo !== 'string' || !this.pending.has(data.replyTo))
+        return;
+      const reply = this.joiner.add(data as CommandReply);
+      if (reply) this.pending.get(data.replyTo)?.(reply);
     });
     this.producer = this.kafka.producer({ idempotent: true, retries: 3 });
     await this.producer.connect();
@@ -229,6 +286,7 @@ export class CommandClient {
     } finally {
       clearTimeout(timer);
       this.pending.delete(command.id);
+      this.joiner.forget(command.id);
     }
     const unanswered = Array.from({ length: statePartitions }, (_, p) => p).filter((p) => !covered.has(p));
     return { replies, unanswered, timedOut };

@@ -53,6 +53,32 @@ describe('runtime control of a scheduler group (trigger, pause, resume, status) 
   const firesOf = (id: string, after: number) =>
     tasks().filter((t) => t.scheduleId === id && Date.parse(t.scheduledFor) > after);
 
+  it('should list every entry of a schedule too large for one reply record', async () => {
+    // About 2.5 MB of status: more than the broker takes in one record batch (1 MiB).
+    const n = 8000;
+    await writeFile(
+      file,
+      JSON.stringify(
+        Array.from({ length: n }, (_, i) => ({
+          Id: `a-rather-long-schedule-id-of-a-large-installation-${String(i).padStart(5, '0')}`,
+          Cron: '0 0 9 * * MON',
+          Topic: topic,
+          TaskMessageTemplate: { TaskProcessorName: 'NoopProcessor' },
+        })),
+      ),
+    );
+    const s = scheduler();
+    await waitFor(async () => (await health(await opsUrl(s), '/readyz')).status === 200, {
+      timeoutMs: 60_000,
+      what: 'the scheduler ready',
+    });
+    const r = await status();
+    expect(r.instances.map((i) => i.pid)).toEqual([s.pid]);
+    expect(r.unansweredPartitions).toEqual([]);
+    expect(new Set(r.entries.map((e) => e.id)).size).toBe(n);
+    expect(r.entries.every((e) => e.nextFireTimes.length > 0 && e.owner.endsWith(`:${s.pid}`))).toBe(true);
+  });
+
   it('should act through the owning instance and keep a pause across a restart of the owner', async () => {
     const a = scheduler();
     const b = scheduler();
