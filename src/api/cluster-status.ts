@@ -362,7 +362,10 @@ export class ClusterStatus {
     return { rows, schedulers };
   }
 
-  /** Groups with members reading a task topic (not taskmanager.* nor __*), with lag per partition. */
+  /**
+   * Groups of `taskconsumer` processes (members' client id `taskconsumer-<pid>`) reading a task topic (not
+   * taskmanager.* nor __*), with lag per partition. Other applications' groups on the same cluster are not ours.
+   */
   private async takeConsumers(): Promise<ConsumerGroupInfo[]> {
     const { kafka } = this.o;
     const active = await this.groups.get();
@@ -374,7 +377,7 @@ export class ClusterStatus {
           (t) => !isInternal(t),
         ),
       }))
-      .filter((x) => x.topics.length > 0);
+      .filter((x) => x.topics.length > 0 && x.g.members.some((m) => m.clientId.startsWith('taskconsumer-')));
     const consumers = await Promise.all(
       consumerGroups.map(async ({ g, topics }): Promise<ConsumerGroupInfo> => {
         let s;

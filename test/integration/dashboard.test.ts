@@ -6,7 +6,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startApi, TEST_ADMIN } from './helpers/api.js';
 import type { Api } from './helpers/api.js';
-import { brokers, uniqueName, useTaskTopic } from './helpers/kafka.js';
+import { brokers, TopicReader, uniqueName, useTaskTopic } from './helpers/kafka.js';
 import { killAll, ROOT, startCli } from './helpers/processes.js';
 import { publishTasks, scheduleFile, taskMessage } from './helpers/tasks.js';
 import { waitFor } from './helpers/wait-for.js';
@@ -191,6 +191,8 @@ describe('the dashboard at /ui in headless Chromium', () => {
       { timeout: 10_000 },
     );
     // Health: the scheduler instance with its partitions, the consumer group with lag per partition, the charts.
+    // Another application's consumer group on the task topic is not ours to show.
+    const otherApp = await new TopicReader([fx.topic]).start();
     await page.goto(`${api.url}/ui#/health`);
     await page.waitForSelector('#ready.FINISHED');
     await page.waitForSelector(`#schedulers tr.scheduler-group:has-text("${group}") .instance.FINISHED`);
@@ -206,6 +208,17 @@ describe('the dashboard at /ui in headless Chromium', () => {
     ).body;
     const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
     expect([rates.fired.length, sum(rates.fired) > 5, sum(rates.finished) > 5]).toEqual([300, true, true]);
+    const { consumers } = (
+      await api.call<{ consumers: Array<{ group: string; members: Array<{ clientId: string }> }> }>(
+        'GET',
+        '/api/v1/cluster',
+      )
+    ).body;
+    await otherApp.stop();
+    expect(consumers.map((c) => c.group)).toContain(consumerGroup);
+    expect(consumers.filter((c) => !c.members.some((m) => m.clientId.startsWith('taskconsumer-')))).toEqual(
+      [],
+    );
     for (const series of ['fired', 'finished']) {
       const points =
         (await page.getAttribute(`#tasks-chart polyline[data-series="${series}"]`, 'points')) ?? '';
