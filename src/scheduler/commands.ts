@@ -27,7 +27,8 @@ export interface SchedulerCommand {
 /** An answer on `taskmanager.commands` (key = group). */
 export interface CommandReply extends CommandOutcome {
   v: 1;
-  kind: 'reply';
+  /** `reply-part`: one of the `parts` records of a reply too large for one (older clients ignore it). */
+  kind: 'reply' | 'reply-part';
   replyTo: string;
   group: string;
   from: { host: string; pid: number };
@@ -35,8 +36,8 @@ export interface CommandReply extends CommandOutcome {
   partitions?: number[];
   entries?: EntryStatus[];
   /**
-   * A status reply too large for one record comes as `parts` records (numbered from 0 by `part`, in order on one
-   * partition), each with a slice of `entries`; the client joins them into one reply.
+   * A status reply too large for one record comes as `parts` records of kind `reply-part` (numbered from 0 by
+   * `part`, in order on one partition), each with a slice of `entries`; the client joins them into one reply.
    */
   part?: number;
   parts?: number;
@@ -67,7 +68,13 @@ export function replyParts(reply: CommandReply, maxBytes = REPLY_PART_BYTES): Co
       size += n;
     }
   }
-  return slices.map((slice, part) => ({ ...reply, entries: slice, part, parts: slices.length }));
+  return slices.map((slice, part) => ({
+    ...reply,
+    kind: 'reply-part',
+    entries: slice,
+    part,
+    parts: slices.length,
+  }));
 }
 
 /** Joins the parts of replies (see {@link replyParts}); a reply of one record passes through. */
@@ -76,15 +83,26 @@ export class ReplyJoiner {
 
   /** The whole reply once its last part is in, else undefined. */
   add(r: CommandReply): CommandReply | undefined {
-    if (r.parts === undefined || r.part === undefined || r.parts <= 1) return r;
+    if (r.kind === 'reply') return r;
+    const { part, parts } = r;
+    // A part that does not say which of how many, or from whom, is no part of anything.
+    if (
+      typeof part !== 'number' ||
+      typeof parts !== 'number' ||
+      !Number.isInteger(part) ||
+      part < 0 ||
+      part >= parts ||
+      typeof r.from?.host !== 'string'
+    )
+      return undefined;
     const key = `${r.replyTo} ${r.from.host} ${r.from.pid}`;
-    const parts = this.partial.get(key) ?? [];
-    parts[r.part] = r;
-    this.partial.set(key, parts);
-    if (parts.filter(Boolean).length < r.parts) return undefined;
+    const got = this.partial.get(key) ?? [];
+    got[part] = r;
+    this.partial.set(key, got);
+    if (got.filter(Boolean).length < parts) return undefined;
     this.partial.delete(key);
-    const { part: _part, parts: _parts, ...first } = parts[0]!;
-    return { ...first, entries: parts.flatMap((x) => x.entries ?? []) };
+    const { part: _part, parts: _parts, ...first } = got[0]!;
+    return { ...first, kind: 'reply', entries: got.flatMap((x) => x.entries ?? []) };
   }
 
   /** Forgets the parts of replies to a command no longer waited for. */
@@ -164,7 +182,12 @@ export class CommandListener {
 
   private async handle(r: InRecord): Promise<void> {
     const data = parseJson(r);
-    if (typeof data === 'object' && data !== null && (data as { kind?: unknown }).kind === 'reply') return;
+    if (
+      typeof data === 'object' &&
+      data !== null &&
+      ['reply', 'reply-part'].includes((data as { kind?: unknown }).kind as string)
+    )
+      return;
     if (!isCommand(data)) {
       this.logger.warn(
         `ignoring record ${COMMANDS_TOPIC}/${r.partition}@${r.offset}: not a command ` +
@@ -234,7 +257,11 @@ export class CommandClient {
   async start(): Promise<void> {
     this.follower = await this.kafka.follow(COMMANDS_TOPIC, (r) => {
       const data = parseJson(r) as Partial<CommandReply> | undefined;
-      if (data?.kind !== 'reply' || typeof data.replyTo !== 'string' || !this.pending.has(data.replyTo))
+      if (
+        (data?.kind !== 'reply' && data?.kind !== 'reply-part') ||
+        typeof data.replyTo !== 'string' ||
+        !this.pending.has(data.replyTo)
+      )
         return;
       const reply = this.joiner.add(data as CommandReply);
       if (reply) this.pending.get(data.replyTo)?.(reply);

@@ -46,7 +46,10 @@ describe('status replies', () => {
       const parts = replyParts(r, 8 * 1024);
       expect(parts.length).toBeGreaterThan(5);
       for (const p of parts) expect(Buffer.byteLength(JSON.stringify(p))).toBeLessThanOrEqual(8 * 1024);
-      expect(parts.every((p, i) => p.part === i && p.parts === parts.length)).toBe(true);
+      // Of their own kind, so that clients which cannot join them ignore them rather than take a part for the whole.
+      expect(parts.every((p, i) => p.kind === 'reply-part' && p.part === i && p.parts === parts.length)).toBe(
+        true,
+      );
 
       const other = replyParts(reply([entry(9999), ...r.entries!], 2), 8 * 1024);
       const joiner = new ReplyJoiner();
@@ -60,6 +63,28 @@ describe('status replies', () => {
       expect(whole.map((w) => w.from.pid)).toEqual([1, 2]);
       expect(whole[0]).toEqual(r);
       expect(whole[1]!.entries).toHaveLength(501);
+    });
+
+    it('should give an entry larger than a part a part of its own', () => {
+      const big = { ...entry(1), spec: 'x'.repeat(4000) };
+      const parts = replyParts(reply([entry(0), big, entry(2)]), 2048);
+      expect(parts.map((p) => p.entries!.map((e) => e.id))).toEqual([['entry-0'], ['entry-1'], ['entry-2']]);
+    });
+  });
+
+  describe('when parts are broken or no longer waited for', () => {
+    it('should ignore parts that do not say which of how many, and forget those of a finished command', () => {
+      const joiner = new ReplyJoiner();
+      const parts = replyParts(reply(Array.from({ length: 30 }, (_, i) => entry(i))), 4096);
+      expect(parts).toHaveLength(2);
+      const [first, second] = parts;
+      expect(joiner.add({ ...first!, part: 7 })).toBeUndefined();
+      expect(joiner.add({ ...first!, part: undefined })).toBeUndefined();
+      expect(joiner.add({ ...first!, from: undefined as unknown as CommandReply['from'] })).toBeUndefined();
+      expect(joiner.add(first!)).toBeUndefined();
+      joiner.forget('c1');
+      // Its first part was forgotten: the rest never make a whole reply.
+      expect(joiner.add(second!)).toBeUndefined();
     });
   });
 });

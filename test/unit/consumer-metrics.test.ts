@@ -80,6 +80,16 @@ describe('consumer metrics', () => {
     });
   });
 
+  describe('when a record is dead-lettered', () => {
+    it('should count it once Kafka acked its DLQ record', async () => {
+      const { runner, value } = setup(async () => undefined);
+      expect(await runner.run(record(7, Buffer.from([0xff, 0x00])), new AbortController().signal)).toBe(
+        'done',
+      );
+      expect(await value('taskmanager_consumer_tasks_dead_lettered_total')).toBe(1);
+    });
+  });
+
   describe('when a batch from a transactional producer ends with its commit marker', () => {
     it('should report lag 0 once every record is done, the marker being nothing to process', async () => {
       const { metrics, clock, runner, value } = setup(async () => undefined);
