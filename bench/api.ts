@@ -48,8 +48,7 @@ import { startTaskapi } from './lib/api-taskapi.js';
 import type { Taskapi } from './lib/api-taskapi.js';
 import { processCpuMs } from './lib/child-cpu.js';
 import { killAll, OwnBroker } from './lib/failover-procs.js';
-import { whenReadable } from './lib/failover-reader.js';
-import { rawKafka } from './lib/kafka-bench.js';
+import { rawKafka, whenReadable } from './lib/kafka-bench.js';
 import {
   cpuPercent,
   describeMachine,

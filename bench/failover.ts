@@ -27,8 +27,7 @@ import type { Rig } from './lib/failover-pipeline.js';
 import { killAll, OwnBroker } from './lib/failover-procs.js';
 import { brokerRestart, consumerFailover, schedulerFailover } from './lib/failover-scenarios.js';
 import type { RunResult, ScenarioId } from './lib/failover-scenarios.js';
-import { whenReadable } from './lib/failover-reader.js';
-import { rawKafka } from './lib/kafka-bench.js';
+import { rawKafka, whenReadable } from './lib/kafka-bench.js';
 import {
   benchBrokers,
   cell,

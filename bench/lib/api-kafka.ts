@@ -8,7 +8,7 @@ import type { Kafka, Message } from 'kafkajs';
 import { encodeJson } from '../../src/shared/messages.js';
 import { TASKS_TOPIC } from '../../src/shared/tasks/definition.js';
 import type { TaskDefinition, TaskSchedule } from '../../src/shared/tasks/definition.js';
-import { produceAll, scanTopic } from './kafka-bench.js';
+import { produceAll, scanTopic, whenReadable } from './kafka-bench.js';
 import type { ProduceStats } from './kafka-bench.js';
 
 /** Seeded tasks run processors `proc-0` … `proc-9` in turn; every tenth is disabled (status PAUSED). */
@@ -62,7 +62,6 @@ export async function createCompactedTopic(kafka: Kafka, topic: string, like: st
     const { topics } = await admin.fetchTopicMetadata({ topics: [like] });
     const partitions = topics[0]?.partitions.length ?? 1;
     await admin.createTopics({
-      waitForLeaders: true,
       topics: [
         { topic, numPartitions: partitions, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] },
       ],
@@ -70,6 +69,7 @@ export async function createCompactedTopic(kafka: Kafka, topic: string, like: st
   } finally {
     await admin.disconnect();
   }
+  await whenReadable(kafka, [topic]);
 }
 
 /**

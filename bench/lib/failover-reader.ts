@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Consumer, Kafka } from 'kafkajs';
 import type { StatusEvent, TaskMessage } from '../../src/shared/messages.js';
-import { deleteGroups } from './kafka-bench.js';
+import { deleteGroups, whenReadable } from './kafka-bench.js';
 import { sleep } from './report.js';
 
 export interface TopicSpec {
@@ -22,31 +22,6 @@ export interface Received<T> {
   partition: number;
   /** `Date.now()` when this reader got it: an upper bound of when it became visible in Kafka. */
   receivedAt: number;
-}
-
-/**
- * Waits until every partition of the topics answers an offsets request: right after a broker started or a topic
- * was created, its partitions can briefly have no leader ("does not host this topic-partition").
- */
-export async function whenReadable(kafka: Kafka, topics: string[], timeoutMs = 30_000): Promise<void> {
-  const admin = kafka.admin();
-  await admin.connect();
-  const deadline = Date.now() + timeoutMs;
-  try {
-    for (const topic of topics) {
-      for (;;) {
-        try {
-          await admin.fetchTopicOffsets(topic);
-          break;
-        } catch (err) {
-          if (Date.now() > deadline) throw err;
-          await sleep(200);
-        }
-      }
-    }
-  } finally {
-    await admin.disconnect();
-  }
 }
 
 export class RunReader {
@@ -71,6 +46,11 @@ export class RunReader {
   }
 
   private async begin(): Promise<void> {
+    // On a broker that has just started, even the shared topics may not have their leaders yet.
+    await whenReadable(
+      this.kafka,
+      this.specs.map((s) => s.topic),
+    );
     const admin = this.kafka.admin();
     await admin.connect();
     try {

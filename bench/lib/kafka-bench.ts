@@ -21,12 +21,42 @@ export async function createTopic(kafka: Kafka, topic: string, partitions: numbe
     const existing = new Set(await admin.listTopics());
     if (existing.has(topic)) throw new Error(`topic ${topic} already exists; benchmarks need a fresh one`);
     await admin.createTopics({
-      waitForLeaders: true,
       topics: [
         { topic, numPartitions: partitions },
         { topic: `${topic}.dlq`, numPartitions: partitions },
       ],
     });
+  } finally {
+    await admin.disconnect();
+  }
+  await whenReadable(kafka, [topic, `${topic}.dlq`]);
+}
+
+/**
+ * Waits until every partition of the topics answers an offsets request (so each has a leader). Right after a
+ * broker started or a topic was created, its partitions can briefly be unknown ("This server does not host this
+ * topic-partition"), which kafkajs's `createTopics({ waitForLeaders })` does not wait out: it retries only "leader
+ * not available". Tests and benchmarks call this after every topic they create.
+ */
+export async function whenReadable(kafka: Kafka, topics: string[], timeoutMs = 30_000): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  const deadline = Date.now() + timeoutMs;
+  try {
+    for (const topic of topics) {
+      for (;;) {
+        try {
+          await admin.fetchTopicOffsets(topic);
+          break;
+        } catch (err) {
+          if (Date.now() > deadline)
+            throw new Error(
+              `${topic} has no leader for some partition after ${timeoutMs} ms: ${String(err)}`,
+            );
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+    }
   } finally {
     await admin.disconnect();
   }

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import type { Consumer, IHeaders, KafkaMessage } from 'kafkajs';
+import { whenReadable } from '../../../bench/lib/kafka-bench.js';
 
 export function brokers(): string {
   return inject('brokers');
@@ -22,7 +23,6 @@ export async function createTopics(names: string[], partitions = 12): Promise<vo
   await admin.connect();
   try {
     await admin.createTopics({
-      waitForLeaders: true,
       topics: names.flatMap((topic) => [
         { topic, numPartitions: partitions },
         { topic: `${topic}.dlq`, numPartitions: partitions },
@@ -31,6 +31,10 @@ export async function createTopics(names: string[], partitions = 12): Promise<vo
   } finally {
     await admin.disconnect();
   }
+  await whenReadable(
+    kafka(),
+    names.flatMap((t) => [t, `${t}.dlq`]),
+  );
 }
 
 export async function deleteTopics(names: string[]): Promise<void> {
@@ -54,7 +58,13 @@ export async function produce(
     partition?: number;
   }>,
 ): Promise<void> {
-  const producer = kafka().producer({ createPartitioner: Partitioners.DefaultPartitioner });
+  // Idempotent: a send retried after an error the broker recovered from (a partition not led yet) must not write
+  // its records twice; a test then saw tasks "run twice" that it had itself published twice.
+  const producer = kafka().producer({
+    createPartitioner: Partitioners.DefaultPartitioner,
+    idempotent: true,
+    maxInFlightRequests: 1,
+  });
   await producer.connect();
   try {
     await producer.send({ topic, acks: -1, messages });
