@@ -67,7 +67,10 @@ export class KafkaStore {
       if (!existing.has(t))
         throw new Error(`topic ${t} does not exist: create it with scripts/create-topics.sh`);
     try {
-      this.producer = kafka.producer({ idempotent: true, retries: 3 });
+      // 8 retries, about 2.5 s: a leader moving (a broker restart, a topic just made) is waited out instead of
+      // answered 503 (schemathesis saw "not the leader for that topic-partition" with 3, about 0.1 s); a broker
+      // that is down still gets its 503 within seconds.
+      this.producer = kafka.producer({ idempotent: true, retries: 8 });
       await this.producer.connect();
       for (const t of topics) this.followers.push(await kafka.follow(t.topic, (r) => t.onRecord(r), t.from));
       await Promise.all(this.followers.map((f) => f.caughtUp));
