@@ -1,5 +1,18 @@
 import { defineConfig } from 'vitest/config';
 
+/** Tiers that run against a real broker: the global setup starts one (fresh in CI) and stops it. */
+const brokerTier = (name: string, include: string[], timeoutMs: number) => ({
+  test: {
+    name,
+    include,
+    environment: 'node',
+    globalSetup: ['test/integration/helpers/global-setup.ts'],
+    testTimeout: timeoutMs,
+    hookTimeout: 120_000,
+    pool: 'forks' as const,
+  },
+});
+
 export default defineConfig({
   test: {
     projects: [
@@ -10,17 +23,10 @@ export default defineConfig({
           environment: 'node',
         },
       },
-      {
-        test: {
-          name: 'integration',
-          include: ['test/integration/**/*.test.ts'],
-          environment: 'node',
-          globalSetup: ['test/integration/helpers/global-setup.ts'],
-          testTimeout: 120_000,
-          hookTimeout: 120_000,
-          pool: 'forks',
-        },
-      },
+      // The real programs on a real broker, one file at a time (--no-file-parallelism), each test in seconds.
+      brokerTier('integration', ['test/integration/**/*.test.ts'], 120_000),
+      // Long cases: broker restarts, volume, minutes-long windows. Their own tier, so their time shows apart.
+      brokerTier('soak', ['test/soak/**/*.test.ts'], 300_000),
     ],
   },
 });

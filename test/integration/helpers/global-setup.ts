@@ -1,6 +1,11 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
+import { Kafka, logLevel } from 'kafkajs';
+import { whenReadable } from '../../../bench/lib/kafka-bench.js';
 import type { TestProject } from 'vitest/node';
+import { USERS_TOPIC } from '../../../src/api/auth/user-view.js';
+import { COMMANDS_TOPIC, EVENTS_TOPIC, SCHEDULER_STATE_TOPIC } from '../../../src/shared/messages.js';
+import { TASKS_TOPIC } from '../../../src/shared/tasks/definition.js';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
 const SCRIPT = resolve(ROOT, 'scripts/kafka-local');
@@ -21,9 +26,12 @@ function createSharedTopics(brokers: string): void {
   });
 }
 
+const SHARED_TOPICS = [EVENTS_TOPIC, SCHEDULER_STATE_TOPIC, COMMANDS_TOPIC, TASKS_TOPIC, USERS_TOPIC];
+
 /**
  * Uses the cluster in KAFKA_BROKERS when set; otherwise starts the local broker (scripts/kafka-local) and stops
- * it afterwards, unless it was already running before the tests (then it is left as found).
+ * it afterwards, unless it was already running before the tests (then it is left as found). With CI set, a broker
+ * started here begins from a fresh data dir (`kafka-local reset`).
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   let brokers = process.env.KAFKA_BROKERS;
@@ -31,6 +39,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
   if (!brokers) {
     const wasRunning = spawnSync('bash', [SCRIPT, 'status'], { cwd: ROOT }).status === 0;
     if (!wasRunning) {
+      // CI starts each tier from an empty data dir: no test may depend on what an earlier run left behind.
+      if (process.env.CI) execFileSync('bash', [SCRIPT, 'reset'], { cwd: ROOT, stdio: 'inherit' });
       const r = spawnSync('bash', [SCRIPT, 'start'], { cwd: ROOT, stdio: 'inherit' });
       if (r.status !== 0) {
         throw new Error(
@@ -42,6 +52,12 @@ export default async function setup(project: TestProject): Promise<() => Promise
     brokers = `127.0.0.1:${process.env.KAFKA_LOCAL_PORT ?? '9092'}`;
   }
   createSharedTopics(brokers);
+  // create-topics.sh returns once the topics exist; on a broker that has just started their partitions may have no
+  // leader yet, and the first test to read one was told "This server does not host this topic-partition".
+  await whenReadable(
+    new Kafka({ brokers: brokers.split(','), logLevel: logLevel.NOTHING, clientId: 'tests' }),
+    SHARED_TOPICS,
+  );
   project.provide('brokers', brokers);
   project.provide('localBroker', !process.env.KAFKA_BROKERS);
   return async () => {
