@@ -69,9 +69,16 @@ describe('a scheduler group firing task definitions from taskmanager.tasks', () 
       define('every', { every: '1s' }, { enabled: false }),
     ]);
     await waitFor(() => of('cron').length >= 2, { timeoutMs: 20_000, what: 'the added task firing' });
-    await write([{ id: `${prefix}cron`, tombstone: true }]);
     const deletedAt = Date.now();
-    await waitFor(() => Date.now() > deletedAt + 3000, { timeoutMs: 10_000, intervalMs: 200 });
+    await write([{ id: `${prefix}cron`, tombstone: true }, define('canary', { cron: '* * * * * *' })]);
+    // The canary, written with the deletion, fires twice after it: the scheduler is alive and has read both.
+    await waitFor(
+      () => of('canary').filter((x) => Date.parse(x.scheduledFor) > deletedAt + 1000).length >= 2,
+      {
+        timeoutMs: 20_000,
+        what: 'the canary firing after the deletion',
+      },
+    );
     const after = (id: string, t: number) => of(id).filter((x) => Date.parse(x.scheduledFor) > t + 1000);
     expect(after('cron', deletedAt)).toEqual([]);
     expect(after('every', addedAt)).toEqual([]);

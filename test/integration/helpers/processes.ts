@@ -33,8 +33,9 @@ export class RunningCli {
     return this.child.exitCode === null && this.child.signalCode === null;
   }
 
-  async waitForOutput(re: RegExp, timeoutMs = 30_000): Promise<void> {
-    await waitFor(() => re.test(this.output), {
+  /** Waits until the output from character `from` on (default: all of it) matches. */
+  async waitForOutput(re: RegExp, timeoutMs = 30_000, from = 0): Promise<void> {
+    await waitFor(() => re.test(this.output.slice(from)), {
       timeoutMs,
       what: `${this.name} output ${re}\n--- output ---\n${this.output.slice(-3000)}`,
     });

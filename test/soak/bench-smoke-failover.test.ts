@@ -2,8 +2,8 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { brokers } from './helpers/kafka.js';
-import { ROOT } from './helpers/processes.js';
+import { brokers } from '../integration/helpers/kafka.js';
+import { ROOT } from '../integration/helpers/processes.js';
 
 /** Benchmarks are not tests, but CI runs each for a few seconds so they keep working (issue: benchmarks). */
 describe('bench/failover.js --smoke', () => {
