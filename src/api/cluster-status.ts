@@ -251,7 +251,17 @@ export class ClusterStatus {
         409,
         `${id} is a task of the HTTP API: ${type} it with PATCH /api/v1/tasks/${id} {"enabled": ${type === 'resume'}}`,
       );
-    if (!row.owner) throw new ApiError(503, `no instance of group ${group} owns ${id} now (taking over?)`);
+    if (!row.owner) {
+      // No owner because no instance runs is a state that lasts (409); one that runs is taking it over (503).
+      const { schedulers } = await this.schedulerView.get();
+      if (!schedulers.find((x) => x.group === group)?.running)
+        throw new ApiError(
+          409,
+          `no instance of scheduler group ${group} is running` +
+            (row.source === 'api' ? `: fire ${id} without one with POST /api/v1/tasks/${id}/trigger` : ''),
+        );
+      throw new ApiError(503, `no instance of group ${group} owns ${id} now (taking over?)`);
+    }
     let r: CommandResult;
     try {
       r = await (

@@ -222,7 +222,9 @@ export function registerClusterRoutes(app: FastifyInstance, status: ClusterStatu
               "The owner's answer",
             ),
             ...COMMON_ERRORS,
-            409: problem('The owner refused, or an API task (paused with PATCH enabled instead)'),
+            409: problem(
+              'The owner refused, an API task (paused with PATCH enabled instead), or no instance of the group runs',
+            ),
           },
         },
       },

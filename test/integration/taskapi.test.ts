@@ -274,6 +274,22 @@ describe('two taskapi instances', () => {
 describe('taskapi given bad input', () => {
   afterEach(killAll);
 
+  it('should answer 409, not 503, to a schedule command for an API task whose group runs no scheduler', async () => {
+    // Found by schemathesis on a fresh broker: the answer said "taking over?" (503) where no instance would ever.
+    const group = uniqueName('nobody');
+    const api = await startApi(['--group', group]);
+    const made = await api.call<Task>('POST', '/api/v1/tasks', { processor: 'p', schedule: { every: '1h' } });
+    expect(made.status, made.text).toBe(201);
+    const r = await api.call<{ detail: string }>(
+      'POST',
+      `/api/v1/schedules/${group}/${made.body.id}/trigger`,
+    );
+    expect([r.status, r.body.detail]).toEqual([
+      409,
+      `no instance of scheduler group ${group} is running: fire ${made.body.id} without one with POST /api/v1/tasks/${made.body.id}/trigger`,
+    ]);
+  });
+
   it('should answer each with problem+json listing every error, and write nothing', async () => {
     const api = await startApi(['--metrics-port', '0']);
     const existing = await api.call<Task>('POST', '/api/v1/tasks', {
