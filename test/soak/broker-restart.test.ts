@@ -171,6 +171,25 @@ ${scheduler.output}`);
       await waitFor(() => [...ids].every((id) => finished().has(id)), {
         timeoutMs: 60_000,
         what: 'every task FINISHED',
+      }).catch((err: Error) => {
+        const open = [...ids].filter((id) => !finished().has(id));
+        const where = (id: string) => {
+          const r = reader?.records.find((x) => x.topic === topic && x.headers['task-id'] === id);
+          const evs = eventsOf(reader as TopicReader, id).map((e) => `${e.status}@${e.by.pid}/${e.at}`);
+          return `${id} ${r ? `${r.partition}@${r.offset}` : '?'} [${evs.join(' ')}]`;
+        };
+        const logs = consumers.map((c) =>
+          c.output
+            .split('\n')
+            .filter((l) => /WARN|ERROR|join|restart|rebalanc|assign|crash/i.test(l))
+            .slice(-40)
+            .map((l) => `[${c.pid}] ${l.slice(0, 300)}`)
+            .join('\n'),
+        );
+        throw new Error(
+          `${err.message}: ${open.length} of ${ids.size} not FINISHED, e.g.\n${open.slice(0, 10).map(where).join('\n')}\n` +
+            `consumers' logs:\n${logs.join('\n')}`,
+        );
       });
       const late = tasks.filter((t) => Date.parse(t.firedAt) - Date.parse(t.scheduledFor) > 5000).length;
       const doubled = [...finished().values()].filter((n) => n > 1).length;
