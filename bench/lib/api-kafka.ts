@@ -62,6 +62,7 @@ export async function createCompactedTopic(kafka: Kafka, topic: string, like: st
     const { topics } = await admin.fetchTopicMetadata({ topics: [like] });
     const partitions = topics[0]?.partitions.length ?? 1;
     await admin.createTopics({
+      waitForLeaders: false, // its wait gives up on "does not host this topic-partition": whenReadable below
       topics: [
         { topic, numPartitions: partitions, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] },
       ],

@@ -21,6 +21,7 @@ export async function createTopic(kafka: Kafka, topic: string, partitions: numbe
     const existing = new Set(await admin.listTopics());
     if (existing.has(topic)) throw new Error(`topic ${topic} already exists; benchmarks need a fresh one`);
     await admin.createTopics({
+      waitForLeaders: false, // its wait gives up on "does not host this topic-partition": whenReadable below
       topics: [
         { topic, numPartitions: partitions },
         { topic: `${topic}.dlq`, numPartitions: partitions },

@@ -23,6 +23,7 @@ export async function createTopics(names: string[], partitions = 12): Promise<vo
   await admin.connect();
   try {
     await admin.createTopics({
+      waitForLeaders: false, // its wait gives up on "does not host this topic-partition": whenReadable below
       topics: names.flatMap((topic) => [
         { topic, numPartitions: partitions },
         { topic: `${topic}.dlq`, numPartitions: partitions },
