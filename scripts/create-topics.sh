@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# create-topics.sh: creates the Kafka topics taskmanager needs (SPEC.md section 4) on any cluster. Idempotent:
+# create-topics.sh: creates the Kafka topics taskmanager needs (docs/contract.md section 4) on any cluster. Idempotent:
 # existing topics are left as they are and reported, so it is safe to run before every deployment.
 set -euo pipefail
 

@@ -39,7 +39,7 @@ function legacyView(t: ApiTask): object {
   };
 }
 
-/** `/api/tasks…`: the one-shot task service we replace, its request body unmodified (SPEC.md §7). */
+/** `/api/tasks…`: the one-shot task service we replace, its request body unmodified (docs/contract.md §7). */
 export function registerLegacyRoutes(app: FastifyInstance, service: TaskService): void {
   app.post<{ Body: TaskInput }>(
     '/api/tasks',

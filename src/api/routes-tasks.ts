@@ -44,7 +44,7 @@ function sendTask(reply: FastifyReply, task: ApiTask, status = 200): FastifyRepl
   return reply.code(status).header('etag', `"${task.version}"`).send(task);
 }
 
-/** `/api/v1/tasks…` (SPEC.md §7). */
+/** `/api/v1/tasks…` (docs/contract.md §7). */
 export function registerTaskRoutes(app: FastifyInstance, service: TaskService): void {
   const parseCreateBody = createBodyParser(service);
   app.post<{ Body: TaskInput }>(

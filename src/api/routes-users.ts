@@ -130,7 +130,7 @@ function selfOrAdmin(p: Principal, name: string): void {
 const PUBLIC = { security: [] } as const;
 const SECURED = { tags: ['users'] } as const;
 
-/** `/api/v1/users…` and `/api/v1/tokens…` (SPEC.md §8). */
+/** `/api/v1/users…` and `/api/v1/tokens…` (docs/contract.md §8). */
 export function registerUserRoutes(app: FastifyInstance, o: UserRoutesOptions): void {
   const { users, auth, limiter } = o;
   const address = (req: FastifyRequest) => req.ip;

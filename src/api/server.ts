@@ -82,8 +82,8 @@ export async function buildServer(o: ApiServerOptions): Promise<FastifyInstance>
       },
       security: [{ bearer: [] }],
       tags: [
-        { name: 'tasks', description: 'Tasks (SPEC.md §7)' },
-        { name: 'users', description: 'Users, roles and tokens (SPEC.md §8)' },
+        { name: 'tasks', description: 'Tasks' },
+        { name: 'users', description: 'Users, roles and tokens' },
         { name: 'dlq', description: 'Dead-lettered tasks and their replay' },
         { name: 'cluster', description: 'Schedules of every source, scheduler and consumer groups, rates' },
         { name: 'compat', description: 'Request bodies of the task services taskapi replaces' },

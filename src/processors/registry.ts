@@ -20,7 +20,7 @@ export function lastSegment(name: string): string {
   return name.slice(cut + 1);
 }
 
-/** Processors by name. Resolution: exact name, else the last segment after `/` or `.` (SPEC.md §5). */
+/** Processors by name. Resolution: exact name, else the last segment after `/` or `.` (docs/contract.md §5). */
 export class ProcessorRegistry {
   private readonly byName = new Map<string, Processor>();
 

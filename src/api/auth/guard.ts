@@ -6,7 +6,7 @@ import type { Access, Principal } from './roles.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
-    /** Who may call the route (SPEC.md §8); a route that does not say needs admin: closed by default. */
+    /** Who may call the route (docs/contract.md §8); a route that does not say needs admin: closed by default. */
     access?: Access;
   }
   interface FastifyRequest {

@@ -1,4 +1,4 @@
-/** SPEC.md §8: viewer reads; operator also creates, changes, triggers and deletes tasks; admin also manages users. */
+/** docs/contract.md §8: viewer reads; operator also creates, changes, triggers and deletes tasks; admin also manages users. */
 export type Role = 'viewer' | 'operator' | 'admin';
 export const ROLES: readonly Role[] = ['viewer', 'operator', 'admin'];
 

@@ -50,7 +50,10 @@ export class KafkaClient {
       idempotent: options.idempotent ?? true,
       maxInFlightRequests: options.idempotent === false ? undefined : 5,
       ...(options.transactionalId ? { transactionalId: options.transactionalId } : {}),
-      // Transactions need a short backoff after CONCURRENT_TRANSACTIONS (see shared/kafkajs-notes.md).
+      // Transactions need a short backoff: the broker completes a commit asynchronously, so the next transaction's
+      // first send gets CONCURRENT_TRANSACTIONS and is retried. Measured with kafkajs 2.2.4: 30 back-to-back
+      // transactions took 3.3-6.7 s with its default 300 ms first retry, about 1 s with 10 ms (the Java client
+      // special-cases this error with 20 ms).
       retry: { initialRetryTime: 10, retries: options.retries ?? 10, maxRetryTime: 1000 },
     });
     return new TaskProducer(producer);

@@ -23,7 +23,8 @@ const EXPECTED_NOISE = [
   /The coordinator is (loading|not available)/,
   /This is not the correct coordinator/,
   // Right after a takeover's fence the coordinator is still completing the aborted transaction; the producer
-  // retries with a short backoff and succeeds (shared/kafkajs-notes.md). A lasting failure is our own error line.
+  // retries with a short backoff (see the producer in client.ts) and succeeds. A lasting failure is our own error
+  // line.
   /another concurrent operation/i,
   /CONCURRENT_TRANSACTIONS/,
 ];

@@ -16,10 +16,10 @@ export const TASKS_TOPIC = 'taskmanager.tasks';
 /** The scheduler group that fires API tasks unless a definition names another. */
 export const DEFAULT_API_GROUP = 'taskscheduler-api';
 
-/** When a task fires: exactly one of these (SPEC.md §7). */
+/** When a task fires: exactly one of these (docs/contract.md §7). */
 export type TaskSchedule = { runAt: string } | { cron: string } | { every: string | number };
 
-/** A task definition as stored in `taskmanager.tasks` (SPEC.md §7, without the derived status fields). */
+/** A task definition as stored in `taskmanager.tasks` (docs/contract.md §7, without the derived status fields). */
 export interface TaskDefinition {
   v: 1;
   id: string;
