@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { basename, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { firstLine, readVitestJson } from './vitest-report.mjs';
+import { failuresOf, readVitestJson } from './vitest-report.mjs';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 
@@ -145,17 +145,8 @@ for (const file of files) {
     const secs = (Date.now() - t0) / 1000;
     row.runs++;
     row.seconds.push(secs);
-    const failures = [];
     const parsed = existsSync(report) ? readVitestJson(JSON.parse(readFileSync(report, 'utf8'))) : undefined;
-    if (!parsed) {
-      const tail = r.output.trim().split('\n').slice(-5).join(' | ');
-      failures.push({ name: '(no report)', error: `exit ${r.code ?? r.signal}: ${tail}` });
-    } else {
-      for (const t of parsed.tests) if (t.state === 'failed') failures.push({ name: t.name, error: t.error });
-      for (const e of parsed.fileErrors) failures.push({ name: '(file)', error: e });
-      if (failures.length === 0 && r.code !== 0)
-        failures.push({ name: '(run)', error: `exit ${r.code}: ${firstLine(r.output)}` });
-    }
+    const failures = failuresOf(parsed, r.code ?? r.signal, r.output);
     if (failures.length > 0) {
       row.failed++;
       anyFailed = true;

@@ -3,7 +3,7 @@
 // Usage: node scripts/lib/test-summary.mjs REPORTS_DIR (written by scripts/run-tests)
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readVitestJson } from './vitest-report.mjs';
+import { failuresOf, readVitestJson } from './vitest-report.mjs';
 
 const dir = process.argv[2];
 if (!dir) {
@@ -31,28 +31,20 @@ let slowest = [];
 for (const t of tiers) {
   const file = join(dir, `${t.name}.json`);
   const r = existsSync(file) ? readVitestJson(JSON.parse(readFileSync(file, 'utf8'))) : undefined;
-  if (!r) {
-    // vitest ended without a report (crashed, or killed): the tier failed whatever it printed.
-    failed++;
-    failures.push(`${t.name}: no report (exit ${t.code})`);
-    rows.push(
-      `${t.name.padEnd(12)}${pad('-', 7)}${pad('-', 8)}${pad('-', 8)}${pad('-', 9)}${pad(t.seconds.toFixed(1), 10)}`,
-    );
-    continue;
-  }
-  passed += r.passed;
-  // A file that failed outside its tests (an import error, a failing hook) counts as one failure.
-  const tierFailed =
-    r.failed + r.fileErrors.length + (r.failed === 0 && r.fileErrors.length === 0 && t.code !== 0 ? 1 : 0);
-  failed += tierFailed;
-  for (const x of r.tests.filter((x) => x.state === 'failed'))
-    failures.push(`${x.file} > ${x.name}\n      ${x.error}`);
-  for (const e of r.fileErrors) failures.push(e);
-  if (tierFailed > r.failed + r.fileErrors.length) failures.push(`${t.name}: vitest exited ${t.code}`);
+  // vitest may end without a report (crashed, or killed), or exit non-zero with every test passed (a failing hook):
+  // the tier failed whatever it printed.
+  const tierFailures = failuresOf(r, t.code, '');
+  failed += tierFailures.length;
+  for (const f of tierFailures)
+    failures.push(`${f.name === '(no report)' ? t.name : f.name}\n      ${f.error}`);
+  const cells = r
+    ? [r.tests.length, r.passed, tierFailures.length, r.skipped]
+    : ['-', '-', tierFailures.length, '-'];
+  passed += r?.passed ?? 0;
   rows.push(
-    `${t.name.padEnd(12)}${pad(r.tests.length, 7)}${pad(r.passed, 8)}${pad(tierFailed, 8)}${pad(r.skipped, 9)}${pad(t.seconds.toFixed(1), 10)}`,
+    `${t.name.padEnd(12)}${pad(cells[0], 7)}${pad(cells[1], 8)}${pad(cells[2], 8)}${pad(cells[3], 9)}${pad(t.seconds.toFixed(1), 10)}`,
   );
-  if (t.name === 'integration') slowest = [...r.tests].sort((a, b) => b.ms - a.ms).slice(0, 10);
+  if (r && t.name === 'integration') slowest = [...r.tests].sort((a, b) => b.ms - a.ms).slice(0, 10);
 }
 
 console.log('\n=== test summary ===');
