@@ -1,7 +1,8 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { groupScheduleFile, iso, useSchedulerGroup } from './helpers/scheduler-group.js';
 import type { Entry } from './helpers/scheduler-group.js';
+import { brokers, uniqueName } from './helpers/kafka.js';
+import { startCli } from './helpers/processes.js';
 import { waitFor } from './helpers/wait-for.js';
 
 // The long and large cases of a scheduler group (three instances over 30 s, state partitions of many records)
@@ -76,8 +77,18 @@ describe('several taskschedulers in one group', () => {
           .tasks()
           .filter((t) => t.scheduleId === id)
           .sort((x, y) => Date.parse(x.scheduledFor) - Date.parse(y.scheduledFor));
+      // A witness in a group of its own keeps firing every 2 s through the outage: its fires tell when six
+      // instants have passed with the group under test down.
+      const witness = startCli('taskscheduler', [
+        '-b',
+        brokers(),
+        '-s',
+        await groupScheduleFile([every2('witness', 'skip')]),
+        '--group',
+        uniqueName('witness'),
+      ]);
       const first = sg.scheduler(file);
-      await waitFor(() => ids.every((id) => firesOf(id).length > 0), {
+      await waitFor(() => [...ids, 'witness'].every((id) => firesOf(id).length > 0), {
         timeoutMs: 60_000,
         what: 'all three fired once',
       });
@@ -86,7 +97,14 @@ describe('several taskschedulers in one group', () => {
       await sg.reader().caughtUp(sg.topic);
       const lastBefore = new Map(ids.map((id) => [id, Date.parse(firesOf(id).at(-1)!.scheduledFor)]));
       // The outage under test: six instants of the 2 s entries pass with no instance of the group up.
-      await sleep(12_000);
+      const downFrom = Math.max(...lastBefore.values());
+      await waitFor(
+        () => firesOf('witness').filter((t) => Date.parse(t.scheduledFor) > downFrom).length >= 6,
+        {
+          timeoutMs: 30_000,
+          what: `six fires of the witness (pid ${witness.pid}) during the outage`,
+        },
+      );
       const restartedAt = Date.now();
       const second = sg.scheduler(file);
       // Caught up: every entry fired an instant well after the restart (missed times are fired first).

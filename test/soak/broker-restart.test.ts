@@ -2,7 +2,6 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import {
   brokers,
@@ -90,8 +89,19 @@ describe.runIf(inject('localBroker'))(
         /Kafka unreachable/,
       );
       for (const u of ops) expect((await health(u, '/healthz')).status).toBe(200);
-      // The outage under test lasts 10 s.
-      await sleep(stoppedAt + 10_000 - Date.now());
+      // The outage under test lasts 10 s; all along, every process stays not ready and alive.
+      const outageProblems: string[] = [];
+      await waitFor(
+        async () => {
+          const r = await readiness();
+          if (r.some((x) => x !== 503)) outageProblems.push(r.join(','));
+          for (const u of ops)
+            if ((await health(u, '/healthz')).status !== 200) outageProblems.push(`${u} unhealthy`);
+          return Date.now() - stoppedAt >= 10_000;
+        },
+        { timeoutMs: 30_000, intervalMs: 500, what: 'a 10 s outage' },
+      );
+      expect(outageProblems).toEqual([]);
       kafkaLocal('start');
       const backAt = Date.now();
       await waitFor(
