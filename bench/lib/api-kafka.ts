@@ -8,7 +8,7 @@ import type { Kafka, Message } from 'kafkajs';
 import { encodeJson } from '../../src/shared/messages.js';
 import { TASKS_TOPIC } from '../../src/shared/tasks/definition.js';
 import type { TaskDefinition, TaskSchedule } from '../../src/shared/tasks/definition.js';
-import { produceAll, scanTopic, whenReadable } from './kafka-bench.js';
+import { createTopicsReady, produceAll, scanTopic } from './kafka-bench.js';
 import type { ProduceStats } from './kafka-bench.js';
 
 /** Seeded tasks run processors `proc-0` … `proc-9` in turn; every tenth is disabled (status PAUSED). */
@@ -58,19 +58,16 @@ export function seedTasks(kafka: Kafka, n: number, topic: string, group: string)
 export async function createCompactedTopic(kafka: Kafka, topic: string, like: string): Promise<void> {
   const admin = kafka.admin();
   await admin.connect();
+  let partitions = 1;
   try {
     const { topics } = await admin.fetchTopicMetadata({ topics: [like] });
-    const partitions = topics[0]?.partitions.length ?? 1;
-    await admin.createTopics({
-      waitForLeaders: false, // its wait gives up on "does not host this topic-partition": whenReadable below
-      topics: [
-        { topic, numPartitions: partitions, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] },
-      ],
-    });
+    partitions = topics[0]?.partitions.length ?? 1;
   } finally {
     await admin.disconnect();
   }
-  await whenReadable(kafka, [topic]);
+  await createTopicsReady(kafka, [
+    { topic, numPartitions: partitions, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] },
+  ]);
 }
 
 /**

@@ -4,7 +4,7 @@
  * talks to kafkajs directly (the "one door to Kafka" rule is for src/).
  */
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
-import type { Consumer, Message, Producer } from 'kafkajs';
+import type { Consumer, ITopicConfig, Message, Producer } from 'kafkajs';
 import { encodeJson, taskHeaders, taskIdFor } from '../../src/shared/messages.js';
 import type { TaskMessage } from '../../src/shared/messages.js';
 
@@ -20,17 +20,29 @@ export async function createTopic(kafka: Kafka, topic: string, partitions: numbe
   try {
     const existing = new Set(await admin.listTopics());
     if (existing.has(topic)) throw new Error(`topic ${topic} already exists; benchmarks need a fresh one`);
-    await admin.createTopics({
-      waitForLeaders: false, // its wait gives up on "does not host this topic-partition": whenReadable below
-      topics: [
-        { topic, numPartitions: partitions },
-        { topic: `${topic}.dlq`, numPartitions: partitions },
-      ],
-    });
   } finally {
     await admin.disconnect();
   }
-  await whenReadable(kafka, [topic, `${topic}.dlq`]);
+  await createTopicsReady(kafka, [
+    { topic, numPartitions: partitions },
+    { topic: `${topic}.dlq`, numPartitions: partitions },
+  ]);
+}
+
+/** Creates the topics and returns once every partition of each has a leader (see {@link whenReadable}). */
+export async function createTopicsReady(kafka: Kafka, topics: ITopicConfig[]): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    // kafkajs's own wait gives up on "does not host this topic-partition": whenReadable waits instead.
+    await admin.createTopics({ waitForLeaders: false, topics });
+  } finally {
+    await admin.disconnect();
+  }
+  await whenReadable(
+    kafka,
+    topics.map((t) => t.topic),
+  );
 }
 
 /**

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import type { Consumer, IHeaders, KafkaMessage } from 'kafkajs';
-import { whenReadable } from '../../../bench/lib/kafka-bench.js';
+import { createTopicsReady } from '../../../bench/lib/kafka-bench.js';
 
 export function brokers(): string {
   return inject('brokers');
@@ -19,22 +19,12 @@ export function uniqueName(prefix: string): string {
 
 /** Creates task topics (with their DLQs) for one test. */
 export async function createTopics(names: string[], partitions = 12): Promise<void> {
-  const admin = kafka().admin();
-  await admin.connect();
-  try {
-    await admin.createTopics({
-      waitForLeaders: false, // its wait gives up on "does not host this topic-partition": whenReadable below
-      topics: names.flatMap((topic) => [
-        { topic, numPartitions: partitions },
-        { topic: `${topic}.dlq`, numPartitions: partitions },
-      ]),
-    });
-  } finally {
-    await admin.disconnect();
-  }
-  await whenReadable(
+  await createTopicsReady(
     kafka(),
-    names.flatMap((t) => [t, `${t}.dlq`]),
+    names.flatMap((topic) => [
+      { topic, numPartitions: partitions },
+      { topic: `${topic}.dlq`, numPartitions: partitions },
+    ]),
   );
 }
 
