@@ -53,6 +53,28 @@ describe.runIf(inject('localBroker'))(
         startCli('taskconsumer', ['-b', brokers(), '-t', topic, '-g', group, '--metrics-port', '0']),
       );
       const finished = () => countBy(eventsOf(reader as TopicReader, prefix), 'FINISHED');
+      /** The error of a wait for tasks to finish, with where those tasks are and what every program logged. */
+      const stuck = (err: Error, open: string[]): Error => {
+        const where = (id: string) => {
+          const r = reader?.records.find((x) => x.topic === topic && x.headers['task-id'] === id);
+          const evs = eventsOf(reader as TopicReader, id).map((e) => `${e.status}@${e.by.pid}/${e.at}`);
+          return `${id} ${r ? `${r.partition}@${r.offset}` : '?'} [${evs.join(' ')}]`;
+        };
+        const lastEvent = reader?.records.filter((r) => r.topic === EVENTS).at(-1);
+        const logs = [scheduler, ...consumers].map((c) =>
+          c.output
+            .split('\n')
+            .filter((l) => /WARN|ERROR|join|restart|rebalanc|assign|crash|ready/i.test(l))
+            .slice(-40)
+            .map((l) => `[${c.name} ${c.pid}] ${l.slice(0, 300)}`)
+            .join('\n'),
+        );
+        return new Error(
+          `${err.message}: ${open.length} tasks not FINISHED, e.g.\n${open.slice(0, 10).map(where).join('\n')}\n` +
+            `the test's reader: ${reader?.records.length} records, last event ${lastEvent?.value?.slice(0, 200)}\n` +
+            `logs:\n${logs.join('\n')}`,
+        );
+      };
       await waitFor(() => finished().size >= 8, { timeoutMs: 30_000, what: 'tasks flowing' });
       const api = await startApi([]);
       const ops = await Promise.all([scheduler, ...consumers].map(opsUrl));
@@ -110,7 +132,13 @@ describe.runIf(inject('localBroker'))(
             (e) => e.status === 'FINISHED' && Date.parse(e.at) > backAt,
           ),
         { timeoutMs: 60_000, what: 'tasks finishing after the restart' },
-      );
+      ).catch((err: Error) => {
+        const since = reader?.records.filter((r) => r.topic === topic).slice(-5) ?? [];
+        throw stuck(
+          err,
+          since.map((r) => r.headers['task-id'] ?? '?'),
+        );
+      });
       let statuses: number[] = [];
       await waitFor(
         async () => {
@@ -182,23 +210,9 @@ ${scheduler.output}`);
         timeoutMs: 60_000,
         what: 'every task FINISHED',
       }).catch((err: Error) => {
-        const open = [...ids].filter((id) => !finished().has(id));
-        const where = (id: string) => {
-          const r = reader?.records.find((x) => x.topic === topic && x.headers['task-id'] === id);
-          const evs = eventsOf(reader as TopicReader, id).map((e) => `${e.status}@${e.by.pid}/${e.at}`);
-          return `${id} ${r ? `${r.partition}@${r.offset}` : '?'} [${evs.join(' ')}]`;
-        };
-        const logs = consumers.map((c) =>
-          c.output
-            .split('\n')
-            .filter((l) => /WARN|ERROR|join|restart|rebalanc|assign|crash/i.test(l))
-            .slice(-40)
-            .map((l) => `[${c.pid}] ${l.slice(0, 300)}`)
-            .join('\n'),
-        );
-        throw new Error(
-          `${err.message}: ${open.length} of ${ids.size} not FINISHED, e.g.\n${open.slice(0, 10).map(where).join('\n')}\n` +
-            `consumers' logs:\n${logs.join('\n')}`,
+        throw stuck(
+          err,
+          [...ids].filter((id) => !finished().has(id)),
         );
       });
       const late = tasks.filter((t) => Date.parse(t.firedAt) - Date.parse(t.scheduledFor) > 5000).length;
