@@ -150,10 +150,10 @@ describe.runIf(inject('localBroker'))(
         const api503 = `${(await api.call('GET', '/api/readyz')).text}; scheduler: ${JSON.stringify((await health(ops[0] ?? '', '/readyz')).body)}`;
         const lines = scheduler.output
           .split('\n')
-          .filter((l) => /crash|join|restart|rebalanc|leave|left/i.test(l));
+          .filter((l) => /crash|join|restart|rebalanc|leave|left|cannot publish|publishing again/i.test(l));
         throw new Error(
           `${err.message}: scheduler, consumers, taskapi = ${statuses.join(', ')}; taskapi: ${api503}\n` +
-            `scheduler's membership log:\n${lines.slice(-40).join('\n')}`,
+            `scheduler's membership and publishing log:\n${lines.slice(-40).join('\n')}`,
         );
       });
       expect((await api.call('GET', `/api/v1/tasks/${lostId}`)).status).toBe(404);
