@@ -364,10 +364,8 @@ export class GroupScheduler {
       this.transition = this.transition
         .then(async () => {
           if (this.stopping || this.consumer.health().joins !== joins) return;
-          if (!this.assigned.has(partition) || this.owners.get(partition) !== fenced) return;
           // Only as a member in good standing: one out of its group would fence the partition's rightful owner.
-          const h = this.consumer.health();
-          if (!h.joined || this.o.clock.now() - (h.lastHeartbeatAt ?? 0) > HEARTBEAT_STALE_MS) return;
+          if (!this.ownsInGoodStanding(partition, fenced)) return;
           this.o.logger.warn(
             `state partition ${partition} is still assigned here after its producer was fenced, and no rebalance ` +
               `followed: taking it over again`,
@@ -381,6 +379,26 @@ export class GroupScheduler {
         });
     }, REFENCED_GRACE_MS);
     this.retakes.add(timer);
+  }
+
+  /** Whether `owner` is this partition's owner here, and this instance a member of its group in good standing. */
+  private ownsInGoodStanding(partition: number, owner: PartitionOwner): boolean {
+    if (this.stopping || !this.assigned.has(partition) || this.owners.get(partition) !== owner) return false;
+    const h = this.consumer.health();
+    return h.joined && this.o.clock.now() - (h.lastHeartbeatAt ?? 0) <= HEARTBEAT_STALE_MS;
+  }
+
+  /** Reads a state partition to its end now; resolves to that end, or undefined when it was taken away meanwhile. */
+  private async readStateToEnd(partition: number): Promise<bigint | undefined> {
+    const end = (await this.o.kafka.endOffsets(SCHEDULER_STATE_TOPIC)).get(partition) ?? 0n;
+    this.consumer.resume(SCHEDULER_STATE_TOPIC, [partition]);
+    try {
+      return (await this.reads.waitFor(partition, end)) === 'caught-up' ? end : undefined;
+    } finally {
+      // Caught up: from here on this instance is the only writer, and reading its own writes back would cost a
+      // core at thousands of fires a second. The partition is read again if it is ever taken over again.
+      this.consumer.pause(SCHEDULER_STATE_TOPIC, [partition]);
+    }
   }
 
   private entriesOf(partition: number): ScheduleEntry[] {
@@ -400,7 +418,7 @@ export class GroupScheduler {
   }
 
   private async takeOver(partition: number): Promise<void> {
-    const owner = new PartitionOwner({
+    const owner: PartitionOwner = new PartitionOwner({
       kafka: this.o.kafka,
       group: this.o.group,
       partition,
@@ -429,6 +447,12 @@ export class GroupScheduler {
           }
         this.o.onAcked?.(fires, at);
       },
+      mayRefence: (): boolean => this.ownsInGoodStanding(partition, owner),
+      readCommitted: async () => {
+        if ((await this.readStateToEnd(partition)) === undefined)
+          throw new Error(`state partition ${partition} was reassigned while its state was read`);
+        return (id) => this.lastFired.get(id)?.lastFiredMs;
+      },
       onFenced: (p) => {
         if (this.owners.get(p) !== owner) return;
         for (const e of this.entriesOf(p)) this.loop.remove(e.id);
@@ -439,17 +463,13 @@ export class GroupScheduler {
     // 1. Fence: from here on no earlier owner of this partition can commit a fire.
     await owner.fence();
     // 2. Read the partition's state to the end measured now (everything any earlier owner committed).
-    const end = (await this.o.kafka.endOffsets(SCHEDULER_STATE_TOPIC)).get(partition) ?? 0n;
-    this.consumer.resume(SCHEDULER_STATE_TOPIC, [partition]);
-    if ((await this.reads.waitFor(partition, end)) === 'abandoned') {
+    const end = await this.readStateToEnd(partition);
+    if (end === undefined) {
       this.o.logger.info(`state partition ${partition} was reassigned during its takeover; giving it up`);
       if (this.owners.get(partition) === owner) this.owners.delete(partition);
       await owner.stop({ deadlineMs: 0 });
       return;
     }
-    // Caught up: from here on this instance is the only writer, and reading its own writes back would cost a core
-    // at thousands of fires a second. The partition is read again if it is ever taken over again.
-    this.consumer.pause(SCHEDULER_STATE_TOPIC, [partition]);
     if (this.owners.get(partition) !== owner || !this.assigned.has(partition)) return;
     // 3. Fire what was missed while nobody owned these entries, then arm them from now.
     const now = this.o.clock.now();

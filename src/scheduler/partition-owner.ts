@@ -3,7 +3,7 @@ import { sleep } from '../shared/clock.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { Origin } from '../shared/messages.js';
-import { isFencedError } from '../shared/kafka/index.js';
+import { isFencedError, TransactionInDoubtError } from '../shared/kafka/index.js';
 import type { KafkaClient, OutRecord, TaskProducer } from '../shared/kafka/index.js';
 import type { Fire } from './fire-loop.js';
 import { FireEncoder } from './task-records.js';
@@ -24,6 +24,16 @@ export interface PartitionOwnerOptions {
   onPublishError?(partition: number): void;
   /** The producer was fenced by a newer owner: stop firing this partition's entries. */
   onFenced(partition: number): void;
+  /**
+   * Whether this instance still owns the partition as a member in good standing of its group: only then may it
+   * fence again to settle a transaction in doubt (a member out of its group would fence the rightful owner).
+   */
+  mayRefence(): boolean;
+  /**
+   * Reads the partition's state records to the end (read_committed) and answers, per entry, the last instant
+   * committed: what a transaction in doubt committed after all is not published again.
+   */
+  readCommitted(): Promise<(entryId: string) => number | undefined>;
 }
 
 /** A fire, or a state record written on its own (pause, resume), in the order they were queued. */
@@ -50,6 +60,8 @@ export class PartitionOwner {
   private waiters: Waiter[] = [];
   private pumping: Promise<void> | undefined;
   private failures = 0;
+  /** The queued items (from the front) of a transaction whose commit outcome is unknown; 0 when none. */
+  private inDoubtItems = 0;
   state: OwnerState = 'starting';
   private readonly stopSignal = new AbortController();
   private readonly encoder: FireEncoder;
@@ -124,7 +136,13 @@ export class PartitionOwner {
   }
 
   private kick(): void {
-    if (!this.pumping) this.pumping = this.pump().finally(() => (this.pumping = undefined));
+    if (this.pumping) return;
+    this.pumping = this.pump().finally(() => {
+      this.pumping = undefined;
+      // Items pushed after the pump's last look at the queue but before this ran found it still pumping: without
+      // this they waited for the next push (or were left behind by a stop).
+      if (this.state === 'active' && this.queue.length > 0) this.kick();
+    });
   }
 
   private async pump(): Promise<void> {
@@ -137,6 +155,10 @@ export class PartitionOwner {
         else states.push(item.state);
       }
       try {
+        if (this.producer.needsReset) {
+          await this.settleInDoubt();
+          continue;
+        }
         const firedAt = this.o.clock.now();
         await this.producer.sendInTransaction([...this.encoder.records(fires, firedAt), ...states]);
         this.queue = this.queue.slice(batch.length);
@@ -148,6 +170,9 @@ export class PartitionOwner {
           });
         this.failures = 0;
       } catch (err) {
+        // Which items the transaction in doubt carried: the state tells whether they committed (settleInDoubt).
+        if (err instanceof TransactionInDoubtError)
+          this.inDoubtItems = err.mayHaveCommitted ? batch.length : 0;
         if (isFencedError(err)) {
           this.state = 'fenced';
           this.o.logger.warn(
@@ -174,6 +199,34 @@ export class PartitionOwner {
         }
       }
     }
+  }
+
+  /**
+   * A transaction kafkajs could not end (a broker away during its commit): fence again with a fresh producer, which
+   * makes the coordinator commit or abort it, then learn from the state which: if its fires' state records are
+   * there, it committed and its items leave the queue; else they go out again. Without this the producer refused
+   * every later transaction and the partition's entries never fired again while the process stayed up.
+   */
+  private async settleInDoubt(): Promise<void> {
+    if (!this.o.mayRefence())
+      throw new Error('not a member in good standing of the scheduler group: waiting before fencing again');
+    await this.producer.reset();
+    const batch = this.queue.slice(0, this.inDoubtItems);
+    this.inDoubtItems = 0;
+    const fires = batch.flatMap((i) => ('fire' in i && !i.fire.manual ? [i.fire] : []));
+    let committed = false;
+    if (fires.length > 0) {
+      const lastCommitted = await this.o.readCommitted();
+      committed = fires.some((f) => f.scheduledFor <= (lastCommitted(f.entry.id) ?? -Infinity));
+    }
+    if (committed) {
+      this.queue = this.queue.slice(batch.length);
+      this.settleWaiters();
+    }
+    this.o.logger.warn(
+      `state partition ${this.o.partition}: a transaction in doubt was ${committed ? 'committed' : 'not committed'} ` +
+        `(${batch.length} queued items); ${this.queue.length} go out now`,
+    );
   }
 
   private settleWaiters(): void {

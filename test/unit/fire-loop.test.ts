@@ -1,26 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { FireLoop } from '../../src/scheduler/fire-loop.js';
 import type { Fire } from '../../src/scheduler/fire-loop.js';
-import type { ScheduleEntry } from '../../src/shared/config/schema.js';
 import { silentLogger } from '../../src/shared/logger.js';
+import { cronEntry } from './helpers/entries.js';
 import { FakeClock } from './helpers/fake-clock.js';
 
 const T0 = Date.parse('2026-11-22T10:00:00.000Z');
 
-function entry(id: string, cron: string, extra: Partial<ScheduleEntry> = {}): ScheduleEntry {
-  return {
-    id,
-    spec: { kind: 'cron', cron },
-    topic: 't',
-    timeZone: 'UTC',
-    enabled: true,
-    misfire: 'fire-once',
-    misfireWindowSeconds: 3600,
-    processor: 'NoopProcessor',
-    index: 0,
-    ...extra,
-  };
-}
+const entry = cronEntry;
 
 function setup(startMs = T0 + 300) {
   const clock = new FakeClock(startMs);

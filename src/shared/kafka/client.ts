@@ -1,6 +1,7 @@
 import { Kafka, Partitioners, CompressionTypes } from 'kafkajs';
 import type { Producer, Message } from 'kafkajs';
 import { hostname } from 'node:os';
+import { AppError, errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { kafkaLogCreator } from './log-bridge.js';
 import { followTopic } from './follow.js';
@@ -44,19 +45,20 @@ export class KafkaClient {
 
   /** `retries`: how often a failed send is retried before it fails (@default 10, about 5 s when Kafka is down). */
   producer(options: { idempotent?: boolean; transactionalId?: string; retries?: number } = {}): TaskProducer {
-    const producer = this.kafka.producer({
-      // The Java client's murmur2 partitioner: keys land on the same partition as any Java/Go producer.
-      createPartitioner: Partitioners.DefaultPartitioner,
-      idempotent: options.idempotent ?? true,
-      maxInFlightRequests: options.idempotent === false ? undefined : 5,
-      ...(options.transactionalId ? { transactionalId: options.transactionalId } : {}),
-      // Transactions need a short backoff: the broker completes a commit asynchronously, so the next transaction's
-      // first send gets CONCURRENT_TRANSACTIONS and is retried. Measured with kafkajs 2.2.4: 30 back-to-back
-      // transactions took 3.3-6.7 s with its default 300 ms first retry, about 1 s with 10 ms (the Java client
-      // special-cases this error with 20 ms).
-      retry: { initialRetryTime: 10, retries: options.retries ?? 10, maxRetryTime: 1000 },
-    });
-    return new TaskProducer(producer);
+    const make = () =>
+      this.kafka.producer({
+        // The Java client's murmur2 partitioner: keys land on the same partition as any Java/Go producer.
+        createPartitioner: Partitioners.DefaultPartitioner,
+        idempotent: options.idempotent ?? true,
+        maxInFlightRequests: options.idempotent === false ? undefined : 5,
+        ...(options.transactionalId ? { transactionalId: options.transactionalId } : {}),
+        // Transactions need a short backoff: the broker completes a commit asynchronously, so the next transaction's
+        // first send gets CONCURRENT_TRANSACTIONS and is retried. Measured with kafkajs 2.2.4: 30 back-to-back
+        // transactions took 3.3-6.7 s with its default 300 ms first retry, about 1 s with 10 ms (the Java client
+        // special-cases this error with 20 ms).
+        retry: { initialRetryTime: 10, retries: options.retries ?? 10, maxRetryTime: 1000 },
+      });
+    return new TaskProducer(make);
   }
 
   consumer(options: ConsumerOptions): GroupConsumer {
@@ -152,9 +154,55 @@ export function isFencedError(err: unknown): boolean {
   return e.cause !== undefined && e.cause !== err && isFencedError(e.cause);
 }
 
+/**
+ * A transaction kafkajs could not end: its commit (outcome unknown: the coordinator may have it) or its abort failed,
+ * and kafkajs 2.2.4 then stays in COMMITTING or ABORTING for good, refusing every later transaction. The producer
+ * must be `reset()` (a fresh one with the same transactional id, whose InitProducerId makes the coordinator finish
+ * that transaction one way or the other) before it is used again.
+ */
+export class TransactionInDoubtError extends AppError {
+  constructor(
+    /** True when the commit was sent: its records may be committed. False: they were not (the abort failed). */
+    readonly mayHaveCommitted: boolean,
+    cause: unknown,
+  ) {
+    super(
+      'KAFKA',
+      `${mayHaveCommitted ? 'commit' : 'abort'} of a transaction failed (${errorMessage(cause)}): ` +
+        `${mayHaveCommitted ? 'its outcome is unknown' : 'it was not committed'} until the producer is reset`,
+      { retriable: true, cause },
+    );
+  }
+}
+
 /** A producer that sends records to several topics in one request per broker. */
 export class TaskProducer {
-  constructor(private readonly producer: Producer) {}
+  private producer: Producer;
+  /** Set by a transaction kafkajs could not end; cleared by `reset()`. */
+  private inDoubt: TransactionInDoubtError | undefined;
+
+  /** `make` builds the kafkajs producer; `reset()` builds a fresh one. */
+  constructor(private readonly make: () => Producer) {
+    this.producer = make();
+  }
+
+  /** Whether a transaction could not be ended: `reset()` is needed before the next one. */
+  get needsReset(): boolean {
+    return this.inDoubt !== undefined;
+  }
+
+  /**
+   * Replaces a producer left in doubt by a fresh one with the same transactional id and fences with it: the
+   * coordinator then completes or aborts the transaction in doubt before it answers. Only its owner may call this:
+   * it fences every other producer of the id too.
+   */
+  async reset(): Promise<void> {
+    await this.producer.disconnect().catch(() => undefined);
+    this.producer = this.make();
+    await this.producer.connect();
+    await this.fence();
+    this.inDoubt = undefined;
+  }
 
   connect(): Promise<void> {
     return this.producer.connect();
@@ -196,13 +244,23 @@ export class TaskProducer {
 
   /** Sends all records in one transaction (needs a transactionalId): read_committed readers see all or none. */
   async sendInTransaction(records: readonly OutRecord[]): Promise<void> {
+    if (this.inDoubt) throw this.inDoubt;
     const tx = await this.producer.transaction();
     try {
       await tx.sendBatch({ acks: -1, topicMessages: byTopic(records) });
+    } catch (err) {
+      try {
+        await tx.abort();
+      } catch (abortErr) {
+        this.inDoubt = isFencedError(abortErr) ? undefined : new TransactionInDoubtError(false, abortErr);
+      }
+      throw this.inDoubt ?? err;
+    }
+    try {
       await tx.commit();
     } catch (err) {
-      await tx.abort().catch(() => undefined);
-      throw err;
+      if (!isFencedError(err)) this.inDoubt = new TransactionInDoubtError(true, err);
+      throw this.inDoubt ?? err;
     }
   }
 }

@@ -1,4 +1,4 @@
-export { KafkaClient, TaskProducer, isFencedError } from './client.js';
+export { KafkaClient, TaskProducer, TransactionInDoubtError, isFencedError } from './client.js';
 export { GroupConsumer } from './group-consumer.js';
 export type { KafkaOptions, ConsumerOptions } from './client.js';
 export type { RunOptions } from './group-consumer.js';

@@ -1,0 +1,138 @@
+import { describe, expect, it } from 'vitest';
+import type { Producer } from 'kafkajs';
+import { systemClock } from '../../src/shared/clock.js';
+import { TaskProducer, TransactionInDoubtError } from '../../src/shared/kafka/index.js';
+import type { KafkaClient } from '../../src/shared/kafka/index.js';
+import { silentLogger } from '../../src/shared/logger.js';
+import { decodeTaskMessage, SCHEDULER_STATE_TOPIC } from '../../src/shared/messages.js';
+import { PartitionOwner } from '../../src/scheduler/partition-owner.js';
+import { parseState } from '../../src/scheduler/state.js';
+import { cronEntry } from './helpers/entries.js';
+
+type Msg = { topic: string; key: string | null; value: string | Buffer | null };
+
+/**
+ * The transaction coordinator of one transactional id, as far as these tests need it. `failNextCommit` makes the
+ * next EndTxn(commit) fail on the client's side: 'lost' before the coordinator got it (the transaction is aborted
+ * when the id is initialised again), 'after' once it had it (it completes the commit then).
+ */
+class Coordinator {
+  committed: Msg[] = [];
+  failNextCommit: 'lost' | 'after' | undefined;
+  private inDoubt: { records: Msg[]; commits: boolean } | undefined;
+
+  /** InitProducerId: settles a transaction left in doubt by an earlier producer of the id. */
+  initProducerId(): void {
+    if (this.inDoubt?.commits) this.committed.push(...this.inDoubt.records);
+    this.inDoubt = undefined;
+  }
+
+  endTxn(records: Msg[]): void {
+    const mode = this.failNextCommit;
+    this.failNextCommit = undefined;
+    if (mode) {
+      this.inDoubt = { records, commits: mode === 'after' };
+      throw new Error('Connection error: connect ECONNREFUSED 127.0.0.1:9092');
+    }
+    this.committed.push(...records);
+  }
+}
+
+/** kafkajs 2.2.4's transactional producer where it matters: a failed EndTxn leaves it in COMMITTING for good. */
+class FakeKafkajsProducer {
+  private state: 'UNINITIALIZED' | 'READY' | 'TRANSACTING' | 'COMMITTING' = 'UNINITIALIZED';
+  private records: Msg[] = [];
+
+  constructor(private readonly coordinator: Coordinator) {}
+
+  async connect(): Promise<void> {}
+  async disconnect(): Promise<void> {}
+
+  async transaction() {
+    if (this.state === 'UNINITIALIZED') {
+      this.coordinator.initProducerId();
+      this.state = 'READY';
+    }
+    if (this.state !== 'READY')
+      throw new Error(`Transaction state exception: Invalid transition attempt from state ${this.state}`);
+    this.state = 'TRANSACTING';
+    this.records = [];
+    return {
+      sendBatch: async ({ topicMessages }: { topicMessages: Array<{ topic: string; messages: Msg[] }> }) => {
+        for (const t of topicMessages)
+          for (const m of t.messages) this.records.push({ ...m, topic: t.topic });
+      },
+      commit: async () => {
+        if (this.state !== 'TRANSACTING') throw new Error(`cannot commit in state ${this.state}`);
+        this.state = 'COMMITTING';
+        this.coordinator.endTxn(this.records);
+        this.state = 'READY';
+      },
+      abort: async () => {
+        if (this.state !== 'TRANSACTING') throw new Error(`cannot abort in state ${this.state}`);
+        this.state = 'READY';
+      },
+    };
+  }
+}
+
+const producerOf = (c: Coordinator) =>
+  new TaskProducer(() => new FakeKafkajsProducer(c) as unknown as Producer);
+const record = (key: string): Msg & { topic: string } => ({ topic: 't', key, value: key });
+const text = (v: unknown): string => (Buffer.isBuffer(v) ? v.toString('utf8') : String(v));
+
+describe('a transactional producer whose commit failed with the broker away', () => {
+  it('should say the outcome is unknown, refuse more until reset, and work again after a reset', async () => {
+    const c = new Coordinator();
+    const p = producerOf(c);
+    await p.connect();
+    c.failNextCommit = 'after';
+    const err = await p.sendInTransaction([record('a')]).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TransactionInDoubtError);
+    expect((err as TransactionInDoubtError).mayHaveCommitted).toBe(true);
+    await expect(p.sendInTransaction([record('b')])).rejects.toBeInstanceOf(TransactionInDoubtError);
+    await p.reset();
+    await p.sendInTransaction([record('b')]);
+    expect(c.committed.map((m) => m.key)).toEqual(['a', 'b']);
+  });
+});
+
+describe('a partition owner whose transaction ended in doubt', () => {
+  const entry = cronEntry('e1', '* * * * * *', { topic: 'tasks' });
+  const t0 = Date.parse('2026-12-06T10:00:00Z');
+
+  for (const mode of ['after', 'lost'] as const) {
+    it(`should publish every fire exactly once when the commit was ${mode === 'after' ? 'applied' : 'lost'}`, async () => {
+      const c = new Coordinator();
+      const owner = new PartitionOwner({
+        kafka: { producer: () => producerOf(c) } as unknown as KafkaClient,
+        group: 'g',
+        partition: 0,
+        clock: systemClock,
+        logger: silentLogger,
+        scheduler: { host: 'h', pid: 1, group: 'g' },
+        onFenced: () => undefined,
+        mayRefence: () => true,
+        readCommitted: async () => {
+          const last = new Map<string, number>();
+          for (const m of c.committed.filter((x) => x.topic === SCHEDULER_STATE_TOPIC)) {
+            const s = parseState(Buffer.from(text(m.value)));
+            if (s) last.set(text(m.key).replace(/^g\//, ''), s.lastFiredMs);
+          }
+          return (id) => last.get(id);
+        },
+      });
+      await owner.fence();
+      owner.activate();
+      c.failNextCommit = mode;
+      await owner.publish([{ entry, scheduledFor: t0 }]);
+      await owner.publish([{ entry, scheduledFor: t0 + 1000 }]);
+      await owner.stop({ deadlineMs: 1000 });
+
+      const taskIds = c.committed
+        .filter((m) => m.topic === 'tasks')
+        .map((m) => decodeTaskMessage(Buffer.from(text(m.value)))?.taskId);
+      expect(taskIds).toEqual(['e1@2026-12-06T10:00:00.000Z', 'e1@2026-12-06T10:00:01.000Z']);
+    });
+  }
+});
