@@ -71,10 +71,19 @@ describe('the pipeline: taskscheduler → Kafka → taskconsumer group', () => {
       const tasks = reader.values<TaskMessage>(topic);
       const ids = tasks.map((t) => t.taskId);
       expect(new Set(ids).size).toBe(ids.length);
-      // Four entries, every second: each fired second has all four.
+      // Four entries, every second: each second has all four, from the first second every entry had started on.
+      // (Entries are armed as their state partitions are taken over at start-up, a few ms apart: one never fired
+      // before starts from then, so the first second may hold only some of them; seen once in CI.)
+      const starts = [...new Set(tasks.map((t) => t.scheduleId))].map((id) =>
+        Math.min(...tasks.filter((t) => t.scheduleId === id).map((t) => Date.parse(t.scheduledFor))),
+      );
+      expect(starts).toHaveLength(4);
       const bySecond = new Map<string, number>();
-      for (const t of tasks) bySecond.set(t.scheduledFor, (bySecond.get(t.scheduledFor) ?? 0) + 1);
-      expect([...bySecond.values()].every((n) => n === 4)).toBe(true);
+      for (const t of tasks)
+        if (Date.parse(t.scheduledFor) >= Math.max(...starts))
+          bySecond.set(t.scheduledFor, (bySecond.get(t.scheduledFor) ?? 0) + 1);
+      expect([...bySecond].filter(([, n]) => n !== 4)).toEqual([]);
+      expect(bySecond.size).toBeGreaterThanOrEqual(5);
       for (const t of tasks) {
         expect(Date.parse(t.firedAt)).toBeGreaterThanOrEqual(Date.parse(t.scheduledFor));
         expect(t.taskId).toBe(`${t.scheduleId}@${t.scheduledFor}`);
