@@ -47,18 +47,8 @@ Exit codes: 0 no check failed, 1 a check failed or the run hit an error (or the 
 EOF
 }
 
-warn() { printf '%s: %s\n' "$PROG" "$*" >&2; }
-die() {
-  local code=$1
-  shift
-  warn "$*"
-  exit "$code"
-}
-now_us() { printf '%s' "${EPOCHREALTIME//[!0-9]/}"; }
-elapsed_s() {
-  local tenths=$((($(now_us) - $1) / 100000))
-  printf '%d.%d' $((tenths / 10)) $((tenths % 10))
-}
+# shellcheck source=scripts/lib/kafka-tools.sh
+source "$ROOT/scripts/lib/kafka-tools.sh" # warn, die, now_us, elapsed_s
 
 check_settings() {
   [[ "$MAX_EXAMPLES" =~ ^[1-9][0-9]*$ ]] || die 2 "ST_MAX_EXAMPLES must be a positive number, got '$MAX_EXAMPLES'"
