@@ -7,16 +7,17 @@ import { parseDuration } from '../shared/duration.js';
 import { exitAfterFlush } from '../shared/lifecycle.js';
 import {
   brokersOption,
+  kafkaConfigOption,
   logFormatOption,
   logLevelOption,
   loggerFromOptions,
   metricsHostOption,
   metricsPortOption,
   normalizeGoFlags,
-  parseBrokers,
   portNumber,
   positiveInt,
 } from '../shared/cli-common.js';
+import type { KafkaCliOptions } from '../shared/cli-common.js';
 import { taskTopicProblem } from '../shared/config/topic-name.js';
 import { isValidTimeZone } from '../shared/cron.js';
 import { DEFAULT_API_GROUP } from '../shared/tasks/definition.js';
@@ -28,8 +29,7 @@ import { serve } from './serve.js';
 import type { ServeOptions } from './serve.js';
 import { formatUsers, readPassword, withUsers } from './users-command.js';
 
-type RunOpts = Omit<ServeOptions, 'brokers' | 'jwtPreviousKeyFile'> & {
-  brokers: string;
+type RunOpts = Omit<ServeOptions, 'jwtPreviousKeyFile'> & {
   jwtPreviousKeyFile?: string[];
   logLevel: string;
   logFormat: string;
@@ -41,10 +41,7 @@ async function run(opts: RunOpts): Promise<void> {
   if (topicProblem) throw new AppError('USAGE', `--topic ${JSON.stringify(opts.topic)}: ${topicProblem}`);
   if (!isValidTimeZone(opts.timeZone))
     throw new AppError('USAGE', `--time-zone ${JSON.stringify(opts.timeZone)} is not an IANA time zone`);
-  await serve(
-    { ...opts, brokers: parseBrokers(opts.brokers), jwtPreviousKeyFile: opts.jwtPreviousKeyFile ?? [] },
-    logger,
-  );
+  await serve({ ...opts, jwtPreviousKeyFile: opts.jwtPreviousKeyFile ?? [] }, logger);
 }
 
 function durationArg(name: string): (v: string) => number {
@@ -83,6 +80,7 @@ program
   .command('run', { isDefault: true })
   .description('serve the HTTP API (the default command)')
   .addOption(brokersOption())
+  .addOption(kafkaConfigOption())
   .addOption(
     new Option('-p, --port <port>', 'HTTP port').env('PORT').argParser(portNumber('--port')).default(8080),
   )
@@ -162,9 +160,10 @@ users
     new Option('-r, --role <role>', 'viewer, operator or admin').argParser(roleArg).default('viewer'),
   )
   .addOption(brokersOption())
-  .action(async (name: string, opts: { role: Role; brokers: string }) => {
+  .addOption(kafkaConfigOption())
+  .action(async (name: string, opts: KafkaCliOptions & { role: Role }) => {
     const password = await readPassword();
-    await withUsers(parseBrokers(opts.brokers), (u, by) => u.addUser(name, password, opts.role, by));
+    await withUsers(opts, (u, by) => u.addUser(name, password, opts.role, by));
     process.stdout.write(`added ${name} (${opts.role})\n`);
   });
 
@@ -172,9 +171,10 @@ users
   .command('list')
   .description('users and their roles')
   .addOption(brokersOption())
+  .addOption(kafkaConfigOption())
   .option('--json', 'print JSON')
-  .action(async (opts: { brokers: string; json?: boolean }) => {
-    const out = await withUsers(parseBrokers(opts.brokers), async (u) =>
+  .action(async (opts: KafkaCliOptions & { json?: boolean }) => {
+    const out = await withUsers(opts, async (u) =>
       opts.json
         ? JSON.stringify(
             u.view.allUsers().map(({ passwordHash: _hidden, ...rest }) => rest),
@@ -190,9 +190,10 @@ users
   .command('set-role <name> <role>')
   .description('change a user’s role (applies to their tokens at once)')
   .addOption(brokersOption())
-  .action(async (name: string, role: string, opts: { brokers: string }) => {
+  .addOption(kafkaConfigOption())
+  .action(async (name: string, role: string, opts: KafkaCliOptions) => {
     const r = roleArg(role);
-    await withUsers(parseBrokers(opts.brokers), (u, by) => u.changeUser(name, { role: r }, by));
+    await withUsers(opts, (u, by) => u.changeUser(name, { role: r }, by));
     process.stdout.write(`${name} is now ${r}\n`);
   });
 
@@ -200,8 +201,9 @@ users
   .command('remove <name>')
   .description('remove a user and revoke their API tokens')
   .addOption(brokersOption())
-  .action(async (name: string, opts: { brokers: string }) => {
-    await withUsers(parseBrokers(opts.brokers), (u, by) => u.removeUser(name, by));
+  .addOption(kafkaConfigOption())
+  .action(async (name: string, opts: KafkaCliOptions) => {
+    await withUsers(opts, (u, by) => u.removeUser(name, by));
     process.stdout.write(`removed ${name}\n`);
   });
 

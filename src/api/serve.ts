@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { systemClock } from '../shared/clock.js';
 import { AppError, errorMessage } from '../shared/errors.js';
-import { KafkaClient } from '../shared/kafka/index.js';
+import { connectKafka } from '../shared/cli-common.js';
+import type { KafkaCliOptions } from '../shared/cli-common.js';
 import { installShutdown } from '../shared/lifecycle.js';
 import type { Logger } from '../shared/logger.js';
 import { processRegistry } from '../shared/ops/registry.js';
@@ -18,8 +19,7 @@ import { buildServer } from './server.js';
 import { TaskService } from './task-service.js';
 import { TaskStore } from './task-store.js';
 
-export interface ServeOptions {
-  brokers: string[];
+export interface ServeOptions extends KafkaCliOptions {
   port: number;
   host: string;
   group: string;
@@ -83,7 +83,7 @@ async function ensureFirstAdmin(users: UserStore, logger: Logger): Promise<void>
 
 /** `taskapi` (run): the HTTP server over Kafka. */
 export async function serve(o: ServeOptions, logger: Logger): Promise<void> {
-  const kafka = new KafkaClient({ brokers: o.brokers, logger, clientId: `taskapi-${process.pid}` });
+  const kafka = await connectKafka(o, logger, `taskapi-${process.pid}`);
   const store = new KafkaStore({ kafka, logger, clock: systemClock });
   let tasks = new TaskStore({ store, logger, clock: systemClock, historyMs: o.history });
   let users = new UserStore(store, systemClock, logger);

@@ -1,7 +1,8 @@
 import { silentLogger } from '../shared/logger.js';
 import { systemClock } from '../shared/clock.js';
 import { AppError } from '../shared/errors.js';
-import { KafkaClient } from '../shared/kafka/index.js';
+import { connectKafka, stderrWarnings } from '../shared/cli-common.js';
+import type { KafkaCliOptions } from '../shared/cli-common.js';
 import { textTable } from '../shared/text-table.js';
 import { actor } from '../scheduler/commands.js';
 import { UserStore } from './auth/user-store.js';
@@ -10,10 +11,10 @@ import { ApiError } from './problem.js';
 
 /** Runs one user operation straight against `taskmanager.users` (operators at the shell; no HTTP, no token). */
 export async function withUsers<T>(
-  brokers: string[],
+  target: KafkaCliOptions,
   run: (users: UserStore, by: string) => Promise<T>,
 ): Promise<T> {
-  const kafka = new KafkaClient({ brokers, logger: silentLogger, clientId: `taskapi-users-${process.pid}` });
+  const kafka = await connectKafka(target, stderrWarnings, `taskapi-users-${process.pid}`);
   const store = new KafkaStore({ kafka, logger: silentLogger, clock: systemClock });
   const users = new UserStore(store, systemClock, silentLogger);
   try {

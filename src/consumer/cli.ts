@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 import { Command, CommanderError, Option } from 'commander';
 import { systemClock } from '../shared/clock.js';
-import { KafkaClient } from '../shared/kafka/index.js';
+import type { KafkaClient } from '../shared/kafka/index.js';
 import { exitAfterFlush, installShutdown } from '../shared/lifecycle.js';
 import {
   brokersOption,
+  kafkaConfigOption,
   logFormatOption,
   logLevelOption,
   loggerFromOptions,
@@ -12,9 +13,10 @@ import {
   metricsPortOption,
   commaList,
   normalizeGoFlags,
-  parseBrokers,
+  connectKafka,
   positiveInt,
 } from '../shared/cli-common.js';
+import type { KafkaCliOptions } from '../shared/cli-common.js';
 import { topicNameProblem } from '../shared/config/topic-name.js';
 import { processRegistry } from '../shared/ops/registry.js';
 import { startOpsServer } from '../shared/ops/server.js';
@@ -27,7 +29,8 @@ import { formatDlq, listDlq, replayDlq } from './dlq-commands.js';
 import { consumerGroupStatus } from './status-command.js';
 
 interface RunOpts extends WorkProcessorOptions {
-  brokers: string;
+  brokers?: string;
+  kafkaConfig?: string;
   topic: string[];
   group: string;
   concurrency: number;
@@ -66,11 +69,7 @@ async function run(opts: RunOpts): Promise<void> {
     const added = await registry.loadModule(m);
     logger.info(`loaded processors from ${m}: ${added.join(', ')}`);
   }
-  const kafka = new KafkaClient({
-    brokers: parseBrokers(opts.brokers),
-    logger,
-    clientId: `taskconsumer-${process.pid}`,
-  });
+  const kafka = await connectKafka(opts, logger, `taskconsumer-${process.pid}`);
   const metrics = opts.metricsPort === undefined ? undefined : processRegistry('taskconsumer');
   const consumer = new TaskConsumer({
     ...(metrics ? { metricsRegistry: metrics } : {}),
@@ -115,6 +114,7 @@ const program = new Command()
   .exitOverride()
   .enablePositionalOptions()
   .addOption(brokersOption())
+  .addOption(kafkaConfigOption())
   .addOption(
     new Option('-t, --topic <topic>', 'task topic to consume (repeatable; default taskTopic)')
       .argParser(commaList)
@@ -171,17 +171,14 @@ const program = new Command()
 for (const o of workProcessorCliOptions()) program.addOption(o);
 program.action(async (opts: RunOpts) => run({ ...opts, topic: opts.topic ?? [] }));
 
-function kafkaFor(opts: { brokers: string; logLevel: string; logFormat: string }): KafkaClient {
+function kafkaFor(opts: KafkaCliOptions & { logLevel: string; logFormat: string }): Promise<KafkaClient> {
   const logger = loggerFromOptions(opts, { component: 'taskconsumer' });
-  return new KafkaClient({
-    brokers: parseBrokers(opts.brokers),
-    logger,
-    clientId: `taskconsumer-dlq-${process.pid}`,
-  });
+  return connectKafka(opts, logger, `taskconsumer-dlq-${process.pid}`);
 }
 
 interface DlqOpts {
-  brokers: string;
+  brokers?: string;
+  kafkaConfig?: string;
   topic: string;
   all?: boolean;
   logLevel: string;
@@ -195,13 +192,14 @@ dlq
   .command('list')
   .description('the tasks in the DLQ, with reason, attempts and origin (replayed ones with --all)')
   .addOption(brokersOption())
+  .addOption(kafkaConfigOption())
   .requiredOption('-t, --topic <topic>', 'task topic whose DLQ to read')
   .option('--all', 'also show tasks already replayed')
   .option('--json', 'one JSON object per line')
   .addOption(logLevelOption().default('warn'))
   .addOption(logFormatOption())
   .action(async (opts: DlqOpts & { json?: boolean }) => {
-    const entries = await listDlq(kafkaFor(opts), opts.topic);
+    const entries = await listDlq(await kafkaFor(opts), opts.topic);
     if (opts.json) {
       for (const e of entries.filter((x) => opts.all || !x.replayedBy)) {
         const { record: _record, ...rest } = e;
@@ -213,6 +211,7 @@ dlq
   .command('replay')
   .description('re-publish DLQ tasks to their original topic (recorded as REPLAYED events and DLQ markers)')
   .addOption(brokersOption())
+  .addOption(kafkaConfigOption())
   .requiredOption('-t, --topic <topic>', 'task topic whose DLQ to replay')
   .option('--task-id <id>', 'the task with this taskId')
   .option('--offset <partition@offset>', 'the DLQ record at this position (for records without a taskId)')
@@ -228,7 +227,7 @@ dlq
       : opts.taskId
         ? { taskId: opts.taskId }
         : { position: opts.offset ?? '' };
-    const replayed = await replayDlq(kafkaFor(opts), opts.topic, selector);
+    const replayed = await replayDlq(await kafkaFor(opts), opts.topic, selector);
     for (const e of replayed) {
       process.stdout.write(`replayed ${e.taskId ?? `${e.partition}@${e.offset}`} -> ${e.originalTopic}\n`);
     }
@@ -240,6 +239,7 @@ program
   .command('status')
   .description("the group's members, their partitions, and the lag of each partition")
   .addOption(brokersOption())
+  .addOption(kafkaConfigOption())
   .addOption(
     new Option('-g, --group <id>', 'consumer group').env('TASKCONSUMER_GROUP').default('taskConsumer'),
   )
@@ -253,7 +253,7 @@ program
   .addOption(logFormatOption())
   .action(async (opts: DlqOpts & { group: string; topic?: string | string[]; json?: boolean }) => {
     const topics = Array.isArray(opts.topic) ? opts.topic : ['taskTopic'];
-    const { status, lines } = await consumerGroupStatus(kafkaFor(opts), opts.group, topics);
+    const { status, lines } = await consumerGroupStatus(await kafkaFor(opts), opts.group, topics);
     process.stdout.write(
       opts.json
         ? `${JSON.stringify(status, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`

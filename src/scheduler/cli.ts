@@ -5,23 +5,24 @@ import { loadScheduleFile } from '../shared/config/load.js';
 import { ConfigError, errorMessage, formatProblem } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { systemClock } from '../shared/clock.js';
-import { KafkaClient } from '../shared/kafka/index.js';
+import type { KafkaClient } from '../shared/kafka/index.js';
 import { exitAfterFlush, installShutdown } from '../shared/lifecycle.js';
 import {
   brokersOption,
+  kafkaConfigOption,
   logFormatOption,
   logLevelOption,
   loggerFromOptions,
   metricsHostOption,
   metricsPortOption,
   normalizeGoFlags,
-  parseBrokers,
+  connectKafka,
+  stderrWarnings,
   positiveInt,
 } from '../shared/cli-common.js';
 import { startOpsServer } from '../shared/ops/server.js';
 import type { OpsServer } from '../shared/ops/server.js';
 import { processRegistry } from '../shared/ops/registry.js';
-import { silentLogger } from '../shared/logger.js';
 import { CommandListener } from './commands.js';
 import { runEntryCommand, runStatus } from './control-commands.js';
 import type { ControlOutput } from './control-commands.js';
@@ -77,7 +78,8 @@ async function startWithRetry(scheduler: { start(): Promise<void> }, logger: Log
 }
 
 interface RunOpts {
-  brokers: string;
+  brokers?: string;
+  kafkaConfig?: string;
   schedule: string;
   group?: string;
   logLevel: string;
@@ -117,8 +119,7 @@ async function run(opts: RunOpts): Promise<void> {
   const group = opts.group ?? (noFile ? DEFAULT_API_GROUP : defaultGroup(opts.schedule));
   const sources = new EntrySources(logger);
   sources.file = entries;
-  const brokers = parseBrokers(opts.brokers);
-  const kafka = new KafkaClient({ brokers, logger, clientId: `taskscheduler-${process.pid}` });
+  const kafka = await connectKafka(opts, logger, `taskscheduler-${process.pid}`);
   const registry = opts.metricsPort === undefined ? undefined : processRegistry('taskscheduler');
   const scheduler = new GroupScheduler({
     kafka,
@@ -165,7 +166,7 @@ async function run(opts: RunOpts): Promise<void> {
   });
   logger.info(
     `${noFile ? 'no schedule file' : `loaded ${opts.schedule}: ${entries.length} entries`}; ` +
-      `brokers ${brokers.join(',')}; group ${group}`,
+      `Kafka ${kafka.describe()}; group ${group}`,
   );
   // The group's tasks created over HTTP join the file's entries before the first takeover.
   await startWithRetry(
@@ -183,7 +184,8 @@ async function run(opts: RunOpts): Promise<void> {
 }
 
 interface ControlOpts {
-  brokers: string;
+  brokers?: string;
+  kafkaConfig?: string;
   schedule: string;
   group?: string;
   timeoutMs: number;
@@ -195,11 +197,7 @@ async function control(
   run: (kafka: KafkaClient, group: string) => Promise<ControlOutput>,
   json = false,
 ): Promise<void> {
-  const kafka = new KafkaClient({
-    brokers: parseBrokers(opts.brokers),
-    logger: silentLogger,
-    clientId: `taskscheduler-cli-${process.pid}`,
-  });
+  const kafka = await connectKafka(opts, stderrWarnings, `taskscheduler-cli-${process.pid}`);
   const out = await run(kafka, opts.group ?? defaultGroup(opts.schedule));
   process.stdout.write(
     json && out.json !== undefined ? `${JSON.stringify(out.json, null, 2)}\n` : `${out.lines.join('\n')}\n`,
@@ -212,6 +210,7 @@ function controlCommand(name: string, description: string): Command {
     .command(name)
     .description(description)
     .addOption(brokersOption())
+    .addOption(kafkaConfigOption())
     .addOption(
       scheduleOption().default(DEFAULT_SCHEDULE, 'config/taskscheduler.json; names the default group'),
     )
@@ -237,6 +236,7 @@ program
   .command('run', { isDefault: true })
   .description('fire the schedule into Kafka until SIGINT/SIGTERM')
   .addOption(brokersOption())
+  .addOption(kafkaConfigOption())
   .addOption(scheduleOption())
   .addOption(
     new Option('-g, --group <name>', 'scheduler group (default taskscheduler-<schedule basename>)').env(

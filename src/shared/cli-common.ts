@@ -1,9 +1,14 @@
 import { InvalidArgumentError, Option } from 'commander';
 import { LOG_LEVEL_NAMES, parseLogLevel } from './logger.js';
+import { silentLogger } from './logger.js';
 import type { Logger, LogLevel } from './logger.js';
 import { createWinstonLogger } from './winston-logger.js';
 import type { LogFormat } from './winston-logger.js';
 import { AppError } from './errors.js';
+import { KafkaClient } from './kafka/client.js';
+import type { KafkaOptions } from './kafka/client.js';
+import { PLAINTEXT, readKafkaConfig } from './kafka/security.js';
+import type { KafkaConnection } from './kafka/security.js';
 
 /**
  * Rewrites the old Go tool's single-dash long flags (`-brokers=x`, `-schedule=y`, `-topic=t`, `-l=DEBUG`) into the
@@ -27,9 +32,47 @@ export function normalizeGoFlags(argv: readonly string[]): string[] {
 export const DEFAULT_BROKERS = '127.0.0.1:9092';
 
 export function brokersOption(): Option {
-  return new Option('-b, --brokers <list>', 'Kafka bootstrap brokers, comma-separated')
-    .env('KAFKA_BROKERS')
-    .default(DEFAULT_BROKERS);
+  return new Option(
+    '-b, --brokers <list>',
+    `Kafka bootstrap brokers, comma-separated (default ${DEFAULT_BROKERS}, or bootstrap.servers of --kafka-config)`,
+  ).env('KAFKA_BROKERS');
+}
+
+export function kafkaConfigOption(): Option {
+  return new Option(
+    '--kafka-config <file>',
+    'Kafka client properties (as Kafka tools take with --command-config): TLS, SASL, credentials',
+  ).env('KAFKA_CONFIG');
+}
+
+export interface KafkaCliOptions {
+  brokers?: string;
+  kafkaConfig?: string;
+}
+
+/** Brokers and TLS/SASL settings from `--brokers` and `--kafka-config` (USAGE errors: exit 2). */
+export function kafkaTarget(
+  opts: KafkaCliOptions,
+  warn: (message: string) => void = (m) => process.stderr.write(`warning: ${m}\n`),
+): { brokers: string[]; connection: KafkaConnection } {
+  const connection = opts.kafkaConfig ? readKafkaConfig(opts.kafkaConfig, { warn }) : PLAINTEXT;
+  const list = opts.brokers ?? connection.bootstrapServers?.join(',') ?? DEFAULT_BROKERS;
+  return { brokers: parseBrokers(list), connection };
+}
+
+/**
+ * A Kafka client for a program or subcommand, checked against the cluster first: a wrong password, an untrusted
+ * certificate or a protocol mismatch fails here with one line (exit 1) instead of retrying for ever.
+ */
+export async function connectKafka(
+  opts: KafkaCliOptions,
+  logger: Logger,
+  clientId: string,
+  extra: Omit<KafkaOptions, 'brokers' | 'connection' | 'logger' | 'clientId'> = {},
+): Promise<KafkaClient> {
+  const kafka = new KafkaClient({ ...kafkaTarget(opts, (m) => logger.warn(m)), logger, clientId, ...extra });
+  await kafka.preflight();
+  return kafka;
 }
 
 export function logLevelOption(): Option {
@@ -112,3 +155,10 @@ export function commaList(value: string, previous: string[] | undefined): string
       .filter(Boolean),
   ];
 }
+
+/** For one-shot subcommands: nothing but warnings, on stderr (e.g. a Kafka config file others can read). */
+export const stderrWarnings: Logger = {
+  ...silentLogger,
+  warn: (message) => process.stderr.write(`warning: ${message}\n`),
+  child: () => stderrWarnings,
+};

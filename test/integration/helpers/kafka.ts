@@ -101,10 +101,14 @@ export class TopicReader {
   private readonly position = new Map<string, number>();
   private consumer: Consumer | undefined;
 
-  constructor(private readonly topics: string[]) {}
+  /** `client`: the cluster to read (default the tests' broker). */
+  constructor(
+    private readonly topics: string[],
+    private readonly client: () => Kafka = kafka,
+  ) {}
 
   async start(): Promise<this> {
-    this.consumer = kafka().consumer({
+    this.consumer = this.client().consumer({
       groupId: uniqueName('reader'),
       maxWaitTimeInMs: 100,
       retry: { retries: 10, restartOnFailure: async () => true },
@@ -147,7 +151,7 @@ export class TopicReader {
 
   /** Waits until this reader has every record the topic holds now. */
   async caughtUp(topic: string, timeoutMs = 30_000): Promise<void> {
-    const admin = kafka().admin();
+    const admin = this.client().admin();
     await admin.connect();
     const ends = await admin.fetchTopicOffsets(topic).finally(() => admin.disconnect());
     const behind = () =>
