@@ -10,7 +10,7 @@
  * Only instants inside the window count towards missed; early fires and duplicates count over the whole run.
  *
  *   npm run bench:firing -- [--n 1000] [--window 60] [--spread minute|second] [--only ours] [--smoke]
- *   (env: BENCH_TOPIC, KAFKA_BROKERS, KAFKA_VERSION)
+ *   (env: BENCH_TOPIC, KAFKA_BROKERS, KAFKA_CONFIG, KAFKA_VERSION)
  */
 import { parseArgs } from 'node:util';
 import { Cron } from 'croner';
@@ -20,6 +20,7 @@ import type { GroupSchedulerOptions } from '../src/scheduler/group-scheduler.js'
 import { benchEntries, readPublished, startOurs } from './lib/ours.js';
 import {
   benchBrokers,
+  benchConnection,
   cell,
   cpuPercent,
   describeMachine,
@@ -172,7 +173,7 @@ async function runOurs(p: Params): Promise<Row> {
   const notes: string[] = [];
   let run: Awaited<ReturnType<typeof startOurs>> | undefined;
   const win = await timed(p.windowS, async () => {
-    run = await startOurs(p.brokers, entries, onAcked);
+    run = await startOurs(p.brokers, entries, onAcked, undefined, benchConnection());
     return Date.now();
   });
   if (!run) throw new Error('unreachable');

@@ -40,6 +40,7 @@ import { findProducerPerf, runProducerPerf } from './lib/producer-perf.js';
 import type { PerfResult } from './lib/producer-perf.js';
 import {
   benchBrokers,
+  benchConnection,
   cell,
   cpuPercent,
   describeMachine,
@@ -145,7 +146,7 @@ async function runRaw(p: Params, topic: string, run: number, groups: string[]): 
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const s = await within(
-    rawConsume(rawKafka(p.brokers, 'bench-raw'), topic, group, p.n, p.partitions),
+    rawConsume(rawKafka(p.brokers, 'bench-raw', benchConnection()), topic, group, p.n, p.partitions),
     consumeTimeoutMs(p.n),
     () => `raw consumer did not read ${p.n} records`,
   );
@@ -179,6 +180,7 @@ async function runOurs(
   const t0 = performance.now();
   const c = await startOurConsumer({
     brokers: p.brokers,
+    connection: benchConnection(),
     topic,
     groupId: group,
     registry: new ProcessorRegistry(),
@@ -215,7 +217,7 @@ async function runOurs(
 }
 
 async function runConsume(p: Params, topic: string): Promise<ConsumeResult> {
-  const kafka = rawKafka(p.brokers, 'bench-throughput');
+  const kafka = rawKafka(p.brokers, 'bench-throughput', benchConnection());
   await createTopic(kafka, topic, p.partitions);
   const groups: string[] = [];
   const failures: string[] = [];
@@ -301,7 +303,7 @@ function scheduleFile(p: Params, topic: string): string {
 }
 
 async function runEndToEnd(p: Params, topic: string): Promise<E2eResult> {
-  const kafka = rawKafka(p.brokers, 'bench-throughput');
+  const kafka = rawKafka(p.brokers, 'bench-throughput', benchConnection());
   await createTopic(kafka, topic, 12);
   const file = scheduleFile(p, topic);
   const consumerGroup = `bench-e2e-consumer-${randomUUID()}`;
@@ -314,6 +316,7 @@ async function runEndToEnd(p: Params, topic: string): Promise<E2eResult> {
   const first = new Promise<void>((r) => (firstProcessed = r));
   const c = await startOurConsumer({
     brokers: p.brokers,
+    connection: benchConnection(),
     topic,
     groupId: consumerGroup,
     registry: new ProcessorRegistry(),
@@ -471,7 +474,7 @@ const KAFKAJS_BATCH = 1000;
 const KAFKAJS_IN_FLIGHT = 5;
 
 async function runBroker(p: Params, topic: string): Promise<BrokerResult> {
-  const kafka = rawKafka(p.brokers, 'bench-throughput');
+  const kafka = rawKafka(p.brokers, 'bench-throughput', benchConnection());
   await createTopic(kafka, topic, p.partitions);
   const rows: ProducerRow[] = [];
   const result: BrokerResult = { rows };

@@ -7,10 +7,22 @@ import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import type { Consumer, ITopicConfig, Message, Producer } from 'kafkajs';
 import { encodeJson, taskHeaders, taskIdFor } from '../../src/shared/messages.js';
 import type { TaskMessage } from '../../src/shared/messages.js';
+import { PLAINTEXT } from '../../src/shared/kafka/security.js';
+import type { KafkaConnection } from '../../src/shared/kafka/security.js';
 
 /** A kafkajs client with its logging off, for the peers and the plumbing. */
-export function rawKafka(brokers: string[], clientId: string): Kafka {
-  return new Kafka({ brokers, clientId, logLevel: logLevel.NOTHING });
+export function rawKafka(
+  brokers: string[],
+  clientId: string,
+  connection: KafkaConnection = PLAINTEXT,
+): Kafka {
+  return new Kafka({
+    brokers,
+    clientId,
+    logLevel: logLevel.NOTHING,
+    ...(connection.ssl ? { ssl: connection.ssl } : {}),
+    ...(connection.sasl ? { sasl: connection.sasl } : {}),
+  });
 }
 
 /** Creates `topic` (and its `.dlq`, where our consumer would dead-letter) with `partitions` partitions. */

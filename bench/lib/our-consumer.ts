@@ -7,12 +7,15 @@ import type { TaskOutcome } from '../../src/consumer/task-runner.js';
 import type { ProcessorRegistry } from '../../src/processors/registry.js';
 import { systemClock } from '../../src/shared/clock.js';
 import { KafkaClient } from '../../src/shared/kafka/index.js';
+import type { KafkaConnection } from '../../src/shared/kafka/security.js';
 import type { Logger, LogLevel } from '../../src/shared/logger.js';
 import { parseLogLevel } from '../../src/shared/logger.js';
 import { createWinstonLogger } from '../../src/shared/winston-logger.js';
 
 export interface OurConsumerOptions {
   brokers: string[];
+  /** TLS/SASL. @default plaintext */
+  connection?: KafkaConnection;
   topic: string;
   groupId: string;
   registry: ProcessorRegistry;
@@ -36,7 +39,12 @@ export function benchLogger(component: string): Logger {
 
 export async function startOurConsumer(o: OurConsumerOptions): Promise<RunningConsumer> {
   const logger = benchLogger('taskconsumer');
-  const kafka = new KafkaClient({ brokers: o.brokers, logger, clientId: `bench-consumer-${process.pid}` });
+  const kafka = new KafkaClient({
+    brokers: o.brokers,
+    logger,
+    clientId: `bench-consumer-${process.pid}`,
+    ...(o.connection ? { connection: o.connection } : {}),
+  });
   const drainTimeoutMs = 25_000;
   const consumer = new TaskConsumer({
     kafka,

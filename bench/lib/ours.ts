@@ -7,6 +7,7 @@ import { GroupScheduler } from '../../src/scheduler/group-scheduler.js';
 import type { GroupSchedulerOptions } from '../../src/scheduler/group-scheduler.js';
 import { systemClock } from '../../src/shared/clock.js';
 import type { ScheduleEntry } from '../../src/shared/config/schema.js';
+import type { KafkaConnection } from '../../src/shared/kafka/security.js';
 import { KafkaClient } from '../../src/shared/kafka/index.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import { sleep } from './report.js';
@@ -40,8 +41,14 @@ export async function startOurs(
   entries: ScheduleEntry[],
   onAcked: GroupSchedulerOptions['onAcked'],
   timeoutMs = 60_000,
+  connection?: KafkaConnection,
 ): Promise<OursRun> {
-  const kafka = new KafkaClient({ brokers, logger: silentLogger, clientId: 'bench' });
+  const kafka = new KafkaClient({
+    brokers,
+    logger: silentLogger,
+    clientId: 'bench',
+    ...(connection ? { connection } : {}),
+  });
   const group = `bench-${randomUUID()}`;
   const scheduler = new GroupScheduler({
     kafka,

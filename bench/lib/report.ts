@@ -5,6 +5,8 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
+import { PLAINTEXT, readKafkaConfig } from '../../src/shared/kafka/security.js';
+import type { KafkaConnection } from '../../src/shared/kafka/security.js';
 import { fileURLToPath } from 'node:url';
 
 /** The project root: benchmarks run compiled, from dist/bench/ (this file from dist/bench/lib/). */
@@ -51,6 +53,15 @@ export function describeMachine(m: MachineFacts): string {
 /** Brokers from KAFKA_BROKERS, default the local broker of `scripts/kafka-local`. */
 export function benchBrokers(): string[] {
   return (process.env['KAFKA_BROKERS'] ?? '127.0.0.1:9092').split(',').map((b) => b.trim());
+}
+
+let connection: KafkaConnection | undefined;
+
+/** TLS/SASL from KAFKA_CONFIG (a Kafka client properties file, as `--kafka-config` takes), else plaintext. */
+export function benchConnection(): KafkaConnection {
+  const file = process.env['KAFKA_CONFIG'];
+  connection ??= file ? readKafkaConfig(file) : PLAINTEXT;
+  return connection;
 }
 
 /** Version of an installed package, '?' when it cannot be read. */
