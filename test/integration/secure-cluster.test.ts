@@ -190,6 +190,10 @@ describe('on a secured broker (SASL_SSL, SCRAM, ACLs)', () => {
     const untrusted = broker.writeConfig('untrusted', [
       props.replace(/ssl\.truststore\.location=.*/, `ssl.truststore.location=${broker.creds.otherCa}`),
     ]);
+    const noSasl = broker.writeConfig('tls-without-sasl', [
+      'security.protocol=SSL',
+      `ssl.truststore.location=${broker.creds.ca}`,
+    ]);
     const b = broker.creds.bootstrap;
     const cases: Array<[Parameters<typeof runCli>[0], string[], RegExp]> = [
       [
@@ -215,6 +219,13 @@ describe('on a secured broker (SASL_SSL, SCRAM, ACLs)', () => {
         'taskscheduler',
         ['-b', b, '-s', 'none'],
         new RegExp(`^taskscheduler: Kafka broker ${b} speaks TLS but security.protocol is PLAINTEXT`),
+      ],
+      [
+        'taskapi',
+        ['users', 'list', '-b', b, '--kafka-config', noSasl],
+        new RegExp(
+          `^taskapi: Kafka broker ${b} closed the connection \\(SSL\\): its listener probably requires SASL`,
+        ),
       ],
       [
         'taskconsumer',

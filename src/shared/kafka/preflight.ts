@@ -41,6 +41,15 @@ export async function preflight(brokers: readonly string[], conn: KafkaConnectio
 }
 
 export async function checkBroker(broker: string, conn: KafkaConnection): Promise<BrokerCheck> {
+  const first = await attempt(broker, conn);
+  if (first.ok || !first.confirm) return first;
+  // A closed connection is also what a broker that is going down does: only the same answer twice is a verdict.
+  await new Promise((r) => setTimeout(r, 1000));
+  const second = await attempt(broker, conn);
+  return second.ok || second.confirm ? second : { ...second, fatal: false };
+}
+
+async function attempt(broker: string, conn: KafkaConnection): Promise<BrokerCheck & { confirm?: boolean }> {
   const kafka = new Kafka({
     brokers: [broker],
     clientId: 'taskmanager-preflight',
@@ -69,7 +78,7 @@ async function explain(
   err: unknown,
   broker: string,
   conn: KafkaConnection,
-): Promise<{ fatal: boolean; reason: string }> {
+): Promise<{ fatal: boolean; reason: string; confirm?: boolean }> {
   const chain = causes(err);
   const e = {
     name: chain.map((c) => c.name).find((n) => n === 'KafkaJSSASLAuthenticationError'),
@@ -120,9 +129,10 @@ async function explain(
       fatal: true,
       reason: `Kafka broker ${broker} speaks TLS but security.protocol is ${conn.protocol}: set security.protocol=SSL or SASL_SSL in --kafka-config`,
     };
-  if (!conn.sasl && /closed|ECONNRESET|EPIPE|timeout/i.test(message))
+  if (!conn.sasl && /closed|ECONNRESET|EPIPE/i.test(message))
     return {
       fatal: true,
+      confirm: true,
       reason: `Kafka broker ${broker} closed the connection (${as}): its listener probably requires SASL; set security.protocol=SASL_PLAINTEXT or SASL_SSL with sasl.mechanism and sasl.jaas.config in --kafka-config`,
     };
   return { fatal: false, reason: `Kafka broker ${broker} (${as}): ${message}` };
