@@ -281,14 +281,23 @@ public class CreateTopics {
       if (present.isEmpty()) System.exit(1);
       Map<String, TopicDescription> descriptions;
       Map<ConfigResource, Config> configs;
-      try {
-        descriptions = admin.describeTopics(present).allTopicNames().get();
-        List<ConfigResource> resources = new ArrayList<>();
-        for (String name : present) resources.add(new ConfigResource(ConfigResource.Type.TOPIC, name));
-        configs = admin.describeConfigs(resources).all().get();
-      } catch (ExecutionException e) {
-        explainAndExit(e.getCause(), "describing the topics (Describe and DescribeConfigs on them)");
-        return;
+      List<ConfigResource> resources = new ArrayList<>();
+      for (String name : present) resources.add(new ConfigResource(ConfigResource.Type.TOPIC, name));
+      // A topic just created may not have reached every broker yet ("This server does not host this
+      // topic-partition" from the one asked, seen on a fresh 3-node cluster): asked again for up to 15 s.
+      for (int attempt = 1; ; attempt++) {
+        try {
+          descriptions = admin.describeTopics(present).allTopicNames().get();
+          configs = admin.describeConfigs(resources).all().get();
+          break;
+        } catch (ExecutionException e) {
+          if (e.getCause() instanceof org.apache.kafka.common.errors.UnknownTopicOrPartitionException && attempt < 30) {
+            Thread.sleep(500);
+            continue;
+          }
+          explainAndExit(e.getCause(), "describing the topics (Describe and DescribeConfigs on them)");
+          return;
+        }
       }
       for (String name : present) {
         TopicDescription d = descriptions.get(name);

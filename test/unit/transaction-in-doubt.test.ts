@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { Producer } from 'kafkajs';
 import { systemClock } from '../../src/shared/clock.js';
-import { TaskProducer, TransactionInDoubtError } from '../../src/shared/kafka/index.js';
+import { partitionForKey, TaskProducer, TransactionInDoubtError } from '../../src/shared/kafka/index.js';
+import { RecordsDroppedError } from '../../src/shared/kafka/client.js';
 import type { KafkaClient } from '../../src/shared/kafka/index.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import { decodeTaskMessage, SCHEDULER_STATE_TOPIC } from '../../src/shared/messages.js';
@@ -19,6 +20,10 @@ type Msg = { topic: string; key: string | null; value: string | Buffer | null };
 class Coordinator {
   committed: Msg[] = [];
   failNextCommit: 'lost' | 'after' | undefined;
+  /** The next send answers for no partition, as kafkajs 2.2.4 does for one that moved during its retry. */
+  dropNextSend = false;
+  /** The next send writes its records twice, as kafkajs 2.2.4 does for one that moved to a broker it had not asked. */
+  doubleNextSend = false;
   private inDoubt: { records: Msg[]; commits: boolean } | undefined;
 
   /** InitProducerId: settles a transaction left in doubt by an earlier producer of the id. */
@@ -59,8 +64,23 @@ class FakeKafkajsProducer {
     this.records = [];
     return {
       sendBatch: async ({ topicMessages }: { topicMessages: Array<{ topic: string; messages: Msg[] }> }) => {
-        for (const t of topicMessages)
-          for (const m of t.messages) this.records.push({ ...m, topic: t.topic });
+        const answer: Array<{ topicName: string; partition: number }> = [];
+        const dropped = this.coordinator.dropNextSend;
+        const copies = this.coordinator.doubleNextSend ? 2 : 1;
+        this.coordinator.dropNextSend = this.coordinator.doubleNextSend = false;
+        // One answer per partition written, as a broker gives.
+        for (let copy = 0; copy < copies; copy++) {
+          const written = new Set<string>();
+          for (const t of topicMessages)
+            for (const m of t.messages) {
+              if (dropped) continue;
+              this.records.push({ ...m, topic: t.topic });
+              const partition = partitionForKey(text(m.key), PARTITIONS);
+              if (!written.has(`${t.topic}/${partition}`)) answer.push({ topicName: t.topic, partition });
+              written.add(`${t.topic}/${partition}`);
+            }
+        }
+        return answer;
       },
       commit: async () => {
         if (this.state !== 'TRANSACTING') throw new Error(`cannot commit in state ${this.state}`);
@@ -76,8 +96,12 @@ class FakeKafkajsProducer {
   }
 }
 
+const PARTITIONS = 4;
 const producerOf = (c: Coordinator) =>
-  new TaskProducer(() => new FakeKafkajsProducer(c) as unknown as Producer);
+  new TaskProducer(
+    () => new FakeKafkajsProducer(c) as unknown as Producer,
+    async (topics) => new Map(topics.map((t) => [t, PARTITIONS])),
+  );
 const record = (key: string): Msg & { topic: string } => ({ topic: 't', key, value: key });
 const text = (v: unknown): string => (Buffer.isBuffer(v) ? v.toString('utf8') : String(v));
 
@@ -97,12 +121,30 @@ describe('a transactional producer whose commit failed with the broker away', ()
   });
 });
 
+describe('a transactional send whose answer lacks a partition (kafkajs dropped its records)', () => {
+  it('should abort instead of committing, and ask for a fresh producer', async () => {
+    const c = new Coordinator();
+    const p = producerOf(c);
+    await p.connect();
+    c.dropNextSend = true;
+    const err = await p.sendInTransaction([record('a'), record('b')]).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TransactionInDoubtError);
+    expect((err as TransactionInDoubtError).mayHaveCommitted).toBe(false);
+    expect((err as Error).cause).toBeInstanceOf(RecordsDroppedError);
+    expect(p.needsReset).toBe(true);
+    expect(c.committed).toEqual([]);
+    await p.reset();
+    await p.sendInTransaction([record('a'), record('b')]);
+    expect(c.committed.map((m) => m.key)).toEqual(['a', 'b']);
+  });
+});
+
 describe('a partition owner whose transaction ended in doubt', () => {
   const entry = cronEntry('e1', '* * * * * *', { topic: 'tasks' });
   const t0 = Date.parse('2026-12-06T10:00:00Z');
 
-  for (const mode of ['after', 'lost'] as const) {
-    it(`should publish every fire exactly once when the commit was ${mode === 'after' ? 'applied' : 'lost'}`, async () => {
+  for (const mode of ['after', 'lost', 'dropped', 'doubled'] as const) {
+    it(`should publish every fire exactly once when ${mode === 'dropped' || mode === 'doubled' ? `kafkajs ${mode} records of a send` : `the commit was ${mode === 'after' ? 'applied' : 'lost'}`}`, async () => {
       const c = new Coordinator();
       const owner = new PartitionOwner({
         kafka: { producer: () => producerOf(c) } as unknown as KafkaClient,
@@ -124,7 +166,9 @@ describe('a partition owner whose transaction ended in doubt', () => {
       });
       await owner.fence();
       owner.activate();
-      c.failNextCommit = mode;
+      if (mode === 'dropped') c.dropNextSend = true;
+      else if (mode === 'doubled') c.doubleNextSend = true;
+      else c.failNextCommit = mode;
       await owner.publish([{ entry, scheduledFor: t0 }]);
       await owner.publish([{ entry, scheduledFor: t0 + 1000 }]);
       await owner.stop({ deadlineMs: 1000 });

@@ -11,6 +11,7 @@ import type { Follower, FollowOptions } from './follow.js';
 import { readTopicToEnd } from './read-to-end.js';
 import { fixIdleRequestQueueLoop } from './request-queue-fix.js';
 import { GroupConsumer } from './group-consumer.js';
+import { partitionForKey } from './partition.js';
 import { preflight } from './preflight.js';
 import { PLAINTEXT, describeConnection } from './security.js';
 import type { KafkaConnection } from './security.js';
@@ -65,7 +66,7 @@ export class KafkaClient {
     for (const c of checks) if (!c.ok) this.logger.warn(`${c.reason}; will keep trying`);
   }
 
-  /** `retries`: how often a failed send is retried before it fails (@default 24, about 10 s when Kafka is down). */
+  /** `retries`: how often a failed send is retried before it fails (@default 10, about 5 s when Kafka is down). */
   producer(options: { idempotent?: boolean; transactionalId?: string; retries?: number } = {}): TaskProducer {
     const make = () =>
       this.kafka.producer({
@@ -78,13 +79,31 @@ export class KafkaClient {
         // first send gets CONCURRENT_TRANSACTIONS and is retried. Measured with kafkajs 2.2.4: 30 back-to-back
         // transactions took 3.3-6.7 s with its default 300 ms first retry, about 1 s with 10 ms (the Java client
         // special-cases this error with 20 ms).
-        // Retries capped at 500 ms and 24 of them (about 10 s): a partition leader or transaction coordinator that
-        // crashed keeps its role until the cluster fences it (broker.session.timeout.ms, 4-9 s), and a send retried
-        // in place through that moves on within 0.5 s of the new leader, where a failed transaction goes through an
-        // abort and our own backoff (measured in test/soak/cluster-failover.test.ts).
-        retry: { initialRetryTime: 10, retries: options.retries ?? 24, maxRetryTime: 500 },
+        retry: { initialRetryTime: 10, retries: options.retries ?? 10, maxRetryTime: 1000 },
       });
-    return new TaskProducer(make);
+    return new TaskProducer(make, (topics) => this.partitionCounts(topics));
+  }
+
+  private readonly counts = new Map<string, number>();
+
+  /** Partition counts of topics, cached (`forget` drops one that may have grown). */
+  async partitionCounts(
+    topics: readonly string[],
+    forget: readonly string[] = [],
+  ): Promise<Map<string, number>> {
+    for (const t of forget) this.counts.delete(t);
+    const missing = [...new Set(topics)].filter((t) => !this.counts.has(t));
+    if (missing.length > 0) {
+      const admin = this.kafka.admin();
+      await admin.connect();
+      try {
+        const { topics: meta } = await admin.fetchTopicMetadata({ topics: missing });
+        for (const m of meta) this.counts.set(m.name, m.partitions.length);
+      } finally {
+        await admin.disconnect();
+      }
+    }
+    return new Map(topics.map((t) => [t, this.counts.get(t) ?? 0]));
   }
 
   consumer(options: ConsumerOptions): GroupConsumer {
@@ -191,10 +210,12 @@ export class TransactionInDoubtError extends AppError {
     /** True when the commit was sent: its records may be committed. False: they were not (the abort failed). */
     readonly mayHaveCommitted: boolean,
     cause: unknown,
+    /** What failed: the commit, the abort, or a send (then aborted). */
+    failed: 'commit' | 'abort' | 'send' = mayHaveCommitted ? 'commit' : 'abort',
   ) {
     super(
       'KAFKA',
-      `${mayHaveCommitted ? 'commit' : 'abort'} of a transaction failed (${errorMessage(cause)}): ` +
+      `${failed} of a transaction failed (${errorMessage(cause)}): ` +
         `${mayHaveCommitted ? 'its outcome is unknown' : 'it was not committed'} until the producer is reset`,
       { retriable: true, cause },
     );
@@ -207,9 +228,61 @@ export class TaskProducer {
   /** Set by a transaction kafkajs could not end; cleared by `reset()`. */
   private inDoubt: TransactionInDoubtError | undefined;
 
-  /** `make` builds the kafkajs producer; `reset()` builds a fresh one. */
-  constructor(private readonly make: () => Producer) {
+  /**
+   * `make` builds the kafkajs producer; `reset()` builds a fresh one. `counts` gives partition counts, to check that
+   * every partition a send was for is in its answer (see {@link RecordsDroppedError}).
+   */
+  constructor(
+    private readonly make: () => Producer,
+    private readonly counts?: (
+      topics: readonly string[],
+      forget?: readonly string[],
+    ) => Promise<Map<string, number>>,
+  ) {
     this.producer = make();
+  }
+
+  /** "topic/partition" of every record whose partition is known before sending (a key or an explicit partition). */
+  private async partitionsOf(
+    records: readonly OutRecord[],
+    forget: readonly string[] = [],
+  ): Promise<Set<string>> {
+    const out = new Set<string>();
+    if (!this.counts) return out;
+    const counts = await this.counts(
+      records.map((r) => r.topic),
+      forget,
+    );
+    for (const r of records) {
+      const n = counts.get(r.topic) ?? 0;
+      if (r.partition !== undefined) out.add(`${r.topic}/${r.partition}`);
+      else if (r.key !== null && n > 0) out.add(`${r.topic}/${partitionForKey(r.key, n)}`);
+    }
+    return out;
+  }
+
+  /**
+   * Throws when the answer to a send lacks a partition it was for (kafkajs dropped those records) or, with
+   * `twice`, answers for one partition more than once (kafkajs wrote those records twice).
+   */
+  private async checkAnswered(
+    records: readonly OutRecord[],
+    answer: ReadonlyArray<{ topicName: string; partition: number }>,
+    twice: boolean,
+  ): Promise<void> {
+    if (!this.counts) return;
+    const expected = await this.partitionsOf(records);
+    const got = new Map<string, number>();
+    for (const m of answer) {
+      const k = `${m.topicName}/${m.partition}`;
+      got.set(k, (got.get(k) ?? 0) + 1);
+    }
+    const missing = [...expected].filter((k) => !got.has(k));
+    const repeated = twice ? [...got].filter(([, n]) => n > 1).map(([k]) => k) : [];
+    if (missing.length === 0 && repeated.length === 0) return;
+    // A topic that gained partitions would look the same: its count is looked up again next time.
+    await this.partitionsOf([], [...new Set(missing.map((k) => k.slice(0, k.lastIndexOf('/'))))]);
+    throw new RecordsDroppedError(missing, repeated);
   }
 
   /** Whether a transaction could not be ended: `reset()` is needed before the next one. */
@@ -241,11 +314,27 @@ export class TaskProducer {
   /** Sends all records (acks=all) and resolves once the broker acknowledged every one. */
   async send(records: readonly OutRecord[]): Promise<void> {
     if (records.length === 0) return;
-    await this.producer.sendBatch({
-      acks: -1,
-      compression: CompressionTypes.None,
-      topicMessages: byTopic(records),
-    });
+    try {
+      const answer = await this.producer.sendBatch({
+        acks: -1,
+        compression: CompressionTypes.None,
+        topicMessages: byTopic(records),
+      });
+      // Records written twice cannot be taken back here: at-least-once, as for any retried send.
+      await this.checkAnswered(records, answer, false);
+    } catch (err) {
+      // Sequence numbers kafkajs can no longer repair (OUT_OF_ORDER_SEQUENCE_NUMBER after a leader change, kafkajs
+      // #598) or records it dropped: a fresh producer (a new producer id) starts clean for the caller's retry.
+      if (err instanceof RecordsDroppedError || needsNewProducer(err)) await this.replace();
+      throw err;
+    }
+  }
+
+  private async replace(): Promise<void> {
+    const old = this.producer;
+    this.producer = this.make();
+    await old.disconnect().catch(() => undefined);
+    await this.producer.connect();
   }
 
   /** Sends one record (acks=all); resolves to where it was written. */
@@ -273,14 +362,23 @@ export class TaskProducer {
     if (this.inDoubt) throw this.inDoubt;
     const tx = await this.producer.transaction();
     try {
-      await tx.sendBatch({ acks: -1, topicMessages: byTopic(records) });
+      await this.checkAnswered(
+        records,
+        await tx.sendBatch({ acks: -1, topicMessages: byTopic(records) }),
+        true,
+      );
     } catch (err) {
+      if (isFencedError(err)) throw err;
       try {
         await tx.abort();
       } catch (abortErr) {
-        this.inDoubt = isFencedError(abortErr) ? undefined : new TransactionInDoubtError(false, abortErr);
+        if (isFencedError(abortErr)) throw abortErr;
       }
-      throw this.inDoubt ?? err;
+      // Not committed. kafkajs's sequence numbers may no longer match the broker's (it rolls back every partition
+      // of a produce request one of whose partitions failed, written or not): the next transaction goes through a
+      // fresh producer, whose new epoch starts every sequence again.
+      this.inDoubt = new TransactionInDoubtError(false, err, 'send');
+      throw this.inDoubt;
     }
     try {
       await tx.commit();
@@ -289,6 +387,41 @@ export class TaskProducer {
       throw this.inDoubt ?? err;
     }
   }
+}
+
+/**
+ * The answer to a send lacked partitions it was for, or answered for some twice. kafkajs 2.2.4 does both after a
+ * leader change: a send whose request to one broker failed is retried towards the brokers that have not answered
+ * yet, with every partition mapped to its leader again. A partition of the failed request that moved to a broker
+ * that had answered is never sent (no error), and a partition already written through a broker that answered is
+ * written again if it moved to one that had not. Inside a transaction those fires would be lost or doubled: the
+ * transaction is aborted instead and sent again.
+ */
+export class RecordsDroppedError extends AppError {
+  constructor(
+    readonly partitions: string[],
+    readonly twice: string[] = [],
+  ) {
+    super(
+      'KAFKA',
+      [
+        partitions.length > 0 ? `kafkajs did not send the records of ${partitions.join(', ')}` : '',
+        twice.length > 0 ? `kafkajs wrote the records of ${twice.join(', ')} twice` : '',
+      ]
+        .filter(Boolean)
+        .join('; ') + ' (a leader changed during the send)',
+      { retriable: true },
+    );
+  }
+}
+
+/** Errors after which a producer's sequence numbers or id are no good: only a fresh producer goes on. */
+function needsNewProducer(err: unknown): boolean {
+  for (let e = err as { type?: string; cause?: unknown } | undefined, i = 0; e && i < 5; i++) {
+    if (e.type === 'OUT_OF_ORDER_SEQUENCE_NUMBER' || e.type === 'UNKNOWN_PRODUCER_ID') return true;
+    e = e.cause as typeof e;
+  }
+  return /OUT_OF_ORDER_SEQUENCE_NUMBER|out of order sequence|UNKNOWN_PRODUCER_ID/i.test(errorMessage(err));
 }
 
 /** Groups records by topic, keeping their order, for one produce request. */
