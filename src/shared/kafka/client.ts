@@ -10,6 +10,7 @@ import type { GroupStatus } from './group-status.js';
 import type { Follower, FollowOptions } from './follow.js';
 import { readTopicToEnd } from './read-to-end.js';
 import { fixIdleRequestQueueLoop } from './request-queue-fix.js';
+import { fixConcurrentProduceRetries } from './produce-fixes.js';
 import { GroupConsumer } from './group-consumer.js';
 import { partitionForKey } from './partition.js';
 import { preflight } from './preflight.js';
@@ -29,6 +30,7 @@ export interface KafkaOptions {
 }
 
 fixIdleRequestQueueLoop();
+fixConcurrentProduceRetries();
 
 /** One door to Kafka: every client we use, created with our defaults. */
 export class KafkaClient {

@@ -1,0 +1,82 @@
+import { createRequire } from 'node:module';
+
+type Request = { producerId?: number; producerEpoch?: number; transactionalId?: string };
+type Call = ((this: unknown, request: Request) => Promise<unknown>) & { fixed?: boolean };
+interface BrokerProto {
+  produce: Call;
+  addPartitionsToTxn: Call;
+}
+
+/** AddPartitionsToTxn answered CONCURRENT_TRANSACTIONS is asked again this often, this many ms apart at first. */
+const CONCURRENT_RETRIES = 40;
+const CONCURRENT_BACKOFF_MS = 10;
+
+/**
+ * kafkajs 2.2.4 sends a transaction's records as one request per broker (each preceded by AddPartitionsToTxn) and
+ * awaits them with `Promise.all` (producer/sendMessages.js). When one fails it retries the send at once, while the
+ * others may still be in flight; a request still in flight has no answer yet, so the retry sends its partitions
+ * again with the next sequence numbers, and the broker writes them twice. On a three-broker cluster this happened
+ * every few seconds: right after a commit the coordinator answers AddPartitionsToTxn with CONCURRENT_TRANSACTIONS
+ * (routine, see the producer's retry in client.ts), failing one broker's request while another's produce was on
+ * its way. So:
+ *  - AddPartitionsToTxn retries CONCURRENT_TRANSACTIONS itself, as the Java client does, and does not fail;
+ *  - a failed produce request reports its failure only once the same producer's other requests have settled, so
+ *    the retry sees their answers.
+ * Applied once, only to the kafkajs whose code it matches.
+ */
+export function fixConcurrentProduceRetries(): boolean {
+  const require = createRequire(import.meta.url);
+  const sendMessages = require('kafkajs/src/producer/sendMessages.js') as () => unknown;
+  if (!/await Promise\.all\(requests\)/.test(sendMessages.toString())) return false;
+  const Broker = require('kafkajs/src/broker/index.js') as { prototype: BrokerProto };
+  const proto = Broker.prototype;
+  if (proto.produce.fixed) return true;
+  proto.produce = settleTogether(proto.produce);
+  proto.addPartitionsToTxn = retryConcurrent(proto.addPartitionsToTxn);
+  return true;
+}
+
+function isConcurrentTransactions(err: unknown): boolean {
+  return (err as { type?: string } | undefined)?.type === 'CONCURRENT_TRANSACTIONS';
+}
+
+/** `original` asked again while the coordinator is busy finishing the previous transaction. */
+export function retryConcurrent(original: Call, backoffMs = CONCURRENT_BACKOFF_MS): Call {
+  const call: Call = async function (this: unknown, request: Request) {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await original.call(this, request);
+      } catch (err) {
+        if (!isConcurrentTransactions(err) || attempt >= CONCURRENT_RETRIES) throw err;
+        await new Promise((r) => setTimeout(r, Math.min(backoffMs * attempt, 100)));
+      }
+    }
+  };
+  call.fixed = true;
+  return call;
+}
+
+/** `original`, made to report a failure only once the same producer's other requests have settled. */
+export function settleTogether(original: Call): Call {
+  const inFlight = new Map<string, Set<Promise<unknown>>>();
+  const call: Call = async function (this: unknown, request: Request) {
+    const key = `${request.transactionalId ?? ''}/${request.producerId ?? ''}/${request.producerEpoch ?? ''}`;
+    const sent = original.call(this, request);
+    let same = inFlight.get(key);
+    if (!same) inFlight.set(key, (same = new Set()));
+    same.add(sent);
+    try {
+      return await sent;
+    } catch (err) {
+      await Promise.allSettled([...same].filter((p) => p !== sent));
+      // Let their callers store the answers before this failure starts the retry.
+      await new Promise((r) => setImmediate(r));
+      throw err;
+    } finally {
+      same.delete(sent);
+      if (same.size === 0 && inFlight.get(key) === same) inFlight.delete(key);
+    }
+  };
+  call.fixed = true;
+  return call;
+}
