@@ -51,9 +51,9 @@ export interface KafkaCliOptions {
 }
 
 /** Brokers and TLS/SASL settings from `--brokers` and `--kafka-config` (USAGE errors: exit 2). */
-export function kafkaTarget(
+function kafkaTarget(
   opts: KafkaCliOptions,
-  warn: (message: string) => void = (m) => process.stderr.write(`warning: ${m}\n`),
+  warn: (message: string) => void,
 ): { brokers: string[]; connection: KafkaConnection } {
   const connection = opts.kafkaConfig ? readKafkaConfig(opts.kafkaConfig, { warn }) : PLAINTEXT;
   const list = opts.brokers ?? connection.bootstrapServers?.join(',') ?? DEFAULT_BROKERS;

@@ -79,6 +79,14 @@ class Load {
     );
   }
 
+  /** Starts the programs; resolves to the first second all entries fired, once a later one was complete too. */
+  async startSteady(): Promise<number> {
+    await this.start();
+    const steady = await this.firingFrom(0, 'firing at start', 90_000);
+    await this.firingFrom(steady + 2000, 'steady firing');
+    return steady;
+  }
+
   get all(): RunningCli[] {
     return [...this.schedulers, ...this.consumers];
   }
@@ -316,10 +324,8 @@ describe('a 3-node cluster under a load of 100 entries a second', () => {
 
   it('should publish every fire exactly once and finish every task when brokers are killed (kill -9) and restarted', async () => {
     const load = new Load(topicA);
-    await load.start();
     try {
-      const steady = await load.firingFrom(0, 'firing at start', 90_000);
-      await load.firingFrom(steady + 2000, 'steady firing');
+      const steady = await load.startSteady();
       const reports: string[] = [];
       const killed: number[] = [];
       const baselineFrom = steady;
@@ -381,10 +387,8 @@ describe('a 3-node cluster under a load of 100 entries a second', () => {
 
   it('should publish every fire exactly once, finish every task and keep every program running through a rolling restart', async () => {
     const load = new Load(topicB);
-    await load.start();
     try {
-      const steady = await load.firingFrom(0, 'firing at start', 90_000);
-      await load.firingFrom(steady + 2000, 'steady firing');
+      await load.startSteady();
       const firstEventAt = Date.now();
       const reports: string[] = [];
       let lastBack = 0;

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Kafka, logLevel } from 'kafkajs';
 import type { Consumer, KafkaMessage } from 'kafkajs';
-import { brokers, uniqueName } from './kafka.js';
+import { brokers, trackPositions, uniqueName } from './kafka.js';
 import { ROOT } from './processes.js';
 import { waitFor } from './wait-for.js';
 
@@ -186,20 +186,14 @@ export class StampedReader {
     });
     await this.consumer.connect();
     await this.consumer.subscribe({ topics: this.topics, fromBeginning: true });
-    let joined = false;
-    this.consumer.on(this.consumer.events.GROUP_JOIN, () => (joined = true));
-    this.consumer.on(this.consumer.events.END_BATCH_PROCESS, (e) => {
-      const key = `${e.payload.topic}/${e.payload.partition}`;
-      const next = Number(e.payload.lastOffset) + 1;
-      if (next > (this.position.get(key) ?? 0)) this.position.set(key, next);
-    });
+    const joined = trackPositions(this.consumer, this.position);
     await this.consumer.run({
       eachBatch: async ({ batch }) => {
         const now = Date.now();
         for (const m of batch.messages) this.keep(batch.topic, batch.partition, m, now);
       },
     });
-    await waitFor(() => joined, { timeoutMs: 30_000, what: 'the reader to join its group' });
+    await waitFor(joined, { timeoutMs: 30_000, what: 'the reader to join its group' });
     return this;
   }
 

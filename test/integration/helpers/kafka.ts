@@ -92,6 +92,22 @@ function toRead(topic: string, partition: number, m: KafkaMessage): ReadRecord {
 }
 
 /**
+ * Keeps, per `topic/partition`, the offset after the last record or transaction marker the consumer processed
+ * (END_BATCH_PROCESS also fires for batches holding only markers, which eachBatch never sees); returns whether the
+ * consumer has joined its group.
+ */
+export function trackPositions(consumer: Consumer, position: Map<string, number>): () => boolean {
+  let joined = false;
+  consumer.on(consumer.events.GROUP_JOIN, () => (joined = true));
+  consumer.on(consumer.events.END_BATCH_PROCESS, (e) => {
+    const key = `${e.payload.topic}/${e.payload.partition}`;
+    const next = Number(e.payload.lastOffset) + 1;
+    if (next > (position.get(key) ?? 0)) position.set(key, next);
+  });
+  return () => joined;
+}
+
+/**
  * Reads topics from the beginning (read_committed) in the background and keeps every record, so a test can
  * `waitFor` what it expects. Stop it in afterEach.
  */
@@ -115,21 +131,14 @@ export class TopicReader {
     });
     await this.consumer.connect();
     await this.consumer.subscribe({ topics: this.topics, fromBeginning: true });
-    let joined = false;
-    this.consumer.on(this.consumer.events.GROUP_JOIN, () => (joined = true));
-    // Also fires for batches holding only transaction markers, which eachBatch never sees.
-    this.consumer.on(this.consumer.events.END_BATCH_PROCESS, (e) => {
-      const key = `${e.payload.topic}/${e.payload.partition}`;
-      const next = Number(e.payload.lastOffset) + 1;
-      if (next > (this.position.get(key) ?? 0)) this.position.set(key, next);
-    });
+    const joined = trackPositions(this.consumer, this.position);
     await this.consumer.run({
       eachBatch: async ({ batch }) => {
         for (const m of batch.messages) this.records.push(toRead(batch.topic, batch.partition, m));
       },
     });
     const deadline = Date.now() + 30_000;
-    while (!joined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    while (!joined() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     return this;
   }
 
