@@ -89,7 +89,7 @@ export class KafkaClient {
   private readonly counts = new Map<string, number>();
 
   /** Partition counts of topics, cached (`forget` drops one that may have grown). */
-  async partitionCounts(
+  private async partitionCounts(
     topics: readonly string[],
     forget: readonly string[] = [],
   ): Promise<Map<string, number>> {
@@ -245,16 +245,10 @@ export class TaskProducer {
   }
 
   /** "topic/partition" of every record whose partition is known before sending (a key or an explicit partition). */
-  private async partitionsOf(
-    records: readonly OutRecord[],
-    forget: readonly string[] = [],
-  ): Promise<Set<string>> {
+  private async partitionsOf(records: readonly OutRecord[]): Promise<Set<string>> {
     const out = new Set<string>();
     if (!this.counts) return out;
-    const counts = await this.counts(
-      records.map((r) => r.topic),
-      forget,
-    );
+    const counts = await this.counts(records.map((r) => r.topic));
     for (const r of records) {
       const n = counts.get(r.topic) ?? 0;
       if (r.partition !== undefined) out.add(`${r.topic}/${r.partition}`);
@@ -283,7 +277,7 @@ export class TaskProducer {
     const repeated = twice ? [...got].filter(([, n]) => n > 1).map(([k]) => k) : [];
     if (missing.length === 0 && repeated.length === 0) return;
     // A topic that gained partitions would look the same: its count is looked up again next time.
-    await this.partitionsOf([], [...new Set(missing.map((k) => k.slice(0, k.lastIndexOf('/'))))]);
+    await this.counts([], [...new Set(missing.map((k) => k.slice(0, k.lastIndexOf('/'))))]);
     throw new RecordsDroppedError(missing, repeated);
   }
 
