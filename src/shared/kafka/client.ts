@@ -11,6 +11,7 @@ import type { Follower, FollowOptions } from './follow.js';
 import { readTopicToEnd } from './read-to-end.js';
 import { fixIdleRequestQueueLoop } from './request-queue-fix.js';
 import { fixConcurrentProduceRetries } from './produce-fixes.js';
+import { fixAbortedTransactionFilter } from './fetch-fixes.js';
 import { GroupConsumer } from './group-consumer.js';
 import { partitionForKey } from './partition.js';
 import { preflight } from './preflight.js';
@@ -31,6 +32,7 @@ export interface KafkaOptions {
 
 fixIdleRequestQueueLoop();
 fixConcurrentProduceRetries();
+fixAbortedTransactionFilter();
 
 /** One door to Kafka: every client we use, created with our defaults. */
 export class KafkaClient {
