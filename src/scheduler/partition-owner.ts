@@ -62,6 +62,10 @@ export class PartitionOwner {
   private failures = 0;
   /** The queued items (from the front) of a transaction whose commit outcome is unknown; 0 when none. */
   private inDoubtItems = 0;
+  /** Set once this producer fenced again: the queue is checked against the committed state before it goes on. */
+  private recheck = false;
+  /** Queued items that are committed already (by a transaction in doubt, or by another owner): not sent again. */
+  private readonly committedElsewhere = new WeakSet<Item>();
   state: OwnerState = 'starting';
   private readonly stopSignal = new AbortController();
   private readonly encoder: FireEncoder;
@@ -151,16 +155,22 @@ export class PartitionOwner {
       const fires: Fire[] = [];
       const states: OutRecord[] = [];
       for (const item of batch) {
+        if (this.committedElsewhere.has(item)) continue;
         if ('fire' in item) fires.push(item.fire);
         else states.push(item.state);
       }
       try {
         if (this.producer.needsReset) {
-          await this.settleInDoubt();
+          await this.refence();
+          continue;
+        }
+        if (this.recheck) {
+          await this.dropCommitted();
           continue;
         }
         const firedAt = this.o.clock.now();
-        await this.producer.sendInTransaction([...this.encoder.records(fires, firedAt), ...states]);
+        if (fires.length + states.length > 0)
+          await this.producer.sendInTransaction([...this.encoder.records(fires, firedAt), ...states]);
         this.queue = this.queue.slice(batch.length);
         this.settleWaiters();
         this.o.onAcked?.(fires, firedAt, this.o.clock.now());
@@ -170,7 +180,7 @@ export class PartitionOwner {
           });
         this.failures = 0;
       } catch (err) {
-        // Which items the transaction in doubt carried: the state tells whether they committed (settleInDoubt).
+        // Which items the transaction in doubt carried: the state tells whether they committed (dropCommitted).
         if (err instanceof TransactionInDoubtError)
           this.inDoubtItems = err.mayHaveCommitted ? batch.length : 0;
         if (isFencedError(err)) {
@@ -202,30 +212,46 @@ export class PartitionOwner {
   }
 
   /**
-   * A transaction kafkajs could not end (a broker away during its commit): fence again with a fresh producer, which
-   * makes the coordinator commit or abort it, then learn from the state which: if its fires' state records are
-   * there, it committed and its items leave the queue; else they go out again. Without this the producer refused
-   * every later transaction and the partition's entries never fired again while the process stayed up.
+   * A transaction kafkajs could not end (a broker away during its commit or a send): fence again with a fresh
+   * producer, which makes the coordinator commit or abort it. Without this the producer refused every later
+   * transaction and the partition's entries never fired again while the process stayed up.
    */
-  private async settleInDoubt(): Promise<void> {
+  private async refence(): Promise<void> {
     if (!this.o.mayRefence())
       throw new Error('not a member in good standing of the scheduler group: waiting before fencing again');
     await this.producer.reset();
-    const batch = this.queue.slice(0, this.inDoubtItems);
-    this.inDoubtItems = 0;
-    const fires = batch.flatMap((i) => ('fire' in i && !i.fire.manual ? [i.fire] : []));
-    let committed = false;
-    if (fires.length > 0) {
+    this.recheck = true;
+  }
+
+  /**
+   * After fencing again nobody else can commit on this partition, and its state says what is published: the
+   * transaction in doubt if it committed, and any fire another instance published while this one could not reach
+   * its group (it owned the partition meanwhile, then the partition came back here with this queue still full).
+   * Those leave the queue unsent; only the rest goes out. Manual fires (a trigger may repeat an instant) and state
+   * records are judged with the transaction in doubt they were part of.
+   */
+  private async dropCommitted(): Promise<void> {
+    const inDoubt = this.queue.slice(0, this.inDoubtItems);
+    const scheduled = (i: Item): i is { fire: Fire } => 'fire' in i && !i.fire.manual;
+    let done: (f: Fire) => boolean = () => false;
+    if (this.queue.some(scheduled)) {
       const lastCommitted = await this.o.readCommitted();
-      committed = fires.some((f) => f.scheduledFor <= (lastCommitted(f.entry.id) ?? -Infinity));
+      done = (f) => f.scheduledFor <= (lastCommitted(f.entry.id) ?? -Infinity);
     }
-    if (committed) {
-      this.queue = this.queue.slice(batch.length);
-      this.settleWaiters();
-    }
+    const committed = inDoubt.some((i) => scheduled(i) && done(i.fire));
+    let elsewhere = 0;
+    this.queue.forEach((item, index) => {
+      if (index < inDoubt.length ? !committed : !(scheduled(item) && done(item.fire))) return;
+      this.committedElsewhere.add(item);
+      if (index >= inDoubt.length) elsewhere++;
+    });
+    this.inDoubtItems = 0;
+    this.recheck = false;
     this.o.logger.warn(
-      `state partition ${this.o.partition}: a transaction in doubt was ${committed ? 'committed' : 'not committed'} ` +
-        `(${batch.length} queued items); ${this.queue.length} go out now`,
+      `state partition ${this.o.partition}: fenced again; a transaction in doubt was ` +
+        `${committed ? 'committed' : 'not committed'} (${inDoubt.length} queued items)` +
+        (elsewhere > 0 ? `, ${elsewhere} queued fires were published by another owner meanwhile` : '') +
+        `; ${this.queue.length - (committed ? inDoubt.length : 0) - elsewhere} go out now`,
     );
   }
 

@@ -142,28 +142,34 @@ describe('a transactional send whose answer lacks a partition (kafkajs dropped i
 describe('a partition owner whose transaction ended in doubt', () => {
   const entry = cronEntry('e1', '* * * * * *', { topic: 'tasks' });
   const t0 = Date.parse('2026-12-06T10:00:00Z');
+  const ownerOf = (c: Coordinator, mayRefence = () => true) =>
+    new PartitionOwner({
+      kafka: { producer: () => producerOf(c) } as unknown as KafkaClient,
+      group: 'g',
+      partition: 0,
+      clock: systemClock,
+      logger: silentLogger,
+      scheduler: { host: 'h', pid: 1, group: 'g' },
+      onFenced: () => undefined,
+      mayRefence,
+      readCommitted: async () => {
+        const last = new Map<string, number>();
+        for (const m of c.committed.filter((x) => x.topic === SCHEDULER_STATE_TOPIC)) {
+          const s = parseState(Buffer.from(text(m.value)));
+          if (s) last.set(text(m.key).replace(/^g\//, ''), s.lastFiredMs);
+        }
+        return (id) => last.get(id);
+      },
+    });
+  const committedTaskIds = (c: Coordinator) =>
+    c.committed
+      .filter((m) => m.topic === 'tasks')
+      .map((m) => decodeTaskMessage(Buffer.from(text(m.value)))?.taskId);
 
   for (const mode of ['after', 'lost', 'dropped', 'doubled'] as const) {
     it(`should publish every fire exactly once when ${mode === 'dropped' || mode === 'doubled' ? `kafkajs ${mode} records of a send` : `the commit was ${mode === 'after' ? 'applied' : 'lost'}`}`, async () => {
       const c = new Coordinator();
-      const owner = new PartitionOwner({
-        kafka: { producer: () => producerOf(c) } as unknown as KafkaClient,
-        group: 'g',
-        partition: 0,
-        clock: systemClock,
-        logger: silentLogger,
-        scheduler: { host: 'h', pid: 1, group: 'g' },
-        onFenced: () => undefined,
-        mayRefence: () => true,
-        readCommitted: async () => {
-          const last = new Map<string, number>();
-          for (const m of c.committed.filter((x) => x.topic === SCHEDULER_STATE_TOPIC)) {
-            const s = parseState(Buffer.from(text(m.value)));
-            if (s) last.set(text(m.key).replace(/^g\//, ''), s.lastFiredMs);
-          }
-          return (id) => last.get(id);
-        },
-      });
+      const owner = ownerOf(c);
       await owner.fence();
       owner.activate();
       if (mode === 'dropped') c.dropNextSend = true;
@@ -173,10 +179,39 @@ describe('a partition owner whose transaction ended in doubt', () => {
       await owner.publish([{ entry, scheduledFor: t0 + 1000 }]);
       await owner.stop({ deadlineMs: 1000 });
 
-      const taskIds = c.committed
-        .filter((m) => m.topic === 'tasks')
-        .map((m) => decodeTaskMessage(Buffer.from(text(m.value)))?.taskId);
-      expect(taskIds).toEqual(['e1@2026-12-06T10:00:00.000Z', 'e1@2026-12-06T10:00:01.000Z']);
+      expect(committedTaskIds(c)).toEqual(['e1@2026-12-06T10:00:00.000Z', 'e1@2026-12-06T10:00:01.000Z']);
     });
   }
+
+  it('should not publish again what another owner published while this instance was out of its group', async () => {
+    // The cluster test's zombie: a broker kill cost this instance its group membership with fires queued; another
+    // instance owned the partition meanwhile and published them, then a rebalance gave the partition back here.
+    const c = new Coordinator();
+    let inGroup = false;
+    const zombie = ownerOf(c, () => inGroup);
+    await zombie.fence();
+    zombie.activate();
+    c.dropNextSend = true;
+    const queued = zombie.publish([{ entry, scheduledFor: t0 }]);
+    zombie.enqueue([{ entry, scheduledFor: t0 + 1000 }]);
+
+    const other = ownerOf(c);
+    await other.fence();
+    other.activate();
+    await other.publish([
+      { entry, scheduledFor: t0 },
+      { entry, scheduledFor: t0 + 1000 },
+    ]);
+    await other.stop({ deadlineMs: 1000 });
+
+    inGroup = true;
+    await queued;
+    zombie.enqueue([{ entry, scheduledFor: t0 + 2000 }]);
+    await zombie.stop({ deadlineMs: 5000 });
+    expect(committedTaskIds(c)).toEqual([
+      'e1@2026-12-06T10:00:00.000Z',
+      'e1@2026-12-06T10:00:01.000Z',
+      'e1@2026-12-06T10:00:02.000Z',
+    ]);
+  });
 });

@@ -21,7 +21,8 @@ const CONCURRENT_BACKOFF_MS = 10;
  * its way. So:
  *  - AddPartitionsToTxn retries CONCURRENT_TRANSACTIONS itself, as the Java client does, and does not fail;
  *  - a failed produce request reports its failure only once the same producer's other requests have settled, so
- *    the retry sees their answers.
+ *    the retry sees their answers;
+ *  - a transaction's produce request that fails is not retried by kafkajs at all (see {@link bailInTransaction}).
  * Applied once, only to the kafkajs whose code it matches.
  */
 export function fixConcurrentProduceRetries(): boolean {
@@ -31,7 +32,7 @@ export function fixConcurrentProduceRetries(): boolean {
   const Broker = require('kafkajs/src/broker/index.js') as { prototype: BrokerProto };
   const proto = Broker.prototype;
   if (proto.produce.fixed) return true;
-  proto.produce = settleTogether(proto.produce);
+  proto.produce = settleTogether(bailInTransaction(proto.produce));
   proto.addPartitionsToTxn = retryConcurrent(proto.addPartitionsToTxn);
   return true;
 }
@@ -75,6 +76,38 @@ export function settleTogether(original: Call): Call {
     } finally {
       same.delete(sent);
       if (same.size === 0 && inFlight.get(key) === same) inFlight.delete(key);
+    }
+  };
+  call.fixed = true;
+  return call;
+}
+
+/**
+ * A transaction's produce request failed: kafkajs must not retry it. Its retry maps every partition of the send to
+ * its leader again and sends again every partition of the failed request, including those the broker had written
+ * (one partition's error fails the whole request). Around leader changes on a three-broker cluster (a rolling
+ * restart, a kill -9) records then appeared twice inside one transaction that committed, 25-75 per run of the
+ * cluster test; which step of the retry wrote them twice was not pinned down. Without kafkajs's retry there is
+ * nothing to write twice: this error, neither a KafkaJSProtocolError nor of a type kafkajs retries, makes kafkajs
+ * give up at once; the caller aborts the transaction and sends it again through a fresh producer
+ * (TaskProducer.sendInTransaction), and an aborted transaction's records are never read.
+ */
+export class TransactionalProduceError extends Error {
+  override readonly name = 'TransactionalProduceError';
+  readonly retriable = false;
+
+  constructor(override readonly cause: unknown) {
+    super(cause instanceof Error ? cause.message : String(cause));
+  }
+}
+
+/** `original`, whose failures inside a transaction kafkajs does not retry ({@link TransactionalProduceError}). */
+export function bailInTransaction(original: Call): Call {
+  const call: Call = async function (this: unknown, request: Request) {
+    try {
+      return await original.call(this, request);
+    } catch (err) {
+      throw request.transactionalId ? new TransactionalProduceError(err) : err;
     }
   };
   call.fixed = true;
