@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
   bailInTransaction,
   fixConcurrentProduceRetries,
+  transactionLedger,
   TransactionalProduceError,
   retryConcurrent,
   settleTogether,
@@ -67,11 +68,13 @@ type Produce = (request: { transactionalId?: string; topicData: TopicData }) => 
 
 /**
  * kafkajs's own send (producer/sendMessages.js, with its retry) over one broker leading partitions 0 and 1 of a
- * topic, whose first produce request fails for partition 1 (NOT_LEADER_FOR_PARTITION) after writing partition 0.
+ * topic, whose first produce request fails for partition 1 (NOT_LEADER_FOR_PARTITION) after writing partition 0
+ * (`failing: 'add'`: whose first AddPartitionsToTxn fails instead, NOT_COORDINATOR).
  * Resolves to the sequence numbers of partition 0 in every request the broker got, and how the send ended.
  */
 async function sendThroughKafkajs(
   wrap: (p: Produce) => Produce,
+  failing: 'produce' | 'add' = 'produce',
 ): Promise<{ sent: number[]; outcome: string }> {
   const require = createRequire(import.meta.url);
   const sendMessages = require('kafkajs/src/producer/sendMessages.js') as (
@@ -89,7 +92,7 @@ async function sendThroughKafkajs(
     produce: wrap(async ({ topicData }) => {
       const p0 = topicData[0]!.partitions.find((p) => p.partition === 0);
       if (p0) sent.push(p0.firstSequence ?? -1);
-      if (++calls === 1)
+      if (failing === 'produce' && ++calls === 1)
         throw new KafkaJSProtocolError({
           type: 'NOT_LEADER_FOR_PARTITION',
           code: 6,
@@ -104,6 +107,16 @@ async function sendThroughKafkajs(
       };
     }),
   };
+  let adds = 0;
+  const add = wrap((async () => {
+    if (failing === 'add' && ++adds === 1)
+      throw new KafkaJSProtocolError({
+        type: 'NOT_COORDINATOR',
+        code: 16,
+        retriable: true,
+        message: 'not coordinator',
+      });
+  }) as never);
   const noop = () => undefined;
   const send = sendMessages({
     logger: { debug: noop, error: noop, info: noop, warn: noop },
@@ -124,7 +137,8 @@ async function sendThroughKafkajs(
       acquireBrokerLock: async () => undefined,
       releaseBrokerLock: async () => undefined,
       isTransactional: () => true,
-      addPartitionsToTransaction: async () => undefined,
+      // The coordinator moved (a rolling restart): the first AddPartitionsToTxn fails.
+      addPartitionsToTransaction: () => add({ transactionalId: 'group/state-0', topicData: [] }),
       getTransactionalId: () => 'group/state-0',
       getProducerId: () => 1,
       getProducerEpoch: () => 0,
@@ -158,6 +172,33 @@ describe('kafkajs retrying a transaction’s failed produce request (records wri
     expect(await sendThroughKafkajs((p) => p)).toEqual({ sent: [0, 0], outcome: 'sent' });
     const fixed = await sendThroughKafkajs((p) => bailInTransaction(p as never) as unknown as Produce);
     expect(fixed).toEqual({ sent: [0], outcome: 'TransactionalProduceError' });
+  });
+
+  it('should not retry a send whose AddPartitionsToTxn failed either (requests of the failed attempt may be in flight)', async () => {
+    expect(await sendThroughKafkajs((p) => p, 'add')).toEqual({ sent: [0], outcome: 'sent' });
+    const fixed = await sendThroughKafkajs((p) => bailInTransaction(p as never) as unknown as Produce, 'add');
+    expect(fixed).toEqual({ sent: [], outcome: 'TransactionalProduceError' });
+  });
+
+  it('should count every record a transaction’s requests wrote, waiting for those still in flight', async () => {
+    const produce = transactionLedger.counting((async () => {
+      await new Promise((r) => setTimeout(r, 20));
+      return 'ok';
+    }) as never);
+    const request = {
+      transactionalId: 'g/state-1',
+      producerId: 7,
+      producerEpoch: 0,
+      topicData: [{ partitions: [{ messages: [1, 2] }, { messages: [3] }] }],
+    };
+    transactionLedger.begin('g/state-1');
+    void produce.call(undefined, request);
+    // A request of a failed attempt, still going: it writes the same records again.
+    void produce.call(undefined, request);
+    expect(await transactionLedger.end('g/state-1')).toBe(6);
+    // Not counted once the transaction ended.
+    await produce.call(undefined, request);
+    expect(await transactionLedger.end('g/state-1')).toBe(0);
   });
 
   it('should keep the broker’s error as the cause, so fencing and sequence errors are still recognised', async () => {

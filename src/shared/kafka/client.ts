@@ -10,7 +10,7 @@ import type { GroupStatus } from './group-status.js';
 import type { Follower, FollowOptions } from './follow.js';
 import { readTopicToEnd } from './read-to-end.js';
 import { fixIdleRequestQueueLoop } from './request-queue-fix.js';
-import { fixConcurrentProduceRetries } from './produce-fixes.js';
+import { fixConcurrentProduceRetries, transactionLedger } from './produce-fixes.js';
 import { fixAbortedTransactionFilter } from './fetch-fixes.js';
 import { GroupConsumer } from './group-consumer.js';
 import { partitionForKey } from './partition.js';
@@ -85,7 +85,7 @@ export class KafkaClient {
         // special-cases this error with 20 ms).
         retry: { initialRetryTime: 10, retries: options.retries ?? 10, maxRetryTime: 1000 },
       });
-    return new TaskProducer(make, (topics) => this.partitionCounts(topics));
+    return new TaskProducer(make, (topics) => this.partitionCounts(topics), options.transactionalId);
   }
 
   private readonly counts = new Map<string, number>();
@@ -242,6 +242,8 @@ export class TaskProducer {
       topics: readonly string[],
       forget?: readonly string[],
     ) => Promise<Map<string, number>>,
+    /** Its transactional id: what its transactions write is counted (see `transactionLedger`). */
+    private readonly transactionalId?: string,
   ) {
     this.producer = make();
   }
@@ -358,6 +360,8 @@ export class TaskProducer {
   /** Sends all records in one transaction (needs a transactionalId): read_committed readers see all or none. */
   async sendInTransaction(records: readonly OutRecord[]): Promise<void> {
     if (this.inDoubt) throw this.inDoubt;
+    const id = this.transactionalId;
+    if (id) transactionLedger.begin(id);
     const tx = await this.producer.transaction();
     try {
       await this.checkAnswered(
@@ -365,7 +369,12 @@ export class TaskProducer {
         await tx.sendBatch({ acks: -1, topicMessages: byTopic(records) }),
         true,
       );
+      // The answer can hide a request that wrote records again (see TransactionalProduceError): count them.
+      const written = id ? await transactionLedger.end(id) : 0;
+      if (written > records.length) throw new RecordsDroppedError([], [], { written, sent: records.length });
     } catch (err) {
+      // Requests of the send still in flight end inside the transaction this aborts, not in a later one.
+      if (id) await transactionLedger.end(id);
       if (isFencedError(err)) throw err;
       try {
         await tx.abort();
@@ -399,12 +408,15 @@ export class RecordsDroppedError extends AppError {
   constructor(
     readonly partitions: string[],
     readonly twice: string[] = [],
+    /** Records the transaction's produce requests wrote, against those it sent, when more. */
+    readonly counted?: { written: number; sent: number },
   ) {
     super(
       'KAFKA',
       [
         partitions.length > 0 ? `kafkajs did not send the records of ${partitions.join(', ')}` : '',
         twice.length > 0 ? `kafkajs wrote the records of ${twice.join(', ')} twice` : '',
+        counted ? `kafkajs wrote ${counted.written} records for ${counted.sent}` : '',
       ]
         .filter(Boolean)
         .join('; ') + ' (a leader changed during the send)',

@@ -1,6 +1,11 @@
 import { createRequire } from 'node:module';
 
-type Request = { producerId?: number; producerEpoch?: number; transactionalId?: string };
+type Request = {
+  producerId?: number;
+  producerEpoch?: number;
+  transactionalId?: string;
+  topicData?: Array<{ partitions: Array<{ messages?: unknown[] }> }>;
+};
 type Call = ((this: unknown, request: Request) => Promise<unknown>) & { fixed?: boolean };
 interface BrokerProto {
   produce: Call;
@@ -22,7 +27,9 @@ const CONCURRENT_BACKOFF_MS = 10;
  *  - AddPartitionsToTxn retries CONCURRENT_TRANSACTIONS itself, as the Java client does, and does not fail;
  *  - a failed produce request reports its failure only once the same producer's other requests have settled, so
  *    the retry sees their answers;
- *  - a transaction's produce request that fails is not retried by kafkajs at all (see {@link bailInTransaction}).
+ *  - a transaction's failed produce or AddPartitionsToTxn request is not retried by kafkajs at all (see
+ *    {@link bailInTransaction}), and every record a transaction's produce requests wrote is counted (see
+ *    {@link transactionLedger}), so that a producer can refuse to commit a transaction that wrote records twice.
  * Applied once, only to the kafkajs whose code it matches.
  */
 export function fixConcurrentProduceRetries(): boolean {
@@ -32,8 +39,10 @@ export function fixConcurrentProduceRetries(): boolean {
   const Broker = require('kafkajs/src/broker/index.js') as { prototype: BrokerProto };
   const proto = Broker.prototype;
   if (proto.produce.fixed) return true;
-  proto.produce = settleTogether(bailInTransaction(proto.produce));
-  proto.addPartitionsToTxn = retryConcurrent(proto.addPartitionsToTxn);
+  proto.produce = settleTogether(bailInTransaction(transactionLedger.counting(proto.produce)));
+  proto.addPartitionsToTxn = bailInTransaction(
+    transactionLedger.counting(retryConcurrent(proto.addPartitionsToTxn)),
+  );
   return true;
 }
 
@@ -83,12 +92,15 @@ export function settleTogether(original: Call): Call {
 }
 
 /**
- * A transaction's produce request failed: kafkajs must not retry it. Its retry maps every partition of the send to
+ * A transaction's produce (or AddPartitionsToTxn) request failed: kafkajs must not retry the send. Its retry maps every partition of the send to
  * its leader again and sends again every partition of the failed request, including those the broker had written
- * (one partition's error fails the whole request). Around leader changes on a three-broker cluster (a rolling
+ * (one partition's error fails the whole request), while requests of the failed attempt may still be in flight:
+ * one that had waited for AddPartitionsToTxn then wrote its partitions too, and its answer took the place of the
+ * retry's in kafkajs's map of answers, so the answer did not show it. Around leader changes on a three-broker cluster (a rolling
  * restart, a kill -9) records then appeared twice inside one transaction that committed, 25-75 per run of the
- * cluster test; which step of the retry wrote them twice was not pinned down. Without kafkajs's retry there is
- * nothing to write twice: this error, neither a KafkaJSProtocolError nor of a type kafkajs retries, makes kafkajs
+ * cluster test (seen in a trace of every produce request: two successful requests of one producer and epoch, for
+ * the same partitions with consecutive sequence numbers, one from the failed attempt). Without kafkajs's retry there
+ * is nothing to write twice: this error, neither a KafkaJSProtocolError nor of a type kafkajs retries, makes kafkajs
  * give up at once; the caller aborts the transaction and sends it again through a fresh producer
  * (TaskProducer.sendInTransaction), and an aborted transaction's records are never read.
  */
@@ -113,3 +125,67 @@ export function bailInTransaction(original: Call): Call {
   call.fixed = true;
   return call;
 }
+
+/** What the produce requests of one transactional producer wrote since its transaction began. */
+interface Ledger {
+  /** Requests of the transaction still in flight (AddPartitionsToTxn and produce). */
+  inFlight: Set<Promise<unknown>>;
+  /** Records written by successful produce requests, per producer id and epoch. */
+  written: Map<string, number>;
+}
+
+/**
+ * Counts what every transactional produce request wrote, per transactional id, so that TaskProducer can check
+ * before it commits that its transaction wrote each record once: kafkajs's own answer to a send can hide a request
+ * that wrote records twice (see {@link TransactionalProduceError}).
+ */
+export const transactionLedger = {
+  ledgers: new Map<string, Ledger>(),
+
+  /** Starts counting for a transaction of `transactionalId` (forgets an earlier one). */
+  begin(transactionalId: string): void {
+    this.ledgers.set(transactionalId, { inFlight: new Set(), written: new Map() });
+  },
+
+  /**
+   * Waits until no request of the transaction is in flight any more (a request whose AddPartitionsToTxn just
+   * answered sends its produce request before this looks again), then resolves to the records written, by the
+   * producer id and epoch that wrote most, and stops counting.
+   */
+  async end(transactionalId: string): Promise<number> {
+    const ledger = this.ledgers.get(transactionalId);
+    if (!ledger) return 0;
+    for (;;) {
+      if (ledger.inFlight.size > 0) await Promise.allSettled([...ledger.inFlight]);
+      await new Promise((r) => setImmediate(r));
+      if (ledger.inFlight.size === 0) break;
+    }
+    this.ledgers.delete(transactionalId);
+    return Math.max(0, ...ledger.written.values());
+  },
+
+  /** `original` (a transactional request), counted in its transaction's ledger while one is open. */
+  counting(original: Call): Call {
+    const ledgers = this.ledgers;
+    const call: Call = async function (this: unknown, request: Request) {
+      const ledger = request.transactionalId ? ledgers.get(request.transactionalId) : undefined;
+      const sent = original.call(this, request);
+      if (!ledger) return sent;
+      ledger.inFlight.add(sent);
+      try {
+        const answer = await sent;
+        const records = (request.topicData ?? []).reduce(
+          (n, t) => t.partitions.reduce((m, p) => m + (p.messages?.length ?? 0), n),
+          0,
+        );
+        const by = `${request.producerId ?? ''}/${request.producerEpoch ?? ''}`;
+        if (records > 0) ledger.written.set(by, (ledger.written.get(by) ?? 0) + records);
+        return answer;
+      } finally {
+        ledger.inFlight.delete(sent);
+      }
+    };
+    call.fixed = true;
+    return call;
+  },
+};
