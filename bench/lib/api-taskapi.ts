@@ -4,7 +4,8 @@
  */
 import { join } from 'node:path';
 import { TASKS_TOPIC } from '../../src/shared/tasks/definition.js';
-import { timedJson, useBearer, whenReady } from './api-http.js';
+import { useBearer, whenReady } from './api-http.js';
+import { firstAdminToken } from './first-admin.js';
 import { exitWithin, freePort, startCli } from './failover-procs.js';
 import type { Cli } from './failover-procs.js';
 import { sleep } from './report.js';
@@ -12,8 +13,12 @@ import { sleep } from './report.js';
 const REBUILT = new RegExp(
   `view rebuilt from ${TASKS_TOPIC.replace('.', '\\.')}, [^:]+: (\\d+) task\\(s\\), \\d+ user\\(s\\) in (\\d+) ms`,
 );
-/** The benchmark's admin, created by the first taskapi it starts (TASKAPI_ADMIN_USER). */
-const ADMIN = { username: 'bench-admin', password: 'bench-admin-password' };
+/** The benchmark's admin, created by the first taskapi it starts (TASKAPI_ADMIN_USER), its password changed at once. */
+const ADMIN = {
+  username: 'bench-admin',
+  initialPassword: 'bench-admin-initial-password',
+  password: 'bench-admin-password',
+};
 
 export interface Taskapi {
   cli: Cli;
@@ -37,7 +42,7 @@ export async function startTaskapi(
   const args = ['--brokers', brokers.join(','), '--port', String(port), '--host', '127.0.0.1'];
   args.push('--group', defaults.group, '--topic', defaults.topic, '--data-dir', join(logDir, 'data'));
   process.env.TASKAPI_ADMIN_USER = ADMIN.username;
-  process.env.TASKAPI_ADMIN_PASSWORD = ADMIN.password;
+  process.env.TASKAPI_ADMIN_PASSWORD = ADMIN.initialPassword;
   const t0 = performance.now();
   const cli = startCli('taskapi', args, join(logDir, `taskapi-${run}.log`));
   const stop = async (): Promise<void> => {
@@ -52,13 +57,7 @@ export async function startTaskapi(
     for (let i = 0; !m && i < 20; i++, m = REBUILT.exec(cli.log())) await sleep(100);
     if (!m) throw new Error(`taskapi #${run} logged no "view rebuilt" line:\n${cli.log().slice(-2000)}`);
     const logged = { tasks: Number(m[1]), ms: Number(m[2]) };
-    const login = await timedJson<{ accessToken?: string }>(`${base}/api/v1/users/login`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(ADMIN),
-    });
-    if (!login.body.accessToken) throw new Error(`login to taskapi #${run}: ${login.status}`);
-    useBearer(login.body.accessToken);
+    useBearer(await firstAdminToken(base, ADMIN));
     return { cli, base, readyMs: readyAt - t0, logged, stop };
   } catch (err) {
     await stop();

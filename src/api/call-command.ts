@@ -2,9 +2,36 @@ import { AppError, errorMessage } from '../shared/errors.js';
 
 export interface CallOptions {
   url: string;
+  /** The bearer token (from {@link callToken}: never a command-line argument). */
   token?: string;
   data?: string;
   ifMatch?: string;
+}
+
+/** Where `taskapi call` takes the token from. */
+export const TOKEN_ENV = 'TASKMANAGER_TOKEN';
+
+/**
+ * The token for `taskapi call`: the first line of stdin with `--token-stdin`, else TASKMANAGER_TOKEN, else none
+ * (public routes answer; the others say 401). Never a `--token` value: the process list shows arguments to every user
+ * of the host, so that form is refused.
+ */
+export async function callToken(
+  o: { token?: string; tokenStdin?: boolean },
+  env: NodeJS.ProcessEnv,
+  stdinLine: () => Promise<string>,
+): Promise<string | undefined> {
+  if (o.token !== undefined)
+    throw new AppError(
+      'USAGE',
+      `--token puts the token in the process list, where other users see it: set ${TOKEN_ENV}, or pipe it: echo "$TOKEN" | taskapi call … --token-stdin`,
+    );
+  if (o.tokenStdin) {
+    const token = (await stdinLine()).trim();
+    if (!token) throw new AppError('USAGE', '--token-stdin: stdin held no token (its first line is empty)');
+    return token;
+  }
+  return env[TOKEN_ENV] || undefined;
 }
 
 /**
@@ -46,8 +73,12 @@ export async function callApi(method: string, path: string, o: CallOptions): Pro
     // not JSON (204): as it came
   }
   const etag = res.headers.get('etag');
+  const hint =
+    res.status === 401 && !o.token
+      ? `no token was sent: set ${TOKEN_ENV}, or pipe one to --token-stdin\n`
+      : '';
   (res.ok ? process.stdout : process.stderr).write(
-    `${res.status} ${res.statusText}${etag ? ` (ETag ${etag})` : ''}\n${shown}${shown.endsWith('\n') || shown === '' ? '' : '\n'}`,
+    `${res.status} ${res.statusText}${etag ? ` (ETag ${etag})` : ''}\n${shown}${shown.endsWith('\n') || shown === '' ? '' : '\n'}${hint}`,
   );
   return res.ok ? 0 : 1;
 }

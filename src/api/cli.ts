@@ -7,6 +7,7 @@ import { parseDuration } from '../shared/duration.js';
 import { exitAfterFlush } from '../shared/lifecycle.js';
 import {
   brokersOption,
+  commaList,
   kafkaConfigOption,
   logFormatOption,
   logLevelOption,
@@ -23,14 +24,16 @@ import { isValidTimeZone } from '../shared/cron.js';
 import { DEFAULT_API_GROUP } from '../shared/tasks/definition.js';
 import { ROLES } from './auth/roles.js';
 import type { Role } from './auth/roles.js';
-import { callApi } from './call-command.js';
+import { callApi, callToken, TOKEN_ENV } from './call-command.js';
 import type { CallOptions } from './call-command.js';
 import { serve } from './serve.js';
 import type { ServeOptions } from './serve.js';
-import { formatUsers, readPassword, withUsers } from './users-command.js';
+import { allowedTaskTopics, DEFAULT_TASK_TOPICS } from './task-topics.js';
+import { firstLineOfStdin, formatUsers, readPassword, withUsers } from './users-command.js';
 
-type RunOpts = Omit<ServeOptions, 'jwtPreviousKeyFile'> & {
+type RunOpts = Omit<ServeOptions, 'jwtPreviousKeyFile' | 'taskTopics'> & {
   jwtPreviousKeyFile?: string[];
+  taskTopics?: string[];
   logLevel: string;
   logFormat: string;
 };
@@ -39,9 +42,10 @@ async function run(opts: RunOpts): Promise<void> {
   const logger = loggerFromOptions(opts, { component: 'taskapi' });
   const topicProblem = taskTopicProblem(opts.topic);
   if (topicProblem) throw new AppError('USAGE', `--topic ${JSON.stringify(opts.topic)}: ${topicProblem}`);
+  const taskTopics = allowedTaskTopics(opts.taskTopics, opts.topic);
   if (!isValidTimeZone(opts.timeZone))
     throw new AppError('USAGE', `--time-zone ${JSON.stringify(opts.timeZone)} is not an IANA time zone`);
-  await serve({ ...opts, jwtPreviousKeyFile: opts.jwtPreviousKeyFile ?? [] }, logger);
+  await serve({ ...opts, taskTopics, jwtPreviousKeyFile: opts.jwtPreviousKeyFile ?? [] }, logger);
 }
 
 function durationArg(name: string): (v: string) => number {
@@ -51,6 +55,13 @@ function durationArg(name: string): (v: string) => number {
       throw new InvalidArgumentError(`${name} must be a duration like 24h or 90m (got ${JSON.stringify(v)})`);
     return ms;
   };
+}
+
+/** `--flag <duration>` in ms, with its default written as a duration. */
+function durationOption(flag: string, description: string, byDefault: string): Option {
+  return new Option(`${flag} <duration>`, description)
+    .argParser(durationArg(flag))
+    .default(durationArg(flag)(byDefault), byDefault);
 }
 
 function roleArg(v: string): Role {
@@ -95,11 +106,29 @@ program
       .env('TASKAPI_TOPIC')
       .default('taskTopic'),
   )
+  .addOption(
+    // No commander default: it would be the start of the list the values are added to.
+    new Option(
+      '--task-topics <topics>',
+      `the only topics tasks may go to, besides --topic (comma-separated, repeatable; default ${DEFAULT_TASK_TOPICS.join(',')}, as scripts/create-topics.sh)`,
+    )
+      .env('TASKAPI_TASK_TOPICS')
+      .argParser(commaList),
+  )
   .addOption(new Option('--time-zone <zone>', 'zone of tasks created without one').default('UTC'))
   .addOption(
     new Option('--body-limit <bytes>', 'largest request body (413 above)')
       .argParser(positiveInt('--body-limit'))
       .default(512 * 1024),
+  )
+  .addOption(
+    durationOption('--request-timeout', 'time a client has to send a whole request (408 after)', '30s'),
+  )
+  .addOption(
+    durationOption('--idle-timeout', 'a connection where nothing moves for this long is closed', '60s'),
+  )
+  .addOption(
+    durationOption('--keep-alive-timeout', 'an idle keep-alive connection is closed after this', '72s'),
   )
   .addOption(
     new Option('--history <duration>', 'how far back run history is read from taskmanager.events at start')
@@ -213,13 +242,30 @@ program
   .addOption(
     new Option('--url <url>', 'where taskapi listens').env('TASKAPI_URL').default('http://127.0.0.1:8080'),
   )
-  .addOption(new Option('--token <token>', 'bearer token (access or API token)').env('TASKMANAGER_TOKEN'))
+  .option('--token-stdin', `read the bearer token from the first line of stdin (default: env ${TOKEN_ENV})`)
+  // Refused with the reason (see callToken); hidden, so nobody is taught it.
+  .addOption(new Option('--token <token>').hideHelp())
   .option('-d, --data <json>', 'JSON body')
   .option('--if-match <etag>', 'the ETag a change is based on')
-  .action(async (method: string, path: string, opts: CallOptions) => {
-    const code = await callApi(method, path, opts);
-    if (code !== 0) exitAfterFlush(code);
-  });
+  .action(
+    async (
+      method: string,
+      path: string,
+      opts: Omit<CallOptions, 'token'> & { token?: string; tokenStdin?: boolean },
+    ) => {
+      const { tokenStdin, token: flag, ...rest } = opts;
+      const token = await callToken({ tokenStdin, token: flag }, process.env, async () => {
+        if (process.stdin.isTTY)
+          throw new AppError(
+            'USAGE',
+            `--token-stdin: pipe the token in (echo "$${TOKEN_ENV}" | taskapi call …)`,
+          );
+        return firstLineOfStdin();
+      });
+      const code = await callApi(method, path, { ...rest, ...(token ? { token } : {}) });
+      if (code !== 0) exitAfterFlush(code);
+    },
+  );
 
 try {
   await program.parseAsync(normalizeGoFlags(process.argv.slice(2)), { from: 'user' });

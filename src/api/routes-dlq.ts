@@ -3,7 +3,7 @@ import { taskTopicProblem } from '../shared/config/topic-name.js';
 import { errorMessage } from '../shared/errors.js';
 import type { KafkaClient } from '../shared/kafka/index.js';
 import { listDlq, replayDlq } from '../consumer/dlq-commands.js';
-import type { DlqEntry, ReplaySelector } from '../consumer/dlq-commands.js';
+import type { DlqEntry, ReplayOutcome, ReplaySelector } from '../consumer/dlq-commands.js';
 import { principalOf } from './auth/guard.js';
 import { actorOf } from './auth/roles.js';
 import { ApiError } from './problem.js';
@@ -50,6 +50,17 @@ const LIST_SCHEMA = {
     waiting: { type: 'integer' },
     replayed: { type: 'integer' },
     items: { type: 'array', items: ENTRY_SCHEMA },
+  },
+} as const;
+
+const REFUSAL_SCHEMA = {
+  type: 'object',
+  required: ['position', 'originalTopic', 'detail'],
+  properties: {
+    position: { type: 'string', description: '<partition>@<offset> in the DLQ' },
+    taskId: { type: 'string' },
+    originalTopic: { type: 'string', description: 'The topic its dlq-original-topic header names' },
+    detail: { type: 'string', description: 'Why it was not replayed, in one line' },
   },
 } as const;
 
@@ -128,17 +139,21 @@ export function registerDlqRoutes(
       config: { access: 'operator' },
       schema: {
         tags: ['dlq'],
-        summary: 'Re-publish dead-lettered tasks to their topic (one, by position or taskId, or all waiting)',
+        summary:
+          'Re-publish dead-lettered tasks to the DLQ’s task topic (one, by position or taskId, or all waiting); a record whose header names another topic is refused and stays waiting',
         params: TOPIC_PARAMS,
         body: REPLAY_BODY,
         response: {
           200: json(
             {
               type: 'object',
-              required: ['replayed'],
-              properties: { replayed: { type: 'array', items: ENTRY_SCHEMA } },
+              required: ['replayed', 'refused'],
+              properties: {
+                replayed: { type: 'array', items: ENTRY_SCHEMA },
+                refused: { type: 'array', items: REFUSAL_SCHEMA },
+              },
             },
-            'What was replayed (empty when nothing waiting matched)',
+            'What was replayed (empty when nothing waiting matched), and what was refused',
           ),
           ...BODY_ERRORS,
         },
@@ -147,18 +162,28 @@ export function registerDlqRoutes(
     },
     async (req) => {
       await entriesOf(kafka, req.params.topic);
-      let replayed: DlqEntry[];
+      let outcome: ReplayOutcome;
       try {
-        replayed = await replayDlq(kafka, req.params.topic, req.body);
+        outcome = await replayDlq(kafka, req.params.topic, req.body);
       } catch (err) {
         throw new ApiError(503, `replay from ${req.params.topic}.dlq failed: ${errorMessage(err)}`);
       }
-      for (const e of replayed)
+      const actor = actorOf(principalOf(req));
+      for (const e of outcome.replayed)
         audit(
           `replayed ${req.params.topic}.dlq/${e.partition}@${e.offset} (${e.taskId ?? 'no taskId'})`,
-          actorOf(principalOf(req)),
+          actor,
         );
-      return { replayed: replayed.map(shown) };
+      for (const r of outcome.refused) audit(r.line, actor);
+      return {
+        replayed: outcome.replayed.map(shown),
+        refused: outcome.refused.map(({ entry, line }) => ({
+          position: `${entry.partition}@${entry.offset}`,
+          ...(entry.taskId === undefined ? {} : { taskId: entry.taskId }),
+          originalTopic: entry.originalTopic,
+          detail: line,
+        })),
+      };
     },
   );
 }

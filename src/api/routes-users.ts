@@ -1,7 +1,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Authenticator } from './auth/authenticator.js';
-import { principalOf } from './auth/guard.js';
+import { passwordChangeRequired, principalOf } from './auth/guard.js';
 import type { LoginLimiter } from './auth/login-limiter.js';
+import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH } from './auth/passwords.js';
 import { actorOf, ROLES } from './auth/roles.js';
 import type { Principal, Role } from './auth/roles.js';
 import type { UserStore } from './auth/user-store.js';
@@ -19,7 +20,11 @@ export interface UserRoutesOptions {
 }
 
 const NAME = { type: 'string', pattern: USER_NAME_PATTERN } as const;
-const PASSWORD = { type: 'string', minLength: 8, maxLength: 1024 } as const;
+const PASSWORD = {
+  type: 'string',
+  minLength: MIN_PASSWORD_LENGTH,
+  maxLength: MAX_PASSWORD_LENGTH,
+} as const;
 const ROLE = { type: 'string', enum: [...ROLES] } as const;
 
 const CREDENTIALS = {
@@ -42,7 +47,7 @@ const PASSWORD_CHANGE = {
     password: PASSWORD,
     currentPassword: {
       type: 'string',
-      maxLength: 1024,
+      maxLength: MAX_PASSWORD_LENGTH,
       description: 'Required when changing your own password',
     },
   },
@@ -90,6 +95,11 @@ const ACCESS_TOKEN_SCHEMA = {
     accessToken: { type: 'string' },
     tokenType: { type: 'string', enum: ['Bearer'] },
     expiresIn: { type: 'integer', description: 'seconds' },
+    passwordChangeRequired: {
+      type: 'boolean',
+      description:
+        'Present (true) when the password was set from taskapi’s environment: the token is good for PUT /api/v1/users/{you} only, until the password is changed',
+    },
   },
 } as const;
 const NAME_PARAMS = { type: 'object', required: ['id'], properties: { id: NAME } } as const;
@@ -265,7 +275,7 @@ export function registerUserRoutes(app: FastifyInstance, o: UserRoutesOptions): 
   app.put<{ Params: { id: string }; Body: { password: string; currentPassword?: string } }>(
     '/api/v1/users/:id',
     {
-      config: { access: 'viewer' },
+      config: { access: 'viewer', beforePasswordChange: true },
       schema: {
         ...SECURED,
         summary:
@@ -278,12 +288,15 @@ export function registerUserRoutes(app: FastifyInstance, o: UserRoutesOptions): 
     },
     async (req) => {
       const p = principalOf(req);
+      if (p.mustChangePassword && p.user !== req.params.id) throw passwordChangeRequired(p.user);
       selfOrAdmin(p, req.params.id);
       // A leaked API token or access token must not be enough to take the account over.
       if (p.via === 'api-token')
         throw new ApiError(403, 'an API token cannot change passwords: log in with a password');
       if (p.user === req.params.id && !(await auth.checkPassword(p.user, req.body.currentPassword ?? '')))
         throw new ApiError(403, 'currentPassword is missing or wrong: changing your own password needs it');
+      if (p.mustChangePassword && req.body.password === req.body.currentPassword)
+        throw new ApiError(400, 'choose a new password: this one was set from the environment of taskapi');
       return shown(await users.changeUser(req.params.id, { password: req.body.password }, actorOf(p)));
     },
   );

@@ -9,6 +9,7 @@ import { processRegistry } from '../shared/ops/registry.js';
 import { startOpsServer } from '../shared/ops/server.js';
 import type { OpsServer } from '../shared/ops/server.js';
 import { Authenticator } from './auth/authenticator.js';
+import { checkedPassword } from './auth/passwords.js';
 import { LoginLimiter } from './auth/login-limiter.js';
 import { loadSigningKeys } from './auth/signing-keys.js';
 import { UserStore } from './auth/user-store.js';
@@ -24,8 +25,14 @@ export interface ServeOptions extends KafkaCliOptions {
   host: string;
   group: string;
   topic: string;
+  /** The topics tasks may go to: `--task-topics` with `--topic` (see allowedTaskTopics). */
+  taskTopics: readonly string[];
   timeZone: string;
   bodyLimit: number;
+  /** ms; see ApiServerOptions. */
+  requestTimeout: number;
+  idleTimeout: number;
+  keepAliveTimeout: number;
   history: number;
   dataDir: string;
   jwtKeyFile?: string;
@@ -61,28 +68,49 @@ export async function startWithRetry(logger: Logger, start: () => Promise<void>)
   }
 }
 
-/** The first admin, from TASKAPI_ADMIN_USER / TASKAPI_ADMIN_PASSWORD, when the users topic has none yet. */
-async function ensureFirstAdmin(users: UserStore, logger: Logger): Promise<void> {
-  const name = process.env.TASKAPI_ADMIN_USER;
-  const password = process.env.TASKAPI_ADMIN_PASSWORD;
+/** The first admin's name and password from TASKAPI_ADMIN_USER / TASKAPI_ADMIN_PASSWORD (refused when too short). */
+export function firstAdminFromEnv(
+  env: NodeJS.ProcessEnv = process.env,
+): { name: string; password: string } | undefined {
+  const name = env.TASKAPI_ADMIN_USER;
+  const password = env.TASKAPI_ADMIN_PASSWORD;
+  if (!name || !password) return undefined;
+  return { name, password: checkedPassword(password, 'TASKAPI_ADMIN_PASSWORD') };
+}
+
+/**
+ * The first admin, when the users topic has none yet. Its password was in taskapi's environment (a compose file, a
+ * deployment's settings), so it must be changed at the first login before anything else.
+ */
+export async function ensureFirstAdmin(
+  users: UserStore,
+  admin: { name: string; password: string } | undefined,
+  logger: Logger,
+): Promise<void> {
   if (users.view.admins() > 0) return;
-  if (!name || !password) {
+  if (!admin) {
     logger.warn(
       'no admin user yet: every route but login and health answers 401; create one with `taskapi users add NAME --role admin` or TASKAPI_ADMIN_USER and TASKAPI_ADMIN_PASSWORD',
     );
     return;
   }
   try {
-    await users.addUser(name, password, 'admin', 'env:TASKAPI_ADMIN_USER');
-    logger.info(`created the first admin ${name} (from TASKAPI_ADMIN_USER)`);
+    await users.addUser(admin.name, admin.password, 'admin', 'env:TASKAPI_ADMIN_USER', {
+      mustChangePassword: true,
+    });
+    logger.info(
+      `created the first admin ${admin.name} (from TASKAPI_ADMIN_USER); it must change its password at the first login`,
+    );
   } catch (err) {
     // Another instance starting at the same time created it first.
-    if (!users.view.user(name)) throw err;
+    if (!users.view.user(admin.name)) throw err;
   }
 }
 
 /** `taskapi` (run): the HTTP server over Kafka. */
 export async function serve(o: ServeOptions, logger: Logger): Promise<void> {
+  // Before Kafka: a password that would be refused must not wait for the broker to say so.
+  const firstAdmin = firstAdminFromEnv();
   const kafka = await connectKafka(o, logger, `taskapi-${process.pid}`);
   const store = new KafkaStore({ kafka, logger, clock: systemClock });
   let tasks = new TaskStore({ store, logger, clock: systemClock, historyMs: o.history });
@@ -106,7 +134,7 @@ export async function serve(o: ServeOptions, logger: Logger): Promise<void> {
       `view rebuilt from taskmanager.tasks, taskmanager.events and taskmanager.users: ${tasks.view.size} task(s), ${users.view.allUsers().length} user(s) in ${Math.round(ms)} ms`,
     );
   });
-  await ensureFirstAdmin(users, logger);
+  await ensureFirstAdmin(users, firstAdmin, logger);
   const sweeper = new RepairSweeper([
     { unrepaired: tasks.view.unrepaired, repair: (k) => tasks.repair(k) },
     { unrepaired: users.view.unrepaired, repair: (k) => users.repair(k) },
@@ -117,6 +145,7 @@ export async function serve(o: ServeOptions, logger: Logger): Promise<void> {
     logger,
     clock: systemClock,
     defaults: { topic: o.topic, group: o.group, timeZone: o.timeZone },
+    taskTopics: o.taskTopics,
   });
   const health = { health: () => store.health(), tasks: () => tasks.view.size };
   const registry = o.metricsPort === undefined ? undefined : processRegistry('taskapi');
@@ -143,6 +172,9 @@ export async function serve(o: ServeOptions, logger: Logger): Promise<void> {
     health,
     logger,
     bodyLimit: o.bodyLimit,
+    requestTimeoutMs: o.requestTimeout,
+    idleTimeoutMs: o.idleTimeout,
+    keepAliveTimeoutMs: o.keepAliveTimeout,
     trustProxy: o.trustProxy,
     version: packageVersion(),
     ...(onResponse ? { onResponse } : {}),
@@ -172,6 +204,6 @@ export async function serve(o: ServeOptions, logger: Logger): Promise<void> {
   });
   const address = await app.listen({ port: o.port, host: o.host });
   logger.info(
-    `taskapi listening on ${address}/api/v1/tasks (OpenAPI: ${address}/api/openapi.json); new tasks go to group ${o.group}, topic ${o.topic}`,
+    `taskapi listening on ${address}/api/v1/tasks (OpenAPI: ${address}/api/openapi.json); new tasks go to group ${o.group}, topic ${o.topic} (task topics allowed: ${o.taskTopics.join(', ')})`,
   );
 }

@@ -33,6 +33,18 @@ export interface ApiServerOptions {
   /** Largest request body, bytes (413 above). @default 524288 */
   bodyLimit?: number;
   /**
+   * Time a client has to send a whole request, headers and body, ms: a slow sender (slowloris) gets 408 and the
+   * connection closed instead of holding it forever. @default 30000
+   */
+  requestTimeoutMs?: number;
+  /** A connection on which nothing moves either way for this long is closed (a client that stops reading). @default 60000 */
+  idleTimeoutMs?: number;
+  /**
+   * An idle keep-alive connection is closed after this, ms. Above the 60 s idle timeout of common load balancers, so
+   * they never reuse a connection taskapi is closing. @default 72000
+   */
+  keepAliveTimeoutMs?: number;
+  /**
    * Whose X-Forwarded-For to believe for the client address (login limits): fastify's `trustProxy` (true, a hop
    * count, or addresses/CIDRs). @default false: the peer address
    */
@@ -42,11 +54,35 @@ export interface ApiServerOptions {
   version: string;
 }
 
+/**
+ * Sent with every answer, the dashboard's pages and the API's JSON alike: scripts, styles and data come from this
+ * origin only (the dashboard has no inline script or style, so no 'unsafe-inline'), no other site may frame a page
+ * (clickjacking), browsers take each answer as the type it says, and no URL leaks to other sites as a referrer.
+ */
+export const SECURITY_HEADERS = {
+  'content-security-policy':
+    "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'x-frame-options': 'DENY',
+} as const;
+
 /** The fastify app of `taskapi`: routes, request and response schemas, problem+json errors, the OpenAPI document. */
 export async function buildServer(o: ApiServerOptions): Promise<FastifyInstance> {
+  const requestTimeout = o.requestTimeoutMs ?? 30_000;
   const app = Fastify({
     logger: false,
     bodyLimit: o.bodyLimit ?? 512 * 1024,
+    requestTimeout,
+    connectionTimeout: o.idleTimeoutMs ?? 60_000,
+    keepAliveTimeout: o.keepAliveTimeoutMs ?? 72_000,
+    // Node checks those deadlines every connectionsCheckingInterval (30 s by default): often enough that a slow
+    // request ends within about a second of its deadline. Headers count against the same deadline as the body.
+    http: {
+      requestTimeout,
+      headersTimeout: requestTimeout,
+      connectionsCheckingInterval: Math.min(1000, requestTimeout),
+    },
     // Task ids never contain '/', and a trailing slash is the same route.
     // Long path parameters reach the schemas (400 with the reason) instead of a bare 414 above fastify's 100 (a 249-character name percent-encoded can take 3000).
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 4096 },
@@ -92,6 +128,10 @@ export async function buildServer(o: ApiServerOptions): Promise<FastifyInstance>
     },
   });
 
+  app.addHook('onSend', (_req, reply, payload, done) => {
+    void reply.headers(SECURITY_HEADERS);
+    done(null, payload);
+  });
   app.setNotFoundHandler((req, reply) =>
     sendProblem(reply, problemOf(404, `no route ${req.method} ${req.url.split('?')[0]}`, req.url)),
   );
@@ -119,7 +159,7 @@ export async function buildServer(o: ApiServerOptions): Promise<FastifyInstance>
   registerDlqRoutes(app, o.kafka, (what, user) => o.logger.info(`${what} by ${user}`));
   registerClusterRoutes(app, o.cluster);
   registerLegacyRoutes(app, o.service);
-  registerHealthRoutes(app, o.health);
+  registerHealthRoutes(app, o.health, o.logger);
   app.get('/api/openapi.json', { config: { access: 'public' }, schema: { hide: true } }, () => app.swagger());
   await app.ready();
   return app;

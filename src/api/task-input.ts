@@ -56,7 +56,13 @@ export type TaskPatch = Partial<Omit<TaskInput, 'id'>>;
 const common = {
   name: { type: 'string', maxLength: 500 },
   processor: { type: 'string', minLength: 1, maxLength: 200, examples: ['InvoiceProcessor', 'email'] },
-  topic: { type: 'string', minLength: 1, maxLength: 249, description: 'Default: taskTopic' },
+  topic: {
+    type: 'string',
+    minLength: 1,
+    maxLength: 249,
+    description:
+      'One of the task topics taskapi allows (--task-topics, default taskTopic, and --topic); 400 otherwise. Default: --topic (taskTopic)',
+  },
   param: { type: 'string', maxLength: 10000 },
   payload: { description: 'Any JSON, passed to the processor.' },
   schedule: SCHEDULE_SCHEMA,

@@ -14,6 +14,7 @@ import type { TaskRun } from './run-history.js';
 import { applyPatch, definitionOf } from './task-input.js';
 import type { InputDefaults, TaskInput, TaskPatch } from './task-input.js';
 import { nextFires, toApiTask } from './task-model.js';
+import { taskTopicRefusal } from './task-topics.js';
 import type { ApiTask, NextFire, TaskState } from './task-model.js';
 import type { TaskStore } from './task-store.js';
 import type { ViewTask } from './task-view.js';
@@ -43,6 +44,8 @@ export interface TaskServiceOptions {
   logger: Logger;
   clock: Clock;
   defaults: InputDefaults;
+  /** The topics tasks may go to (`--task-topics` and `--topic`, see allowedTaskTopics); others answer 400. */
+  taskTopics: readonly string[];
 }
 
 /** Retries of a write without If-Match that lost a race: it applies on top of whatever won. */
@@ -160,6 +163,8 @@ export class TaskService {
   async trigger(id: string, by: Principal): Promise<TriggerResult> {
     const current = this.found(id);
     const { def } = current;
+    // A task written before the allow-list was (or an instance with another list) is not fired from here.
+    this.checkAllowedTopic(def.topic);
     this.o.store.assertWritable();
     const taskId = await this.o.tasks.fireNow(def);
     await this.audit('task.triggered', current, actorOf(by), taskId);
@@ -235,6 +240,7 @@ export class TaskService {
     const problem = taskTopicProblem(def.topic);
     if (problem)
       throw new ApiError(400, `invalid topic: ${problem}`, [{ pointer: '/topic', detail: problem }]);
+    this.checkAllowedTopic(def.topic);
     if (!(await this.o.store.topicExists(def.topic)))
       throw new ApiError(400, `topic ${def.topic} does not exist`, [
         {
@@ -242,6 +248,11 @@ export class TaskService {
           detail: `topic ${def.topic} does not exist (create it with scripts/create-topics.sh --topic ${def.topic})`,
         },
       ]);
+  }
+
+  private checkAllowedTopic(topic: string): void {
+    const refusal = taskTopicRefusal(topic, this.o.taskTopics);
+    if (refusal) throw new ApiError(400, refusal, [{ pointer: '/topic', detail: refusal }]);
   }
 
   private found(id: string): ViewTask {

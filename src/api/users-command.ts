@@ -5,6 +5,7 @@ import { connectKafka, stderrWarnings } from '../shared/cli-common.js';
 import type { KafkaCliOptions } from '../shared/cli-common.js';
 import { textTable } from '../shared/text-table.js';
 import { actor } from '../scheduler/commands.js';
+import { checkedPassword } from './auth/passwords.js';
 import { UserStore } from './auth/user-store.js';
 import { KafkaStore } from './kafka-store.js';
 import { ApiError } from './problem.js';
@@ -31,17 +32,20 @@ export async function withUsers<T>(
 /** The password for `users add`: TASKAPI_PASSWORD, or the first line of stdin (never an argument: ps shows those). */
 export async function readPassword(): Promise<string> {
   const fromEnv = process.env.TASKAPI_PASSWORD;
-  if (fromEnv) return fromEnv;
+  if (fromEnv) return checkedPassword(fromEnv, 'TASKAPI_PASSWORD');
   if (process.stdin.isTTY)
     throw new AppError(
       'USAGE',
       'give the password on stdin (echo "$PW" | taskapi users add …) or in TASKAPI_PASSWORD',
     );
+  return checkedPassword(await firstLineOfStdin(), 'the password on stdin');
+}
+
+/** The first line of stdin (a password or a token piped in; never an argument). */
+export async function firstLineOfStdin(): Promise<string> {
   let text = '';
   for await (const chunk of process.stdin) text += String(chunk);
-  const password = text.split(/\r?\n/)[0] ?? '';
-  if (password.length < 8) throw new AppError('USAGE', 'the password must have at least 8 characters');
-  return password;
+  return text.split(/\r?\n/)[0] ?? '';
 }
 
 export function formatUsers(users: UserStore): string {

@@ -227,12 +227,15 @@ dlq
       : opts.taskId
         ? { taskId: opts.taskId }
         : { position: opts.offset ?? '' };
-    const replayed = await replayDlq(await kafkaFor(opts), opts.topic, selector);
+    const { replayed, refused } = await replayDlq(await kafkaFor(opts), opts.topic, selector);
     for (const e of replayed) {
-      process.stdout.write(`replayed ${e.taskId ?? `${e.partition}@${e.offset}`} -> ${e.originalTopic}\n`);
+      process.stdout.write(`replayed ${e.taskId ?? `${e.partition}@${e.offset}`} -> ${opts.topic}\n`);
     }
-    process.stdout.write(`${replayed.length} task(s) replayed from ${opts.topic}.dlq\n`);
-    if (replayed.length === 0 && !opts.all) exitAfterFlush(1);
+    for (const r of refused) process.stderr.write(`taskconsumer: ${r.line}\n`);
+    process.stdout.write(
+      `${replayed.length} task(s) replayed from ${opts.topic}.dlq${refused.length > 0 ? `, ${refused.length} refused` : ''}\n`,
+    );
+    if ((replayed.length === 0 && !opts.all) || refused.length > 0) exitAfterFlush(1);
   });
 
 program

@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { topicNameProblem } from '../shared/config/topic-name.js';
 import { AppError } from '../shared/errors.js';
 import { encodeJson, EVENTS_TOPIC } from '../shared/messages.js';
 import type { StatusEvent } from '../shared/messages.js';
@@ -85,25 +86,59 @@ export function formatDlq(topic: string, entries: readonly DlqEntry[], all: bool
 
 export type ReplaySelector = { taskId: string } | { position: string } | { all: true };
 
+/** A waiting DLQ record a replay would not re-publish, and why, in one line. */
+export interface ReplayRefusal {
+  entry: DlqEntry;
+  line: string;
+}
+
+/** What a replay did: the entries it re-published, and those it refused (left waiting in the DLQ). */
+export interface ReplayOutcome {
+  replayed: DlqEntry[];
+  refused: ReplayRefusal[];
+}
+
 /**
- * Re-publishes dead-lettered tasks to their original topic: for each, in one transaction, the original key, value
- * and headers (without the `dlq-*` ones), a marker record in the DLQ so it is not replayed twice, and a
- * `REPLAYED` event. The transactional id is per DLQ, so two replays of one DLQ at once fence each other.
+ * Why `e`, read from the DLQ of `topic`, may not be replayed, or `undefined`. A DLQ holds the failures of one task
+ * topic, so a replay writes only there: the `dlq-original-topic` header is data anyone who can write to the DLQ
+ * chose, and naming another topic (`taskmanager.users`, another application's) must not make a replay write to it.
+ */
+export function replayRefusal(topic: string, e: DlqEntry): string | undefined {
+  if (e.originalTopic === '?' || e.originalTopic === topic) return undefined;
+  const dlq = dlqTopicOf(topic);
+  // Quoted when it is no topic name at all (a newline in it would otherwise break the line).
+  const named = topicNameProblem(e.originalTopic) ? JSON.stringify(e.originalTopic) : e.originalTopic;
+  return `${dlq} partition ${e.partition} offset ${e.offset}: not replayed: its dlq-original-topic header names ${named}, but ${dlq} replays only to ${topic} (the record stays in the DLQ)`;
+}
+
+/**
+ * Re-publishes dead-lettered tasks to their task topic (`topic`, whose DLQ they are in): for each, in one
+ * transaction, the original key, value and headers (without the `dlq-*` ones), a marker record in the DLQ so it is
+ * not replayed twice, and a `REPLAYED` event. A record whose header names another topic is refused (see
+ * {@link replayRefusal}) and left waiting. The transactional id is per DLQ, so two replays of one DLQ at once fence
+ * each other.
  */
 export async function replayDlq(
   kafka: KafkaClient,
   topic: string,
   selector: ReplaySelector,
-): Promise<DlqEntry[]> {
+): Promise<ReplayOutcome> {
   const waiting = (await listDlq(kafka, topic)).filter((e) => !e.replayedBy);
-  const chosen = waiting.filter((e) =>
+  const selected = waiting.filter((e) =>
     'all' in selector
       ? true
       : 'taskId' in selector
         ? e.taskId === selector.taskId
         : `${e.partition}@${e.offset}` === selector.position,
   );
-  if (chosen.length === 0) return [];
+  const refused: ReplayRefusal[] = [];
+  const chosen: DlqEntry[] = [];
+  for (const entry of selected) {
+    const line = replayRefusal(topic, entry);
+    if (line === undefined) chosen.push(entry);
+    else refused.push({ entry, line });
+  }
+  if (chosen.length === 0) return { replayed: [], refused };
   const producer = kafka.producer({ transactionalId: `taskmanager-dlq-replay-${dlqTopicOf(topic)}` });
   await producer.connect();
   try {
@@ -115,7 +150,7 @@ export async function replayDlq(
       headers['replayed-from'] = `${dlqTopicOf(topic)}/${e.partition}@${e.offset}`;
       const records: OutRecord[] = [
         {
-          topic: e.originalTopic === '?' ? topic : e.originalTopic,
+          topic,
           key: e.key,
           value: e.record.value,
           headers,
@@ -153,5 +188,5 @@ export async function replayDlq(
   } finally {
     await producer.disconnect();
   }
-  return chosen;
+  return { replayed: chosen, refused };
 }

@@ -2,7 +2,8 @@ import { isIP } from 'node:net';
 import { Agent, request } from 'undici';
 import type { Dispatcher } from 'undici';
 import { errorMessage, NonRetriableError, RetriableError } from '../shared/errors.js';
-import { AddressGuard } from './address-guard.js';
+import type { Logger } from '../shared/logger.js';
+import { AddressGuard, addressRefusalOf } from './address-guard.js';
 import { payloadParser } from './payload.js';
 import type { Processor, ProcessorResult } from './types.js';
 
@@ -58,6 +59,21 @@ async function excerpt(body: Dispatcher.ResponseData['body']): Promise<{ text: s
 }
 
 /**
+ * The payload's headers without `Host`: the request goes to the URL's host and says so (a payload-given Host would
+ * let a task reach a virtual host of a server the operator allowed for another name).
+ */
+function payloadHeaders(
+  given: Record<string, string> | undefined,
+  taskId: string,
+  logger: Logger,
+): Record<string, string> {
+  const kept = Object.entries(given ?? {}).filter(([name]) => name.toLowerCase() !== 'host');
+  if (kept.length !== Object.keys(given ?? {}).length)
+    logger.warn(`webhook of task ${taskId}: the payload's Host header is ignored (the URL names the host)`);
+  return Object.fromEntries(kept);
+}
+
+/**
  * `WebhookProcessor` (also `webhook`): one HTTP request per task. 2xx succeeds; 408, 429 (after its Retry-After),
  * 5xx and network errors are retried; other 4xx are not. The taskId goes in `Idempotency-Key`, so a retried or
  * re-delivered task can be recognised by the receiver. Internal addresses are refused unless `--webhook-allow`ed.
@@ -72,19 +88,19 @@ export function webhookProcessor(o: { allow: readonly string[] }): Processor {
       const p = parse(task);
       const url = new URL(p.url);
       const host = url.hostname.replace(/^\[|\]$/g, '');
-      // An address in the URL never goes through the lookup: check it here.
-      if (isIP(host)) guard.check(host, host);
       const method = p.method ?? (p.body === undefined ? 'GET' : 'POST');
       const json = p.body !== undefined && typeof p.body !== 'string';
       const headers: Record<string, string> = {
         'user-agent': 'taskmanager-webhook',
         ...(json ? { 'content-type': 'application/json' } : {}),
-        ...p.headers,
+        ...payloadHeaders(p.headers, task.taskId, ctx.logger),
         'idempotency-key': task.taskId,
       };
       const signal = AbortSignal.any([ctx.signal, AbortSignal.timeout(p.timeoutMs ?? DEFAULT_TIMEOUT_MS)]);
       let res: Dispatcher.ResponseData;
       try {
+        // An address in the URL never goes through the lookup: check it here.
+        if (isIP(host)) guard.check(host, host);
         res = await request(url, {
           method,
           headers,
@@ -94,10 +110,16 @@ export function webhookProcessor(o: { allow: readonly string[] }): Processor {
         });
       } catch (err) {
         if (ctx.signal.aborted) throw ctx.signal.reason;
+        // Refused by the guard (wrapped by the client when refused at the lookup). Its message, which viewers see,
+        // names the host only; the address it resolved to is said here, in the consumer's log.
+        const refused = addressRefusalOf(err);
+        if (refused) {
+          ctx.logger.warn(
+            `webhook of task ${task.taskId} refused: ${refused.host} is at ${refused.address} (${refused.addressClass})`,
+          );
+          throw refused;
+        }
         if (err instanceof NonRetriableError) throw err;
-        // An address refused by the guard arrives wrapped by the client.
-        if ((err as { cause?: unknown }).cause instanceof NonRetriableError)
-          throw (err as { cause: Error }).cause;
         throw new RetriableError(`${method} ${url.origin}${url.pathname}: ${errorMessage(err)}`, {
           details: { url: `${url.origin}${url.pathname}`, error: errorMessage(err) },
         });

@@ -97,10 +97,17 @@ export function metricsPortOption(): Option {
     .argParser(portNumber('--metrics-port'));
 }
 
+/**
+ * Loopback by default: the metrics and readiness answers name brokers, groups and Kafka's errors, for the operator's
+ * scraper on the same host (or a sidecar), not for the network. `--metrics-host 0.0.0.0` serves them to it.
+ */
 export function metricsHostOption(): Option {
-  return new Option('--metrics-host <address>', 'address the metrics port listens on')
+  return new Option(
+    '--metrics-host <address>',
+    'address the metrics port listens on (0.0.0.0: every interface)',
+  )
     .env('METRICS_HOST')
-    .default('0.0.0.0');
+    .default('127.0.0.1');
 }
 
 export function portNumber(name: string): (v: string) => number {

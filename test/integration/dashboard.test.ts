@@ -6,7 +6,9 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startApi, TEST_ADMIN } from './helpers/api.js';
 import type { Api } from './helpers/api.js';
-import { brokers, TopicReader, uniqueName, useTaskTopic } from './helpers/kafka.js';
+import { hashPassword } from '../../src/api/auth/passwords.js';
+import { USERS_TOPIC } from '../../src/api/auth/user-view.js';
+import { brokers, kafka, TopicReader, uniqueName, useTaskTopic } from './helpers/kafka.js';
 import { killAll, ROOT, startCli } from './helpers/processes.js';
 import { publishTasks, scheduleFile, taskMessage } from './helpers/tasks.js';
 import { waitFor } from './helpers/wait-for.js';
@@ -50,9 +52,15 @@ describe('the dashboard at /ui in headless Chromium', () => {
     await browser?.close();
   });
 
+  /** What Chromium refused under taskapi's Content-Security-Policy (an inline style or script left in the page). */
+  const refusedByCsp: string[] = [];
+  beforeEach(() => void refusedByCsp.splice(0));
   const login = async (api: Api, username: string, password: string): Promise<Page> => {
     const page = await browser!.newPage({ viewport: { width: 1280, height: 800 } });
     page.on('dialog', (d) => void d.accept());
+    page.on('console', (m) => {
+      if (/Content Security Policy/i.test(m.text())) refusedByCsp.push(m.text());
+    });
     await page.goto(`${api.url}/ui`);
     await page.fill('input[name=username]', username);
     await page.fill('input[name=password]', password);
@@ -72,6 +80,12 @@ describe('the dashboard at /ui in headless Chromium', () => {
       await new Promise((r) => setTimeout(r, 50));
     }
   };
+  /**
+   * Counted by Playwright's selector engine, never by a string evaluated in the page (waitForFunction): taskapi's
+   * Content-Security-Policy forbids eval, as it should.
+   */
+  const rows = (page: Page, selector: string): Promise<number> => page.locator(selector).count();
+  const POLL = { timeout: 30_000, interval: 100 };
   const runs = async (api: Api, id: string) =>
     (
       await api.call<{ items: Array<{ taskId: string; state: string; scheduledFor: string }> }>(
@@ -124,9 +138,9 @@ describe('the dashboard at /ui in headless Chromium', () => {
     });
     expect(await page.textContent(row(fileEntry))).toContain('Every 2 seconds');
     await page.fill('#search', fileEntry);
-    await page.waitForFunction(`document.querySelectorAll('#tasks tbody tr').length === 1`);
+    await expect.poll(() => rows(page, '#tasks tbody tr'), POLL).toBe(1);
     await page.fill('#search', run);
-    await page.waitForFunction(`document.querySelectorAll('#tasks tbody tr').length === 3`);
+    await expect.poll(() => rows(page, '#tasks tbody tr'), POLL).toBe(3);
     await page.screenshot({ path: join(SHOTS, 'dashboard-tasks.png') });
     await page.fill('#search', '');
     await page.waitForSelector(row(id));
@@ -146,9 +160,9 @@ describe('the dashboard at /ui in headless Chromium', () => {
     await page.click(`#tasks tr[data-id="${id}"]`);
     await page.waitForSelector('#runs');
     const before = await page.locator('#runs tbody tr').count();
-    await page.waitForFunction(`document.querySelectorAll('#runs tbody tr').length > ${before}`, undefined, {
-      timeout: 20_000,
-    });
+    await expect
+      .poll(() => rows(page, '#runs tbody tr'), { ...POLL, timeout: 20_000 })
+      .toBeGreaterThan(before);
     expect(await page.locator('#next tbody tr').count()).toBe(10);
 
     // Trigger: confirmed, fired with a millisecond taskId, and seen to finish.
@@ -185,11 +199,11 @@ describe('the dashboard at /ui in headless Chromium', () => {
     await page.screenshot({ path: join(SHOTS, 'dashboard-failures.png') });
     await page.click(`#dlq tr[data-task-id="${bad.taskId}"] button.replay`);
     await flashSays(page, /replayed 1/);
-    await page.waitForFunction(
-      `[...document.querySelectorAll('#dlq tr[data-task-id=${JSON.stringify(bad.taskId)}]')].some((tr) => tr.textContent.includes('replayed'))`,
-      undefined,
-      { timeout: 10_000 },
-    );
+    await page
+      .locator(`#dlq tr[data-task-id=${JSON.stringify(bad.taskId)}]`)
+      .filter({ hasText: 'replayed' })
+      .first()
+      .waitFor({ timeout: 10_000 });
     // Health: the scheduler instance with its partitions, the consumer group with lag per partition, the charts.
     // Another application's consumer group on the task topic is not ours to show.
     const otherApp = await new TopicReader([fx.topic]).start();
@@ -225,6 +239,12 @@ describe('the dashboard at /ui in headless Chromium', () => {
       const ys = points.split(' ').map((p) => p.split(',')[1]);
       expect([ys.length, new Set(ys).size > 1]).toEqual([300, true]);
     }
+    // The series' colours come from style.css classes (no inline style): the lines are drawn in them.
+    expect(
+      await page.evaluate(
+        `getComputedStyle(document.querySelector('#tasks-chart polyline[data-series="failed"]')).stroke`,
+      ),
+    ).toBe('rgb(179, 38, 30)');
     await page.screenshot({ path: join(SHOTS, 'dashboard-health.png') });
 
     // A viewer sees no action buttons, and a forged action gets 403.
@@ -244,5 +264,52 @@ describe('the dashboard at /ui in headless Chromium', () => {
     );
     expect(forged).toBe(403);
     await vpage.screenshot({ path: join(SHOTS, 'dashboard-viewer.png') });
+    expect(refusedByCsp).toEqual([]);
   }, 180_000);
+
+  it('should have a user whose password came from taskapi’s environment choose a new one first', async (ctx) => {
+    if (skip) return ctx.skip();
+    const api = await startApi([]);
+    // As taskapi makes its first admin from TASKAPI_ADMIN_PASSWORD (a fresh users topic is not ours to have here).
+    const name = uniqueName('ui-first');
+    const now = new Date().toISOString();
+    const producer = kafka().producer();
+    await producer.connect();
+    await producer.send({
+      topic: USERS_TOPIC,
+      messages: [
+        {
+          key: `user:${name}`,
+          value: JSON.stringify({
+            v: 1,
+            kind: 'user',
+            name,
+            role: 'operator',
+            passwordHash: await hashPassword('password-from-env'),
+            createdAt: now,
+            updatedAt: now,
+            createdBy: 'env:TASKAPI_ADMIN_USER',
+            mustChangePassword: true,
+          }),
+        },
+      ],
+    });
+    await producer.disconnect();
+    await waitFor(async () => (await api.call('GET', `/api/v1/users/${name}`)).status === 200, {
+      timeoutMs: 10_000,
+      what: `taskapi reading user ${name}`,
+    });
+
+    const page = await login(api, name, 'password-from-env');
+    await page.waitForSelector('#change-password');
+    await page.fill('#change-password input[name=current]', 'password-from-env');
+    await page.fill('#change-password input[name=password]', 'a-password-of-my-own');
+    await page.fill('#change-password input[name=again]', 'a-password-of-my-own');
+    await page.screenshot({ path: join(SHOTS, 'dashboard-change-password.png') });
+    await page.click('#change-password button[type=submit]');
+    // Logged in again with the new password, and let in.
+    await page.waitForSelector('#tasks', { timeout: 15_000 });
+    expect(await api.login(name, 'a-password-of-my-own')).toBeTruthy();
+    expect(refusedByCsp).toEqual([]);
+  }, 60_000);
 });

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync, createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -7,7 +8,7 @@ import { DATA_DIR, startApi, TEST_ADMIN } from './helpers/api.js';
 import type { Api, ApiAnswer } from './helpers/api.js';
 import { brokers, createTopics, deleteTopics, kafka, uniqueName } from './helpers/kafka.js';
 import { opsUrl } from './helpers/metrics.js';
-import { killAll, runCli, startCli } from './helpers/processes.js';
+import { killAll, ROOT, runCli, startCli } from './helpers/processes.js';
 import { scheduleFile } from './helpers/tasks.js';
 import { waitFor } from './helpers/wait-for.js';
 
@@ -512,15 +513,36 @@ describe('taskapi routes × roles', () => {
 describe('taskapi call (the client subcommand)', () => {
   afterEach(killAll);
 
-  it('should send the token from TASKMANAGER_TOKEN or --token, and exit 1 without one', async () => {
+  it('should send the token from TASKMANAGER_TOKEN or stdin, refuse it as an argument, and exit 1 without one', async () => {
     const api = await startApi([]);
     const list = ['call', 'GET', '/api/v1/tasks?limit=1', '--url', api.url];
     const viaEnv = await runCli('taskapi', list, 30_000, { TASKMANAGER_TOKEN: api.token! });
     expect([viaEnv.code, viaEnv.stdout]).toEqual([0, expect.stringMatching(/^200 OK\n\{/)]);
+    // Synchronous: the child is gone when this returns, whatever happened (timeout included).
+    const viaStdin = spawnSync(
+      process.execPath,
+      [join(ROOT, 'dist/src/api/cli.js'), ...list, '--token-stdin'],
+      {
+        input: `${api.token!}\n`,
+        env: { ...process.env, TASKMANAGER_TOKEN: '' },
+        encoding: 'utf8',
+        timeout: 30_000,
+      },
+    );
+    expect([viaStdin.status, viaStdin.stdout], viaStdin.stderr).toEqual([
+      0,
+      expect.stringMatching(/^200 OK\n\{/),
+    ]);
+    // The process list shows arguments to every user of the host: the flag's value form is refused, with the way.
     const viaFlag = await runCli('taskapi', [...list, '--token', api.token!]);
-    expect(viaFlag.code, viaFlag.output).toBe(0);
+    expect([viaFlag.code, viaFlag.output]).toEqual([
+      2,
+      expect.stringMatching(/--token puts the token in the process list.*TASKMANAGER_TOKEN.*--token-stdin/),
+    ]);
+    expect(viaFlag.output).not.toContain('200 OK');
     const none = await runCli('taskapi', list, 30_000, { TASKMANAGER_TOKEN: '' });
     expect([none.code, none.output]).toEqual([1, expect.stringContaining('401 Unauthorized')]);
+    expect(none.output).toContain('no token was sent: set TASKMANAGER_TOKEN, or pipe one to --token-stdin');
   });
 });
 

@@ -1,5 +1,6 @@
+import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
-import { normalizeGoFlags } from '../../src/shared/cli-common.js';
+import { metricsHostOption, normalizeGoFlags } from '../../src/shared/cli-common.js';
 import { parseLogLevel } from '../../src/shared/logger.js';
 
 describe('command line compatibility with the old Go tool', () => {
@@ -41,5 +42,25 @@ describe('command line compatibility with the old Go tool', () => {
     ])('should map %s to %s', (name, level) => expect(parseLogLevel(name)).toBe(level));
 
     it('should refuse an unknown one', () => expect(parseLogLevel('LOUD')).toBeUndefined());
+  });
+});
+
+describe('when a program serves its metrics port', () => {
+  const metricsHost = (args: string[], env: Record<string, string | undefined> = {}): unknown => {
+    const saved = process.env.METRICS_HOST;
+    if ('METRICS_HOST' in env) process.env.METRICS_HOST = env.METRICS_HOST;
+    else delete process.env.METRICS_HOST;
+    try {
+      return new Command().addOption(metricsHostOption()).parse(args, { from: 'user' }).opts().metricsHost;
+    } finally {
+      if (saved === undefined) delete process.env.METRICS_HOST;
+      else process.env.METRICS_HOST = saved;
+    }
+  };
+
+  it('should listen on loopback only, unless --metrics-host or METRICS_HOST say otherwise', () => {
+    expect(metricsHost([])).toBe('127.0.0.1');
+    expect(metricsHost(['--metrics-host', '0.0.0.0'])).toBe('0.0.0.0');
+    expect(metricsHost([], { METRICS_HOST: '10.0.0.5' })).toBe('10.0.0.5');
   });
 });

@@ -6,7 +6,7 @@ import { DUMMY_HASH, verifyPassword } from './passwords.js';
 import type { Principal } from './roles.js';
 import type { SigningKeys } from './signing-keys.js';
 import { API_TOKEN_PREFIX, sha256 } from './user-store.js';
-import type { UserView } from './user-view.js';
+import type { UserRecord, UserView } from './user-view.js';
 
 const ISSUER = 'taskapi';
 
@@ -14,11 +14,18 @@ export interface AccessToken {
   accessToken: string;
   tokenType: 'Bearer';
   expiresIn: number;
+  /** The token is good for changing the password only, until it is changed. */
+  passwordChangeRequired?: true;
 }
 
 /** A 401 that says what is wrong without repeating what was sent. */
 function unauthorized(why: string): ApiError {
   return new ApiError(401, why);
+}
+
+/** Read live from the user, like the role: the change applies to tokens already issued. */
+function mustChange(user: UserRecord): Pick<Principal, 'mustChangePassword'> {
+  return user.mustChangePassword ? { mustChangePassword: true } : {};
 }
 
 /** Who a bearer token belongs to (JWT access token or API token), and passwords to access tokens. */
@@ -52,7 +59,12 @@ export class Authenticator {
       .setExpirationTime(now + this.ttlSeconds)
       .setJti(randomUUID())
       .sign(this.keys.signing.key);
-    return { accessToken, tokenType: 'Bearer', expiresIn: this.ttlSeconds };
+    return {
+      accessToken,
+      tokenType: 'Bearer',
+      expiresIn: this.ttlSeconds,
+      ...(found.user.mustChangePassword ? { passwordChangeRequired: true as const } : {}),
+    };
   }
 
   async authenticate(authorization: string | undefined): Promise<Principal> {
@@ -77,7 +89,13 @@ export class Authenticator {
     if (!record || !timingSafeEqual(expected, given)) throw unauthorized('invalid or revoked API token');
     const user = this.users.user(record.user);
     if (!user) throw unauthorized('the API token’s user no longer exists');
-    return { user: record.user, role: user.user.role, via: 'api-token', tokenId: record.id };
+    return {
+      user: record.user,
+      role: user.user.role,
+      via: 'api-token',
+      tokenId: record.id,
+      ...mustChange(user.user),
+    };
   }
 
   private async jwt(token: string): Promise<Principal> {
@@ -87,7 +105,7 @@ export class Authenticator {
     const changed = user.user.passwordChangedAt;
     if (changed !== undefined && iat < Math.floor(Date.parse(changed) / 1000))
       throw unauthorized('the password changed after this access token was issued: log in again');
-    return { user: sub, role: user.user.role, via: 'jwt' };
+    return { user: sub, role: user.user.role, via: 'jwt', ...mustChange(user.user) };
   }
 
   /**

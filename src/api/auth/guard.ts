@@ -8,6 +8,8 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Who may call the route (docs/contract.md §8); a route that does not say needs admin: closed by default. */
     access?: Access;
+    /** Open to a user who must change their password first: the change itself. */
+    beforePasswordChange?: boolean;
   }
   interface FastifyRequest {
     principal: Principal | null;
@@ -22,10 +24,20 @@ export function installGuard(app: FastifyInstance, auth: Authenticator): void {
     const need = req.routeOptions.config.access ?? 'admin';
     if (need === 'public') return;
     const p = await auth.authenticate(req.headers.authorization);
+    if (p.mustChangePassword && !req.routeOptions.config.beforePasswordChange)
+      throw passwordChangeRequired(p.user);
     if (!allows(p.role, need))
       throw new ApiError(403, `${p.user} has role ${p.role}; this needs ${need} or above`);
     req.principal = p;
   });
+}
+
+/** The answer to a user who must change the password taskapi was given for them, to anything else. */
+export function passwordChangeRequired(user: string): ApiError {
+  return new ApiError(
+    403,
+    `${user} must change the password first (it was set from the environment of taskapi): PUT /api/v1/users/${user} with {"currentPassword": …, "password": …}, or log in to the dashboard at /ui`,
+  );
 }
 
 /** The caller of a guarded route. */

@@ -1,9 +1,31 @@
 import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 import type { ScryptOptions } from 'node:crypto';
+import { AppError } from '../../shared/errors.js';
 
 /** scrypt cost (N=2^15, r=8, p=1: ≈ 50–100 ms per hash here; 32 MiB of memory). */
 const PARAMS = { N: 32768, r: 8, p: 1 } as const;
 const KEY_LENGTH = 32;
+
+/** The shortest password taskapi takes, whatever it comes from (HTTP, stdin, TASKAPI_PASSWORD, TASKAPI_ADMIN_PASSWORD). */
+export const MIN_PASSWORD_LENGTH = 8;
+/** The longest (scrypt hashes any length; this bounds the work a request can ask for). */
+export const MAX_PASSWORD_LENGTH = 1024;
+
+/** Why a password is refused, or undefined when it is long enough (and not absurdly long). */
+export function passwordProblem(password: string): string | undefined {
+  if (password.length < MIN_PASSWORD_LENGTH)
+    return `the password must have at least ${MIN_PASSWORD_LENGTH} characters`;
+  if (password.length > MAX_PASSWORD_LENGTH)
+    return `the password must have at most ${MAX_PASSWORD_LENGTH} characters`;
+  return undefined;
+}
+
+/** The password, or a usage error naming where it came from (an environment variable, stdin) and why it is refused. */
+export function checkedPassword(password: string, from: string): string {
+  const problem = passwordProblem(password);
+  if (problem) throw new AppError('USAGE', `${from}: ${problem}`);
+  return password;
+}
 
 function derive(password: string, salt: Buffer, o: ScryptOptions): Promise<Buffer> {
   return new Promise((resolve, reject) =>

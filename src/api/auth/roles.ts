@@ -16,6 +16,8 @@ export interface Principal {
   role: Role;
   via: 'jwt' | 'api-token';
   tokenId?: string;
+  /** The user must change the password taskapi was given for them before anything else (see guard.ts). */
+  mustChangePassword?: boolean;
 }
 
 /** How a change is recorded: the user, and the API token when one was used. */

@@ -32,6 +32,19 @@ function parseKey(pem: string, file: string): KeyObject {
 }
 
 /**
+ * A private key other users can read signs tokens anyone on the host can forge: refuse to start, saying the fix
+ * (a warning was easy to miss, and the key stayed exposed).
+ */
+async function refuseIfOthersCanRead(file: string): Promise<void> {
+  const mode = (await stat(file)).mode & 0o777;
+  if ((mode & 0o077) !== 0)
+    throw new AppError(
+      'USAGE',
+      `JWT key file ${file} can be read by other users (mode ${mode.toString(8).padStart(4, '0')}): run chmod 600 ${file}`,
+    );
+}
+
+/**
  * Loads the signing key from `keyFile`, or from the data directory, where it is generated once (mode 0600) when
  * missing: never a key in the repository. Instances behind one load balancer must share the key (the same file).
  * `previousKeyFiles` are accepted for verification only, so tokens signed before a rotation stay valid until they
@@ -61,12 +74,12 @@ export async function loadSigningKeys(
     }
     pem = await readFile(file, 'utf8');
   }
-  if (((await stat(file)).mode & 0o077) !== 0)
-    logger.warn(`${file} is readable by other users: chmod 600 ${file}`);
+  await refuseIfOthersCanRead(file);
   const key = parseKey(pem, file);
   const kid = await kidOf(createPublicKey(key));
   const verifying = new Map<string, KeyObject>([[kid, createPublicKey(key)]]);
   for (const f of o.previousKeyFiles) {
+    await refuseIfOthersCanRead(f);
     const old = createPublicKey(parseKey(await readFile(f, 'utf8'), f));
     verifying.set(await kidOf(old), old);
   }

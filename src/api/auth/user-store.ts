@@ -7,7 +7,7 @@ import type { Logger } from '../../shared/logger.js';
 import type { FollowedTopic, KafkaStore } from '../kafka-store.js';
 import { ApiError } from '../problem.js';
 import { ACTOR_HEADER } from '../task-store.js';
-import { hashPassword } from './passwords.js';
+import { hashPassword, passwordProblem } from './passwords.js';
 import type { Role } from './roles.js';
 import { tokenKey, userKey, USERS_TOPIC, UserView } from './user-view.js';
 import type { TokenRecord, UserRecord } from './user-view.js';
@@ -17,6 +17,13 @@ export const API_TOKEN_PREFIX = 'tmk_';
 
 export function sha256(text: string): string {
   return createHash('sha256').update(text, 'utf8').digest('hex');
+}
+
+/** The password, or a 400 saying why it is refused: the one check for every way a password arrives. */
+function checked(password: string): string {
+  const problem = passwordProblem(password);
+  if (problem) throw new ApiError(400, problem);
+  return password;
 }
 
 /** Users and API tokens in `taskmanager.users`, written with read-your-writes like tasks. */
@@ -35,23 +42,31 @@ export class UserStore {
     return [{ topic: USERS_TOPIC, onRecord: (r) => this.view.onRecord(r), from: { fromBeginning: true } }];
   }
 
-  async addUser(name: string, password: string, role: Role, actor: string): Promise<UserRecord> {
+  /** `mustChangePassword`: the user may do nothing but change the password until they have (see guard.ts). */
+  async addUser(
+    name: string,
+    password: string,
+    role: Role,
+    actor: string,
+    o: { mustChangePassword?: boolean } = {},
+  ): Promise<UserRecord> {
     const now = new Date(this.clock.now()).toISOString();
     const user: UserRecord = {
       v: 1,
       kind: 'user',
       name,
       role,
-      passwordHash: await hashPassword(password),
+      passwordHash: await hashPassword(checked(password)),
       createdAt: now,
       updatedAt: now,
       createdBy: actor,
+      ...(o.mustChangePassword ? { mustChangePassword: true } : {}),
     };
     await this.write(userKey(name), user, 'create', actor, `user ${name} already exists`);
     return user;
   }
 
-  /** Changes a user's role or password (whichever is given). */
+  /** Changes a user's role or password (whichever is given); a new password ends `mustChangePassword`. */
   async changeUser(
     name: string,
     change: { role?: Role; password?: string },
@@ -65,13 +80,15 @@ export class UserStore {
       this.view.admins() === 1
     )
       throw new ApiError(409, `${name} is the last admin: make another user admin first`);
+    const { mustChangePassword, ...kept } = current.user;
     const user: UserRecord = {
-      ...current.user,
+      ...kept,
+      ...(change.password === undefined && mustChangePassword ? { mustChangePassword } : {}),
       ...(change.role === undefined ? {} : { role: change.role }),
       ...(change.password === undefined
         ? {}
         : {
-            passwordHash: await hashPassword(change.password),
+            passwordHash: await hashPassword(checked(change.password)),
             passwordChangedAt: new Date(this.clock.now()).toISOString(),
           }),
       updatedAt: new Date(this.clock.now()).toISOString(),

@@ -24,6 +24,11 @@ export interface UserRecord {
   createdBy?: string;
   /** Access tokens issued before this were signed for the old password and are refused. */
   passwordChangedAt?: string;
+  /**
+   * The password was given to taskapi in its environment (TASKAPI_ADMIN_PASSWORD): the user may do nothing but change
+   * it until they have. Cleared by the change.
+   */
+  mustChangePassword?: boolean;
 }
 
 /** A long-lived API token: the SHA-256 of its secret only (the secret is shown once, at creation). */
@@ -51,6 +56,7 @@ const userSchema: JSONSchemaType<UserRecord> = {
     updatedAt: { type: 'string' },
     createdBy: { type: 'string', nullable: true },
     passwordChangedAt: { type: 'string', nullable: true },
+    mustChangePassword: { type: 'boolean', nullable: true },
   },
 };
 

@@ -57,19 +57,52 @@ function loginView() {
     e.preventDefault();
     const f = new FormData(e.target);
     try {
-      const { data } = await api('POST', '/api/v1/users/login', {
-        username: f.get('username'),
-        password: f.get('password'),
-      });
-      const claims = JSON.parse(atob(data.accessToken.split('.')[1].replace(/-/g, '+').replace(/_/g, '/')));
-      sessionStorage.setItem('tm-token', data.accessToken);
-      sessionStorage.setItem('tm-role', claims.role);
-      sessionStorage.setItem('tm-user', claims.sub);
-      Object.assign(state, { token: data.accessToken, role: claims.role });
-      location.hash = '#/tasks';
-      render();
+      await logIn(f.get('username'), f.get('password'));
     } catch (err) {
       $('#login-error').textContent = err.message;
+    }
+  });
+}
+
+async function logIn(username, password) {
+  const { data } = await api('POST', '/api/v1/users/login', { username, password });
+  const claims = JSON.parse(atob(data.accessToken.split('.')[1].replace(/-/g, '+').replace(/_/g, '/')));
+  sessionStorage.setItem('tm-token', data.accessToken);
+  sessionStorage.setItem('tm-role', claims.role);
+  sessionStorage.setItem('tm-user', claims.sub);
+  if (data.passwordChangeRequired) sessionStorage.setItem('tm-must-change', '1');
+  else sessionStorage.removeItem('tm-must-change');
+  Object.assign(state, { token: data.accessToken, role: claims.role });
+  location.hash = '#/tasks';
+  render();
+}
+
+/** A password taskapi was given in its environment: the API refuses everything else until it is changed. */
+function passwordView() {
+  const user = sessionStorage.getItem('tm-user');
+  main.innerHTML = `<form class="login" id="change-password"><h2>Choose a new password</h2>
+    <p>The password of ${esc(user)} was set from taskapi's environment: choose your own before anything else.</p>
+    <input name="current" type="password" placeholder="current password" autocomplete="current-password" required />
+    <input name="password" type="password" placeholder="new password (at least 8 characters)" autocomplete="new-password" minlength="8" required />
+    <input name="again" type="password" placeholder="new password again" autocomplete="new-password" required />
+    <button type="submit">Change password</button><p id="change-error" class="failed"></p></form>`;
+  $('#change-password').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const f = new FormData(e.target);
+    if (f.get('password') !== f.get('again')) {
+      $('#change-error').textContent = 'the two new passwords differ';
+      return;
+    }
+    try {
+      await api('PUT', `/api/v1/users/${encodeURIComponent(user)}`, {
+        currentPassword: f.get('current'),
+        password: f.get('password'),
+      });
+      // The change ends the tokens issued before it: log in again with the new password.
+      await logIn(user, f.get('password'));
+      flash('password changed');
+    } catch (err) {
+      $('#change-error').textContent = err.message;
     }
   });
 }
@@ -306,7 +339,10 @@ async function failuresView() {
     if (!confirm(question)) return;
     try {
       const { data } = await api('POST', `/api/v1/dlq/${encodeURIComponent(dlqTopic)}/replay`, selector);
-      flash(`replayed ${data.replayed.length}`);
+      const refused = data.refused ?? [];
+      flash(
+        `replayed ${data.replayed.length}${refused.length ? `; refused ${refused.length}: ${refused.map((r) => r.detail).join('; ')}` : ''}`,
+      );
     } catch (err) {
       flash(`failed: ${err.message}`);
     }
@@ -318,7 +354,10 @@ async function failuresView() {
   if (all) all.onclick = () => replay({ all: true }, 'Replay every waiting task?');
 }
 
-/** A small line chart of per-second series (SVG, no library): one polyline per series, scaled to the largest. */
+/**
+ * A small line chart of per-second series (SVG, no library): one polyline per series, scaled to the largest. Colours
+ * are classes of style.css (`tone-…`): the Content-Security-Policy allows no inline style.
+ */
 function chart(id, title, series, unit) {
   const w = 600;
   const h = 90;
@@ -328,12 +367,12 @@ function chart(id, title, series, unit) {
   const y = (v) => (h - (v / max) * (h - 4) - 2).toFixed(1);
   const last = (v) => v.values.at(-1) ?? 0;
   return `<figure class="chart" id="${id}"><figcaption>${esc(title)}, last ${n} s (max ${max} ${unit})
-    ${series.map((s) => `<span style="color:${s.color}">■ ${esc(s.name)} ${last(s)}</span>`).join(' ')}</figcaption>
+    ${series.map((s) => `<span class="tone-${s.tone}">■ ${esc(s.name)} ${last(s)}</span>`).join(' ')}</figcaption>
     <svg viewBox="0 0 ${w} ${h}" preserveAspectRatio="none" role="img" aria-label="${esc(title)}">
     ${series
       .map(
         (s) =>
-          `<polyline data-series="${esc(s.name)}" fill="none" stroke="${s.color}" stroke-width="1.5" points="${s.values.map((v, i) => `${x(i)},${y(v)}`).join(' ')}" />`,
+          `<polyline class="tone-${s.tone}" data-series="${esc(s.name)}" points="${s.values.map((v, i) => `${x(i)},${y(v)}`).join(' ')}" />`,
       )
       .join('')}</svg></figure>`;
 }
@@ -385,17 +424,17 @@ async function healthView() {
       'tasks-chart',
       'Tasks per second',
       [
-        { name: 'fired', color: '#2f5fb3', values: r.fired },
-        { name: 'finished', color: '#1e7b34', values: r.finished },
-        { name: 'failed', color: '#b3261e', values: r.failed },
+        { name: 'fired', tone: 'blue', values: r.fired },
+        { name: 'finished', tone: 'green', values: r.finished },
+        { name: 'failed', tone: 'red', values: r.failed },
       ],
       '/s',
     )}${chart(
       'lag-chart',
       'Fire lag (ms)',
       [
-        { name: 'mean', color: '#2f5fb3', values: r.fireLagMeanMs },
-        { name: 'max', color: '#8a5a00', values: r.fireLagMaxMs },
+        { name: 'mean', tone: 'blue', values: r.fireLagMeanMs },
+        { name: 'max', tone: 'amber', values: r.fireLagMaxMs },
       ],
       'ms',
     )}</div>
@@ -411,6 +450,7 @@ async function render() {
     : '';
   if (state.token) $('#logout').onclick = logout;
   if (!state.token) return loginView();
+  if (sessionStorage.getItem('tm-must-change')) return passwordView();
   const [, page, arg, rest] = (location.hash || '#/tasks').split('/');
   const view =
     page === 'task'

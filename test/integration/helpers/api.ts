@@ -1,6 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { firstAdminToken } from '../../../bench/lib/first-admin.js';
 import { brokers } from './kafka.js';
 import { startCli } from './processes.js';
 import type { RunningCli } from './processes.js';
@@ -15,9 +16,14 @@ export interface ApiAnswer<T = Record<string, unknown>> {
 
 /**
  * The admin every test logs in as. Test files run side by side against one broker and one `taskmanager.users`:
- * the first taskapi to start creates it (TASKAPI_ADMIN_USER), the others find it, so all share these credentials.
+ * the first taskapi to start creates it (TASKAPI_ADMIN_USER, with `initialPassword`), the first login changes that
+ * to `password` (taskapi asks for it), the others find it, so all share these credentials.
  */
-export const TEST_ADMIN = { username: 'test-admin', password: 'test-admin-password' } as const;
+export const TEST_ADMIN = {
+  username: 'test-admin',
+  initialPassword: 'test-admin-initial-password',
+  password: 'test-admin-password',
+} as const;
 
 /** One data directory per test process: instances started by one test share their generated signing key. */
 export const DATA_DIR = mkdtempSync(join(tmpdir(), 'taskapi-data-'));
@@ -74,14 +80,15 @@ export class Api {
 }
 
 /**
- * Starts `taskapi --port 0` with the given flags, waits until it listens and logs in as {@link TEST_ADMIN};
+ * Starts `taskapi --port 0` with the given flags, waits until it listens and logs in as {@link TEST_ADMIN} (changing
+ * its initial password if nobody did yet);
  * `--history 1m` keeps starts quick.
  */
 export async function startApi(args: string[], env: Record<string, string> = {}): Promise<Api> {
   const cli = startCli(
     'taskapi',
     ['-b', brokers(), '--port', '0', '--history', '1m', '--data-dir', DATA_DIR, ...args],
-    { TASKAPI_ADMIN_USER: TEST_ADMIN.username, TASKAPI_ADMIN_PASSWORD: TEST_ADMIN.password, ...env },
+    { TASKAPI_ADMIN_USER: TEST_ADMIN.username, TASKAPI_ADMIN_PASSWORD: TEST_ADMIN.initialPassword, ...env },
   );
   let url = '';
   await waitFor(
@@ -93,6 +100,6 @@ export async function startApi(args: string[], env: Record<string, string> = {})
     { timeoutMs: 60_000, what: `taskapi listening\n${cli.output.slice(-2000)}` },
   );
   const api = new Api(cli, url);
-  api.token = await api.login(TEST_ADMIN.username, TEST_ADMIN.password);
+  api.token = await firstAdminToken(url, TEST_ADMIN);
   return api;
 }
