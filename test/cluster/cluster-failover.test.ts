@@ -20,8 +20,8 @@ import type { StatusEvent, TaskMessage } from '../../src/shared/messages.js';
  *
  * CF_DEBUG=1 runs the programs with `-l debug`; CF_LOGS=DIR keeps their output in DIR.
  *
- * Its own tier (`npm run test:cluster`), not run by CI yet: the exactly-once assertion still fails here, with fires
- * written twice by one scheduler in one transaction around leader changes (kafkajs 2.2.4's produce retries).
+ * Its own tier (`npm run test:cluster`, last of `npm test`). It reports the fire lag and FINISHED gaps around each
+ * broker event but does not assert them: they depend on the cluster's failover time and on how busy the machine is.
  */
 
 const ENTRIES = 100;
