@@ -9,7 +9,7 @@ import { encodeJson, taskHeaders, taskIdFor } from '../../src/shared/messages.js
 import type { TaskMessage } from '../../src/shared/messages.js';
 import { PLAINTEXT } from '../../src/shared/kafka/security.js';
 import type { KafkaConnection } from '../../src/shared/kafka/security.js';
-import { fixAbortedTransactionFilter } from '../../src/shared/kafka/fetch-fixes.js';
+import { fixAbortedTransactionFilter } from '../../src/shared/kafka/kafkajs/fetch-fixes.js';
 
 // Readers here (and the tests' readers, which use these helpers) must not see aborted transactions' records: kafkajs
 // 2.2.4 hands some over as committed (see fetch-fixes.ts). Producing is left as kafkajs does it.

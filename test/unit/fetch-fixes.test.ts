@@ -5,7 +5,7 @@ import {
   hideAborted,
   type FetchedMessage,
   type FetchedPartition,
-} from '../../src/shared/kafka/fetch-fixes.js';
+} from '../../src/shared/kafka/kafkajs/fetch-fixes.js';
 
 const ABORT = Buffer.from([0, 0, 0, 0]);
 const COMMIT = Buffer.from([0, 0, 0, 1]);

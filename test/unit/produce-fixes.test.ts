@@ -7,7 +7,7 @@ import {
   TransactionalProduceError,
   retryConcurrent,
   settleTogether,
-} from '../../src/shared/kafka/produce-fixes.js';
+} from '../../src/shared/kafka/kafkajs/produce-fixes.js';
 
 type Request = { producerId: number; producerEpoch: number; broker: string };
 type Call = (r: Request) => Promise<unknown>;

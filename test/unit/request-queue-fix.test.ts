@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
-import { fixIdleRequestQueueLoop } from '../../src/shared/kafka/request-queue-fix.js';
+import { fixIdleRequestQueueLoop } from '../../src/shared/kafka/kafkajs/request-queue-fix.js';
 
 const require = createRequire(import.meta.url);
 type Queue = {

@@ -9,9 +9,7 @@ import { activeGroups, describeGroup } from './group-status.js';
 import type { GroupStatus } from './group-status.js';
 import type { Follower, FollowOptions } from './follow.js';
 import { readTopicToEnd } from './read-to-end.js';
-import { fixIdleRequestQueueLoop } from './request-queue-fix.js';
-import { fixConcurrentProduceRetries, transactionLedger } from './produce-fixes.js';
-import { fixAbortedTransactionFilter } from './fetch-fixes.js';
+import { leaveGroupAs, transactionLedger, useKafkajsInternals } from './kafkajs/index.js';
 import { GroupConsumer } from './group-consumer.js';
 import { partitionForKey } from './partition.js';
 import { preflight } from './preflight.js';
@@ -30,9 +28,7 @@ export interface KafkaOptions {
   connection?: KafkaConnection;
 }
 
-fixIdleRequestQueueLoop();
-fixConcurrentProduceRetries();
-fixAbortedTransactionFilter();
+useKafkajsInternals();
 
 /** One door to Kafka: every client we use, created with our defaults. */
 export class KafkaClient {
@@ -466,33 +462,4 @@ export interface ConsumerOptions {
   maxBytesPerPartition?: number;
   /** @default 100 */
   maxWaitTimeMs?: number;
-}
-
-interface InternalCluster {
-  connect(): Promise<void>;
-  disconnect(): Promise<void>;
-  findGroupCoordinator(o: {
-    groupId: string;
-  }): Promise<{ leaveGroup(o: { groupId: string; memberId: string }): Promise<unknown> }>;
-}
-
-/**
- * Sends LeaveGroup for `memberId`: kafkajs has no public call for it, so this uses the cluster factory every
- * kafkajs client is built with (found by its symbol's description; a kafkajs without it fails loudly here).
- */
-async function leaveGroupAs(kafka: Kafka, groupId: string, memberId: string): Promise<void> {
-  const key = Object.getOwnPropertySymbols(kafka).find(
-    (s) => s.description === 'private:Kafka:createCluster',
-  );
-  const create = key ? (kafka as unknown as Record<symbol, unknown>)[key] : undefined;
-  if (typeof create !== 'function')
-    throw new Error('this kafkajs has no cluster factory to send LeaveGroup with');
-  const cluster = (create as (o: object) => InternalCluster)({});
-  await cluster.connect();
-  try {
-    const coordinator = await cluster.findGroupCoordinator({ groupId });
-    await coordinator.leaveGroup({ groupId, memberId });
-  } finally {
-    await cluster.disconnect().catch(() => undefined);
-  }
 }
