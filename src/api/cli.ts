@@ -28,6 +28,7 @@ import { callApi, callToken, TOKEN_ENV } from './call-command.js';
 import type { CallOptions } from './call-command.js';
 import { serve } from './serve.js';
 import type { ServeOptions } from './serve.js';
+import { DEFAULT_MAX_PAYLOAD_BYTES } from './task-input.js';
 import { allowedTaskTopics, DEFAULT_TASK_TOPICS } from './task-topics.js';
 import { firstLineOfStdin, formatUsers, readPassword, withUsers } from './users-command.js';
 
@@ -120,6 +121,11 @@ program
     new Option('--body-limit <bytes>', 'largest request body (413 above)')
       .argParser(positiveInt('--body-limit'))
       .default(512 * 1024),
+  )
+  .addOption(
+    new Option('--max-payload <bytes>', 'largest task payload, bytes of its JSON (413 above)')
+      .argParser(positiveInt('--max-payload'))
+      .default(DEFAULT_MAX_PAYLOAD_BYTES),
   )
   .addOption(
     durationOption('--request-timeout', 'time a client has to send a whole request (408 after)', '30s'),

@@ -13,7 +13,9 @@ import type { EntryStatus } from '../scheduler/group-scheduler.js';
 import { stateKey } from '../scheduler/state.js';
 import { partitionForKey } from '../shared/kafka/index.js';
 import type { EventRates, RateSeries } from './event-rates.js';
+import { decodeCursor, encodeCursor } from './page-cursor.js';
 import { ApiError } from './problem.js';
+import { Refreshed } from './refreshed.js';
 import type { TaskRun } from './run-history.js';
 import { nextFires } from './task-model.js';
 import type { TaskView } from './task-view.js';
@@ -76,8 +78,18 @@ export interface ConsumerGroupInfo {
 
 export interface ScheduleOverview {
   items: ScheduleRow[];
+  /** Rows matching the search, in all pages. */
   total: number;
+  /** Pass as `cursor` for the next page; absent on the last page. */
+  nextCursor?: string;
   groups: SchedulerGroupInfo[];
+}
+
+export interface ScheduleQuery {
+  limit: number;
+  search?: string;
+  /** nextCursor of the previous page. */
+  cursor?: string;
 }
 
 export interface ClusterOverview {
@@ -100,42 +112,56 @@ type ActiveGroups = Awaited<ReturnType<KafkaClient['activeGroups']>>;
 
 const STATUS_TIMEOUT_MS = 2000;
 const COMMAND_TIMEOUT_MS = 5000;
-/** A lookup that misses asks again only with an answer at least this old (misses must not defeat sharing). */
-const REFRESH_AFTER_MS = 300;
-/** Dashboards poll every few seconds, several at once: one round of questions serves them all for this long. */
-const CACHE_MS = 1500;
 
 interface Snapshot {
+  /** Sorted by (id, group), the order of pages. */
   rows: ScheduleRow[];
+  /** Per row, what a search looks in (lower case), made once per snapshot rather than per request. */
+  haystacks: string[];
   schedulers: SchedulerGroupInfo[];
 }
 
-/** One answer shared by the callers of the next CACHE_MS; a failed one is not kept. */
-class Shared<T> {
-  private cached: { at: number; value: Promise<T> } | undefined;
-
-  constructor(
-    private readonly clock: Clock,
-    private readonly take: () => Promise<T>,
-  ) {}
-
-  get(): Promise<T> {
-    const now = this.clock.now();
-    if (this.cached && now - this.cached.at < CACHE_MS) return this.cached.value;
-    const value = this.take().catch((err: unknown) => {
-      this.cached = undefined;
+/** A take that fails for any other reason than an answer of ours: Kafka did not answer. */
+function kafkaUnreachable<T>(take: () => Promise<T>): () => Promise<T> {
+  return () =>
+    take().catch((err: unknown) => {
       throw err instanceof ApiError ? err : new ApiError(503, `Kafka unreachable: ${errorMessage(err)}`);
     });
-    this.cached = { at: now, value };
-    return value;
-  }
+}
 
-  /** Drops the shared answer when it is at least `minAgeMs` old; says whether it did. */
-  forget(minAgeMs = 0): boolean {
-    if (this.cached && this.clock.now() - this.cached.at < minAgeMs) return false;
-    this.cached = undefined;
-    return true;
+function byIdThenGroup(a: { id: string; group: string }, b: { id: string; group: string }): number {
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : a.group < b.group ? -1 : a.group > b.group ? 1 : 0;
+}
+
+/** The first index of `rows` (sorted by id, group) at the row `key` names, or after it with `after`. */
+function indexOfRow(
+  rows: readonly ScheduleRow[],
+  [id = '', group = '']: readonly string[],
+  after = false,
+): number {
+  let lo = 0;
+  let hi = rows.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const c = byIdThenGroup(rows[mid]!, { id, group });
+    if (c < 0 || (after && c === 0)) lo = mid + 1;
+    else hi = mid;
   }
+  return lo;
+}
+
+export interface ClusterStatusOptions {
+  kafka: KafkaClient;
+  view: TaskView;
+  rates: EventRates;
+  clock: Clock;
+  logger: Logger;
+  /**
+   * The schedules, scheduler and consumer groups are asked again at most this often, however many callers there are
+   * (callers in between are answered from the last answers; a pause, resume or trigger made here is seen at once).
+   * @default 5000
+   */
+  refreshMs?: number;
 }
 
 /**
@@ -147,35 +173,32 @@ export class ClusterStatus {
   private client: Promise<CommandClient> | undefined;
   private statePartitions = 0;
   /** Kafka's group metadata, read once for both views below. */
-  private readonly groups: Shared<ActiveGroups>;
-  private readonly schedulerView: Shared<Snapshot>;
-  private readonly consumerView: Shared<ConsumerGroupInfo[]>;
+  private readonly groups: Refreshed<ActiveGroups>;
+  private readonly schedulerView: Refreshed<Snapshot>;
+  private readonly consumerView: Refreshed<ConsumerGroupInfo[]>;
 
-  constructor(
-    private readonly o: {
-      kafka: KafkaClient;
-      view: TaskView;
-      rates: EventRates;
-      clock: Clock;
-      logger: Logger;
-    },
-  ) {
-    this.groups = new Shared(o.clock, () => o.kafka.activeGroups());
-    this.schedulerView = new Shared(o.clock, () => this.takeSchedulers());
-    this.consumerView = new Shared(o.clock, () => this.takeConsumers());
+  constructor(private readonly o: ClusterStatusOptions) {
+    const every = { clock: o.clock, everyMs: o.refreshMs ?? 5000 };
+    this.groups = new Refreshed({ ...every, take: kafkaUnreachable(() => o.kafka.activeGroups()) });
+    this.schedulerView = new Refreshed({ ...every, take: kafkaUnreachable(() => this.takeSchedulers()) });
+    this.consumerView = new Refreshed({ ...every, take: kafkaUnreachable(() => this.takeConsumers()) });
   }
 
-  async schedules(q: { limit: number; search?: string }): Promise<ScheduleOverview> {
-    const s = await this.schedulerView.get();
+  /** One page of the schedules, sorted by (id, group), from the last snapshot (see refreshMs). */
+  async schedules(q: ScheduleQuery): Promise<ScheduleOverview> {
+    const s = await this.schedulerView.latest();
     const needle = q.search?.toLowerCase();
-    const matching = needle
-      ? s.rows.filter((r) =>
-          [r.id, r.group, r.processor, r.spec, r.description, r.source].some((v) =>
-            v.toLowerCase().includes(needle),
-          ),
-        )
-      : s.rows;
-    return { items: matching.slice(0, q.limit), total: matching.length, groups: s.schedulers };
+    let rows = s.rows;
+    if (needle) rows = rows.filter((_, i) => s.haystacks[i]!.includes(needle));
+    const start = q.cursor === undefined ? 0 : indexOfRow(rows, decodeCursor(q.cursor, 2), true);
+    const items = rows.slice(start, start + q.limit);
+    const last = items[items.length - 1];
+    return {
+      items,
+      total: rows.length,
+      ...(last && start + q.limit < rows.length ? { nextCursor: encodeCursor([last.id, last.group]) } : {}),
+      groups: s.schedulers,
+    };
   }
 
   /** One schedule of a group with its recent runs (404 when no instance of the group reports it). */
@@ -209,18 +232,20 @@ export class ClusterStatus {
   }
 
   private async find(group: string, id: string): Promise<ScheduleRow> {
-    const lookup = async () => {
-      const s = await this.schedulerView.get();
-      return { s, row: s.rows.find((r) => r.group === group && r.id === id) };
+    const inSnapshot = (s: Snapshot): ScheduleRow | undefined => {
+      const r = s.rows[indexOfRow(s.rows, [id, group])];
+      return r?.id === id && r.group === group ? r : undefined;
     };
-    let { s, row } = await lookup();
+    let s = await this.schedulerView.latest();
+    let row = inSnapshot(s);
     // An API task created since the snapshot: the view has it (no owner known yet).
     const def = this.o.view.get(id)?.def;
     if (!row && def?.group === group) return this.rowFromView(def, this.o.clock.now());
-    // Not in a snapshot taken a moment ago: maybe created since.
-    if (!row && this.schedulerView.forget(REFRESH_AFTER_MS)) {
-      this.groups.forget(REFRESH_AFTER_MS);
-      ({ s, row } = await lookup());
+    // Maybe created since: a snapshot at most refreshMs old decides (asking for ids that exist nowhere must not
+    // make taskapi ask every scheduler again and again).
+    if (!row) {
+      s = await this.schedulerView.fresh();
+      row = inSnapshot(s);
     }
     if (row) return row;
     const g = s.schedulers.find((x) => x.group === group);
@@ -253,7 +278,7 @@ export class ClusterStatus {
       );
     if (!row.owner) {
       // No owner because no instance runs is a state that lasts (409); one that runs is taking it over (503).
-      const { schedulers } = await this.schedulerView.get();
+      const { schedulers } = await this.schedulerView.latest();
       if (!schedulers.find((x) => x.group === group)?.running)
         throw new ApiError(
           409,
@@ -273,7 +298,7 @@ export class ClusterStatus {
     } catch (err) {
       throw new ApiError(503, `Kafka unreachable: ${errorMessage(err)}; nothing was sent`);
     }
-    this.schedulerView.forget();
+    this.schedulerView.invalidate();
     const reply = r.replies[0];
     if (!reply)
       throw new ApiError(
@@ -285,7 +310,7 @@ export class ClusterStatus {
   }
 
   async cluster(): Promise<ClusterOverview> {
-    const [s, consumers] = await Promise.all([this.schedulerView.get(), this.consumerView.get()]);
+    const [s, consumers] = await Promise.all([this.schedulerView.latest(), this.consumerView.latest()]);
     return { schedulers: s.schedulers, consumers, rates: this.o.rates.series() };
   }
 
@@ -310,7 +335,7 @@ export class ClusterStatus {
   private async takeSchedulers(): Promise<Snapshot> {
     const { kafka, view } = this.o;
     if (this.statePartitions === 0) this.statePartitions = await kafka.partitionCount(SCHEDULER_STATE_TOPIC);
-    const active = await this.groups.get();
+    const active = await this.groups.fresh();
     const live = schedulerGroups(active);
     const apiGroups = new Set<string>();
     for (const t of view.all()) apiGroups.add(t.def.group);
@@ -354,7 +379,7 @@ export class ClusterStatus {
     // API tasks no instance reported: their group runs nowhere now, or their owner did not answer in time.
     for (const t of view.all())
       if (!seen.has(`${t.def.group}/${t.def.id}`)) rows.push(this.rowFromView(t.def, now));
-    rows.sort((a, b) => a.id.localeCompare(b.id) || a.group.localeCompare(b.group));
+    rows.sort(byIdThenGroup);
     const schedulers: SchedulerGroupInfo[] = [...new Set([...live, ...apiGroups])].sort().map((group) => {
       const r = answers.get(group);
       return {
@@ -369,7 +394,10 @@ export class ClusterStatus {
         unansweredPartitions: r ? r.unanswered : Array.from({ length: this.statePartitions }, (_, p) => p),
       };
     });
-    return { rows, schedulers };
+    const haystacks = rows.map((r) =>
+      [r.id, r.group, r.processor, r.spec, r.description, r.source].join('\n').toLowerCase(),
+    );
+    return { rows, haystacks, schedulers };
   }
 
   /**
@@ -378,7 +406,7 @@ export class ClusterStatus {
    */
   private async takeConsumers(): Promise<ConsumerGroupInfo[]> {
     const { kafka } = this.o;
-    const active = await this.groups.get();
+    const active = await this.groups.fresh();
     const isInternal = (t: string) => t.startsWith('taskmanager.') || t.startsWith('__');
     const consumerGroups = active
       .map((g) => ({

@@ -30,7 +30,7 @@ export const COMMON_ERRORS = {
 export const BODY_ERRORS = {
   ...COMMON_ERRORS,
   409: problem('The id exists, or the task changed since the ETag in If-Match'),
-  413: problem('Body larger than the limit'),
+  413: problem('Body larger than --body-limit, or a task payload larger than --max-payload'),
   415: problem('Body not application/json'),
 } as const;
 
@@ -65,11 +65,20 @@ export const LIST_QUERY = {
   },
 } as const;
 
+/** The fields a list shows of a task: all but `payload` and `param` (GET /api/v1/tasks/{id} has them). */
+const { payload: _payload, param: _param, ...SUMMARY_PROPERTIES } = TASK_SCHEMA.properties;
+
+export const TASK_SUMMARY_SCHEMA = {
+  ...TASK_SCHEMA,
+  description: 'A task without its payload and param (GET /api/v1/tasks/{id} has them)',
+  properties: SUMMARY_PROPERTIES,
+} as const;
+
 export const TASK_LIST_SCHEMA = {
   type: 'object',
   required: ['items', 'total'],
   properties: {
-    items: { type: 'array', items: TASK_SCHEMA },
+    items: { type: 'array', items: TASK_SUMMARY_SCHEMA },
     total: { type: 'integer', description: 'Tasks matching the filters, in all pages' },
     nextCursor: { type: 'string', description: 'Pass as cursor for the next page; absent on the last page' },
   },
@@ -98,7 +107,7 @@ export function bodyValidator<T>(parse: (body: unknown) => Parsed<T>): FastifySc
       const r = parse(body);
       if (r.ok) return { value: r.value };
       const summary = r.errors.map((e) => `${e.pointer} ${e.detail}`).join('; ');
-      return { error: new ApiError(400, `invalid body: ${summary}`, r.errors) };
+      return { error: new ApiError(r.status ?? 400, `invalid body: ${summary}`, r.errors) };
     };
   };
 }

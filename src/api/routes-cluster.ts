@@ -133,23 +133,28 @@ const RATES_SCHEMA = {
 
 /** `/api/v1/schedules` and `/api/v1/cluster`: what the dashboard's overview and health pages show. */
 export function registerClusterRoutes(app: FastifyInstance, status: ClusterStatus): void {
-  app.get<{ Querystring: { limit: number; q?: string } }>(
+  app.get<{ Querystring: { limit: number; q?: string; cursor?: string } }>(
     '/api/v1/schedules',
     {
       config: { access: 'viewer' },
       schema: {
         tags: ['cluster'],
         summary:
-          'Every schedule, from schedule files and from this API, with its owner instance, state, next fires and last run',
+          'Every schedule, from schedule files and from this API, with its owner instance, state, next fires and last run, one page at a time (from answers taskapi takes at most every 5 s, however many callers)',
         querystring: {
           type: 'object',
           additionalProperties: false,
           properties: {
-            limit: { type: 'integer', minimum: 1, maximum: 1000, default: 1000 },
+            limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
             q: {
               type: 'string',
               maxLength: 200,
               description: 'Only rows whose id, group, processor or spec contain it',
+            },
+            cursor: {
+              type: 'string',
+              maxLength: 2000,
+              description: 'nextCursor of the previous page (stable when schedules come and go)',
             },
           },
         },
@@ -160,17 +165,26 @@ export function registerClusterRoutes(app: FastifyInstance, status: ClusterStatu
               required: ['items', 'total', 'groups'],
               properties: {
                 items: { type: 'array', items: ROW_SCHEMA },
-                total: { type: 'integer' },
+                total: { type: 'integer', description: 'Rows matching q, in all pages' },
+                nextCursor: {
+                  type: 'string',
+                  description: 'Pass as cursor for the next page; absent on the last page',
+                },
                 groups: { type: 'array', items: SCHEDULER_GROUP_SCHEMA },
               },
             },
-            'Schedules, sorted by id',
+            'One page of the schedules, sorted by id (then group)',
           ),
           ...COMMON_ERRORS,
         },
       },
     },
-    (req) => status.schedules({ limit: req.query.limit, ...(req.query.q ? { search: req.query.q } : {}) }),
+    (req) =>
+      status.schedules({
+        limit: req.query.limit,
+        ...(req.query.q ? { search: req.query.q } : {}),
+        ...(req.query.cursor === undefined ? {} : { cursor: req.query.cursor }),
+      }),
   );
 
   app.get<{ Params: { group: string; id: string } }>(

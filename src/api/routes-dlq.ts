@@ -1,11 +1,15 @@
 import type { FastifyInstance } from 'fastify';
-import { taskTopicProblem } from '../shared/config/topic-name.js';
 import { errorMessage } from '../shared/errors.js';
 import type { KafkaClient } from '../shared/kafka/index.js';
-import { listDlq, replayDlq } from '../consumer/dlq-commands.js';
-import type { DlqEntry, ReplayOutcome, ReplaySelector } from '../consumer/dlq-commands.js';
+import { replayDlq } from '../consumer/dlq-commands.js';
+import type { ReplayOutcome, ReplaySelector } from '../consumer/dlq-commands.js';
+import { systemClock } from '../shared/clock.js';
+import type { Clock } from '../shared/clock.js';
 import { principalOf } from './auth/guard.js';
 import { actorOf } from './auth/roles.js';
+import type { DlqItem, DlqState } from './dlq-view.js';
+import { DlqViews, existingDlq } from './dlq-views.js';
+import type { DlqViewsOptions } from './dlq-views.js';
 import { ApiError } from './problem.js';
 import { BODY_ERRORS, bodyValidator, COMMON_ERRORS, json } from './route-schemas.js';
 import { parserOf } from './task-input.js';
@@ -42,14 +46,34 @@ const ENTRY_SCHEMA = {
   },
 } as const;
 
+const LIST_QUERY = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+    cursor: {
+      type: 'string',
+      pattern: '^\\d{1,9}@\\d{1,19}$',
+      description: 'nextCursor of the previous page (a position: entries added meanwhile never shift a page)',
+    },
+    state: {
+      type: 'string',
+      enum: ['waiting', 'replayed'],
+      description: 'Only the entries still waiting, or only those replayed (absent: both)',
+    },
+  },
+} as const;
+
 const LIST_SCHEMA = {
   type: 'object',
-  required: ['topic', 'waiting', 'replayed', 'items'],
+  required: ['topic', 'waiting', 'replayed', 'total', 'items'],
   properties: {
     topic: { type: 'string' },
-    waiting: { type: 'integer' },
-    replayed: { type: 'integer' },
+    waiting: { type: 'integer', description: 'Entries waiting, in the whole DLQ' },
+    replayed: { type: 'integer', description: 'Entries replayed, in the whole DLQ' },
+    total: { type: 'integer', description: 'Entries matching state, in all pages' },
     items: { type: 'array', items: ENTRY_SCHEMA },
+    nextCursor: { type: 'string', description: 'Pass as cursor for the next page; absent on the last page' },
   },
 } as const;
 
@@ -78,7 +102,7 @@ const REPLAY_BODY = {
   },
 } as const;
 
-function shown(e: DlqEntry): object {
+function shown(e: DlqItem): object {
   return {
     position: `${e.partition}@${e.offset}`,
     ...(e.taskId === undefined ? {} : { taskId: e.taskId }),
@@ -92,43 +116,47 @@ function shown(e: DlqEntry): object {
   };
 }
 
-/** The task topic named in a path: a legal, non-internal name whose DLQ exists (404 otherwise). */
-async function entriesOf(kafka: KafkaClient, topic: string): Promise<DlqEntry[]> {
-  const problem = taskTopicProblem(topic);
-  if (problem) throw new ApiError(400, problem, [{ pointer: '/topic', detail: problem }]);
-  try {
-    return await listDlq(kafka, topic);
-  } catch (err) {
-    if (/does not exist/.test(errorMessage(err))) throw new ApiError(404, errorMessage(err));
-    throw new ApiError(503, `cannot read ${topic}.dlq: ${errorMessage(err)}`);
-  }
-}
+/** A replay answers once the view shows its markers (so the list read next shows it replayed), or after this. */
+const REPLAY_SHOWN_MS = 5000;
 
 /** `/api/v1/dlq/{topic}…`: dead-lettered tasks with their reasons, and replays (as `taskconsumer dlq` does). */
 export function registerDlqRoutes(
   app: FastifyInstance,
   kafka: KafkaClient,
   audit: (what: string, user: string) => void,
+  o: Omit<DlqViewsOptions, 'kafka' | 'clock'> & { clock?: Clock } = {},
 ): void {
-  app.get<{ Params: { topic: string } }>(
+  const clock = o.clock ?? systemClock;
+  const views = new DlqViews({ ...o, kafka, clock });
+  app.addHook('onClose', () => views.stop());
+
+  app.get<{ Params: { topic: string }; Querystring: { limit: number; cursor?: string; state?: DlqState } }>(
     '/api/v1/dlq/:topic',
     {
       config: { access: 'viewer' },
       schema: {
         tags: ['dlq'],
-        summary: 'Dead-lettered tasks of a task topic, oldest first, with reasons and original offsets',
+        summary:
+          'Dead-lettered tasks of a task topic, by partition and offset, with reasons and original offsets, one page at a time (from a view taskapi keeps, not read per request)',
         params: TOPIC_PARAMS,
-        response: { 200: json(LIST_SCHEMA, 'The DLQ'), ...COMMON_ERRORS },
+        querystring: LIST_QUERY,
+        response: { 200: json(LIST_SCHEMA, 'One page of the DLQ'), ...COMMON_ERRORS },
       },
     },
     async (req) => {
-      const entries = await entriesOf(kafka, req.params.topic);
-      const waiting = entries.filter((e) => !e.replayedBy).length;
+      const { limit, cursor, state } = req.query;
+      const page = (await views.view(req.params.topic)).page({
+        limit,
+        ...(cursor === undefined ? {} : { after: cursor }),
+        ...(state === undefined ? {} : { state }),
+      });
       return {
         topic: req.params.topic,
-        waiting,
-        replayed: entries.length - waiting,
-        items: entries.map(shown),
+        waiting: page.waiting,
+        replayed: page.replayed,
+        total: page.total,
+        items: page.items.map(shown),
+        ...(page.next === undefined ? {} : { nextCursor: page.next }),
       };
     },
   );
@@ -161,7 +189,7 @@ export function registerDlqRoutes(
       validatorCompiler: bodyValidator(parserOf<ReplaySelector>(REPLAY_BODY)),
     },
     async (req) => {
-      await entriesOf(kafka, req.params.topic);
+      await existingDlq(kafka, req.params.topic);
       let outcome: ReplayOutcome;
       try {
         outcome = await replayDlq(kafka, req.params.topic, req.body);
@@ -175,6 +203,8 @@ export function registerDlqRoutes(
           actor,
         );
       for (const r of outcome.refused) audit(r.line, actor);
+      const positions = outcome.replayed.map((e) => `${e.partition}@${e.offset}`);
+      await (await views.current(req.params.topic))?.replayed(positions, clock, REPLAY_SHOWN_MS);
       return {
         replayed: outcome.replayed.map(shown),
         refused: outcome.refused.map(({ entry, line }) => ({

@@ -1,10 +1,17 @@
 import type { FastifyInstance } from 'fastify';
 import { principalOf } from './auth/guard.js';
 import { BODY_ERRORS, bodyValidator, COMMON_ERRORS, ID_PARAMS, json } from './route-schemas.js';
-import { inputOfLegacyTask, LEGACY_TASK_SCHEMA, parseLegacyTask } from './task-input.js';
+import {
+  DEFAULT_MAX_PAYLOAD_BYTES,
+  inputOfLegacyTask,
+  LEGACY_TASK_SCHEMA,
+  parseLegacyTask,
+  payloadLimited,
+} from './task-input.js';
 import type { TaskInput } from './task-input.js';
 import { RUN_SCHEMA, TASK_STATES } from './task-model.js';
 import type { ApiTask } from './task-model.js';
+import type { TaskRoutesOptions } from './routes-tasks.js';
 import type { TaskService } from './task-service.js';
 
 /** A task the way the old `/api/tasks` service showed it, with our status beside its own. */
@@ -40,7 +47,11 @@ function legacyView(t: ApiTask): object {
 }
 
 /** `/api/tasks…`: the one-shot task service we replace, its request body unmodified (docs/contract.md §7). */
-export function registerLegacyRoutes(app: FastifyInstance, service: TaskService): void {
+export function registerLegacyRoutes(
+  app: FastifyInstance,
+  service: TaskService,
+  o: TaskRoutesOptions = {},
+): void {
   app.post<{ Body: TaskInput }>(
     '/api/tasks',
     {
@@ -51,10 +62,12 @@ export function registerLegacyRoutes(app: FastifyInstance, service: TaskService)
         body: LEGACY_TASK_SCHEMA,
         response: { 201: json(LEGACY_TASK_VIEW, 'Created'), ...BODY_ERRORS },
       },
-      validatorCompiler: bodyValidator((body) => {
-        const r = parseLegacyTask(body);
-        return r.ok ? { ok: true, value: inputOfLegacyTask(r.value, service.now()) } : r;
-      }),
+      validatorCompiler: bodyValidator(
+        payloadLimited((body) => {
+          const r = parseLegacyTask(body);
+          return r.ok ? { ok: true, value: inputOfLegacyTask(r.value, service.now()) } : r;
+        }, o.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES),
+      ),
     },
     async (req, reply) => {
       const task = await service.create(req.body, principalOf(req));
@@ -77,6 +90,6 @@ export function registerLegacyRoutes(app: FastifyInstance, service: TaskService)
         response: { 200: json(LEGACY_TASK_VIEW, 'The task'), ...COMMON_ERRORS },
       },
     },
-    (req) => legacyView(service.get(req.params.id)),
+    (req) => legacyView(service.get(req.params.id, principalOf(req))),
   );
 }

@@ -14,11 +14,13 @@ import {
 } from './route-schemas.js';
 import {
   CREATE_BODY_SCHEMA,
+  DEFAULT_MAX_PAYLOAD_BYTES,
   inputOfLegacyV1,
   isLegacyV1Body,
   parseLegacyV1,
   parseTaskInput,
   parseTaskPatch,
+  payloadLimited,
   TASK_PATCH_SCHEMA,
 } from './task-input.js';
 import type { Parsed, TaskInput, TaskPatch } from './task-input.js';
@@ -44,9 +46,27 @@ function sendTask(reply: FastifyReply, task: ApiTask, status = 200): FastifyRepl
   return reply.code(status).header('etag', `"${task.version}"`).send(task);
 }
 
+export type TaskSummary = Omit<ApiTask, 'payload' | 'param'>;
+
+/** A task as a list shows it: without its payload and param, which may be large (the task's own GET has them). */
+export function taskSummary(t: ApiTask): TaskSummary {
+  const { payload: _payload, param: _param, ...summary } = t;
+  return summary;
+}
+
+export interface TaskRoutesOptions {
+  /** Largest task payload, bytes of its JSON (413 above). @default 65536 */
+  maxPayloadBytes?: number;
+}
+
 /** `/api/v1/tasks…` (docs/contract.md §7). */
-export function registerTaskRoutes(app: FastifyInstance, service: TaskService): void {
-  const parseCreateBody = createBodyParser(service);
+export function registerTaskRoutes(
+  app: FastifyInstance,
+  service: TaskService,
+  o: TaskRoutesOptions = {},
+): void {
+  const maxPayload = o.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
+  const parseCreateBody = payloadLimited(createBodyParser(service), maxPayload);
   app.post<{ Body: TaskInput }>(
     BASE,
     {
@@ -71,12 +91,16 @@ export function registerTaskRoutes(app: FastifyInstance, service: TaskService): 
       config: { access: 'viewer' },
       schema: {
         tags: ['tasks'],
-        summary: 'List tasks, oldest first, filtered by status and processor',
+        summary:
+          'List tasks, oldest first, filtered by status and processor; each without its payload and param (get the task for those)',
         querystring: LIST_QUERY,
         response: { 200: json(TASK_LIST_SCHEMA, 'One page'), ...COMMON_ERRORS },
       },
     },
-    (req) => service.list(req.query),
+    (req) => {
+      const page = service.list(req.query, principalOf(req));
+      return { ...page, items: page.items.map(taskSummary) };
+    },
   );
 
   app.get<{ Params: IdParams }>(
@@ -90,7 +114,7 @@ export function registerTaskRoutes(app: FastifyInstance, service: TaskService): 
         response: { 200: json(TASK_SCHEMA, 'The task'), ...COMMON_ERRORS },
       },
     },
-    (req, reply) => sendTask(reply, service.get(req.params.id)),
+    (req, reply) => sendTask(reply, service.get(req.params.id, principalOf(req))),
   );
 
   app.put<{ Params: IdParams; Body: TaskInput; Headers: IfMatch }>(
@@ -126,7 +150,7 @@ export function registerTaskRoutes(app: FastifyInstance, service: TaskService): 
         body: TASK_PATCH_SCHEMA,
         response: { 200: json(TASK_SCHEMA, 'Changed'), ...BODY_ERRORS },
       },
-      validatorCompiler: bodyValidator(parseTaskPatch),
+      validatorCompiler: bodyValidator(payloadLimited(parseTaskPatch, maxPayload)),
     },
     async (req, reply) =>
       sendTask(
@@ -204,7 +228,7 @@ export function registerTaskRoutes(app: FastifyInstance, service: TaskService): 
       },
     },
     (req) => ({
-      timeZone: service.get(req.params.id).timeZone,
+      timeZone: service.get(req.params.id, principalOf(req)).timeZone,
       items: service.next(req.params.id, req.query.count),
     }),
   );

@@ -138,6 +138,12 @@ function selfOrAdmin(p: Principal, name: string): void {
 }
 
 const PUBLIC = { security: [] } as const;
+const TOO_MANY_LOGINS = problem(
+  'Too many failed logins for this user and address, this user, or this address, on all instances (Retry-After)',
+);
+const BUSY = problem(
+  'Too many password checks at once (Retry-After), or Kafka unreachable: the attempt could not be counted',
+);
 const SECURED = { tags: ['users'] } as const;
 
 /** `/api/v1/users…` and `/api/v1/tokens…` (docs/contract.md §8). */
@@ -160,20 +166,16 @@ export function registerUserRoutes(app: FastifyInstance, o: UserRoutesOptions): 
           401: problem('Wrong user name or password (the same answer for both)'),
           413: BODY_ERRORS[413],
           415: BODY_ERRORS[415],
-          429: problem('Too many failed logins for this user and address, or this address (Retry-After)'),
+          429: TOO_MANY_LOGINS,
+          503: BUSY,
         },
       },
       validatorCompiler: bodyValidator(parserOf(CREDENTIALS)),
     },
     async (req) => {
       const { username, password } = req.body;
-      limiter.check(username, address(req));
-      const token = await auth.login(username, password);
-      if (!token) {
-        limiter.failed(username, address(req));
-        throw new ApiError(401, 'wrong user name or password');
-      }
-      limiter.succeeded(username, address(req));
+      const token = await limiter.login(username, address(req), () => auth.login(username, password));
+      if (!token) throw new ApiError(401, 'wrong user name or password');
       return token;
     },
   );
@@ -186,8 +188,15 @@ export function registerUserRoutes(app: FastifyInstance, o: UserRoutesOptions): 
         ...SECURED,
         ...PUBLIC,
         summary: 'Create your own user with role viewer (only when taskapi runs with --allow-signup)',
+        description:
+          'The same answer, after the same work, whether the name was free or not: when it was taken, nothing was created and the login fails',
         body: CREDENTIALS,
-        response: { 201: json(USER_SCHEMA, 'Created, as viewer'), ...BODY_ERRORS },
+        response: {
+          201: json(USER_SCHEMA, 'Created, as viewer (or the name was taken: the answer does not say)'),
+          ...BODY_ERRORS,
+          429: problem('Too many sign-ups from this address (Retry-After)'),
+          503: BUSY,
+        },
       },
       validatorCompiler: bodyValidator(parserOf(CREDENTIALS)),
     },
@@ -197,12 +206,8 @@ export function registerUserRoutes(app: FastifyInstance, o: UserRoutesOptions): 
           403,
           'sign-up is off: an admin creates users (or start taskapi with --allow-signup)',
         );
-      const u = await users.addUser(
-        req.body.username,
-        req.body.password,
-        'viewer',
-        `signup:${req.body.username}`,
-      );
+      const { username, password } = req.body;
+      const u = await limiter.signup(address(req), () => users.signUp(username, password));
       return reply.code(201).send(shown(u));
     },
   );
@@ -243,12 +248,9 @@ export function registerUserRoutes(app: FastifyInstance, o: UserRoutesOptions): 
       validatorCompiler: bodyValidator(parserOf(NEW_USER)),
     },
     async (req, reply) => {
-      const u = await users.addUser(
-        req.body.username,
-        req.body.password,
-        req.body.role,
-        actorOf(principalOf(req)),
-      );
+      const { username, password, role } = req.body;
+      const actor = actorOf(principalOf(req));
+      const u = await limiter.hash(() => users.addUser(username, password, role, actor));
       return reply.code(201).send(shown(u));
     },
   );
@@ -282,7 +284,12 @@ export function registerUserRoutes(app: FastifyInstance, o: UserRoutesOptions): 
           'Change a password: your own (with currentPassword), or anyone’s for an admin; earlier access tokens stop working',
         params: NAME_PARAMS,
         body: PASSWORD_CHANGE,
-        response: { 200: json(USER_SCHEMA, 'Changed'), ...BODY_ERRORS },
+        response: {
+          200: json(USER_SCHEMA, 'Changed'),
+          ...BODY_ERRORS,
+          429: problem('Too many wrong currentPassword (they count as failed logins; Retry-After)'),
+          503: BUSY,
+        },
       },
       validatorCompiler: bodyValidator(parserOf(PASSWORD_CHANGE)),
     },
@@ -293,11 +300,19 @@ export function registerUserRoutes(app: FastifyInstance, o: UserRoutesOptions): 
       // A leaked API token or access token must not be enough to take the account over.
       if (p.via === 'api-token')
         throw new ApiError(403, 'an API token cannot change passwords: log in with a password');
-      if (p.user === req.params.id && !(await auth.checkPassword(p.user, req.body.currentPassword ?? '')))
+      // A wrong currentPassword is a failed login: a stolen access token must not be a way around the limits.
+      const current = req.body.currentPassword ?? '';
+      if (
+        p.user === req.params.id &&
+        !(await limiter.login(p.user, address(req), async () =>
+          (await auth.checkPassword(p.user, current)) ? true : undefined,
+        ))
+      )
         throw new ApiError(403, 'currentPassword is missing or wrong: changing your own password needs it');
       if (p.mustChangePassword && req.body.password === req.body.currentPassword)
         throw new ApiError(400, 'choose a new password: this one was set from the environment of taskapi');
-      return shown(await users.changeUser(req.params.id, { password: req.body.password }, actorOf(p)));
+      const password = req.body.password;
+      return shown(await limiter.hash(() => users.changeUser(req.params.id, { password }, actorOf(p))));
     },
   );
 

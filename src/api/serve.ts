@@ -11,7 +11,7 @@ import type { OpsServer } from '../shared/ops/server.js';
 import { Authenticator } from './auth/authenticator.js';
 import { checkedPassword } from './auth/passwords.js';
 import { LoginLimiter } from './auth/login-limiter.js';
-import { loadSigningKeys } from './auth/signing-keys.js';
+import { derivedSecret, loadSigningKeys } from './auth/signing-keys.js';
 import { UserStore } from './auth/user-store.js';
 import { ClusterStatus } from './cluster-status.js';
 import { KafkaStore, RepairSweeper } from './kafka-store.js';
@@ -29,6 +29,8 @@ export interface ServeOptions extends KafkaCliOptions {
   taskTopics: readonly string[];
   timeZone: string;
   bodyLimit: number;
+  /** Largest task payload, bytes of its JSON. */
+  maxPayload: number;
   /** ms; see ApiServerOptions. */
   requestTimeout: number;
   idleTimeout: number;
@@ -139,6 +141,13 @@ export async function serve(o: ServeOptions, logger: Logger): Promise<void> {
     { unrepaired: tasks.view.unrepaired, repair: (k) => tasks.repair(k) },
     { unrepaired: users.view.unrepaired, repair: (k) => users.repair(k) },
   ]);
+  const limiter = new LoginLimiter({
+    log: users.attemptLog(),
+    clock: systemClock,
+    logger,
+    secret: derivedSecret(keys, 'login attempts'),
+  });
+  limiter.start();
   const service = new TaskService({
     tasks,
     store,
@@ -166,12 +175,13 @@ export async function serve(o: ServeOptions, logger: Logger): Promise<void> {
     users: {
       users,
       auth: new Authenticator(users.view, keys, systemClock, Math.round(o.tokenTtl / 1000)),
-      limiter: new LoginLimiter(systemClock),
+      limiter,
       allowSignup: o.allowSignup,
     },
     health,
     logger,
     bodyLimit: o.bodyLimit,
+    maxPayloadBytes: o.maxPayload,
     requestTimeoutMs: o.requestTimeout,
     idleTimeoutMs: o.idleTimeout,
     keepAliveTimeoutMs: o.keepAliveTimeout,
@@ -197,6 +207,7 @@ export async function serve(o: ServeOptions, logger: Logger): Promise<void> {
       await app.close();
       await cluster.stop();
       sweeper.stop();
+      limiter.stop();
       await store.stop();
       await ops?.close();
       return 0;

@@ -3,6 +3,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import swagger from '@fastify/swagger';
 import { paramsAjv } from './route-schemas.js';
 import { errorMessage } from '../shared/errors.js';
+import type { Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
 import { ApiError, PROBLEM_CONTENT_TYPE, problemOf } from './problem.js';
 import { fieldErrors } from './task-input.js';
@@ -32,6 +33,10 @@ export interface ApiServerOptions {
   logger: Logger;
   /** Largest request body, bytes (413 above). @default 524288 */
   bodyLimit?: number;
+  /** Largest task payload, bytes of its JSON, on create and change (413 above). @default 65536 */
+  maxPayloadBytes?: number;
+  /** For the DLQ views (idle DLQs stop being followed). @default systemClock */
+  clock?: Clock;
   /**
    * Time a client has to send a whole request, headers and body, ms: a slow sender (slowloris) gets 408 and the
    * connection closed instead of holding it forever. @default 30000
@@ -153,12 +158,18 @@ export async function buildServer(o: ApiServerOptions): Promise<FastifyInstance>
   }
 
   installGuard(app, o.users.auth);
-  registerTaskRoutes(app, o.service);
+  const payloadLimit = o.maxPayloadBytes === undefined ? {} : { maxPayloadBytes: o.maxPayloadBytes };
+  registerTaskRoutes(app, o.service, payloadLimit);
   registerUserRoutes(app, o.users);
   registerUiRoutes(app);
-  registerDlqRoutes(app, o.kafka, (what, user) => o.logger.info(`${what} by ${user}`));
+  registerDlqRoutes(
+    app,
+    o.kafka,
+    (what, user) => o.logger.info(`${what} by ${user}`),
+    o.clock ? { clock: o.clock } : {},
+  );
   registerClusterRoutes(app, o.cluster);
-  registerLegacyRoutes(app, o.service);
+  registerLegacyRoutes(app, o.service, payloadLimit);
   registerHealthRoutes(app, o.health, o.logger);
   app.get('/api/openapi.json', { config: { access: 'public' }, schema: { hide: true } }, () => app.swagger());
   await app.ready();

@@ -5,12 +5,14 @@ import type { Logger } from '../shared/logger.js';
 import { encodeJson, EVENTS_TOPIC } from '../shared/messages.js';
 import type { AuditAction, AuditEvent } from '../shared/messages.js';
 import { taskTopicProblem } from '../shared/config/topic-name.js';
-import { actorOf } from './auth/roles.js';
+import { isCommandProcessorName } from '../processors/command-policy.js';
+import { actorOf, allows } from './auth/roles.js';
 import type { Principal } from './auth/roles.js';
 import type { KafkaStore } from './kafka-store.js';
 import type { TaskDefinition } from '../shared/tasks/definition.js';
 import { ApiError } from './problem.js';
 import type { TaskRun } from './run-history.js';
+import { redactSecretFields } from './secret-fields.js';
 import { applyPatch, definitionOf } from './task-input.js';
 import type { InputDefaults, TaskInput, TaskPatch } from './task-input.js';
 import { nextFires, toApiTask } from './task-model.js';
@@ -84,11 +86,12 @@ export class TaskService {
     return this.o.clock.now();
   }
 
-  get(id: string): ApiTask {
-    return this.show(this.found(id));
+  /** The task as `by` may see it: a viewer's payload has its secret-named fields redacted. */
+  get(id: string, by: Principal): ApiTask {
+    return this.show(this.found(id), by);
   }
 
-  list(q: ListRequest): TaskList {
+  list(q: ListRequest, by: Principal): TaskList {
     const page = this.o.tasks.view.list({
       limit: q.limit,
       ...(q.offset === undefined ? {} : { offset: q.offset }),
@@ -97,7 +100,7 @@ export class TaskService {
       ...(q.processor === undefined ? {} : { processor: q.processor }),
     });
     return {
-      items: page.items.map((t) => this.show(t)),
+      items: page.items.map((t) => this.show(t, by)),
       total: page.total,
       ...(page.last ? { nextCursor: encodeCursor(page.last) } : {}),
     };
@@ -121,12 +124,13 @@ export class TaskService {
       createdBy: actor,
       updatedBy: actor,
     };
+    checkCommandWriter(def, by);
     await this.checkTopic(def);
     if (this.o.tasks.view.get(def.id)) throw new ApiError(409, `task ${def.id} already exists`);
     const { task } = await this.o.tasks.create(def, actor);
     const shown = this.written(def.id, task);
     await this.audit('task.created', shown, actor);
-    return this.show(shown);
+    return this.show(shown, by);
   }
 
   replace(id: string, input: TaskInput, ifMatch: string | undefined, by: Principal): Promise<ApiTask> {
@@ -183,12 +187,14 @@ export class TaskService {
       const current = this.found(id);
       this.checkPrecondition(current, wanted);
       const def = { ...next(current.def), updatedBy: actor };
+      checkCommandWriter(current.def, by);
+      checkCommandWriter(def, by);
       await this.checkTopic(def);
       try {
         const { task } = await this.o.tasks.update(def, current.version, actor);
         const shown = this.written(id, task);
         await this.audit('task.changed', shown, actor);
-        return this.show(shown);
+        return this.show(shown, by);
       } catch (err) {
         if (!this.retryable(err, wanted, attempt)) throw err;
       }
@@ -266,7 +272,21 @@ export class TaskService {
     return task;
   }
 
-  private show(t: ViewTask): ApiTask {
-    return toApiTask(t.def, t.version, this.o.tasks.view.latestRun(t.def.id), this.o.clock.now());
+  private show(t: ViewTask, by: Principal): ApiTask {
+    const task = toApiTask(t.def, t.version, this.o.tasks.view.latestRun(t.def.id), this.o.clock.now());
+    if (task.payload === undefined || allows(by.role, 'operator')) return task;
+    return { ...task, payload: redactSecretFields(task.payload) };
   }
+}
+
+/**
+ * A CommandProcessor task runs programs on the consumers' hosts (or containers) of whatever its payload says: only
+ * an admin creates one, changes one, or turns another task into one. Operators may still trigger and delete them.
+ */
+function checkCommandWriter(def: TaskDefinition, by: Principal): void {
+  if (isCommandProcessorName(def.processor) && !allows(by.role, 'admin'))
+    throw new ApiError(
+      403,
+      `task ${def.id} runs CommandProcessor (processor ${JSON.stringify(def.processor)}), which runs programs on the consumers: only an admin may create or change it (${by.user} has role ${by.role})`,
+    );
 }

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { statSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { systemClock } from '../shared/clock.js';
 import type { KafkaClient } from '../shared/kafka/index.js';
@@ -24,6 +25,7 @@ import { AppError } from '../shared/errors.js';
 import { ProcessorRegistry } from '../processors/registry.js';
 import { builtInProcessors, workProcessorCliOptions } from '../processors/built-in.js';
 import type { WorkProcessorOptions } from '../processors/built-in.js';
+import { SecretSource } from './secrets.js';
 import { TaskConsumer } from './task-consumer.js';
 import { formatDlq, listDlq, replayDlq } from './dlq-commands.js';
 import { consumerGroupStatus } from './status-command.js';
@@ -44,6 +46,30 @@ interface RunOpts extends WorkProcessorOptions {
   logFormat: string;
   metricsPort?: number;
   metricsHost: string;
+  secretsDir?: string;
+}
+
+/** `--secrets-dir`: a directory that exists, or a usage error at start rather than a DLQ full of tasks. */
+function secretsDirOf(dir: string | undefined): string | undefined {
+  if (dir === undefined) return undefined;
+  let isDir = false;
+  try {
+    isDir = statSync(dir).isDirectory();
+  } catch {
+    // said below
+  }
+  if (!isDir) throw new AppError('USAGE', `--secrets-dir ${dir}: not a directory`);
+  return dir;
+}
+
+/** One line on what command tasks may do here: whoever can write a command task gets this much. */
+function commandWarning(opts: RunOpts): string {
+  const programs = opts.commandPrograms?.length ? opts.commandPrograms.join(', ') : 'any program';
+  const images = `in containers of ${opts.commandImages?.length ? opts.commandImages.join(', ') : 'any image'}`;
+  const where = opts.commandRequireImage
+    ? `${images}, never on this host (--command-require-image)`
+    : `on this host as the consumer's user, and ${images}`;
+  return `CommandProcessor is on (--enable-command): task payloads can run ${programs} ${where}`;
 }
 
 function nonNegativeInt(name: string): (v: string) => number {
@@ -62,9 +88,9 @@ async function run(opts: RunOpts): Promise<void> {
     const problem = topicNameProblem(t);
     if (problem) throw new AppError('USAGE', `--topic ${JSON.stringify(t)}: ${problem}`);
   }
+  const secretsDir = secretsDirOf(opts.secretsDir);
   const registry = new ProcessorRegistry(builtInProcessors(opts));
-  if (opts.enableCommand)
-    logger.warn('CommandProcessor is on (--enable-command): task payloads can run programs on this host');
+  if (opts.enableCommand) logger.warn(commandWarning(opts));
   for (const m of opts.processors ?? []) {
     const added = await registry.loadModule(m);
     logger.info(`loaded processors from ${m}: ${added.join(', ')}`);
@@ -84,6 +110,7 @@ async function run(opts: RunOpts): Promise<void> {
     drainTimeoutMs: opts.drainTimeoutMs,
     taskTimeoutMs: opts.taskTimeoutMs,
     backoff: { baseMs: opts.retryBaseMs, maxMs: opts.retryMaxMs },
+    secrets: new SecretSource(secretsDir === undefined ? {} : { dir: secretsDir }),
   });
   const ops =
     metrics && opts.metricsPort !== undefined
@@ -163,6 +190,12 @@ const program = new Command()
     new Option('--retry-max-ms <ms>', 'longest wait between two attempts')
       .argParser(positiveInt('--retry-max-ms'))
       .default(30_000),
+  )
+  .addOption(
+    new Option(
+      '--secrets-dir <dir>',
+      'where {"$secret": "NAME"} in a payload is read from (file NAME) when TASKMANAGER_SECRET_NAME is not set',
+    ).env('TASKCONSUMER_SECRETS_DIR'),
   )
   .addOption(logLevelOption())
   .addOption(logFormatOption())

@@ -27,6 +27,25 @@ export interface DlqEntry {
   record: InRecord;
 }
 
+/** What the `dlq-*` headers of one DLQ record say (a replay marker is read as one too: check REPLAYED_HEADER first). */
+export function dlqEntryOf(r: InRecord): DlqEntry {
+  const h = r.headers;
+  return {
+    partition: r.partition,
+    offset: r.offset,
+    taskId: h['task-id'],
+    key: r.key === null ? null : r.key.toString('utf8'),
+    reason: h['dlq-reason'] ?? '?',
+    error: h['dlq-error'] ?? '',
+    attempts: h['dlq-attempts'] ?? '?',
+    failedAt: h['dlq-failed-at'] ?? '?',
+    originalTopic: h['dlq-original-topic'] ?? '?',
+    originalPartition: h['dlq-original-partition'] ?? '?',
+    originalOffset: h['dlq-original-offset'] ?? '?',
+    record: r,
+  };
+}
+
 /** The DLQ's records folded with the replay markers: which tasks are still waiting, which were replayed. */
 export function foldDlq(records: readonly InRecord[]): DlqEntry[] {
   const replayed = new Map<string, string>();
@@ -37,23 +56,8 @@ export function foldDlq(records: readonly InRecord[]): DlqEntry[] {
   return records
     .filter((r) => r.headers[REPLAYED_HEADER] === undefined)
     .map((r) => {
-      const h = r.headers;
       const replayedBy = replayed.get(`${r.partition}@${r.offset}`);
-      return {
-        partition: r.partition,
-        offset: r.offset,
-        taskId: h['task-id'],
-        key: r.key === null ? null : r.key.toString('utf8'),
-        reason: h['dlq-reason'] ?? '?',
-        error: h['dlq-error'] ?? '',
-        attempts: h['dlq-attempts'] ?? '?',
-        failedAt: h['dlq-failed-at'] ?? '?',
-        originalTopic: h['dlq-original-topic'] ?? '?',
-        originalPartition: h['dlq-original-partition'] ?? '?',
-        originalOffset: h['dlq-original-offset'] ?? '?',
-        ...(replayedBy === undefined ? {} : { replayedBy }),
-        record: r,
-      };
+      return { ...dlqEntryOf(r), ...(replayedBy === undefined ? {} : { replayedBy }) };
     });
 }
 

@@ -8,6 +8,7 @@ import type { ProcessorRegistry } from '../processors/registry.js';
 import type { BackoffOptions } from './backoff.js';
 import { BatchWorker } from './batch-worker.js';
 import { Semaphore } from './semaphore.js';
+import type { SecretSource } from './secrets.js';
 import { TaskRunner } from './task-runner.js';
 import type { TaskOutcome } from './task-runner.js';
 import { ConsumerMetrics } from './metrics.js';
@@ -33,6 +34,8 @@ export interface TaskConsumerOptions {
   onOutcome?(outcome: TaskOutcome): void;
   /** Where to register the consumer's metrics; none are kept without it. */
   metricsRegistry?: Registry;
+  /** Resolves secret references in payloads. @default `TASKMANAGER_SECRET_*` of the environment */
+  secrets?: SecretSource;
 }
 
 /** Without a heartbeat answered for this long, the member reports not ready (broker or coordinator gone). */
@@ -90,6 +93,7 @@ export class TaskConsumer {
       backoff: this.o.backoff,
       onOutcome: this.o.onOutcome,
       ...(this.metrics ? { metrics: this.metrics } : {}),
+      ...(this.o.secrets ? { secrets: this.o.secrets } : {}),
     });
     this.worker = new BatchWorker({
       runner,

@@ -11,6 +11,7 @@ import { retryDelayMs } from './backoff.js';
 import type { BackoffOptions } from './backoff.js';
 import { dlqRecord } from './dlq.js';
 import type { ConsumerMetrics } from './metrics.js';
+import { redactSecrets, SecretSource } from './secrets.js';
 import type { SlotLease } from './semaphore.js';
 
 export interface TaskRunnerOptions {
@@ -27,6 +28,8 @@ export interface TaskRunnerOptions {
   /** Outcome hooks for tests. */
   onOutcome?(outcome: TaskOutcome): void;
   metrics?: ConsumerMetrics;
+  /** Resolves `{"$secret": …}` references in payloads. @default `TASKMANAGER_SECRET_*` of process.env */
+  secrets?: SecretSource;
 }
 
 /** `done`: the record may be committed (finished or dead-lettered). `interrupted`: leave it for re-delivery. */
@@ -68,7 +71,11 @@ function where(rec: InRecord): string {
  * when it cannot succeed. Writes the status events. Resolves `done` only when what it did is durable in Kafka.
  */
 export class TaskRunner {
-  constructor(private readonly o: TaskRunnerOptions) {}
+  private readonly secrets: SecretSource;
+
+  constructor(private readonly o: TaskRunnerOptions) {
+    this.secrets = o.secrets ?? new SecretSource();
+  }
 
   /**
    * @param slot the caller's claim on a `--concurrency` slot, held when called: given back as soon as an attempt's
@@ -119,14 +126,23 @@ export class TaskRunner {
       let succeeded = false;
       let failure: unknown;
       let result: Record<string, unknown> | undefined;
+      /** The secret values this attempt resolved: kept out of every result, error and log line written after it. */
+      let secretValues: readonly string[] = [];
       try {
         // A processor that throws synchronously is treated like one that rejects; one that ignores its signal
         // is abandoned when the signal fires, so it cannot hold a drain or a partition forever.
         const outcome = await untilAborted(
-          Promise.resolve().then(() => processor.process(task, { signal, logger: log, attempt, source })),
+          Promise.resolve().then(async () => {
+            const resolved = await this.secrets.resolve(task);
+            secretValues = resolved.values;
+            return processor.process(resolved.task, { signal, logger: log, attempt, source });
+          }),
           signal,
         );
-        result = outcome && typeof outcome === 'object' ? outcome.details : undefined;
+        result = redactSecrets(
+          outcome && typeof outcome === 'object' ? outcome.details : undefined,
+          secretValues,
+        );
         succeeded = true;
       } catch (err) {
         failure = err;
@@ -147,7 +163,8 @@ export class TaskRunner {
         this.o.onOutcome?.({ taskId: task.taskId, status: 'FINISHED', attempts: attempt });
         return 'done';
       }
-      const msg = errorMessage(failure);
+      const msg = redactSecrets(errorMessage(failure), secretValues);
+      const details = redactSecrets(detailsOf(failure), secretValues);
       if (drain.aborted) {
         log.warn(
           `task ${task.taskId} at ${where(rec)} interrupted by the drain deadline; it will be re-delivered`,
@@ -182,7 +199,7 @@ export class TaskRunner {
           attempt,
           drain,
           durationMs,
-          detailsOf(failure),
+          details,
         );
       }
       // At least what the far side asked for (Retry-After), up to 10 minutes.
@@ -193,7 +210,6 @@ export class TaskRunner {
       log.warn(
         `task ${task.taskId} attempt ${attempt}/${this.o.maxAttempts} failed: ${error}; retrying in ${delay} ms`,
       );
-      const details = detailsOf(failure);
       void this.emit(task, 'FAILED', attempt, rec, {
         durationMs,
         error,

@@ -1,6 +1,8 @@
 import { Option } from 'commander';
 import { commaList } from '../shared/cli-common.js';
 import { BUILT_IN_PROCESSORS } from './registry.js';
+import { AppError } from '../shared/errors.js';
+import { programPatternProblem } from './command-policy.js';
 import { commandProcessor } from './command-processor.js';
 import { emailProcessor } from './email-processor.js';
 import type { Processor } from './types.js';
@@ -12,6 +14,9 @@ export interface WorkProcessorOptions {
   smtpUrl?: string;
   smtpFrom?: string;
   enableCommand: boolean;
+  commandRequireImage?: boolean;
+  commandImages?: string[];
+  commandPrograms?: string[];
   nonRetriableExitCodes?: number[];
   commandEnv?: string[];
   containerRuntime: string;
@@ -27,6 +32,13 @@ function exitCodes(value: string, previous: number[] | undefined): number[] {
   if (codes.some((c) => !Number.isInteger(c) || c < 0 || c > 255))
     throw new Error(`--non-retriable-exit-codes: expected codes 0-255, got ${JSON.stringify(value)}`);
   return [...(previous ?? []), ...codes];
+}
+
+function programList(value: string, previous: string[] | undefined): string[] {
+  const programs = commaList(value, previous);
+  const problems = programs.map(programPatternProblem).filter((p) => p !== undefined);
+  if (problems.length > 0) throw new AppError('USAGE', `--command-programs: ${problems.join('; ')}`);
+  return programs;
 }
 
 /** The CLI options of those processors, with their secure defaults. */
@@ -47,6 +59,22 @@ export function workProcessorCliOptions(): Option[] {
       '--enable-command',
       'allow CommandProcessor to run programs named in task payloads (remote code execution)',
     ).default(false),
+    new Option(
+      '--command-require-image',
+      'CommandProcessor runs only tasks with an image, in containers: tasks that would run on this host go to the DLQ',
+    ).default(false),
+    new Option(
+      '--command-images <patterns>',
+      'images command tasks may use (busybox = any tag of it, busybox:1.36, registry/team/*; repeatable; default any)',
+    )
+      .argParser(commaList)
+      .env('TASKCONSUMER_COMMAND_IMAGES'),
+    new Option(
+      '--command-programs <programs>',
+      'programs command tasks may run, on the host or in a container (bare names or absolute paths, * within a segment; repeatable; default any)',
+    )
+      .argParser(programList)
+      .env('TASKCONSUMER_COMMAND_PROGRAMS'),
     new Option(
       '--non-retriable-exit-codes <codes>',
       'command exit codes that go to the DLQ at once (comma-separated)',
@@ -86,6 +114,11 @@ export function builtInProcessors(o: WorkProcessorOptions): Processor[] {
         cpus: o.containerCpus,
         pids: o.containerPids,
         user: o.containerUser,
+      },
+      policy: {
+        requireImage: o.commandRequireImage ?? false,
+        images: o.commandImages ?? [],
+        programs: o.commandPrograms ?? [],
       },
     }),
   ];

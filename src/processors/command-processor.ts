@@ -1,6 +1,8 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { NonRetriableError, RetriableError } from '../shared/errors.js';
+import { commandRefusal } from './command-policy.js';
+import type { CommandPolicy } from './command-policy.js';
 import { payloadParser } from './payload.js';
 import type { Processor, ProcessorContext, ProcessorResult } from './types.js';
 
@@ -42,6 +44,8 @@ export interface CommandOptions {
   /** Grace between SIGTERM and SIGKILL. @default 5000 */
   killGraceMs?: number;
   container: ContainerOptions;
+  /** What tasks may run: host runs at all, which images, which programs. @default anything */
+  policy?: CommandPolicy;
 }
 
 export interface ContainerOptions {
@@ -201,7 +205,7 @@ function containerArgv(c: ContainerOptions, name: string, p: CommandPayload): st
 /**
  * `CommandProcessor` (also `command`): runs `payload.command` (argv, no shell), on the host or, with `image`, in a
  * fresh container. Exit 0 succeeds; other codes are retried unless listed as non-retriable; output tails (64 KiB
- * each) and the exit code go in the event.
+ * each) and the exit code go in the event. What the policy refuses never starts and goes to the DLQ at once.
  */
 export function commandProcessor(o: CommandOptions): Processor {
   return {
@@ -213,6 +217,8 @@ export function commandProcessor(o: CommandOptions): Processor {
           'CommandProcessor is off: it runs programs named in task payloads; start taskconsumer with --enable-command to allow it',
         );
       const p = parse(task);
+      const refusal = commandRefusal(p, o.policy ?? {});
+      if (refusal) throw new NonRetriableError(`CommandProcessor: task ${task.taskId} refused: ${refusal}`);
       const inherited = Object.fromEntries(
         o.envAllow.flatMap((k) => (process.env[k] === undefined ? [] : [[k, process.env[k]]])),
       );

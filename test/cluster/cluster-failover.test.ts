@@ -230,10 +230,18 @@ class Load {
     expect(tasks.length).toBeGreaterThanOrEqual(((last - first) / 1000 + 1) * ENTRIES);
 
     const done = () => new Set(this.finished().map((e) => e.taskId));
-    await waitFor(() => ids.every((id) => done().has(id)), {
-      timeoutMs: 90_000,
-      what: 'every task FINISHED',
-    }).catch((err: Error) => {
+    // One set per look: building it for each id made every look quadratic, and with the ~70,000 tasks of a slow run
+    // one look blocked the event loop for many minutes (past the test's own timeout, which could not fire).
+    await waitFor(
+      () => {
+        const d = done();
+        return ids.every((id) => d.has(id));
+      },
+      {
+        timeoutMs: 90_000,
+        what: 'every task FINISHED',
+      },
+    ).catch((err: Error) => {
       const d = done();
       const open = ids.filter((id) => !d.has(id));
       throw this.explain(

@@ -117,8 +117,14 @@ describe('the dashboard at /ui in headless Chromium', () => {
     ]);
     const id = `${run}-task`;
     expect(
-      (await api.call('POST', '/api/v1/tasks', { id, processor: 'NoopProcessor', schedule: { every: '2s' } }))
-        .status,
+      (
+        await api.call('POST', '/api/v1/tasks', {
+          id,
+          processor: 'NoopProcessor',
+          schedule: { every: '2s' },
+          payload: { headers: { Authorization: 'Bearer ui-secret-value', 'X-Trace': 'ui-visible' } },
+        })
+      ).status,
     ).toBe(201);
     const canary = (
       await api.call<{ id: string }>('POST', '/api/v1/tasks', {
@@ -159,6 +165,7 @@ describe('the dashboard at /ui in headless Chromium', () => {
     // The task's page: a run appears without a reload.
     await page.click(`#tasks tr[data-id="${id}"]`);
     await page.waitForSelector('#runs');
+    expect(await page.textContent('#main')).toContain('Bearer ui-secret-value');
     const before = await page.locator('#runs tbody tr').count();
     await expect
       .poll(() => rows(page, '#runs tbody tr'), { ...POLL, timeout: 20_000 })
@@ -259,6 +266,13 @@ describe('the dashboard at /ui in headless Chromium', () => {
     await vpage.goto(`${api.url}/ui#/task/${id}`);
     await vpage.waitForSelector('#runs');
     expect(await vpage.locator('#actions, #trigger, #save').count()).toBe(0);
+    // Fields named like secrets show as [redacted] to a viewer; the rest of the payload as it is.
+    const shown = (await vpage.textContent('#main')) ?? '';
+    expect([
+      shown.includes('ui-secret-value'),
+      shown.includes('[redacted]'),
+      shown.includes('ui-visible'),
+    ]).toEqual([false, true, true]);
     const forged = await vpage.evaluate(
       `fetch(${JSON.stringify(`/api/v1/tasks/${id}/trigger`)}, { method: 'POST', headers: { authorization: 'Bearer ' + sessionStorage.getItem('tm-token') } }).then((r) => r.status)`,
     );

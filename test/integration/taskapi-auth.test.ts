@@ -310,6 +310,79 @@ describe('taskapi routes × roles', () => {
       call: async () => ({ method: 'GET', path: '/api/v1/cluster' }),
     },
   };
+  const newCommandTask = async (): Promise<string> => {
+    const r = await api.call<{ id: string }>('POST', '/api/v1/tasks', commandBody());
+    expect(r.status, r.text).toBe(201);
+    return r.body.id;
+  };
+  const commandBody = (over: Record<string, unknown> = {}) => ({
+    processor: 'CommandProcessor',
+    schedule: { cron: '0 0 1 1 *' },
+    enabled: false,
+    payload: { command: ['true'] },
+    ...over,
+  });
+  /**
+   * The task routes again for a CommandProcessor task (it runs programs on the consumers): creating or changing one,
+   * or turning another task into one, needs admin; triggering and deleting one stay with operators.
+   */
+  const COMMAND_ROUTES: typeof ROUTES = {
+    'POST /api/v1/tasks (CommandProcessor)': {
+      need: 'admin',
+      ok: 201,
+      call: async () => ({
+        method: 'POST',
+        path: '/api/v1/tasks',
+        body: commandBody({ processor: 'command' }),
+      }),
+    },
+    'PUT /api/v1/tasks/{id} (CommandProcessor)': {
+      need: 'admin',
+      ok: 200,
+      call: async () => ({
+        method: 'PUT',
+        path: `/api/v1/tasks/${await newCommandTask()}`,
+        body: commandBody({ schedule: { every: '2h' } }),
+      }),
+    },
+    'PATCH /api/v1/tasks/{id} (CommandProcessor)': {
+      need: 'admin',
+      ok: 200,
+      call: async () => ({
+        method: 'PATCH',
+        path: `/api/v1/tasks/${await newCommandTask()}`,
+        body: { name: 'patched' },
+      }),
+    },
+    'PATCH /api/v1/tasks/{id} (into CommandProcessor)': {
+      need: 'admin',
+      ok: 200,
+      call: async () => ({
+        method: 'PATCH',
+        path: `/api/v1/tasks/${await newTask()}`,
+        body: { processor: 'CommandProcessor', payload: { command: ['true'] } },
+      }),
+    },
+    'POST /api/tasks (command)': {
+      need: 'admin',
+      ok: 201,
+      call: async () => ({
+        method: 'POST',
+        path: '/api/tasks',
+        body: { task_type: 'command', payload: { command: ['true'] }, run_at: '2099-01-01T00:00:00Z' },
+      }),
+    },
+    'POST /api/v1/tasks/{id}/trigger (CommandProcessor)': {
+      need: 'operator',
+      ok: 202,
+      call: async () => ({ method: 'POST', path: `/api/v1/tasks/${await newCommandTask()}/trigger` }),
+    },
+    'DELETE /api/v1/tasks/{id} (CommandProcessor)': {
+      need: 'operator',
+      ok: 204,
+      call: async () => ({ method: 'DELETE', path: `/api/v1/tasks/${await newCommandTask()}` }),
+    },
+  };
   const PUBLIC = [
     'POST /api/v1/users/login',
     'POST /api/v1/users/signup',
@@ -351,7 +424,7 @@ describe('taskapi routes × roles', () => {
   it('should give each role its 2xx or 403 on every route', async () => {
     const got: string[] = [];
     const want: string[] = [];
-    for (const [name, route] of Object.entries(ROUTES))
+    for (const [name, route] of Object.entries({ ...ROUTES, ...COMMAND_ROUTES }))
       for (const role of ['viewer', 'operator', 'admin'] as const) {
         const who = users[role];
         const c = await route.call(who);
@@ -490,23 +563,24 @@ describe('taskapi routes × roles', () => {
     expect(await api.login(u.name, 'new-password-1')).toBeTruthy();
   });
 
-  it('should apply a role change to tokens already issued', async () => {
+  it('should end the tokens already issued when a role is lowered, and give the new tokens the lower role', async () => {
     const u = await addUser(api, 'operator');
-    const create = () =>
+    const create = (token: string) =>
       api.call(
         'POST',
         '/api/v1/tasks',
         { processor: 'p', schedule: { every: '1h' }, enabled: false },
         {},
-        { token: u.token },
+        { token },
       );
-    expect((await create()).status).toBe(201);
+    expect((await create(u.token)).status).toBe(201);
     const r = await runCli('taskapi', ['users', 'set-role', u.name, 'viewer', '-b', brokers()]);
     expect(r.code, r.output).toBe(0);
-    await waitFor(async () => (await create()).status === 403, {
+    await waitFor(async () => (await create(u.token)).status === 401, {
       timeoutMs: 5000,
       what: 'the demotion applied',
     });
+    expect((await create(await api.login(u.name, PASSWORD))).status).toBe(403);
   });
 });
 

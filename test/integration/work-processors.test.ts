@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SMTPServer } from 'smtp-server';
@@ -103,6 +103,8 @@ describe('WebhookProcessor through the real consumer', () => {
         else if (path === '/slow-down')
           res.writeHead(n === 1 ? 429 : 200, n === 1 ? { 'retry-after': '2' } : {}).end();
         else if (path === '/big') res.writeHead(200).end('y'.repeat(100_000));
+        else if (path === '/echo-auth')
+          res.writeHead(401).end(`no entry with authorization: ${req.headers.authorization ?? ''}`);
         else res.writeHead(404).end('no such hook');
       });
     });
@@ -140,6 +142,50 @@ describe('WebhookProcessor through the real consumer', () => {
     expect([bigResult.body.length, bigResult.truncated]).toEqual([2048, true]);
     expect(t.dlq(bad)?.headers['dlq-reason']).toBe('non-retriable');
     expect(t.last(bad, 'FAILED')?.error).toContain('payload.url is required');
+  });
+
+  it('should send secrets from the consumer, keep them out of events and the DLQ, and dead-letter a missing one', async () => {
+    const host = await listen(server);
+    const token = `Bearer ${uniqueName('tok')}`;
+    const dir = mkdtempSync(join(tmpdir(), 'secrets-'));
+    writeFileSync(join(dir, 'from_file'), 'file-secret-value\n');
+    t.consumerWith(
+      { TASKMANAGER_SECRET_HOOK_TOKEN: token },
+      '--webhook-allow',
+      '127.0.0.1',
+      '--secrets-dir',
+      dir,
+    );
+    const [echoed, missing] = (await t.publish('webhook', [
+      {
+        url: `http://${host}/echo-auth`,
+        headers: { Authorization: { $secret: 'HOOK_TOKEN' } },
+        body: { key: { $secret: 'from_file' } },
+      },
+      { url: `http://${host}/ok`, headers: { Authorization: { $secret: 'NOT_SET' } } },
+    ])) as [string, string];
+    await t.settled([echoed, missing]);
+    // The request carried the values; what reached Kafka carries none of them.
+    expect(seen.find((s) => s.path === '/echo-auth')?.body).toBe('{"key":"file-secret-value"}');
+    expect(t.last(echoed, 'FAILED')).toMatchObject({
+      final: true,
+      result: { status: 401, body: 'no entry with authorization: [redacted]' },
+    });
+    const written = t.fx.reader.records
+      .map((r) => `${r.value ?? ''} ${JSON.stringify(r.headers)}`)
+      .join('\n');
+    expect([written.includes(token), written.includes('file-secret-value')]).toEqual([false, false]);
+    expect(JSON.parse(t.dlq(echoed)!.value!).payload.headers).toEqual({
+      Authorization: { $secret: 'HOOK_TOKEN' },
+    });
+    expect(t.dlq(missing)?.headers['dlq-reason']).toBe('non-retriable');
+    expect(t.last(missing, 'FAILED')).toMatchObject({
+      attempt: 1,
+      error: expect.stringMatching(
+        /secret NOT_SET \(payload\.headers\.Authorization\) is not set on this consumer/,
+      ),
+    });
+    expect(seen.filter((s) => s.path === '/ok')).toEqual([]);
   });
 
   it('should refuse a loopback address unless --webhook-allow names it, and say how', async () => {
@@ -227,6 +273,40 @@ describe('EmailProcessor through the real consumer', () => {
 
 describe('CommandProcessor through the real consumer', () => {
   const t = useConsumerFixture();
+
+  it('should run only listed programs and images, refusing the rest for good with one line naming task and what', async () => {
+    t.consumer('--enable-command', '--command-programs', 'echo', '--command-images', 'busybox');
+    const [ok, shell, image] = (await t.publish('command', [
+      { command: ['echo', 'allowed'] },
+      { command: ['sh', '-c', 'echo not allowed'] },
+      { command: ['echo'], image: 'evil/miner:latest' },
+    ])) as [string, string, string];
+    await t.settled([ok, shell, image]);
+    expect(t.last(ok, 'FINISHED')?.result).toMatchObject({ stdout: 'allowed\n' });
+    expect(
+      [shell, image].map((id) => [t.dlq(id)?.headers['dlq-reason'], t.dlq(id)?.headers['dlq-error']]),
+    ).toEqual([
+      [
+        'non-retriable',
+        `CommandProcessor: task ${shell} refused: program "sh" is not in --command-programs (echo)`,
+      ],
+      [
+        'non-retriable',
+        `CommandProcessor: task ${image} refused: image "evil/miner:latest" is not in --command-images (busybox)`,
+      ],
+    ]);
+    expect(t.last(shell, 'FAILED')).toMatchObject({ attempt: 1, final: true });
+  });
+
+  it('should run nothing on the host with --command-require-image', async () => {
+    t.consumer('--enable-command', '--command-require-image');
+    const [id] = await t.publish('command', [{ command: ['echo', 'on the host'] }]);
+    await t.settled([id!]);
+    expect(t.dlq(id!)?.headers['dlq-error']).toBe(
+      `CommandProcessor: task ${id} refused: it would run "echo" on the host, and this consumer runs only containers (--command-require-image): give the payload an image`,
+    );
+    expect(t.last(id!, 'FINISHED')).toBeUndefined();
+  });
 
   it('should stay off without --enable-command, and say how to turn it on', async () => {
     t.consumer();

@@ -6,6 +6,7 @@ import { DUMMY_HASH, verifyPassword } from './passwords.js';
 import type { Principal } from './roles.js';
 import type { SigningKeys } from './signing-keys.js';
 import { API_TOKEN_PREFIX, sha256 } from './user-store.js';
+import { generationOf } from './user-view.js';
 import type { UserRecord, UserView } from './user-view.js';
 
 const ISSUER = 'taskapi';
@@ -28,9 +29,19 @@ function mustChange(user: UserRecord): Pick<Principal, 'mustChangePassword'> {
   return user.mustChangePassword ? { mustChangePassword: true } : {};
 }
 
-/** Who a bearer token belongs to (JWT access token or API token), and passwords to access tokens. */
+/** What a verified access token says: its user, the user's generation it was issued under, its expiry. */
+interface Claims {
+  sub: string;
+  gen: number;
+  expMs: number;
+}
+
+/**
+ * Who a bearer token belongs to (JWT access token or API token), and passwords to access tokens. Either kind of token
+ * is good only while its user's generation is the one it was issued under (see UserRecord.generation).
+ */
 export class Authenticator {
-  private readonly verified = new Map<string, { sub: string; expMs: number; iat: number }>();
+  private readonly verified = new Map<string, Claims>();
 
   constructor(
     private readonly users: UserView,
@@ -51,7 +62,7 @@ export class Authenticator {
     const ok = await verifyPassword(password, found?.user.passwordHash ?? DUMMY_HASH);
     if (!ok || !found) return undefined;
     const now = Math.floor(this.clock.now() / 1000);
-    const accessToken = await new SignJWT({ role: found.user.role })
+    const accessToken = await new SignJWT({ role: found.user.role, gen: generationOf(found.user) })
       .setProtectedHeader({ alg: 'EdDSA', kid: this.keys.signing.kid, typ: 'JWT' })
       .setIssuer(ISSUER)
       .setSubject(name)
@@ -89,6 +100,10 @@ export class Authenticator {
     if (!record || !timingSafeEqual(expected, given)) throw unauthorized('invalid or revoked API token');
     const user = this.users.user(record.user);
     if (!user) throw unauthorized('the API token’s user no longer exists');
+    if (generationOf(record) !== generationOf(user.user))
+      throw unauthorized(
+        'the API token was made before its user’s password changed, role was lowered or user was removed: make a new one',
+      );
     return {
       user: record.user,
       role: user.user.role,
@@ -99,12 +114,13 @@ export class Authenticator {
   }
 
   private async jwt(token: string): Promise<Principal> {
-    const { sub, iat } = this.cached(token) ?? (await this.verify(token));
+    const { sub, gen } = this.cached(token) ?? (await this.verify(token));
     const user = this.users.user(sub);
     if (!user) throw unauthorized('the access token’s user no longer exists');
-    const changed = user.user.passwordChangedAt;
-    if (changed !== undefined && iat < Math.floor(Date.parse(changed) / 1000))
-      throw unauthorized('the password changed after this access token was issued: log in again');
+    if (gen !== generationOf(user.user))
+      throw unauthorized(
+        'the access token was issued before its user’s password changed, role was lowered or user was removed: log in again',
+      );
     return { user: sub, role: user.user.role, via: 'jwt', ...mustChange(user.user) };
   }
 
@@ -112,7 +128,7 @@ export class Authenticator {
    * A token already verified: the signature check of the same bytes gives the same answer, and costs more than the
    * rest of a GET (EdDSA). The expiry is checked on every use; the user and their role are read live above.
    */
-  private cached(token: string): { sub: string; iat: number } | undefined {
+  private cached(token: string): Claims | undefined {
     const hit = this.verified.get(token);
     if (!hit) return undefined;
     if (hit.expMs > this.clock.now()) return hit;
@@ -120,10 +136,10 @@ export class Authenticator {
     return undefined;
   }
 
-  private async verify(token: string): Promise<{ sub: string; iat: number }> {
+  private async verify(token: string): Promise<Claims> {
     let sub: string | undefined;
     let exp: number | undefined;
-    let iat: number | undefined;
+    let gen: unknown;
     try {
       const { payload } = await jwtVerify(
         token,
@@ -136,16 +152,17 @@ export class Authenticator {
       );
       sub = payload.sub;
       exp = payload.exp;
-      iat = payload.iat;
+      // Tokens issued before generations carry none: generation 0, that of users not changed since.
+      gen = payload.gen ?? 0;
     } catch (err) {
       if (err instanceof joseErrors.JWTExpired)
         throw unauthorized('the access token has expired: log in again');
       throw unauthorized('invalid access token');
     }
-    if (sub === undefined || exp === undefined || iat === undefined)
+    if (sub === undefined || exp === undefined || typeof gen !== 'number' || !Number.isSafeInteger(gen))
       throw unauthorized('invalid access token');
     if (this.verified.size >= 10_000) this.verified.delete(this.verified.keys().next().value!);
-    const entry = { sub, expMs: exp * 1000, iat };
+    const entry: Claims = { sub, gen, expMs: exp * 1000 };
     this.verified.set(token, entry);
     return entry;
   }

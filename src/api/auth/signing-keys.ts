@@ -1,4 +1,4 @@
-import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, hkdfSync } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -13,6 +13,15 @@ export interface SigningKeys {
 }
 
 export const GENERATED_KEY_FILE = 'jwt-signing-key.pem';
+
+/**
+ * A secret for `purpose` that every instance signing with the same key derives alike, and nobody without the key can
+ * (HKDF over the private key): it names what the instances share in Kafka but must not store in clear.
+ */
+export function derivedSecret(keys: SigningKeys, purpose: string): Buffer {
+  const ikm = keys.signing.key.export({ format: 'der', type: 'pkcs8' });
+  return Buffer.from(hkdfSync('sha256', ikm, Buffer.alloc(0), `taskapi ${purpose}`, 32));
+}
 
 async function kidOf(publicKey: KeyObject): Promise<string> {
   return calculateJwkThumbprint(await exportJWK(publicKey));

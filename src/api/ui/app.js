@@ -107,27 +107,57 @@ function passwordView() {
   });
 }
 
+/**
+ * Pages of a list the API pages by cursor: `cursors[i]` starts page i (none for the first). Its buttons go forward
+ * along nextCursor and back along the cursors seen.
+ */
+function pager(name) {
+  const p = { cursors: [undefined], at: 0 };
+  p.query = () => (p.cursors[p.at] ? `&cursor=${encodeURIComponent(p.cursors[p.at])}` : '');
+  p.reset = () => Object.assign(p, { cursors: [undefined], at: 0 });
+  p.html = (data) => {
+    p.cursors[p.at + 1] = data.nextCursor;
+    if (p.at === 0 && !data.nextCursor) return '';
+    return `<p class="pager" id="${name}-pager">${data.total} in all, page ${p.at + 1}
+      <button id="${name}-prev"${p.at === 0 ? ' disabled' : ''}>Previous</button>
+      <button id="${name}-next"${data.nextCursor ? '' : ' disabled'}>Next</button></p>`;
+  };
+  p.wire = (again) => {
+    for (const [dir, step] of [
+      ['prev', -1],
+      ['next', 1],
+    ]) {
+      const b = $(`#${name}-${dir}`);
+      if (b)
+        b.onclick = () => {
+          p.at += step;
+          void again();
+        };
+    }
+  };
+  return p;
+}
+
 const sort = { key: 'id', dir: 1 };
 let search = '';
+const schedulePages = pager('schedules');
 
-/** The overview: every schedule, from the files the schedulers read and from this API, in one table. */
+/**
+ * The overview: every schedule, from the files the schedulers read and from this API, in one table. The server
+ * searches and pages (1000 rows a page); the page's rows sort here.
+ */
 async function tasksView() {
-  const { data } = await api('GET', '/api/v1/schedules');
+  const { data } = await api(
+    'GET',
+    `/api/v1/schedules?limit=1000${search ? `&q=${encodeURIComponent(search)}` : ''}${schedulePages.query()}`,
+  );
   const text = (r) =>
     ({
       schedule: `${r.description} ${r.spec}`,
       next: r.nextFireTimes[0] ?? '',
       lastRun: r.lastRun ? `${r.lastRun.scheduledFor} ${r.lastRun.state}` : '',
     })[sort.key] ?? String(r[sort.key] ?? '');
-  const rows = data.items
-    .filter(
-      (r) =>
-        !search ||
-        JSON.stringify([r.id, r.source, r.group, r.processor, r.spec, r.description, r.owner])
-          .toLowerCase()
-          .includes(search),
-    )
-    .sort((a, b) => (text(a) < text(b) ? -sort.dir : text(a) > text(b) ? sort.dir : 0));
+  const rows = data.items.sort((a, b) => (text(a) < text(b) ? -sort.dir : text(a) > text(b) ? sort.dir : 0));
   const cols = [
     ['id', 'Id'],
     ['source', 'Source'],
@@ -141,10 +171,9 @@ async function tasksView() {
   ];
   const fromFiles = data.items.filter((r) => r.source === 'file').length;
   const focus = document.activeElement?.id === 'search';
-  const shown =
-    data.total > data.items.length ? `; the first ${data.items.length} of ${data.total} shown` : '';
+  const shown = data.total > data.items.length ? `; ${data.items.length} of ${data.total} shown` : '';
   main.innerHTML = `<h2>Schedules <small>(${fromFiles} from schedule files, ${data.items.length - fromFiles} from the HTTP API${shown})</small></h2>
-    <input id="search" placeholder="search" value="${esc(search)}" />
+    <input id="search" placeholder="search" value="${esc(search)}" />${schedulePages.html(data)}
     <table id="tasks"><thead><tr>${cols.map(([k, l]) => `<th data-key="${k}">${l}${sort.key === k ? (sort.dir > 0 ? ' ▲' : ' ▼') : ''}</th>`).join('')}</tr></thead><tbody>
     ${rows
       .map(
@@ -161,8 +190,10 @@ async function tasksView() {
   const input = $('#search');
   input.addEventListener('input', () => {
     search = input.value.toLowerCase();
+    schedulePages.reset();
     void tasksView();
   });
+  schedulePages.wire(tasksView);
   if (focus) {
     input.focus();
     input.setSelectionRange(input.value.length, input.value.length);
@@ -307,15 +338,21 @@ async function taskView(id) {
 }
 
 let dlqTopic = 'taskTopic';
+let dlqState = '';
+const dlqPages = pager('dlq');
 
+/** A task topic's DLQ, 100 entries a page (all, or only those waiting or replayed). */
 async function failuresView() {
   const focus = document.activeElement?.id === 'dlq-topic';
   let body;
   try {
-    const { data } = await api('GET', `/api/v1/dlq/${encodeURIComponent(dlqTopic)}`);
+    const { data } = await api(
+      'GET',
+      `/api/v1/dlq/${encodeURIComponent(dlqTopic)}?limit=100${dlqState ? `&state=${dlqState}` : ''}${dlqPages.query()}`,
+    );
     body = `<p>${data.waiting} waiting, ${data.replayed} replayed ${
       can('operator') && data.waiting > 0 ? '<button id="replay-all">Replay all waiting</button>' : ''
-    }</p><table id="dlq"><thead><tr><th>Position</th><th>Task</th><th>Reason</th><th>Attempts</th><th>Failed at</th><th>From</th><th>Error</th><th></th></tr></thead><tbody>
+    }</p>${dlqPages.html(data)}<table id="dlq"><thead><tr><th>Position</th><th>Task</th><th>Reason</th><th>Attempts</th><th>Failed at</th><th>From</th><th>Error</th><th></th></tr></thead><tbody>
     ${data.items
       .map(
         (
@@ -328,12 +365,23 @@ async function failuresView() {
   } catch (err) {
     body = `<p class="failed">${esc(err.message)}</p>`;
   }
-  main.innerHTML = `<h2>Failures</h2><label>Task topic <input id="dlq-topic" value="${esc(dlqTopic)}" /></label>${body}`;
+  const states = ['', 'waiting', 'replayed']
+    .map((s) => `<option value="${s}"${s === dlqState ? ' selected' : ''}>${s || 'all'}</option>`)
+    .join('');
+  main.innerHTML = `<h2>Failures</h2><label>Task topic <input id="dlq-topic" value="${esc(dlqTopic)}" /></label>
+    <label>Show <select id="dlq-state">${states}</select></label>${body}`;
   const input = $('#dlq-topic');
   input.addEventListener('change', () => {
     dlqTopic = input.value;
+    dlqPages.reset();
     void failuresView();
   });
+  $('#dlq-state').addEventListener('change', (e) => {
+    dlqState = e.target.value;
+    dlqPages.reset();
+    void failuresView();
+  });
+  dlqPages.wire(failuresView);
   if (focus) input.focus();
   const replay = async (selector, question) => {
     if (!confirm(question)) return;

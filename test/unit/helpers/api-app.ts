@@ -4,15 +4,18 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { Authenticator } from '../../../src/api/auth/authenticator.js';
 import { LoginLimiter } from '../../../src/api/auth/login-limiter.js';
-import { loadSigningKeys } from '../../../src/api/auth/signing-keys.js';
+import type { LoginLimits } from '../../../src/api/auth/login-limiter.js';
+import { derivedSecret, loadSigningKeys } from '../../../src/api/auth/signing-keys.js';
 import { UserStore } from '../../../src/api/auth/user-store.js';
-import type { ClusterStatus } from '../../../src/api/cluster-status.js';
+import { ClusterStatus } from '../../../src/api/cluster-status.js';
 import { KafkaStore } from '../../../src/api/kafka-store.js';
 import type { HealthSource } from '../../../src/api/routes-health.js';
 import { buildServer } from '../../../src/api/server.js';
 import type { ApiServerOptions } from '../../../src/api/server.js';
-import type { TaskService } from '../../../src/api/task-service.js';
+import { TaskService } from '../../../src/api/task-service.js';
+import { TaskStore } from '../../../src/api/task-store.js';
 import { systemClock } from '../../../src/shared/clock.js';
+import type { Clock } from '../../../src/shared/clock.js';
 import { silentLogger } from '../../../src/shared/logger.js';
 import type { Logger } from '../../../src/shared/logger.js';
 import { MemoryKafka } from './memory-kafka.js';
@@ -20,49 +23,93 @@ import { MemoryKafka } from './memory-kafka.js';
 export interface ApiApp {
   app: FastifyInstance;
   users: UserStore;
+  /** Every record written, by topic (task topics, taskmanager.tasks, taskmanager.events…). */
+  kafka: MemoryKafka;
   /** Logs in over HTTP: the answer's status and body. */
   login(username: string, password: string): Promise<{ status: number; body: Record<string, unknown> }>;
   close(): Promise<void>;
 }
 
 /**
- * taskapi's real fastify app (routes, guard, users and tokens) over users kept in {@link MemoryKafka}, for `inject`.
- * Tasks, the DLQ and the cluster pages are not wired: tests of those routes need the integration tier.
+ * taskapi's real fastify app (routes, guard, users and tokens, tasks, the DLQ and cluster pages) over topics kept in
+ * {@link MemoryKafka}, for `inject`. `clock` drives the cluster pages' refreshes and the DLQ views' idle timers.
+ * Two apps given the same `kafka` and `dataDir` are two instances of one deployment (one users topic, one signing key).
  */
 export async function apiApp(
-  o: Partial<Pick<ApiServerOptions, 'requestTimeoutMs' | 'idleTimeoutMs' | 'keepAliveTimeoutMs'>> & {
+  o: Partial<
+    Pick<ApiServerOptions, 'requestTimeoutMs' | 'idleTimeoutMs' | 'keepAliveTimeoutMs' | 'maxPayloadBytes'>
+  > & {
     health?: HealthSource;
     logger?: Logger;
+    clock?: Clock;
+    kafka?: MemoryKafka;
+    dataDir?: string;
+    allowSignup?: boolean;
+    loginLimits?: Partial<LoginLimits>;
   } = {},
 ): Promise<ApiApp> {
   const logger = o.logger ?? silentLogger;
-  const kafka = new MemoryKafka();
+  const kafka = o.kafka ?? new MemoryKafka();
   const store = new KafkaStore({ kafka: kafka.client(), logger, clock: systemClock });
   const users = new UserStore(store, systemClock, logger);
-  await store.start(users.topics());
+  const tasks = new TaskStore({ store, logger, clock: systemClock });
+  await store.start([...tasks.topics(), ...users.topics()]);
+  tasks.started();
   const keys = await loadSigningKeys(
-    { dataDir: mkdtempSync(join(tmpdir(), 'taskapi-keys-')), previousKeyFiles: [] },
+    { dataDir: o.dataDir ?? mkdtempSync(join(tmpdir(), 'taskapi-keys-')), previousKeyFiles: [] },
     silentLogger,
   );
-  const { health, logger: _logger, ...timeouts } = o;
-  const app = await buildServer({
-    service: {} as TaskService,
+  const {
+    health,
+    logger: _logger,
+    clock = systemClock,
+    kafka: _kafka,
+    dataDir: _dataDir,
+    allowSignup = false,
+    loginLimits,
+    ...limits
+  } = o;
+  const limiter = new LoginLimiter({
+    log: users.attemptLog(),
+    clock: systemClock,
+    logger,
+    secret: derivedSecret(keys, 'login attempts'),
+    ...(loginLimits ? { limits: loginLimits } : {}),
+  });
+  const cluster = new ClusterStatus({
     kafka: kafka.client(),
-    cluster: {} as ClusterStatus,
+    view: tasks.view,
+    rates: tasks.rates,
+    clock,
+    logger,
+  });
+  const app = await buildServer({
+    service: new TaskService({
+      tasks,
+      store,
+      logger,
+      clock: systemClock,
+      defaults: { topic: 'taskTopic', group: 'taskscheduler-api', timeZone: 'UTC' },
+      taskTopics: ['taskTopic'],
+    }),
+    kafka: kafka.client(),
+    cluster,
+    clock,
     users: {
       users,
       auth: new Authenticator(users.view, keys, systemClock, 900),
-      limiter: new LoginLimiter(systemClock),
-      allowSignup: false,
+      limiter,
+      allowSignup,
     },
     health: health ?? { health: () => ({ ready: true }), tasks: () => 0 },
     logger,
     version: 'test',
-    ...timeouts,
+    ...limits,
   });
   return {
     app,
     users,
+    kafka,
     login: async (username, password) => {
       const r = await app.inject({
         method: 'POST',
@@ -73,6 +120,7 @@ export async function apiApp(
     },
     close: async () => {
       await app.close();
+      await cluster.stop();
       await store.stop();
     },
   };

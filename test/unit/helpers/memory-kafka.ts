@@ -1,12 +1,21 @@
 import type { InRecord, KafkaClient, OutRecord } from '../../../src/shared/kafka/index.js';
 
+type ActiveGroups = Awaited<ReturnType<KafkaClient['activeGroups']>>;
+
 /**
- * The part of KafkaClient that taskapi's KafkaStore uses (its producer and followers), in memory: one partition per
- * topic, every topic exists, a record reaches the followers of its topic on the next turn of the event loop (as a
- * fetch would), so writes resolve through the views as they do against a broker.
+ * The part of KafkaClient that taskapi uses (producers, followers, whole reads, group metadata), in memory: one
+ * partition per topic, every topic exists, a record reaches the followers of its topic on the next turn of the event
+ * loop (as a fetch would), so writes resolve through the views as they do against a broker. Followers and whole
+ * reads are counted: each is a consumer group on a real broker.
  */
 export class MemoryKafka {
   readonly topics = new Map<string, InRecord[]>();
+  /** The consumer groups that have members now, as Kafka's group metadata lists them (tests set it). */
+  groups: ActiveGroups = [];
+  /** Each topic a follower was started on (one consumer group each), in order. */
+  readonly followed: string[] = [];
+  /** Each topic read whole with readToEnd (a throw-away consumer group each), in order. */
+  readonly readWhole: string[] = [];
   private readonly followers = new Map<string, Array<(r: InRecord) => void>>();
 
   /** As a KafkaClient, for the code under test. */
@@ -18,6 +27,19 @@ export class MemoryKafka {
     return Promise.resolve(new Set(topics));
   }
 
+  activeGroups(): Promise<ActiveGroups> {
+    return Promise.resolve(this.groups);
+  }
+
+  partitionCount(): Promise<number> {
+    return Promise.resolve(1);
+  }
+
+  readToEnd(topic: string): Promise<InRecord[]> {
+    this.readWhole.push(topic);
+    return Promise.resolve([...this.log(topic)]);
+  }
+
   endOffsets(topic: string): Promise<Map<number, bigint>> {
     return Promise.resolve(new Map([[0, BigInt(this.log(topic).length)]]));
   }
@@ -27,6 +49,7 @@ export class MemoryKafka {
     disconnect(): Promise<void>;
     send(records: readonly OutRecord[]): Promise<void>;
     sendOne(record: OutRecord): Promise<{ partition: number; offset: string }>;
+    sendInTransaction(records: readonly OutRecord[]): Promise<void>;
   } {
     return {
       connect: () => Promise.resolve(),
@@ -36,6 +59,10 @@ export class MemoryKafka {
         return Promise.resolve();
       },
       sendOne: (record) => Promise.resolve({ partition: 0, offset: this.append(record).offset }),
+      sendInTransaction: (records) => {
+        for (const r of records) this.append(r);
+        return Promise.resolve();
+      },
     };
   }
 
@@ -43,6 +70,7 @@ export class MemoryKafka {
     topic: string,
     onRecord: (r: InRecord) => void,
   ): Promise<{ caughtUp: Promise<void>; stop(): Promise<void> }> {
+    this.followed.push(topic);
     for (const r of this.log(topic)) onRecord(r);
     this.followers.set(topic, [...(this.followers.get(topic) ?? []), onRecord]);
     return Promise.resolve({ caughtUp: Promise.resolve(), stop: () => Promise.resolve() });
