@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import type { Clock, TimerHandle } from '../shared/clock.js';
+import { sleep } from '../shared/clock.js';
 import type { ScheduleEntry } from '../shared/config/schema.js';
 import { nextInstants } from '../shared/cron.js';
 import { compileSpec, describeSpec } from '../shared/schedule-spec.js';
@@ -290,6 +291,7 @@ export class GroupScheduler {
       // Before the assignment is applied (assignments queue up): a takeover still reading a partition this one
       // took away gives up now.
       this.reads.assigned(next);
+      this.latestAssignment = next;
       // Assignments are applied in order, one at a time.
       this.transition = this.transition
         .then(() => this.reassign(next))
@@ -417,7 +419,36 @@ export class GroupScheduler {
     await owner?.stop({ deadlineMs: 5000 });
   }
 
+  /** The assignment of the last join, set as it arrives (before it is applied): a takeover retries while it holds. */
+  private latestAssignment: Set<number> | undefined;
+
+  /**
+   * Takes a partition over, again and again while it stays assigned here: a takeover that failed (a broker killed
+   * while it fenced or read the state) left the partition assigned with nobody firing its entries.
+   */
   private async takeOver(partition: number): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.takeOverOnce(partition);
+        return;
+      } catch (err) {
+        const owner = this.owners.get(partition);
+        if (owner) {
+          this.owners.delete(partition);
+          await owner.stop({ deadlineMs: 0 }).catch(() => undefined);
+        }
+        if (this.stopping || !(this.latestAssignment ?? this.assigned).has(partition)) return;
+        const delayMs = Math.min(500 * attempt, 5000);
+        this.o.logger.warn(
+          `taking state partition ${partition} over failed (${errorMessage(err)}); trying again in ${delayMs} ms`,
+          { attempt },
+        );
+        await sleep(this.o.clock, delayMs);
+      }
+    }
+  }
+
+  private async takeOverOnce(partition: number): Promise<void> {
     const owner: PartitionOwner = new PartitionOwner({
       kafka: this.o.kafka,
       group: this.o.group,
