@@ -10,6 +10,7 @@ import { actorOf, allows } from './auth/roles.js';
 import type { Principal } from './auth/roles.js';
 import type { KafkaStore } from './kafka-store.js';
 import type { TaskDefinition } from '../shared/tasks/definition.js';
+import { decodeCursor, encodeCursor } from './page-cursor.js';
 import { ApiError } from './problem.js';
 import type { TaskRun } from './run-history.js';
 import { redactSecretFields } from './secret-fields.js';
@@ -53,21 +54,10 @@ export interface TaskServiceOptions {
 /** Retries of a write without If-Match that lost a race: it applies on top of whatever won. */
 const UNCONDITIONAL_ATTEMPTS = 3;
 
-function encodeCursor(c: { createdAt: string; id: string }): string {
-  return Buffer.from(JSON.stringify([c.createdAt, c.id]), 'utf8').toString('base64url');
-}
-
-function decodeCursor(text: string): { createdAt: string; id: string } {
-  try {
-    const v: unknown = JSON.parse(Buffer.from(text, 'base64url').toString('utf8'));
-    if (Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && typeof v[1] === 'string')
-      return { createdAt: v[0], id: v[1] };
-  } catch {
-    // answered below
-  }
-  throw new ApiError(400, 'cursor is not one this API returned', [
-    { pointer: '/cursor', detail: 'is not a nextCursor value from a previous page' },
-  ]);
+/** The (createdAt, id) a task list's cursor names. */
+function cursorKey(text: string): { createdAt: string; id: string } {
+  const [createdAt, id] = decodeCursor(text, 2) as [string, string];
+  return { createdAt, id };
 }
 
 /** `"12"` or `W/"12"` or `12` → `12`; `*` stays `*`. */
@@ -95,14 +85,14 @@ export class TaskService {
     const page = this.o.tasks.view.list({
       limit: q.limit,
       ...(q.offset === undefined ? {} : { offset: q.offset }),
-      ...(q.cursor === undefined ? {} : { after: decodeCursor(q.cursor) }),
+      ...(q.cursor === undefined ? {} : { after: cursorKey(q.cursor) }),
       ...(q.status === undefined ? {} : { status: q.status }),
       ...(q.processor === undefined ? {} : { processor: q.processor }),
     });
     return {
       items: page.items.map((t) => this.show(t, by)),
       total: page.total,
-      ...(page.last ? { nextCursor: encodeCursor(page.last) } : {}),
+      ...(page.last ? { nextCursor: encodeCursor([page.last.createdAt, page.last.id]) } : {}),
     };
   }
 

@@ -181,6 +181,22 @@ class Load {
     return best;
   }
 
+  /**
+   * Starts a stopped or killed node again, waits until it is back in every ISR, then until a whole second fired
+   * after that; resolves to when it was back in every ISR.
+   */
+  async bringBack(node: number): Promise<number> {
+    console.log(`${rel(Date.now())} ${await cluster.script('start-node', String(node))}`);
+    await waitFor(() => cluster.fullyReplicated(ALL_TOPICS(this.topic)), {
+      timeoutMs: 60_000,
+      intervalMs: 250,
+      what: `node ${node} back in every ISR`,
+    });
+    const backAt = Date.now();
+    await this.firingFrom(second(backAt) + 1000, `steady after node ${node} came back`);
+    return backAt;
+  }
+
   /** Stops the schedulers (SIGTERM) and returns the last full second before that. */
   async stopSchedulers(): Promise<number> {
     const stopAt = Date.now();
@@ -356,14 +372,7 @@ describe('a 3-node cluster under a load of 100 entries a second', () => {
         // Steady again: a whole second fired after recovery was observed (so the window below holds the whole dip).
         await load.firingFrom(second(recoveredAt) + 1000, `steady after the kill of node ${node}`);
         const restartAt = Date.now();
-        console.log(`${rel(restartAt)} ${await cluster.script('start-node', String(node))}`);
-        await waitFor(() => cluster.fullyReplicated(ALL_TOPICS(load.topic)), {
-          timeoutMs: 60_000,
-          intervalMs: 250,
-          what: `node ${node} back in every ISR`,
-        });
-        const backAt = Date.now();
-        await load.firingFrom(second(backAt) + 1000, `steady after node ${node} came back`);
+        const backAt = await load.bringBack(node);
         const lag = load.lag(second(killAt) - 2000, second(restartAt));
         const gap = load.finishedGap(killAt - 2000, restartAt);
         const lagBack = load.lag(second(restartAt), second(Date.now()));
@@ -406,14 +415,7 @@ describe('a 3-node cluster under a load of 100 entries a second', () => {
         const stoppedAt = Date.now();
         await load.firingFrom(second(stoppedAt) + 1000, `firing with node ${node} stopped`);
         const restartAt = Date.now();
-        console.log(`${rel(restartAt)} ${await cluster.script('start-node', String(node))}`);
-        await waitFor(() => cluster.fullyReplicated(ALL_TOPICS(load.topic)), {
-          timeoutMs: 60_000,
-          intervalMs: 250,
-          what: `node ${node} back in every ISR`,
-        });
-        lastBack = Date.now();
-        await load.firingFrom(second(lastBack) + 1000, `steady after node ${node} came back`);
+        lastBack = await load.bringBack(node);
         const lag = load.lag(second(stopAt) - 2000, second(Date.now()));
         const gap = load.finishedGap(stopAt - 2000, Date.now());
         reports.push(
