@@ -20,7 +20,8 @@ const EXPECTED_NOISE = [
   /Limiting retries for the idempotent producer/,
   /Topic with this name already exists/,
   /Topic creation errors/,
-  /The coordinator is (loading|not available)/,
+  // A fresh broker creates __consumer_offsets on the first group's request; kafkajs retries until it exists.
+  /The (group )?coordinator is (loading|not available)/,
   /This is not the correct coordinator/,
   // Right after a takeover's fence the coordinator is still completing the aborted transaction; the producer
   // retries with a short backoff (see the producer in client.ts) and succeeds. A lasting failure is our own error
