@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# create-topics.sh: creates the Kafka topics taskmanager needs (docs/contract.md section 4) on any cluster. Idempotent:
-# existing topics are left as they are and reported, so it is safe to run before every deployment.
+# create-topics.sh: creates the Kafka topics taskmanager needs (docs/messages-and-topics.md#topics) on any cluster.
+# Idempotent: existing topics are left as they are and reported, so it is safe to run before every deployment.
 set -euo pipefail
 
 readonly PROG=create-topics

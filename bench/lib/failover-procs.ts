@@ -184,7 +184,7 @@ export class OwnBroker {
     return this.kafkaLocal('stop');
   }
 
-  /** The topics every program needs (docs/contract.md §4), made by the script users run. */
+  /** The topics every program needs (docs/messages-and-topics.md#topics), made by the script users run. */
   async createSharedTopics(): Promise<void> {
     const r = await runScript(
       [join(ROOT, 'scripts/create-topics.sh'), '--bootstrap-server', this.brokers.join(',')],

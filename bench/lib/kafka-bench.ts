@@ -107,7 +107,10 @@ export async function deleteTopics(kafka: Kafka, topics: string[]): Promise<void
   }
 }
 
-/** A task message as the scheduler publishes it (docs/contract.md §4), with its key and headers. */
+/**
+ * A task message as the scheduler publishes it (docs/messages-and-topics.md#task-message), with its key and
+ * headers.
+ */
 export function taskRecord(scheduleId: string, scheduledMs: number, processor: string): Message {
   const at = new Date(scheduledMs).toISOString();
   const task: TaskMessage = {

@@ -46,7 +46,7 @@ function legacyView(t: ApiTask): object {
   };
 }
 
-/** `/api/tasks…`: the one-shot task service we replace, its request body unmodified (docs/contract.md §7). */
+/** `/api/tasks…`: the one-shot task service we replace, its request body unmodified (docs/http-api.md#routes-with-curl). */
 export function registerLegacyRoutes(
   app: FastifyInstance,
   service: TaskService,

@@ -59,7 +59,7 @@ export interface TaskRoutesOptions {
   maxPayloadBytes?: number;
 }
 
-/** `/api/v1/tasks…` (docs/contract.md §7). */
+/** `/api/v1/tasks…` (docs/http-api.md#routes-with-curl). */
 export function registerTaskRoutes(
   app: FastifyInstance,
   service: TaskService,

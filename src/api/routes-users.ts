@@ -146,7 +146,7 @@ const BUSY = problem(
 );
 const SECURED = { tags: ['users'] } as const;
 
-/** `/api/v1/users…` and `/api/v1/tokens…` (docs/contract.md §8). */
+/** `/api/v1/users…` and `/api/v1/tokens…` (docs/http-api.md#users-roles-and-tokens). */
 export function registerUserRoutes(app: FastifyInstance, o: UserRoutesOptions): void {
   const { users, auth, limiter } = o;
   const address = (req: FastifyRequest) => req.ip;

@@ -8,8 +8,9 @@ import { RUN_STATES } from './run-history.js';
 import type { TaskRun } from './run-history.js';
 
 /**
- * A task's status (docs/contract.md §7): PAUSED when disabled; SCHEDULED until it first fires; then where its latest run
- * stands (QUEUED: published, not started yet; RUNNING, also between retries; FINISHED; FAILED: dead-lettered).
+ * A task's status (docs/http-api.md#status): PAUSED when disabled; SCHEDULED until it first fires; then where its
+ * latest run stands (QUEUED: published, not started yet; RUNNING, also between retries; FINISHED; FAILED:
+ * dead-lettered).
  */
 export type TaskState = 'SCHEDULED' | 'QUEUED' | 'RUNNING' | 'FINISHED' | 'FAILED' | 'PAUSED';
 export const TASK_STATES: readonly TaskState[] = [

@@ -5,7 +5,10 @@ export function dlqTopicOf(topic: string): string {
   return `${topic}.dlq`;
 }
 
-/** The DLQ copy of a record: original key, value and headers untouched, plus the `dlq-*` headers of docs/contract.md §4. */
+/**
+ * The DLQ copy of a record: original key, value and headers untouched, plus the `dlq-*` headers of
+ * docs/messages-and-topics.md#dead-letter-records.
+ */
 export function dlqRecord(
   rec: InRecord,
   reason: DlqReason,

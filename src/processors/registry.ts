@@ -20,7 +20,10 @@ export function lastSegment(name: string): string {
   return name.slice(cut + 1);
 }
 
-/** Processors by name. Resolution: exact name, else the last segment after `/` or `.` (docs/contract.md §5). */
+/**
+ * Processors by name. Resolution: exact name, else the last segment after `/` or `.`
+ * (docs/processors.md#writing-a-processor).
+ */
 export class ProcessorRegistry {
   private readonly byName = new Map<string, Processor>();
 

@@ -15,7 +15,7 @@ interface EntryParts {
 }
 
 /**
- * Builds the records of a batch of fires (docs/contract.md §4): per fire the task message (key = schedule Id) and its
+ * Builds the records of a batch of fires (docs/messages-and-topics.md#task-message): per fire the task message (key = schedule Id) and its
  * SCHEDULED event (key = taskId), and per entry one state record for its latest fire (manual fires move no state). This runs on the firing
  * path for every fire, so the parts of an entry's JSON that never change are serialized once per entry and the
  * rest is concatenated; the result is byte for byte what `JSON.stringify` gives for the same objects.

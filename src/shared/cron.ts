@@ -108,8 +108,8 @@ function transitionIn(lo: number, hi: number, zone: string): number {
 }
 
 /**
- * Applies the DST rule of docs/contract.md §2 on top of cron-parser in zones with DST: a wall-clock time skipped by a
- * spring-forward gap fires once, at the first instant after the gap (cron-parser would shift it by the gap,
+ * Applies the DST rule of docs/schedule-file.md#time-zones-and-dst on top of cron-parser in zones with DST: a
+ * wall-clock time skipped by a spring-forward gap fires once, at the first instant after the gap (cron-parser would shift it by the gap,
  * e.g. 02:30 → 03:30); a time repeated by fall-back fires once at its first occurrence (cron-parser's own
  * behaviour); interval specs keep firing in real time.
  */

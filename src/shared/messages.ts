@@ -13,7 +13,7 @@ export interface Origin {
   pid: number;
 }
 
-/** The task message of docs/contract.md §4: one per fire. */
+/** The task message of docs/messages-and-topics.md#task-message: one per fire. */
 export interface TaskMessage {
   v: 1;
   taskId: string;

@@ -22,7 +22,7 @@ const firedAt = at + 3;
 const text = (v: unknown): string => (Buffer.isBuffer(v) ? v.toString('utf8') : String(v));
 
 describe('FireEncoder', () => {
-  it('should encode the task message docs/contract.md §4 describes, with its headers', () => {
+  it('should encode the task message docs/messages-and-topics.md describes, with its headers', () => {
     const e = entry({ param: 'eu', payload: { amount: 12.5, note: 'line\nbreak "quoted"', tags: ['a'] } });
     const [task] = new FireEncoder('billing', 3, origin).records([{ entry: e, scheduledFor: at }], firedAt);
 

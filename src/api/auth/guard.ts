@@ -6,7 +6,10 @@ import type { Access, Principal } from './roles.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
-    /** Who may call the route (docs/contract.md §8); a route that does not say needs admin: closed by default. */
+    /**
+     * Who may call the route (docs/http-api.md#users-roles-and-tokens); a route that does not say needs admin:
+     * closed by default.
+     */
     access?: Access;
     /** Open to a user who must change their password first: the change itself. */
     beforePasswordChange?: boolean;

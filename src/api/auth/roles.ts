@@ -1,4 +1,7 @@
-/** docs/contract.md §8: viewer reads; operator also creates, changes, triggers and deletes tasks; admin also manages users. */
+/**
+ * docs/http-api.md#users-roles-and-tokens: viewer reads; operator also creates, changes, triggers and deletes tasks;
+ * admin also manages users.
+ */
 export type Role = 'viewer' | 'operator' | 'admin';
 export const ROLES: readonly Role[] = ['viewer', 'operator', 'admin'];
 

@@ -16,10 +16,13 @@ export const TASKS_TOPIC = 'taskmanager.tasks';
 /** The scheduler group that fires API tasks unless a definition names another. */
 export const DEFAULT_API_GROUP = 'taskscheduler-api';
 
-/** When a task fires: exactly one of these (docs/contract.md §7). */
+/** When a task fires: exactly one of these (docs/http-api.md#routes-with-curl). */
 export type TaskSchedule = { runAt: string } | { cron: string } | { every: string | number };
 
-/** A task definition as stored in `taskmanager.tasks` (docs/contract.md §7, without the derived status fields). */
+/**
+ * A task definition as stored in `taskmanager.tasks` (docs/messages-and-topics.md#task-definitions-and-users), without
+ * the derived status fields.
+ */
 export interface TaskDefinition {
   v: 1;
   id: string;

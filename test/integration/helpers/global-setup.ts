@@ -18,7 +18,7 @@ declare module 'vitest' {
   }
 }
 
-/** Topics every test shares (names fixed by docs/contract.md §4), made by the same script users run. */
+/** Topics every test shares (names fixed by docs/messages-and-topics.md#topics), made by the same script users run. */
 function createSharedTopics(brokers: string): void {
   execFileSync('bash', [resolve(ROOT, 'scripts/create-topics.sh'), '--bootstrap-server', brokers], {
     cwd: ROOT,

@@ -7,7 +7,7 @@ import type { StatusEvent, TaskMessage } from '../../../src/shared/messages.js';
 
 export const EVENTS = 'taskmanager.events';
 
-/** A valid task message (docs/contract.md §4) as a scheduler would publish it. */
+/** A valid task message (docs/messages-and-topics.md#task-message) as a scheduler would publish it. */
 export function taskMessage(
   scheduleId: string,
   processor: string,
