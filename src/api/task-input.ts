@@ -6,7 +6,7 @@ import type { MisfirePolicy } from '../shared/config/schema.js';
 import { CronSpecError, isValidTimeZone, validateCronSpec } from '../shared/cron.js';
 import { parseDuration } from '../shared/duration.js';
 import { parseRfc3339 } from '../shared/rfc3339.js';
-import { MAX_EVERY_MS, MIN_EVERY_MS } from '../shared/schedule-spec.js';
+import { MAX_EVERY_MS, MIN_EVERY_MS } from '../shared/schedule/spec.js';
 import type { TaskDefinition, TaskSchedule } from '../shared/tasks/definition.js';
 import { SCHEDULE_SCHEMA } from './task-model.js';
 
@@ -322,7 +322,7 @@ export interface InputDefaults {
 }
 
 /** A new definition (or a full replacement of `existing`, keeping its id, creation time and creator). */
-export function definitionOf(
+export function definitionFromInput(
   input: TaskInput,
   d: InputDefaults,
   nowMs: number,

@@ -1,6 +1,6 @@
 import { MISFIRE_POLICIES } from '../shared/config/schema.js';
-import { nextInstants } from '../shared/cron.js';
-import { compileSpec } from '../shared/schedule-spec.js';
+import { nextInstants } from '../shared/schedule/compiled.js';
+import { compileSpec } from '../shared/schedule/spec.js';
 import { zonedFormatter } from '../shared/zoned-format.js';
 import { specOfTask } from '../shared/tasks/definition.js';
 import type { TaskDefinition } from '../shared/tasks/definition.js';

@@ -1,4 +1,4 @@
-import type { ScheduleSpec } from '../schedule-spec.js';
+import type { ScheduleSpec } from '../schedule/spec.js';
 import type { JSONSchemaType } from 'ajv';
 
 export type MisfirePolicy = 'skip' | 'fire-once' | 'fire-all';

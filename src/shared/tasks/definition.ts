@@ -6,8 +6,8 @@ import type { MisfirePolicy, ScheduleEntry } from '../config/schema.js';
 import { CronSpecError, isValidTimeZone, validateCronSpec } from '../cron.js';
 import { parseDuration } from '../duration.js';
 import { parseRfc3339 } from '../rfc3339.js';
-import { MAX_EVERY_MS, MIN_EVERY_MS } from '../schedule-spec.js';
-import type { ScheduleSpec } from '../schedule-spec.js';
+import { MAX_EVERY_MS, MIN_EVERY_MS } from '../schedule/spec.js';
+import type { ScheduleSpec } from '../schedule/spec.js';
 import type { InRecord } from '../kafka/types.js';
 import type { Logger } from '../logger.js';
 
