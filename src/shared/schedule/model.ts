@@ -132,7 +132,9 @@ export function whenProblems(s: ScheduleFields): ScheduleProblem[] {
   if (typeof s.runAt === 'string' && parseRfc3339(s.runAt) === undefined)
     out.push({ rule: 'runAt', value: s.runAt });
   const every =
-    typeof s.every === 'string' || typeof s.every === 'number' ? everyProblem(s.every) : undefined;
+    typeof s.every === 'string' || Number.isInteger(s.every)
+      ? everyProblem(s.every as string | number)
+      : undefined;
   if (every) out.push(every);
   if (typeof s.cron === 'string')
     try {
