@@ -8,6 +8,7 @@ import {
   everyProblem,
   nestedScheduleProblems,
   OPTION_SCHEMAS,
+  optionsOf,
   SCHEDULE_SCHEMA,
 } from '../shared/schedule/model.js';
 import type { ScheduleOptions, ScheduleProblem, TaskSchedule } from '../shared/schedule/model.js';
@@ -289,8 +290,7 @@ export function definitionFromInput(
     ...(input.param === undefined ? {} : { param: input.param }),
     ...(input.payload === undefined ? {} : { payload: input.payload }),
     schedule: input.schedule,
-    timeZone: input.timeZone ?? d.timeZone,
-    misfire: input.misfire ?? 'fire-once',
+    ...optionsOf(input, d.timeZone),
     enabled: input.enabled ?? true,
     group: input.group ?? existing?.group ?? d.group,
     createdAt: existing?.createdAt ?? now,

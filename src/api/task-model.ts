@@ -1,4 +1,4 @@
-import { MISFIRE_POLICIES, STORED_SCHEDULE_SCHEMA } from '../shared/schedule/model.js';
+import { OPTION_SCHEMAS, STORED_SCHEDULE_SCHEMA } from '../shared/schedule/model.js';
 import { nextInstants } from '../shared/schedule/compiled.js';
 import { compileSpec } from '../shared/schedule/spec.js';
 import { zonedFormatter } from '../shared/zoned-format.js';
@@ -167,8 +167,8 @@ export const TASK_SCHEMA = {
     payload: {},
     // As stored: one of runAt, cron, every (no oneOf here: an answer never fails on a definition written by hand).
     schedule: STORED_SCHEDULE_SCHEMA,
-    timeZone: { type: 'string' },
-    misfire: { type: 'string', enum: [...MISFIRE_POLICIES] },
+    // Answers are serialized with this schema, which drops what it does not name: every option, from the model.
+    ...OPTION_SCHEMAS,
     enabled: { type: 'boolean' },
     group: { type: 'string', description: 'The scheduler group that fires it.' },
     createdAt: { type: 'string' },

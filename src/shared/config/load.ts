@@ -4,8 +4,15 @@ import type { ErrorObject } from 'ajv';
 import { ConfigError } from '../errors.js';
 import type { ConfigProblem } from '../errors.js';
 import { problemPath, problemText } from '../schedule/messages.js';
-import { fileKey, SCHEDULE_FIELDS, specOf, whenProblems, zoneProblems } from '../schedule/model.js';
-import type { ScheduleFields, ScheduleProblem } from '../schedule/model.js';
+import {
+  fileKey,
+  optionProblems,
+  optionsOf,
+  SCHEDULE_FIELDS,
+  specOf,
+  whenProblems,
+} from '../schedule/model.js';
+import type { ScheduleFields, ScheduleOptions, ScheduleProblem } from '../schedule/model.js';
 import { scheduleFileSchema } from './schema.js';
 import type { RawScheduleEntry, ScheduleEntry } from './schema.js';
 import { taskTopicProblem } from './topic-name.js';
@@ -97,7 +104,7 @@ function semanticProblems(file: string, data: unknown): ConfigProblem[] {
       if (seen === undefined) firstIndexOfId.set(id, index);
       else problems.push({ ...at, path: 'Id', message: `duplicate Id, already used by entry [${seen}]` });
     }
-    problems.push(...zoneProblems(fields.timeZone).map(fromModel));
+    problems.push(...optionProblems(fields).map(fromModel));
     const topic = str(e, 'Topic');
     const topicProblem = topic === undefined ? undefined : taskTopicProblem(topic);
     if (topicProblem)
@@ -114,9 +121,8 @@ function normalize(e: RawScheduleEntry, index: number): ScheduleEntry {
     // fires on the tens of seconds.
     spec: specOf({ cron: e.Cron, runAt: e.RunAt, every: e.Every }, 0),
     topic: e.Topic,
-    timeZone: e.TimeZone ?? 'UTC',
+    ...optionsOf(scheduleFieldsOf(e) as Partial<ScheduleOptions>, 'UTC'),
     enabled: e.Enabled ?? true,
-    misfire: e.Misfire ?? 'fire-once',
     misfireWindowSeconds: e.MisfireWindowSeconds ?? 3600,
     processor: t.TaskProcessorName,
     ...(t.TaskParam === undefined ? {} : { param: t.TaskParam }),

@@ -8,9 +8,10 @@ import type { ScheduleSpec } from './spec.js';
  * The one schedule model: the schedule file (`config/`), the readers of `taskmanager.tasks` (`tasks/definition.ts`)
  * and taskapi (`api/task-input.ts`, and through it the OpenAPI document) take their schedule types, schemas and
  * checks from here, and their messages from `messages.ts`. Names are canonical (camelCase); the file writes the
- * same names PascalCase ({@link fileKey}). A new schedule option is added to {@link ScheduleOptions} and
- * {@link OPTION_SCHEMAS}, its rules (when a schema cannot express them) to {@link whenProblems} and their words
- * to `messages.ts`: all three doors then take it alike.
+ * same names PascalCase ({@link fileKey}). A new schedule option is added to {@link ScheduleOptions},
+ * {@link OPTION_SCHEMAS} and {@link OPTION_DEFAULTS}, its rules (when a schema cannot express them) to
+ * {@link optionProblems} and their words to `messages.ts`: the file, the records, taskapi's bodies, answers and
+ * OpenAPI document then all take it alike.
  */
 
 export type MisfirePolicy = 'skip' | 'fire-once' | 'fire-all';
@@ -27,12 +28,25 @@ export type ScheduleKind = (typeof SCHEDULE_KINDS)[number];
 /** When a task fires, as HTTP bodies and task records nest it: exactly one kind (docs/contract.md §7). */
 export type TaskSchedule = { runAt: string } | { cron: string } | { every: string | number };
 
-/** A schedule's options beside its kind. The file writes them PascalCase (`TimeZone`). */
+/**
+ * A schedule's options beside its kind. The file writes them PascalCase (`TimeZone`). Records written before an
+ * option existed lack it: a new one is optional here, and its default in {@link OPTION_DEFAULTS}.
+ */
 export interface ScheduleOptions {
   /** IANA zone of cron specs. */
   timeZone: string;
   /** What a scheduler does with fire times it missed while no instance ran. */
   misfire: MisfirePolicy;
+}
+
+/** The defaults of options a schedule leaves out, but the zone's (UTC in a file, `--time-zone` in taskapi). */
+export const OPTION_DEFAULTS: Omit<ScheduleOptions, 'timeZone'> = { misfire: 'fire-once' };
+
+/** A schedule's options (picked from `given`, which may hold other fields), defaults filled in. */
+export function optionsOf(given: Partial<ScheduleOptions>, zone: string): ScheduleOptions {
+  const set = OPTION_FIELDS.filter((f) => given[f] !== undefined).map((f) => [f, given[f]]);
+  // Keys in the order records have always had them (timeZone, misfire, then newer options).
+  return { timeZone: zone, ...OPTION_DEFAULTS, ...(Object.fromEntries(set) as Partial<ScheduleOptions>) };
 }
 
 /** `timeZone` → `TimeZone`: the schedule file's name of a canonical field (the old Go tool's convention). */
@@ -70,6 +84,8 @@ export const OPTION_SCHEMAS = {
   timeZone: { type: 'string', minLength: 1, examples: ['UTC', 'Europe/Berlin'] },
   misfire: { type: 'string', enum: [...MISFIRE_POLICIES] },
 } as const;
+
+const OPTION_FIELDS = Object.keys(OPTION_SCHEMAS) as Array<keyof ScheduleOptions>;
 
 /** The nested schedule (HTTP bodies, the OpenAPI document): one object per kind. */
 export const SCHEDULE_SCHEMA = {
@@ -146,18 +162,21 @@ export function whenProblems(s: ScheduleFields): ScheduleProblem[] {
   return out;
 }
 
-/** The zone's problem: a string that is not an IANA zone (another type is the schema's to report). */
-export function zoneProblems(zone: unknown): ScheduleProblem[] {
+/** The checks of the options a schema cannot make: a zone that is not an IANA zone. */
+export function optionProblems(o: Partial<Record<keyof ScheduleOptions, unknown>>): ScheduleProblem[] {
+  const zone = o.timeZone;
   return typeof zone === 'string' && !isValidTimeZone(zone) ? [{ rule: 'timeZone', value: zone }] : [];
 }
 
 /**
  * The checks of a nested schedule (HTTP bodies, task records): `schedule` an object whose only fields are kinds,
- * each of its type, then {@link whenProblems}, then the zone beside it. Without `schedule` (a PATCH that keeps
- * it), only the zone.
+ * each of its type, then {@link whenProblems}, then the options beside it. Without `schedule` (a PATCH that keeps
+ * it), only the options.
  */
-export function nestedScheduleProblems(b: { schedule?: unknown; timeZone?: unknown }): ScheduleProblem[] {
-  const zone = zoneProblems(b.timeZone);
+export function nestedScheduleProblems(
+  b: { schedule?: unknown } & Partial<Record<keyof ScheduleOptions, unknown>>,
+): ScheduleProblem[] {
+  const zone = optionProblems(b);
   if (!('schedule' in b)) return zone;
   const s = b.schedule;
   if (s === null || typeof s !== 'object' || Array.isArray(s)) return [{ rule: 'not-object' }, ...zone];

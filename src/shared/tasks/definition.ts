@@ -3,7 +3,13 @@ import type { JSONSchemaType } from 'ajv';
 import { taskTopicProblem } from '../config/topic-name.js';
 import type { ScheduleEntry } from '../config/schema.js';
 import { problemLine } from '../schedule/messages.js';
-import { nestedScheduleProblems, OPTION_SCHEMAS, specOf, whenProblems } from '../schedule/model.js';
+import {
+  nestedScheduleProblems,
+  OPTION_SCHEMAS,
+  optionsOf,
+  specOf,
+  whenProblems,
+} from '../schedule/model.js';
 import type { ScheduleOptions, TaskSchedule } from '../schedule/model.js';
 import type { ScheduleSpec } from '../schedule/spec.js';
 import type { InRecord } from '../kafka/types.js';
@@ -112,9 +118,8 @@ export function entryOfTask(def: TaskDefinition, spec: ScheduleSpec): ScheduleEn
     id: def.id,
     spec,
     topic: def.topic,
-    timeZone: def.timeZone,
+    ...optionsOf(def, def.timeZone),
     enabled: def.enabled,
-    misfire: def.misfire,
     misfireWindowSeconds: 3600,
     processor: def.processor,
     ...(def.param === undefined ? {} : { param: def.param }),
