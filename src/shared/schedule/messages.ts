@@ -8,8 +8,13 @@ import type { ScheduleKind, ScheduleProblem } from './model.js';
  */
 export type Door = 'file' | 'record' | 'http';
 
-/** The file lists kinds in the old Go tool's order. */
-const FILE_KIND_ORDER: readonly ScheduleKind[] = ['cron', 'runAt', 'every'];
+/** The file lists Cron first: the old Go tool had only it. */
+const FILE_KIND_ORDER: readonly ScheduleKind[] = ['cron', ...SCHEDULE_KINDS.filter((k) => k !== 'cron')];
+
+/** `a, b or c` (or `and`). */
+function listed(items: readonly string[], last: 'or' | 'and'): string {
+  return items.length < 2 ? items.join('') : `${items.slice(0, -1).join(', ')} ${last} ${items.at(-1) ?? ''}`;
+}
 
 /** What each rule says, without the value it is about. */
 function phrase(p: ScheduleProblem): string {
@@ -17,7 +22,7 @@ function phrase(p: ScheduleProblem): string {
     case 'not-object':
       return `must be an object with exactly one of ${SCHEDULE_KINDS.join(', ')}`;
     case 'unknown-field':
-      return 'is not a known field (runAt, cron or every)';
+      return `is not a known field (${listed(SCHEDULE_KINDS, 'or')})`;
     case 'type':
       return p.kind === 'every' ? 'must be a string like 5s or an integer of ms' : 'must be string';
     case 'kinds':
@@ -47,7 +52,8 @@ const KEPT: {
   file: {
     kinds: (p) => {
       const kinds = FILE_KIND_ORDER.filter((k) => p.rule === 'kinds' && p.kinds.includes(k)).map(fileKey);
-      return `needs exactly one of Cron, RunAt and Every (it has ${kinds.length === 0 ? 'none' : kinds.join(' and ')})`;
+      const all = listed(FILE_KIND_ORDER.map(fileKey), 'and');
+      return `needs exactly one of ${all} (it has ${kinds.length === 0 ? 'none' : kinds.join(' and ')})`;
     },
   },
   record: { runAt: () => 'is not RFC 3339', timeZone: () => 'is not an IANA zone' },

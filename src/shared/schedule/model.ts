@@ -119,13 +119,17 @@ export type ScheduleProblem =
   | { rule: 'timeZone'; value: string };
 
 /** Every field of a schedule, canonical names: its kinds, then its options. */
-export const SCHEDULE_FIELDS = [
-  ...SCHEDULE_KINDS,
-  ...(Object.keys(OPTION_SCHEMAS) as Array<keyof ScheduleOptions>),
-];
+export const SCHEDULE_FIELDS = [...SCHEDULE_KINDS, ...OPTION_FIELDS];
 
 /** A schedule's fields under canonical names, as written (unchecked). */
 export type ScheduleFields = Partial<Record<(typeof SCHEDULE_FIELDS)[number], unknown>>;
+
+/** Whether a kind's value has the type its schema gives (`every`: a string or an integer). */
+function hasKindType(s: ScheduleFields, kind: ScheduleKind): boolean {
+  const v = s[kind];
+  const types: readonly string[] = [KIND_SCHEMAS[kind].type].flat();
+  return types.some((t) => (t === 'integer' ? Number.isInteger(v) : typeof v === t));
+}
 
 /** An interval's problem, or none: a duration (or ms) from 1 s to 87600 h (10 years). */
 export function everyProblem(every: string | number): ScheduleProblem | undefined {
@@ -147,10 +151,7 @@ export function whenProblems(s: ScheduleFields): ScheduleProblem[] {
   if (kinds.length !== 1) out.push({ rule: 'kinds', kinds });
   if (typeof s.runAt === 'string' && parseRfc3339(s.runAt) === undefined)
     out.push({ rule: 'runAt', value: s.runAt });
-  const every =
-    typeof s.every === 'string' || Number.isInteger(s.every)
-      ? everyProblem(s.every as string | number)
-      : undefined;
+  const every = hasKindType(s, 'every') ? everyProblem(s.every as string | number) : undefined;
   if (every) out.push(every);
   if (typeof s.cron === 'string')
     try {
@@ -184,11 +185,8 @@ export function nestedScheduleProblems(
   const out: ScheduleProblem[] = Object.keys(fields)
     .filter((k) => !(SCHEDULE_KINDS as readonly string[]).includes(k))
     .map((name) => ({ rule: 'unknown-field', name }));
-  for (const kind of SCHEDULE_KINDS) {
-    const v = fields[kind];
-    const typed = kind === 'every' ? typeof v === 'string' || Number.isInteger(v) : typeof v === 'string';
-    if (kind in fields && !typed) out.push({ rule: 'type', kind });
-  }
+  for (const kind of SCHEDULE_KINDS)
+    if (kind in fields && !hasKindType(fields, kind)) out.push({ rule: 'type', kind });
   return [...out, ...whenProblems(fields), ...zone];
 }
 

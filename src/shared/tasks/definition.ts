@@ -98,14 +98,18 @@ export function parseDefinition(value: Buffer): { def: TaskDefinition } | { prob
   if (topicProblem) return { problem: `topic: ${topicProblem}` };
   const [problem] = nestedScheduleProblems(data);
   if (problem) return { problem: problemLine(problem, 'record') };
-  const spec = specOfTask(data);
+  const spec = checkedSpecOf(data);
   return typeof spec === 'string' ? { problem: spec } : { def: data };
 }
 
 /** The schedule spec of a task, or why it has none. `every` counts its intervals from the task's creation. */
 export function specOfTask(def: Pick<TaskDefinition, 'schedule' | 'createdAt'>): ScheduleSpec | string {
   const [problem] = whenProblems(def.schedule);
-  if (problem) return problemLine(problem, 'record');
+  return problem ? problemLine(problem, 'record') : checkedSpecOf(def);
+}
+
+/** The spec of a task whose schedule passed the model's checks; a bad `createdAt` leaves `every` no anchor. */
+function checkedSpecOf(def: Pick<TaskDefinition, 'schedule' | 'createdAt'>): ScheduleSpec | string {
   const anchorMs = Date.parse(def.createdAt);
   if ('every' in def.schedule && !Number.isFinite(anchorMs))
     return `createdAt ${JSON.stringify(def.createdAt)} is not a date`;
