@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { randomUUID } from 'node:crypto';
-import { definitionOf } from '../src/api/task-input.js';
+import { definitionFromInput } from '../src/api/task-input.js';
 import type { TaskInput } from '../src/api/task-input.js';
 import { encodeJson, EVENTS_TOPIC } from '../src/shared/messages.js';
 import { TASKS_TOPIC } from '../src/shared/tasks/definition.js';
@@ -116,7 +116,7 @@ async function measureCreates(
   let valueBytes = 0;
   const raw = await rawSendLatencies(rawKafka(brokers, 'bench-api'), RAW_TOPIC, p.creates, p.warmup, (i) => {
     const body = createBody(`bench-r-${pad(i)}`, i);
-    const value = encodeJson(definitionOf(body, DEFAULTS, Date.now()));
+    const value = encodeJson(definitionFromInput(body, DEFAULTS, Date.now()));
     valueBytes = value.length;
     return { key: body.id, value, headers: { [OP_HEADER]: 'create', [WRITER_HEADER]: writer } };
   });

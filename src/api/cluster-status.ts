@@ -4,7 +4,7 @@ import { errorMessage } from '../shared/errors.js';
 import type { KafkaClient } from '../shared/kafka/index.js';
 import type { Logger } from '../shared/logger.js';
 import { SCHEDULER_STATE_TOPIC } from '../shared/messages.js';
-import { describeSpec } from '../shared/schedule-spec.js';
+import { describeSpec } from '../shared/schedule/spec.js';
 import { specOfTask } from '../shared/tasks/definition.js';
 import type { TaskDefinition } from '../shared/tasks/definition.js';
 import { CommandClient } from '../scheduler/commands.js';

@@ -1,14 +1,19 @@
 import { randomUUID } from 'node:crypto';
 import { Ajv } from 'ajv';
 import type { ErrorObject } from 'ajv';
-import { MISFIRE_POLICIES } from '../shared/config/schema.js';
-import type { MisfirePolicy } from '../shared/config/schema.js';
-import { CronSpecError, isValidTimeZone, validateCronSpec } from '../shared/cron.js';
 import { parseDuration } from '../shared/duration.js';
 import { parseRfc3339 } from '../shared/rfc3339.js';
-import { MAX_EVERY_MS, MIN_EVERY_MS } from '../shared/schedule-spec.js';
-import type { TaskDefinition, TaskSchedule } from '../shared/tasks/definition.js';
-import { SCHEDULE_SCHEMA } from './task-model.js';
+import { problemPath, problemText } from '../shared/schedule/messages.js';
+import {
+  everyProblem,
+  nestedScheduleProblems,
+  OPTION_SCHEMAS,
+  optionsOf,
+  SCHEDULE_SCHEMA,
+} from '../shared/schedule/model.js';
+import type { ScheduleOptions, ScheduleProblem, TaskSchedule } from '../shared/schedule/model.js';
+import { MAX_EVERY_MS } from '../shared/schedule/spec.js';
+import type { TaskDefinition } from '../shared/tasks/definition.js';
 
 /** One thing wrong with a request: where (a JSON pointer into the body or query) and what. */
 export interface FieldError {
@@ -20,7 +25,7 @@ export interface FieldError {
 export const ID_PATTERN = '^[A-Za-z0-9._:-]{1,200}$';
 
 /** Our request body (POST /api/v1/tasks, PUT /api/v1/tasks/{id}). */
-export interface TaskInput {
+export interface TaskInput extends Partial<ScheduleOptions> {
   id?: string;
   name?: string;
   processor: string;
@@ -28,8 +33,6 @@ export interface TaskInput {
   param?: string;
   payload?: unknown;
   schedule: TaskSchedule;
-  timeZone?: string;
-  misfire?: MisfirePolicy;
   enabled?: boolean;
   group?: string;
 }
@@ -69,8 +72,7 @@ const common = {
       'Any JSON, passed to the processor: at most --max-payload bytes as JSON (64 KiB by default; 413 above). Lists leave it out.',
   },
   schedule: SCHEDULE_SCHEMA,
-  timeZone: { type: 'string', minLength: 1, examples: ['UTC', 'Europe/Berlin'] },
-  misfire: { type: 'string', enum: [...MISFIRE_POLICIES] },
+  ...OPTION_SCHEMAS,
   enabled: { type: 'boolean' },
   group: { type: 'string', minLength: 1, maxLength: 200, description: 'Scheduler group that fires it' },
 } as const;
@@ -167,68 +169,17 @@ function dedupe(errors: FieldError[]): FieldError[] {
 /** A parse's answer: the value, or every error (refused with 400, or 413 when the payload is over its limit). */
 export type Parsed<T> = { ok: true; value: T } | { ok: false; errors: FieldError[]; status?: 413 };
 
-const SCHEDULE_KINDS = ['runAt', 'cron', 'every'] as const;
+/** A schedule model's problem as a field error: its pointer (or `at`, for a field of an old body) and detail. */
+function fieldError(p: ScheduleProblem, at?: string): FieldError {
+  return { pointer: at ?? problemPath(p, 'http'), detail: problemText(p, 'http') };
+}
 
 /**
- * The schedule, checked by hand: a oneOf's branch errors ("runAt is required" for a body that has cron) would
- * only confuse, so its schema errors are replaced by these.
+ * The schedule and zone, checked by the schedule model: a oneOf's branch errors ("runAt is required" for a body
+ * that has cron) would only confuse, so `check` replaces the schema's errors under /schedule by these.
  */
-function scheduleErrors(s: unknown): FieldError[] {
-  const pointer = '/schedule';
-  if (s === null || typeof s !== 'object' || Array.isArray(s))
-    return [{ pointer, detail: 'must be an object with exactly one of runAt, cron, every' }];
-  const keys = Object.keys(s);
-  const out: FieldError[] = keys
-    .filter((k) => !(SCHEDULE_KINDS as readonly string[]).includes(k))
-    .map((k) => ({ pointer: `${pointer}/${k}`, detail: 'is not a known field (runAt, cron or every)' }));
-  const kinds = keys.filter((k) => (SCHEDULE_KINDS as readonly string[]).includes(k));
-  if (kinds.length !== 1)
-    out.push({
-      pointer,
-      detail: `must have exactly one of runAt, cron, every${kinds.length > 1 ? ` (has ${kinds.join(', ')})` : ''}`,
-    });
-  const v = s as Record<string, unknown>;
-  if ('runAt' in v && typeof v.runAt !== 'string')
-    out.push({ pointer: `${pointer}/runAt`, detail: 'must be string' });
-  if ('cron' in v && typeof v.cron !== 'string')
-    out.push({ pointer: `${pointer}/cron`, detail: 'must be string' });
-  if ('every' in v && typeof v.every !== 'string' && !Number.isInteger(v.every))
-    out.push({ pointer: `${pointer}/every`, detail: 'must be a string like 5s or an integer of ms' });
-  return out;
-}
-
-/** The checks a schema cannot make: cron syntax, zone, interval, instant. */
 function semanticErrors(b: { schedule?: unknown; timeZone?: unknown }): FieldError[] {
-  const out: FieldError[] = 'schedule' in b ? scheduleErrors(b.schedule) : [];
-  const s = b.schedule as Record<string, unknown> | undefined;
-  if (s && typeof s === 'object') {
-    if (typeof s.cron === 'string')
-      try {
-        validateCronSpec(s.cron);
-      } catch (err) {
-        if (!(err instanceof CronSpecError)) throw err;
-        out.push({ pointer: '/schedule/cron', detail: err.message });
-      }
-    if (typeof s.runAt === 'string' && parseRfc3339(s.runAt) === undefined)
-      out.push({
-        pointer: '/schedule/runAt',
-        detail: 'is not an RFC 3339 instant like 2026-12-01T09:00:00Z',
-      });
-    if (typeof s.every === 'string' || typeof s.every === 'number')
-      out.push(...everyErrors(s.every, '/schedule/every'));
-  }
-  if (typeof b.timeZone === 'string' && !isValidTimeZone(b.timeZone))
-    out.push({ pointer: '/timeZone', detail: `${JSON.stringify(b.timeZone)} is not an IANA time zone` });
-  return out;
-}
-
-function everyErrors(every: string | number, pointer: string): FieldError[] {
-  const ms = parseDuration(every);
-  if (ms === undefined) return [{ pointer, detail: 'is not a duration like 5s, 1m30s or a number of ms' }];
-  if (ms < MIN_EVERY_MS)
-    return [{ pointer, detail: `is below the minimum interval of ${MIN_EVERY_MS / 1000}s` }];
-  if (ms > MAX_EVERY_MS) return [{ pointer, detail: 'is above the maximum of 87600h (10 years)' }];
-  return [];
+  return nestedScheduleProblems(b).map((p) => fieldError(p));
 }
 
 function check<T>(
@@ -299,10 +250,11 @@ export function parseLegacyV1(body: unknown): Parsed<LegacyV1Input> {
         ? [{ pointer: '/period', detail: 'is required for a recurring task' }]
         : [];
     if (typeof b.period !== 'string' && typeof b.period !== 'number') return [];
-    const errors = everyErrors(b.period, '/period');
+    const problem = everyProblem(b.period);
     // A one-shot's period is a delay: any duration up to the maximum will do, 0 included.
     const delay = parseDuration(b.period);
-    return b.type === 'once' && delay !== undefined && delay <= MAX_EVERY_MS ? [] : errors;
+    if (!problem || (b.type === 'once' && delay !== undefined && delay <= MAX_EVERY_MS)) return [];
+    return [fieldError(problem, '/period')];
   });
 }
 
@@ -322,7 +274,7 @@ export interface InputDefaults {
 }
 
 /** A new definition (or a full replacement of `existing`, keeping its id, creation time and creator). */
-export function definitionOf(
+export function definitionFromInput(
   input: TaskInput,
   d: InputDefaults,
   nowMs: number,
@@ -338,8 +290,7 @@ export function definitionOf(
     ...(input.param === undefined ? {} : { param: input.param }),
     ...(input.payload === undefined ? {} : { payload: input.payload }),
     schedule: input.schedule,
-    timeZone: input.timeZone ?? d.timeZone,
-    misfire: input.misfire ?? 'fire-once',
+    ...optionsOf(input, d.timeZone),
     enabled: input.enabled ?? true,
     group: input.group ?? existing?.group ?? d.group,
     createdAt: existing?.createdAt ?? now,

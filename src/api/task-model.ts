@@ -1,6 +1,6 @@
-import { MISFIRE_POLICIES } from '../shared/config/schema.js';
-import { nextInstants } from '../shared/cron.js';
-import { compileSpec } from '../shared/schedule-spec.js';
+import { OPTION_SCHEMAS, STORED_SCHEDULE_SCHEMA } from '../shared/schedule/model.js';
+import { nextInstants } from '../shared/schedule/compiled.js';
+import { compileSpec } from '../shared/schedule/spec.js';
 import { zonedFormatter } from '../shared/zoned-format.js';
 import { specOfTask } from '../shared/tasks/definition.js';
 import type { TaskDefinition } from '../shared/tasks/definition.js';
@@ -117,41 +117,6 @@ export function toApiTask(
 
 // ---- JSON schemas of the responses (fastify serializes with them; the OpenAPI document shows them) ----
 
-const scheduleSchema = {
-  description: 'Exactly one of runAt (once), cron (5 or 6 fields) or every (a duration like 5s, or ms).',
-  oneOf: [
-    {
-      type: 'object',
-      additionalProperties: false,
-      required: ['runAt'],
-      properties: {
-        runAt: {
-          type: 'string',
-          format: 'date-time',
-          description: 'RFC 3339 instant',
-          examples: ['2026-12-01T09:00:00Z'],
-        },
-      },
-    },
-    {
-      type: 'object',
-      additionalProperties: false,
-      required: ['cron'],
-      properties: {
-        cron: { type: 'string', minLength: 1, examples: ['0 9 * * 1-5', '@daily'] },
-      },
-    },
-    {
-      type: 'object',
-      additionalProperties: false,
-      required: ['every'],
-      properties: { every: { type: ['string', 'integer'], examples: ['5s', '1m30s', 60000] } },
-    },
-  ],
-} as const;
-
-export const SCHEDULE_SCHEMA = scheduleSchema;
-
 export const RUN_SCHEMA = {
   type: 'object',
   required: ['taskId', 'scheduledFor', 'state', 'attempts'],
@@ -202,16 +167,9 @@ export const TASK_SCHEMA = {
     param: { type: 'string' },
     payload: {},
     // As stored: one of runAt, cron, every (no oneOf here: an answer never fails on a definition written by hand).
-    schedule: {
-      type: 'object',
-      properties: {
-        runAt: { type: 'string' },
-        cron: { type: 'string' },
-        every: { type: ['string', 'integer'] },
-      },
-    },
-    timeZone: { type: 'string' },
-    misfire: { type: 'string', enum: [...MISFIRE_POLICIES] },
+    schedule: STORED_SCHEDULE_SCHEMA,
+    // Answers are serialized with this schema, which drops what it does not name: every option, from the model.
+    ...OPTION_SCHEMAS,
     enabled: { type: 'boolean' },
     group: { type: 'string', description: 'The scheduler group that fires it.' },
     createdAt: { type: 'string' },

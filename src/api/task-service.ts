@@ -14,7 +14,7 @@ import { decodeCursor, encodeCursor } from './page-cursor.js';
 import { ApiError } from './problem.js';
 import type { TaskRun } from './run-history.js';
 import { redactSecretFields } from './secret-fields.js';
-import { applyPatch, definitionOf } from './task-input.js';
+import { applyPatch, definitionFromInput } from './task-input.js';
 import type { InputDefaults, TaskInput, TaskPatch } from './task-input.js';
 import { nextFires, toApiTask } from './task-model.js';
 import { taskTopicRefusal } from './task-topics.js';
@@ -110,7 +110,7 @@ export class TaskService {
   async create(input: TaskInput, by: Principal): Promise<ApiTask> {
     const actor = actorOf(by);
     const def = {
-      ...definitionOf(input, this.o.defaults, this.o.clock.now()),
+      ...definitionFromInput(input, this.o.defaults, this.o.clock.now()),
       createdBy: actor,
       updatedBy: actor,
     };
@@ -129,7 +129,7 @@ export class TaskService {
         { pointer: '/id', detail: `must be ${id} (the id in the path) or left out` },
       ]);
     return this.change(id, ifMatch, by, (def) =>
-      definitionOf(input, this.o.defaults, this.o.clock.now(), def),
+      definitionFromInput(input, this.o.defaults, this.o.clock.now(), def),
     );
   }
 

@@ -1,8 +1,8 @@
 import type { Clock, TimerHandle } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
 import type { ScheduleEntry } from '../shared/config/schema.js';
-import { compileSpec } from '../shared/schedule-spec.js';
-import type { CompiledCron } from '../shared/cron.js';
+import { compileSpec } from '../shared/schedule/spec.js';
+import type { CompiledSchedule } from '../shared/schedule/compiled.js';
 import { MinHeap } from './heap.js';
 
 /** One instant of one entry that came due. */
@@ -17,7 +17,7 @@ export interface Fire {
 /** Per-entry state kept small: the entry, its shared compiled spec, the next and last fired instants. */
 interface Armed {
   entry: ScheduleEntry;
-  cron: CompiledCron;
+  cron: CompiledSchedule;
   next: number;
   /** Last instant handed out; an instant at or before it is never fired again. */
   last: number;

@@ -2,8 +2,8 @@ import { hostname } from 'node:os';
 import type { Clock, TimerHandle } from '../shared/clock.js';
 import { sleep } from '../shared/clock.js';
 import type { ScheduleEntry } from '../shared/config/schema.js';
-import { nextInstants } from '../shared/cron.js';
-import { compileSpec, describeSpec } from '../shared/schedule-spec.js';
+import { nextInstants } from '../shared/schedule/compiled.js';
+import { compileSpec, describeSpec } from '../shared/schedule/spec.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { manualFireInstant, SCHEDULER_STATE_TOPIC, taskIdFor } from '../shared/messages.js';
@@ -20,7 +20,7 @@ import { parseState, pauseStateValue, specHashOf, stateKey } from './state.js';
 import type { EntryState } from './state.js';
 
 /** Everything that makes an entry behave differently (its position in the file does not). */
-function definitionOf(e: ScheduleEntry): string {
+function fingerprintOf(e: ScheduleEntry): string {
   const { index: _index, ...rest } = e;
   return JSON.stringify(rest);
 }
@@ -553,7 +553,7 @@ export class GroupScheduler {
     for (const e of next) {
       const prev = this.entries.get(e.id);
       if (!prev) added.push(e.id);
-      else if (definitionOf(prev) !== definitionOf(e)) changed.push(e.id);
+      else if (fingerprintOf(prev) !== fingerprintOf(e)) changed.push(e.id);
     }
     for (const id of removed) {
       this.loop.remove(id);

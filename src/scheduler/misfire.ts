@@ -1,5 +1,5 @@
 import type { ScheduleEntry } from '../shared/config/schema.js';
-import type { CompiledCron } from '../shared/cron.js';
+import type { CompiledSchedule } from '../shared/schedule/compiled.js';
 
 /** At most this many missed instants are fired for one entry under `fire-all`. */
 export const FIRE_ALL_LIMIT = 1000;
@@ -12,7 +12,7 @@ export const FIRE_ALL_LIMIT = 1000;
  */
 export function misfireOf(
   entry: ScheduleEntry,
-  cron: CompiledCron,
+  cron: CompiledSchedule,
   lastFiredMs: number | undefined,
   nowMs: number,
 ): { fire: number[]; missed: number } {
@@ -37,7 +37,7 @@ export function misfireOf(
 /** The instants `misfireOf` says to fire. */
 export function missedInstants(
   entry: ScheduleEntry,
-  cron: CompiledCron,
+  cron: CompiledSchedule,
   lastFiredMs: number | undefined,
   nowMs: number,
 ): number[] {

@@ -1,6 +1,6 @@
 import type { ScheduleEntry } from '../shared/config/schema.js';
-import { nextInstants } from '../shared/cron.js';
-import { compileSpec, describeSpec } from '../shared/schedule-spec.js';
+import { nextInstants } from '../shared/schedule/compiled.js';
+import { compileSpec, describeSpec } from '../shared/schedule/spec.js';
 import { zonedFormatter } from '../shared/zoned-format.js';
 
 /** `2026-11-24 21:00:00 CET`, in the given zone. */

@@ -1,14 +1,7 @@
 import { CronExpressionParser } from 'cron-parser';
 import type { CronExpression } from 'cron-parser';
+import type { CompiledSchedule } from './schedule/compiled.js';
 import { zonedFormatter } from './zoned-format.js';
-
-/** A cron spec compiled once for one zone; shared by every entry with the same (spec, zone). */
-export interface CompiledCron {
-  readonly spec: string;
-  readonly zone: string;
-  /** The first fire instant strictly after `afterMs` (epoch ms), or `undefined` when there is none. */
-  nextAfter(afterMs: number): number | undefined;
-}
 
 const FIELD_NAMES_6 = ['second', 'minute', 'hour', 'day of month', 'month', 'day of week'] as const;
 
@@ -155,7 +148,7 @@ function withDstRule(
   };
 }
 
-const cache = new Map<string, CompiledCron>();
+const cache = new Map<string, CompiledSchedule>();
 
 function utcNext(expr: CronExpression): (afterMs: number) => number | undefined {
   return (afterMs) => {
@@ -177,7 +170,7 @@ function utcNext(expr: CronExpression): (afterMs: number) => number | undefined 
  * Compiles (spec, zone) once and shares it: parsing costs ~50 µs, next-instant math ~8 µs (UTC) to ~30 µs
  * (zoned), so parsing per fire would dominate the loop. Callers validate first; this throws on a bad spec.
  */
-export function compileCron(spec: string, zone: string): CompiledCron {
+export function compileCron(spec: string, zone: string): CompiledSchedule {
   const key = `${zone}\u0000${spec}`;
   const hit = cache.get(key);
   if (hit) return hit;
@@ -187,7 +180,7 @@ export function compileCron(spec: string, zone: string): CompiledCron {
   // fired together): remember the last answer, so a herd of 10k costs one computation rather than 10k.
   let lastAfter = NaN;
   let lastNext: number | undefined;
-  const compiled: CompiledCron = {
+  const compiled: CompiledSchedule = {
     spec,
     zone,
     nextAfter(afterMs) {
@@ -200,17 +193,4 @@ export function compileCron(spec: string, zone: string): CompiledCron {
   };
   cache.set(key, compiled);
   return compiled;
-}
-
-/** The next `count` fire instants strictly after `afterMs`. */
-export function nextInstants(cron: CompiledCron, afterMs: number, count: number): number[] {
-  const out: number[] = [];
-  let t = afterMs;
-  while (out.length < count) {
-    const n = cron.nextAfter(t);
-    if (n === undefined) break;
-    out.push(n);
-    t = n;
-  }
-  return out;
 }

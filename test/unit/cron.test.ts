@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { compileCron, nextInstants, validateCronSpec } from '../../src/shared/cron.js';
+import { compileCron, validateCronSpec } from '../../src/shared/cron.js';
+import { nextInstants } from '../../src/shared/schedule/compiled.js';
 
 const iso = (ms: number[]) => ms.map((t) => new Date(t).toISOString());
 

@@ -3,7 +3,7 @@ import { parseScheduleText } from '../../src/shared/config/load.js';
 import { ConfigError, formatProblem } from '../../src/shared/errors.js';
 import { formatDuration, parseDuration } from '../../src/shared/duration.js';
 import { parseRfc3339 } from '../../src/shared/rfc3339.js';
-import { compileSpec, describeSpec } from '../../src/shared/schedule-spec.js';
+import { compileSpec, describeSpec } from '../../src/shared/schedule/spec.js';
 import { overdueOnce } from '../../src/scheduler/misfire.js';
 import { parseDefinition, specOfTask } from '../../src/shared/tasks/definition.js';
 

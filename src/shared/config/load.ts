@@ -3,17 +3,22 @@ import { Ajv } from 'ajv';
 import type { ErrorObject } from 'ajv';
 import { ConfigError } from '../errors.js';
 import type { ConfigProblem } from '../errors.js';
-import { CronSpecError, isValidTimeZone, validateCronSpec } from '../cron.js';
-import { parseDuration } from '../duration.js';
-import { parseRfc3339 } from '../rfc3339.js';
-import { MIN_EVERY_MS } from '../schedule-spec.js';
-import type { ScheduleSpec } from '../schedule-spec.js';
+import { problemPath, problemText } from '../schedule/messages.js';
+import {
+  fileKey,
+  optionProblems,
+  optionsOf,
+  SCHEDULE_FIELDS,
+  specOf,
+  whenProblems,
+} from '../schedule/model.js';
+import type { ScheduleFields, ScheduleOptions, ScheduleProblem } from '../schedule/model.js';
 import { scheduleFileSchema } from './schema.js';
 import type { RawScheduleEntry, ScheduleEntry } from './schema.js';
 import { taskTopicProblem } from './topic-name.js';
 
-const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: false });
-const validateShape = ajv.compile(scheduleFileSchema);
+const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
+const validateShape = ajv.compile<RawScheduleEntry[]>(scheduleFileSchema);
 
 function deepFreeze<T>(value: T): T {
   if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
@@ -70,9 +75,15 @@ function str(entry: unknown, field: string): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
 
+/** An entry's schedule fields under the model's names (`Every` → `every`), as written. */
+function scheduleFieldsOf(e: unknown): ScheduleFields {
+  if (e === null || typeof e !== 'object') return {};
+  return Object.fromEntries(SCHEDULE_FIELDS.map((f) => [f, (e as Record<string, unknown>)[fileKey(f)]]));
+}
+
 /**
- * Checks the schema cannot express. They run on every field of the right type, even in entries with shape
- * errors elsewhere, so one run lists every problem in the file.
+ * Checks the schema cannot express: the schedule model's (in its words for a file), unique Ids, task topics. They
+ * run on every field of the right type, even in entries with shape errors elsewhere, so one run lists every problem.
  */
 function semanticProblems(file: string, data: unknown): ConfigProblem[] {
   if (!Array.isArray(data)) return [];
@@ -81,56 +92,19 @@ function semanticProblems(file: string, data: unknown): ConfigProblem[] {
   data.forEach((e: unknown, index) => {
     const id = str(e, 'Id');
     const at = { file, index, id };
-    const kinds = (['Cron', 'RunAt', 'Every'] as const).filter(
-      (k) => e !== null && typeof e === 'object' && (e as Record<string, unknown>)[k] !== undefined,
-    );
-    if (kinds.length !== 1)
-      problems.push({
-        ...at,
-        path: kinds.length === 0 ? 'Cron' : kinds.join(', '),
-        message: `needs exactly one of Cron, RunAt and Every (it has ${kinds.length === 0 ? 'none' : kinds.join(' and ')})`,
-      });
-    const runAt = str(e, 'RunAt');
-    if (runAt !== undefined && parseRfc3339(runAt) === undefined)
-      problems.push({
-        ...at,
-        path: 'RunAt',
-        message: `${JSON.stringify(runAt)} is not an RFC 3339 date-time with an offset (e.g. 2026-12-01T09:00:00Z)`,
-      });
-    const every = str(e, 'Every');
-    if (every !== undefined) {
-      const ms = parseDuration(every);
-      if (ms === undefined)
-        problems.push({
-          ...at,
-          path: 'Every',
-          message: `${JSON.stringify(every)} is not a duration like 5s, 1m30s, 2h or 1500 (ms)`,
-        });
-      else if (ms < MIN_EVERY_MS)
-        problems.push({
-          ...at,
-          path: 'Every',
-          message: `${JSON.stringify(every)} is below the minimum of 1s`,
-        });
-    }
-    const cron = str(e, 'Cron');
-    if (cron !== undefined) {
-      try {
-        validateCronSpec(cron);
-      } catch (err) {
-        if (!(err instanceof CronSpecError)) throw err;
-        problems.push({ ...at, path: 'Cron', message: `${JSON.stringify(cron)}: ${err.message}` });
-      }
-    }
+    const fromModel = (p: ScheduleProblem): ConfigProblem => ({
+      ...at,
+      path: problemPath(p, 'file'),
+      message: problemText(p, 'file'),
+    });
+    const fields = scheduleFieldsOf(e);
+    problems.push(...whenProblems(fields).map(fromModel));
     if (id !== undefined) {
       const seen = firstIndexOfId.get(id);
       if (seen === undefined) firstIndexOfId.set(id, index);
       else problems.push({ ...at, path: 'Id', message: `duplicate Id, already used by entry [${seen}]` });
     }
-    const zone = str(e, 'TimeZone');
-    if (zone !== undefined && !isValidTimeZone(zone)) {
-      problems.push({ ...at, path: 'TimeZone', message: `${JSON.stringify(zone)} is not an IANA time zone` });
-    }
+    problems.push(...optionProblems(fields).map(fromModel));
     const topic = str(e, 'Topic');
     const topicProblem = topic === undefined ? undefined : taskTopicProblem(topic);
     if (topicProblem)
@@ -139,24 +113,16 @@ function semanticProblems(file: string, data: unknown): ConfigProblem[] {
   return problems;
 }
 
-/** The entry's schedule; the checks above guarantee exactly one kind, well formed. */
-function specOf(e: RawScheduleEntry): ScheduleSpec {
-  if (e.RunAt !== undefined) return { kind: 'once', runAt: parseRfc3339(e.RunAt) ?? NaN };
-  // File entries count their intervals from the Unix epoch: every instance of a group agrees, and `Every: 10s`
-  // fires on the tens of seconds.
-  if (e.Every !== undefined) return { kind: 'every', everyMs: parseDuration(e.Every) ?? NaN, anchorMs: 0 };
-  return { kind: 'cron', cron: (e.Cron ?? '').trim() };
-}
-
 function normalize(e: RawScheduleEntry, index: number): ScheduleEntry {
   const t = e.TaskMessageTemplate;
   return deepFreeze({
     id: e.Id,
-    spec: specOf(e),
+    // File entries count their intervals from the Unix epoch: every instance of a group agrees, and `Every: 10s`
+    // fires on the tens of seconds.
+    spec: specOf({ cron: e.Cron, runAt: e.RunAt, every: e.Every }, 0),
     topic: e.Topic,
-    timeZone: e.TimeZone ?? 'UTC',
+    ...optionsOf(scheduleFieldsOf(e) as Partial<ScheduleOptions>, 'UTC'),
     enabled: e.Enabled ?? true,
-    misfire: e.Misfire ?? 'fire-once',
     misfireWindowSeconds: e.MisfireWindowSeconds ?? 3600,
     processor: t.TaskProcessorName,
     ...(t.TaskParam === undefined ? {} : { param: t.TaskParam }),

@@ -1,20 +1,16 @@
-import type { ScheduleSpec } from '../schedule-spec.js';
-import type { JSONSchemaType } from 'ajv';
-
-export type MisfirePolicy = 'skip' | 'fire-once' | 'fire-all';
-export const MISFIRE_POLICIES: readonly MisfirePolicy[] = ['skip', 'fire-once', 'fire-all'];
+import { fileKey, KIND_SCHEMAS, OPTION_SCHEMAS } from '../schedule/model.js';
+import type { InFileKeys, ScheduleOptions } from '../schedule/model.js';
+import type { ScheduleSpec } from '../schedule/spec.js';
 
 /** One entry of a schedule file, as written (PascalCase, as the old Go tool had it). */
-export interface RawScheduleEntry {
+export interface RawScheduleEntry extends InFileKeys<Partial<ScheduleOptions>> {
   Id: string;
   /** Exactly one of Cron, RunAt (RFC 3339: fires once) and Every (`5s`, `1m30s`, or ms: fires every interval). */
   Cron?: string;
   RunAt?: string;
-  Every?: string;
+  Every?: string | number;
   Topic: string;
-  TimeZone?: string;
   Enabled?: boolean;
-  Misfire?: MisfirePolicy;
   MisfireWindowSeconds?: number;
   TaskMessageTemplate: {
     TaskProcessorName: string;
@@ -24,7 +20,13 @@ export interface RawScheduleEntry {
   };
 }
 
-export const scheduleFileSchema: JSONSchemaType<RawScheduleEntry[]> = {
+/** The schedule model's fields under their file names: `Cron`, `RunAt`, `Every`, `TimeZone`, `Misfire`. */
+const scheduleProperties = Object.fromEntries(
+  Object.entries({ ...KIND_SCHEMAS, ...OPTION_SCHEMAS }).map(([field, schema]) => [fileKey(field), schema]),
+);
+
+/** The file's JSON schema (ajv, strict): the schedule's fields from the schedule model, the file's own beside them. */
+export const scheduleFileSchema = {
   type: 'array',
   items: {
     type: 'object',
@@ -32,13 +34,9 @@ export const scheduleFileSchema: JSONSchemaType<RawScheduleEntry[]> = {
     required: ['Id', 'Topic', 'TaskMessageTemplate'],
     properties: {
       Id: { type: 'string', minLength: 1, maxLength: 200 },
-      Cron: { type: 'string', nullable: true, minLength: 1 },
-      RunAt: { type: 'string', nullable: true, minLength: 1 },
-      Every: { type: 'string', nullable: true, minLength: 1 },
+      ...scheduleProperties,
       Topic: { type: 'string', minLength: 1 },
-      TimeZone: { type: 'string', nullable: true, minLength: 1 },
       Enabled: { type: 'boolean', nullable: true },
-      Misfire: { type: 'string', nullable: true, enum: [...MISFIRE_POLICIES] },
       MisfireWindowSeconds: { type: 'integer', nullable: true, minimum: 0 },
       TaskMessageTemplate: {
         type: 'object',
@@ -47,24 +45,23 @@ export const scheduleFileSchema: JSONSchemaType<RawScheduleEntry[]> = {
         properties: {
           TaskProcessorName: { type: 'string', minLength: 1 },
           TaskParam: { type: 'string', nullable: true },
-          Payload: {} as JSONSchemaType<RawScheduleEntry['TaskMessageTemplate']>['properties']['Payload'],
+          Payload: {},
         },
       },
     },
   },
-};
+} as const;
 
-/** A validated, normalized, frozen schedule entry: nothing downstream re-checks it. */
-export interface ScheduleEntry {
+/**
+ * A validated, normalized, frozen schedule entry: nothing downstream re-checks it. Its options (zone, misfire) are
+ * the schedule model's; a file leaves the zone out for `UTC` and the misfire policy for `fire-once`.
+ */
+export interface ScheduleEntry extends Readonly<ScheduleOptions> {
   readonly id: string;
   readonly spec: ScheduleSpec;
   readonly topic: string;
-  /** IANA zone. @default 'UTC' */
-  readonly timeZone: string;
   /** @default true */
   readonly enabled: boolean;
-  /** @default 'fire-once' */
-  readonly misfire: MisfirePolicy;
   /** @default 3600 */
   readonly misfireWindowSeconds: number;
   readonly processor: string;

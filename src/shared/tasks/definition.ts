@@ -1,29 +1,32 @@
 import { Ajv } from 'ajv';
 import type { JSONSchemaType } from 'ajv';
-import { MISFIRE_POLICIES } from '../config/schema.js';
 import { taskTopicProblem } from '../config/topic-name.js';
-import type { MisfirePolicy, ScheduleEntry } from '../config/schema.js';
-import { CronSpecError, isValidTimeZone, validateCronSpec } from '../cron.js';
-import { parseDuration } from '../duration.js';
-import { parseRfc3339 } from '../rfc3339.js';
-import { MAX_EVERY_MS, MIN_EVERY_MS } from '../schedule-spec.js';
-import type { ScheduleSpec } from '../schedule-spec.js';
+import type { ScheduleEntry } from '../config/schema.js';
+import { problemLine } from '../schedule/messages.js';
+import {
+  nestedScheduleProblems,
+  OPTION_SCHEMAS,
+  optionsOf,
+  specOf,
+  whenProblems,
+} from '../schedule/model.js';
+import type { ScheduleOptions, TaskSchedule } from '../schedule/model.js';
+import type { ScheduleSpec } from '../schedule/spec.js';
 import type { InRecord } from '../kafka/types.js';
 import type { Logger } from '../logger.js';
+
+export type { TaskSchedule } from '../schedule/model.js';
 
 /** The compacted topic of task definitions created over HTTP (key = task id, tombstone = deleted). */
 export const TASKS_TOPIC = 'taskmanager.tasks';
 /** The scheduler group that fires API tasks unless a definition names another. */
 export const DEFAULT_API_GROUP = 'taskscheduler-api';
 
-/** When a task fires: exactly one of these (docs/http-api.md#routes-with-curl). */
-export type TaskSchedule = { runAt: string } | { cron: string } | { every: string | number };
-
 /**
  * A task definition as stored in `taskmanager.tasks` (docs/messages-and-topics.md#task-definitions-and-users), without
  * the derived status fields.
  */
-export interface TaskDefinition {
+export interface TaskDefinition extends ScheduleOptions {
   v: 1;
   id: string;
   name: string;
@@ -32,8 +35,6 @@ export interface TaskDefinition {
   param?: string;
   payload?: unknown;
   schedule: TaskSchedule;
-  timeZone: string;
-  misfire: MisfirePolicy;
   enabled: boolean;
   /** Scheduler group that fires it. */
   group: string;
@@ -43,29 +44,6 @@ export interface TaskDefinition {
   /** Who made the last change (user name, or user name and API token id). */
   updatedBy?: string;
 }
-
-const scheduleSchema = {
-  oneOf: [
-    {
-      type: 'object',
-      additionalProperties: false,
-      required: ['runAt'],
-      properties: { runAt: { type: 'string' } },
-    },
-    {
-      type: 'object',
-      additionalProperties: false,
-      required: ['cron'],
-      properties: { cron: { type: 'string' } },
-    },
-    {
-      type: 'object',
-      additionalProperties: false,
-      required: ['every'],
-      properties: { every: { type: ['string', 'integer'] } },
-    },
-  ],
-};
 
 const definitionSchema: JSONSchemaType<TaskDefinition> = {
   type: 'object',
@@ -92,9 +70,12 @@ const definitionSchema: JSONSchemaType<TaskDefinition> = {
     topic: { type: 'string', minLength: 1 },
     param: { type: 'string', nullable: true },
     payload: {} as JSONSchemaType<TaskDefinition>['properties']['payload'],
-    schedule: scheduleSchema as unknown as JSONSchemaType<TaskDefinition>['properties']['schedule'],
-    timeZone: { type: 'string', minLength: 1 },
-    misfire: { type: 'string', enum: [...MISFIRE_POLICIES] },
+    // The schedule model checks the schedule and the options' values after the shape (nestedScheduleProblems).
+    schedule: { type: 'object' } as JSONSchemaType<TaskDefinition>['properties']['schedule'],
+    ...(OPTION_SCHEMAS as unknown as Pick<
+      JSONSchemaType<TaskDefinition>['properties'],
+      keyof ScheduleOptions
+    >),
     enabled: { type: 'boolean' },
     group: { type: 'string', minLength: 1 },
     createdAt: { type: 'string' },
@@ -118,42 +99,24 @@ export function parseDefinition(value: Buffer): { def: TaskDefinition } | { prob
   if (!validateDefinition(data)) return { problem: ajv.errorsText(validateDefinition.errors) };
   const topicProblem = taskTopicProblem(data.topic);
   if (topicProblem) return { problem: `topic: ${topicProblem}` };
-  const spec = specOfTask(data);
-  if (typeof spec === 'string') return { problem: spec };
-  if (!isValidTimeZone(data.timeZone))
-    return { problem: `timeZone ${JSON.stringify(data.timeZone)} is not an IANA zone` };
-  if (spec.kind === 'cron') {
-    try {
-      validateCronSpec(spec.cron);
-    } catch (err) {
-      if (!(err instanceof CronSpecError)) throw err;
-      return { problem: `schedule.cron ${JSON.stringify(spec.cron)}: ${err.message}` };
-    }
-  }
-  return { def: data };
+  const [problem] = nestedScheduleProblems(data);
+  if (problem) return { problem: problemLine(problem, 'record') };
+  const spec = checkedSpecOf(data);
+  return typeof spec === 'string' ? { problem: spec } : { def: data };
 }
 
 /** The schedule spec of a task, or why it has none. `every` counts its intervals from the task's creation. */
 export function specOfTask(def: Pick<TaskDefinition, 'schedule' | 'createdAt'>): ScheduleSpec | string {
-  const s = def.schedule;
-  if ('runAt' in s) {
-    const runAt = parseRfc3339(s.runAt);
-    return runAt === undefined
-      ? `schedule.runAt ${JSON.stringify(s.runAt)} is not RFC 3339`
-      : { kind: 'once', runAt };
-  }
-  if ('every' in s) {
-    const everyMs = parseDuration(s.every);
-    if (everyMs === undefined)
-      return `schedule.every ${JSON.stringify(s.every)} is not a duration like 5s or 1m30s`;
-    if (everyMs < MIN_EVERY_MS) return `schedule.every ${JSON.stringify(s.every)} is below the minimum of 1s`;
-    if (everyMs > MAX_EVERY_MS)
-      return `schedule.every ${JSON.stringify(s.every)} is above the maximum of 87600h`;
-    const anchorMs = Date.parse(def.createdAt);
-    if (!Number.isFinite(anchorMs)) return `createdAt ${JSON.stringify(def.createdAt)} is not a date`;
-    return { kind: 'every', everyMs, anchorMs };
-  }
-  return { kind: 'cron', cron: s.cron.trim() };
+  const [problem] = whenProblems(def.schedule);
+  return problem ? problemLine(problem, 'record') : checkedSpecOf(def);
+}
+
+/** The spec of a task whose schedule passed the model's checks; a bad `createdAt` leaves `every` no anchor. */
+function checkedSpecOf(def: Pick<TaskDefinition, 'schedule' | 'createdAt'>): ScheduleSpec | string {
+  const anchorMs = Date.parse(def.createdAt);
+  if ('every' in def.schedule && !Number.isFinite(anchorMs))
+    return `createdAt ${JSON.stringify(def.createdAt)} is not a date`;
+  return specOf(def.schedule, anchorMs);
 }
 
 /** The schedule entry a (valid) task definition fires as. */
@@ -162,9 +125,8 @@ export function entryOfTask(def: TaskDefinition, spec: ScheduleSpec): ScheduleEn
     id: def.id,
     spec,
     topic: def.topic,
-    timeZone: def.timeZone,
+    ...optionsOf(def, def.timeZone),
     enabled: def.enabled,
-    misfire: def.misfire,
     misfireWindowSeconds: 3600,
     processor: def.processor,
     ...(def.param === undefined ? {} : { param: def.param }),

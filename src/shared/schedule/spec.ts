@@ -1,6 +1,6 @@
-import { compileCron } from './cron.js';
-import type { CompiledCron } from './cron.js';
-import { formatDuration } from './duration.js';
+import { compileCron } from '../cron.js';
+import { formatDuration } from '../duration.js';
+import type { CompiledSchedule } from './compiled.js';
 
 /** When an entry fires: a cron spec in its zone, once at an instant, or every fixed interval from an anchor. */
 export type ScheduleSpec =
@@ -24,7 +24,7 @@ export function describeSpec(s: ScheduleSpec): string {
  * The fire-time function of a spec: `nextAfter(t)` is its first instant strictly after t. Cron specs are compiled
  * once and shared (see compileCron); `once` has one instant; `every` has anchor + k × interval for every k.
  */
-export function compileSpec(s: ScheduleSpec, zone: string): CompiledCron {
+export function compileSpec(s: ScheduleSpec, zone: string): CompiledSchedule {
   if (s.kind === 'cron') return compileCron(s.cron, zone);
   const spec = describeSpec(s);
   if (s.kind === 'once') return { spec, zone, nextAfter: (after) => (s.runAt > after ? s.runAt : undefined) };
