@@ -25,7 +25,7 @@ export const MAX_EVERY_TEXT = `${formatDuration(MAX_EVERY_MS)} (${MAX_EVERY_MS /
 export const SCHEDULE_KINDS = ['runAt', 'cron', 'every'] as const;
 export type ScheduleKind = (typeof SCHEDULE_KINDS)[number];
 
-/** When a task fires, as HTTP bodies and task records nest it: exactly one kind (docs/contract.md §7). */
+/** When a task fires, as HTTP bodies and task records nest it: exactly one kind (docs/http-api.md#routes-with-curl). */
 export type TaskSchedule = { runAt: string } | { cron: string } | { every: string | number };
 
 /**
