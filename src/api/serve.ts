@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { retryUntilDone } from '../shared/backoff.js';
 import { systemClock } from '../shared/clock.js';
 import { AppError, errorMessage } from '../shared/errors.js';
 import { connectKafka } from '../shared/cli-common.js';
@@ -56,18 +57,16 @@ function packageVersion(): string {
   return '0.0.0';
 }
 
-/** Kafka may be starting too (compose, CI): keep trying, saying why, until it answers. */
-export async function startWithRetry(logger: Logger, start: () => Promise<void>): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await start();
-    } catch (err) {
+/** Kafka may be starting too (compose, CI): keep trying (0.5 s doubling to 5 s), saying why, until it answers. */
+export function startWithRetry(logger: Logger, start: () => Promise<void>): Promise<void> {
+  return retryUntilDone(start, {
+    backoff: { baseMs: 500, maxMs: 5000 },
+    clock: systemClock,
+    onFailure: (err, _attempt, waitMs) => {
       if (/does not exist/.test(errorMessage(err))) throw new AppError('USAGE', errorMessage(err));
-      const waitMs = Math.min(5000, 500 * attempt);
       logger.warn(`cannot start yet (${errorMessage(err)}); retrying in ${waitMs} ms`);
-      await new Promise((r) => setTimeout(r, waitMs));
-    }
-  }
+    },
+  });
 }
 
 /** The first admin's name and password from TASKAPI_ADMIN_USER / TASKAPI_ADMIN_PASSWORD (refused when too short). */

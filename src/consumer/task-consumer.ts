@@ -1,11 +1,12 @@
 import { hostname } from 'node:os';
+import { retryUntilDone } from '../shared/backoff.js';
+import type { BackoffOptions } from '../shared/backoff.js';
 import type { Clock } from '../shared/clock.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { BatchingSender } from '../shared/kafka/index.js';
 import type { GroupConsumer, KafkaClient, TaskProducer } from '../shared/kafka/index.js';
 import type { ProcessorRegistry } from '../processors/registry.js';
-import type { BackoffOptions } from './backoff.js';
 import { BatchWorker } from './batch-worker.js';
 import { Semaphore } from './semaphore.js';
 import type { SecretSource } from './secrets.js';
@@ -30,6 +31,7 @@ export interface TaskConsumerOptions {
   drainTimeoutMs: number;
   /** Per-attempt timeout; 0 = none. @default 0 */
   taskTimeoutMs: number;
+  /** Waits between attempts of a task (always with full jitter). @default 200 ms doubling to 30 s */
   backoff?: BackoffOptions;
   onOutcome?(outcome: TaskOutcome): void;
   /** Where to register the consumer's metrics; none are kept without it. */
@@ -146,21 +148,18 @@ export class TaskConsumer {
     );
   }
 
-  /** Retries a broker that is down at start-up, with capped backoff and one clear line per try. */
-  private async connectWithRetry(): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.producer.connect();
-        return;
-      } catch (err) {
+  /** Retries a broker that is down at start-up, with capped backoff (0.5 s doubling to 5 s) and one line per try. */
+  private connectWithRetry(): Promise<void> {
+    return retryUntilDone(() => this.producer.connect(), {
+      backoff: { baseMs: 500, maxMs: 5000 },
+      clock: this.o.clock,
+      onFailure: (err, attempt, delay) => {
         if (this.stopping) throw err;
-        const delay = Math.min(500 * 2 ** Math.min(attempt - 1, 4), 5000);
         this.o.logger.error(`cannot reach Kafka (${errorMessage(err)}); retrying in ${delay} ms`, {
           attempt,
         });
-        await new Promise((r) => setTimeout(r, delay));
-      }
-    }
+      },
+    });
   }
 
   /** A topic that does not exist yet is waited for (one line per minute), not a reason to exit. */

@@ -4,6 +4,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { loadScheduleFile } from '../shared/config/load.js';
 import { ConfigError, errorMessage, formatProblem } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
+import { retryUntilDone } from '../shared/backoff.js';
 import { systemClock } from '../shared/clock.js';
 import type { KafkaClient } from '../shared/kafka/index.js';
 import { exitAfterFlush, installShutdown } from '../shared/lifecycle.js';
@@ -63,18 +64,14 @@ async function loadOrExit(file: string): Promise<Awaited<ReturnType<typeof loadS
   }
 }
 
-/** A broker that is down at start-up is retried with capped backoff, one line per try. */
-async function startWithRetry(scheduler: { start(): Promise<void> }, logger: Logger): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await scheduler.start();
-      return;
-    } catch (err) {
-      const delay = Math.min(500 * 2 ** Math.min(attempt - 1, 2), 2000);
-      logger.error(`cannot start: ${errorMessage(err)}; retrying in ${delay} ms`, { attempt });
-      await new Promise((r) => setTimeout(r, delay));
-    }
-  }
+/** A broker that is down at start-up is retried with capped backoff (0.5 s, 1 s, then 2 s), one line per try. */
+function startWithRetry(part: { start(): Promise<void> }, logger: Logger): Promise<void> {
+  return retryUntilDone(() => part.start(), {
+    backoff: { baseMs: 500, maxMs: 2000 },
+    clock: systemClock,
+    onFailure: (err, attempt, delay) =>
+      logger.error(`cannot start: ${errorMessage(err)}; retrying in ${delay} ms`, { attempt }),
+  });
 }
 
 interface RunOpts {

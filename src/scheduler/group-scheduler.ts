@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import type { Clock, TimerHandle } from '../shared/clock.js';
+import { backoffDelayMs } from '../shared/backoff.js';
 import { sleep } from '../shared/clock.js';
 import type { ScheduleEntry } from '../shared/config/schema.js';
 import { nextInstants } from '../shared/cron.js';
@@ -438,7 +439,7 @@ export class GroupScheduler {
           await owner.stop({ deadlineMs: 0 }).catch(() => undefined);
         }
         if (this.stopping || !(this.latestAssignment ?? this.assigned).has(partition)) return;
-        const delayMs = Math.min(500 * attempt, 5000);
+        const delayMs = backoffDelayMs(attempt, { baseMs: 500, maxMs: 5000 });
         this.o.logger.warn(
           `taking state partition ${partition} over failed (${errorMessage(err)}); trying again in ${delayMs} ms`,
           { attempt },

@@ -1,4 +1,5 @@
 import type { Clock } from '../shared/clock.js';
+import { backoffDelayMs } from '../shared/backoff.js';
 import { sleep } from '../shared/clock.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
@@ -196,7 +197,7 @@ export class PartitionOwner {
         }
         this.failures++;
         this.o.onPublishError?.(this.o.partition);
-        const delay = Math.min(100 * 2 ** Math.min(this.failures - 1, 5), 2000);
+        const delay = backoffDelayMs(this.failures, { baseMs: 100, maxMs: 2000 });
         this.o.logger.error(
           `state partition ${this.o.partition}: cannot publish (${errorMessage(err)}); ` +
             `${this.queue.length} fires queued, retrying in ${delay} ms`,

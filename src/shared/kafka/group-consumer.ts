@@ -1,4 +1,5 @@
 import type { Consumer } from 'kafkajs';
+import { backoffDelayMs } from '../backoff.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { toInRecord } from './records.js';
@@ -69,7 +70,7 @@ export class GroupConsumer {
     // A restart whose join fails crashes again and comes back here: the wait grows across those.
     while (!this.stopped) {
       this.restarts++;
-      await new Promise((r) => setTimeout(r, Math.min(500 * this.restarts, 5000)));
+      await new Promise((r) => setTimeout(r, backoffDelayMs(this.restarts, { baseMs: 500, maxMs: 5000 })));
       if (this.stopped) return;
       try {
         await this.consumer.connect();
@@ -93,7 +94,7 @@ export class GroupConsumer {
         // The group already let it go (its session ended): nothing left to do.
         if ((err as { type?: string }).type === 'UNKNOWN_MEMBER_ID') return;
         // Broker or coordinator still away: try again shortly.
-        await new Promise((r) => setTimeout(r, 250));
+        await new Promise((r) => setTimeout(r, backoffDelayMs(attempt + 1, { baseMs: 250, factor: 1 })));
       }
     }
   }

@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { backoffDelayMs } from '../../backoff.js';
 
 type Request = {
   producerId?: number;
@@ -58,7 +59,7 @@ export function retryConcurrent(original: Call, backoffMs = CONCURRENT_BACKOFF_M
         return await original.call(this, request);
       } catch (err) {
         if (!isConcurrentTransactions(err) || attempt >= CONCURRENT_RETRIES) throw err;
-        await new Promise((r) => setTimeout(r, Math.min(backoffMs * attempt, 100)));
+        await new Promise((r) => setTimeout(r, backoffDelayMs(attempt, { baseMs: backoffMs, maxMs: 100 })));
       }
     }
   };
