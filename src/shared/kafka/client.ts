@@ -3,6 +3,7 @@ import type { Producer, Message } from 'kafkajs';
 import { hostname } from 'node:os';
 import { AppError, errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
+import { isFencedError, needsNewProducer } from './errors.js';
 import { kafkaLogCreator } from './log-bridge.js';
 import { followTopic } from './follow.js';
 import { activeGroups, describeGroup } from './group-status.js';
@@ -188,15 +189,6 @@ export class KafkaClient {
       await admin.disconnect();
     }
   }
-}
-
-/** True when a newer producer with the same transactional id took over: this one can never commit again. */
-export function isFencedError(err: unknown): boolean {
-  const e = err as { type?: string; message?: string; cause?: unknown } | undefined;
-  if (!e) return false;
-  if (e.type === 'INVALID_PRODUCER_EPOCH' || e.type === 'PRODUCER_FENCED') return true;
-  if (/INVALID_PRODUCER_EPOCH|PRODUCER_FENCED|fenced/i.test(e.message ?? '')) return true;
-  return e.cause !== undefined && e.cause !== err && isFencedError(e.cause);
 }
 
 /**
@@ -419,15 +411,6 @@ export class RecordsDroppedError extends AppError {
       { retriable: true },
     );
   }
-}
-
-/** Errors after which a producer's sequence numbers or id are no good: only a fresh producer goes on. */
-function needsNewProducer(err: unknown): boolean {
-  for (let e = err as { type?: string; cause?: unknown } | undefined, i = 0; e && i < 5; i++) {
-    if (e.type === 'OUT_OF_ORDER_SEQUENCE_NUMBER' || e.type === 'UNKNOWN_PRODUCER_ID') return true;
-    e = e.cause as typeof e;
-  }
-  return /OUT_OF_ORDER_SEQUENCE_NUMBER|out of order sequence|UNKNOWN_PRODUCER_ID/i.test(errorMessage(err));
 }
 
 /** Groups records by topic, keeping their order, for one produce request. */

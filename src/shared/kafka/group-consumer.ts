@@ -2,6 +2,7 @@ import type { Consumer } from 'kafkajs';
 import { backoffDelayMs } from '../backoff.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
+import { isNotRunning, isUnknownMember } from './errors.js';
 import { toInRecord } from './records.js';
 import type { GroupAssignment, PartitionBatch } from './types.js';
 
@@ -92,7 +93,7 @@ export class GroupConsumer {
         return;
       } catch (err) {
         // The group already let it go (its session ended): nothing left to do.
-        if ((err as { type?: string }).type === 'UNKNOWN_MEMBER_ID') return;
+        if (isUnknownMember(err)) return;
         // Broker or coordinator still away: try again shortly.
         await new Promise((r) => setTimeout(r, backoffDelayMs(attempt + 1, { baseMs: 250, factor: 1 })));
       }
@@ -200,7 +201,7 @@ export class GroupConsumer {
     try {
       act();
     } catch (err) {
-      if (!/consumer#run must be called first/.test(errorMessage(err))) throw err;
+      if (!isNotRunning(err)) throw err;
     }
   }
 

@@ -1,4 +1,5 @@
-export { KafkaClient, TaskProducer, TransactionInDoubtError, isFencedError } from './client.js';
+export { KafkaClient, TaskProducer, TransactionInDoubtError } from './client.js';
+export { isFencedError, isRebalancing, kafkaErrorType } from './errors.js';
 export { GroupConsumer } from './group-consumer.js';
 export type { KafkaOptions, ConsumerOptions } from './client.js';
 export type { RunOptions } from './group-consumer.js';

@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import { backoffDelayMs } from '../../backoff.js';
+import { isConcurrentTransactions } from '../errors.js';
 
 type Request = {
   producerId?: number;
@@ -45,10 +46,6 @@ export function fixConcurrentProduceRetries(): boolean {
     transactionLedger.counting(retryConcurrent(proto.addPartitionsToTxn)),
   );
   return true;
-}
-
-function isConcurrentTransactions(err: unknown): boolean {
-  return (err as { type?: string } | undefined)?.type === 'CONCURRENT_TRANSACTIONS';
 }
 
 /** `original` asked again while the coordinator is busy finishing the previous transaction. */
