@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { errorMessage } from '../shared/errors.js';
 import type { Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
-import type { Follower, InRecord, KafkaClient, OutRecord, TaskProducer } from '../shared/kafka/index.js';
+import type { Follower, InRecord, KafkaClient, OutRecord, KafkaProducer } from '../shared/kafka/index.js';
 import type { FollowOptions } from '../shared/kafka/follow.js';
 import { OP_HEADER, VERSION_HEADER, WRITER_HEADER } from '../shared/tasks/task-log.js';
 import type { TaskLogOutcome } from '../shared/tasks/task-log.js';
@@ -44,7 +44,7 @@ export class KafkaStore {
   private readonly waiters = new Map<string, (o: unknown) => void>();
   /** Outcomes of our records read back before their produce call returned. */
   private readonly early = new Map<string, unknown>();
-  private producer: TaskProducer | undefined;
+  private producer: KafkaProducer | undefined;
   private followers: Follower[] = [];
   private topicsFollowed: string[] = [];
   private built = false;
@@ -205,7 +205,7 @@ export class KafkaStore {
     return this.stopping;
   }
 
-  private writable(): TaskProducer {
+  private writable(): KafkaProducer {
     if (!this.producer) throw new ApiError(503, 'taskapi is starting: nothing was written');
     return this.producer;
   }

@@ -5,7 +5,7 @@ import type { Clock } from '../shared/clock.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { BatchingSender } from '../shared/kafka/index.js';
-import type { GroupConsumer, KafkaClient, TaskProducer } from '../shared/kafka/index.js';
+import type { GroupConsumer, KafkaClient, KafkaProducer } from '../shared/kafka/index.js';
 import type { ProcessorRegistry } from '../processors/registry.js';
 import { BatchWorker } from './batch-worker.js';
 import { Semaphore } from './semaphore.js';
@@ -49,7 +49,7 @@ const HEARTBEAT_STALE_MS = 5000;
  */
 export class TaskConsumer {
   private readonly consumer: GroupConsumer;
-  private readonly producer: TaskProducer;
+  private readonly producer: KafkaProducer;
   private worker: BatchWorker | undefined;
   private readonly drain = new AbortController();
   private stopping: Promise<void> | undefined;

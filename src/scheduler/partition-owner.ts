@@ -5,7 +5,7 @@ import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { Origin } from '../shared/messages.js';
 import { isFencedError, TransactionInDoubtError } from '../shared/kafka/index.js';
-import type { KafkaClient, OutRecord, TaskProducer } from '../shared/kafka/index.js';
+import type { KafkaClient, OutRecord, KafkaProducer } from '../shared/kafka/index.js';
 import type { Fire } from './fire-loop.js';
 import { FireEncoder } from './task-records.js';
 
@@ -54,7 +54,7 @@ interface Waiter {
  * sees all of them or none. Fires that come due while a transaction is in flight go in the next one.
  */
 export class PartitionOwner {
-  private producer: TaskProducer;
+  private producer: KafkaProducer;
   private queue: Item[] = [];
   /** Sequence number of the last item queued; the first queued item is `seq - queue.length + 1`. */
   private seq = 0;

@@ -68,7 +68,9 @@ export class KafkaClient {
   }
 
   /** `retries`: how often a failed send is retried before it fails (@default 10, about 5 s when Kafka is down). */
-  producer(options: { idempotent?: boolean; transactionalId?: string; retries?: number } = {}): TaskProducer {
+  producer(
+    options: { idempotent?: boolean; transactionalId?: string; retries?: number } = {},
+  ): KafkaProducer {
     const make = () =>
       this.kafka.producer({
         // The Java client's murmur2 partitioner: keys land on the same partition as any Java/Go producer.
@@ -82,7 +84,7 @@ export class KafkaClient {
         // special-cases this error with 20 ms).
         retry: { initialRetryTime: 10, retries: options.retries ?? 10, maxRetryTime: 1000 },
       });
-    return new TaskProducer(make, (topics) => this.partitionCounts(topics), options.transactionalId);
+    return new KafkaProducer(make, (topics) => this.partitionCounts(topics), options.transactionalId);
   }
 
   private readonly counts = new Map<string, number>();
@@ -214,8 +216,11 @@ export class TransactionInDoubtError extends AppError {
   }
 }
 
-/** A producer that sends records to several topics in one request per broker. */
-export class TaskProducer {
+/**
+ * The one producer every part uses (task messages, events, state, commands, users): sends records to several topics
+ * in one request per broker, plain, idempotent or in transactions.
+ */
+export class KafkaProducer {
   private producer: Producer;
   /** Set by a transaction kafkajs could not end; cleared by `reset()`. */
   private inDoubt: TransactionInDoubtError | undefined;

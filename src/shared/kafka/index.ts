@@ -1,4 +1,4 @@
-export { KafkaClient, TaskProducer, TransactionInDoubtError } from './client.js';
+export { KafkaClient, KafkaProducer, TransactionInDoubtError } from './client.js';
 export { isFencedError, isRebalancing, kafkaErrorType } from './errors.js';
 export { GroupConsumer } from './group-consumer.js';
 export type { KafkaOptions, ConsumerOptions } from './client.js';

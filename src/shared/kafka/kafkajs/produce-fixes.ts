@@ -100,7 +100,7 @@ export function settleTogether(original: Call): Call {
  * the same partitions with consecutive sequence numbers, one from the failed attempt). Without kafkajs's retry there
  * is nothing to write twice: this error, neither a KafkaJSProtocolError nor of a type kafkajs retries, makes kafkajs
  * give up at once; the caller aborts the transaction and sends it again through a fresh producer
- * (TaskProducer.sendInTransaction), and an aborted transaction's records are never read.
+ * (KafkaProducer.sendInTransaction), and an aborted transaction's records are never read.
  */
 export class TransactionalProduceError extends Error {
   override readonly name = 'TransactionalProduceError';
@@ -133,7 +133,7 @@ interface Ledger {
 }
 
 /**
- * Counts what every transactional produce request wrote, per transactional id, so that TaskProducer can check
+ * Counts what every transactional produce request wrote, per transactional id, so that KafkaProducer can check
  * before it commits that its transaction wrote each record once: kafkajs's own answer to a send can hide a request
  * that wrote records twice (see {@link TransactionalProduceError}).
  */
