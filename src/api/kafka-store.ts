@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { errorMessage } from '../shared/errors.js';
 import type { Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
+import { KAFKA_SILENT_MS } from '../shared/kafka/index.js';
 import type { Follower, InRecord, KafkaClient, OutRecord, KafkaProducer } from '../shared/kafka/index.js';
 import type { FollowOptions } from '../shared/kafka/follow.js';
 import { OP_HEADER, VERSION_HEADER, WRITER_HEADER } from '../shared/tasks/task-log.js';
@@ -30,8 +31,6 @@ export interface KafkaStoreOptions {
 }
 
 const PROBE_EVERY_MS = 1500;
-/** Like the scheduler's heartbeat rule: no answer from Kafka for this long and the instance is not ready. */
-const PROBE_STALE_MS = 5000;
 const PROBE_TIMEOUT_MS = 3000;
 
 /**
@@ -91,7 +90,7 @@ export class KafkaStore {
 
   health(): StoreHealth {
     if (!this.built) return { ready: false, reason: `reading ${this.topicsFollowed.join(', ')}` };
-    if (this.o.clock.now() - this.lastProbeOk > PROBE_STALE_MS)
+    if (this.o.clock.now() - this.lastProbeOk > KAFKA_SILENT_MS)
       return { ready: false, reason: `Kafka unreachable: ${this.lastProbeError}` };
     return { ready: true };
   }

@@ -4,7 +4,7 @@ import type { BackoffOptions } from '../shared/backoff.js';
 import type { Clock } from '../shared/clock.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
-import { BatchingSender } from '../shared/kafka/index.js';
+import { BatchingSender, membershipProblem } from '../shared/kafka/index.js';
 import type { GroupConsumer, KafkaClient, KafkaProducer } from '../shared/kafka/index.js';
 import type { ProcessorRegistry } from '../processors/registry.js';
 import { BatchWorker } from './batch-worker.js';
@@ -40,9 +40,6 @@ export interface TaskConsumerOptions {
   secrets?: SecretSource;
 }
 
-/** Without a heartbeat answered for this long, the member reports not ready (broker or coordinator gone). */
-const HEARTBEAT_STALE_MS = 5000;
-
 /**
  * A member of the task consumer group. Shutdown order (as kafkajs's own): stop fetching → let running tasks
  * finish (abort them at the drain deadline) → commit what finished → leave the group → disconnect.
@@ -71,13 +68,10 @@ export class TaskConsumer {
 
   /** Whether this member takes its share: in the group, with a coordinator that answers its heartbeats. */
   readiness(): { ready: boolean; reason: string; group: string; partitions: number } {
-    const h = this.consumer.health();
-    const silentMs = this.o.clock.now() - (h.lastHeartbeatAt ?? 0);
-    let reason = 'ok';
-    if (this.stopping) reason = 'stopping';
-    else if (!h.joined) reason = `not in consumer group ${this.o.groupId} (joining)`;
-    else if (silentMs > HEARTBEAT_STALE_MS)
-      reason = `no answer from the group coordinator for ${Math.round(silentMs / 1000)} s (broker unreachable?)`;
+    const reason = this.stopping
+      ? 'stopping'
+      : (membershipProblem(this.consumer.health(), this.o.clock.now(), `consumer group ${this.o.groupId}`) ??
+        'ok');
     return { ready: reason === 'ok', reason, group: this.o.groupId, partitions: this.partitions };
   }
 

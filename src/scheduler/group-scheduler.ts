@@ -8,7 +8,7 @@ import { compileSpec, describeSpec } from '../shared/schedule-spec.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { manualFireInstant, SCHEDULER_STATE_TOPIC, taskIdFor } from '../shared/messages.js';
-import { partitionForKey } from '../shared/kafka/index.js';
+import { membershipProblem, partitionForKey } from '../shared/kafka/index.js';
 import type { GroupConsumer, InRecord, KafkaClient, PartitionBatch } from '../shared/kafka/index.js';
 import { FireLoop } from './fire-loop.js';
 import type { Fire } from './fire-loop.js';
@@ -65,9 +65,6 @@ export interface CommandOutcome {
 
 /** After a fence, how long to wait for the rebalance that explains it before taking the partition over again. */
 const REFENCED_GRACE_MS = 10_000;
-
-/** Without a heartbeat answered for this long, the instance reports not ready (broker or coordinator gone). */
-const HEARTBEAT_STALE_MS = 5000;
 
 /**
  * A member of a scheduler group. Entries map to partitions of `taskmanager.scheduler-state` by the producer's
@@ -138,12 +135,14 @@ export class GroupScheduler {
     const active = assigned.filter((p) => this.owners.get(p)?.state === 'active');
     const failing = assigned.filter((p) => this.owners.get(p)?.failing);
     const health = this.consumer.health();
-    const silentMs = this.o.clock.now() - (health.lastHeartbeatAt ?? 0);
+    const membership = membershipProblem(
+      { ...health, joined: this.joined && health.joined },
+      this.o.clock.now(),
+      `scheduler group ${this.o.group}`,
+    );
     let reason = 'ok';
     if (this.stopping) reason = 'stopping';
-    else if (!this.joined || !health.joined) reason = `not in scheduler group ${this.o.group} (joining)`;
-    else if (silentMs > HEARTBEAT_STALE_MS)
-      reason = `no answer from the group coordinator for ${Math.round(silentMs / 1000)} s (broker unreachable?)`;
+    else if (membership) reason = membership;
     else if (active.length < assigned.length)
       reason = `taking over state partitions [${assigned.filter((p) => !active.includes(p)).join(',')}]`;
     else if (failing.length > 0) reason = `cannot publish fires of state partitions [${failing.join(',')}]`;
@@ -387,8 +386,7 @@ export class GroupScheduler {
   /** Whether `owner` is this partition's owner here, and this instance a member of its group in good standing. */
   private ownsInGoodStanding(partition: number, owner: PartitionOwner): boolean {
     if (this.stopping || !this.assigned.has(partition) || this.owners.get(partition) !== owner) return false;
-    const h = this.consumer.health();
-    return h.joined && this.o.clock.now() - (h.lastHeartbeatAt ?? 0) <= HEARTBEAT_STALE_MS;
+    return membershipProblem(this.consumer.health(), this.o.clock.now(), this.o.group) === undefined;
   }
 
   /** Reads a state partition to its end now; resolves to that end, or undefined when it was taken away meanwhile. */

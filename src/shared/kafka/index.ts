@@ -8,3 +8,5 @@ export { BatchingSender } from './batching-sender.js';
 export { partitionForKey } from './partition.js';
 export type { Follower } from './follow.js';
 export type { GroupStatus, GroupMember, PartitionLag } from './group-status.js';
+export { KAFKA_SILENT_MS, membershipProblem } from './membership.js';
+export type { MembershipHealth } from './membership.js';
