@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { errorMessage } from '../shared/errors.js';
+import { AppError, errorMessage } from '../shared/errors.js';
 import type { Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
 import { KAFKA_SILENT_MS } from '../shared/kafka/index.js';
@@ -64,7 +64,10 @@ export class KafkaStore {
     const existing = await kafka.existingTopics(this.topicsFollowed);
     for (const t of this.topicsFollowed)
       if (!existing.has(t))
-        throw new Error(`topic ${t} does not exist: create it with scripts/create-topics.sh`);
+        throw new AppError(
+          'TOPIC_MISSING',
+          `topic ${t} does not exist: create it with scripts/create-topics.sh`,
+        );
     try {
       // 8 retries, about 2.5 s: a leader moving (a broker restart, a topic just made) is waited out instead of
       // answered 503 (schemathesis saw "not the leader for that topic-partition" with 3, about 0.1 s); a broker

@@ -63,7 +63,8 @@ export function startWithRetry(logger: Logger, start: () => Promise<void>): Prom
     backoff: { baseMs: 500, maxMs: 5000 },
     clock: systemClock,
     onFailure: (err, _attempt, waitMs) => {
-      if (/does not exist/.test(errorMessage(err))) throw new AppError('USAGE', errorMessage(err));
+      // A missing topic is the operator's to create: exit 2 at once instead of waiting for it.
+      if (err instanceof AppError && err.code === 'TOPIC_MISSING') throw new AppError('USAGE', err.message);
       logger.warn(`cannot start yet (${errorMessage(err)}); retrying in ${waitMs} ms`);
     },
   });

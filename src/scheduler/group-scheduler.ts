@@ -6,6 +6,7 @@ import type { ScheduleEntry } from '../shared/config/schema.js';
 import { nextInstants } from '../shared/cron.js';
 import { compileSpec, describeSpec } from '../shared/schedule-spec.js';
 import { errorMessage } from '../shared/errors.js';
+import type { ErrorCode } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { manualFireInstant, SCHEDULER_STATE_TOPIC, taskIdFor } from '../shared/messages.js';
 import { membershipProblem, partitionForKey } from '../shared/kafka/index.js';
@@ -60,6 +61,8 @@ export interface EntryStatus {
 export interface CommandOutcome {
   ok: boolean;
   message: string;
+  /** Why it failed: NOT_FOUND (no such entry in the group), CONFLICT (another instance owns it). */
+  code?: ErrorCode;
   taskId?: string;
 }
 
@@ -180,7 +183,7 @@ export class GroupScheduler {
   async trigger(id: string): Promise<CommandOutcome> {
     const e = this.entries.get(id);
     const owner = this.ownerOf(id);
-    if (!e || !owner) return { ok: false, message: this.unknown(id) };
+    if (!e || !owner) return this.unknown(id);
     const at = manualFireInstant(this.o.clock.now());
     await owner.publish([{ entry: e, scheduledFor: at, manual: true }]);
     const taskId = taskIdFor(id, at);
@@ -195,7 +198,7 @@ export class GroupScheduler {
   async setPaused(id: string, paused: boolean, by: string): Promise<CommandOutcome> {
     const e = this.entries.get(id);
     const owner = this.ownerOf(id);
-    if (!e || !owner) return { ok: false, message: this.unknown(id) };
+    if (!e || !owner) return this.unknown(id);
     const known = this.lastFired.get(id);
     if ((known?.paused ?? false) === paused)
       return { ok: true, message: `${id} was already ${paused ? 'paused' : 'running'}; nothing changed` };
@@ -256,10 +259,18 @@ export class GroupScheduler {
       });
   }
 
-  private unknown(id: string): string {
+  private unknown(id: string): CommandOutcome {
     return this.entries.has(id)
-      ? `this instance does not own ${id} (state partition ${this.partitionOf(id)})`
-      : `no schedule ${JSON.stringify(id)} in group ${this.o.group} (see taskscheduler status)`;
+      ? {
+          ok: false,
+          code: 'CONFLICT',
+          message: `this instance does not own ${id} (state partition ${this.partitionOf(id)})`,
+        }
+      : {
+          ok: false,
+          code: 'NOT_FOUND',
+          message: `no schedule ${JSON.stringify(id)} in group ${this.o.group} (see taskscheduler status)`,
+        };
   }
 
   private scheduleCounts(): { armed: number; paused: number; disabled: number } {
