@@ -6,9 +6,7 @@ import { connectKafka } from '../shared/cli-common.js';
 import type { KafkaCliOptions } from '../shared/cli-common.js';
 import { installShutdown } from '../shared/lifecycle.js';
 import type { Logger } from '../shared/logger.js';
-import { processRegistry } from '../shared/ops/registry.js';
-import { startOpsServer } from '../shared/ops/server.js';
-import type { OpsServer } from '../shared/ops/server.js';
+import { MetricsEndpoint } from '../shared/cli-runner.js';
 import { Authenticator } from './auth/authenticator.js';
 import { checkedPassword } from './auth/passwords.js';
 import { LoginLimiter } from './auth/login-limiter.js';
@@ -157,9 +155,9 @@ export async function serve(o: ServeOptions, logger: Logger): Promise<void> {
     taskTopics: o.taskTopics,
   });
   const health = { health: () => store.health(), tasks: () => tasks.view.size };
-  const registry = o.metricsPort === undefined ? undefined : processRegistry('taskapi');
-  const onResponse = registry
-    ? apiMetrics(registry, { tasks: health.tasks, ready: () => store.health().ready })
+  const ops = new MetricsEndpoint(o, 'taskapi');
+  const onResponse = ops.registry
+    ? apiMetrics(ops.registry, { tasks: health.tasks, ready: () => store.health().ready })
     : undefined;
   const cluster = new ClusterStatus({
     kafka,
@@ -189,18 +187,10 @@ export async function serve(o: ServeOptions, logger: Logger): Promise<void> {
     version: packageVersion(),
     ...(onResponse ? { onResponse } : {}),
   });
-  let ops: OpsServer | undefined;
-  if (registry && o.metricsPort !== undefined)
-    ops = await startOpsServer({
-      port: o.metricsPort,
-      host: o.metricsHost,
-      registry,
-      readiness: () => {
-        const h = store.health();
-        return { ready: h.ready, reason: h.reason ?? 'ready' };
-      },
-      logger,
-    });
+  await ops.start(() => {
+    const h = store.health();
+    return { ready: h.ready, reason: h.reason ?? 'ready' };
+  }, logger);
   installShutdown({
     logger,
     graceful: async () => {
@@ -209,7 +199,7 @@ export async function serve(o: ServeOptions, logger: Logger): Promise<void> {
       sweeper.stop();
       limiter.stop();
       await store.stop();
-      await ops?.close();
+      await ops.close();
       return 0;
     },
   });
