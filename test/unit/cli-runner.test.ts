@@ -26,7 +26,10 @@ async function run(
     .addOption(new Option('-n, --count <n>').argParser(positiveInt('--count')).default(1))
     .action(action);
   await runProgram(program, argv);
-  const code = await Promise.race([exited, new Promise<undefined>((r) => setTimeout(r, 200))]);
+  const code = await Promise.race([
+    exited,
+    new Promise<undefined>((r) => setTimeout(() => r(undefined), 200)),
+  ]);
   return { code, stderr };
 }
 
