@@ -3,7 +3,7 @@ import { backoffDelayMs } from '../backoff.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { isNotRunning, isUnknownMember } from './errors.js';
-import { toInRecord } from './records.js';
+import { toPartitionBatch } from './records.js';
 import type { GroupAssignment, PartitionBatch } from './types.js';
 
 export interface RunOptions {
@@ -157,21 +157,7 @@ export class GroupConsumer {
       autoCommitInterval: 0,
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: options.partitionsConsumedConcurrently,
-      eachBatch: async (p) => {
-        const { batch } = p;
-        await options.eachBatch({
-          topic: batch.topic,
-          partition: batch.partition,
-          highWatermark: batch.highWatermark,
-          records: batch.messages.map((m) => toInRecord(batch.topic, batch.partition, m)),
-          lastOffset: () => batch.lastOffset(),
-          resolveOffset: (o) => p.resolveOffset(o),
-          commitIfNecessary: () => p.commitOffsetsIfNecessary(),
-          heartbeat: () => p.heartbeat(),
-          isRunning: () => p.isRunning(),
-          isStale: () => p.isStale(),
-        });
-      },
+      eachBatch: (p) => options.eachBatch(toPartitionBatch(p)),
     });
   }
 
