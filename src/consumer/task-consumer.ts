@@ -128,7 +128,8 @@ export class TaskConsumer {
     });
     consumer.onCrash((err, restart) => {
       // After other errors the member starts itself again (GroupConsumer); uncommitted tasks are re-delivered.
-      if (restart) logger.warn(`consumer lost its connection (${errorMessage(err)}); kafkajs restarts it`);
+      if (restart)
+        logger.warn(`consumer lost its connection (${errorMessage(err)}); the Kafka client restarts it`);
     });
     await consumer.connect();
     await this.waitForTopics();
