@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { AppError, errorMessage } from '../shared/errors.js';
+import { InvalidArgumentError, Option } from 'commander';
+import { AppError } from '../shared/errors.js';
 import { parseDuration } from '../shared/duration.js';
 import { exitAfterFlush } from '../shared/lifecycle.js';
+import { cliProgram, runProgram } from '../shared/cli-runner.js';
 import {
   brokersOption,
   commaList,
@@ -14,7 +15,6 @@ import {
   loggerFromOptions,
   metricsHostOption,
   metricsPortOption,
-  normalizeGoFlags,
   portNumber,
   positiveInt,
 } from '../shared/cli-common.js';
@@ -81,12 +81,10 @@ function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
 }
 
-const program = new Command()
-  .name('taskapi')
-  .description('HTTP API for tasks stored in Kafka (taskmanager.tasks) and fired by taskscheduler.')
-  .showHelpAfterError()
-  .exitOverride()
-  .enablePositionalOptions();
+const program = cliProgram(
+  'taskapi',
+  'HTTP API for tasks stored in Kafka (taskmanager.tasks) and fired by taskscheduler.',
+).enablePositionalOptions();
 
 program
   .command('run', { isDefault: true })
@@ -273,12 +271,4 @@ program
     },
   );
 
-try {
-  await program.parseAsync(normalizeGoFlags(process.argv.slice(2)), { from: 'user' });
-} catch (err) {
-  if (err instanceof CommanderError) exitAfterFlush(err.exitCode === 0 ? 0 : 2);
-  else {
-    process.stderr.write(`taskapi: ${errorMessage(err)}\n`);
-    exitAfterFlush(err instanceof AppError && err.code === 'USAGE' ? 2 : 1);
-  }
-}
+await runProgram(program);

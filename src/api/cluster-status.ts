@@ -305,7 +305,9 @@ export class ClusterStatus {
         503,
         `the owner of ${id} in group ${group} did not answer within ${COMMAND_TIMEOUT_MS / 1000} s (ownership moving?)`,
       );
-    if (!reply.ok) throw new ApiError(/no schedule/.test(reply.message) ? 404 : 409, reply.message);
+    // An owner that does not know the entry (deleted since the snapshot) answers NOT_FOUND; any other refusal is
+    // a state of the group that lasts (owner moved, publish failed), as is a reply from an instance without codes.
+    if (!reply.ok) throw new ApiError(reply.code === 'NOT_FOUND' ? 404 : 409, reply.message);
     return { message: reply.message, ...(reply.taskId ? { taskId: reply.taskId } : {}) };
   }
 

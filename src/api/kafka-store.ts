@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { errorMessage } from '../shared/errors.js';
+import { AppError, errorMessage } from '../shared/errors.js';
 import type { Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
-import type { Follower, InRecord, KafkaClient, OutRecord, TaskProducer } from '../shared/kafka/index.js';
+import { KAFKA_SILENT_MS } from '../shared/kafka/index.js';
+import type { Follower, InRecord, KafkaClient, OutRecord, KafkaProducer } from '../shared/kafka/index.js';
 import type { FollowOptions } from '../shared/kafka/follow.js';
 import { OP_HEADER, VERSION_HEADER, WRITER_HEADER } from '../shared/tasks/task-log.js';
 import type { TaskLogOutcome } from '../shared/tasks/task-log.js';
@@ -30,8 +31,6 @@ export interface KafkaStoreOptions {
 }
 
 const PROBE_EVERY_MS = 1500;
-/** Like the scheduler's heartbeat rule: no answer from Kafka for this long and the instance is not ready. */
-const PROBE_STALE_MS = 5000;
 const PROBE_TIMEOUT_MS = 3000;
 
 /**
@@ -44,7 +43,7 @@ export class KafkaStore {
   private readonly waiters = new Map<string, (o: unknown) => void>();
   /** Outcomes of our records read back before their produce call returned. */
   private readonly early = new Map<string, unknown>();
-  private producer: TaskProducer | undefined;
+  private producer: KafkaProducer | undefined;
   private followers: Follower[] = [];
   private topicsFollowed: string[] = [];
   private built = false;
@@ -65,7 +64,10 @@ export class KafkaStore {
     const existing = await kafka.existingTopics(this.topicsFollowed);
     for (const t of this.topicsFollowed)
       if (!existing.has(t))
-        throw new Error(`topic ${t} does not exist: create it with scripts/create-topics.sh`);
+        throw new AppError(
+          'TOPIC_MISSING',
+          `topic ${t} does not exist: create it with scripts/create-topics.sh`,
+        );
     try {
       // 8 retries, about 2.5 s: a leader moving (a broker restart, a topic just made) is waited out instead of
       // answered 503 (schemathesis saw "not the leader for that topic-partition" with 3, about 0.1 s); a broker
@@ -91,7 +93,7 @@ export class KafkaStore {
 
   health(): StoreHealth {
     if (!this.built) return { ready: false, reason: `reading ${this.topicsFollowed.join(', ')}` };
-    if (this.o.clock.now() - this.lastProbeOk > PROBE_STALE_MS)
+    if (this.o.clock.now() - this.lastProbeOk > KAFKA_SILENT_MS)
       return { ready: false, reason: `Kafka unreachable: ${this.lastProbeError}` };
     return { ready: true };
   }
@@ -205,7 +207,7 @@ export class KafkaStore {
     return this.stopping;
   }
 
-  private writable(): TaskProducer {
+  private writable(): KafkaProducer {
     if (!this.producer) throw new ApiError(503, 'taskapi is starting: nothing was written');
     return this.producer;
   }

@@ -1,13 +1,12 @@
 import { readFileSync } from 'node:fs';
+import { retryUntilDone } from '../shared/backoff.js';
 import { systemClock } from '../shared/clock.js';
 import { AppError, errorMessage } from '../shared/errors.js';
 import { connectKafka } from '../shared/cli-common.js';
 import type { KafkaCliOptions } from '../shared/cli-common.js';
 import { installShutdown } from '../shared/lifecycle.js';
 import type { Logger } from '../shared/logger.js';
-import { processRegistry } from '../shared/ops/registry.js';
-import { startOpsServer } from '../shared/ops/server.js';
-import type { OpsServer } from '../shared/ops/server.js';
+import { MetricsEndpoint } from '../shared/cli-runner.js';
 import { Authenticator } from './auth/authenticator.js';
 import { checkedPassword } from './auth/passwords.js';
 import { LoginLimiter } from './auth/login-limiter.js';
@@ -56,18 +55,17 @@ function packageVersion(): string {
   return '0.0.0';
 }
 
-/** Kafka may be starting too (compose, CI): keep trying, saying why, until it answers. */
-export async function startWithRetry(logger: Logger, start: () => Promise<void>): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await start();
-    } catch (err) {
-      if (/does not exist/.test(errorMessage(err))) throw new AppError('USAGE', errorMessage(err));
-      const waitMs = Math.min(5000, 500 * attempt);
+/** Kafka may be starting too (compose, CI): keep trying (0.5 s doubling to 5 s), saying why, until it answers. */
+export function startWithRetry(logger: Logger, start: () => Promise<void>): Promise<void> {
+  return retryUntilDone(start, {
+    backoff: { baseMs: 500, maxMs: 5000 },
+    clock: systemClock,
+    onFailure: (err, _attempt, waitMs) => {
+      // A missing topic is the operator's to create: exit 2 at once instead of waiting for it.
+      if (err instanceof AppError && err.code === 'TOPIC_MISSING') throw new AppError('USAGE', err.message);
       logger.warn(`cannot start yet (${errorMessage(err)}); retrying in ${waitMs} ms`);
-      await new Promise((r) => setTimeout(r, waitMs));
-    }
-  }
+    },
+  });
 }
 
 /** The first admin's name and password from TASKAPI_ADMIN_USER / TASKAPI_ADMIN_PASSWORD (refused when too short). */
@@ -157,9 +155,9 @@ export async function serve(o: ServeOptions, logger: Logger): Promise<void> {
     taskTopics: o.taskTopics,
   });
   const health = { health: () => store.health(), tasks: () => tasks.view.size };
-  const registry = o.metricsPort === undefined ? undefined : processRegistry('taskapi');
-  const onResponse = registry
-    ? apiMetrics(registry, { tasks: health.tasks, ready: () => store.health().ready })
+  const ops = new MetricsEndpoint(o, 'taskapi');
+  const onResponse = ops.registry
+    ? apiMetrics(ops.registry, { tasks: health.tasks, ready: () => store.health().ready })
     : undefined;
   const cluster = new ClusterStatus({
     kafka,
@@ -189,18 +187,10 @@ export async function serve(o: ServeOptions, logger: Logger): Promise<void> {
     version: packageVersion(),
     ...(onResponse ? { onResponse } : {}),
   });
-  let ops: OpsServer | undefined;
-  if (registry && o.metricsPort !== undefined)
-    ops = await startOpsServer({
-      port: o.metricsPort,
-      host: o.metricsHost,
-      registry,
-      readiness: () => {
-        const h = store.health();
-        return { ready: h.ready, reason: h.reason ?? 'ready' };
-      },
-      logger,
-    });
+  await ops.start(() => {
+    const h = store.health();
+    return { ready: h.ready, reason: h.reason ?? 'ready' };
+  }, logger);
   installShutdown({
     logger,
     graceful: async () => {
@@ -209,7 +199,7 @@ export async function serve(o: ServeOptions, logger: Logger): Promise<void> {
       sweeper.stop();
       limiter.stop();
       await store.stop();
-      await ops?.close();
+      await ops.close();
       return 0;
     },
   });

@@ -2,6 +2,7 @@ import type { Clock, TimerHandle } from '../shared/clock.js';
 import { linkSignals } from '../shared/abort.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
+import { isRebalancing, kafkaErrorType } from '../shared/kafka/index.js';
 import type { InRecord, PartitionBatch } from '../shared/kafka/index.js';
 import { CommitPump } from './commit-pump.js';
 import { ContiguousOffsets } from './contiguous-offsets.js';
@@ -21,16 +22,6 @@ export interface BatchWorkerOptions {
   /** @default 500 */
   heartbeatEveryMs?: number;
   metrics?: ConsumerMetrics;
-}
-
-function isRebalance(err: unknown): boolean {
-  const e = err as { type?: string; name?: string; message?: string } | undefined;
-  return (
-    e?.type === 'REBALANCE_IN_PROGRESS' ||
-    e?.type === 'UNKNOWN_MEMBER_ID' ||
-    e?.type === 'ILLEGAL_GENERATION' ||
-    /rebalanc/i.test(e?.message ?? '')
-  );
 }
 
 /** Records with the same key run in order in one lane; records without a key each get their own. */
@@ -61,9 +52,9 @@ export class BatchWorker {
 
   constructor(private readonly o: BatchWorkerOptions) {
     this.commits = new CommitPump((err) => {
-      if (isRebalance(err)) this.rebalancing = true;
+      if (isRebalancing(err)) this.rebalancing = true;
       // A failed commit is not lost work: the offsets stay resolved and go with the next commit or rebalance.
-      o.logger.warn(`offset commit failed: ${errorMessage(err)}`, { type: (err as { type?: string }).type });
+      o.logger.warn(`offset commit failed: ${errorMessage(err)}`, { type: kafkaErrorType(err) });
     });
   }
 
@@ -142,7 +133,7 @@ export class BatchWorker {
       try {
         await batch.heartbeat();
       } catch (err) {
-        if (isRebalance(err)) {
+        if (isRebalancing(err)) {
           rebalance ??= err;
           this.rebalancing = true;
           stopTakingNewRecords('group rebalancing');

@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 import { statSync } from 'node:fs';
-import { Command, CommanderError, Option } from 'commander';
+import { Option } from 'commander';
 import { systemClock } from '../shared/clock.js';
 import type { KafkaClient } from '../shared/kafka/index.js';
 import { exitAfterFlush, installShutdown } from '../shared/lifecycle.js';
+import { cliProgram, MetricsEndpoint, runProgram } from '../shared/cli-runner.js';
 import {
   brokersOption,
   kafkaConfigOption,
@@ -13,14 +14,11 @@ import {
   metricsHostOption,
   metricsPortOption,
   commaList,
-  normalizeGoFlags,
   connectKafka,
   positiveInt,
 } from '../shared/cli-common.js';
 import type { KafkaCliOptions } from '../shared/cli-common.js';
 import { topicNameProblem } from '../shared/config/topic-name.js';
-import { processRegistry } from '../shared/ops/registry.js';
-import { startOpsServer } from '../shared/ops/server.js';
 import { AppError } from '../shared/errors.js';
 import { ProcessorRegistry } from '../processors/registry.js';
 import { builtInProcessors, workProcessorCliOptions } from '../processors/built-in.js';
@@ -96,9 +94,9 @@ async function run(opts: RunOpts): Promise<void> {
     logger.info(`loaded processors from ${m}: ${added.join(', ')}`);
   }
   const kafka = await connectKafka(opts, logger, `taskconsumer-${process.pid}`);
-  const metrics = opts.metricsPort === undefined ? undefined : processRegistry('taskconsumer');
+  const ops = new MetricsEndpoint(opts, 'taskconsumer');
   const consumer = new TaskConsumer({
-    ...(metrics ? { metricsRegistry: metrics } : {}),
+    ...(ops.registry ? { metricsRegistry: ops.registry } : {}),
     kafka,
     topics,
     groupId: opts.group,
@@ -112,21 +110,12 @@ async function run(opts: RunOpts): Promise<void> {
     backoff: { baseMs: opts.retryBaseMs, maxMs: opts.retryMaxMs },
     secrets: new SecretSource(secretsDir === undefined ? {} : { dir: secretsDir }),
   });
-  const ops =
-    metrics && opts.metricsPort !== undefined
-      ? await startOpsServer({
-          port: opts.metricsPort,
-          host: opts.metricsHost,
-          registry: metrics,
-          readiness: () => consumer.readiness(),
-          logger,
-        })
-      : undefined;
+  await ops.start(() => consumer.readiness(), logger);
   installShutdown({
     logger,
     graceful: async () => {
       await consumer.stop({ deadlineMs: opts.drainTimeoutMs });
-      await ops?.close();
+      await ops.close();
       return 0;
     },
     forced: async () => consumer.abortNow(),
@@ -134,11 +123,10 @@ async function run(opts: RunOpts): Promise<void> {
   await consumer.start();
 }
 
-const program = new Command()
-  .name('taskconsumer')
-  .description('Runs task messages from Kafka through their processors, as one member of a consumer group.')
-  .showHelpAfterError()
-  .exitOverride()
+const program = cliProgram(
+  'taskconsumer',
+  'Runs task messages from Kafka through their processors, as one member of a consumer group.',
+)
   .enablePositionalOptions()
   .addOption(brokersOption())
   .addOption(kafkaConfigOption())
@@ -297,12 +285,4 @@ program
     );
   });
 
-try {
-  await program.parseAsync(normalizeGoFlags(process.argv.slice(2)), { from: 'user' });
-} catch (err) {
-  if (err instanceof CommanderError) exitAfterFlush(err.exitCode === 0 ? 0 : 2);
-  else {
-    process.stderr.write(`taskconsumer: ${err instanceof Error ? err.message : String(err)}\n`);
-    exitAfterFlush(err instanceof AppError && err.code === 'USAGE' ? 2 : 1);
-  }
-}
+await runProgram(program);

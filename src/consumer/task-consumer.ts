@@ -1,11 +1,12 @@
 import { hostname } from 'node:os';
+import { retryUntilDone } from '../shared/backoff.js';
+import type { BackoffOptions } from '../shared/backoff.js';
 import type { Clock } from '../shared/clock.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
-import { BatchingSender } from '../shared/kafka/index.js';
-import type { GroupConsumer, KafkaClient, TaskProducer } from '../shared/kafka/index.js';
+import { BatchingSender, membershipProblem } from '../shared/kafka/index.js';
+import type { GroupConsumer, KafkaClient, KafkaProducer } from '../shared/kafka/index.js';
 import type { ProcessorRegistry } from '../processors/registry.js';
-import type { BackoffOptions } from './backoff.js';
 import { BatchWorker } from './batch-worker.js';
 import { Semaphore } from './semaphore.js';
 import type { SecretSource } from './secrets.js';
@@ -30,6 +31,7 @@ export interface TaskConsumerOptions {
   drainTimeoutMs: number;
   /** Per-attempt timeout; 0 = none. @default 0 */
   taskTimeoutMs: number;
+  /** Waits between attempts of a task (always with full jitter). @default 200 ms doubling to 30 s */
   backoff?: BackoffOptions;
   onOutcome?(outcome: TaskOutcome): void;
   /** Where to register the consumer's metrics; none are kept without it. */
@@ -38,16 +40,13 @@ export interface TaskConsumerOptions {
   secrets?: SecretSource;
 }
 
-/** Without a heartbeat answered for this long, the member reports not ready (broker or coordinator gone). */
-const HEARTBEAT_STALE_MS = 5000;
-
 /**
  * A member of the task consumer group. Shutdown order (as kafkajs's own): stop fetching → let running tasks
  * finish (abort them at the drain deadline) → commit what finished → leave the group → disconnect.
  */
 export class TaskConsumer {
   private readonly consumer: GroupConsumer;
-  private readonly producer: TaskProducer;
+  private readonly producer: KafkaProducer;
   private worker: BatchWorker | undefined;
   private readonly drain = new AbortController();
   private stopping: Promise<void> | undefined;
@@ -69,13 +68,10 @@ export class TaskConsumer {
 
   /** Whether this member takes its share: in the group, with a coordinator that answers its heartbeats. */
   readiness(): { ready: boolean; reason: string; group: string; partitions: number } {
-    const h = this.consumer.health();
-    const silentMs = this.o.clock.now() - (h.lastHeartbeatAt ?? 0);
-    let reason = 'ok';
-    if (this.stopping) reason = 'stopping';
-    else if (!h.joined) reason = `not in consumer group ${this.o.groupId} (joining)`;
-    else if (silentMs > HEARTBEAT_STALE_MS)
-      reason = `no answer from the group coordinator for ${Math.round(silentMs / 1000)} s (broker unreachable?)`;
+    const reason = this.stopping
+      ? 'stopping'
+      : (membershipProblem(this.consumer.health(), this.o.clock.now(), `consumer group ${this.o.groupId}`) ??
+        'ok');
     return { ready: reason === 'ok', reason, group: this.o.groupId, partitions: this.partitions };
   }
 
@@ -132,7 +128,8 @@ export class TaskConsumer {
     });
     consumer.onCrash((err, restart) => {
       // After other errors the member starts itself again (GroupConsumer); uncommitted tasks are re-delivered.
-      if (restart) logger.warn(`consumer lost its connection (${errorMessage(err)}); kafkajs restarts it`);
+      if (restart)
+        logger.warn(`consumer lost its connection (${errorMessage(err)}); the Kafka client restarts it`);
     });
     await consumer.connect();
     await this.waitForTopics();
@@ -146,21 +143,18 @@ export class TaskConsumer {
     );
   }
 
-  /** Retries a broker that is down at start-up, with capped backoff and one clear line per try. */
-  private async connectWithRetry(): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.producer.connect();
-        return;
-      } catch (err) {
+  /** Retries a broker that is down at start-up, with capped backoff (0.5 s doubling to 5 s) and one line per try. */
+  private connectWithRetry(): Promise<void> {
+    return retryUntilDone(() => this.producer.connect(), {
+      backoff: { baseMs: 500, maxMs: 5000 },
+      clock: this.o.clock,
+      onFailure: (err, attempt, delay) => {
         if (this.stopping) throw err;
-        const delay = Math.min(500 * 2 ** Math.min(attempt - 1, 4), 5000);
         this.o.logger.error(`cannot reach Kafka (${errorMessage(err)}); retrying in ${delay} ms`, {
           attempt,
         });
-        await new Promise((r) => setTimeout(r, delay));
-      }
-    }
+      },
+    });
   }
 
   /** A topic that does not exist yet is waited for (one line per minute), not a reason to exit. */

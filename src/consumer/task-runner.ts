@@ -1,3 +1,5 @@
+import { backoffDelayMs } from '../shared/backoff.js';
+import type { BackoffOptions } from '../shared/backoff.js';
 import type { Clock } from '../shared/clock.js';
 import { sleep } from '../shared/clock.js';
 import { linkSignals } from '../shared/abort.js';
@@ -7,8 +9,6 @@ import { decodeTaskMessage, DecodeError, encodeJson, EVENTS_TOPIC } from '../sha
 import type { DlqReason, Origin, StatusEvent, TaskMessage, TaskStatus } from '../shared/messages.js';
 import type { BatchingSender, InRecord, OutRecord } from '../shared/kafka/index.js';
 import type { ProcessorRegistry } from '../processors/registry.js';
-import { retryDelayMs } from './backoff.js';
-import type { BackoffOptions } from './backoff.js';
 import { dlqRecord } from './dlq.js';
 import type { ConsumerMetrics } from './metrics.js';
 import { redactSecrets, SecretSource } from './secrets.js';
@@ -204,7 +204,7 @@ export class TaskRunner {
       }
       // At least what the far side asked for (Retry-After), up to 10 minutes.
       const delay = Math.max(
-        retryDelayMs(attempt, this.o.backoff),
+        backoffDelayMs(attempt, { ...this.o.backoff, jitter: true }),
         Math.min(retryAfterOf(failure) ?? 0, MAX_RETRY_AFTER_MS),
       );
       log.warn(

@@ -1,12 +1,15 @@
 #!/usr/bin/env node
 import { basename, extname } from 'node:path';
-import { Command, CommanderError, Option } from 'commander';
+import { Option } from 'commander';
+import type { Command } from 'commander';
 import { loadScheduleFile } from '../shared/config/load.js';
 import { ConfigError, errorMessage, formatProblem } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
+import { retryUntilDone } from '../shared/backoff.js';
 import { systemClock } from '../shared/clock.js';
 import type { KafkaClient } from '../shared/kafka/index.js';
 import { exitAfterFlush, installShutdown } from '../shared/lifecycle.js';
+import { cliProgram, MetricsEndpoint, runProgram } from '../shared/cli-runner.js';
 import {
   brokersOption,
   kafkaConfigOption,
@@ -15,14 +18,10 @@ import {
   loggerFromOptions,
   metricsHostOption,
   metricsPortOption,
-  normalizeGoFlags,
   connectKafka,
   stderrWarnings,
   positiveInt,
 } from '../shared/cli-common.js';
-import { startOpsServer } from '../shared/ops/server.js';
-import type { OpsServer } from '../shared/ops/server.js';
-import { processRegistry } from '../shared/ops/registry.js';
 import { CommandListener } from './commands.js';
 import { runEntryCommand, runStatus } from './control-commands.js';
 import type { ControlOutput } from './control-commands.js';
@@ -63,18 +62,14 @@ async function loadOrExit(file: string): Promise<Awaited<ReturnType<typeof loadS
   }
 }
 
-/** A broker that is down at start-up is retried with capped backoff, one line per try. */
-async function startWithRetry(scheduler: { start(): Promise<void> }, logger: Logger): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await scheduler.start();
-      return;
-    } catch (err) {
-      const delay = Math.min(500 * 2 ** Math.min(attempt - 1, 2), 2000);
-      logger.error(`cannot start: ${errorMessage(err)}; retrying in ${delay} ms`, { attempt });
-      await new Promise((r) => setTimeout(r, delay));
-    }
-  }
+/** A broker that is down at start-up is retried with capped backoff (0.5 s, 1 s, then 2 s), one line per try. */
+function startWithRetry(part: { start(): Promise<void> }, logger: Logger): Promise<void> {
+  return retryUntilDone(() => part.start(), {
+    backoff: { baseMs: 500, maxMs: 2000 },
+    clock: systemClock,
+    onFailure: (err, attempt, delay) =>
+      logger.error(`cannot start: ${errorMessage(err)}; retrying in ${delay} ms`, { attempt }),
+  });
 }
 
 interface RunOpts {
@@ -120,24 +115,16 @@ async function run(opts: RunOpts): Promise<void> {
   const sources = new EntrySources(logger);
   sources.file = entries;
   const kafka = await connectKafka(opts, logger, `taskscheduler-${process.pid}`);
-  const registry = opts.metricsPort === undefined ? undefined : processRegistry('taskscheduler');
+  const ops = new MetricsEndpoint(opts, 'taskscheduler');
   const scheduler = new GroupScheduler({
     kafka,
     entries,
     group,
     clock: systemClock,
     logger,
-    ...(registry ? { metricsRegistry: registry } : {}),
+    ...(ops.registry ? { metricsRegistry: ops.registry } : {}),
   });
-  let ops: OpsServer | undefined;
-  if (registry && opts.metricsPort !== undefined)
-    ops = await startOpsServer({
-      port: opts.metricsPort,
-      host: opts.metricsHost,
-      registry,
-      readiness: () => scheduler.readiness(),
-      logger,
-    });
+  await ops.start(() => scheduler.readiness(), logger);
   const commands = new CommandListener(kafka, scheduler, logger);
   const watcher = noFile
     ? undefined
@@ -160,7 +147,7 @@ async function run(opts: RunOpts): Promise<void> {
       await apiTasks.stop();
       await commands.stop();
       const unsent = await scheduler.stop({ deadlineMs: 10_000 });
-      await ops?.close();
+      await ops.close();
       return unsent === 0 ? 0 : 1;
     },
   });
@@ -226,11 +213,10 @@ function controlCommand(name: string, description: string): Command {
     );
 }
 
-const program = new Command()
-  .name('taskscheduler')
-  .description('Publishes a task message to Kafka each time a schedule entry fires.')
-  .showHelpAfterError()
-  .exitOverride();
+const program = cliProgram(
+  'taskscheduler',
+  'Publishes a task message to Kafka each time a schedule entry fires.',
+);
 
 program
   .command('run', { isDefault: true })
@@ -310,13 +296,4 @@ program
     process.stdout.write(`${describeNextFires(chosen, Date.now(), opts.count)}\n`);
   });
 
-try {
-  await program.parseAsync(normalizeGoFlags(process.argv.slice(2)), { from: 'user' });
-} catch (err) {
-  if (err instanceof CommanderError) {
-    exitAfterFlush(err.exitCode === 0 ? 0 : 2);
-  } else {
-    process.stderr.write(`taskscheduler: ${err instanceof Error ? err.message : String(err)}\n`);
-    exitAfterFlush(err instanceof Error && 'code' in err && err.code === 'USAGE' ? 2 : 1);
-  }
-}
+await runProgram(program);

@@ -5,7 +5,7 @@ import type { JSONSchemaType } from 'ajv';
 import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { COMMANDS_TOPIC } from '../shared/messages.js';
-import type { Follower, InRecord, KafkaClient, TaskProducer } from '../shared/kafka/index.js';
+import type { Follower, InRecord, KafkaClient, KafkaProducer } from '../shared/kafka/index.js';
 import type { CommandOutcome, EntryStatus, GroupScheduler } from './group-scheduler.js';
 
 export type CommandType = 'trigger' | 'pause' | 'resume' | 'status';
@@ -153,7 +153,7 @@ export function actor(): string {
  */
 export class CommandListener {
   private follower: Follower | undefined;
-  private readonly producer: TaskProducer;
+  private readonly producer: KafkaProducer;
   private readonly from = { host: hostname(), pid: process.pid };
 
   constructor(
@@ -248,7 +248,7 @@ export interface CommandResult {
  */
 export class CommandClient {
   private follower: Follower | undefined;
-  private producer: TaskProducer | undefined;
+  private producer: KafkaProducer | undefined;
   private readonly pending = new Map<string, (reply: CommandReply) => void>();
   private readonly joiner = new ReplyJoiner();
 

@@ -1,13 +1,15 @@
 import { hostname } from 'node:os';
 import type { Clock, TimerHandle } from '../shared/clock.js';
+import { backoffDelayMs } from '../shared/backoff.js';
 import { sleep } from '../shared/clock.js';
 import type { ScheduleEntry } from '../shared/config/schema.js';
 import { nextInstants } from '../shared/schedule/compiled.js';
 import { compileSpec, describeSpec } from '../shared/schedule/spec.js';
 import { errorMessage } from '../shared/errors.js';
+import type { ErrorCode } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { manualFireInstant, SCHEDULER_STATE_TOPIC, taskIdFor } from '../shared/messages.js';
-import { partitionForKey } from '../shared/kafka/index.js';
+import { membershipProblem, partitionForKey } from '../shared/kafka/index.js';
 import type { GroupConsumer, InRecord, KafkaClient, PartitionBatch } from '../shared/kafka/index.js';
 import { FireLoop } from './fire-loop.js';
 import type { Fire } from './fire-loop.js';
@@ -59,14 +61,13 @@ export interface EntryStatus {
 export interface CommandOutcome {
   ok: boolean;
   message: string;
+  /** Why it failed: NOT_FOUND (no such entry in the group), CONFLICT (another instance owns it). */
+  code?: ErrorCode;
   taskId?: string;
 }
 
 /** After a fence, how long to wait for the rebalance that explains it before taking the partition over again. */
 const REFENCED_GRACE_MS = 10_000;
-
-/** Without a heartbeat answered for this long, the instance reports not ready (broker or coordinator gone). */
-const HEARTBEAT_STALE_MS = 5000;
 
 /**
  * A member of a scheduler group. Entries map to partitions of `taskmanager.scheduler-state` by the producer's
@@ -137,12 +138,14 @@ export class GroupScheduler {
     const active = assigned.filter((p) => this.owners.get(p)?.state === 'active');
     const failing = assigned.filter((p) => this.owners.get(p)?.failing);
     const health = this.consumer.health();
-    const silentMs = this.o.clock.now() - (health.lastHeartbeatAt ?? 0);
+    const membership = membershipProblem(
+      { ...health, joined: this.joined && health.joined },
+      this.o.clock.now(),
+      `scheduler group ${this.o.group}`,
+    );
     let reason = 'ok';
     if (this.stopping) reason = 'stopping';
-    else if (!this.joined || !health.joined) reason = `not in scheduler group ${this.o.group} (joining)`;
-    else if (silentMs > HEARTBEAT_STALE_MS)
-      reason = `no answer from the group coordinator for ${Math.round(silentMs / 1000)} s (broker unreachable?)`;
+    else if (membership) reason = membership;
     else if (active.length < assigned.length)
       reason = `taking over state partitions [${assigned.filter((p) => !active.includes(p)).join(',')}]`;
     else if (failing.length > 0) reason = `cannot publish fires of state partitions [${failing.join(',')}]`;
@@ -180,7 +183,7 @@ export class GroupScheduler {
   async trigger(id: string): Promise<CommandOutcome> {
     const e = this.entries.get(id);
     const owner = this.ownerOf(id);
-    if (!e || !owner) return { ok: false, message: this.unknown(id) };
+    if (!e || !owner) return this.unknown(id);
     const at = manualFireInstant(this.o.clock.now());
     await owner.publish([{ entry: e, scheduledFor: at, manual: true }]);
     const taskId = taskIdFor(id, at);
@@ -195,7 +198,7 @@ export class GroupScheduler {
   async setPaused(id: string, paused: boolean, by: string): Promise<CommandOutcome> {
     const e = this.entries.get(id);
     const owner = this.ownerOf(id);
-    if (!e || !owner) return { ok: false, message: this.unknown(id) };
+    if (!e || !owner) return this.unknown(id);
     const known = this.lastFired.get(id);
     if ((known?.paused ?? false) === paused)
       return { ok: true, message: `${id} was already ${paused ? 'paused' : 'running'}; nothing changed` };
@@ -256,10 +259,18 @@ export class GroupScheduler {
       });
   }
 
-  private unknown(id: string): string {
+  private unknown(id: string): CommandOutcome {
     return this.entries.has(id)
-      ? `this instance does not own ${id} (state partition ${this.partitionOf(id)})`
-      : `no schedule ${JSON.stringify(id)} in group ${this.o.group} (see taskscheduler status)`;
+      ? {
+          ok: false,
+          code: 'CONFLICT',
+          message: `this instance does not own ${id} (state partition ${this.partitionOf(id)})`,
+        }
+      : {
+          ok: false,
+          code: 'NOT_FOUND',
+          message: `no schedule ${JSON.stringify(id)} in group ${this.o.group} (see taskscheduler status)`,
+        };
   }
 
   private scheduleCounts(): { armed: number; paused: number; disabled: number } {
@@ -386,8 +397,7 @@ export class GroupScheduler {
   /** Whether `owner` is this partition's owner here, and this instance a member of its group in good standing. */
   private ownsInGoodStanding(partition: number, owner: PartitionOwner): boolean {
     if (this.stopping || !this.assigned.has(partition) || this.owners.get(partition) !== owner) return false;
-    const h = this.consumer.health();
-    return h.joined && this.o.clock.now() - (h.lastHeartbeatAt ?? 0) <= HEARTBEAT_STALE_MS;
+    return membershipProblem(this.consumer.health(), this.o.clock.now(), this.o.group) === undefined;
   }
 
   /** Reads a state partition to its end now; resolves to that end, or undefined when it was taken away meanwhile. */
@@ -438,7 +448,7 @@ export class GroupScheduler {
           await owner.stop({ deadlineMs: 0 }).catch(() => undefined);
         }
         if (this.stopping || !(this.latestAssignment ?? this.assigned).has(partition)) return;
-        const delayMs = Math.min(500 * attempt, 5000);
+        const delayMs = backoffDelayMs(attempt, { baseMs: 500, maxMs: 5000 });
         this.o.logger.warn(
           `taking state partition ${partition} over failed (${errorMessage(err)}); trying again in ${delayMs} ms`,
           { attempt },

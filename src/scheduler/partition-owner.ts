@@ -1,10 +1,11 @@
 import type { Clock } from '../shared/clock.js';
+import { backoffDelayMs } from '../shared/backoff.js';
 import { sleep } from '../shared/clock.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { Origin } from '../shared/messages.js';
 import { isFencedError, TransactionInDoubtError } from '../shared/kafka/index.js';
-import type { KafkaClient, OutRecord, TaskProducer } from '../shared/kafka/index.js';
+import type { KafkaClient, OutRecord, KafkaProducer } from '../shared/kafka/index.js';
 import type { Fire } from './fire-loop.js';
 import { FireEncoder } from './task-records.js';
 
@@ -53,7 +54,7 @@ interface Waiter {
  * sees all of them or none. Fires that come due while a transaction is in flight go in the next one.
  */
 export class PartitionOwner {
-  private producer: TaskProducer;
+  private producer: KafkaProducer;
   private queue: Item[] = [];
   /** Sequence number of the last item queued; the first queued item is `seq - queue.length + 1`. */
   private seq = 0;
@@ -196,7 +197,7 @@ export class PartitionOwner {
         }
         this.failures++;
         this.o.onPublishError?.(this.o.partition);
-        const delay = Math.min(100 * 2 ** Math.min(this.failures - 1, 5), 2000);
+        const delay = backoffDelayMs(this.failures, { baseMs: 100, maxMs: 2000 });
         this.o.logger.error(
           `state partition ${this.o.partition}: cannot publish (${errorMessage(err)}); ` +
             `${this.queue.length} fires queued, retrying in ${delay} ms`,

@@ -9,6 +9,12 @@ export type ErrorCode =
   | 'ABORTED'
   | 'KAFKA'
   | 'TASK_FAILED'
+  /** What was asked for does not exist (a schedule entry, a task): HTTP 404. */
+  | 'NOT_FOUND'
+  /** It exists, but its state forbids this now (another instance owns it, it changed meanwhile): HTTP 409. */
+  | 'CONFLICT'
+  /** A topic the program needs does not exist: created by an operator (scripts/create-topics.sh), not waited for. */
+  | 'TOPIC_MISSING'
   | 'INTERNAL';
 
 export interface AppErrorOptions {

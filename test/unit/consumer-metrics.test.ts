@@ -7,7 +7,7 @@ import { TaskRunner } from '../../src/consumer/task-runner.js';
 import { ProcessorRegistry } from '../../src/processors/registry.js';
 import { BatchingSender } from '../../src/shared/kafka/index.js';
 import type { InRecord, OutRecord, PartitionBatch } from '../../src/shared/kafka/index.js';
-import type { TaskProducer } from '../../src/shared/kafka/client.js';
+import type { KafkaProducer } from '../../src/shared/kafka/client.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import { encodeJson } from '../../src/shared/messages.js';
 import { FakeClock } from './helpers/fake-clock.js';
@@ -15,8 +15,8 @@ import { FakeClock } from './helpers/fake-clock.js';
 const TOPIC = 'tasks';
 
 /** A producer that hands each request to `send` (the broker's answer). */
-function producer(send: (records: readonly OutRecord[]) => Promise<void>): TaskProducer {
-  return { send } as unknown as TaskProducer;
+function producer(send: (records: readonly OutRecord[]) => Promise<void>): KafkaProducer {
+  return { send } as unknown as KafkaProducer;
 }
 
 function setup(send: (records: readonly OutRecord[]) => Promise<void>) {

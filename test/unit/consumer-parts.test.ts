@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import { ContiguousOffsets } from '../../src/consumer/contiguous-offsets.js';
-import { retryDelayMs } from '../../src/consumer/backoff.js';
 import { dlqRecord } from '../../src/consumer/dlq.js';
 import { decodeTaskMessage, taskIdFor } from '../../src/shared/messages.js';
 
@@ -14,17 +13,6 @@ describe('contiguous offsets', () => {
       expect(c.allDone).toBe(false);
       expect(c.finish('13')).toBe('13');
       expect(c.allDone).toBe(true);
-    });
-  });
-});
-
-describe('retry backoff', () => {
-  describe('when attempts grow', () => {
-    it('should double the ceiling with full jitter, capped', () => {
-      expect(retryDelayMs(1, { baseMs: 100 }, () => 0.999)).toBe(99);
-      expect(retryDelayMs(3, { baseMs: 100 }, () => 0.999)).toBe(399);
-      expect(retryDelayMs(30, { baseMs: 100, maxMs: 1000 }, () => 0.999)).toBe(999);
-      expect(retryDelayMs(3, { baseMs: 100 }, () => 0)).toBe(0);
     });
   });
 });

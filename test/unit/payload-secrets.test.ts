@@ -9,7 +9,7 @@ import { systemClock } from '../../src/shared/clock.js';
 import { NonRetriableError, RetriableError } from '../../src/shared/errors.js';
 import { BatchingSender } from '../../src/shared/kafka/index.js';
 import type { InRecord, OutRecord } from '../../src/shared/kafka/index.js';
-import type { TaskProducer } from '../../src/shared/kafka/client.js';
+import type { KafkaProducer } from '../../src/shared/kafka/client.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import { encodeJson } from '../../src/shared/messages.js';
 import type { TaskMessage } from '../../src/shared/messages.js';
@@ -46,7 +46,7 @@ async function run(
   const records: OutRecord[] = [];
   const sender = new BatchingSender({
     send: async (rs: readonly OutRecord[]) => void records.push(...rs),
-  } as unknown as TaskProducer);
+  } as unknown as KafkaProducer);
   const runner = new TaskRunner({
     registry: new ProcessorRegistry([processor]),
     sender,

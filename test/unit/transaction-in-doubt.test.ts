@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Producer } from 'kafkajs';
 import { systemClock } from '../../src/shared/clock.js';
-import { partitionForKey, TaskProducer, TransactionInDoubtError } from '../../src/shared/kafka/index.js';
+import { partitionForKey, KafkaProducer, TransactionInDoubtError } from '../../src/shared/kafka/index.js';
 import { RecordsDroppedError } from '../../src/shared/kafka/client.js';
 import type { KafkaClient } from '../../src/shared/kafka/index.js';
 import { silentLogger } from '../../src/shared/logger.js';
@@ -98,7 +98,7 @@ class FakeKafkajsProducer {
 
 const PARTITIONS = 4;
 const producerOf = (c: Coordinator) =>
-  new TaskProducer(
+  new KafkaProducer(
     () => new FakeKafkajsProducer(c) as unknown as Producer,
     async (topics) => new Map(topics.map((t) => [t, PARTITIONS])),
   );

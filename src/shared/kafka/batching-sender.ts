@@ -1,5 +1,5 @@
 import type { OutRecord } from './types.js';
-import type { TaskProducer } from './client.js';
+import type { KafkaProducer } from './client.js';
 
 interface Pending {
   records: readonly OutRecord[];
@@ -16,7 +16,7 @@ export class BatchingSender {
   private inFlight = false;
 
   constructor(
-    private readonly producer: TaskProducer,
+    private readonly producer: KafkaProducer,
     private readonly maxRecords = 10_000,
   ) {}
 

@@ -3,6 +3,7 @@ import type { Producer, Message } from 'kafkajs';
 import { hostname } from 'node:os';
 import { AppError, errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
+import { isFencedError, needsNewProducer } from './errors.js';
 import { kafkaLogCreator } from './log-bridge.js';
 import { followTopic } from './follow.js';
 import { activeGroups, describeGroup } from './group-status.js';
@@ -67,7 +68,9 @@ export class KafkaClient {
   }
 
   /** `retries`: how often a failed send is retried before it fails (@default 10, about 5 s when Kafka is down). */
-  producer(options: { idempotent?: boolean; transactionalId?: string; retries?: number } = {}): TaskProducer {
+  producer(
+    options: { idempotent?: boolean; transactionalId?: string; retries?: number } = {},
+  ): KafkaProducer {
     const make = () =>
       this.kafka.producer({
         // The Java client's murmur2 partitioner: keys land on the same partition as any Java/Go producer.
@@ -81,7 +84,7 @@ export class KafkaClient {
         // special-cases this error with 20 ms).
         retry: { initialRetryTime: 10, retries: options.retries ?? 10, maxRetryTime: 1000 },
       });
-    return new TaskProducer(make, (topics) => this.partitionCounts(topics), options.transactionalId);
+    return new KafkaProducer(make, (topics) => this.partitionCounts(topics), options.transactionalId);
   }
 
   private readonly counts = new Map<string, number>();
@@ -190,15 +193,6 @@ export class KafkaClient {
   }
 }
 
-/** True when a newer producer with the same transactional id took over: this one can never commit again. */
-export function isFencedError(err: unknown): boolean {
-  const e = err as { type?: string; message?: string; cause?: unknown } | undefined;
-  if (!e) return false;
-  if (e.type === 'INVALID_PRODUCER_EPOCH' || e.type === 'PRODUCER_FENCED') return true;
-  if (/INVALID_PRODUCER_EPOCH|PRODUCER_FENCED|fenced/i.test(e.message ?? '')) return true;
-  return e.cause !== undefined && e.cause !== err && isFencedError(e.cause);
-}
-
 /**
  * A transaction kafkajs could not end: its commit (outcome unknown: the coordinator may have it) or its abort failed,
  * and kafkajs 2.2.4 then stays in COMMITTING or ABORTING for good, refusing every later transaction. The producer
@@ -222,8 +216,11 @@ export class TransactionInDoubtError extends AppError {
   }
 }
 
-/** A producer that sends records to several topics in one request per broker. */
-export class TaskProducer {
+/**
+ * The one producer every part uses (task messages, events, state, commands, users): sends records to several topics
+ * in one request per broker, plain, idempotent or in transactions.
+ */
+export class KafkaProducer {
   private producer: Producer;
   /** Set by a transaction kafkajs could not end; cleared by `reset()`. */
   private inDoubt: TransactionInDoubtError | undefined;
@@ -419,15 +416,6 @@ export class RecordsDroppedError extends AppError {
       { retriable: true },
     );
   }
-}
-
-/** Errors after which a producer's sequence numbers or id are no good: only a fresh producer goes on. */
-function needsNewProducer(err: unknown): boolean {
-  for (let e = err as { type?: string; cause?: unknown } | undefined, i = 0; e && i < 5; i++) {
-    if (e.type === 'OUT_OF_ORDER_SEQUENCE_NUMBER' || e.type === 'UNKNOWN_PRODUCER_ID') return true;
-    e = e.cause as typeof e;
-  }
-  return /OUT_OF_ORDER_SEQUENCE_NUMBER|out of order sequence|UNKNOWN_PRODUCER_ID/i.test(errorMessage(err));
 }
 
 /** Groups records by topic, keeping their order, for one produce request. */

@@ -1,7 +1,9 @@
 import type { Consumer } from 'kafkajs';
+import { backoffDelayMs } from '../backoff.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { toInRecord } from './records.js';
+import { isNotRunning, isUnknownMember } from './errors.js';
+import { toPartitionBatch } from './records.js';
 import type { GroupAssignment, PartitionBatch } from './types.js';
 
 export interface RunOptions {
@@ -69,7 +71,7 @@ export class GroupConsumer {
     // A restart whose join fails crashes again and comes back here: the wait grows across those.
     while (!this.stopped) {
       this.restarts++;
-      await new Promise((r) => setTimeout(r, Math.min(500 * this.restarts, 5000)));
+      await new Promise((r) => setTimeout(r, backoffDelayMs(this.restarts, { baseMs: 500, maxMs: 5000 })));
       if (this.stopped) return;
       try {
         await this.consumer.connect();
@@ -91,9 +93,9 @@ export class GroupConsumer {
         return;
       } catch (err) {
         // The group already let it go (its session ended): nothing left to do.
-        if ((err as { type?: string }).type === 'UNKNOWN_MEMBER_ID') return;
+        if (isUnknownMember(err)) return;
         // Broker or coordinator still away: try again shortly.
-        await new Promise((r) => setTimeout(r, 250));
+        await new Promise((r) => setTimeout(r, backoffDelayMs(attempt + 1, { baseMs: 250, factor: 1 })));
       }
     }
   }
@@ -155,21 +157,7 @@ export class GroupConsumer {
       autoCommitInterval: 0,
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: options.partitionsConsumedConcurrently,
-      eachBatch: async (p) => {
-        const { batch } = p;
-        await options.eachBatch({
-          topic: batch.topic,
-          partition: batch.partition,
-          highWatermark: batch.highWatermark,
-          records: batch.messages.map((m) => toInRecord(batch.topic, batch.partition, m)),
-          lastOffset: () => batch.lastOffset(),
-          resolveOffset: (o) => p.resolveOffset(o),
-          commitIfNecessary: () => p.commitOffsetsIfNecessary(),
-          heartbeat: () => p.heartbeat(),
-          isRunning: () => p.isRunning(),
-          isStale: () => p.isStale(),
-        });
-      },
+      eachBatch: (p) => options.eachBatch(toPartitionBatch(p)),
     });
   }
 
@@ -199,7 +187,7 @@ export class GroupConsumer {
     try {
       act();
     } catch (err) {
-      if (!/consumer#run must be called first/.test(errorMessage(err))) throw err;
+      if (!isNotRunning(err)) throw err;
     }
   }
 

@@ -1,5 +1,5 @@
-import type { IHeaders, KafkaMessage } from 'kafkajs';
-import type { InRecord, RecordHeaders } from './types.js';
+import type { EachBatchPayload, IHeaders, KafkaMessage } from 'kafkajs';
+import type { InRecord, PartitionBatch, RecordHeaders } from './types.js';
 
 function fromKafkaHeaders(h: IHeaders | undefined): RecordHeaders {
   const out: RecordHeaders = {};
@@ -21,5 +21,25 @@ export function toInRecord(topic: string, partition: number, m: KafkaMessage): I
     value: m.value ?? null,
     headers: fromKafkaHeaders(m.headers),
     timestamp: m.timestamp,
+  };
+}
+
+/**
+ * Our batch over kafkajs's `eachBatch` payload: the one place that knows that payload's shape. Offsets are resolved
+ * by hand (the consumer runs with `eachBatchAutoResolve: false`).
+ */
+export function toPartitionBatch(p: EachBatchPayload): PartitionBatch {
+  const { batch } = p;
+  return {
+    topic: batch.topic,
+    partition: batch.partition,
+    highWatermark: batch.highWatermark,
+    records: batch.messages.map((m) => toInRecord(batch.topic, batch.partition, m)),
+    lastOffset: () => batch.lastOffset(),
+    resolveOffset: (o) => p.resolveOffset(o),
+    commitIfNecessary: () => p.commitOffsetsIfNecessary(),
+    heartbeat: () => p.heartbeat(),
+    isRunning: () => p.isRunning(),
+    isStale: () => p.isStale(),
   };
 }

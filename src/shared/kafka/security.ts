@@ -3,7 +3,6 @@ import { dirname, resolve } from 'node:path';
 import type { ConnectionOptions } from 'node:tls';
 import { parse as parseProperties } from 'dot-properties';
 import forge from 'node-forge';
-import type { SASLOptions } from 'kafkajs';
 import { AppError, errorMessage } from '../errors.js';
 import { OAuthTokenSource } from './oauth-token.js';
 
@@ -18,12 +17,19 @@ export interface KafkaConnection {
   principal?: string;
   /** TLS options for kafkajs (and for our own TLS probe). */
   ssl?: ConnectionOptions;
-  sasl?: SASLOptions;
+  sasl?: SaslCredentials;
   /** `bootstrap.servers` of the file, when it has one. */
   bootstrapServers?: string[];
   /** The file it came from, when any. */
   source?: string;
 }
+
+/** SASL credentials as the client takes them: a user and password (PLAIN, SCRAM), or a token source (OAUTHBEARER). */
+export type SaslCredentials =
+  | { mechanism: 'plain'; username: string; password: string }
+  | { mechanism: 'scram-sha-256'; username: string; password: string }
+  | { mechanism: 'scram-sha-512'; username: string; password: string }
+  | { mechanism: 'oauthbearer'; oauthBearerProvider: () => Promise<{ value: string }> };
 
 export const SECURITY_PROTOCOLS = ['PLAINTEXT', 'SSL', 'SASL_PLAINTEXT', 'SASL_SSL'] as const;
 export type SecurityProtocol = (typeof SECURITY_PROTOCOLS)[number];

@@ -23,21 +23,29 @@ export interface InRecord {
   timestamp: string;
 }
 
-/** One fetched batch of one partition, with the hooks a runner needs. */
+/**
+ * One fetched batch of one partition, as a runner of a consumer group handles it: the records, where the batch ends,
+ * and how the runner tells the group what it finished and that it is alive. Ours, whatever client fetched it (built
+ * from kafkajs's payload in records.ts); its failures are classified by the predicates of errors.ts.
+ */
 export interface PartitionBatch {
   topic: string;
   partition: number;
+  /** The partition's end offset when the batch was fetched (the next offset to be written): lag is measured to it. */
   highWatermark: string;
+  /** The records to process, in offset order (transaction markers and aborted records left out). */
   records: InRecord[];
-  /** Offset of the last record in the fetch, control records included. */
+  /** Offset of the last record in the fetch, control records included: resolving it moves past trailing markers. */
   lastOffset(): string;
-  /** Marks `offset` and everything before it done; committed later by the client. */
+  /** Marks `offset` and everything before it done; committed by the next commit (or when the batch ends). */
   resolveOffset(offset: string): void;
+  /** Commits what is resolved when it moved; rejects with a rebalance (isRebalancing in errors.ts) when the group moved. */
   commitIfNecessary(): Promise<void>;
+  /** Tells the coordinator this member is alive during long work; rejects with a rebalance when the group moves. */
   heartbeat(): Promise<void>;
-  /** False once stop() was called: take no new records. */
+  /** False once the consumer stops: take no new records. */
   isRunning(): boolean;
-  /** True when the partition was seeked or revoked meanwhile. */
+  /** True when the partition was seeked or taken away meanwhile: take no new records. */
   isStale(): boolean;
 }
 

@@ -1,4 +1,6 @@
 import { createRequire } from 'node:module';
+import { backoffDelayMs } from '../../backoff.js';
+import { isConcurrentTransactions } from '../errors.js';
 
 type Request = {
   producerId?: number;
@@ -46,10 +48,6 @@ export function fixConcurrentProduceRetries(): boolean {
   return true;
 }
 
-function isConcurrentTransactions(err: unknown): boolean {
-  return (err as { type?: string } | undefined)?.type === 'CONCURRENT_TRANSACTIONS';
-}
-
 /** `original` asked again while the coordinator is busy finishing the previous transaction. */
 export function retryConcurrent(original: Call, backoffMs = CONCURRENT_BACKOFF_MS): Call {
   const call: Call = async function (this: unknown, request: Request) {
@@ -58,7 +56,7 @@ export function retryConcurrent(original: Call, backoffMs = CONCURRENT_BACKOFF_M
         return await original.call(this, request);
       } catch (err) {
         if (!isConcurrentTransactions(err) || attempt >= CONCURRENT_RETRIES) throw err;
-        await new Promise((r) => setTimeout(r, Math.min(backoffMs * attempt, 100)));
+        await new Promise((r) => setTimeout(r, backoffDelayMs(attempt, { baseMs: backoffMs, maxMs: 100 })));
       }
     }
   };
@@ -102,7 +100,7 @@ export function settleTogether(original: Call): Call {
  * the same partitions with consecutive sequence numbers, one from the failed attempt). Without kafkajs's retry there
  * is nothing to write twice: this error, neither a KafkaJSProtocolError nor of a type kafkajs retries, makes kafkajs
  * give up at once; the caller aborts the transaction and sends it again through a fresh producer
- * (TaskProducer.sendInTransaction), and an aborted transaction's records are never read.
+ * (KafkaProducer.sendInTransaction), and an aborted transaction's records are never read.
  */
 export class TransactionalProduceError extends Error {
   override readonly name = 'TransactionalProduceError';
@@ -135,7 +133,7 @@ interface Ledger {
 }
 
 /**
- * Counts what every transactional produce request wrote, per transactional id, so that TaskProducer can check
+ * Counts what every transactional produce request wrote, per transactional id, so that KafkaProducer can check
  * before it commits that its transaction wrote each record once: kafkajs's own answer to a send can hide a request
  * that wrote records twice (see {@link TransactionalProduceError}).
  */
