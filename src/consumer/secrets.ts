@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NonRetriableError } from '../shared/errors.js';
-import type { TaskMessage } from '../shared/messages.js';
+import type { TaskMessage } from '../shared/codecs/task-message.js';
 
 /**
  * The only environment variables a task can read: `TASKMANAGER_SECRET_<NAME>`. Anything else in the consumer's

@@ -23,7 +23,7 @@ import {
 import { startOpsServer } from '../shared/ops/server.js';
 import type { OpsServer } from '../shared/ops/server.js';
 import { processRegistry } from '../shared/ops/registry.js';
-import { CommandListener } from './commands.js';
+import { CommandListener } from './command-listener.js';
 import { runEntryCommand, runStatus } from './control-commands.js';
 import type { ControlOutput } from './control-commands.js';
 import { describeNextFires } from './next-command.js';

@@ -6,7 +6,7 @@ import { brokers, createTopics, deleteTopics, TopicReader, uniqueName } from './
 import { killAll, startCli } from './processes.js';
 import type { RunningCli } from './processes.js';
 import { waitFor } from './wait-for.js';
-import type { TaskMessage } from '../../../src/shared/messages.js';
+import type { TaskMessage } from '../../../src/shared/codecs/task-message.js';
 
 export interface Entry {
   Id: string;
