@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { FireEncoder } from '../../src/scheduler/task-records.js';
 import type { ScheduleEntry } from '../../src/shared/config/schema.js';
 import type { ScheduleSpec } from '../../src/shared/schedule-spec.js';
+import { cronEntry } from './helpers/entries.js';
 import { dlqEntryOf, dlqRecord } from '../../src/shared/codecs/dlq-record.js';
 import type { InRecord, OutRecord } from '../../src/shared/kafka/index.js';
 import {
@@ -20,18 +21,15 @@ import {
 import { parseStatusEvent, scheduledEvent, statusEventRecord } from '../../src/shared/codecs/task-event.js';
 import { decodeTaskMessage, taskMessageOf, taskRecord } from '../../src/shared/codecs/task-message.js';
 
-const entry = (id: string, spec: ScheduleSpec, over: Partial<ScheduleEntry> = {}): ScheduleEntry => ({
-  id,
-  spec,
-  topic: 'invoices',
-  timeZone: 'Europe/Berlin',
-  enabled: true,
-  misfire: 'fire-once',
-  misfireWindowSeconds: 3600,
-  processor: 'InvoiceProcessor',
-  index: 0,
-  ...over,
-});
+/** An entry of `spec` on topic `invoices` (Europe/Berlin, InvoiceProcessor). */
+const entry = (id: string, spec: ScheduleSpec, over: Partial<ScheduleEntry> = {}): ScheduleEntry =>
+  cronEntry(id, '', {
+    spec,
+    topic: 'invoices',
+    timeZone: 'Europe/Berlin',
+    processor: 'InvoiceProcessor',
+    ...over,
+  });
 const at = Date.parse('2026-03-01T05:00:00Z');
 const text = (v: OutRecord['value'] | undefined): string =>
   Buffer.isBuffer(v) ? v.toString('utf8') : String(v);

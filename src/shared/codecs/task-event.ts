@@ -2,6 +2,7 @@ import { Ajv } from 'ajv';
 import type { OutRecord } from '../kafka/types.js';
 import type { Origin } from '../messages.js';
 import type { DlqReason } from './dlq-record.js';
+import { taskIdsSchema } from './task-message.js';
 
 /**
  * The records of `taskmanager.events` (docs/contract.md §4): status events (key = taskId, header `task-id`) and
@@ -117,9 +118,7 @@ const eventSchema = {
   type: 'object',
   required: ['v', 'taskId', 'scheduleId', 'status', 'at', 'attempt', 'by'],
   properties: {
-    v: { type: 'integer', const: 1 },
-    taskId: { type: 'string', minLength: 1 },
-    scheduleId: { type: 'string', minLength: 1 },
+    ...taskIdsSchema,
     status: { type: 'string', enum: ['SCHEDULED', 'EXECUTING', 'FINISHED', 'FAILED', 'REPLAYED'] },
     at: { type: 'string' },
     attempt: { type: 'integer' },

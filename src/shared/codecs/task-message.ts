@@ -155,13 +155,18 @@ const originSchema = {
   },
 } as const;
 
+/** The fields a task message and its status events begin with. */
+export const taskIdsSchema = {
+  v: { type: 'integer', const: 1 },
+  taskId: { type: 'string', minLength: 1 },
+  scheduleId: { type: 'string', minLength: 1 },
+} as const;
+
 const taskMessageSchema: JSONSchemaType<TaskMessage> = {
   type: 'object',
   required: ['v', 'taskId', 'scheduleId', 'processor', 'scheduledFor', 'firedAt', 'scheduler'],
   properties: {
-    v: { type: 'integer', const: 1 },
-    taskId: { type: 'string', minLength: 1 },
-    scheduleId: { type: 'string', minLength: 1 },
+    ...taskIdsSchema,
     processor: { type: 'string', minLength: 1 },
     param: { type: 'string', nullable: true },
     payload: {} as JSONSchemaType<TaskMessage>['properties']['payload'],
