@@ -4,8 +4,7 @@ import { textTable } from '../shared/text-table.js';
 import type { StatusEvent } from '../shared/codecs/task-event.js';
 import type { KafkaClient } from '../shared/kafka/index.js';
 import { sendCommand } from '../shared/scheduler-command-client.js';
-import type { CommandReply, CommandType } from '../shared/codecs/scheduler-command.js';
-import type { EntryStatus } from '../shared/codecs/scheduler-command.js';
+import type { CommandReply, CommandType, EntryStatus } from '../shared/codecs/scheduler-command.js';
 
 /** What `taskscheduler trigger|pause|resume|status` print, and their exit code. */
 export interface ControlOutput {

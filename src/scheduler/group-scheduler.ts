@@ -7,7 +7,14 @@ import { compileSpec, describeSpec } from '../shared/schedule-spec.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { manualFireInstant, taskIdFor } from '../shared/codecs/task-message.js';
-import { SCHEDULER_STATE_TOPIC } from '../shared/codecs/scheduler-state.js';
+import {
+  SCHEDULER_STATE_TOPIC,
+  parseState,
+  pauseStateValue,
+  specHashOf,
+  stateKey,
+  stateRecord,
+} from '../shared/codecs/scheduler-state.js';
 import { partitionForKey } from '../shared/kafka/index.js';
 import type { GroupConsumer, InRecord, KafkaClient, PartitionBatch } from '../shared/kafka/index.js';
 import { FireLoop } from './fire-loop.js';
@@ -17,13 +24,6 @@ import { SchedulerMetrics } from './metrics.js';
 import { misfireOf, overdueOnce } from './misfire.js';
 import { PartitionOwner } from './partition-owner.js';
 import { TakeoverReads } from './takeover-reads.js';
-import {
-  parseState,
-  pauseStateValue,
-  specHashOf,
-  stateKey,
-  stateRecord,
-} from '../shared/codecs/scheduler-state.js';
 import type { EntryState } from '../shared/codecs/scheduler-state.js';
 import type { CommandOutcome, EntryStatus } from '../shared/codecs/scheduler-command.js';
 

@@ -6,9 +6,8 @@ import { RecordsDroppedError } from '../../src/shared/kafka/client.js';
 import type { KafkaClient } from '../../src/shared/kafka/index.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import { decodeTaskMessage } from '../../src/shared/codecs/task-message.js';
-import { SCHEDULER_STATE_TOPIC } from '../../src/shared/codecs/scheduler-state.js';
+import { SCHEDULER_STATE_TOPIC, parseState } from '../../src/shared/codecs/scheduler-state.js';
 import { PartitionOwner } from '../../src/scheduler/partition-owner.js';
-import { parseState } from '../../src/shared/codecs/scheduler-state.js';
 import { cronEntry } from './helpers/entries.js';
 
 type Msg = { topic: string; key: string | null; value: string | Buffer | null };
