@@ -10,7 +10,8 @@ import type { Origin } from '../messages.js';
  * byte for byte what {@link encodeTaskMessage} gives for the same task.
  */
 
-export const SCHEMA_VERSION = 1;
+/** The task message's version: its `v` field and `schema-version` header. */
+const SCHEMA_VERSION = 1;
 
 /** The scheduler group and process that fired a task. */
 export type SchedulerOrigin = Origin & { group: string };
@@ -68,13 +69,8 @@ export function taskMessageOf(
   };
 }
 
-export type Headers = RecordHeaders;
-
-export function taskHeaders(task: TaskMessage): Headers {
-  return taskHeadersOf(task.taskId, task.scheduleId, task.scheduledFor);
-}
-
-export function taskHeadersOf(taskId: string, scheduleId: string, scheduledFor: string): Headers {
+/** The headers of a task record: its ids, so a consumer can route and log it without decoding the value. */
+function taskHeadersOf(taskId: string, scheduleId: string, scheduledFor: string): RecordHeaders {
   return {
     'task-id': taskId,
     'schedule-id': scheduleId,
