@@ -131,7 +131,7 @@ readonly TASKS=taskmanager.tasks USERS=taskmanager.users
 # Throw-away groups of src/shared/kafka: follow.ts (taskmanager-follower-<uuid>) and read-to-end.ts
 # (taskmanager-reader-<uuid>); each is deleted when done.
 readonly FOLLOWER_GROUPS=taskmanager-follower- READER_GROUPS=taskmanager-reader-
-# src/consumer/dlq-commands.ts: taskmanager-dlq-replay-<task topic>.dlq
+# src/shared/dlq-replay.ts: taskmanager-dlq-replay-<task topic>.dlq
 readonly REPLAY_TXN=taskmanager-dlq-replay-
 
 # One ACL per line: principal TAB resource type TAB pattern type TAB name TAB operations (comma-separated) TAB why.

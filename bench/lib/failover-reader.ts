@@ -5,7 +5,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Consumer, Kafka } from 'kafkajs';
-import type { StatusEvent, TaskMessage } from '../../src/shared/messages.js';
+import type { StatusEvent } from '../../src/shared/codecs/task-event.js';
+import type { TaskMessage } from '../../src/shared/codecs/task-message.js';
 import { deleteGroups, whenReadable } from './kafka-bench.js';
 import { sleep } from './report.js';
 

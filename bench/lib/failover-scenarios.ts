@@ -3,7 +3,7 @@
  * ownership is settled, cause the event at a fixed phase of the second, and measure until the work the victim
  * owned flows again; then account for every task of the run.
  */
-import type { StatusEvent } from '../../src/shared/messages.js';
+import type { StatusEvent } from '../../src/shared/codecs/task-event.js';
 import type { OwnBroker } from './failover-procs.js';
 import { exitWithin } from './failover-procs.js';
 import type { Exit } from './failover-procs.js';

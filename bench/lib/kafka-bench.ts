@@ -5,8 +5,7 @@
  */
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import type { Consumer, ITopicConfig, Message, Producer } from 'kafkajs';
-import { encodeJson, taskHeaders, taskIdFor } from '../../src/shared/messages.js';
-import type { TaskMessage } from '../../src/shared/messages.js';
+import { taskMessageOf, taskRecord as taskOutRecord } from '../../src/shared/codecs/task-message.js';
 import { PLAINTEXT } from '../../src/shared/kafka/security.js';
 import type { KafkaConnection } from '../../src/shared/kafka/security.js';
 import { fixAbortedTransactionFilter } from '../../src/shared/kafka/kafkajs/fetch-fixes.js';
@@ -112,18 +111,13 @@ export async function deleteTopics(kafka: Kafka, topics: string[]): Promise<void
  * headers.
  */
 export function taskRecord(scheduleId: string, scheduledMs: number, processor: string): Message {
-  const at = new Date(scheduledMs).toISOString();
-  const task: TaskMessage = {
-    v: 1,
-    taskId: taskIdFor(scheduleId, scheduledMs),
-    scheduleId,
-    processor,
-    param: 'bench',
-    scheduledFor: at,
-    firedAt: at,
-    scheduler: { group: 'bench', host: 'bench', pid: process.pid },
-  };
-  return { key: scheduleId, value: encodeJson(task), headers: taskHeaders(task) };
+  const task = taskMessageOf({ scheduleId, processor, param: 'bench' }, scheduledMs, scheduledMs, {
+    group: 'bench',
+    host: 'bench',
+    pid: process.pid,
+  });
+  const { key, value, headers } = taskOutRecord('', task);
+  return { key, value, headers };
 }
 
 export interface ProduceStats {

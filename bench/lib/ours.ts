@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { GroupScheduler } from '../../src/scheduler/group-scheduler.js';
 import type { GroupSchedulerOptions } from '../../src/scheduler/group-scheduler.js';
 import { systemClock } from '../../src/shared/clock.js';
+import { decodeTaskMessage } from '../../src/shared/codecs/task-message.js';
 import type { ScheduleEntry } from '../../src/shared/config/schema.js';
 import type { KafkaConnection } from '../../src/shared/kafka/security.js';
 import { KafkaClient } from '../../src/shared/kafka/index.js';
@@ -84,13 +85,8 @@ export async function readPublished(kafka: KafkaClient, topic: string, group: st
   const out: Published[] = [];
   for (const r of await kafka.readToEnd(topic, 300_000)) {
     if (!r.value) continue;
-    const m = JSON.parse(r.value.toString('utf8')) as {
-      scheduleId: string;
-      scheduledFor: string;
-      firedAt: string;
-      scheduler?: { group?: string };
-    };
-    if (m.scheduler?.group !== group) continue;
+    const m = decodeTaskMessage(r.value);
+    if (m.scheduler.group !== group) continue;
     out.push({
       scheduleId: m.scheduleId,
       scheduledMs: Date.parse(m.scheduledFor),

@@ -1,5 +1,5 @@
 import type { Processor } from '../../src/processors/types.js';
-import type { TaskMessage } from '../../src/shared/messages.js';
+import type { TaskMessage } from '../../src/shared/codecs/task-message.js';
 
 export const TIMING_PROCESSOR = 'BenchTimingProcessor';
 

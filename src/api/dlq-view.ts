@@ -1,5 +1,5 @@
-import { dlqEntryOf, REPLAYED_HEADER } from '../consumer/dlq-commands.js';
-import type { DlqEntry } from '../consumer/dlq-commands.js';
+import { dlqEntryOf, REPLAYED_HEADER } from '../shared/codecs/dlq-record.js';
+import type { DlqEntry } from '../shared/codecs/dlq-record.js';
 import type { Clock } from '../shared/clock.js';
 import type { InRecord } from '../shared/kafka/index.js';
 

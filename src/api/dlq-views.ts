@@ -1,4 +1,4 @@
-import { dlqTopicOf } from '../consumer/dlq.js';
+import { dlqTopicOf } from '../shared/codecs/dlq-record.js';
 import type { Clock, TimerHandle } from '../shared/clock.js';
 import { taskTopicProblem } from '../shared/config/topic-name.js';
 import { errorMessage } from '../shared/errors.js';

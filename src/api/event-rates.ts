@@ -1,5 +1,5 @@
 import type { Clock } from '../shared/clock.js';
-import type { StatusEvent } from '../shared/messages.js';
+import type { StatusEvent } from '../shared/codecs/task-event.js';
 
 /** One second of `taskmanager.events`. */
 interface Bucket {

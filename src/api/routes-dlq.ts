@@ -1,8 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { errorMessage } from '../shared/errors.js';
 import type { KafkaClient } from '../shared/kafka/index.js';
-import { replayDlq } from '../consumer/dlq-commands.js';
-import type { ReplayOutcome, ReplaySelector } from '../consumer/dlq-commands.js';
+import { replayDlq } from '../shared/dlq-replay.js';
+import type { ReplayOutcome, ReplaySelector } from '../shared/dlq-replay.js';
 import { systemClock } from '../shared/clock.js';
 import type { Clock } from '../shared/clock.js';
 import { principalOf } from './auth/guard.js';

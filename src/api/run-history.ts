@@ -1,4 +1,4 @@
-import type { StatusEvent } from '../shared/messages.js';
+import type { StatusEvent } from '../shared/codecs/task-event.js';
 
 /** Where one run (one fire, one taskId) stands. */
 export type RunState = 'QUEUED' | 'RUNNING' | 'RETRYING' | 'FINISHED' | 'FAILED';

@@ -1,4 +1,4 @@
-import { REDACTED } from '../consumer/secrets.js';
+import { REDACTED } from '../shared/redacted.js';
 
 /** Parts of a field name, once lower-cased and stripped of `-`, `_`, `.` and spaces, that say it holds a secret. */
 const SECRET_PARTS = [

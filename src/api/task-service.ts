@@ -2,8 +2,8 @@ import { hostname } from 'node:os';
 import type { Clock } from '../shared/clock.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
-import { encodeJson, EVENTS_TOPIC } from '../shared/messages.js';
-import type { AuditAction, AuditEvent } from '../shared/messages.js';
+import { auditEventRecord } from '../shared/codecs/task-event.js';
+import type { AuditAction, AuditEvent } from '../shared/codecs/task-event.js';
 import { taskTopicProblem } from '../shared/config/topic-name.js';
 import { isCommandProcessorName } from '../processors/command-policy.js';
 import { actorOf, allows } from './auth/roles.js';
@@ -218,7 +218,7 @@ export class TaskService {
       ...(taskId === undefined ? {} : { taskId }),
     };
     await this.o.store
-      .send([{ topic: EVENTS_TOPIC, key: t.def.id, value: encodeJson(event) }])
+      .send([auditEventRecord(event)])
       .catch((err: unknown) =>
         this.o.logger.warn(`audit event ${action} of task ${t.def.id} not written: ${errorMessage(err)}`),
       );

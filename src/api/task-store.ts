@@ -1,8 +1,9 @@
 import { hostname } from 'node:os';
 import type { Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
-import { encodeJson, EVENTS_TOPIC, manualFireInstant, taskHeaders, taskIdFor } from '../shared/messages.js';
-import type { StatusEvent, TaskMessage } from '../shared/messages.js';
+import { encodeJson } from '../shared/messages.js';
+import { EVENTS_TOPIC, scheduledEvent, statusEventRecord } from '../shared/codecs/task-event.js';
+import { manualFireInstant, taskMessageOf, taskRecord } from '../shared/codecs/task-message.js';
 import { TASKS_TOPIC } from '../shared/tasks/definition.js';
 import type { TaskDefinition } from '../shared/tasks/definition.js';
 import { BASE_HEADER, OP_HEADER } from '../shared/tasks/task-log.js';
@@ -81,32 +82,17 @@ export class TaskStore {
    */
   async fireNow(def: TaskDefinition): Promise<string> {
     const nowMs = this.o.clock.now();
-    const at = new Date(manualFireInstant(nowMs)).toISOString();
-    const taskId = taskIdFor(def.id, Date.parse(at));
     const origin = { host: hostname(), pid: process.pid };
-    const task: TaskMessage = {
-      v: 1,
-      taskId,
-      scheduleId: def.id,
-      processor: def.processor,
-      ...(def.param === undefined ? {} : { param: def.param }),
-      ...(def.payload === undefined ? {} : { payload: def.payload }),
-      scheduledFor: at,
-      firedAt: new Date(nowMs).toISOString(),
-      scheduler: { ...origin, group: def.group },
-    };
-    const event: StatusEvent = {
-      v: 1,
-      taskId,
-      scheduleId: def.id,
-      status: 'SCHEDULED',
-      at: task.firedAt,
-      attempt: 0,
-      by: { ...origin, role: 'api' },
-    };
+    const task = taskMessageOf(
+      { scheduleId: def.id, processor: def.processor, param: def.param, payload: def.payload },
+      manualFireInstant(nowMs),
+      nowMs,
+      { ...origin, group: def.group },
+    );
+    const { taskId } = task;
     await this.o.store.send([
-      { topic: def.topic, key: def.id, value: encodeJson(task), headers: taskHeaders(task) },
-      { topic: EVENTS_TOPIC, key: taskId, value: encodeJson(event), headers: { 'task-id': taskId } },
+      taskRecord(def.topic, task),
+      statusEventRecord(scheduledEvent(task, task.firedAt, { ...origin, role: 'api' })),
     ]);
     return taskId;
   }

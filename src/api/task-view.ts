@@ -1,7 +1,7 @@
 import type { Logger } from '../shared/logger.js';
 import type { InRecord } from '../shared/kafka/index.js';
-import { parseStatusEvent } from '../shared/messages.js';
-import type { StatusEvent } from '../shared/messages.js';
+import { parseStatusEvent } from '../shared/codecs/task-event.js';
+import type { StatusEvent } from '../shared/codecs/task-event.js';
 import { readTaskRecord } from '../shared/tasks/definition.js';
 import type { TaskDefinition } from '../shared/tasks/definition.js';
 import { foldTaskRecord, nextKeyState } from '../shared/tasks/task-log.js';

@@ -4,7 +4,7 @@ import { AppError } from '../shared/errors.js';
 import { connectKafka, stderrWarnings } from '../shared/cli-common.js';
 import type { KafkaCliOptions } from '../shared/cli-common.js';
 import { textTable } from '../shared/text-table.js';
-import { actor } from '../scheduler/commands.js';
+import { actor } from '../shared/actor.js';
 import { checkedPassword } from './auth/passwords.js';
 import { UserStore } from './auth/user-store.js';
 import { KafkaStore } from './kafka-store.js';

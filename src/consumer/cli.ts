@@ -25,7 +25,8 @@ import { builtInProcessors, workProcessorCliOptions } from '../processors/built-
 import type { WorkProcessorOptions } from '../processors/built-in.js';
 import { SecretSource } from './secrets.js';
 import { TaskConsumer } from './task-consumer.js';
-import { formatDlq, listDlq, replayDlq } from './dlq-commands.js';
+import { formatDlq } from './dlq-commands.js';
+import { listDlq, replayDlq } from '../shared/dlq-replay.js';
 import { consumerGroupStatus } from './status-command.js';
 
 interface RunOpts extends WorkProcessorOptions {

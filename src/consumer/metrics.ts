@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram } from 'prom-client';
 import type { Registry } from 'prom-client';
-import type { DlqReason } from '../shared/messages.js';
+import type { DlqReason } from '../shared/codecs/dlq-record.js';
 import { SECONDS_BUCKETS } from '../shared/ops/registry.js';
 
 /** What the gauges read when scraped. */

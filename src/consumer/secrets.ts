@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NonRetriableError } from '../shared/errors.js';
-import type { TaskMessage } from '../shared/messages.js';
+import type { TaskMessage } from '../shared/codecs/task-message.js';
+import { REDACTED } from '../shared/redacted.js';
 
 /**
  * The only environment variables a task can read: `TASKMANAGER_SECRET_<NAME>`. Anything else in the consumer's
@@ -11,9 +12,6 @@ export const SECRET_ENV_PREFIX = 'TASKMANAGER_SECRET_';
 
 /** A name that is a file name in the secrets directory (no `/`, no leading `.`) and an environment variable suffix. */
 const SECRET_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
-
-/** What replaces a resolved secret's value in results, errors and events. */
-export const REDACTED = '[redacted]';
 
 export interface SecretSourceOptions {
   /** Where `TASKMANAGER_SECRET_<NAME>` is looked up. @default process.env */

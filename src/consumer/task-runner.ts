@@ -5,11 +5,15 @@ import { sleep } from '../shared/clock.js';
 import { linkSignals } from '../shared/abort.js';
 import { AppError, errorMessage, NonRetriableError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
-import { decodeTaskMessage, DecodeError, encodeJson, EVENTS_TOPIC } from '../shared/messages.js';
-import type { DlqReason, Origin, StatusEvent, TaskMessage, TaskStatus } from '../shared/messages.js';
+import { decodeTaskMessage, DecodeError } from '../shared/codecs/task-message.js';
+import { statusEvent, statusEventRecord } from '../shared/codecs/task-event.js';
+import type { DlqReason } from '../shared/codecs/dlq-record.js';
+import type { Origin } from '../shared/messages.js';
+import type { StatusEvent, TaskStatus } from '../shared/codecs/task-event.js';
+import type { TaskMessage } from '../shared/codecs/task-message.js';
 import type { BatchingSender, InRecord, OutRecord } from '../shared/kafka/index.js';
 import type { ProcessorRegistry } from '../processors/registry.js';
-import { dlqRecord } from './dlq.js';
+import { dlqRecord } from '../shared/codecs/dlq-record.js';
 import type { ConsumerMetrics } from './metrics.js';
 import { redactSecrets, SecretSource } from './secrets.js';
 import type { SlotLease } from './semaphore.js';
@@ -306,23 +310,10 @@ export class TaskRunner {
     rec: InRecord,
     extra: Partial<StatusEvent>,
   ): OutRecord {
-    const event: StatusEvent = {
-      v: 1,
-      taskId: ids.taskId,
-      scheduleId: ids.scheduleId,
-      status,
-      at: new Date(this.o.clock.now()).toISOString(),
-      attempt,
-      by: { ...this.o.origin, role: 'consumer' },
-      source: { topic: rec.topic, partition: rec.partition, offset: rec.offset },
-      ...extra,
-    };
-    return {
-      topic: EVENTS_TOPIC,
-      key: ids.taskId,
-      value: encodeJson(event),
-      headers: { 'task-id': ids.taskId },
-    };
+    const at = new Date(this.o.clock.now()).toISOString();
+    const source = { topic: rec.topic, partition: rec.partition, offset: rec.offset };
+    const by = { ...this.o.origin, role: 'consumer' as const };
+    return statusEventRecord(statusEvent(ids, status, at, attempt, by, { source, ...extra }));
   }
 }
 

@@ -1,7 +1,7 @@
 import { Ajv } from 'ajv';
 import type { Schema } from 'ajv';
 import { NonRetriableError } from '../shared/errors.js';
-import type { TaskMessage } from '../shared/messages.js';
+import type { TaskMessage } from '../shared/codecs/task-message.js';
 
 // strictRequired off: `anyOf: [{ required: ['subject'] }, …]` names properties declared at the top level.
 const ajv = new Ajv({ allErrors: true, strict: true, strictRequired: false, allowUnionTypes: true });

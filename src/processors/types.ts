@@ -1,5 +1,5 @@
 import type { Logger } from '../shared/logger.js';
-import type { TaskMessage } from '../shared/messages.js';
+import type { TaskMessage } from '../shared/codecs/task-message.js';
 
 /** What a processor gets besides the task. */
 export interface ProcessorContext {

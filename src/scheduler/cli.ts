@@ -22,7 +22,7 @@ import {
   stderrWarnings,
   positiveInt,
 } from '../shared/cli-common.js';
-import { CommandListener } from './commands.js';
+import { CommandListener } from './command-listener.js';
 import { runEntryCommand, runStatus } from './control-commands.js';
 import type { ControlOutput } from './control-commands.js';
 import { describeNextFires } from './next-command.js';

@@ -1,10 +1,10 @@
-import { EVENTS_TOPIC, parseStatusEvent, SCHEDULER_STATE_TOPIC } from '../shared/messages.js';
+import { EVENTS_TOPIC, parseStatusEvent } from '../shared/codecs/task-event.js';
+import { SCHEDULER_STATE_TOPIC } from '../shared/codecs/scheduler-state.js';
 import { textTable } from '../shared/text-table.js';
-import type { StatusEvent } from '../shared/messages.js';
+import type { StatusEvent } from '../shared/codecs/task-event.js';
 import type { KafkaClient } from '../shared/kafka/index.js';
-import { sendCommand } from './commands.js';
-import type { CommandReply, CommandType } from './commands.js';
-import type { EntryStatus } from './group-scheduler.js';
+import { sendCommand } from '../shared/scheduler-command-client.js';
+import type { CommandReply, CommandType, EntryStatus } from '../shared/codecs/scheduler-command.js';
 
 /** What `taskscheduler trigger|pause|resume|status` print, and their exit code. */
 export interface ControlOutput {

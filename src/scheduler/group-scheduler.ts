@@ -6,9 +6,16 @@ import type { ScheduleEntry } from '../shared/config/schema.js';
 import { nextInstants } from '../shared/schedule/compiled.js';
 import { compileSpec, describeSpec } from '../shared/schedule/spec.js';
 import { errorMessage } from '../shared/errors.js';
-import type { ErrorCode } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
-import { manualFireInstant, SCHEDULER_STATE_TOPIC, taskIdFor } from '../shared/messages.js';
+import { manualFireInstant, taskIdFor } from '../shared/codecs/task-message.js';
+import {
+  SCHEDULER_STATE_TOPIC,
+  parseState,
+  pauseStateValue,
+  specHashOf,
+  stateKey,
+  stateRecord,
+} from '../shared/codecs/scheduler-state.js';
 import { membershipProblem, partitionForKey } from '../shared/kafka/index.js';
 import type { GroupConsumer, InRecord, KafkaClient, PartitionBatch } from '../shared/kafka/index.js';
 import { FireLoop } from './fire-loop.js';
@@ -18,8 +25,8 @@ import { SchedulerMetrics } from './metrics.js';
 import { misfireOf, overdueOnce } from './misfire.js';
 import { PartitionOwner } from './partition-owner.js';
 import { TakeoverReads } from './takeover-reads.js';
-import { parseState, pauseStateValue, specHashOf, stateKey } from './state.js';
-import type { EntryState } from './state.js';
+import type { EntryState } from '../shared/codecs/scheduler-state.js';
+import type { CommandOutcome, EntryStatus } from '../shared/codecs/scheduler-command.js';
 
 /** Everything that makes an entry behave differently (its position in the file does not). */
 function fingerprintOf(e: ScheduleEntry): string {
@@ -39,31 +46,6 @@ export interface GroupSchedulerOptions {
   /** Where to register the scheduler's metrics; none are kept without it. */
   metricsRegistry?: Registry;
   onAcked?(fires: readonly Fire[], ackedAtMs: number): void;
-}
-
-/** One entry as `taskscheduler status` shows it (from its owner). */
-export interface EntryStatus {
-  id: string;
-  /** A schedule file's entry, or a task created over HTTP. */
-  source: 'file' | 'api';
-  /** The cron text, `once at …` or `every …`. */
-  spec: string;
-  timeZone: string;
-  topic: string;
-  processor: string;
-  state: 'enabled' | 'paused' | 'disabled';
-  partition: number;
-  lastFiredAt?: string;
-  nextFireTimes: string[];
-}
-
-/** What a command changed, in words for the CLI. */
-export interface CommandOutcome {
-  ok: boolean;
-  message: string;
-  /** Why it failed: NOT_FOUND (no such entry in the group), CONFLICT (another instance owns it). */
-  code?: ErrorCode;
-  taskId?: string;
 }
 
 /** After a fence, how long to wait for the rebalance that explains it before taking the partition over again. */
@@ -208,14 +190,7 @@ export class GroupScheduler {
     if (paused) this.loop.remove(id);
     await owner.publish(
       [],
-      [
-        {
-          topic: SCHEDULER_STATE_TOPIC,
-          key: stateKey(this.o.group, id),
-          value: pauseStateValue(e, last, paused, now, by),
-          partition: this.partitionOf(id),
-        },
-      ],
+      [stateRecord(this.o.group, id, this.partitionOf(id), pauseStateValue(e, last, paused, now, by))],
     );
     this.lastFired.set(id, { lastFiredMs: last, specHash: specHashOf(e), paused });
     if (!paused) this.loop.add(e, now);

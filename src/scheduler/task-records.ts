@@ -1,24 +1,23 @@
 import type { ScheduleEntry } from '../shared/config/schema.js';
-import { EVENTS_TOPIC, SCHEDULER_STATE_TOPIC, SCHEMA_VERSION, taskHeadersOf } from '../shared/messages.js';
-import type { Origin } from '../shared/messages.js';
+import { fastTaskValue, preEncodeTask, taskRecordOf } from '../shared/codecs/task-message.js';
+import type { PreEncodedTask, SchedulerOrigin } from '../shared/codecs/task-message.js';
+import { fastScheduledValue, statusRecordOf } from '../shared/codecs/task-event.js';
+import { fastStateValue, specHashOf, stateRecord } from '../shared/codecs/scheduler-state.js';
 import type { OutRecord } from '../shared/kafka/index.js';
 import type { Fire } from './fire-loop.js';
-import { specHashOf, stateKey } from './state.js';
 
 /** What never changes between two fires of one entry, serialized once. */
 interface EntryParts {
-  /** `"scheduleId":…,"processor":…` plus param and payload when set. */
-  middle: string;
-  idJson: string;
+  task: PreEncodedTask;
   specHash: string;
-  stateKey: string;
 }
 
 /**
  * Builds the records of a batch of fires (docs/messages-and-topics.md#task-message): per fire the task message (key = schedule Id) and its
- * SCHEDULED event (key = taskId), and per entry one state record for its latest fire (manual fires move no state). This runs on the firing
- * path for every fire, so the parts of an entry's JSON that never change are serialized once per entry and the
- * rest is concatenated; the result is byte for byte what `JSON.stringify` gives for the same objects.
+ * SCHEDULED event (key = taskId), and per entry one state record for its latest fire (manual fires move no state).
+ * This runs on the firing path for every fire, so it uses the codecs' fast paths: the parts of an entry's JSON that
+ * never change are serialized once per entry and the rest is concatenated; the result is byte for byte what the
+ * codecs' typed encoders give for the same fire (test/unit/codecs.test.ts).
  */
 export class FireEncoder {
   private readonly parts = new WeakMap<ScheduleEntry, EntryParts>();
@@ -29,7 +28,7 @@ export class FireEncoder {
   constructor(
     private readonly group: string,
     private readonly partition: number,
-    scheduler: Origin & { group: string },
+    scheduler: SchedulerOrigin,
   ) {
     this.schedulerJson = JSON.stringify(scheduler);
     this.byJson = JSON.stringify({ ...scheduler, role: 'scheduler' });
@@ -40,40 +39,25 @@ export class FireEncoder {
     const out: OutRecord[] = [];
     const latest = new Map<ScheduleEntry, Fire>();
     for (const fire of fires) {
-      const p = this.partsOf(fire.entry);
+      const { task } = this.partsOf(fire.entry);
       const scheduledFor = this.isoOf(fire.scheduledFor);
       const taskId = `${fire.entry.id}@${scheduledFor}`;
       const taskIdJson = JSON.stringify(taskId);
       out.push(
-        {
-          topic: fire.entry.topic,
-          key: fire.entry.id,
-          value:
-            `{"v":${SCHEMA_VERSION},"taskId":${taskIdJson},${p.middle},"scheduledFor":"${scheduledFor}",` +
-            `"firedAt":"${firedAt}","scheduler":${this.schedulerJson}}`,
-          headers: taskHeadersOf(taskId, fire.entry.id, scheduledFor),
-        },
-        {
-          topic: EVENTS_TOPIC,
-          key: taskId,
-          value:
-            `{"v":1,"taskId":${taskIdJson},"scheduleId":${p.idJson},"status":"SCHEDULED","at":"${firedAt}",` +
-            `"attempt":0,"by":${this.byJson}}`,
-          headers: { 'task-id': taskId },
-        },
+        taskRecordOf(
+          fire.entry.topic,
+          { taskId, scheduleId: fire.entry.id, scheduledFor },
+          fastTaskValue(task, taskIdJson, scheduledFor, firedAt, this.schedulerJson),
+        ),
+        statusRecordOf(taskId, fastScheduledValue(taskIdJson, task.idJson, firedAt, this.byJson)),
       );
       if (fire.manual) continue;
       const prev = latest.get(fire.entry);
       if (!prev || prev.scheduledFor < fire.scheduledFor) latest.set(fire.entry, fire);
     }
     for (const [entry, f] of latest) {
-      const p = this.partsOf(entry);
-      out.push({
-        topic: SCHEDULER_STATE_TOPIC,
-        key: p.stateKey,
-        value: `{"v":1,"lastFiredAt":"${this.isoOf(f.scheduledFor)}","specHash":"${p.specHash}","updatedAt":"${firedAt}"}`,
-        partition: this.partition,
-      });
+      const value = fastStateValue(this.isoOf(f.scheduledFor), this.partsOf(entry).specHash, firedAt);
+      out.push(stateRecord(this.group, entry.id, this.partition, value));
     }
     return out;
   }
@@ -81,17 +65,9 @@ export class FireEncoder {
   private partsOf(e: ScheduleEntry): EntryParts {
     let p = this.parts.get(e);
     if (!p) {
-      const idJson = JSON.stringify(e.id);
-      const rest = JSON.stringify({
-        processor: e.processor,
-        ...(e.param === undefined ? {} : { param: e.param }),
-        ...(e.payload === undefined ? {} : { payload: e.payload }),
-      });
       p = {
-        middle: `"scheduleId":${idJson},${rest.slice(1, -1)}`,
-        idJson,
+        task: preEncodeTask({ scheduleId: e.id, processor: e.processor, param: e.param, payload: e.payload }),
         specHash: specHashOf(e),
-        stateKey: stateKey(this.group, e.id),
       };
       this.parts.set(e, p);
     }

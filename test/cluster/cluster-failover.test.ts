@@ -9,7 +9,8 @@ import { killAll, startCli } from '../integration/helpers/processes.js';
 import type { RunningCli } from '../integration/helpers/processes.js';
 import { groupScheduleFile, iso, second } from '../integration/helpers/scheduler-group.js';
 import { waitFor } from '../integration/helpers/wait-for.js';
-import type { StatusEvent, TaskMessage } from '../../src/shared/messages.js';
+import type { StatusEvent } from '../../src/shared/codecs/task-event.js';
+import type { TaskMessage } from '../../src/shared/codecs/task-message.js';
 
 /*
  * A real 3-node KRaft cluster (scripts/kafka-local --nodes 3, broker.session.timeout.ms=4000) under a steady load of

@@ -8,7 +8,7 @@ import { killAll, ROOT, runCli, startCli } from './helpers/processes.js';
 import type { RunningCli } from './helpers/processes.js';
 import { countBy, EVENTS, eventsOf, publishTasks, taskMessage } from './helpers/tasks.js';
 import { waitFor } from './helpers/wait-for.js';
-import type { TaskMessage } from '../../src/shared/messages.js';
+import type { TaskMessage } from '../../src/shared/codecs/task-message.js';
 
 const FIXTURES = resolve(ROOT, 'test/fixtures/test-processors.js');
 

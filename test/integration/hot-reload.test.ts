@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { brokers, uniqueName, useTaskTopic } from './helpers/kafka.js';
 import { killAll, startCli } from './helpers/processes.js';
 import { waitFor } from './helpers/wait-for.js';
-import type { TaskMessage } from '../../src/shared/messages.js';
+import type { TaskMessage } from '../../src/shared/codecs/task-message.js';
 
 describe('when the schedule file is edited while taskscheduler runs', () => {
   const fx = useTaskTopic({ beforeEach, afterEach, killAll });

@@ -7,7 +7,8 @@ import { killAll, ROOT, startCli } from './helpers/processes.js';
 import type { RunningCli } from './helpers/processes.js';
 import { countBy, EVENTS, eventsOf, publishTasks, taskMessage } from './helpers/tasks.js';
 import { waitFor } from './helpers/wait-for.js';
-import type { StatusEvent, TaskMessage } from '../../src/shared/messages.js';
+import type { StatusEvent } from '../../src/shared/codecs/task-event.js';
+import type { TaskMessage } from '../../src/shared/codecs/task-message.js';
 
 /**
  * The old tool's file with its Ids prefixed and its topic renamed, so parallel runs do not see each other;

@@ -7,7 +7,7 @@ import { health, opsUrl, scrape, total } from './helpers/metrics.js';
 import { killAll, runCli, startCli } from './helpers/processes.js';
 import type { RunningCli } from './helpers/processes.js';
 import { waitFor } from './helpers/wait-for.js';
-import type { TaskMessage } from '../../src/shared/messages.js';
+import type { TaskMessage } from '../../src/shared/codecs/task-message.js';
 
 interface StatusJson {
   instances: Array<{ pid: number; partitions: number[] }>;

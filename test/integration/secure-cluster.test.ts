@@ -1,8 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { USERS_TOPIC } from '../../src/api/auth/user-view.js';
-import { COMMANDS_TOPIC, SCHEDULER_STATE_TOPIC } from '../../src/shared/messages.js';
-import type { StatusEvent, TaskMessage } from '../../src/shared/messages.js';
+import { COMMANDS_TOPIC } from '../../src/shared/codecs/scheduler-command.js';
+import { SCHEDULER_STATE_TOPIC } from '../../src/shared/codecs/scheduler-state.js';
+import type { StatusEvent } from '../../src/shared/codecs/task-event.js';
+import type { TaskMessage } from '../../src/shared/codecs/task-message.js';
 import { TASKS_TOPIC } from '../../src/shared/tasks/definition.js';
 import { startApi, TEST_ADMIN } from './helpers/api.js';
 import { TopicReader, uniqueName } from './helpers/kafka.js';

@@ -10,7 +10,7 @@ import { opsUrl, scrape, total } from './helpers/metrics.js';
 import { killAll, ROOT, startCli } from './helpers/processes.js';
 import { publishTasks, taskMessage } from './helpers/tasks.js';
 import { waitFor } from './helpers/wait-for.js';
-import type { TaskMessage } from '../../src/shared/messages.js';
+import type { TaskMessage } from '../../src/shared/codecs/task-message.js';
 
 const run = promisify(execFile);
 const TASKS = 'taskmanager.tasks';

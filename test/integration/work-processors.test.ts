@@ -13,7 +13,7 @@ import { killAll, ROOT, startCli } from './helpers/processes.js';
 import type { RunningCli } from './helpers/processes.js';
 import { EVENTS, publishTasks, taskMessage } from './helpers/tasks.js';
 import { waitFor } from './helpers/wait-for.js';
-import type { StatusEvent } from '../../src/shared/messages.js';
+import type { StatusEvent } from '../../src/shared/codecs/task-event.js';
 
 /** A task topic with its DLQ, a reader of both and of the events, and a consumer of it with the given flags. */
 function useConsumerFixture() {

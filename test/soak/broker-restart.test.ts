@@ -15,7 +15,7 @@ import { health, opsUrl } from '../integration/helpers/metrics.js';
 import { killAll, ROOT, startCli } from '../integration/helpers/processes.js';
 import { countBy, EVENTS, eventsOf } from '../integration/helpers/tasks.js';
 import { waitFor } from '../integration/helpers/wait-for.js';
-import type { TaskMessage } from '../../src/shared/messages.js';
+import type { TaskMessage } from '../../src/shared/codecs/task-message.js';
 
 const kafkaLocal = (cmd: string): void => {
   execFileSync('bash', [join(ROOT, 'scripts/kafka-local'), cmd], { cwd: ROOT, stdio: 'inherit' });

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { produce } from '../integration/helpers/kafka.js';
 import { groupScheduleFile, iso, second, useSchedulerGroup } from '../integration/helpers/scheduler-group.js';
 import { waitFor } from '../integration/helpers/wait-for.js';
-import { SCHEDULER_STATE_TOPIC } from '../../src/shared/messages.js';
+import { encodeState, SCHEDULER_STATE_TOPIC } from '../../src/shared/codecs/scheduler-state.js';
 
 describe('a scheduler group at volume', () => {
   const sg = useSchedulerGroup();
@@ -46,7 +46,7 @@ describe('a scheduler group at volume', () => {
       const old = Date.parse('2020-01-01T00:00:00Z');
       const filler = Array.from({ length: 12_000 }, (_, i) => ({
         key: `${sg.group}/e0`,
-        value: JSON.stringify({
+        value: encodeState({
           v: 1,
           lastFiredAt: iso(old + i * 1000),
           specHash: 'filler',
@@ -67,7 +67,7 @@ describe('a scheduler group at volume', () => {
       // taken away never finished, and every later assignment of that instance waited behind it.
       const filler = Array.from({ length: 150_000 }, (_, i) => ({
         key: `${sg.group}/filler-${i}`,
-        value: JSON.stringify({
+        value: encodeState({
           v: 1,
           lastFiredAt: iso(0),
           specHash: 'filler'.padEnd(60, '-'),

@@ -5,7 +5,7 @@ import { AddressGuard, isInternalAddress } from '../../src/processors/address-gu
 import { webhookProcessor } from '../../src/processors/webhook-processor.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import type { Logger } from '../../src/shared/logger.js';
-import type { TaskMessage } from '../../src/shared/messages.js';
+import type { TaskMessage } from '../../src/shared/codecs/task-message.js';
 
 const task = (payload: unknown): TaskMessage => ({
   v: 1,

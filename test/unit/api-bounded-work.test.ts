@@ -1,9 +1,14 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Role } from '../../src/api/auth/roles.js';
-import { dlqRecord } from '../../src/consumer/dlq.js';
-import type { EntryStatus } from '../../src/scheduler/group-scheduler.js';
+import { dlqRecord } from '../../src/shared/codecs/dlq-record.js';
+import {
+  COMMANDS_TOPIC,
+  decodeCommandsRecord,
+  replyRecords,
+} from '../../src/shared/codecs/scheduler-command.js';
+import type { CommandReply, EntryStatus } from '../../src/shared/codecs/scheduler-command.js';
 import type { InRecord } from '../../src/shared/kafka/index.js';
-import { COMMANDS_TOPIC, SCHEDULER_STATE_TOPIC } from '../../src/shared/messages.js';
+import { SCHEDULER_STATE_TOPIC } from '../../src/shared/codecs/scheduler-state.js';
 import { TASKS_TOPIC } from '../../src/shared/tasks/definition.js';
 import { apiApp } from './helpers/api-app.js';
 import type { ApiApp } from './helpers/api-app.js';
@@ -189,10 +194,11 @@ function fakeScheduler(kafka: MemoryKafka, group: string, entries: EntryStatus[]
   let asked = 0;
   const producer = kafka.producer();
   void kafka.follow(COMMANDS_TOPIC, (r) => {
-    const c = JSON.parse(r.value!.toString()) as { kind: string; type: string; id: string; group: string };
-    if (c.kind !== 'command' || c.group !== group) return;
+    const read = decodeCommandsRecord(r.value);
+    if (read.kind !== 'command' || read.command.group !== group) return;
+    const c = read.command;
     if (c.type === 'status') asked++;
-    const reply = {
+    const reply: CommandReply = {
       v: 1,
       kind: 'reply',
       replyTo: c.id,
@@ -203,7 +209,8 @@ function fakeScheduler(kafka: MemoryKafka, group: string, entries: EntryStatus[]
       partitions: [0],
       ...(c.type === 'status' ? { entries } : {}),
     };
-    void producer.send([{ topic: COMMANDS_TOPIC, key: group, value: JSON.stringify(reply) }]);
+    // One record whatever its size, as before replies came in parts: the client must take it whole.
+    void producer.send(replyRecords(reply, Infinity));
   });
   return { statusAsked: () => asked };
 }

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { commandProcessor } from '../../src/processors/command-processor.js';
 import type { CommandOptions } from '../../src/processors/command-processor.js';
 import { silentLogger } from '../../src/shared/logger.js';
-import type { TaskMessage } from '../../src/shared/messages.js';
+import type { TaskMessage } from '../../src/shared/codecs/task-message.js';
 
 const task = (payload: unknown): TaskMessage => ({
   v: 1,

@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ReplyJoiner, replyParts } from '../../src/scheduler/commands.js';
-import type { CommandReply } from '../../src/scheduler/commands.js';
-import type { EntryStatus } from '../../src/scheduler/group-scheduler.js';
+import { ReplyJoiner, replyParts } from '../../src/shared/codecs/scheduler-command.js';
+import type { CommandReply, EntryStatus } from '../../src/shared/codecs/scheduler-command.js';
 
 function entry(i: number): EntryStatus {
   return {

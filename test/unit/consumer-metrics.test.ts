@@ -9,7 +9,7 @@ import { BatchingSender } from '../../src/shared/kafka/index.js';
 import type { InRecord, OutRecord, PartitionBatch } from '../../src/shared/kafka/index.js';
 import type { KafkaProducer } from '../../src/shared/kafka/client.js';
 import { silentLogger } from '../../src/shared/logger.js';
-import { encodeJson } from '../../src/shared/messages.js';
+import { encodeTaskMessage, taskMessageOf } from '../../src/shared/codecs/task-message.js';
 import { FakeClock } from './helpers/fake-clock.js';
 
 const TOPIC = 'tasks';
@@ -51,18 +51,14 @@ function record(offset: number, value: Buffer): InRecord {
 }
 
 function task(offset: number): InRecord {
-  const at = new Date(Date.parse('2026-11-25T08:00:00Z') + offset * 1000).toISOString();
+  const ms = Date.parse('2026-11-25T08:00:00Z') + offset * 1000;
   return record(
     offset,
-    encodeJson({
-      v: 1,
-      taskId: `s@${at}`,
-      scheduleId: 's',
-      processor: 'Noop',
-      scheduledFor: at,
-      firedAt: at,
-      scheduler: { group: 'g', host: 'h', pid: 1 },
-    }),
+    Buffer.from(
+      encodeTaskMessage(
+        taskMessageOf({ scheduleId: 's', processor: 'Noop' }, ms, ms, { group: 'g', host: 'h', pid: 1 }),
+      ),
+    ),
   );
 }
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ContiguousOffsets } from '../../src/consumer/contiguous-offsets.js';
-import { dlqRecord } from '../../src/consumer/dlq.js';
-import { decodeTaskMessage, taskIdFor } from '../../src/shared/messages.js';
+import { dlqRecord } from '../../src/shared/codecs/dlq-record.js';
+import { decodeTaskMessage, taskIdFor } from '../../src/shared/codecs/task-message.js';
 
 describe('contiguous offsets', () => {
   describe('when records finish out of order', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { inWords } from '../../src/api/cluster-status.js';
 import { EventRates } from '../../src/api/event-rates.js';
-import type { StatusEvent } from '../../src/shared/messages.js';
+import type { StatusEvent } from '../../src/shared/codecs/task-event.js';
 import { FakeClock } from './helpers/fake-clock.js';
 
 const T0 = Date.parse('2026-11-25T10:00:00.000Z');

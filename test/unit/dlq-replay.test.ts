@@ -2,8 +2,8 @@ import Fastify from 'fastify';
 import { describe, expect, it } from 'vitest';
 import '../../src/api/auth/guard.js';
 import { registerDlqRoutes } from '../../src/api/routes-dlq.js';
-import { listDlq, replayDlq } from '../../src/consumer/dlq-commands.js';
-import { dlqRecord } from '../../src/consumer/dlq.js';
+import { listDlq, replayDlq } from '../../src/shared/dlq-replay.js';
+import { dlqRecord } from '../../src/shared/codecs/dlq-record.js';
 import type { InRecord, KafkaClient, OutRecord } from '../../src/shared/kafka/index.js';
 
 /** Topics in memory, as much of a KafkaClient as a replay uses: list topics, read one to its end, write in a transaction. */

@@ -11,8 +11,8 @@ import { BatchingSender } from '../../src/shared/kafka/index.js';
 import type { InRecord, OutRecord } from '../../src/shared/kafka/index.js';
 import type { KafkaProducer } from '../../src/shared/kafka/client.js';
 import { silentLogger } from '../../src/shared/logger.js';
-import { encodeJson } from '../../src/shared/messages.js';
-import type { TaskMessage } from '../../src/shared/messages.js';
+import { encodeTaskMessage } from '../../src/shared/codecs/task-message.js';
+import type { TaskMessage } from '../../src/shared/codecs/task-message.js';
 
 const TOKEN = 'tk-7f3a9c-very-secret';
 const HOOK = 'https://hooks.example.com/services/T000/B000/XyZsecretpath';
@@ -73,7 +73,7 @@ async function run(
     partition: 0,
     offset: '7',
     key: Buffer.from('hook'),
-    value: encodeJson(task),
+    value: Buffer.from(encodeTaskMessage(task)),
     headers: { 'task-id': task.taskId },
     timestamp: '0',
   };

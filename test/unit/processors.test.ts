@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ProcessorRegistry, lastSegment } from '../../src/processors/registry.js';
 import { sleepProcessor } from '../../src/processors/sleep-processor.js';
 import { silentLogger } from '../../src/shared/logger.js';
-import type { TaskMessage } from '../../src/shared/messages.js';
+import type { TaskMessage } from '../../src/shared/codecs/task-message.js';
 
 const task = (payload: unknown): TaskMessage => ({
   v: 1,

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/shared/logger.js';
 import type { InRecord } from '../../src/shared/kafka/index.js';
-import type { StatusEvent } from '../../src/shared/messages.js';
+import type { StatusEvent } from '../../src/shared/codecs/task-event.js';
 import { parseDefinition } from '../../src/shared/tasks/definition.js';
 import type { TaskDefinition } from '../../src/shared/tasks/definition.js';
 import {

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { ScheduleEntry } from '../../src/shared/config/schema.js';
-import { decodeTaskMessage, EVENTS_TOPIC, SCHEDULER_STATE_TOPIC } from '../../src/shared/messages.js';
+import { decodeTaskMessage } from '../../src/shared/codecs/task-message.js';
+import { EVENTS_TOPIC } from '../../src/shared/codecs/task-event.js';
+import { SCHEDULER_STATE_TOPIC, parseState, specHash } from '../../src/shared/codecs/scheduler-state.js';
 import { FireEncoder } from '../../src/scheduler/task-records.js';
-import { parseState, specHash } from '../../src/scheduler/state.js';
 
 const entry = (over: Partial<ScheduleEntry> = {}): ScheduleEntry => ({
   id: 'invoice "daily" ü',

@@ -5,9 +5,9 @@ import { partitionForKey, KafkaProducer, TransactionInDoubtError } from '../../s
 import { RecordsDroppedError } from '../../src/shared/kafka/client.js';
 import type { KafkaClient } from '../../src/shared/kafka/index.js';
 import { silentLogger } from '../../src/shared/logger.js';
-import { decodeTaskMessage, SCHEDULER_STATE_TOPIC } from '../../src/shared/messages.js';
+import { decodeTaskMessage } from '../../src/shared/codecs/task-message.js';
+import { SCHEDULER_STATE_TOPIC, parseState } from '../../src/shared/codecs/scheduler-state.js';
 import { PartitionOwner } from '../../src/scheduler/partition-owner.js';
-import { parseState } from '../../src/scheduler/state.js';
 import { cronEntry } from './helpers/entries.js';
 
 type Msg = { topic: string; key: string | null; value: string | Buffer | null };

@@ -4,7 +4,9 @@ import { Kafka, logLevel } from 'kafkajs';
 import { whenReadable } from '../../../bench/lib/kafka-bench.js';
 import type { TestProject } from 'vitest/node';
 import { USERS_TOPIC } from '../../../src/api/auth/user-view.js';
-import { COMMANDS_TOPIC, EVENTS_TOPIC, SCHEDULER_STATE_TOPIC } from '../../../src/shared/messages.js';
+import { COMMANDS_TOPIC } from '../../../src/shared/codecs/scheduler-command.js';
+import { EVENTS_TOPIC } from '../../../src/shared/codecs/task-event.js';
+import { SCHEDULER_STATE_TOPIC } from '../../../src/shared/codecs/scheduler-state.js';
 import { TASKS_TOPIC } from '../../../src/shared/tasks/definition.js';
 
 const ROOT = resolve(import.meta.dirname, '../../..');

@@ -6,7 +6,8 @@ import { brokers, createTopics, deleteTopics, TopicReader, uniqueName } from './
 import { killAll, startCli } from './processes.js';
 import type { RunningCli } from './processes.js';
 import { waitFor } from './wait-for.js';
-import type { TaskMessage } from '../../../src/shared/messages.js';
+import { decodeTaskMessage } from '../../../src/shared/codecs/task-message.js';
+import type { TaskMessage } from '../../../src/shared/codecs/task-message.js';
 
 export interface Entry {
   Id: string;
@@ -58,7 +59,10 @@ export function useSchedulerGroup() {
     }));
   const scheduler = (file: string): RunningCli =>
     startCli('taskscheduler', ['-b', brokers(), '-s', file, '--group', s.group]);
-  const tasks = (): TaskMessage[] => reader().values<TaskMessage>(s.topic);
+  const tasks = (): TaskMessage[] =>
+    reader().records.flatMap((r) =>
+      r.topic === s.topic && r.value !== null ? [decodeTaskMessage(Buffer.from(r.value))] : [],
+    );
   const firedBy = (pid: number): number => tasks().filter((t) => t.scheduler.pid === pid).length;
   /**
    * The last full second (300 ms ago at least) when every one of `count` entries fired once, and each pid fired

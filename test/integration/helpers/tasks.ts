@@ -3,7 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { produce } from './kafka.js';
 import type { TopicReader } from './kafka.js';
-import type { StatusEvent, TaskMessage } from '../../../src/shared/messages.js';
+import { parseStatusEvent } from '../../../src/shared/codecs/task-event.js';
+import type { StatusEvent } from '../../../src/shared/codecs/task-event.js';
+import { taskMessageOf, taskRecord } from '../../../src/shared/codecs/task-message.js';
+import type { TaskMessage } from '../../../src/shared/codecs/task-message.js';
 
 export const EVENTS = 'taskmanager.events';
 
@@ -14,36 +17,26 @@ export function taskMessage(
   payload?: unknown,
   atMs = Date.now(),
 ): TaskMessage {
-  const at = new Date(atMs).toISOString();
-  return {
-    v: 1,
-    taskId: `${scheduleId}@${at}`,
-    scheduleId,
-    processor,
-    ...(payload === undefined ? {} : { payload }),
-    scheduledFor: at,
-    firedAt: at,
-    scheduler: { group: 'tests', host: 'test', pid: process.pid },
-  };
+  return taskMessageOf({ scheduleId, processor, payload }, atMs, atMs, {
+    group: 'tests',
+    host: 'test',
+    pid: process.pid,
+  });
 }
 
 export async function publishTasks(topic: string, tasks: TaskMessage[]): Promise<void> {
   await produce(
     topic,
-    tasks.map((t) => ({
-      key: t.scheduleId,
-      value: JSON.stringify(t),
-      headers: { 'task-id': t.taskId, 'schedule-id': t.scheduleId, 'content-type': 'application/json' },
-    })),
+    tasks.map((t) => taskRecord(topic, t)),
   );
 }
 
 /** Status events whose taskId starts with the prefix (tests use a random prefix). */
 export function eventsOf(reader: TopicReader, prefix: string): StatusEvent[] {
-  return reader.values<StatusEvent>(
-    EVENTS,
-    (e) => typeof e.taskId === 'string' && e.taskId.startsWith(prefix),
-  );
+  return reader.records.flatMap((r) => {
+    const e = r.topic === EVENTS && r.value !== null ? parseStatusEvent(Buffer.from(r.value)) : undefined;
+    return e?.taskId.startsWith(prefix) ? [e] : [];
+  });
 }
 
 /** How many events of a status each taskId has. */

@@ -1,7 +1,16 @@
 import { createHash } from 'node:crypto';
 import { Ajv } from 'ajv';
 import type { JSONSchemaType } from 'ajv';
-import type { ScheduleEntry } from '../shared/config/schema.js';
+import type { ScheduleEntry } from '../config/schema.js';
+import type { OutRecord } from '../kafka/types.js';
+
+/**
+ * The records of `taskmanager.scheduler-state` (docs/contract.md §4): per scheduler group and entry, the last
+ * instant fired, whether it is paused, and a hash of its definition. The scheduler's fast path,
+ * {@link fastStateValue}, gives byte for byte what {@link encodeState} gives for the same fields.
+ */
+
+export const SCHEDULER_STATE_TOPIC = 'taskmanager.scheduler-state';
 
 /** The value of a `taskmanager.scheduler-state` record, key `<group>/<schedule Id>`. */
 export interface StateRecord {
@@ -79,6 +88,34 @@ export function parseState(value: Buffer | null): EntryState | undefined {
   }
 }
 
+/** The typed encoder. */
+export function encodeState(value: StateRecord): string {
+  return JSON.stringify(value);
+}
+
+/** The state record of entry `e` after a fire of `lastFiredMs` (no pause fields). */
+export function firedState(e: ScheduleEntry, lastFiredMs: number, updatedMs: number): StateRecord {
+  return {
+    v: 1,
+    lastFiredAt: new Date(lastFiredMs).toISOString(),
+    specHash: specHashOf(e),
+    updatedAt: new Date(updatedMs).toISOString(),
+  };
+}
+
+/** A state record of entry `id` of `group`, on the state partition its key maps to (`partition`). */
+export function stateRecord(group: string, id: string, partition: number, value: string): OutRecord {
+  return { topic: SCHEDULER_STATE_TOPIC, key: stateKey(group, id), value, partition };
+}
+
+/**
+ * The fast path of {@link encodeState} for {@link firedState}: the same bytes. `lastFiredAt` and `updatedAt` are
+ * `Date#toISOString` texts, `specHash` a hex string (nothing in them needs escaping).
+ */
+export function fastStateValue(lastFiredAt: string, specHash: string, updatedAt: string): string {
+  return `{"v":1,"lastFiredAt":"${lastFiredAt}","specHash":"${specHash}","updatedAt":"${updatedAt}"}`;
+}
+
 /** The state record that pauses or resumes an entry (written by its owner, in a transaction). */
 export function pauseStateValue(
   e: ScheduleEntry,
@@ -87,13 +124,5 @@ export function pauseStateValue(
   nowMs: number,
   changedBy: string,
 ): string {
-  const value: StateRecord = {
-    v: 1,
-    lastFiredAt: new Date(lastFiredMs).toISOString(),
-    specHash: specHashOf(e),
-    updatedAt: new Date(nowMs).toISOString(),
-    paused,
-    changedBy,
-  };
-  return JSON.stringify(value);
+  return encodeState({ ...firedState(e, lastFiredMs, nowMs), paused, changedBy });
 }

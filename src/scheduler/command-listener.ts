@@ -1,0 +1,88 @@
+import { hostname } from 'node:os';
+import { errorMessage } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
+import { COMMANDS_TOPIC, decodeCommandsRecord, replyRecords } from '../shared/codecs/scheduler-command.js';
+import type { CommandReply, SchedulerCommand } from '../shared/codecs/scheduler-command.js';
+import type { Follower, InRecord, KafkaClient, KafkaProducer } from '../shared/kafka/index.js';
+import type { GroupScheduler } from './group-scheduler.js';
+
+/**
+ * Runs in every `taskscheduler`: follows `taskmanager.commands` and answers the commands of its group that are
+ * its to answer: trigger, pause and resume by the owner of the entry's state partition, status by everyone.
+ */
+export class CommandListener {
+  private follower: Follower | undefined;
+  private readonly producer: KafkaProducer;
+  private readonly from = { host: hostname(), pid: process.pid };
+
+  constructor(
+    private readonly kafka: KafkaClient,
+    private readonly scheduler: GroupScheduler,
+    private readonly logger: Logger,
+  ) {
+    this.producer = kafka.producer({ idempotent: true });
+  }
+
+  async start(): Promise<void> {
+    await this.producer.connect();
+    this.follower = await this.kafka.follow(COMMANDS_TOPIC, (r) => {
+      void this.handle(r).catch((err: unknown) =>
+        this.logger.error(
+          `command at ${COMMANDS_TOPIC}/${r.partition}@${r.offset} failed: ${errorMessage(err)}`,
+        ),
+      );
+    });
+  }
+
+  async stop(): Promise<void> {
+    await this.follower?.stop();
+    await this.producer.disconnect().catch(() => undefined);
+  }
+
+  private async handle(r: InRecord): Promise<void> {
+    const read = decodeCommandsRecord(r.value);
+    if (read.kind === 'reply' || read.kind === 'stray-reply') return;
+    if (read.kind === 'invalid') {
+      this.logger.warn(
+        `ignoring record ${COMMANDS_TOPIC}/${r.partition}@${r.offset}: not a command (${read.why})`,
+      );
+      return;
+    }
+    const data = read.command;
+    if (data.group !== this.scheduler.group) return;
+    const answer = await this.answer(data);
+    if (!answer) return;
+    const reply: CommandReply = {
+      v: 1,
+      kind: 'reply',
+      replyTo: data.id,
+      group: data.group,
+      from: this.from,
+      ...answer,
+    };
+    // One request per part: a record batch (not only a record) must stay under the broker's size limit.
+    for (const part of replyRecords(reply)) await this.producer.send([part]);
+  }
+
+  /** The answer, or undefined when another instance answers. */
+  private async answer(
+    c: SchedulerCommand,
+  ): Promise<Omit<CommandReply, 'v' | 'kind' | 'replyTo' | 'group' | 'from'> | undefined> {
+    if (c.type === 'status') {
+      const r = this.scheduler.readiness();
+      const entries = this.scheduler.status(c.scheduleIds);
+      return { ok: r.ready, message: r.reason, partitions: r.active, entries };
+    }
+    const id = c.scheduleIds?.[0];
+    if (id === undefined || c.scheduleIds?.length !== 1)
+      return { ok: false, message: `${c.type} needs one schedule Id` };
+    if (!this.scheduler.answersFor(id)) return undefined;
+    this.logger.info(`command ${c.type} ${id} from ${c.by}`, { commandId: c.id });
+    try {
+      if (c.type === 'trigger') return await this.scheduler.trigger(id);
+      return await this.scheduler.setPaused(id, c.type === 'pause', c.by);
+    } catch (err) {
+      return { ok: false, message: `${c.type} ${id} failed: ${errorMessage(err)}` };
+    }
+  }
+}

@@ -1,0 +1,202 @@
+import { Ajv } from 'ajv';
+import type { JSONSchemaType } from 'ajv';
+import type { ErrorCode } from '../errors.js';
+import type { OutRecord } from '../kafka/types.js';
+
+/**
+ * The records of `taskmanager.commands` (docs/contract.md §4, key = scheduler group): the requests that
+ * `taskscheduler trigger|pause|resume|status` and taskapi send to a scheduler group, and the instances' replies
+ * (a reply too large for one record comes in parts).
+ */
+
+export const COMMANDS_TOPIC = 'taskmanager.commands';
+
+export type CommandType = 'trigger' | 'pause' | 'resume' | 'status';
+
+/** A request on `taskmanager.commands` (key = group), answered by the instances of that scheduler group. */
+export interface SchedulerCommand {
+  v: 1;
+  kind: 'command';
+  id: string;
+  type: CommandType;
+  group: string;
+  /** trigger, pause, resume: the entry; status: only these entries (all when absent). */
+  scheduleIds?: string[];
+  /** `user@host` of whoever sent it. */
+  by: string;
+  at: string;
+}
+
+/** One entry as `taskscheduler status` shows it (from its owner). */
+export interface EntryStatus {
+  id: string;
+  /** A schedule file's entry, or a task created over HTTP. */
+  source: 'file' | 'api';
+  /** The cron text, `once at …` or `every …`. */
+  spec: string;
+  timeZone: string;
+  topic: string;
+  processor: string;
+  state: 'enabled' | 'paused' | 'disabled';
+  partition: number;
+  lastFiredAt?: string;
+  nextFireTimes: string[];
+}
+
+/** What a command changed, in words for the CLI. */
+export interface CommandOutcome {
+  ok: boolean;
+  message: string;
+  /** Why it failed: NOT_FOUND (no such entry in the group), CONFLICT (another instance owns it). */
+  code?: ErrorCode;
+  taskId?: string;
+}
+
+/** An answer on `taskmanager.commands` (key = group). */
+export interface CommandReply extends CommandOutcome {
+  v: 1;
+  /** `reply-part`: one of the `parts` records of a reply too large for one (older clients ignore it). */
+  kind: 'reply' | 'reply-part';
+  replyTo: string;
+  group: string;
+  from: { host: string; pid: number };
+  /** status: the state partitions the answering instance owns, and their entries. */
+  partitions?: number[];
+  entries?: EntryStatus[];
+  /**
+   * A status reply too large for one record comes as `parts` records of kind `reply-part` (numbered from 0 by
+   * `part`, in order on one partition), each with a slice of `entries`; the client joins them into one reply.
+   */
+  part?: number;
+  parts?: number;
+}
+
+/** A reply record's size goal: well under the broker's default 1 MiB per record batch. */
+export const REPLY_PART_BYTES = 256 * 1024;
+
+/**
+ * The records of one reply: one when it fits in `maxBytes`, otherwise its entries sliced into parts of about
+ * `maxBytes` each (an entry is never split).
+ */
+export function replyParts(reply: CommandReply, maxBytes = REPLY_PART_BYTES): CommandReply[] {
+  const whole = JSON.stringify(reply);
+  const entries = reply.entries ?? [];
+  if (Buffer.byteLength(whole) <= maxBytes || entries.length < 2) return [reply];
+  const base = Buffer.byteLength(JSON.stringify({ ...reply, entries: [], part: 0, parts: 0 }));
+  const slices: EntryStatus[][] = [[]];
+  let size = base;
+  for (const e of entries) {
+    const n = Buffer.byteLength(JSON.stringify(e)) + 1;
+    const slice = slices[slices.length - 1]!;
+    if (slice.length > 0 && size + n > maxBytes) {
+      slices.push([e]);
+      size = base + n;
+    } else {
+      slice.push(e);
+      size += n;
+    }
+  }
+  return slices.map((slice, part) => ({
+    ...reply,
+    kind: 'reply-part',
+    entries: slice,
+    part,
+    parts: slices.length,
+  }));
+}
+
+/** Joins the parts of replies (see {@link replyParts}); a reply of one record passes through. */
+export class ReplyJoiner {
+  private readonly partial = new Map<string, CommandReply[]>();
+
+  /** The whole reply once its last part is in, else undefined. */
+  add(r: CommandReply): CommandReply | undefined {
+    if (r.kind === 'reply') return r;
+    const { part, parts } = r;
+    // A part that does not say which of how many, or from whom, is no part of anything.
+    if (
+      typeof part !== 'number' ||
+      typeof parts !== 'number' ||
+      !Number.isInteger(part) ||
+      part < 0 ||
+      part >= parts ||
+      typeof r.from?.host !== 'string'
+    )
+      return undefined;
+    const key = `${r.replyTo} ${r.from.host} ${r.from.pid}`;
+    const got = this.partial.get(key) ?? [];
+    got[part] = r;
+    this.partial.set(key, got);
+    if (got.filter(Boolean).length < parts) return undefined;
+    this.partial.delete(key);
+    const { part: _part, parts: _parts, ...first } = got[0]!;
+    return { ...first, kind: 'reply', entries: got.flatMap((x) => x.entries ?? []) };
+  }
+
+  /** Forgets the parts of replies to a command no longer waited for. */
+  forget(replyTo: string): void {
+    for (const key of this.partial.keys()) if (key.startsWith(`${replyTo} `)) this.partial.delete(key);
+  }
+}
+
+/** A command as its record (key = its group). */
+export function commandRecord(c: SchedulerCommand): OutRecord {
+  return { topic: COMMANDS_TOPIC, key: c.group, value: JSON.stringify(c) };
+}
+
+/** The records of a reply (key = its group): one, or its parts (see {@link replyParts}), in order. */
+export function replyRecords(reply: CommandReply, maxBytes = REPLY_PART_BYTES): OutRecord[] {
+  return replyParts(reply, maxBytes).map((part) => ({
+    topic: COMMANDS_TOPIC,
+    key: reply.group,
+    value: JSON.stringify(part),
+  }));
+}
+
+const ajv = new Ajv({ strict: true, allowUnionTypes: true });
+const commandSchema: JSONSchemaType<SchedulerCommand> = {
+  type: 'object',
+  required: ['v', 'kind', 'id', 'type', 'group', 'by', 'at'],
+  properties: {
+    v: { type: 'integer', const: 1 },
+    kind: { type: 'string', const: 'command' },
+    id: { type: 'string', minLength: 1 },
+    type: { type: 'string', enum: ['trigger', 'pause', 'resume', 'status'] },
+    group: { type: 'string', minLength: 1 },
+    scheduleIds: { type: 'array', items: { type: 'string' }, nullable: true },
+    by: { type: 'string' },
+    at: { type: 'string' },
+  },
+};
+const isCommand = ajv.compile(commandSchema);
+
+/** A record of `taskmanager.commands` as read: a command, a reply (or reply part), or neither and why. */
+export type CommandsRecord =
+  | { kind: 'command'; command: SchedulerCommand }
+  | { kind: 'reply'; reply: CommandReply }
+  /** A reply no sender can match (no replyTo): nobody's answer, and no command either. */
+  | { kind: 'stray-reply' }
+  | { kind: 'invalid'; why: string };
+
+/**
+ * Reads a record value of `taskmanager.commands`. A command is checked against its schema; a reply only for its
+ * `kind` and `replyTo` (its sender waits for it by `replyTo`; {@link ReplyJoiner} checks the parts).
+ */
+export function decodeCommandsRecord(value: Buffer | null): CommandsRecord {
+  let data: unknown;
+  try {
+    data = JSON.parse(value?.toString('utf8') ?? 'null');
+  } catch {
+    data = undefined;
+  }
+  if (typeof data === 'object' && data !== null) {
+    const { kind, replyTo } = data as { kind?: unknown; replyTo?: unknown };
+    if (kind === 'reply' || kind === 'reply-part')
+      return typeof replyTo === 'string'
+        ? { kind: 'reply', reply: data as CommandReply }
+        : { kind: 'stray-reply' };
+  }
+  return isCommand(data)
+    ? { kind: 'command', command: data }
+    : { kind: 'invalid', why: ajv.errorsText(isCommand.errors) };
+}

@@ -1,0 +1,206 @@
+import { Ajv } from 'ajv';
+import type { JSONSchemaType } from 'ajv';
+import { AppError } from '../errors.js';
+import type { OutRecord, RecordHeaders } from '../kafka/types.js';
+import type { Origin } from '../messages.js';
+
+/**
+ * The task message of docs/contract.md §4, one per fire: its type, its headers, the typed encoder and the decoder
+ * every consumer uses, and the scheduler's fast path ({@link preEncodeTask}, {@link fastTaskValue}), which gives
+ * byte for byte what {@link encodeTaskMessage} gives for the same task.
+ */
+
+/** The task message's version: its `v` field and `schema-version` header. */
+const SCHEMA_VERSION = 1;
+
+/** The scheduler group and process that fired a task. */
+export type SchedulerOrigin = Origin & { group: string };
+
+export interface TaskMessage {
+  v: 1;
+  taskId: string;
+  scheduleId: string;
+  processor: string;
+  param?: string;
+  payload?: unknown;
+  scheduledFor: string;
+  firedAt: string;
+  scheduler: SchedulerOrigin;
+}
+
+/** What a task message takes from its schedule entry or task definition. */
+export interface TaskFields {
+  scheduleId: string;
+  processor: string;
+  param?: string;
+  payload?: unknown;
+}
+
+/** `1@2026-11-22T10:00:05.000Z`: deterministic, so every component can de-duplicate on it. */
+export function taskIdFor(scheduleId: string, scheduledForMs: number): string {
+  return `${scheduleId}@${new Date(scheduledForMs).toISOString()}`;
+}
+
+/**
+ * The scheduled instant of a manual fire (a trigger): now, moved off a whole second so its taskId is never that of
+ * a spec instant (specs have whole-second precision).
+ */
+export function manualFireInstant(nowMs: number): number {
+  return nowMs % 1000 === 0 ? nowMs + 1 : nowMs;
+}
+
+/** The task message of one fire of `fields` at `scheduledForMs`, fired at `firedAtMs` by `scheduler`. */
+export function taskMessageOf(
+  fields: TaskFields,
+  scheduledForMs: number,
+  firedAtMs: number,
+  scheduler: SchedulerOrigin,
+): TaskMessage {
+  return {
+    v: 1,
+    taskId: taskIdFor(fields.scheduleId, scheduledForMs),
+    scheduleId: fields.scheduleId,
+    processor: fields.processor,
+    ...(fields.param === undefined ? {} : { param: fields.param }),
+    ...(fields.payload === undefined ? {} : { payload: fields.payload }),
+    scheduledFor: new Date(scheduledForMs).toISOString(),
+    firedAt: new Date(firedAtMs).toISOString(),
+    scheduler,
+  };
+}
+
+/** The headers of a task record: its ids, so a consumer can route and log it without decoding the value. */
+function taskHeadersOf(taskId: string, scheduleId: string, scheduledFor: string): RecordHeaders {
+  return {
+    'task-id': taskId,
+    'schedule-id': scheduleId,
+    'scheduled-for': scheduledFor,
+    'content-type': 'application/json',
+    'schema-version': String(SCHEMA_VERSION),
+  };
+}
+
+/** The typed encoder: the record value of a task message. */
+export function encodeTaskMessage(task: TaskMessage): string {
+  return JSON.stringify(task);
+}
+
+/** A task message as a record of the task topic `topic` (key = schedule Id), with its headers. */
+export function taskRecord(topic: string, task: TaskMessage): OutRecord {
+  return taskRecordOf(topic, task, encodeTaskMessage(task));
+}
+
+/** The record of the task message `ids` whose value is `value` (encoded by this module). */
+export function taskRecordOf(
+  topic: string,
+  ids: Pick<TaskMessage, 'taskId' | 'scheduleId' | 'scheduledFor'>,
+  value: string,
+): OutRecord {
+  return {
+    topic,
+    key: ids.scheduleId,
+    value,
+    headers: taskHeadersOf(ids.taskId, ids.scheduleId, ids.scheduledFor),
+  };
+}
+
+/** What never changes between two fires of one entry, serialized once (the scheduler keeps it per entry). */
+export interface PreEncodedTask {
+  scheduleId: string;
+  /** The schedule Id as JSON. */
+  idJson: string;
+  /** `"scheduleId":…,"processor":…` plus param and payload when set. */
+  middle: string;
+}
+
+export function preEncodeTask(fields: TaskFields): PreEncodedTask {
+  const idJson = JSON.stringify(fields.scheduleId);
+  const rest = JSON.stringify({
+    processor: fields.processor,
+    ...(fields.param === undefined ? {} : { param: fields.param }),
+    ...(fields.payload === undefined ? {} : { payload: fields.payload }),
+  });
+  return { scheduleId: fields.scheduleId, idJson, middle: `"scheduleId":${idJson},${rest.slice(1, -1)}` };
+}
+
+/**
+ * The fast path of {@link encodeTaskMessage}: the same bytes, concatenated from the parts that never change.
+ * `scheduledFor` and `firedAt` are `Date#toISOString` texts (nothing in them needs escaping), `taskIdJson` the
+ * taskId as JSON, `schedulerJson` the scheduler origin as JSON.
+ */
+export function fastTaskValue(
+  pre: PreEncodedTask,
+  taskIdJson: string,
+  scheduledFor: string,
+  firedAt: string,
+  schedulerJson: string,
+): string {
+  return (
+    `{"v":${SCHEMA_VERSION},"taskId":${taskIdJson},${pre.middle},"scheduledFor":"${scheduledFor}",` +
+    `"firedAt":"${firedAt}","scheduler":${schedulerJson}}`
+  );
+}
+
+const originSchema = {
+  type: 'object',
+  required: ['host', 'pid', 'group'],
+  properties: {
+    host: { type: 'string' },
+    pid: { type: 'integer' },
+    group: { type: 'string' },
+  },
+} as const;
+
+/** The fields a task message and its status events begin with. */
+export const taskIdsSchema = {
+  v: { type: 'integer', const: 1 },
+  taskId: { type: 'string', minLength: 1 },
+  scheduleId: { type: 'string', minLength: 1 },
+} as const;
+
+const taskMessageSchema: JSONSchemaType<TaskMessage> = {
+  type: 'object',
+  required: ['v', 'taskId', 'scheduleId', 'processor', 'scheduledFor', 'firedAt', 'scheduler'],
+  properties: {
+    ...taskIdsSchema,
+    processor: { type: 'string', minLength: 1 },
+    param: { type: 'string', nullable: true },
+    payload: {} as JSONSchemaType<TaskMessage>['properties']['payload'],
+    scheduledFor: { type: 'string', format: 'date-time' },
+    firedAt: { type: 'string', format: 'date-time' },
+    scheduler: originSchema as unknown as JSONSchemaType<TaskMessage>['properties']['scheduler'],
+  },
+};
+
+const ajv = new Ajv({ allErrors: true, strict: true });
+// A minimal RFC 3339 check: what `Date#toISOString` and other producers emit; full ajv-formats is not needed.
+ajv.addFormat('date-time', /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/);
+const validateTask = ajv.compile(taskMessageSchema);
+
+/** A task record that cannot become a task; goes to the DLQ as `decode-error`. */
+export class DecodeError extends AppError {
+  constructor(message: string) {
+    super('DECODE_ERROR', message, { retriable: false });
+  }
+}
+
+/** Parse, don't cast: bytes from Kafka become a TaskMessage or a {@link DecodeError} saying why. */
+export function decodeTaskMessage(value: Buffer | null): TaskMessage {
+  if (value === null || value.length === 0) throw new DecodeError('empty record value');
+  let data: unknown;
+  try {
+    data = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(value));
+  } catch (err) {
+    const preview = value.subarray(0, 40).toString('hex');
+    throw new DecodeError(
+      `value is not UTF-8 JSON (${err instanceof Error ? err.message : String(err)}; first bytes 0x${preview})`,
+    );
+  }
+  if (!validateTask(data)) {
+    const why = (validateTask.errors ?? [])
+      .map((e) => `${e.instancePath || '/'} ${e.message ?? e.keyword}`)
+      .join('; ');
+    throw new DecodeError(`not a task message v1: ${why}`);
+  }
+  return data;
+}

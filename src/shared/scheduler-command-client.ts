@@ -1,0 +1,104 @@
+import { randomUUID } from 'node:crypto';
+import { actor } from './actor.js';
+import {
+  commandRecord,
+  COMMANDS_TOPIC,
+  decodeCommandsRecord,
+  ReplyJoiner,
+} from './codecs/scheduler-command.js';
+import type { CommandReply, CommandType, SchedulerCommand } from './codecs/scheduler-command.js';
+import type { Follower, KafkaClient, KafkaProducer } from './kafka/index.js';
+
+export interface CommandResult {
+  replies: CommandReply[];
+  /** status: state partitions no instance answered for. */
+  unanswered: number[];
+  timedOut: boolean;
+}
+
+/**
+ * Sends commands to scheduler groups and collects their answers over one long-lived follower and producer: the
+ * first answer for trigger, pause and resume; for status, answers until every state partition is covered (or the
+ * timeout). `taskapi` keeps one; the CLI makes one per command (see {@link sendCommand}).
+ */
+export class CommandClient {
+  private follower: Follower | undefined;
+  private producer: KafkaProducer | undefined;
+  private readonly pending = new Map<string, (reply: CommandReply) => void>();
+  private readonly joiner = new ReplyJoiner();
+
+  constructor(private readonly kafka: KafkaClient) {}
+
+  async start(): Promise<void> {
+    this.follower = await this.kafka.follow(COMMANDS_TOPIC, (r) => {
+      const read = decodeCommandsRecord(r.value);
+      if (read.kind !== 'reply' || !this.pending.has(read.reply.replyTo)) return;
+      const reply = this.joiner.add(read.reply);
+      if (reply) this.pending.get(read.reply.replyTo)?.(reply);
+    });
+    this.producer = this.kafka.producer({ idempotent: true, retries: 3 });
+    await this.producer.connect();
+  }
+
+  async stop(): Promise<void> {
+    await this.producer?.disconnect().catch(() => undefined);
+    await this.follower?.stop();
+  }
+
+  async send(
+    c: { type: CommandType; group: string; scheduleIds?: string[]; by?: string },
+    { timeoutMs, statePartitions }: { timeoutMs: number; statePartitions: number },
+  ): Promise<CommandResult> {
+    const producer = this.producer;
+    if (!producer) throw new Error('CommandClient.send before start');
+    const command: SchedulerCommand = {
+      v: 1,
+      kind: 'command',
+      id: randomUUID(),
+      type: c.type,
+      group: c.group,
+      ...(c.scheduleIds ? { scheduleIds: c.scheduleIds } : {}),
+      by: c.by ?? actor(),
+      at: new Date().toISOString(),
+    };
+    const replies: CommandReply[] = [];
+    const covered = new Set<number>();
+    let timer: NodeJS.Timeout | undefined;
+    let timedOut = false;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.pending.set(command.id, (reply) => {
+          replies.push(reply);
+          for (const p of reply.partitions ?? []) covered.add(p);
+          if (c.type !== 'status' || covered.size >= statePartitions) resolve();
+        });
+        timer = setTimeout(() => {
+          timedOut = true;
+          resolve();
+        }, timeoutMs);
+        producer.send([commandRecord(command)]).catch(reject);
+      });
+    } finally {
+      clearTimeout(timer);
+      this.pending.delete(command.id);
+      this.joiner.forget(command.id);
+    }
+    const unanswered = Array.from({ length: statePartitions }, (_, p) => p).filter((p) => !covered.has(p));
+    return { replies, unanswered, timedOut };
+  }
+}
+
+/** One command from the CLI: a client for just this command. */
+export async function sendCommand(
+  kafka: KafkaClient,
+  c: { type: CommandType; group: string; scheduleIds?: string[] },
+  options: { timeoutMs: number; statePartitions: number },
+): Promise<CommandResult> {
+  const client = new CommandClient(kafka);
+  try {
+    await client.start();
+    return await client.send(c, options);
+  } finally {
+    await client.stop();
+  }
+}
