@@ -10,17 +10,13 @@ import { cronEntry } from './helpers/entries.js';
 import { FakeClock } from './helpers/fake-clock.js';
 import type { MemoryGroupMember } from './helpers/memory-group-member.js';
 import { MemoryKafka } from './helpers/memory-kafka.js';
+import { settle } from './helpers/settle.js';
 
 const T0 = Date.parse('2026-11-25T08:00:00.000Z');
 const GROUP = 'g';
 const STATE = SCHEDULER_STATE_TOPIC;
 const everySecond = (extra: Partial<ScheduleEntry> = {}): ScheduleEntry =>
   cronEntry('a', '* * * * * *', extra);
-
-/** Lets every promise chain, pump and in-memory fetch run to where it waits for the clock. */
-async function settle(): Promise<void> {
-  for (let i = 0; i < 40; i++) await new Promise((r) => setImmediate(r));
-}
 
 const running: GroupScheduler[] = [];
 afterEach(async () => {
