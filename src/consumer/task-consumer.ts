@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import type { Clock } from '../shared/clock.js';
+import { sleep } from '../shared/clock.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { BatchingSender } from '../shared/kafka/index.js';
@@ -111,6 +112,7 @@ export class TaskConsumer {
     return this.o.kafka.consumer({
       groupId: this.o.groupId,
       rebalanceTimeoutMs: Math.max(30_000, this.o.drainTimeoutMs + 5000),
+      clock: this.o.clock,
     });
   }
 
@@ -158,7 +160,7 @@ export class TaskConsumer {
         this.o.logger.error(`cannot reach Kafka (${errorMessage(err)}); retrying in ${delay} ms`, {
           attempt,
         });
-        await new Promise((r) => setTimeout(r, delay));
+        await sleep(this.o.clock, delay);
       }
     }
   }
@@ -175,14 +177,14 @@ export class TaskConsumer {
           `topic(s) ${missing.join(', ')} do not exist yet; waiting (create them with scripts/create-topics.sh --topic NAME)`,
         );
       }
-      await new Promise((r) => setTimeout(r, 2000));
+      await sleep(this.o.clock, 2000);
     }
   }
 
   /** Drains and leaves the group. Idempotent: later calls share the first one's promise. */
   stop({ deadlineMs }: { deadlineMs: number } = { deadlineMs: this.o.drainTimeoutMs }): Promise<void> {
     this.stopping ??= (async () => {
-      const timer = setTimeout(() => {
+      const timer = this.o.clock.setTimeout(() => {
         this.o.logger.warn(
           `drain deadline (${deadlineMs} ms) passed: aborting running tasks; they will be re-delivered`,
         );
@@ -195,7 +197,7 @@ export class TaskConsumer {
         await this.consumer.disconnect();
         await this.producer.disconnect();
       } finally {
-        clearTimeout(timer);
+        this.o.clock.clearTimeout(timer);
       }
       this.o.logger.info('consumer stopped: finished tasks committed, group left');
     })();

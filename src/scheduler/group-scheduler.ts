@@ -74,6 +74,7 @@ export class GroupScheduler {
       groupId: o.group,
       sessionTimeoutMs: o.sessionTimeoutMs ?? 6000,
       maxWaitTimeMs: 1000,
+      clock: o.clock,
     });
     this.partitions = new StatePartitions({
       kafka: o.kafka,

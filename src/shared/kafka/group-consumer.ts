@@ -1,4 +1,6 @@
 import type { Consumer } from 'kafkajs';
+import type { Clock } from '../clock.js';
+import { systemClock } from '../clock.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { toInRecord } from './records.js';
@@ -32,10 +34,12 @@ export class GroupConsumer {
     private readonly logger: Logger,
     private readonly groupId: string,
     private readonly leaveAs?: (memberId: string) => Promise<void>,
+    /** Stamps joins and heartbeats: readiness compares them with the same clock's now. */
+    private readonly clock: Clock = systemClock,
   ) {
     const e = consumer.events;
     consumer.on(e.GROUP_JOIN, (ev) => {
-      this.joinedAt = Date.now();
+      this.joinedAt = this.clock.now();
       this.lastHeartbeatAt = this.joinedAt;
       this.rebalances++;
       this.memberId = ev.payload.memberId;
@@ -56,7 +60,7 @@ export class GroupConsumer {
       // good, its process still up: run it again.
       if (!ev.payload.restart && this.running && !this.stopped) void this.runAgain(ev.payload.error);
     });
-    consumer.on(e.HEARTBEAT, () => (this.lastHeartbeatAt = Date.now()));
+    consumer.on(e.HEARTBEAT, () => (this.lastHeartbeatAt = this.clock.now()));
     // A crash, a stop or a lost connection ends the membership until the next join.
     for (const end of [e.CRASH, e.STOP, e.DISCONNECT]) consumer.on(end, () => (this.joinedAt = undefined));
   }
