@@ -75,6 +75,15 @@ async function instance(
   return { scheduler, member };
 }
 
+/** A cluster whose first instance fires `e` and owns the one state partition, taken over. */
+async function owned(e: ScheduleEntry) {
+  const c = cluster();
+  const a = await instance(c.kafka, c.clock, [e]);
+  a.member.join({ [STATE]: [0] });
+  await settle();
+  return { ...c, a };
+}
+
 /** `count` whole seconds from `fromMs` on, as ISO text. */
 function seconds(fromMs: number, count: number): string[] {
   return Array.from({ length: count }, (_, i) => new Date(fromMs + i * 1000).toISOString());
@@ -118,10 +127,8 @@ describe('GroupScheduler', () => {
 
   describe('when the system clock reverses between two owners of a partition', () => {
     it('should not schedule an instant twice', async () => {
-      const { clock, kafka, run, fired } = cluster();
       const e = everySecond({ misfire: 'fire-all' });
-      const a = await instance(kafka, clock, [e]);
-      a.member.join({ [STATE]: [0] });
+      const { clock, kafka, run, fired, a } = await owned(e);
       await run(5000);
       expect(fired()).toEqual(seconds(T0 + 1000, 5));
       await a.scheduler.stop({ deadlineMs: 1000 });
@@ -156,10 +163,8 @@ describe('GroupScheduler', () => {
 
   describe('when another instance takes over a partition this one still believes it owns', () => {
     it('should stop firing at the fence, and the new owner fire each instant once', async () => {
-      const { clock, kafka, run, fired } = cluster();
       const e = everySecond({ misfire: 'fire-all' });
-      const a = await instance(kafka, clock, [e]);
-      a.member.join({ [STATE]: [0] });
+      const { clock, kafka, run, fired, a } = await owned(e);
       await run(2000);
       // B gets the partition; the join that would tell A has not reached it.
       const b = await instance(kafka, clock, [e]);
@@ -181,10 +186,8 @@ describe('GroupScheduler', () => {
 
   describe('when fenced with no rebalance following (this member was out of its group meanwhile)', () => {
     it('should take the partition over again after the grace period and catch up what it missed', async () => {
-      const { clock, kafka, run, fired } = cluster();
       const e = everySecond({ misfire: 'fire-all' });
-      const a = await instance(kafka, clock, [e]);
-      a.member.join({ [STATE]: [0] });
+      const { kafka, run, fired, a } = await owned(e);
       await run(2000);
       // An instance that got the partition while A was out of its group, and died before firing anything.
       await kafka.producer({ transactionalId: transactionalIdOf(GROUP, 0) }).fence();
@@ -196,10 +199,8 @@ describe('GroupScheduler', () => {
     });
 
     it('should not fence again while its coordinator does not answer (it may be the one out of its group)', async () => {
-      const { clock, kafka, run, fired } = cluster();
       const e = everySecond({ misfire: 'fire-all' });
-      const a = await instance(kafka, clock, [e]);
-      a.member.join({ [STATE]: [0] });
+      const { kafka, run, fired, a } = await owned(e);
       await run(2000);
       const rightful = kafka.producer({ transactionalId: transactionalIdOf(GROUP, 0) });
       await rightful.fence();
@@ -251,29 +252,25 @@ describe('GroupScheduler', () => {
 
   describe('when the schedule is reloaded', () => {
     it('should fire an added one-shot whose instant passed at once, and stop a removed entry', async () => {
-      const { clock, kafka, run, fired } = cluster();
       const e = everySecond();
-      const { scheduler, member } = await instance(kafka, clock, [e]);
-      member.join({ [STATE]: [0] });
+      const { run, fired, a } = await owned(e);
       await run(2000);
       const once: ScheduleEntry = {
         ...cronEntry('o', '* * * * * *'),
         spec: { kind: 'once', runAt: T0 - 60_000 },
       };
-      expect(scheduler.applyEntries([once])).toEqual({ added: ['o'], changed: [], removed: ['a'] });
+      expect(a.scheduler.applyEntries([once])).toEqual({ added: ['o'], changed: [], removed: ['a'] });
       await run(2000);
       expect(fired('o')).toEqual([new Date(T0 - 60_000).toISOString()]);
       expect(fired('a')).toEqual(seconds(T0 + 1000, 2));
     });
 
     it('should keep the last fired instant of a changed entry, so no instant fires twice', async () => {
-      const { clock, kafka, run, fired } = cluster();
       const e = everySecond();
-      const { scheduler, member } = await instance(kafka, clock, [e]);
-      member.join({ [STATE]: [0] });
+      const { clock, run, fired, a } = await owned(e);
       await run(2000);
       clock.set(T0 - 5000);
-      expect(scheduler.applyEntries([{ ...e, payload: { v: 2 } }]).changed).toEqual(['a']);
+      expect(a.scheduler.applyEntries([{ ...e, payload: { v: 2 } }]).changed).toEqual(['a']);
       await run(9000);
       expect(fired()).toEqual(seconds(T0 + 1000, 4));
     });
@@ -281,10 +278,8 @@ describe('GroupScheduler', () => {
 
   describe('when an entry is paused and the partition moves', () => {
     it('should persist the pause: the next owner fires nothing of it and catches nothing up on resume', async () => {
-      const { clock, kafka, run, fired } = cluster();
       const e = everySecond({ misfire: 'fire-all' });
-      const a = await instance(kafka, clock, [e]);
-      a.member.join({ [STATE]: [0] });
+      const { clock, kafka, run, fired, a } = await owned(e);
       await run(2000);
       expect(await a.scheduler.setPaused('a', true, 'ops@host')).toMatchObject({
         ok: true,
