@@ -24,6 +24,20 @@ export interface BatchWorkerOptions {
   metrics?: ConsumerMetrics;
 }
 
+/** One batch as its lanes see it. */
+interface LaneRun {
+  batch: PartitionBatch;
+  /** Aborts with the drain, or at the revoke deadline. */
+  signal: AbortSignal;
+  tracker: ContiguousOffsets;
+  lastRecord: string | undefined;
+  /** The partition's high watermark at fetch. */
+  end: number;
+  log: Logger;
+  /** Take no new record: stopping, rebalancing, revoked, stale, or drained. */
+  stopped(): boolean;
+}
+
 /** Records with the same key run in order in one lane; records without a key each get their own. */
 function lanesOf(records: readonly InRecord[]): InRecord[][] {
   const lanes = new Map<string, InRecord[]>();
@@ -89,39 +103,19 @@ export class BatchWorker {
       );
     };
 
-    const runLane = async (lane: InRecord[]): Promise<void> => {
-      // The lane's slot is held while a processor runs, not while its events are acknowledged (see TaskRunner).
-      const slot = new SlotLease(this.o.slots);
-      for (const rec of lane) {
-        if (stopTaking || this.rebalancing || !batch.isRunning() || batch.isStale() || drain.aborted) return;
-        await slot.acquire();
-        try {
-          if (stopTaking || this.rebalancing || !batch.isRunning() || batch.isStale() || drain.aborted)
-            return;
-          const result = await this.o.runner.run(rec, signal, slot);
-          // An interrupted record stays unresolved, and so do the later records of its key (order).
-          if (result === 'interrupted') return;
-          const resolved = tracker.finish(rec.offset);
-          if (resolved !== undefined) {
-            batch.resolveOffset(resolved);
-            // Past the last record, a transactional producer's commit marker may follow: nothing to process.
-            const done = resolved === lastRecord ? Number(batch.lastOffset()) : Number(resolved);
-            this.o.metrics?.lag(batch.topic, batch.partition, end - done - 1);
-            this.commits.request(() => batch.commitIfNecessary());
-          }
-        } catch (err) {
-          log.error(
-            `unexpected error on ${rec.topic}/${rec.partition}@${rec.offset}: ${errorMessage(err)}; left for re-delivery`,
-          );
-          return;
-        } finally {
-          slot.release();
-        }
-      }
-    };
-
     let lanesDone = false;
-    const work = Promise.all(lanesOf(records).map(runLane)).finally(() => (lanesDone = true));
+    const run: LaneRun = {
+      batch,
+      signal,
+      tracker,
+      lastRecord,
+      end,
+      log,
+      stopped: () => stopTaking || this.rebalancing || !batch.isRunning() || batch.isStale() || drain.aborted,
+    };
+    const work = Promise.all(lanesOf(records).map((lane) => this.runLane(lane, run))).finally(
+      () => (lanesDone = true),
+    );
 
     // Heartbeats keep the membership alive during long tasks and are how a pending rebalance shows up.
     const everyMs = this.o.heartbeatEveryMs ?? 500;
@@ -146,5 +140,37 @@ export class BatchWorker {
     if (revokeTimer) this.o.clock.clearTimeout(revokeTimer);
     // Rethrown after the finished offsets were resolved: kafkajs commits them, then rejoins the group.
     if (rebalance !== undefined) throw rebalance;
+  }
+
+  /** Runs one key's records in order, resolving each finished one; stops at the first left for re-delivery. */
+  private async runLane(lane: InRecord[], run: LaneRun): Promise<void> {
+    const { batch, tracker, log } = run;
+    // The lane's slot is held while a processor runs, not while its events are acknowledged (see TaskRunner).
+    const slot = new SlotLease(this.o.slots);
+    for (const rec of lane) {
+      if (run.stopped()) return;
+      await slot.acquire();
+      try {
+        if (run.stopped()) return;
+        const result = await this.o.runner.run(rec, run.signal, slot);
+        // An interrupted record stays unresolved, and so do the later records of its key (order).
+        if (result === 'interrupted') return;
+        const resolved = tracker.finish(rec.offset);
+        if (resolved !== undefined) {
+          batch.resolveOffset(resolved);
+          // Past the last record, a transactional producer's commit marker may follow: nothing to process.
+          const done = resolved === run.lastRecord ? Number(batch.lastOffset()) : Number(resolved);
+          this.o.metrics?.lag(batch.topic, batch.partition, run.end - done - 1);
+          this.commits.request(() => batch.commitIfNecessary());
+        }
+      } catch (err) {
+        log.error(
+          `unexpected error on ${rec.topic}/${rec.partition}@${rec.offset}: ${errorMessage(err)}; left for re-delivery`,
+        );
+        return;
+      } finally {
+        slot.release();
+      }
+    }
   }
 }

@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { retryUntilDone } from '../shared/backoff.js';
 import type { BackoffOptions } from '../shared/backoff.js';
 import type { Clock } from '../shared/clock.js';
+import { sleep } from '../shared/clock.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { BatchingSender, membershipProblem } from '../shared/kafka/index.js';
@@ -107,6 +108,7 @@ export class TaskConsumer {
     return this.o.kafka.consumer({
       groupId: this.o.groupId,
       rebalanceTimeoutMs: Math.max(30_000, this.o.drainTimeoutMs + 5000),
+      clock: this.o.clock,
     });
   }
 
@@ -169,14 +171,14 @@ export class TaskConsumer {
           `topic(s) ${missing.join(', ')} do not exist yet; waiting (create them with scripts/create-topics.sh --topic NAME)`,
         );
       }
-      await new Promise((r) => setTimeout(r, 2000));
+      await sleep(this.o.clock, 2000);
     }
   }
 
   /** Drains and leaves the group. Idempotent: later calls share the first one's promise. */
   stop({ deadlineMs }: { deadlineMs: number } = { deadlineMs: this.o.drainTimeoutMs }): Promise<void> {
     this.stopping ??= (async () => {
-      const timer = setTimeout(() => {
+      const timer = this.o.clock.setTimeout(() => {
         this.o.logger.warn(
           `drain deadline (${deadlineMs} ms) passed: aborting running tasks; they will be re-delivered`,
         );
@@ -189,7 +191,7 @@ export class TaskConsumer {
         await this.consumer.disconnect();
         await this.producer.disconnect();
       } finally {
-        clearTimeout(timer);
+        this.o.clock.clearTimeout(timer);
       }
       this.o.logger.info('consumer stopped: finished tasks committed, group left');
     })();

@@ -13,6 +13,7 @@ import type { StatusEvent, TaskStatus } from '../shared/codecs/task-event.js';
 import type { TaskMessage } from '../shared/codecs/task-message.js';
 import type { BatchingSender, InRecord, OutRecord } from '../shared/kafka/index.js';
 import type { ProcessorRegistry } from '../processors/registry.js';
+import type { Processor } from '../processors/types.js';
 import { dlqRecord } from '../shared/codecs/dlq-record.js';
 import type { ConsumerMetrics } from './metrics.js';
 import { redactSecrets, SecretSource } from './secrets.js';
@@ -65,6 +66,34 @@ function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
   });
 }
 
+/** What to dead-letter, and why (see TaskRunner.deadLetter). */
+interface DeadLetter {
+  rec: InRecord;
+  /** The decoded task; none when the record could not be decoded. */
+  task?: TaskMessage;
+  /** The metrics label: the processor's name, `unresolved` when the record named none we know. */
+  processorName: string;
+  taskId: string;
+  reason: DlqReason;
+  error: string;
+  attempts: number;
+  drain: AbortSignal;
+  durationMs?: number;
+  details?: Record<string, unknown>;
+}
+
+/** How one attempt ended. */
+interface Attempt {
+  succeeded: boolean;
+  failure: unknown;
+  /** The processor's result details, secrets redacted. */
+  result: Record<string, unknown> | undefined;
+  secretValues: readonly string[];
+  durationMs: number;
+  /** The attempt's signal: aborted by the drain or the task timeout. */
+  signal: AbortSignal;
+}
+
 /** The identity of a record for log lines: topic/partition/offset, plus the taskId when it is known. */
 function where(rec: InRecord): string {
   return `${rec.topic}/${rec.partition}@${rec.offset}`;
@@ -87,88 +116,18 @@ export class TaskRunner {
    *   through a broker round trip would cap throughput at concurrency / round trip), taken again for a retry.
    */
   async run(rec: InRecord, drain: AbortSignal, slot?: SlotLease): Promise<RunResult> {
-    let task: TaskMessage;
-    try {
-      task = decodeTaskMessage(rec.value);
-    } catch (err) {
-      if (!(err instanceof DecodeError)) throw err;
-      const taskId = rec.headers['task-id'] ?? `unknown@${where(rec)}`;
-      this.o.logger.error(`undecodable record at ${where(rec)}: ${err.message}; sent to DLQ`, { taskId });
-      slot?.release();
-      return this.deadLetter(rec, undefined, 'unresolved', taskId, 'decode-error', err.message, 0, drain);
-    }
-    const log = this.o.logger.child({ taskId: task.taskId });
-    const processor = this.o.registry.resolve(task.processor);
-    if (!processor) {
-      const msg = `unknown processor ${JSON.stringify(task.processor)}; known: ${this.o.registry.names().join(', ')}`;
-      log.error(`task ${task.taskId} at ${where(rec)}: ${msg}; sent to DLQ`);
-      slot?.release();
-      return this.deadLetter(rec, task, 'unresolved', task.taskId, 'unknown-processor', msg, 0, drain);
-    }
-    const source = { topic: rec.topic, partition: rec.partition, offset: rec.offset };
+    const resolved = await this.resolve(rec, drain, slot);
+    if (resolved === 'done' || resolved === 'interrupted') return resolved;
+    const { task, processor, log } = resolved;
     for (let attempt = 1; ; attempt++) {
       if (attempt > 1) {
         await slot?.acquire();
         if (drain.aborted) return this.interrupted(task, attempt - 1);
       }
-      void this.emit(task, 'EXECUTING', attempt, rec).catch((err: unknown) =>
-        log.warn(`could not publish EXECUTING event: ${errorMessage(err)}`),
-      );
-      const started = this.o.clock.now();
-      this.o.metrics?.attemptStarted(processor.name);
-      const linked = linkSignals(
-        [drain],
-        this.o.taskTimeoutMs > 0
-          ? {
-              clock: this.o.clock,
-              ms: this.o.taskTimeoutMs,
-              reason: () => new AppError('PROCESSOR_TIMEOUT', `timed out after ${this.o.taskTimeoutMs} ms`),
-            }
-          : undefined,
-      );
-      const signal = linked.signal;
-      let succeeded = false;
-      let failure: unknown;
-      let result: Record<string, unknown> | undefined;
-      /** The secret values this attempt resolved: kept out of every result, error and log line written after it. */
-      let secretValues: readonly string[] = [];
-      try {
-        // A processor that throws synchronously is treated like one that rejects; one that ignores its signal
-        // is abandoned when the signal fires, so it cannot hold a drain or a partition forever.
-        const outcome = await untilAborted(
-          Promise.resolve().then(async () => {
-            const resolved = await this.secrets.resolve(task);
-            secretValues = resolved.values;
-            return processor.process(resolved.task, { signal, logger: log, attempt, source });
-          }),
-          signal,
-        );
-        result = redactSecrets(
-          outcome && typeof outcome === 'object' ? outcome.details : undefined,
-          secretValues,
-        );
-        succeeded = true;
-      } catch (err) {
-        failure = err;
-      } finally {
-        // Unlinked now, not after the acknowledgement: every task waiting for Kafka would otherwise keep a listener
-        // on the batch's signal, and adding one costs as many steps as there are.
-        linked.dispose();
-        slot?.release();
-      }
-      const durationMs = this.o.clock.now() - started;
-      if (succeeded) {
-        const ok = await this.durably(drain, log, () =>
-          this.emit(task, 'FINISHED', attempt, rec, { durationMs, ...(result ? { result } : {}) }),
-        );
-        if (!ok) return this.interrupted(task, attempt);
-        this.o.metrics?.attemptFinished(processor.name, durationMs);
-        log.debug(`task ${task.taskId} finished`, { attempt, durationMs });
-        this.o.onOutcome?.({ taskId: task.taskId, status: 'FINISHED', attempts: attempt });
-        return 'done';
-      }
-      const msg = redactSecrets(errorMessage(failure), secretValues);
-      const details = redactSecrets(detailsOf(failure), secretValues);
+      const a = await this.attempt(task, processor, rec, attempt, log, drain, slot);
+      const { failure, durationMs } = a;
+      if (a.succeeded) return this.finished(task, processor.name, rec, attempt, log, drain, a);
+      const { msg, error, details } = describeFailure(a, drain, this.o.taskTimeoutMs);
       if (drain.aborted) {
         log.warn(
           `task ${task.taskId} at ${where(rec)} interrupted by the drain deadline; it will be re-delivered`,
@@ -178,11 +137,6 @@ export class TaskRunner {
         );
         return this.interrupted(task, attempt);
       }
-      const timedOut = signal.aborted && !drain.aborted;
-      const error =
-        timedOut && !msg.startsWith('timed out')
-          ? `timed out after ${this.o.taskTimeoutMs} ms (${msg})`
-          : msg;
       const nonRetriable =
         failure instanceof NonRetriableError ||
         (failure instanceof AppError && failure.code === 'NON_RETRIABLE');
@@ -193,18 +147,18 @@ export class TaskRunner {
         log.error(
           `task ${task.taskId} at ${where(rec)} failed for good (${reason}, attempt ${attempt}): ${error}; sent to DLQ`,
         );
-        return this.deadLetter(
+        return this.deadLetter({
           rec,
           task,
-          processor.name,
-          task.taskId,
+          processorName: processor.name,
+          taskId: task.taskId,
           reason,
           error,
-          attempt,
+          attempts: attempt,
           drain,
           durationMs,
-          details,
-        );
+          ...(details ? { details } : {}),
+        });
       }
       // At least what the far side asked for (Retry-After), up to 10 minutes.
       const delay = Math.max(
@@ -227,24 +181,142 @@ export class TaskRunner {
     }
   }
 
+  /** A successful attempt is done once its FINISHED event is acknowledged. */
+  private async finished(
+    task: TaskMessage,
+    processorName: string,
+    rec: InRecord,
+    attempt: number,
+    log: Logger,
+    drain: AbortSignal,
+    { durationMs, result }: Attempt,
+  ): Promise<RunResult> {
+    const ok = await this.durably(drain, log, () =>
+      this.emit(task, 'FINISHED', attempt, rec, { durationMs, ...(result ? { result } : {}) }),
+    );
+    if (!ok) return this.interrupted(task, attempt);
+    this.o.metrics?.attemptFinished(processorName, durationMs);
+    log.debug(`task ${task.taskId} finished`, { attempt, durationMs });
+    this.o.onOutcome?.({ taskId: task.taskId, status: 'FINISHED', attempts: attempt });
+    return 'done';
+  }
+
   private interrupted(task: TaskMessage, attempts: number): RunResult {
     this.o.onOutcome?.({ taskId: task.taskId, status: 'INTERRUPTED', attempts });
     return 'interrupted';
   }
 
-  private async deadLetter(
+  /**
+   * Decodes a record and finds its processor; a record that is no task, or names no processor we know, goes to the
+   * DLQ (resolving to what that did).
+   */
+  private async resolve(
     rec: InRecord,
-    task: TaskMessage | undefined,
-    /** The metrics label: the processor's name, `unresolved` when the record named none we know. */
-    processorName: string,
-    taskId: string,
-    reason: DlqReason,
-    error: string,
-    attempts: number,
     drain: AbortSignal,
-    durationMs?: number,
-    details?: Record<string, unknown>,
-  ): Promise<RunResult> {
+    slot: SlotLease | undefined,
+  ): Promise<{ task: TaskMessage; processor: Processor; log: Logger } | RunResult> {
+    let task: TaskMessage;
+    try {
+      task = decodeTaskMessage(rec.value);
+    } catch (err) {
+      if (!(err instanceof DecodeError)) throw err;
+      const taskId = rec.headers['task-id'] ?? `unknown@${where(rec)}`;
+      this.o.logger.error(`undecodable record at ${where(rec)}: ${err.message}; sent to DLQ`, { taskId });
+      slot?.release();
+      return this.deadLetter({
+        rec,
+        processorName: 'unresolved',
+        taskId,
+        reason: 'decode-error',
+        error: err.message,
+        attempts: 0,
+        drain,
+      });
+    }
+    const log = this.o.logger.child({ taskId: task.taskId });
+    const processor = this.o.registry.resolve(task.processor);
+    if (!processor) {
+      const msg = `unknown processor ${JSON.stringify(task.processor)}; known: ${this.o.registry.names().join(', ')}`;
+      log.error(`task ${task.taskId} at ${where(rec)}: ${msg}; sent to DLQ`);
+      slot?.release();
+      return this.deadLetter({
+        rec,
+        task,
+        processorName: 'unresolved',
+        taskId: task.taskId,
+        reason: 'unknown-processor',
+        error: msg,
+        attempts: 0,
+        drain,
+      });
+    }
+    return { task, processor, log };
+  }
+
+  /**
+   * One attempt: the EXECUTING event, the processor run under the drain and the task timeout, with the slot
+   * given back as soon as the processor settled.
+   */
+  private async attempt(
+    task: TaskMessage,
+    processor: Processor,
+    rec: InRecord,
+    attempt: number,
+    log: Logger,
+    drain: AbortSignal,
+    slot: SlotLease | undefined,
+  ): Promise<Attempt> {
+    void this.emit(task, 'EXECUTING', attempt, rec).catch((err: unknown) =>
+      log.warn(`could not publish EXECUTING event: ${errorMessage(err)}`),
+    );
+    const started = this.o.clock.now();
+    this.o.metrics?.attemptStarted(processor.name);
+    const linked = linkSignals(
+      [drain],
+      this.o.taskTimeoutMs > 0
+        ? {
+            clock: this.o.clock,
+            ms: this.o.taskTimeoutMs,
+            reason: () => new AppError('PROCESSOR_TIMEOUT', `timed out after ${this.o.taskTimeoutMs} ms`),
+          }
+        : undefined,
+    );
+    const signal = linked.signal;
+    const source = { topic: rec.topic, partition: rec.partition, offset: rec.offset };
+    let succeeded = false;
+    let failure: unknown;
+    let result: Record<string, unknown> | undefined;
+    /** The secret values this attempt resolved: kept out of every result, error and log line written after it. */
+    let secretValues: readonly string[] = [];
+    try {
+      // A processor that throws synchronously is treated like one that rejects; one that ignores its signal
+      // is abandoned when the signal fires, so it cannot hold a drain or a partition forever.
+      const outcome = await untilAborted(
+        Promise.resolve().then(async () => {
+          const resolved = await this.secrets.resolve(task);
+          secretValues = resolved.values;
+          return processor.process(resolved.task, { signal, logger: log, attempt, source });
+        }),
+        signal,
+      );
+      result = redactSecrets(
+        outcome && typeof outcome === 'object' ? outcome.details : undefined,
+        secretValues,
+      );
+      succeeded = true;
+    } catch (err) {
+      failure = err;
+    } finally {
+      // Unlinked now, not after the acknowledgement: every task waiting for Kafka would otherwise keep a listener
+      // on the batch's signal, and adding one costs as many steps as there are.
+      linked.dispose();
+      slot?.release();
+    }
+    return { succeeded, failure, result, secretValues, durationMs: this.o.clock.now() - started, signal };
+  }
+
+  private async deadLetter(d: DeadLetter): Promise<RunResult> {
+    const { rec, task, processorName, taskId, reason, error, attempts, drain, durationMs, details } = d;
     const now = this.o.clock.now();
     const records: OutRecord[] = [dlqRecord(rec, reason, error, attempts, now)];
     records.push(
@@ -282,7 +354,7 @@ export class TaskRunner {
         return true;
       } catch (err) {
         if (drain.aborted) return false;
-        const delay = Math.min(100 * 2 ** Math.min(i - 1, 6), 5000);
+        const delay = backoffDelayMs(i, { baseMs: 100, maxMs: 5000 });
         log.error(`cannot write to Kafka (${errorMessage(err)}); retrying in ${delay} ms`);
         try {
           await sleep(this.o.clock, delay, drain);
@@ -318,6 +390,23 @@ export class TaskRunner {
 }
 
 const MAX_RETRY_AFTER_MS = 10 * 60_000;
+
+/**
+ * A failed attempt in words, secrets redacted: the processor's message, the error to record (saying so when the
+ * task timeout ended it) and the details it attached.
+ */
+function describeFailure(
+  a: Attempt,
+  drain: AbortSignal,
+  taskTimeoutMs: number,
+): { msg: string; error: string; details: Record<string, unknown> | undefined } {
+  const msg = redactSecrets(errorMessage(a.failure), a.secretValues);
+  const details = redactSecrets(detailsOf(a.failure), a.secretValues);
+  const timedOut = a.signal.aborted && !drain.aborted;
+  const error =
+    timedOut && !msg.startsWith('timed out') ? `timed out after ${taskTimeoutMs} ms (${msg})` : msg;
+  return { msg, error, details };
+}
 
 /** The details a processor attached to its failure (NonRetriableError, RetriableError), if any. */
 function detailsOf(err: unknown): Record<string, unknown> | undefined {

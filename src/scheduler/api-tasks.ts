@@ -1,3 +1,5 @@
+import type { Clock, TimerHandle } from '../shared/clock.js';
+import { systemClock } from '../shared/clock.js';
 import { errorMessage } from '../shared/errors.js';
 import type { ScheduleEntry } from '../shared/config/schema.js';
 import type { Logger } from '../shared/logger.js';
@@ -17,13 +19,14 @@ export class ApiTaskSource {
   private readonly keys = new Map<string, KeyState>();
   private follower: Follower | undefined;
   private live = false;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: TimerHandle | undefined;
 
   constructor(
     private readonly kafka: KafkaClient,
     private readonly group: string,
     private readonly logger: Logger,
     private readonly onChange: (entries: ScheduleEntry[]) => void,
+    private readonly clock: Clock = systemClock,
   ) {}
 
   /** Reads the topic to its end and resolves to the group's API entries as they are now; then follows it. */
@@ -47,7 +50,7 @@ export class ApiTaskSource {
   }
 
   async stop(): Promise<void> {
-    clearTimeout(this.timer);
+    if (this.timer) this.clock.clearTimeout(this.timer);
     await this.follower?.stop();
   }
 
@@ -73,7 +76,7 @@ export class ApiTaskSource {
   /** Many records arrive together (a batch, a burst of API writes): apply them once. */
   private emitSoon(): void {
     if (this.timer) return;
-    this.timer = setTimeout(() => {
+    this.timer = this.clock.setTimeout(() => {
       this.timer = undefined;
       try {
         this.onChange(this.list());

@@ -4,6 +4,8 @@ import { basename, dirname } from 'node:path';
 import { loadScheduleFile } from '../shared/config/load.js';
 import type { ScheduleEntry } from '../shared/config/schema.js';
 import { ConfigError, errorMessage, formatProblem } from '../shared/errors.js';
+import type { Clock, TimerHandle } from '../shared/clock.js';
+import { systemClock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
 
 export interface ScheduleWatcherOptions {
@@ -13,6 +15,8 @@ export interface ScheduleWatcherOptions {
   onValid(entries: readonly ScheduleEntry[]): void;
   /** @default 300 */
   debounceMs?: number;
+  /** @default systemClock */
+  clock?: Clock;
 }
 
 /**
@@ -22,16 +26,19 @@ export interface ScheduleWatcherOptions {
  */
 export class ScheduleWatcher {
   private watcher: FSWatcher | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: TimerHandle | undefined;
+  private readonly clock: Clock;
 
-  constructor(private readonly o: ScheduleWatcherOptions) {}
+  constructor(private readonly o: ScheduleWatcherOptions) {
+    this.clock = o.clock ?? systemClock;
+  }
 
   start(): void {
     const name = basename(this.o.file);
     this.watcher = watch(dirname(this.o.file), (_event, changed) => {
       if (changed !== null && changed !== name) return;
-      if (this.timer) clearTimeout(this.timer);
-      this.timer = setTimeout(() => void this.reload(), this.o.debounceMs ?? 300);
+      if (this.timer) this.clock.clearTimeout(this.timer);
+      this.timer = this.clock.setTimeout(() => void this.reload(), this.o.debounceMs ?? 300);
     });
     this.watcher.on('error', (err) =>
       this.o.logger.error(`cannot watch ${this.o.file}: ${errorMessage(err)}`),
@@ -39,7 +46,7 @@ export class ScheduleWatcher {
   }
 
   stop(): void {
-    if (this.timer) clearTimeout(this.timer);
+    if (this.timer) this.clock.clearTimeout(this.timer);
     this.watcher?.close();
   }
 

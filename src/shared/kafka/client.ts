@@ -1,6 +1,7 @@
 import { Kafka, Partitioners, CompressionTypes } from 'kafkajs';
 import type { Producer, Message } from 'kafkajs';
 import { hostname } from 'node:os';
+import type { Clock } from '../clock.js';
 import { AppError, errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { isFencedError, needsNewProducer } from './errors.js';
@@ -123,8 +124,12 @@ export class KafkaClient {
       // restarts a crashed consumer by itself after retriable errors; see TaskConsumer for the others.
       retry: { initialRetryTime: 100, retries: 8, maxRetryTime: 2000 },
     });
-    return new GroupConsumer(consumer, this.logger, options.groupId, (memberId) =>
-      leaveGroupAs(this.kafka, options.groupId, memberId),
+    return new GroupConsumer(
+      consumer,
+      this.logger,
+      options.groupId,
+      (memberId) => leaveGroupAs(this.kafka, options.groupId, memberId),
+      options.clock,
     );
   }
 
@@ -450,4 +455,6 @@ export interface ConsumerOptions {
   maxBytesPerPartition?: number;
   /** @default 100 */
   maxWaitTimeMs?: number;
+  /** What heartbeats and joins are stamped with (the caller's readiness reads them against it). @default systemClock */
+  clock?: Clock;
 }

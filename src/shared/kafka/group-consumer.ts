@@ -1,5 +1,7 @@
 import type { Consumer } from 'kafkajs';
 import { backoffDelayMs } from '../backoff.js';
+import type { Clock } from '../clock.js';
+import { sleep, systemClock } from '../clock.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { isNotRunning, isUnknownMember } from './errors.js';
@@ -34,10 +36,12 @@ export class GroupConsumer {
     private readonly logger: Logger,
     private readonly groupId: string,
     private readonly leaveAs?: (memberId: string) => Promise<void>,
+    /** Stamps joins and heartbeats: readiness compares them with the same clock's now. */
+    private readonly clock: Clock = systemClock,
   ) {
     const e = consumer.events;
     consumer.on(e.GROUP_JOIN, (ev) => {
-      this.joinedAt = Date.now();
+      this.joinedAt = this.clock.now();
       this.lastHeartbeatAt = this.joinedAt;
       this.rebalances++;
       this.memberId = ev.payload.memberId;
@@ -58,7 +62,7 @@ export class GroupConsumer {
       // good, its process still up: run it again.
       if (!ev.payload.restart && this.running && !this.stopped) void this.runAgain(ev.payload.error);
     });
-    consumer.on(e.HEARTBEAT, () => (this.lastHeartbeatAt = Date.now()));
+    consumer.on(e.HEARTBEAT, () => (this.lastHeartbeatAt = this.clock.now()));
     // A crash, a stop or a lost connection ends the membership until the next join.
     for (const end of [e.CRASH, e.STOP, e.DISCONNECT]) consumer.on(end, () => (this.joinedAt = undefined));
   }
@@ -71,7 +75,7 @@ export class GroupConsumer {
     // A restart whose join fails crashes again and comes back here: the wait grows across those.
     while (!this.stopped) {
       this.restarts++;
-      await new Promise((r) => setTimeout(r, backoffDelayMs(this.restarts, { baseMs: 500, maxMs: 5000 })));
+      await sleep(this.clock, backoffDelayMs(this.restarts, { baseMs: 500, maxMs: 5000 }));
       if (this.stopped) return;
       try {
         await this.consumer.connect();
@@ -95,7 +99,7 @@ export class GroupConsumer {
         // The group already let it go (its session ended): nothing left to do.
         if (isUnknownMember(err)) return;
         // Broker or coordinator still away: try again shortly.
-        await new Promise((r) => setTimeout(r, backoffDelayMs(attempt + 1, { baseMs: 250, factor: 1 })));
+        await sleep(this.clock, backoffDelayMs(attempt + 1, { baseMs: 250, factor: 1 }));
       }
     }
   }

@@ -1,22 +1,55 @@
+import type { Clock } from '../../../src/shared/clock.js';
+import { systemClock } from '../../../src/shared/clock.js';
+import { partitionForKey } from '../../../src/shared/kafka/index.js';
 import type { InRecord, KafkaClient, OutRecord } from '../../../src/shared/kafka/index.js';
+import { MemoryGroupMember } from './memory-group-member.js';
 
 type ActiveGroups = Awaited<ReturnType<KafkaClient['activeGroups']>>;
 
+/** What a transactional producer of the fake does: send, fence, reset (a fresh producer of the same id). */
+export interface MemoryProducer {
+  connect(): Promise<void>;
+  disconnect(): Promise<void>;
+  send(records: readonly OutRecord[]): Promise<void>;
+  sendOne(record: OutRecord): Promise<{ partition: number; offset: string }>;
+  sendInTransaction(records: readonly OutRecord[]): Promise<void>;
+  fence(): Promise<void>;
+  reset(): Promise<void>;
+  readonly needsReset: boolean;
+}
+
 /**
- * The part of KafkaClient that taskapi uses (producers, followers, whole reads, group metadata), in memory: one
- * partition per topic, every topic exists, a record reaches the followers of its topic on the next turn of the event
- * loop (as a fetch would), so writes resolve through the views as they do against a broker. Followers and whole
- * reads are counted: each is a consumer group on a real broker.
+ * KafkaClient in memory, for unit tests of the code that takes one: taskapi (producers, followers, whole reads,
+ * group metadata) and the scheduler (partitioned topics, transactions, consumer-group members).
+ *
+ * Every topic exists, with one partition unless `partitions` says otherwise; a keyed record lands where the
+ * producer's partitioner puts it. A record reaches the followers of its topic on the next turn of the event loop (as
+ * a fetch would), so writes resolve through the views as they do against a broker. Followers and whole reads are
+ * counted: each is a consumer group on a real broker.
+ *
+ * Transactions are all or nothing, and fencing works as the coordinator's: `fence()` gives the transactional id a
+ * new epoch, and a producer of an older epoch fails with PRODUCER_FENCED from then on. Group members
+ * (`consumer()`) are assigned partitions by the test (see MemoryGroupMember.join), as the group coordinator would.
  */
 export class MemoryKafka {
   readonly topics = new Map<string, InRecord[]>();
+  /** Partitions per topic; a topic not listed has one. */
+  readonly partitions = new Map<string, number>();
   /** The consumer groups that have members now, as Kafka's group metadata lists them (tests set it). */
   groups: ActiveGroups = [];
   /** Each topic a follower was started on (one consumer group each), in order. */
   readonly followed: string[] = [];
   /** Each topic read whole with readToEnd (a throw-away consumer group each), in order. */
   readonly readWhole: string[] = [];
+  /** Every group member made by `consumer()`, in order. */
+  readonly members: MemoryGroupMember[] = [];
+  /** Transactions of these transactional ids fail (not committed, not fenced), as with a broker away. */
+  readonly failingTransactions = new Set<string>();
   private readonly followers = new Map<string, Array<(r: InRecord) => void>>();
+  private readonly epochs = new Map<string, number>();
+
+  /** `clock`: what group members stamp their heartbeats with. */
+  constructor(readonly clock: Clock = systemClock) {}
 
   /** As a KafkaClient, for the code under test. */
   client(): KafkaClient {
@@ -31,8 +64,8 @@ export class MemoryKafka {
     return Promise.resolve(this.groups);
   }
 
-  partitionCount(): Promise<number> {
-    return Promise.resolve(1);
+  partitionCount(topic: string): Promise<number> {
+    return Promise.resolve(this.partitionsOf(topic));
   }
 
   readToEnd(topic: string): Promise<InRecord[]> {
@@ -41,16 +74,30 @@ export class MemoryKafka {
   }
 
   endOffsets(topic: string): Promise<Map<number, bigint>> {
-    return Promise.resolve(new Map([[0, BigInt(this.log(topic).length)]]));
+    const ends = new Map<number, bigint>();
+    for (let p = 0; p < this.partitionsOf(topic); p++) ends.set(p, BigInt(this.records(topic, p).length));
+    return Promise.resolve(ends);
   }
 
-  producer(): {
-    connect(): Promise<void>;
-    disconnect(): Promise<void>;
-    send(records: readonly OutRecord[]): Promise<void>;
-    sendOne(record: OutRecord): Promise<{ partition: number; offset: string }>;
-    sendInTransaction(records: readonly OutRecord[]): Promise<void>;
-  } {
+  /** The records of one partition, in offset order. */
+  records(topic: string, partition: number): InRecord[] {
+    return this.log(topic).filter((r) => r.partition === partition);
+  }
+
+  /** Writes records as a producer outside the code under test would (another instance, an earlier run). */
+  write(records: readonly OutRecord[]): void {
+    for (const r of records) this.append(r);
+  }
+
+  producer(options: { transactionalId?: string } = {}): MemoryProducer {
+    const id = options.transactionalId;
+    let epoch: number | undefined;
+    const fence = (): Promise<void> => {
+      if (id === undefined) return Promise.reject(new Error('fence() needs a transactionalId'));
+      epoch = (this.epochs.get(id) ?? 0) + 1;
+      this.epochs.set(id, epoch);
+      return Promise.resolve();
+    };
     return {
       connect: () => Promise.resolve(),
       disconnect: () => Promise.resolve(),
@@ -58,12 +105,31 @@ export class MemoryKafka {
         for (const r of records) this.append(r);
         return Promise.resolve();
       },
-      sendOne: (record) => Promise.resolve({ partition: 0, offset: this.append(record).offset }),
+      sendOne: (record) => {
+        const r = this.append(record);
+        return Promise.resolve({ partition: r.partition, offset: r.offset });
+      },
       sendInTransaction: (records) => {
+        if (id !== undefined && epoch !== this.epochs.get(id))
+          return Promise.reject(
+            Object.assign(new Error(`producer of ${id} fenced by a newer one`), { type: 'PRODUCER_FENCED' }),
+          );
+        if (id !== undefined && this.failingTransactions.has(id))
+          return Promise.reject(new Error('Connection error: connect ECONNREFUSED 127.0.0.1:9092'));
         for (const r of records) this.append(r);
         return Promise.resolve();
       },
+      fence,
+      reset: fence,
+      needsReset: false,
     };
+  }
+
+  /** A member of consumer group `groupId`; it gets partitions when the test calls its `join`. */
+  consumer(options: { groupId: string }): MemoryGroupMember {
+    const member = new MemoryGroupMember(this, options.groupId, this.clock);
+    this.members.push(member);
+    return member;
   }
 
   follow(
@@ -76,6 +142,10 @@ export class MemoryKafka {
     return Promise.resolve({ caughtUp: Promise.resolve(), stop: () => Promise.resolve() });
   }
 
+  private partitionsOf(topic: string): number {
+    return this.partitions.get(topic) ?? 1;
+  }
+
   private log(topic: string): InRecord[] {
     let log = this.topics.get(topic);
     if (!log) this.topics.set(topic, (log = []));
@@ -84,10 +154,12 @@ export class MemoryKafka {
 
   private append(r: OutRecord): InRecord {
     const log = this.log(r.topic);
+    const partition =
+      r.partition ?? (r.key === null ? 0 : partitionForKey(r.key, this.partitionsOf(r.topic)));
     const record: InRecord = {
       topic: r.topic,
-      partition: 0,
-      offset: String(log.length),
+      partition,
+      offset: String(this.records(r.topic, partition).length),
       key: r.key === null ? null : Buffer.from(r.key),
       value: r.value === null ? null : Buffer.from(r.value),
       headers: { ...r.headers },
@@ -96,6 +168,7 @@ export class MemoryKafka {
     log.push(record);
     setImmediate(() => {
       for (const f of this.followers.get(r.topic) ?? []) f(record);
+      for (const m of this.members) m.fetchSoon();
     });
     return record;
   }

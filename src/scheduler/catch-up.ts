@@ -1,0 +1,55 @@
+import type { ScheduleEntry } from '../shared/config/schema.js';
+import type { Logger } from '../shared/logger.js';
+import { compileSpec } from '../shared/schedule/spec.js';
+import type { Fire } from './fire-loop.js';
+import type { EntryStates } from './entry-states.js';
+import type { SchedulerMetrics } from './metrics.js';
+import { misfireOf, overdueOnce } from './misfire.js';
+import { specHashOf } from '../shared/codecs/scheduler-state.js';
+
+/** A one-shot entry whose instant passed unfired goes out now, and says so. */
+export function overdueFire(
+  e: ScheduleEntry,
+  lastFiredMs: number | undefined,
+  now: number,
+  logger: Logger,
+): Fire | undefined {
+  const at = overdueOnce(e, lastFiredMs, now);
+  if (at === undefined) return undefined;
+  logger.info(
+    `one-shot ${e.id} was due at ${new Date(at).toISOString()} (${Math.round((now - at) / 1000)} s ago) and never ` +
+      `fired: firing it now`,
+    { scheduleId: e.id },
+  );
+  return { entry: e, scheduledFor: at };
+}
+
+/**
+ * What a takeover owes the entries of its partition, from their state as read: the instants missed while nobody
+ * owned them (per `Misfire`) and overdue one-shots, to fire now; each entry not paused is armed from now (or from
+ * its last fired instant, should that be later). `differing`: entries whose last record was written for another
+ * definition.
+ */
+export function catchUp(
+  mine: readonly ScheduleEntry[],
+  states: EntryStates,
+  now: number,
+  o: { logger: Logger; metrics: SchedulerMetrics | undefined; arm(e: ScheduleEntry, fromMs: number): void },
+): { missed: Fire[]; differing: string[] } {
+  const missed: Fire[] = [];
+  const differing: string[] = [];
+  for (const e of mine) {
+    const known = states.get(e.id);
+    if (known && known.specHash !== specHashOf(e)) differing.push(e.id);
+    // A paused entry misses nothing: it stays unarmed until resumed.
+    if (known?.paused) continue;
+    const overdue = overdueFire(e, known?.lastFiredMs, now, o.logger);
+    if (overdue) missed.push(overdue);
+    const m = misfireOf(e, compileSpec(e.spec, e.timeZone), known?.lastFiredMs, now);
+    for (const t of m.fire) missed.push({ entry: e, scheduledFor: t });
+    o.metrics?.misfired(e.id, 'caught_up', m.fire.length);
+    o.metrics?.misfired(e.id, 'dropped', m.missed - m.fire.length);
+    o.arm(e, Math.max(now, known?.lastFiredMs ?? now));
+  }
+  return { missed, differing };
+}

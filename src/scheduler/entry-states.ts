@@ -1,0 +1,68 @@
+import type { InRecord, PartitionBatch } from '../shared/kafka/index.js';
+import type { Fire } from './fire-loop.js';
+import { parseState, specHashOf } from '../shared/codecs/scheduler-state.js';
+import type { EntryState } from '../shared/codecs/scheduler-state.js';
+
+/**
+ * What this instance knows of each entry from the state topic and from its own commits: the last fired instant
+ * (it only moves forward), whether the entry is paused, and the spec hash of the last record.
+ */
+export class EntryStates {
+  private readonly byId = new Map<string, EntryState>();
+
+  constructor(private readonly group: string) {}
+
+  get(id: string): EntryState | undefined {
+    return this.byId.get(id);
+  }
+
+  has(id: string): boolean {
+    return this.byId.has(id);
+  }
+
+  lastFiredMs(id: string): number | undefined {
+    return this.byId.get(id)?.lastFiredMs;
+  }
+
+  isPaused(id: string): boolean {
+    return this.byId.get(id)?.paused ?? false;
+  }
+
+  set(id: string, state: EntryState): void {
+    this.byId.set(id, state);
+  }
+
+  /** Every record of a fetched batch of the state topic: our group's keys update the last fired instants. */
+  foldBatch(b: PartitionBatch): void {
+    const prefix = `${this.group}/`;
+    for (const r of b.records) this.foldRecord(prefix, r);
+    // Without this the next fetch starts where this one did: a partition longer than one fetch (1 MiB) was
+    // re-read forever and its takeover never finished.
+    b.resolveOffset(b.lastOffset());
+  }
+
+  private foldRecord(prefix: string, r: InRecord): void {
+    const key = r.key?.toString('utf8');
+    if (!key?.startsWith(prefix)) return;
+    const id = key.slice(prefix.length);
+    const s = parseState(r.value);
+    if (!s) return;
+    // The last fired instant only moves forward; pause and the spec hash are the latest record's.
+    const prev = this.byId.get(id);
+    this.byId.set(id, { ...s, lastFiredMs: Math.max(s.lastFiredMs, prev?.lastFiredMs ?? -Infinity) });
+  }
+
+  /** Fires were committed: each entry's last fired instant moves to its latest (manual fires move nothing). */
+  acked(fires: readonly Fire[]): void {
+    for (const f of fires) {
+      if (f.manual) continue;
+      const prev = this.byId.get(f.entry.id);
+      if (!prev || prev.lastFiredMs < f.scheduledFor)
+        this.byId.set(f.entry.id, {
+          lastFiredMs: f.scheduledFor,
+          specHash: specHashOf(f.entry),
+          paused: prev?.paused ?? false,
+        });
+    }
+  }
+}
