@@ -10,7 +10,7 @@ import type { ScheduleEntry } from '../../src/shared/config/schema.js';
 import type { KafkaConnection } from '../../src/shared/kafka/security.js';
 import { KafkaClient } from '../../src/shared/kafka/index.js';
 import { silentLogger } from '../../src/shared/logger.js';
-import { sleep } from './report.js';
+import { sleep } from '../../test/kit/wait.js';
 
 /** One schedule entry per spec, ids `bench-<i>`, processor NoopProcessor, misfire skip. */
 export function benchEntries(specs: readonly string[], topic: string): ScheduleEntry[] {

@@ -11,7 +11,7 @@ import { USERS_TOPIC } from '../../src/api/auth/user-view.js';
 import { brokers, kafka, TopicReader, uniqueName, useTaskTopic } from './helpers/kafka.js';
 import { killAll, ROOT, startCli } from './helpers/processes.js';
 import { publishTasks, scheduleFile, taskMessage } from './helpers/tasks.js';
-import { waitFor } from './helpers/wait-for.js';
+import { waitFor } from '../kit/wait.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = join(ROOT, 'test-results');

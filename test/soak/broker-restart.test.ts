@@ -14,7 +14,7 @@ import { startApi } from '../integration/helpers/api.js';
 import { health, opsUrl } from '../integration/helpers/metrics.js';
 import { killAll, ROOT, startCli } from '../integration/helpers/processes.js';
 import { countBy, EVENTS, eventsOf } from '../integration/helpers/tasks.js';
-import { waitFor } from '../integration/helpers/wait-for.js';
+import { waitFor } from '../kit/wait.js';
 import type { TaskMessage } from '../../src/shared/messages.js';
 
 const kafkaLocal = (cmd: string): void => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { produce } from '../integration/helpers/kafka.js';
 import { groupScheduleFile, iso, second, useSchedulerGroup } from '../integration/helpers/scheduler-group.js';
-import { waitFor } from '../integration/helpers/wait-for.js';
+import { waitFor } from '../kit/wait.js';
 import { SCHEDULER_STATE_TOPIC } from '../../src/shared/messages.js';
 
 describe('a scheduler group at volume', () => {

@@ -5,9 +5,10 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Kafka, logLevel } from 'kafkajs';
 import type { Consumer, KafkaMessage } from 'kafkajs';
-import { brokers, trackPositions, uniqueName } from './kafka.js';
+import { brokers, uniqueName } from './kafka.js';
+import { trackPositions } from '../../kit/topic-reader.js';
 import { ROOT } from './processes.js';
-import { waitFor } from './wait-for.js';
+import { waitFor } from '../../kit/wait.js';
 
 const run = promisify(execFile);
 
