@@ -217,7 +217,7 @@ class Load {
     const fresh = await new StampedReader(() => cluster.kafka('tests-fresh'), [this.topic]).start();
     let tasks: TaskMessage[];
     try {
-      await fresh.caughtUp(cluster, this.topic);
+      await fresh.caughtUp(this.topic, 60_000);
       tasks = fresh.values<TaskMessage>(this.topic);
     } finally {
       await fresh.stop();
