@@ -33,7 +33,7 @@ import {
   writeResults,
 } from './lib/report.js';
 import { TIMING_PROCESSOR, timingProcessor } from './lib/timing-processor.js';
-import { sleep, within } from '../test/kit/wait.js';
+import { poll, sleep, within } from '../test/kit/wait.js';
 import { createTaskTopics, deleteGroups, deleteTopics } from '../test/kit/kafka.js';
 
 const PARTITIONS = 12;
@@ -129,8 +129,7 @@ function tally(
 
 /** Waits until `count()` reaches `expected` or `graceMs` passed (stragglers of the last second). */
 async function settle(count: () => number, expected: number, graceMs: number): Promise<void> {
-  const deadline = Date.now() + graceMs;
-  while (count() < expected && Date.now() < deadline) await sleep(50);
+  await poll(() => count() >= expected, graceMs);
 }
 
 /** Latency of one pipeline, split where the producer's acknowledgement comes back. */
