@@ -1,5 +1,6 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import expectExpect from './eslint/expect-expect.js';
 
 export default tseslint.config(
   { ignores: ['dist/', 'node_modules/', '.kafka-local/', 'coverage/', '.cache/'] },
@@ -27,6 +28,12 @@ export default tseslint.config(
         },
       ],
     },
+  },
+  {
+    // Every test asserts (a test that only waits cannot fail on a wrong outcome).
+    files: ['test/**/*.test.ts'],
+    plugins: { local: { rules: { 'expect-expect': expectExpect } } },
+    rules: { 'local/expect-expect': 'error' },
   },
   {
     files: ['**/*.js', '**/*.mjs'],

@@ -48,8 +48,7 @@ import type { ApiFigures, LatencyRow, LoadRow, RebuildRun } from './lib/api-repo
 import { startTaskapi } from './lib/api-taskapi.js';
 import type { Taskapi } from './lib/api-taskapi.js';
 import { processCpuMs } from './lib/child-cpu.js';
-import { killAll, OwnBroker } from './lib/failover-procs.js';
-import { rawKafka, whenReadable } from './lib/kafka-bench.js';
+import { rawKafka } from './lib/kafka-bench.js';
 import {
   cpuPercent,
   describeMachine,
@@ -58,6 +57,9 @@ import {
   summarize,
   writeResults,
 } from './lib/report.js';
+import { whenReadable } from '../test/kit/kafka.js';
+import { killAll } from '../test/kit/processes.js';
+import { OwnBroker } from '../test/kit/own-broker.js';
 
 const SELF = fileURLToPath(import.meta.url);
 /** What taskapi is started with, and what the baselines' records carry. */

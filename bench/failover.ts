@@ -25,10 +25,9 @@ import { parseArgs } from 'node:util';
 import { EVENTS_TOPIC } from '../src/shared/codecs/task-event.js';
 import { SCHEDULER_STATE_TOPIC } from '../src/shared/codecs/scheduler-state.js';
 import type { Rig } from './lib/failover-pipeline.js';
-import { killAll, OwnBroker } from './lib/failover-procs.js';
 import { brokerRestart, consumerFailover, schedulerFailover } from './lib/failover-scenarios.js';
 import type { RunResult, ScenarioId } from './lib/failover-scenarios.js';
-import { rawKafka, whenReadable } from './lib/kafka-bench.js';
+import { rawKafka } from './lib/kafka-bench.js';
 import {
   benchBrokers,
   cell,
@@ -38,6 +37,9 @@ import {
   summarize,
   writeResults,
 } from './lib/report.js';
+import { whenReadable } from '../test/kit/kafka.js';
+import { killAll } from '../test/kit/processes.js';
+import { OwnBroker } from '../test/kit/own-broker.js';
 
 const SCENARIOS: Record<ScenarioId, { label: string; targetMs: number }> = {
   a: { label: 'a. consumer kill -9', targetMs: 10_000 },

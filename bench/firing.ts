@@ -26,12 +26,12 @@ import {
   describeMachine,
   machineFacts,
   printTable,
-  sleep,
   summarize,
   versionOf,
   writeResults,
 } from './lib/report.js';
 import type { Summary } from './lib/report.js';
+import { sleep } from '../test/kit/wait.js';
 
 type Spread = 'minute' | 'second';
 

@@ -29,11 +29,11 @@ import {
   describeMachine,
   machineFacts,
   printTable,
-  ROOT,
-  sleep,
   versionOf,
   writeResults,
 } from './lib/report.js';
+import { sleep } from '../test/kit/wait.js';
+import { ROOT } from '../test/kit/processes.js';
 
 type Lib = 'ours' | 'node-cron' | 'croner';
 const SELF = fileURLToPath(import.meta.url);

@@ -21,10 +21,10 @@ import {
   describeMachine,
   machineFacts,
   printTable,
-  sleep,
   versionOf,
   writeResults,
 } from './lib/report.js';
+import { sleep } from '../test/kit/wait.js';
 
 interface Row {
   who: string;

@@ -19,16 +19,7 @@ import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { ProcessorRegistry } from '../src/processors/registry.js';
 import type { GroupSchedulerOptions } from '../src/scheduler/group-scheduler.js';
-import {
-  createTopic,
-  deleteGroups,
-  deleteTopics,
-  rawKafka,
-  rawProducer,
-  taskRecord,
-  startRawConsumer,
-  within,
-} from './lib/kafka-bench.js';
+import { rawKafka, rawProducer, taskRecord, startRawConsumer } from './lib/kafka-bench.js';
 import { startOurConsumer } from './lib/our-consumer.js';
 import { benchEntries, startOurs } from './lib/ours.js';
 import {
@@ -37,12 +28,13 @@ import {
   describeMachine,
   machineFacts,
   printTable,
-  sleep,
   summarize,
   versionOf,
   writeResults,
 } from './lib/report.js';
 import { TIMING_PROCESSOR, timingProcessor } from './lib/timing-processor.js';
+import { poll, sleep, within } from '../test/kit/wait.js';
+import { createTaskTopics, deleteGroups, deleteTopics } from '../test/kit/kafka.js';
 
 const PARTITIONS = 12;
 
@@ -137,8 +129,7 @@ function tally(
 
 /** Waits until `count()` reaches `expected` or `graceMs` passed (stragglers of the last second). */
 async function settle(count: () => number, expected: number, graceMs: number): Promise<void> {
-  const deadline = Date.now() + graceMs;
-  while (count() < expected && Date.now() < deadline) await sleep(50);
+  await poll(() => count() >= expected, graceMs);
 }
 
 /** Latency of one pipeline, split where the producer's acknowledgement comes back. */
@@ -206,7 +197,7 @@ async function runPlainProducer(
   const kafka = rawKafka(p.brokers, 'bench-latency');
   const topic = `${p.topic}-${suffix}`;
   const group = `bench-latency-${suffix}-${randomUUID()}`;
-  await createTopic(kafka, topic, PARTITIONS);
+  await createTaskTopics(kafka, [topic], PARTITIONS, { fresh: true });
   const samples: Sample[] = [];
   const sends = new Map<number, { handedMs: number; ackedMs?: number }>();
   const consumer = await sink(p, topic, group, (s) => samples.push(s));
@@ -254,7 +245,7 @@ async function runOurs(p: Params): Promise<Pipeline> {
   const admin = rawKafka(p.brokers, 'bench-latency');
   const topic = p.topic;
   const consumerGroup = `bench-latency-consumer-${randomUUID()}`;
-  await createTopic(admin, topic, PARTITIONS);
+  await createTaskTopics(admin, [topic], PARTITIONS, { fresh: true });
   const samples: Sample[] = [];
   const startedAt = new Map<string, number>();
   const acks: Array<{ key: string; scheduledMs: number; ackedMs: number }> = [];

@@ -19,8 +19,9 @@ import kafkajs from 'kafkajs';
 import type { AclEntry } from 'kafkajs';
 import { readKafkaConfig } from '../src/shared/kafka/security.js';
 import { rawKafka } from './lib/kafka-bench.js';
-import { cell, describeMachine, machineFacts, printTable, ROOT, writeResults } from './lib/report.js';
+import { cell, describeMachine, machineFacts, printTable, writeResults } from './lib/report.js';
 import type { Summary } from './lib/report.js';
+import { ROOT } from '../test/kit/processes.js';
 
 const run = promisify(execFile);
 // kafkajs is CommonJS: its enums come from the default export.

@@ -24,17 +24,7 @@ import { parseArgs } from 'node:util';
 import { ProcessorRegistry } from '../src/processors/registry.js';
 import type { RawScheduleEntry } from '../src/shared/config/schema.js';
 import { processCpuMs } from './lib/child-cpu.js';
-import {
-  createTopic,
-  deleteGroups,
-  deleteTopics,
-  prefillTasks,
-  produceAll,
-  rawConsume,
-  rawKafka,
-  scanTopic,
-  within,
-} from './lib/kafka-bench.js';
+import { prefillTasks, produceAll, rawConsume, rawKafka, scanTopic } from './lib/kafka-bench.js';
 import { startOurConsumer } from './lib/our-consumer.js';
 import { findProducerPerf, runProducerPerf } from './lib/producer-perf.js';
 import type { PerfResult } from './lib/producer-perf.js';
@@ -46,13 +36,14 @@ import {
   describeMachine,
   machineFacts,
   printTable,
-  ROOT,
-  sleep,
   summarize,
   versionOf,
   writeResults,
 } from './lib/report.js';
 import type { Summary } from './lib/report.js';
+import { sleep, within } from '../test/kit/wait.js';
+import { ROOT } from '../test/kit/processes.js';
+import { createTaskTopics, deleteGroups, deleteTopics } from '../test/kit/kafka.js';
 
 const PARTS = ['consume', 'e2e', 'broker'] as const;
 type Part = (typeof PARTS)[number];
@@ -218,7 +209,7 @@ async function runOurs(
 
 async function runConsume(p: Params, topic: string): Promise<ConsumeResult> {
   const kafka = rawKafka(p.brokers, 'bench-throughput', benchConnection());
-  await createTopic(kafka, topic, p.partitions);
+  await createTaskTopics(kafka, [topic], p.partitions, { fresh: true });
   const groups: string[] = [];
   const failures: string[] = [];
   try {
@@ -304,7 +295,7 @@ function scheduleFile(p: Params, topic: string): string {
 
 async function runEndToEnd(p: Params, topic: string): Promise<E2eResult> {
   const kafka = rawKafka(p.brokers, 'bench-throughput', benchConnection());
-  await createTopic(kafka, topic, 12);
+  await createTaskTopics(kafka, [topic], 12, { fresh: true });
   const file = scheduleFile(p, topic);
   const consumerGroup = `bench-e2e-consumer-${randomUUID()}`;
   const schedulerGroup = `bench-e2e-${randomUUID()}`;
@@ -475,7 +466,7 @@ const KAFKAJS_IN_FLIGHT = 5;
 
 async function runBroker(p: Params, topic: string): Promise<BrokerResult> {
   const kafka = rawKafka(p.brokers, 'bench-throughput', benchConnection());
-  await createTopic(kafka, topic, p.partitions);
+  await createTaskTopics(kafka, [topic], p.partitions, { fresh: true });
   const rows: ProducerRow[] = [];
   const result: BrokerResult = { rows };
   try {

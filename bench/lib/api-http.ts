@@ -4,7 +4,7 @@
  * the client's cost is the same on both sides.
  */
 import autocannon from 'autocannon';
-import { sleep } from './report.js';
+import { sleep } from '../../test/kit/wait.js';
 
 /** Polls `GET <base>/api/readyz` until it answers 200; resolves with `performance.now()` at that answer. */
 export async function whenReady(base: string, timeoutMs: number, alive: () => boolean): Promise<number> {

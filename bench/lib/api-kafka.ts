@@ -8,8 +8,9 @@ import type { Kafka, Message } from 'kafkajs';
 import { encodeJson } from '../../src/shared/messages.js';
 import { TASKS_TOPIC } from '../../src/shared/tasks/definition.js';
 import type { TaskDefinition, TaskSchedule } from '../../src/shared/tasks/definition.js';
-import { createTopicsReady, produceAll, scanTopic } from './kafka-bench.js';
+import { produceAll, scanTopic } from './kafka-bench.js';
 import type { ProduceStats } from './kafka-bench.js';
+import { createTopicsReady } from '../../test/kit/kafka.js';
 
 /** Seeded tasks run processors `proc-0` … `proc-9` in turn; every tenth is disabled (status PAUSED). */
 export const SEED_PROCESSORS = 10;

@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import { TASKS_TOPIC } from '../../src/shared/tasks/definition.js';
 import { useBearer, whenReady } from './api-http.js';
 import { firstAdminToken } from './first-admin.js';
-import { exitWithin, freePort, startCli } from './failover-procs.js';
-import type { Cli } from './failover-procs.js';
-import { sleep } from './report.js';
+import { exitWithin, freePort, startCli } from '../../test/kit/processes.js';
+import type { Cli } from '../../test/kit/processes.js';
+import { poll } from '../../test/kit/wait.js';
 
 const REBUILT = new RegExp(
   `view rebuilt from ${TASKS_TOPIC.replace('.', '\\.')}, [^:]+: (\\d+) task\\(s\\), \\d+ user\\(s\\) in (\\d+) ms`,
@@ -44,7 +44,7 @@ export async function startTaskapi(
   process.env.TASKAPI_ADMIN_USER = ADMIN.username;
   process.env.TASKAPI_ADMIN_PASSWORD = ADMIN.initialPassword;
   const t0 = performance.now();
-  const cli = startCli('taskapi', args, join(logDir, `taskapi-${run}.log`));
+  const cli = startCli('taskapi', args, { logFile: join(logDir, `taskapi-${run}.log`) });
   const stop = async (): Promise<void> => {
     cli.signal('SIGTERM');
     const exit = await exitWithin(cli, 15_000);
@@ -52,17 +52,16 @@ export async function startTaskapi(
   };
   try {
     const readyAt = await whenReady(base, 300_000, () => cli.alive);
-    let m = REBUILT.exec(cli.log());
     // The line is written before the server listens; allow the file a moment all the same.
-    for (let i = 0; !m && i < 20; i++, m = REBUILT.exec(cli.log())) await sleep(100);
-    if (!m) throw new Error(`taskapi #${run} logged no "view rebuilt" line:\n${cli.log().slice(-2000)}`);
+    const m = await poll(() => REBUILT.exec(cli.output) ?? undefined, 2000, 100);
+    if (!m) throw new Error(`taskapi #${run} logged no "view rebuilt" line:\n${cli.output.slice(-2000)}`);
     const logged = { tasks: Number(m[1]), ms: Number(m[2]) };
     useBearer(await firstAdminToken(base, ADMIN));
     return { cli, base, readyMs: readyAt - t0, logged, stop };
   } catch (err) {
     await stop();
     throw new Error(
-      `${err instanceof Error ? err.message : String(err)}; its log:\n${cli.log().slice(-2000)}`,
+      `${err instanceof Error ? err.message : String(err)}; its log:\n${cli.output.slice(-2000)}`,
     );
   }
 }

@@ -10,14 +10,14 @@ import { partitionForKey } from '../../src/shared/kafka/index.js';
 import { EVENTS_TOPIC } from '../../src/shared/codecs/task-event.js';
 import { taskIdFor } from '../../src/shared/codecs/task-message.js';
 import type { RawScheduleEntry } from '../../src/shared/config/schema.js';
+import { createTaskTopics, deleteGroups, deleteTopics } from '../../test/kit/kafka.js';
+import { exitWithin, startCli } from '../../test/kit/processes.js';
+import type { Cli, CliName, Exit } from '../../test/kit/processes.js';
+import { TopicReader } from '../../test/kit/topic-reader.js';
+import type { Received } from '../../test/kit/topic-reader.js';
+import { poll, sleep } from '../../test/kit/wait.js';
 import type { StatusEvent } from '../../src/shared/codecs/task-event.js';
 import type { TaskMessage } from '../../src/shared/codecs/task-message.js';
-import { exitWithin, startCli } from './failover-procs.js';
-import type { Cli, CliName, Exit } from './failover-procs.js';
-import { RunReader } from './failover-reader.js';
-import type { Received } from './failover-reader.js';
-import { createTopic, deleteGroups, deleteTopics } from './kafka-bench.js';
-import { sleep } from './report.js';
 
 export const PARTITIONS = 12;
 
@@ -35,21 +35,6 @@ const hex = (): string => randomBytes(4).toString('hex');
 /** Waits until the wall clock is `phaseMs` past a whole second (the scenario's own timing, not a settle sleep). */
 export function untilPhase(phaseMs: number): Promise<void> {
   return sleep((phaseMs - (Date.now() % 1000) + 1000) % 1000);
-}
-
-/** Polls until `f` returns a value, or resolves undefined at the deadline. */
-export async function poll<T>(
-  f: () => T | undefined,
-  timeoutMs: number,
-  intervalMs = 50,
-): Promise<T | undefined> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = f();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) return undefined;
-    await sleep(intervalMs);
-  }
 }
 
 /** `perPartition` schedule ids for each of the topic's partitions (keys are hashed as the producer does). */
@@ -90,7 +75,7 @@ export class Run {
   readonly consumerGroup = `failover-cons-${hex()}`;
   readonly scheduleFile: string;
   private readonly clis: Cli[] = [];
-  private reader: RunReader | undefined;
+  private reader: TopicReader | undefined;
 
   private constructor(
     readonly rig: Rig,
@@ -115,17 +100,26 @@ export class Run {
   static async create(rig: Rig, label: string, ids: (prefix: string) => string[]): Promise<Run> {
     const prefix = `fo${hex()}`;
     const run = new Run(rig, label, ids(prefix), prefix);
-    await createTopic(rig.kafka, run.topic, PARTITIONS);
-    run.reader = await RunReader.start(rig.kafka, [
-      { topic: run.topic },
-      { topic: EVENTS_TOPIC, fromEnd: true, keep: (v) => v.includes(`"taskId":"${prefix}-`) },
-    ]);
+    await createTaskTopics(rig.kafka, [run.topic], PARTITIONS, { fresh: true });
+    // The shared events topic holds millions of other records: read from its end, this run's tasks only.
+    const events = {
+      topic: EVENTS_TOPIC,
+      fromEnd: true,
+      keep: (v: string) => v.includes(`"taskId":"${prefix}-`),
+    };
+    run.reader = await new TopicReader(() => rig.kafka, [run.topic, events], {
+      groupPrefix: 'failover-reader',
+      // It must outlive a broker restart in the broker scenario.
+      consumer: {
+        retry: { retries: 30, initialRetryTime: 200, maxRetryTime: 2000, restartOnFailure: async () => true },
+      },
+    }).start();
     return run;
   }
 
   private start(name: CliName, args: string[]): Cli {
     const n = this.clis.filter((c) => c.name === name).length + 1;
-    const cli = startCli(name, args, join(this.rig.logDir, `${this.label}-${name}-${n}.log`));
+    const cli = startCli(name, args, { logFile: join(this.rig.logDir, `${this.label}-${name}-${n}.log`) });
     this.clis.push(cli);
     return cli;
   }
@@ -150,17 +144,17 @@ export class Run {
     ]);
   }
 
-  private get read(): RunReader {
+  private get read(): TopicReader {
     if (!this.reader) throw new Error('run not created');
     return this.reader;
   }
 
   tasks(): Array<Received<TaskMessage>> {
-    return this.read.tasks(this.topic);
+    return this.read.received<TaskMessage>(this.topic);
   }
 
   finished(): Array<Received<StatusEvent>> {
-    return this.read.events(EVENTS_TOPIC).filter((e) => e.value.status === 'FINISHED');
+    return this.read.received<StatusEvent>(EVENTS_TOPIC).filter((e) => e.value.status === 'FINISHED');
   }
 
   /** FINISHED events by taskId. */
@@ -314,7 +308,7 @@ export class Run {
     for (const c of this.clis) {
       const p = c.problems();
       if (p.length > 0)
-        out.push(`${c.logFile.split('/').pop() ?? c.name}: ${p.length} WARN/ERROR, first: ${p[0]}`);
+        out.push(`${c.logFile?.split('/').pop() ?? c.name}: ${p.length} WARN/ERROR, first: ${p[0]}`);
     }
     return out;
   }

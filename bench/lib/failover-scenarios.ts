@@ -3,13 +3,13 @@
  * ownership is settled, cause the event at a fixed phase of the second, and measure until the work the victim
  * owned flows again; then account for every task of the run.
  */
+import type { OwnBroker } from '../../test/kit/own-broker.js';
+import { exitWithin } from '../../test/kit/processes.js';
+import type { Exit } from '../../test/kit/processes.js';
+import { poll, sleep } from '../../test/kit/wait.js';
+import { balancedIds, Run, second, untilPhase } from './failover-pipeline.js';
 import type { StatusEvent } from '../../src/shared/codecs/task-event.js';
-import type { OwnBroker } from './failover-procs.js';
-import { exitWithin } from './failover-procs.js';
-import type { Exit } from './failover-procs.js';
-import { balancedIds, poll, Run, second, untilPhase } from './failover-pipeline.js';
 import type { Accounting, Rig } from './failover-pipeline.js';
-import { sleep } from './report.js';
 
 export type ScenarioId = 'a' | 'b' | 'c' | 'd';
 

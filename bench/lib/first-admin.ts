@@ -3,7 +3,7 @@
  * admin everything but a password change until it changed the password it was given, so the first login changes it
  * to the caller's own; every later login (other instances, other test files on the same broker) uses that one.
  */
-import { sleep } from './report.js';
+import { sleep } from '../../test/kit/wait.js';
 
 export interface FirstAdmin {
   username: string;

@@ -1,18 +1,16 @@
 /**
- * Kafka plumbing the consumer benchmarks share: fresh topics, task records in our message format, pre-filling a
- * topic, and the plain kafkajs producer and consumer they are compared with. Benchmarks measure peers, so this file
+ * Kafka plumbing the consumer benchmarks share: task records in our message format, pre-filling a topic, and the
+ * plain kafkajs producer and consumer they are compared with (topics and groups: test/kit/kafka.ts). Benchmarks measure peers, so this file
  * talks to kafkajs directly (the "one door to Kafka" rule is for src/).
  */
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
-import type { Consumer, ITopicConfig, Message, Producer } from 'kafkajs';
+import type { Consumer, Message, Producer } from 'kafkajs';
 import { taskMessageOf, taskRecord as taskOutRecord } from '../../src/shared/codecs/task-message.js';
 import { PLAINTEXT } from '../../src/shared/kafka/security.js';
 import type { KafkaConnection } from '../../src/shared/kafka/security.js';
-import { fixAbortedTransactionFilter } from '../../src/shared/kafka/kafkajs/fetch-fixes.js';
-
-// Readers here (and the tests' readers, which use these helpers) must not see aborted transactions' records: kafkajs
-// 2.2.4 hands some over as committed (see fetch-fixes.ts). Producing is left as kafkajs does it.
-fixAbortedTransactionFilter();
+// Importing the kit also keeps aborted transactions' records from the readers here (see test/kit/kafka.ts).
+import { deleteGroups } from '../../test/kit/kafka.js';
+import { within } from '../../test/kit/wait.js';
 
 /** A kafkajs client with its logging off, for the peers and the plumbing. */
 export function rawKafka(
@@ -27,83 +25,6 @@ export function rawKafka(
     ...(connection.ssl ? { ssl: connection.ssl } : {}),
     ...(connection.sasl ? { sasl: connection.sasl } : {}),
   });
-}
-
-/** Creates `topic` (and its `.dlq`, where our consumer would dead-letter) with `partitions` partitions. */
-export async function createTopic(kafka: Kafka, topic: string, partitions: number): Promise<void> {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    const existing = new Set(await admin.listTopics());
-    if (existing.has(topic)) throw new Error(`topic ${topic} already exists; benchmarks need a fresh one`);
-  } finally {
-    await admin.disconnect();
-  }
-  await createTopicsReady(kafka, [
-    { topic, numPartitions: partitions },
-    { topic: `${topic}.dlq`, numPartitions: partitions },
-  ]);
-}
-
-/** Creates the topics and returns once every partition of each has a leader (see {@link whenReadable}). */
-export async function createTopicsReady(kafka: Kafka, topics: ITopicConfig[]): Promise<void> {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    // kafkajs's own wait gives up on "does not host this topic-partition": whenReadable waits instead.
-    await admin.createTopics({ waitForLeaders: false, topics });
-  } finally {
-    await admin.disconnect();
-  }
-  await whenReadable(
-    kafka,
-    topics.map((t) => t.topic),
-  );
-}
-
-/**
- * Waits until every partition of the topics answers an offsets request (so each has a leader). Right after a
- * broker started or a topic was created, its partitions can briefly be unknown ("This server does not host this
- * topic-partition"), which kafkajs's `createTopics({ waitForLeaders })` does not wait out: it retries only "leader
- * not available". Tests and benchmarks call this after every topic they create.
- */
-export async function whenReadable(kafka: Kafka, topics: string[], timeoutMs = 30_000): Promise<void> {
-  const admin = kafka.admin();
-  await admin.connect();
-  const deadline = Date.now() + timeoutMs;
-  try {
-    for (const topic of topics) {
-      for (;;) {
-        try {
-          await admin.fetchTopicOffsets(topic);
-          break;
-        } catch (err) {
-          if (Date.now() > deadline)
-            throw new Error(
-              `${topic} has no leader for some partition after ${timeoutMs} ms: ${String(err)}`,
-            );
-          await new Promise((r) => setTimeout(r, 100));
-        }
-      }
-    }
-  } finally {
-    await admin.disconnect();
-  }
-}
-
-/** Deletes the topics (and their `.dlq`) that exist; a failure is reported, not thrown (clean-up only). */
-export async function deleteTopics(kafka: Kafka, topics: string[]): Promise<void> {
-  const admin = kafka.admin();
-  try {
-    await admin.connect();
-    const existing = new Set(await admin.listTopics());
-    const doomed = topics.flatMap((t) => [t, `${t}.dlq`]).filter((t) => existing.has(t));
-    if (doomed.length > 0) await admin.deleteTopics({ topics: doomed });
-  } catch (err) {
-    console.error(`could not delete bench topics ${topics.join(', ')}: ${String(err)}`);
-  } finally {
-    await admin.disconnect();
-  }
 }
 
 /**
@@ -231,29 +152,6 @@ export async function rawConsume(
   await consumer.disconnect();
   if (parsed !== n) throw new Error(`raw consumer parsed ${parsed} task messages of ${n}`);
   return { records: count, joinMs: joinedAt - t0, ms: lastAt - firstAt, totalMs: lastAt - t0 };
-}
-
-/** Deletes consumer groups a benchmark made (clean-up only: a failure is reported, not thrown). */
-export async function deleteGroups(kafka: Kafka, groups: string[]): Promise<void> {
-  if (groups.length === 0) return;
-  const admin = kafka.admin();
-  try {
-    await admin.connect();
-    await admin.deleteGroups(groups);
-  } catch (err) {
-    console.error(`could not delete bench groups: ${String(err)}`);
-  } finally {
-    await admin.disconnect();
-  }
-}
-
-/** Rejects with `what()` when the promise has not settled within `ms`. */
-export async function within<T>(promise: Promise<T>, ms: number, what: () => string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what()} (after ${ms} ms)`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /**

@@ -11,6 +11,7 @@ import type { KafkaConnection } from '../../src/shared/kafka/security.js';
 import type { Logger, LogLevel } from '../../src/shared/logger.js';
 import { parseLogLevel } from '../../src/shared/logger.js';
 import { createWinstonLogger } from '../../src/shared/winston-logger.js';
+import { waitFor } from '../../test/kit/wait.js';
 
 export interface OurConsumerOptions {
   brokers: string[];
@@ -60,9 +61,10 @@ export async function startOurConsumer(o: OurConsumerOptions): Promise<RunningCo
     onOutcome: o.onOutcome,
   });
   await consumer.start();
-  const joined = (async () => {
-    while (!consumer.readiness().ready) await new Promise((r) => setTimeout(r, 2));
-    return performance.now();
-  })();
+  const joined = waitFor(() => consumer.readiness().ready, {
+    timeoutMs: 120_000,
+    intervalMs: 2,
+    what: () => `our consumer to be ready (${consumer.readiness().reason})`,
+  }).then(() => performance.now());
   return { consumer, joined, stop: () => consumer.stop({ deadlineMs: drainTimeoutMs }) };
 }

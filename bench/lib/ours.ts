@@ -11,7 +11,7 @@ import type { ScheduleEntry } from '../../src/shared/config/schema.js';
 import type { KafkaConnection } from '../../src/shared/kafka/security.js';
 import { KafkaClient } from '../../src/shared/kafka/index.js';
 import { silentLogger } from '../../src/shared/logger.js';
-import { sleep } from './report.js';
+import { waitFor } from '../../test/kit/wait.js';
 
 /** One schedule entry per spec, ids `bench-<i>`, processor NoopProcessor, misfire skip. */
 export function benchEntries(specs: readonly string[], topic: string): ScheduleEntry[] {
@@ -61,15 +61,18 @@ export async function startOurs(
   });
   const t0 = Date.now();
   await scheduler.start();
-  for (;;) {
+  const ready = (): boolean => {
     const r = scheduler.readiness();
-    if (r.ready && r.assigned.length > 0) break;
-    if (Date.now() - t0 > timeoutMs) {
-      await scheduler.stop({ deadlineMs: 1000 });
-      throw new Error(`scheduler not ready within ${timeoutMs} ms: ${r.reason}`);
-    }
-    await sleep(20);
-  }
+    return r.ready && r.assigned.length > 0;
+  };
+  await waitFor(ready, {
+    timeoutMs,
+    intervalMs: 20,
+    what: () => `the scheduler to be ready (${scheduler.readiness().reason})`,
+  }).catch(async (err: unknown) => {
+    await scheduler.stop({ deadlineMs: 1000 });
+    throw err;
+  });
   return { kafka, scheduler, group, readyMs: Date.now() - t0 };
 }
 

@@ -6,7 +6,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT } from './report.js';
+import { ROOT } from '../../test/kit/processes.js';
 
 export interface PerfResult {
   records: number;

@@ -7,10 +7,7 @@ import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { PLAINTEXT, readKafkaConfig } from '../../src/shared/kafka/security.js';
 import type { KafkaConnection } from '../../src/shared/kafka/security.js';
-import { fileURLToPath } from 'node:url';
-
-/** The project root: benchmarks run compiled, from dist/bench/ (this file from dist/bench/lib/). */
-export const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
+import { ROOT } from '../../test/kit/processes.js';
 
 export interface Summary {
   p50: number;
@@ -98,8 +95,6 @@ export function writeResults(name: string, data: Record<string, unknown>): strin
   console.log(`results: ${file}`);
   return file;
 }
-
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 
 /** CPU used by this process between two `process.cpuUsage()` readings, as % of one core over `wallMs`. */
 export function cpuPercent(since: NodeJS.CpuUsage, wallMs: number): number {

@@ -1,5 +1,5 @@
 /**
- * What every record of docs/contract.md §4 shares. Each record kind has its own codec in `codecs/` (task message,
+ * What every record of docs/messages-and-topics.md shares. Each record kind has its own codec in `codecs/` (task message,
  * task event, scheduler state, DLQ headers, scheduler commands): build and read records only through those.
  */
 

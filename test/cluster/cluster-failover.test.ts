@@ -2,13 +2,13 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { whenReadable } from '../../bench/lib/kafka-bench.js';
+import { whenReadable } from '../kit/kafka.js';
 import { LocalCluster, StampedReader } from '../integration/helpers/cluster.js';
 import { uniqueName } from '../integration/helpers/kafka.js';
 import { killAll, startCli } from '../integration/helpers/processes.js';
 import type { RunningCli } from '../integration/helpers/processes.js';
 import { groupScheduleFile, iso, second } from '../integration/helpers/scheduler-group.js';
-import { waitFor } from '../integration/helpers/wait-for.js';
+import { waitFor } from '../kit/wait.js';
 import type { StatusEvent } from '../../src/shared/codecs/task-event.js';
 import type { TaskMessage } from '../../src/shared/codecs/task-message.js';
 
@@ -218,7 +218,7 @@ class Load {
     const fresh = await new StampedReader(() => cluster.kafka('tests-fresh'), [this.topic]).start();
     let tasks: TaskMessage[];
     try {
-      await fresh.caughtUp(cluster, this.topic);
+      await fresh.caughtUp(this.topic, 60_000);
       tasks = fresh.values<TaskMessage>(this.topic);
     } finally {
       await fresh.stop();

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { brokers, produce, uniqueName, useTaskTopic } from './helpers/kafka.js';
 import { killAll, startCli } from './helpers/processes.js';
-import { waitFor } from './helpers/wait-for.js';
+import { waitFor } from '../kit/wait.js';
 import type { TaskMessage } from '../../src/shared/codecs/task-message.js';
 import { TASKS_TOPIC } from '../../src/shared/tasks/definition.js';
 import type { TaskDefinition, TaskSchedule } from '../../src/shared/tasks/definition.js';

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { startSmoke } from './helpers/bench.js';
+import { startSmoke, stopSmoke } from './helpers/bench.js';
 import type { SmokeRun } from './helpers/bench.js';
 
 /** Benchmarks are not tests, but CI runs each for a few seconds so they keep working (issue: benchmarks). */
@@ -7,13 +7,7 @@ describe('bench/api.js --smoke', () => {
   let run: SmokeRun | undefined;
 
   // The benchmark runs its own broker and taskapi; on SIGTERM it kills both and deletes the broker's data.
-  afterEach(async () => {
-    const child = run?.child;
-    if (child && child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      await run?.done;
-    }
-  });
+  afterEach(() => stopSmoke(run));
 
   it('should time creates, lists, the rebuild and gets of the real taskapi beside their baselines', async () => {
     run = startSmoke('api');

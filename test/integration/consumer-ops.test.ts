@@ -4,7 +4,7 @@ import { brokers, createTopics, deleteTopics, produce, uniqueName } from './help
 import { health, opsUrl, scrape, total } from './helpers/metrics.js';
 import { killAll, ROOT, runCli, startCli } from './helpers/processes.js';
 import { publishTasks, taskMessage } from './helpers/tasks.js';
-import { waitFor } from './helpers/wait-for.js';
+import { waitFor } from '../kit/wait.js';
 
 const PROCESSORS = resolve(ROOT, 'test/fixtures/test-processors.js');
 

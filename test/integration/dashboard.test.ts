@@ -11,7 +11,7 @@ import { USERS_TOPIC } from '../../src/api/auth/user-view.js';
 import { brokers, kafka, TopicReader, uniqueName, useTaskTopic } from './helpers/kafka.js';
 import { killAll, ROOT, startCli } from './helpers/processes.js';
 import { publishTasks, scheduleFile, taskMessage } from './helpers/tasks.js';
-import { waitFor } from './helpers/wait-for.js';
+import { waitFor } from '../kit/wait.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = join(ROOT, 'test-results');
@@ -70,15 +70,17 @@ describe('the dashboard at /ui in headless Chromium', () => {
   /** Waits for the page's outcome line to match; on timeout, says what it showed instead. */
   const flashSays = async (page: Page, want: RegExp): Promise<string> => {
     const seen: string[] = [];
-    const deadline = Date.now() + 15_000;
-    for (;;) {
-      const text = (await page.textContent('#flash')) ?? '';
-      if (want.test(text)) return text;
-      if (text && seen.at(-1) !== text) seen.push(text);
-      if (Date.now() > deadline)
-        throw new Error(`the page never said ${want} (it said: ${JSON.stringify(seen)}; at ${page.url()})`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    return waitFor(
+      async () => {
+        const text = (await page.textContent('#flash')) ?? '';
+        if (text && seen.at(-1) !== text) seen.push(text);
+        return want.test(text) ? text : undefined;
+      },
+      {
+        timeoutMs: 15_000,
+        what: () => `the page to say ${want} (it said: ${JSON.stringify(seen)}; at ${page.url()})`,
+      },
+    );
   };
   /**
    * Counted by Playwright's selector engine, never by a string evaluated in the page (waitForFunction): taskapi's

@@ -7,7 +7,7 @@ import type { ReadRecord } from './helpers/kafka.js';
 import { killAll, ROOT, runCli, startCli } from './helpers/processes.js';
 import type { RunningCli } from './helpers/processes.js';
 import { countBy, EVENTS, eventsOf, publishTasks, taskMessage } from './helpers/tasks.js';
-import { waitFor } from './helpers/wait-for.js';
+import { waitFor } from '../kit/wait.js';
 import type { TaskMessage } from '../../src/shared/codecs/task-message.js';
 
 const FIXTURES = resolve(ROOT, 'test/fixtures/test-processors.js');

@@ -4,7 +4,7 @@ import { brokers, createTopics, deleteTopics, produce, TopicReader, uniqueName }
 import type { ReadRecord } from './helpers/kafka.js';
 import { killAll, ROOT, startCli } from './helpers/processes.js';
 import { EVENTS, eventsOf, publishTasks, taskMessage } from './helpers/tasks.js';
-import { waitFor } from './helpers/wait-for.js';
+import { waitFor } from '../kit/wait.js';
 
 const FIXTURES = resolve(ROOT, 'test/fixtures/test-processors.js');
 

@@ -3,7 +3,7 @@ import { KafkaClient } from '../../src/shared/kafka/index.js';
 import type { GroupConsumer } from '../../src/shared/kafka/index.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import { brokers, createTopics, deleteTopics, produce, uniqueName } from './helpers/kafka.js';
-import { waitFor } from './helpers/wait-for.js';
+import { waitFor } from '../kit/wait.js';
 
 describe('a consumer-group member (GroupConsumer)', () => {
   const topic = uniqueName('member');

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { brokers, uniqueName, useTaskTopic } from './helpers/kafka.js';
 import { killAll, startCli } from './helpers/processes.js';
-import { waitFor } from './helpers/wait-for.js';
+import { waitFor } from '../kit/wait.js';
 import type { TaskMessage } from '../../src/shared/codecs/task-message.js';
 
 describe('when the schedule file is edited while taskscheduler runs', () => {

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createTopics, deleteTopics, produce, TopicReader, uniqueName } from './helpers/kafka.js';
-import { waitFor } from './helpers/wait-for.js';
+import { waitFor } from '../kit/wait.js';
 
 describe('the local broker', () => {
   let topic: string;

@@ -6,7 +6,7 @@ import { brokers, createTopics, deleteTopics, TopicReader, uniqueName } from './
 import { killAll, ROOT, startCli } from './helpers/processes.js';
 import type { RunningCli } from './helpers/processes.js';
 import { countBy, EVENTS, eventsOf, publishTasks, taskMessage } from './helpers/tasks.js';
-import { waitFor } from './helpers/wait-for.js';
+import { waitFor } from '../kit/wait.js';
 import type { StatusEvent } from '../../src/shared/codecs/task-event.js';
 import type { TaskMessage } from '../../src/shared/codecs/task-message.js';
 

@@ -6,7 +6,7 @@ import { brokers, createTopics, deleteTopics, TopicReader, uniqueName } from './
 import { health, opsUrl, scrape, total } from './helpers/metrics.js';
 import { killAll, runCli, startCli } from './helpers/processes.js';
 import type { RunningCli } from './helpers/processes.js';
-import { waitFor } from './helpers/wait-for.js';
+import { waitFor } from '../kit/wait.js';
 import type { TaskMessage } from '../../src/shared/codecs/task-message.js';
 
 interface StatusJson {

@@ -3,7 +3,7 @@ import { groupScheduleFile, iso, useSchedulerGroup } from './helpers/scheduler-g
 import type { Entry } from './helpers/scheduler-group.js';
 import { brokers, uniqueName } from './helpers/kafka.js';
 import { startCli } from './helpers/processes.js';
-import { waitFor } from './helpers/wait-for.js';
+import { waitFor } from '../kit/wait.js';
 
 // The long and large cases of a scheduler group (three instances over 30 s, state partitions of many records)
 // are in test/soak/scheduler-group-volume.test.ts.

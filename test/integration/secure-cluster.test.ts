@@ -13,7 +13,7 @@ import type { RunningCli } from './helpers/processes.js';
 import { SecureBroker } from './helpers/secure-broker.js';
 import type { User } from './helpers/secure-broker.js';
 import { EVENTS, scheduleFile } from './helpers/tasks.js';
-import { waitFor } from './helpers/wait-for.js';
+import { waitFor } from '../kit/wait.js';
 
 /**
  * A secured broker (SASL_SSL with SCRAM users, a locally made CA, StandardAuthorizer) where every program runs as

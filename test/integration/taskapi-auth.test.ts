@@ -10,7 +10,7 @@ import { brokers, createTopics, deleteTopics, kafka, uniqueName } from './helper
 import { opsUrl } from './helpers/metrics.js';
 import { killAll, ROOT, runCli, startCli } from './helpers/processes.js';
 import { scheduleFile } from './helpers/tasks.js';
-import { waitFor } from './helpers/wait-for.js';
+import { waitFor } from '../kit/wait.js';
 
 type Role = 'viewer' | 'operator' | 'admin';
 

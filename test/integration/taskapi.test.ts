@@ -9,7 +9,7 @@ import { brokers, kafka, uniqueName, useTaskTopic } from './helpers/kafka.js';
 import { opsUrl, scrape, total } from './helpers/metrics.js';
 import { killAll, ROOT, startCli } from './helpers/processes.js';
 import { publishTasks, taskMessage } from './helpers/tasks.js';
-import { waitFor } from './helpers/wait-for.js';
+import { waitFor } from '../kit/wait.js';
 import type { TaskMessage } from '../../src/shared/codecs/task-message.js';
 
 const run = promisify(execFile);

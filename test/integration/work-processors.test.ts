@@ -12,7 +12,7 @@ import type { ReadRecord } from './helpers/kafka.js';
 import { killAll, ROOT, startCli } from './helpers/processes.js';
 import type { RunningCli } from './helpers/processes.js';
 import { EVENTS, publishTasks, taskMessage } from './helpers/tasks.js';
-import { waitFor } from './helpers/wait-for.js';
+import { waitFor } from '../kit/wait.js';
 import type { StatusEvent } from '../../src/shared/codecs/task-event.js';
 
 /** A task topic with its DLQ, a reader of both and of the events, and a consumer of it with the given flags. */

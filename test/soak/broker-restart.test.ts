@@ -11,10 +11,10 @@ import {
   uniqueName,
 } from '../integration/helpers/kafka.js';
 import { startApi } from '../integration/helpers/api.js';
-import { health, opsUrl } from '../integration/helpers/metrics.js';
+import { health, opsUrl, scrape, total } from '../integration/helpers/metrics.js';
 import { killAll, ROOT, startCli } from '../integration/helpers/processes.js';
 import { countBy, EVENTS, eventsOf } from '../integration/helpers/tasks.js';
-import { waitFor } from '../integration/helpers/wait-for.js';
+import { waitFor } from '../kit/wait.js';
 import type { TaskMessage } from '../../src/shared/codecs/task-message.js';
 
 const kafkaLocal = (cmd: string): void => {
@@ -22,7 +22,7 @@ const kafkaLocal = (cmd: string): void => {
 };
 
 describe.runIf(inject('localBroker'))(
-  'when the broker is stopped for 10 s and restarted during a run',
+  'when the broker is stopped while fires come due, and restarted during a run',
   () => {
     const topic = uniqueName('tasks');
     const prefix = `${uniqueName('b')}-`;
@@ -113,17 +113,33 @@ describe.runIf(inject('localBroker'))(
       for (const broker of brokers().split(',')) expect(readyz.text).not.toContain(broker);
       await api.cli.waitForOutput(/\/api\/readyz answers 503: Kafka unreachable/);
       for (const u of ops) expect((await health(u, '/healthz')).status).toBe(200);
-      // The outage under test lasts 10 s; all along, every process stays not ready and alive.
+      // The outage lasts until the scheduler has fires of every entry from at least two seconds queued and has
+      // failed to publish them more than once (so the restart has a backlog to publish, after retries); all along,
+      // every process stays not ready and alive.
       const outageProblems: string[] = [];
+      let backlog = { queued: 0, failures: 0 };
       await waitFor(
         async () => {
           const r = await readiness();
           if (r.some((x) => x !== 503)) outageProblems.push(r.join(','));
           for (const u of ops)
             if ((await health(u, '/healthz')).status !== 200) outageProblems.push(`${u} unhealthy`);
-          return Date.now() - stoppedAt >= 10_000;
+          const m = await scrape(ops[0] ?? '');
+          backlog = {
+            queued: total(m, 'taskmanager_scheduler_queued_fires'),
+            failures: total(m, 'taskmanager_scheduler_publish_errors_total'),
+          };
+          return backlog.queued >= 2 * entries.length && backlog.failures >= 2;
         },
-        { timeoutMs: 30_000, intervalMs: 500, what: 'a 10 s outage' },
+        {
+          timeoutMs: 30_000,
+          intervalMs: 500,
+          what: () => `a backlog of fires the scheduler failed to publish (now ${JSON.stringify(backlog)})`,
+        },
+      );
+      console.log(
+        `broker down ${((Date.now() - stoppedAt) / 1000).toFixed(1)} s: ${backlog.queued} fires queued, ` +
+          `${backlog.failures} failed publishes`,
       );
       expect(outageProblems).toEqual([]);
       kafkaLocal('start');

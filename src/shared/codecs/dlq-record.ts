@@ -1,7 +1,7 @@
 import type { InRecord, OutRecord, RecordHeaders } from '../kafka/types.js';
 
 /**
- * The records of a task topic's DLQ (`<topic>.dlq`, docs/contract.md §4): the failed record with its key, value
+ * The records of a task topic's DLQ (`<topic>.dlq`, docs/messages-and-topics.md#dead-letter-records): the failed record with its key, value
  * and headers untouched plus the `dlq-*` headers, and the marker record a replay leaves (header
  * {@link REPLAYED_HEADER}); also the copy a replay re-publishes to the task topic.
  */

@@ -4,7 +4,7 @@ import type { ErrorCode } from '../errors.js';
 import type { OutRecord } from '../kafka/types.js';
 
 /**
- * The records of `taskmanager.commands` (docs/contract.md §4, key = scheduler group): the requests that
+ * The records of `taskmanager.commands` (docs/messages-and-topics.md#commands, key = scheduler group): the requests that
  * `taskscheduler trigger|pause|resume|status` and taskapi send to a scheduler group, and the instances' replies
  * (a reply too large for one record comes in parts).
  */

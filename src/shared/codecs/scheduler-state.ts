@@ -5,7 +5,7 @@ import type { ScheduleEntry } from '../config/schema.js';
 import type { OutRecord } from '../kafka/types.js';
 
 /**
- * The records of `taskmanager.scheduler-state` (docs/contract.md §4): per scheduler group and entry, the last
+ * The records of `taskmanager.scheduler-state` (docs/messages-and-topics.md#scheduler-state): per scheduler group and entry, the last
  * instant fired, whether it is paused, and a hash of its definition. The scheduler's fast path,
  * {@link fastStateValue}, gives byte for byte what {@link encodeState} gives for the same fields.
  */

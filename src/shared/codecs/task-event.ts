@@ -5,7 +5,7 @@ import type { DlqReason } from './dlq-record.js';
 import { taskIdsSchema } from './task-message.js';
 
 /**
- * The records of `taskmanager.events` (docs/contract.md §4): status events (key = taskId, header `task-id`) and
+ * The records of `taskmanager.events` (docs/messages-and-topics.md#status-and-audit-events): status events (key = taskId, header `task-id`) and
  * audit events of taskapi (key = task id). The scheduler's SCHEDULED event has a fast path,
  * {@link fastScheduledValue}, giving byte for byte what {@link encodeEvent} gives for {@link scheduledEvent}.
  */

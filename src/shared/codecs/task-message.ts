@@ -5,7 +5,7 @@ import type { OutRecord, RecordHeaders } from '../kafka/types.js';
 import type { Origin } from '../messages.js';
 
 /**
- * The task message of docs/contract.md §4, one per fire: its type, its headers, the typed encoder and the decoder
+ * The task message of docs/messages-and-topics.md#task-message, one per fire: its type, its headers, the typed encoder and the decoder
  * every consumer uses, and the scheduler's fast path ({@link preEncodeTask}, {@link fastTaskValue}), which gives
  * byte for byte what {@link encodeTaskMessage} gives for the same task.
  */

@@ -5,7 +5,7 @@ import { firstAdminToken } from '../../../bench/lib/first-admin.js';
 import { brokers } from './kafka.js';
 import { startCli } from './processes.js';
 import type { RunningCli } from './processes.js';
-import { waitFor } from './wait-for.js';
+import { waitFor } from '../../kit/wait.js';
 
 export interface ApiAnswer<T = Record<string, unknown>> {
   status: number;
@@ -88,7 +88,13 @@ export async function startApi(args: string[], env: Record<string, string> = {})
   const cli = startCli(
     'taskapi',
     ['-b', brokers(), '--port', '0', '--history', '1m', '--data-dir', DATA_DIR, ...args],
-    { TASKAPI_ADMIN_USER: TEST_ADMIN.username, TASKAPI_ADMIN_PASSWORD: TEST_ADMIN.initialPassword, ...env },
+    {
+      env: {
+        TASKAPI_ADMIN_USER: TEST_ADMIN.username,
+        TASKAPI_ADMIN_PASSWORD: TEST_ADMIN.initialPassword,
+        ...env,
+      },
+    },
   );
   let url = '';
   await waitFor(
@@ -97,7 +103,7 @@ export async function startApi(args: string[], env: Record<string, string> = {})
       if (m) url = m[1]!;
       return m !== null;
     },
-    { timeoutMs: 60_000, what: `taskapi listening\n${cli.output.slice(-2000)}` },
+    { timeoutMs: 60_000, what: () => `taskapi listening\n${cli.output.slice(-2000)}` },
   );
   const api = new Api(cli, url);
   api.token = await firstAdminToken(url, TEST_ADMIN);

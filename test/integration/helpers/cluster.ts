@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Kafka, logLevel } from 'kafkajs';
-import type { Consumer, KafkaMessage } from 'kafkajs';
-import { brokers, trackPositions, uniqueName } from './kafka.js';
+import { brokers } from './kafka.js';
+import { TopicReader } from '../../kit/topic-reader.js';
+import type { ReadRecord } from '../../kit/topic-reader.js';
 import { ROOT } from './processes.js';
-import { waitFor } from './wait-for.js';
 
 const run = promisify(execFile);
 
@@ -149,91 +149,33 @@ export class LocalCluster {
 }
 
 /** A record as read, with its producer timestamp (kafkajs: when the produce request was built) and when we got it. */
-export interface StampedRecord {
-  topic: string;
-  partition: number;
-  offset: string;
-  value: string | null;
-  /** The record's CreateTime. */
-  timestamp: number;
-  /** When this reader received it. */
-  receivedAt: number;
-}
+export type StampedRecord = ReadRecord;
 
 /**
- * Reads topics from the beginning (read_committed) in the background and keeps every record once (a consumer that
- * restarts during a broker failure may read a batch again: records are kept by position).
+ * The kit's reader with the cluster's retry settings (it outlives a node's failure; a batch read again after a
+ * restart is kept once), whose values carry their record as `_rec`.
  */
-export class StampedReader {
-  private readonly byPosition = new Map<string, StampedRecord>();
-  readonly records: StampedRecord[] = [];
-  private readonly position = new Map<string, number>();
-  private consumer: Consumer | undefined;
-  /** Parsed values by topic, in arrival order (parsed once). */
-  private readonly parsed = new Map<string, unknown[]>();
+export class StampedReader extends TopicReader {
+  /** Per topic, the values read so far with `_rec` (each made once). */
+  private readonly stamped = new Map<string, unknown[]>();
 
-  constructor(
-    private readonly kafka: () => Kafka,
-    private readonly topics: string[],
-  ) {}
-
-  async start(): Promise<this> {
-    this.consumer = this.kafka().consumer({
-      groupId: uniqueName('cluster-reader'),
-      maxWaitTimeInMs: 100,
-      sessionTimeout: 10_000,
-      retry: { initialRetryTime: 100, retries: 10, maxRetryTime: 1000, restartOnFailure: async () => true },
-    });
-    await this.consumer.connect();
-    await this.consumer.subscribe({ topics: this.topics, fromBeginning: true });
-    const joined = trackPositions(this.consumer, this.position);
-    await this.consumer.run({
-      eachBatch: async ({ batch }) => {
-        const now = Date.now();
-        for (const m of batch.messages) this.keep(batch.topic, batch.partition, m, now);
+  constructor(kafka: () => Kafka, topics: string[]) {
+    super(kafka, topics, {
+      groupPrefix: 'cluster-reader',
+      consumer: {
+        sessionTimeout: 10_000,
+        retry: { initialRetryTime: 100, retries: 10, maxRetryTime: 1000, restartOnFailure: async () => true },
       },
     });
-    await waitFor(joined, { timeoutMs: 30_000, what: 'the reader to join its group' });
-    return this;
-  }
-
-  private keep(topic: string, partition: number, m: KafkaMessage, now: number): void {
-    const key = `${topic}/${partition}/${m.offset}`;
-    if (this.byPosition.has(key)) return;
-    const r: StampedRecord = {
-      topic,
-      partition,
-      offset: m.offset,
-      value: m.value ? m.value.toString('utf8') : null,
-      timestamp: Number(m.timestamp),
-      receivedAt: now,
-    };
-    this.byPosition.set(key, r);
-    this.records.push(r);
-    let list = this.parsed.get(topic);
-    if (!list) this.parsed.set(topic, (list = []));
-    try {
-      list.push(r.value === null ? null : { ...(JSON.parse(r.value) as object), _rec: r });
-    } catch {
-      list.push(null);
-    }
   }
 
   /** Parsed JSON values of a topic, each with `_rec` (its record). */
-  values<T>(topic: string): Array<T & { _rec: StampedRecord }> {
-    return (this.parsed.get(topic) ?? []).filter((v) => v !== null) as Array<T & { _rec: StampedRecord }>;
-  }
-
-  /** Waits until this reader has every record the topic holds now (its end offsets, markers included). */
-  async caughtUp(cluster: LocalCluster, topic: string, timeoutMs = 60_000): Promise<void> {
-    const ends = await cluster.withAdmin((a) => a.fetchTopicOffsets(topic));
-    await waitFor(
-      () => ends.every((p) => Number(p.high) <= (this.position.get(`${topic}/${p.partition}`) ?? 0)),
-      { timeoutMs, what: `the reader to catch up with ${topic}` },
-    );
-  }
-
-  async stop(): Promise<void> {
-    await this.consumer?.disconnect().catch(() => undefined);
+  override values<T>(topic: string): Array<T & { _rec: StampedRecord }> {
+    const received = this.received<T>(topic);
+    let list = this.stamped.get(topic);
+    if (!list) this.stamped.set(topic, (list = []));
+    for (let i = list.length; i < received.length; i++)
+      list.push({ ...received[i]!.value, _rec: received[i]!.record });
+    return list as Array<T & { _rec: StampedRecord }>;
   }
 }

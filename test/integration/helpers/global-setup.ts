@@ -1,7 +1,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
-import { whenReadable } from '../../../bench/lib/kafka-bench.js';
+import { whenReadable } from '../../kit/kafka.js';
 import type { TestProject } from 'vitest/node';
 import { USERS_TOPIC } from '../../../src/api/auth/user-view.js';
 import { COMMANDS_TOPIC } from '../../../src/shared/codecs/scheduler-command.js';

@@ -1,8 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
-import type { Consumer, IHeaders, KafkaMessage } from 'kafkajs';
-import { createTopicsReady } from '../../../bench/lib/kafka-bench.js';
+import type { IHeaders } from 'kafkajs';
+import { createTaskTopics, deleteTopics as deleteKitTopics } from '../../kit/kafka.js';
+import { TopicReader as KitReader } from '../../kit/topic-reader.js';
+import type { TopicSpec } from '../../kit/topic-reader.js';
+
+export type { ReadRecord } from '../../kit/topic-reader.js';
 
 export function brokers(): string {
   return inject('brokers');
@@ -18,28 +22,16 @@ export function uniqueName(prefix: string): string {
 }
 
 /** Creates task topics (with their DLQs) for one test. */
-export async function createTopics(names: string[], partitions = 12): Promise<void> {
-  await createTopicsReady(
-    kafka(),
-    names.flatMap((topic) => [
-      { topic, numPartitions: partitions },
-      { topic: `${topic}.dlq`, numPartitions: partitions },
-    ]),
-  );
+export function createTopics(names: string[], partitions = 12): Promise<void> {
+  return createTaskTopics(kafka(), names, partitions);
 }
 
-export async function deleteTopics(names: string[]): Promise<void> {
-  const admin = kafka().admin();
-  await admin.connect();
-  try {
-    const existing = new Set(await admin.listTopics());
-    const topics = names.flatMap((t) => [t, `${t}.dlq`]).filter((t) => existing.has(t));
-    if (topics.length > 0) await admin.deleteTopics({ topics });
-  } finally {
-    await admin.disconnect();
-  }
+/** Deletes task topics (with their DLQs) a test made. */
+export function deleteTopics(names: string[]): Promise<void> {
+  return deleteKitTopics(kafka(), names);
 }
 
+/** Writes the records (idempotently, acks=all) to the tests' broker, or to the cluster of `client`. */
 export async function produce(
   topic: string,
   messages: Array<{
@@ -48,10 +40,11 @@ export async function produce(
     headers?: IHeaders;
     partition?: number;
   }>,
+  client: () => Kafka = kafka,
 ): Promise<void> {
   // Idempotent: a send retried after an error the broker recovered from (a partition not led yet) must not write
   // its records twice; a test then saw tasks "run twice" that it had itself published twice.
-  const producer = kafka().producer({
+  const producer = client().producer({
     createPartitioner: Partitioners.DefaultPartitioner,
     idempotent: true,
     maxInFlightRequests: 1,
@@ -64,119 +57,10 @@ export async function produce(
   }
 }
 
-export interface ReadRecord {
-  topic: string;
-  partition: number;
-  offset: string;
-  key: string | null;
-  value: string | null;
-  headers: Record<string, string>;
-}
-
-function decodeHeaders(h: IHeaders | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(h ?? {}))
-    if (v !== undefined) out[k] = String(Array.isArray(v) ? v[0] : v);
-  return out;
-}
-
-function toRead(topic: string, partition: number, m: KafkaMessage): ReadRecord {
-  return {
-    topic,
-    partition,
-    offset: m.offset,
-    key: m.key ? m.key.toString('utf8') : null,
-    value: m.value ? m.value.toString('utf8') : null,
-    headers: decodeHeaders(m.headers),
-  };
-}
-
-/**
- * Keeps, per `topic/partition`, the offset after the last record or transaction marker the consumer processed
- * (END_BATCH_PROCESS also fires for batches holding only markers, which eachBatch never sees); returns whether the
- * consumer has joined its group.
- */
-export function trackPositions(consumer: Consumer, position: Map<string, number>): () => boolean {
-  let joined = false;
-  consumer.on(consumer.events.GROUP_JOIN, () => (joined = true));
-  consumer.on(consumer.events.END_BATCH_PROCESS, (e) => {
-    const key = `${e.payload.topic}/${e.payload.partition}`;
-    const next = Number(e.payload.lastOffset) + 1;
-    if (next > (position.get(key) ?? 0)) position.set(key, next);
-  });
-  return () => joined;
-}
-
-/**
- * Reads topics from the beginning (read_committed) in the background and keeps every record, so a test can
- * `waitFor` what it expects. Stop it in afterEach.
- */
-export class TopicReader {
-  readonly records: ReadRecord[] = [];
-  /** `topic/partition` → offset after the last record or marker read. */
-  private readonly position = new Map<string, number>();
-  private consumer: Consumer | undefined;
-
-  /** `client`: the cluster to read (default the tests' broker). */
-  constructor(
-    private readonly topics: string[],
-    private readonly client: () => Kafka = kafka,
-  ) {}
-
-  async start(): Promise<this> {
-    this.consumer = this.client().consumer({
-      groupId: uniqueName('reader'),
-      maxWaitTimeInMs: 100,
-      retry: { retries: 10, restartOnFailure: async () => true },
-    });
-    await this.consumer.connect();
-    await this.consumer.subscribe({ topics: this.topics, fromBeginning: true });
-    const joined = trackPositions(this.consumer, this.position);
-    await this.consumer.run({
-      eachBatch: async ({ batch }) => {
-        for (const m of batch.messages) this.records.push(toRead(batch.topic, batch.partition, m));
-      },
-    });
-    const deadline = Date.now() + 30_000;
-    while (!joined() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    return this;
-  }
-
-  /** Parsed JSON values of the records of one topic that match. */
-  values<T>(topic: string, filter: (v: T, r: ReadRecord) => boolean = () => true): T[] {
-    const out: T[] = [];
-    for (const r of this.records) {
-      if (r.topic !== topic || r.value === null) continue;
-      let v: T;
-      try {
-        v = JSON.parse(r.value) as T;
-      } catch {
-        continue;
-      }
-      if (filter(v, r)) out.push(v);
-    }
-    return out;
-  }
-
-  /** Waits until this reader has every record the topic holds now. */
-  async caughtUp(topic: string, timeoutMs = 30_000): Promise<void> {
-    const admin = this.client().admin();
-    await admin.connect();
-    const ends = await admin.fetchTopicOffsets(topic).finally(() => admin.disconnect());
-    const behind = () =>
-      ends.filter((p) => Number(p.high) > (this.position.get(`${topic}/${p.partition}`) ?? 0));
-    const deadline = Date.now() + timeoutMs;
-    while (behind().length > 0) {
-      if (Date.now() > deadline)
-        throw new Error(
-          `reader did not catch up with ${topic} (partitions ${behind().map((p) => p.partition)})`,
-        );
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-
-  async stop(): Promise<void> {
-    await this.consumer?.disconnect();
+/** The kit's reader ({@link KitReader}) of the tests' broker unless told another cluster. */
+export class TopicReader extends KitReader {
+  constructor(topics: Array<string | TopicSpec>, client: () => Kafka = kafka) {
+    super(client, topics);
   }
 }
 

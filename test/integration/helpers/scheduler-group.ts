@@ -1,12 +1,13 @@
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Kafka } from 'kafkajs';
 import { afterEach, beforeEach } from 'vitest';
-import { brokers, createTopics, deleteTopics, TopicReader, uniqueName } from './kafka.js';
+import { createTaskTopics, deleteTopics } from '../../kit/kafka.js';
+import { brokers, kafka as testsKafka, TopicReader, uniqueName } from './kafka.js';
 import { killAll, startCli } from './processes.js';
 import type { RunningCli } from './processes.js';
-import { waitFor } from './wait-for.js';
-import { decodeTaskMessage } from '../../../src/shared/codecs/task-message.js';
+import { waitFor } from '../../kit/wait.js';
 import type { TaskMessage } from '../../../src/shared/codecs/task-message.js';
 
 export interface Entry {
@@ -26,22 +27,30 @@ export async function groupScheduleFile(entries: Entry[]): Promise<string> {
 export const iso = (ms: number): string => new Date(ms).toISOString();
 export const second = (ms: number): number => Math.floor(ms / 1000) * 1000;
 
+/** The cluster a scheduler group runs on: its bootstrap servers and a client of it. */
+export interface GroupCluster {
+  bootstrap(): string;
+  kafka(): Kafka;
+}
+
+const testsBroker: GroupCluster = { bootstrap: brokers, kafka: testsKafka };
+
 /**
  * A fresh task topic, scheduler group and reader for each test of the calling suite, with what the scheduler
- * group tests ask of them. Read the fields inside tests.
+ * group tests ask of them, on the tests' broker unless told another `cluster`. Read the fields inside tests.
  */
-export function useSchedulerGroup() {
+export function useSchedulerGroup(cluster: GroupCluster = testsBroker) {
   const s = { topic: '', group: '', reader: undefined as TopicReader | undefined };
   beforeEach(async () => {
     s.topic = uniqueName('tasks');
     s.group = uniqueName('taskscheduler');
-    await createTopics([s.topic]);
-    s.reader = await new TopicReader([s.topic]).start();
+    await createTaskTopics(cluster.kafka(), [s.topic], 12);
+    s.reader = await new TopicReader([s.topic], cluster.kafka).start();
   });
   afterEach(async () => {
     await killAll();
     await s.reader?.stop();
-    await deleteTopics([s.topic]);
+    await deleteTopics(cluster.kafka(), [s.topic]);
   });
 
   const reader = (): TopicReader => {
@@ -58,11 +67,8 @@ export function useSchedulerGroup() {
       TaskMessageTemplate: { TaskProcessorName: 'NoopProcessor' },
     }));
   const scheduler = (file: string): RunningCli =>
-    startCli('taskscheduler', ['-b', brokers(), '-s', file, '--group', s.group]);
-  const tasks = (): TaskMessage[] =>
-    reader().records.flatMap((r) =>
-      r.topic === s.topic && r.value !== null ? [decodeTaskMessage(Buffer.from(r.value))] : [],
-    );
+    startCli('taskscheduler', ['-b', cluster.bootstrap(), '-s', file, '--group', s.group]);
+  const tasks = (): TaskMessage[] => reader().values<TaskMessage>(s.topic);
   const firedBy = (pid: number): number => tasks().filter((t) => t.scheduler.pid === pid).length;
   /**
    * The last full second (300 ms ago at least) when every one of `count` entries fired once, and each pid fired
