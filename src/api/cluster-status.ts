@@ -7,9 +7,9 @@ import { SCHEDULER_STATE_TOPIC, stateKey } from '../shared/codecs/scheduler-stat
 import { describeSpec } from '../shared/schedule/spec.js';
 import { specOfTask } from '../shared/tasks/definition.js';
 import type { TaskDefinition } from '../shared/tasks/definition.js';
-import { CommandClient } from '../shared/scheduler-command-client.js';
-import type { CommandResult } from '../shared/scheduler-command-client.js';
-import type { EntryStatus } from '../shared/codecs/scheduler-command.js';
+import { ControlClient } from '../shared/scheduler-control-client.js';
+import type { ControlResult } from '../shared/scheduler-control-client.js';
+import type { EntryStatus } from '../shared/codecs/scheduler-control.js';
 import { partitionForKey } from '../shared/kafka/index.js';
 import type { EventRates, RateSeries } from './event-rates.js';
 import { decodeCursor, encodeCursor } from './page-cursor.js';
@@ -169,7 +169,7 @@ export interface ClusterStatusOptions {
  * status` asks it), the API tasks of groups no instance serves (from the view), and lag per partition.
  */
 export class ClusterStatus {
-  private client: Promise<CommandClient> | undefined;
+  private client: Promise<ControlClient> | undefined;
   private statePartitions = 0;
   /** Kafka's group metadata, read once for both views below. */
   private readonly groups: Refreshed<ActiveGroups>;
@@ -286,7 +286,7 @@ export class ClusterStatus {
         );
       throw new ApiError(503, `no instance of group ${group} owns ${id} now (taking over?)`);
     }
-    let r: CommandResult;
+    let r: ControlResult;
     try {
       r = await (
         await this.commands()
@@ -321,9 +321,9 @@ export class ClusterStatus {
     await (await client?.catch(() => undefined))?.stop();
   }
 
-  private commands(): Promise<CommandClient> {
+  private commands(): Promise<ControlClient> {
     this.client ??= (async () => {
-      const c = new CommandClient(this.o.kafka);
+      const c = new ControlClient(this.o.kafka);
       await c.start();
       return c;
     })().catch((err: unknown) => {
@@ -341,7 +341,7 @@ export class ClusterStatus {
     const apiGroups = new Set<string>();
     for (const t of view.all()) apiGroups.add(t.def.group);
     const client = live.size > 0 ? await this.commands() : undefined;
-    const answers = new Map<string, CommandResult>();
+    const answers = new Map<string, ControlResult>();
     await Promise.all(
       [...live].map(async (group) => {
         const r = await client?.send(

@@ -22,9 +22,9 @@ import {
   stderrWarnings,
   positiveInt,
 } from '../shared/cli-common.js';
-import { CommandListener } from './command-listener.js';
-import { runEntryCommand, runStatus } from './control-commands.js';
-import type { ControlOutput } from './control-commands.js';
+import { ControlListener } from './control-listener.js';
+import { runEntryCommand, runStatus } from './control-cli.js';
+import type { ControlOutput } from './control-cli.js';
 import { describeNextFires } from './next-command.js';
 import { GroupScheduler } from './group-scheduler.js';
 import { ScheduleWatcher } from './schedule-watcher.js';
@@ -125,7 +125,7 @@ async function run(opts: RunOpts): Promise<void> {
     ...(ops.registry ? { metricsRegistry: ops.registry } : {}),
   });
   await ops.start(() => scheduler.readiness(), logger);
-  const commands = new CommandListener(kafka, scheduler, logger);
+  const commands = new ControlListener(kafka, scheduler, logger);
   const watcher = noFile
     ? undefined
     : new ScheduleWatcher({

@@ -8,8 +8,8 @@ import type { Registry } from 'prom-client';
 import { overdueFire } from './catch-up.js';
 import { EntryCatalog } from './entry-catalog.js';
 import type { EntryDiff } from './entry-catalog.js';
-import { EntryCommands } from './entry-commands.js';
-import type { CommandOutcome, EntryStatus } from '../shared/codecs/scheduler-command.js';
+import { EntryControl } from './entry-control.js';
+import type { ControlOutcome, EntryStatus } from '../shared/codecs/scheduler-control.js';
 import { EntryStates } from './entry-states.js';
 import { FireLoop } from './fire-loop.js';
 import type { Fire } from './fire-loop.js';
@@ -45,7 +45,7 @@ export class GroupScheduler {
   private readonly entries: EntryCatalog;
   private readonly states: EntryStates;
   private readonly partitions: StatePartitions;
-  private readonly commands: EntryCommands;
+  private readonly control: EntryControl;
   private stopping: Promise<number> | undefined;
   private readonly metrics: SchedulerMetrics | undefined;
 
@@ -87,7 +87,7 @@ export class GroupScheduler {
       metrics: this.metrics,
       ...(o.onAcked ? { onAcked: o.onAcked } : {}),
     });
-    this.commands = new EntryCommands({
+    this.control = new EntryControl({
       group: o.group,
       clock: o.clock,
       logger: o.logger,
@@ -133,22 +133,22 @@ export class GroupScheduler {
 
   /** Whether this instance answers commands about `id` (it owns the entry's state partition). */
   answersFor(id: string): boolean {
-    return this.commands.answersFor(id);
+    return this.control.answersFor(id);
   }
 
-  /** See {@link EntryCommands.trigger}. */
-  trigger(id: string): Promise<CommandOutcome> {
-    return this.commands.trigger(id);
+  /** See {@link EntryControl.trigger}. */
+  trigger(id: string): Promise<ControlOutcome> {
+    return this.control.trigger(id);
   }
 
-  /** See {@link EntryCommands.setPaused}. */
-  setPaused(id: string, paused: boolean, by: string): Promise<CommandOutcome> {
-    return this.commands.setPaused(id, paused, by);
+  /** See {@link EntryControl.setPaused}. */
+  setPaused(id: string, paused: boolean, by: string): Promise<ControlOutcome> {
+    return this.control.setPaused(id, paused, by);
   }
 
   /** The entries this instance fires (or those among `ids`), as `taskscheduler status` shows them. */
   status(ids?: readonly string[], nextCount = 3): EntryStatus[] {
-    return this.commands.status(ids, nextCount);
+    return this.control.status(ids, nextCount);
   }
 
   private scheduleCounts(): { armed: number; paused: number; disabled: number } {

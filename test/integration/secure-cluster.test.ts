@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { USERS_TOPIC } from '../../src/api/auth/user-view.js';
-import { COMMANDS_TOPIC } from '../../src/shared/codecs/scheduler-command.js';
+import { COMMANDS_TOPIC } from '../../src/shared/codecs/scheduler-control.js';
 import { SCHEDULER_STATE_TOPIC } from '../../src/shared/codecs/scheduler-state.js';
 import type { StatusEvent } from '../../src/shared/codecs/task-event.js';
 import type { TaskMessage } from '../../src/shared/codecs/task-message.js';

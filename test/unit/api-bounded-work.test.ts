@@ -3,10 +3,10 @@ import type { Role } from '../../src/api/auth/roles.js';
 import { dlqRecord } from '../../src/shared/codecs/dlq-record.js';
 import {
   COMMANDS_TOPIC,
-  decodeCommandsRecord,
+  decodeControlRecord,
   replyRecords,
-} from '../../src/shared/codecs/scheduler-command.js';
-import type { CommandReply, EntryStatus } from '../../src/shared/codecs/scheduler-command.js';
+} from '../../src/shared/codecs/scheduler-control.js';
+import type { ControlReply, EntryStatus } from '../../src/shared/codecs/scheduler-control.js';
 import type { InRecord } from '../../src/shared/kafka/index.js';
 import { SCHEDULER_STATE_TOPIC } from '../../src/shared/codecs/scheduler-state.js';
 import { TASKS_TOPIC } from '../../src/shared/tasks/definition.js';
@@ -194,11 +194,11 @@ function fakeScheduler(kafka: MemoryKafka, group: string, entries: EntryStatus[]
   let asked = 0;
   const producer = kafka.producer();
   void kafka.follow(COMMANDS_TOPIC, (r) => {
-    const read = decodeCommandsRecord(r.value);
+    const read = decodeControlRecord(r.value);
     if (read.kind !== 'command' || read.command.group !== group) return;
     const c = read.command;
     if (c.type === 'status') asked++;
-    const reply: CommandReply = {
+    const reply: ControlReply = {
       v: 1,
       kind: 'reply',
       replyTo: c.id,

@@ -6,11 +6,11 @@ import { cronEntry } from './helpers/entries.js';
 import { dlqEntryOf, dlqRecord } from '../../src/shared/codecs/dlq-record.js';
 import type { InRecord, OutRecord } from '../../src/shared/kafka/index.js';
 import {
-  decodeCommandsRecord,
+  decodeControlRecord,
   replyRecords,
-  commandRecord,
-} from '../../src/shared/codecs/scheduler-command.js';
-import type { CommandReply, SchedulerCommand } from '../../src/shared/codecs/scheduler-command.js';
+  controlRequestRecord,
+} from '../../src/shared/codecs/scheduler-control.js';
+import type { ControlReply, ControlRequest } from '../../src/shared/codecs/scheduler-control.js';
 import {
   encodeState,
   firedState,
@@ -183,16 +183,16 @@ describe('when a record was written by the code before the codecs', () => {
   });
 
   it('should read its commands and replies, and write them as it did', () => {
-    const command = decodeCommandsRecord(Buffer.from(today.command));
-    expect(command).toEqual({ kind: 'command', command: JSON.parse(today.command) as SchedulerCommand });
+    const command = decodeControlRecord(Buffer.from(today.command));
+    expect(command).toEqual({ kind: 'command', command: JSON.parse(today.command) as ControlRequest });
     if (command.kind !== 'command') throw new Error('not read as a command');
-    expect(commandRecord(command.command)).toEqual({
+    expect(controlRequestRecord(command.command)).toEqual({
       topic: 'taskmanager.commands',
       key: 'billing',
       value: today.command,
     });
-    const reply = decodeCommandsRecord(Buffer.from(today.reply));
-    expect(reply).toEqual({ kind: 'reply', reply: JSON.parse(today.reply) as CommandReply });
+    const reply = decodeControlRecord(Buffer.from(today.reply));
+    expect(reply).toEqual({ kind: 'reply', reply: JSON.parse(today.reply) as ControlReply });
     if (reply.kind !== 'reply') throw new Error('not read as a reply');
     expect(replyRecords(reply.reply)).toEqual([
       { topic: 'taskmanager.commands', key: 'billing', value: today.reply },
@@ -200,9 +200,9 @@ describe('when a record was written by the code before the codecs', () => {
   });
 
   it('should tell a stray reply and a record that is no command apart from commands', () => {
-    expect(decodeCommandsRecord(Buffer.from('{"v":1,"kind":"reply-part"}'))).toEqual({ kind: 'stray-reply' });
-    expect(decodeCommandsRecord(Buffer.from('not json')).kind).toBe('invalid');
-    expect(decodeCommandsRecord(Buffer.from('{"v":1,"kind":"command","id":"x"}'))).toMatchObject({
+    expect(decodeControlRecord(Buffer.from('{"v":1,"kind":"reply-part"}'))).toEqual({ kind: 'stray-reply' });
+    expect(decodeControlRecord(Buffer.from('not json')).kind).toBe('invalid');
+    expect(decodeControlRecord(Buffer.from('{"v":1,"kind":"command","id":"x"}'))).toMatchObject({
       kind: 'invalid',
       why: expect.stringMatching(/must have required property/) as unknown,
     });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ReplyJoiner, replyParts } from '../../src/shared/codecs/scheduler-command.js';
-import type { CommandReply, EntryStatus } from '../../src/shared/codecs/scheduler-command.js';
+import { ReplyJoiner, replyParts } from '../../src/shared/codecs/scheduler-control.js';
+import type { ControlReply, EntryStatus } from '../../src/shared/codecs/scheduler-control.js';
 
 function entry(i: number): EntryStatus {
   return {
@@ -16,7 +16,7 @@ function entry(i: number): EntryStatus {
   };
 }
 
-function reply(entries: EntryStatus[], pid = 1): CommandReply {
+function reply(entries: EntryStatus[], pid = 1): ControlReply {
   return {
     v: 1,
     kind: 'reply',
@@ -52,7 +52,7 @@ describe('status replies', () => {
 
       const other = replyParts(reply([entry(9999), ...r.entries!], 2), 8 * 1024);
       const joiner = new ReplyJoiner();
-      const whole: CommandReply[] = [];
+      const whole: ControlReply[] = [];
       // Parts of one instance arrive in order, interleaved with another instance's.
       for (let i = 0; i < Math.max(parts.length, other.length); i++)
         for (const p of [parts[i], other[i]]) {
@@ -79,7 +79,7 @@ describe('status replies', () => {
       const [first, second] = parts;
       expect(joiner.add({ ...first!, part: 7 })).toBeUndefined();
       expect(joiner.add({ ...first!, part: undefined })).toBeUndefined();
-      expect(joiner.add({ ...first!, from: undefined as unknown as CommandReply['from'] })).toBeUndefined();
+      expect(joiner.add({ ...first!, from: undefined as unknown as ControlReply['from'] })).toBeUndefined();
       expect(joiner.add(first!)).toBeUndefined();
       joiner.forget('c1');
       // Its first part was forgotten: the rest never make a whole reply.

@@ -5,7 +5,7 @@ import { TaskStore } from '../../src/api/task-store.js';
 import type { ErrorCode } from '../../src/shared/errors.js';
 import { systemClock } from '../../src/shared/clock.js';
 import { silentLogger } from '../../src/shared/logger.js';
-import { COMMANDS_TOPIC } from '../../src/shared/codecs/scheduler-command.js';
+import { COMMANDS_TOPIC } from '../../src/shared/codecs/scheduler-control.js';
 import { SCHEDULER_STATE_TOPIC } from '../../src/shared/codecs/scheduler-state.js';
 import { MemoryKafka } from './helpers/memory-kafka.js';
 

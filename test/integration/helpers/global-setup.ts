@@ -4,7 +4,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { whenReadable } from '../../kit/kafka.js';
 import type { TestProject } from 'vitest/node';
 import { USERS_TOPIC } from '../../../src/api/auth/user-view.js';
-import { COMMANDS_TOPIC } from '../../../src/shared/codecs/scheduler-command.js';
+import { COMMANDS_TOPIC } from '../../../src/shared/codecs/scheduler-control.js';
 import { EVENTS_TOPIC } from '../../../src/shared/codecs/task-event.js';
 import { SCHEDULER_STATE_TOPIC } from '../../../src/shared/codecs/scheduler-state.js';
 import { TASKS_TOPIC } from '../../../src/shared/tasks/definition.js';

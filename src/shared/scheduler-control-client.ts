@@ -1,16 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { actor } from './actor.js';
 import {
-  commandRecord,
+  controlRequestRecord,
   COMMANDS_TOPIC,
-  decodeCommandsRecord,
+  decodeControlRecord,
   ReplyJoiner,
-} from './codecs/scheduler-command.js';
-import type { CommandReply, CommandType, SchedulerCommand } from './codecs/scheduler-command.js';
+} from './codecs/scheduler-control.js';
+import type { ControlReply, ControlAction, ControlRequest } from './codecs/scheduler-control.js';
 import type { Follower, KafkaClient, KafkaProducer } from './kafka/index.js';
 
-export interface CommandResult {
-  replies: CommandReply[];
+export interface ControlResult {
+  replies: ControlReply[];
   /** status: state partitions no instance answered for. */
   unanswered: number[];
   timedOut: boolean;
@@ -19,19 +19,19 @@ export interface CommandResult {
 /**
  * Sends commands to scheduler groups and collects their answers over one long-lived follower and producer: the
  * first answer for trigger, pause and resume; for status, answers until every state partition is covered (or the
- * timeout). `taskapi` keeps one; the CLI makes one per command (see {@link sendCommand}).
+ * timeout). `taskapi` keeps one; the CLI makes one per command (see {@link sendControl}).
  */
-export class CommandClient {
+export class ControlClient {
   private follower: Follower | undefined;
   private producer: KafkaProducer | undefined;
-  private readonly pending = new Map<string, (reply: CommandReply) => void>();
+  private readonly pending = new Map<string, (reply: ControlReply) => void>();
   private readonly joiner = new ReplyJoiner();
 
   constructor(private readonly kafka: KafkaClient) {}
 
   async start(): Promise<void> {
     this.follower = await this.kafka.follow(COMMANDS_TOPIC, (r) => {
-      const read = decodeCommandsRecord(r.value);
+      const read = decodeControlRecord(r.value);
       if (read.kind !== 'reply' || !this.pending.has(read.reply.replyTo)) return;
       const reply = this.joiner.add(read.reply);
       if (reply) this.pending.get(read.reply.replyTo)?.(reply);
@@ -46,12 +46,12 @@ export class CommandClient {
   }
 
   async send(
-    c: { type: CommandType; group: string; scheduleIds?: string[]; by?: string },
+    c: { type: ControlAction; group: string; scheduleIds?: string[]; by?: string },
     { timeoutMs, statePartitions }: { timeoutMs: number; statePartitions: number },
-  ): Promise<CommandResult> {
+  ): Promise<ControlResult> {
     const producer = this.producer;
-    if (!producer) throw new Error('CommandClient.send before start');
-    const command: SchedulerCommand = {
+    if (!producer) throw new Error('ControlClient.send before start');
+    const command: ControlRequest = {
       v: 1,
       kind: 'command',
       id: randomUUID(),
@@ -61,7 +61,7 @@ export class CommandClient {
       by: c.by ?? actor(),
       at: new Date().toISOString(),
     };
-    const replies: CommandReply[] = [];
+    const replies: ControlReply[] = [];
     const covered = new Set<number>();
     let timer: NodeJS.Timeout | undefined;
     let timedOut = false;
@@ -76,7 +76,7 @@ export class CommandClient {
           timedOut = true;
           resolve();
         }, timeoutMs);
-        producer.send([commandRecord(command)]).catch(reject);
+        producer.send([controlRequestRecord(command)]).catch(reject);
       });
     } finally {
       clearTimeout(timer);
@@ -89,12 +89,12 @@ export class CommandClient {
 }
 
 /** One command from the CLI: a client for just this command. */
-export async function sendCommand(
+export async function sendControl(
   kafka: KafkaClient,
-  c: { type: CommandType; group: string; scheduleIds?: string[] },
+  c: { type: ControlAction; group: string; scheduleIds?: string[] },
   options: { timeoutMs: number; statePartitions: number },
-): Promise<CommandResult> {
-  const client = new CommandClient(kafka);
+): Promise<ControlResult> {
+  const client = new ControlClient(kafka);
   try {
     await client.start();
     return await client.send(c, options);

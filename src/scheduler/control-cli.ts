@@ -3,8 +3,8 @@ import { SCHEDULER_STATE_TOPIC } from '../shared/codecs/scheduler-state.js';
 import { textTable } from '../shared/text-table.js';
 import type { StatusEvent } from '../shared/codecs/task-event.js';
 import type { KafkaClient } from '../shared/kafka/index.js';
-import { sendCommand } from '../shared/scheduler-command-client.js';
-import type { CommandReply, CommandType, EntryStatus } from '../shared/codecs/scheduler-command.js';
+import { sendControl } from '../shared/scheduler-control-client.js';
+import type { ControlReply, ControlAction, EntryStatus } from '../shared/codecs/scheduler-control.js';
 
 /** What `taskscheduler trigger|pause|resume|status` print, and their exit code. */
 export interface ControlOutput {
@@ -20,13 +20,13 @@ const noAnswer = (group: string, timeoutMs: number): string =>
 /** trigger, pause, resume: sent to the group; the owner of the entry answers. */
 export async function runEntryCommand(
   kafka: KafkaClient,
-  type: Exclude<CommandType, 'status'>,
+  type: Exclude<ControlAction, 'status'>,
   group: string,
   id: string,
   timeoutMs: number,
 ): Promise<ControlOutput> {
   const statePartitions = await kafka.partitionCount(SCHEDULER_STATE_TOPIC);
-  const r = await sendCommand(kafka, { type, group, scheduleIds: [id] }, { timeoutMs, statePartitions });
+  const r = await sendControl(kafka, { type, group, scheduleIds: [id] }, { timeoutMs, statePartitions });
   const reply = r.replies[0];
   if (!reply) return { lines: [noAnswer(group, timeoutMs)], exitCode: 1 };
   const by = `${reply.from.host}:${reply.from.pid}`;
@@ -66,7 +66,7 @@ export async function runStatus(
 ): Promise<ControlOutput> {
   const statePartitions = await kafka.partitionCount(SCHEDULER_STATE_TOPIC);
   const [r, outcomes] = await Promise.all([
-    sendCommand(
+    sendControl(
       kafka,
       { type: 'status', group, ...(ids.length > 0 ? { scheduleIds: ids } : {}) },
       { timeoutMs, statePartitions },
@@ -82,7 +82,7 @@ export async function runStatus(
   rows.sort((a, b) => a.id.localeCompare(b.id));
   const missing = ids.filter((id) => !rows.some((row) => row.id === id));
   const instances = r.replies.map(
-    (x: CommandReply) =>
+    (x: ControlReply) =>
       `${x.from.host}:${x.from.pid} owns state partitions [${(x.partitions ?? []).join(',')}]` +
       (x.ok ? '' : ` (not ready: ${x.message})`),
   );

@@ -8,9 +8,9 @@ import type { EntryStates } from './entry-states.js';
 import type { FireLoop } from './fire-loop.js';
 import type { PartitionOwner } from './partition-owner.js';
 import { pauseStateValue, specHashOf, stateRecord } from '../shared/codecs/scheduler-state.js';
-import type { CommandOutcome, EntryStatus } from '../shared/codecs/scheduler-command.js';
+import type { ControlOutcome, EntryStatus } from '../shared/codecs/scheduler-control.js';
 
-export interface EntryCommandsOptions {
+export interface EntryControlOptions {
   group: string;
   clock: Clock;
   logger: Logger;
@@ -25,8 +25,8 @@ export interface EntryCommandsOptions {
  * The control commands one scheduler answers for the entries it owns: trigger, pause, resume, status. Pause and
  * resume are state records its owner writes in a transaction, so they hold across restarts and failover.
  */
-export class EntryCommands {
-  constructor(private readonly o: EntryCommandsOptions) {}
+export class EntryControl {
+  constructor(private readonly o: EntryControlOptions) {}
 
   /** Whether this instance answers commands about `id` (it owns the entry's state partition). */
   answersFor(id: string): boolean {
@@ -37,7 +37,7 @@ export class EntryCommands {
    * Fires an entry now, outside its spec, with its own taskId (the instant of the command, never a whole second,
    * so never the taskId of a spec instant). Resolves once the task is committed to Kafka.
    */
-  async trigger(id: string): Promise<CommandOutcome> {
+  async trigger(id: string): Promise<ControlOutcome> {
     const e = this.o.entries.get(id);
     const owner = this.o.ownerOf(id);
     if (!e || !owner) return this.unknown(id);
@@ -52,7 +52,7 @@ export class EntryCommands {
    * Pauses (or resumes) an entry: persisted in the state topic by its owner, so it holds across restarts and
    * failover. A paused entry fires nothing and catches nothing up; resuming arms it from now.
    */
-  async setPaused(id: string, paused: boolean, by: string): Promise<CommandOutcome> {
+  async setPaused(id: string, paused: boolean, by: string): Promise<ControlOutcome> {
     const e = this.o.entries.get(id);
     const owner = this.o.ownerOf(id);
     if (!e || !owner) return this.unknown(id);
@@ -116,7 +116,7 @@ export class EntryCommands {
       });
   }
 
-  private unknown(id: string): CommandOutcome {
+  private unknown(id: string): ControlOutcome {
     return this.o.entries.has(id)
       ? {
           ok: false,

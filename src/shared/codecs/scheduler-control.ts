@@ -4,21 +4,22 @@ import type { ErrorCode } from '../errors.js';
 import type { OutRecord } from '../kafka/types.js';
 
 /**
- * The records of `taskmanager.commands` (docs/messages-and-topics.md#commands, key = scheduler group): the requests that
- * `taskscheduler trigger|pause|resume|status` and taskapi send to a scheduler group, and the instances' replies
- * (a reply too large for one record comes in parts).
+ * The records of `taskmanager.commands` (docs/messages-and-topics.md#commands, key = scheduler group): the control
+ * requests that `taskscheduler trigger|pause|resume|status` and taskapi send to a scheduler group, and the instances'
+ * replies (a reply too large for one record comes in parts). In the code they are "control" requests: "command"
+ * names a CLI subcommand or the command processor; only the topic and the records' `kind` keep the wire's word.
  */
 
 export const COMMANDS_TOPIC = 'taskmanager.commands';
 
-export type CommandType = 'trigger' | 'pause' | 'resume' | 'status';
+export type ControlAction = 'trigger' | 'pause' | 'resume' | 'status';
 
 /** A request on `taskmanager.commands` (key = group), answered by the instances of that scheduler group. */
-export interface SchedulerCommand {
+export interface ControlRequest {
   v: 1;
   kind: 'command';
   id: string;
-  type: CommandType;
+  type: ControlAction;
   group: string;
   /** trigger, pause, resume: the entry; status: only these entries (all when absent). */
   scheduleIds?: string[];
@@ -43,8 +44,8 @@ export interface EntryStatus {
   nextFireTimes: string[];
 }
 
-/** What a command changed, in words for the CLI. */
-export interface CommandOutcome {
+/** What a control request changed, in words for the CLI. */
+export interface ControlOutcome {
   ok: boolean;
   message: string;
   /** Why it failed: NOT_FOUND (no such entry in the group), CONFLICT (another instance owns it). */
@@ -53,7 +54,7 @@ export interface CommandOutcome {
 }
 
 /** An answer on `taskmanager.commands` (key = group). */
-export interface CommandReply extends CommandOutcome {
+export interface ControlReply extends ControlOutcome {
   v: 1;
   /** `reply-part`: one of the `parts` records of a reply too large for one (older clients ignore it). */
   kind: 'reply' | 'reply-part';
@@ -78,7 +79,7 @@ export const REPLY_PART_BYTES = 256 * 1024;
  * The records of one reply: one when it fits in `maxBytes`, otherwise its entries sliced into parts of about
  * `maxBytes` each (an entry is never split).
  */
-export function replyParts(reply: CommandReply, maxBytes = REPLY_PART_BYTES): CommandReply[] {
+export function replyParts(reply: ControlReply, maxBytes = REPLY_PART_BYTES): ControlReply[] {
   const whole = JSON.stringify(reply);
   const entries = reply.entries ?? [];
   if (Buffer.byteLength(whole) <= maxBytes || entries.length < 2) return [reply];
@@ -107,10 +108,10 @@ export function replyParts(reply: CommandReply, maxBytes = REPLY_PART_BYTES): Co
 
 /** Joins the parts of replies (see {@link replyParts}); a reply of one record passes through. */
 export class ReplyJoiner {
-  private readonly partial = new Map<string, CommandReply[]>();
+  private readonly partial = new Map<string, ControlReply[]>();
 
   /** The whole reply once its last part is in, else undefined. */
-  add(r: CommandReply): CommandReply | undefined {
+  add(r: ControlReply): ControlReply | undefined {
     if (r.kind === 'reply') return r;
     const { part, parts } = r;
     // A part that does not say which of how many, or from whom, is no part of anything.
@@ -133,19 +134,19 @@ export class ReplyJoiner {
     return { ...first, kind: 'reply', entries: got.flatMap((x) => x.entries ?? []) };
   }
 
-  /** Forgets the parts of replies to a command no longer waited for. */
+  /** Forgets the parts of replies to a request no longer waited for. */
   forget(replyTo: string): void {
     for (const key of this.partial.keys()) if (key.startsWith(`${replyTo} `)) this.partial.delete(key);
   }
 }
 
-/** A command as its record (key = its group). */
-export function commandRecord(c: SchedulerCommand): OutRecord {
+/** A control request as its record (key = its group). */
+export function controlRequestRecord(c: ControlRequest): OutRecord {
   return { topic: COMMANDS_TOPIC, key: c.group, value: JSON.stringify(c) };
 }
 
 /** The records of a reply (key = its group): one, or its parts (see {@link replyParts}), in order. */
-export function replyRecords(reply: CommandReply, maxBytes = REPLY_PART_BYTES): OutRecord[] {
+export function replyRecords(reply: ControlReply, maxBytes = REPLY_PART_BYTES): OutRecord[] {
   return replyParts(reply, maxBytes).map((part) => ({
     topic: COMMANDS_TOPIC,
     key: reply.group,
@@ -154,7 +155,7 @@ export function replyRecords(reply: CommandReply, maxBytes = REPLY_PART_BYTES): 
 }
 
 const ajv = new Ajv({ strict: true, allowUnionTypes: true });
-const commandSchema: JSONSchemaType<SchedulerCommand> = {
+const controlRequestSchema: JSONSchemaType<ControlRequest> = {
   type: 'object',
   required: ['v', 'kind', 'id', 'type', 'group', 'by', 'at'],
   properties: {
@@ -168,12 +169,12 @@ const commandSchema: JSONSchemaType<SchedulerCommand> = {
     at: { type: 'string' },
   },
 };
-const isCommand = ajv.compile(commandSchema);
+const isControlRequest = ajv.compile(controlRequestSchema);
 
 /** A record of `taskmanager.commands` as read: a command, a reply (or reply part), or neither and why. */
 export type CommandsRecord =
-  | { kind: 'command'; command: SchedulerCommand }
-  | { kind: 'reply'; reply: CommandReply }
+  | { kind: 'command'; command: ControlRequest }
+  | { kind: 'reply'; reply: ControlReply }
   /** A reply no sender can match (no replyTo): nobody's answer, and no command either. */
   | { kind: 'stray-reply' }
   | { kind: 'invalid'; why: string };
@@ -182,7 +183,7 @@ export type CommandsRecord =
  * Reads a record value of `taskmanager.commands`. A command is checked against its schema; a reply only for its
  * `kind` and `replyTo` (its sender waits for it by `replyTo`; {@link ReplyJoiner} checks the parts).
  */
-export function decodeCommandsRecord(value: Buffer | null): CommandsRecord {
+export function decodeControlRecord(value: Buffer | null): CommandsRecord {
   let data: unknown;
   try {
     data = JSON.parse(value?.toString('utf8') ?? 'null');
@@ -193,10 +194,10 @@ export function decodeCommandsRecord(value: Buffer | null): CommandsRecord {
     const { kind, replyTo } = data as { kind?: unknown; replyTo?: unknown };
     if (kind === 'reply' || kind === 'reply-part')
       return typeof replyTo === 'string'
-        ? { kind: 'reply', reply: data as CommandReply }
+        ? { kind: 'reply', reply: data as ControlReply }
         : { kind: 'stray-reply' };
   }
-  return isCommand(data)
+  return isControlRequest(data)
     ? { kind: 'command', command: data }
-    : { kind: 'invalid', why: ajv.errorsText(isCommand.errors) };
+    : { kind: 'invalid', why: ajv.errorsText(isControlRequest.errors) };
 }

@@ -1,8 +1,8 @@
 import { hostname } from 'node:os';
 import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
-import { COMMANDS_TOPIC, decodeCommandsRecord, replyRecords } from '../shared/codecs/scheduler-command.js';
-import type { CommandReply, SchedulerCommand } from '../shared/codecs/scheduler-command.js';
+import { COMMANDS_TOPIC, decodeControlRecord, replyRecords } from '../shared/codecs/scheduler-control.js';
+import type { ControlReply, ControlRequest } from '../shared/codecs/scheduler-control.js';
 import type { Follower, InRecord, KafkaClient, KafkaProducer } from '../shared/kafka/index.js';
 import type { GroupScheduler } from './group-scheduler.js';
 
@@ -10,7 +10,7 @@ import type { GroupScheduler } from './group-scheduler.js';
  * Runs in every `taskscheduler`: follows `taskmanager.commands` and answers the commands of its group that are
  * its to answer: trigger, pause and resume by the owner of the entry's state partition, status by everyone.
  */
-export class CommandListener {
+export class ControlListener {
   private follower: Follower | undefined;
   private readonly producer: KafkaProducer;
   private readonly from = { host: hostname(), pid: process.pid };
@@ -40,7 +40,7 @@ export class CommandListener {
   }
 
   private async handle(r: InRecord): Promise<void> {
-    const read = decodeCommandsRecord(r.value);
+    const read = decodeControlRecord(r.value);
     if (read.kind === 'reply' || read.kind === 'stray-reply') return;
     if (read.kind === 'invalid') {
       this.logger.warn(
@@ -52,7 +52,7 @@ export class CommandListener {
     if (data.group !== this.scheduler.group) return;
     const answer = await this.answer(data);
     if (!answer) return;
-    const reply: CommandReply = {
+    const reply: ControlReply = {
       v: 1,
       kind: 'reply',
       replyTo: data.id,
@@ -66,8 +66,8 @@ export class CommandListener {
 
   /** The answer, or undefined when another instance answers. */
   private async answer(
-    c: SchedulerCommand,
-  ): Promise<Omit<CommandReply, 'v' | 'kind' | 'replyTo' | 'group' | 'from'> | undefined> {
+    c: ControlRequest,
+  ): Promise<Omit<ControlReply, 'v' | 'kind' | 'replyTo' | 'group' | 'from'> | undefined> {
     if (c.type === 'status') {
       const r = this.scheduler.readiness();
       const entries = this.scheduler.status(c.scheduleIds);
