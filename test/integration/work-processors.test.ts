@@ -48,7 +48,7 @@ function useConsumerFixture() {
         '3',
         ...flags,
       ],
-      env,
+      { env },
     );
   const consumer = (...flags: string[]): RunningCli => consumerWith({}, ...flags);
   /** Publishes one task per payload; resolves to their taskIds, in order. */
