@@ -2,7 +2,7 @@ import { OPTION_SCHEMAS, STORED_SCHEDULE_SCHEMA } from '../shared/schedule/model
 import { nextInstants } from '../shared/schedule/compiled.js';
 import { compileSpec } from '../shared/schedule/spec.js';
 import { zonedFormatter } from '../shared/zoned-format.js';
-import { specOfTask } from '../shared/tasks/definition.js';
+import { DEFINITION_FIELDS, specOfTask } from '../shared/tasks/definition.js';
 import type { TaskDefinition } from '../shared/tasks/definition.js';
 import { RUN_STATES } from './run-history.js';
 import type { TaskRun } from './run-history.js';
@@ -143,22 +143,7 @@ export const RUN_SCHEMA = {
 /** The fields every task response has (ours, and the compatibility ones). */
 export const TASK_SCHEMA = {
   type: 'object',
-  required: [
-    'id',
-    'name',
-    'processor',
-    'topic',
-    'schedule',
-    'timeZone',
-    'misfire',
-    'enabled',
-    'group',
-    'createdAt',
-    'updatedAt',
-    'version',
-    'status',
-    'legacyStatus',
-  ],
+  required: [...DEFINITION_FIELDS, 'version', 'status', 'legacyStatus'],
   properties: {
     id: { type: 'string' },
     name: { type: 'string' },

@@ -45,23 +45,25 @@ export interface TaskDefinition extends ScheduleOptions {
   updatedBy?: string;
 }
 
+/** The fields every stored definition has, besides `v` (taskapi's answers have them too). */
+export const DEFINITION_FIELDS = [
+  'id',
+  'name',
+  'processor',
+  'topic',
+  'schedule',
+  'timeZone',
+  'misfire',
+  'enabled',
+  'group',
+  'createdAt',
+  'updatedAt',
+] as const satisfies ReadonlyArray<keyof TaskDefinition>;
+
 const definitionSchema: JSONSchemaType<TaskDefinition> = {
   type: 'object',
   additionalProperties: false,
-  required: [
-    'v',
-    'id',
-    'name',
-    'processor',
-    'topic',
-    'schedule',
-    'timeZone',
-    'misfire',
-    'enabled',
-    'group',
-    'createdAt',
-    'updatedAt',
-  ],
+  required: ['v', ...DEFINITION_FIELDS],
   properties: {
     v: { type: 'integer', const: 1 },
     id: { type: 'string', minLength: 1, maxLength: 200 },
