@@ -30,11 +30,16 @@ const BINS = {
 
 export type CliName = keyof typeof BINS;
 
-export interface Exit {
+/** How a process ended, as Node reports it (what tests compare). */
+export interface ProcessExit {
   code: number | null;
   signal: NodeJS.Signals | null;
+}
+
+/** An exit as {@link exitWithin} reports it: when, and whether we had to force it. */
+export interface Exit extends ProcessExit {
   atMs: number;
-  /** True when we SIGKILLed it because it did not exit in time (see {@link exitWithin}). */
+  /** True when we SIGKILLed it because it did not exit in time. */
   forced: boolean;
 }
 
@@ -47,7 +52,9 @@ export interface StartOptions {
 
 /** A started program, with its output (kept in memory, or read from its log file) for assertions and diagnostics. */
 export class Cli {
-  readonly exited: Promise<Exit>;
+  readonly exited: Promise<ProcessExit>;
+  /** `Date.now()` when it exited; undefined while it runs. */
+  exitedAtMs: number | undefined;
   private kept = '';
 
   constructor(
@@ -58,7 +65,10 @@ export class Cli {
     child.stdout?.on('data', (d: Buffer) => (this.kept += d.toString()));
     child.stderr?.on('data', (d: Buffer) => (this.kept += d.toString()));
     this.exited = new Promise((r) =>
-      child.on('exit', (code, signal) => r({ code, signal, atMs: Date.now(), forced: false })),
+      child.on('exit', (code, signal) => {
+        this.exitedAtMs = Date.now();
+        r({ code, signal });
+      }),
     );
   }
 
@@ -142,9 +152,10 @@ export async function exitWithin(cli: Cli, ms: number): Promise<Exit> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), ms)));
   const first = await Promise.race([cli.exited, late]).finally(() => clearTimeout(timer));
-  if (first !== 'late') return first;
+  if (first !== 'late') return { ...first, atMs: cli.exitedAtMs ?? Date.now(), forced: false };
   cli.signal('SIGKILL');
-  return { ...(await cli.exited), forced: true };
+  const exit = await cli.exited;
+  return { ...exit, atMs: cli.exitedAtMs ?? Date.now(), forced: true };
 }
 
 /** A TCP port nobody listens on right now (the kernel's pick). */
