@@ -1,5 +1,6 @@
-import type { FastifySchemaCompiler } from 'fastify';
+import type { FastifySchema, FastifySchemaCompiler } from 'fastify';
 import { Ajv } from 'ajv';
+import type { Access } from './auth/roles.js';
 import { ApiError, PROBLEM_CONTENT_TYPE, PROBLEM_SCHEMA } from './problem.js';
 import { ID_PATTERN } from './task-input.js';
 import type { Parsed } from './task-input.js';
@@ -15,6 +16,16 @@ export function json(schema: object, description: string): object {
 
 export function problem(description: string): object {
   return { description, content: { [PROBLEM_CONTENT_TYPE]: { schema: PROBLEM_SCHEMA } } };
+}
+
+/** An answer without a body (204). */
+export function noContent(description: string): object {
+  return { description, type: 'null' };
+}
+
+/** A list answer: `{ items: [...] }`. */
+export function itemsOf(item: object): object {
+  return { type: 'object', required: ['items'], properties: { items: { type: 'array', items: item } } };
 }
 
 /** The error answers every route may give. */
@@ -84,11 +95,7 @@ export const TASK_LIST_SCHEMA = {
   },
 } as const;
 
-export const RUN_LIST_SCHEMA = {
-  type: 'object',
-  required: ['items'],
-  properties: { items: { type: 'array', items: RUN_SCHEMA } },
-} as const;
+export const RUN_LIST_SCHEMA = itemsOf(RUN_SCHEMA);
 
 export const TRIGGER_SCHEMA = {
   type: 'object',
@@ -110,4 +117,24 @@ export function bodyValidator<T>(parse: (body: unknown) => Parsed<T>): FastifySc
       return { error: new ApiError(r.status ?? 400, `invalid body: ${summary}`, r.errors) };
     };
   };
+}
+
+/** A route's options, as each routes module declares them beside its handler. */
+export interface RouteSpec {
+  /** Read by the guard (auth/guard.ts). */
+  config: { access: Access; beforePasswordChange?: boolean };
+  schema: FastifySchema;
+  validatorCompiler?: FastifySchemaCompiler<unknown>;
+}
+
+/**
+ * A route's options: who may call it, its schema (validation, serialization, the OpenAPI document) and, for a route
+ * that takes a body, the parse function that decides the body (see {@link bodyValidator}).
+ */
+export function route<T>(
+  access: Access,
+  schema: FastifySchema,
+  parse?: (body: unknown) => Parsed<T>,
+): RouteSpec {
+  return { config: { access }, schema, ...(parse ? { validatorCompiler: bodyValidator(parse) } : {}) };
 }

@@ -13,6 +13,7 @@ import type { HealthSource } from './routes-health.js';
 import { registerLegacyRoutes } from './routes-legacy.js';
 import { registerTaskRoutes } from './routes-tasks.js';
 import { registerUserRoutes } from './routes-users.js';
+import { registerTokenRoutes } from './routes-tokens.js';
 import { registerDlqRoutes } from './routes-dlq.js';
 import { registerClusterRoutes } from './routes-cluster.js';
 import type { ClusterStatus } from './cluster-status.js';
@@ -161,6 +162,7 @@ export async function buildServer(o: ApiServerOptions): Promise<FastifyInstance>
   const payloadLimit = o.maxPayloadBytes === undefined ? {} : { maxPayloadBytes: o.maxPayloadBytes };
   registerTaskRoutes(app, o.service, payloadLimit);
   registerUserRoutes(app, o.users);
+  registerTokenRoutes(app, o.users);
   registerUiRoutes(app);
   registerDlqRoutes(
     app,
