@@ -1,13 +1,36 @@
 import type { FastifySchema, FastifySchemaCompiler } from 'fastify';
 import { Ajv } from 'ajv';
 import type { Access } from './auth/roles.js';
-import { ApiError, PROBLEM_CONTENT_TYPE, PROBLEM_SCHEMA } from './problem.js';
+import { ApiError, PROBLEM_CONTENT_TYPE } from './problem.js';
 import { ID_PATTERN } from './task-input.js';
 import type { Parsed } from './task-input.js';
 import { RUN_SCHEMA, TASK_SCHEMA, TASK_STATES } from './task-model.js';
 
 /** Query strings, path parameters and headers arrive as text: coerced to the schema's types, every error told. */
 export const paramsAjv = new Ajv({ allErrors: true, coerceTypes: 'array', useDefaults: true, strict: false });
+
+/** An object whose fields are all required strings. */
+export function requiredStrings(names: readonly string[]): object {
+  return {
+    type: 'object',
+    required: names,
+    properties: Object.fromEntries(names.map((n) => [n, { type: 'string' }])),
+  };
+}
+
+/** The body of every error answer: an RFC 9457 problem document (see problem.ts). */
+export const PROBLEM_SCHEMA = {
+  type: 'object',
+  required: ['type', 'title', 'status', 'detail'],
+  properties: {
+    type: { type: 'string' },
+    title: { type: 'string' },
+    status: { type: 'integer' },
+    detail: { type: 'string' },
+    instance: { type: 'string' },
+    errors: { type: 'array', items: requiredStrings(['pointer', 'detail']) },
+  },
+} as const;
 
 /** A response of one content type, for the route schemas (fastify serializes with it, OpenAPI shows it). */
 export function json(schema: object, description: string): object {
@@ -97,11 +120,7 @@ export const TASK_LIST_SCHEMA = {
 
 export const RUN_LIST_SCHEMA = itemsOf(RUN_SCHEMA);
 
-export const TRIGGER_SCHEMA = {
-  type: 'object',
-  required: ['taskId', 'message'],
-  properties: { taskId: { type: 'string' }, message: { type: 'string' } },
-} as const;
+export const TRIGGER_SCHEMA = requiredStrings(['taskId', 'message']);
 
 /**
  * A route's body validator from one of our parse functions, whose answer replaces the body: the schema in the route
