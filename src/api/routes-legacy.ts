@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { principalOf } from './auth/guard.js';
 import { BODY_ERRORS, COMMON_ERRORS, ID_PARAMS, json, route } from './route-schemas.js';
 import {
@@ -11,7 +11,7 @@ import {
 import type { Parsed, TaskInput } from './task-input.js';
 import { RUN_SCHEMA, TASK_STATES } from './task-model.js';
 import type { ApiTask } from './task-model.js';
-import { sendTask } from './routes-tasks.js';
+import { createTask } from './routes-tasks.js';
 import type { TaskRoutesOptions } from './routes-tasks.js';
 import type { TaskService } from './task-service.js';
 
@@ -59,20 +59,6 @@ const CREATE = (parse: (body: unknown) => Parsed<TaskInput>) =>
     parse,
   );
 
-async function createTask(
-  service: TaskService,
-  req: FastifyRequest<{ Body: TaskInput }>,
-  reply: FastifyReply,
-): Promise<FastifyReply> {
-  const task = await service.create(req.body, principalOf(req));
-  return sendTask(
-    reply.header('location', `/api/tasks/${encodeURIComponent(task.id)}`),
-    task,
-    201,
-    legacyView(task),
-  );
-}
-
 const GET = route('viewer', {
   tags: ['compat'],
   summary: 'Get a task in the old service’s shape',
@@ -90,7 +76,9 @@ export function registerLegacyRoutes(
     const r = parseLegacyTask(body);
     return r.ok ? { ok: true, value: inputOfLegacyTask(r.value, service.now()) } : r;
   }, o.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES);
-  app.post<{ Body: TaskInput }>('/api/tasks', CREATE(parse), (req, reply) => createTask(service, req, reply));
+  app.post<{ Body: TaskInput }>('/api/tasks', CREATE(parse), (req, reply) =>
+    createTask(service, req, reply, '/api/tasks', legacyView),
+  );
   app.get<{ Params: { id: string } }>('/api/tasks/:id', GET, (req) =>
     legacyView(service.get(req.params.id, principalOf(req))),
   );

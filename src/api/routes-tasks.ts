@@ -44,12 +44,7 @@ type IdParams = { id: string };
 type IfMatch = { 'if-match'?: string };
 
 /** Sends a task (or the view of it given as `body`) with its version as the ETag. */
-export function sendTask(
-  reply: FastifyReply,
-  task: ApiTask,
-  status = 200,
-  body: object = task,
-): FastifyReply {
+function sendTask(reply: FastifyReply, task: ApiTask, status = 200, body: object = task): FastifyReply {
   return reply.code(status).header('etag', `"${task.version}"`).send(body);
 }
 
@@ -80,13 +75,16 @@ const CREATE = (parse: Parser<TaskInput>) =>
     parse,
   );
 
-async function createTask(
+/** Creates the task in the body: 201, its URL under `base` as Location, its ETag, and the task as `view` shows it. */
+export async function createTask(
   service: TaskService,
   req: FastifyRequest<{ Body: TaskInput }>,
   reply: FastifyReply,
+  base = BASE,
+  view: (task: ApiTask) => object = (task) => task,
 ): Promise<FastifyReply> {
   const task = await service.create(req.body, principalOf(req));
-  return sendTask(reply.header('location', `${BASE}/${encodeURIComponent(task.id)}`), task, 201);
+  return sendTask(reply.header('location', `${base}/${encodeURIComponent(task.id)}`), task, 201, view(task));
 }
 
 const LIST = route('viewer', {
