@@ -147,13 +147,15 @@ export interface RouteSpec {
 }
 
 /**
- * A route's options: who may call it, its schema (validation, serialization, the OpenAPI document) and, for a route
- * that takes a body, the parse function that decides the body (see {@link bodyValidator}).
+ * A route's options: who may call it (its access, or its whole guard config), its schema (validation, serialization,
+ * the OpenAPI document) and, for a route that takes a body, the parse function that decides the body (see
+ * {@link bodyValidator}).
  */
 export function route<T>(
-  access: Access,
+  access: Access | RouteSpec['config'],
   schema: FastifySchema,
   parse?: (body: unknown) => Parsed<T>,
 ): RouteSpec {
-  return { config: { access }, schema, ...(parse ? { validatorCompiler: bodyValidator(parse) } : {}) };
+  const config = typeof access === 'string' ? { access } : access;
+  return { config, schema, ...(parse ? { validatorCompiler: bodyValidator(parse) } : {}) };
 }

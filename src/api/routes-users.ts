@@ -98,13 +98,13 @@ function shown(u: UserRecord): object {
 }
 
 /** Only you, or an admin, see and change a user. */
-export function selfOrAdmin(p: Principal, name: string): void {
+function selfOrAdmin(p: Principal, name: string): void {
   if (p.user !== name && p.role !== 'admin')
     throw new ApiError(403, `${p.user} may only see and change their own user`);
 }
 
 /** The client address the login limits count by. */
-export const address = (req: FastifyRequest): string => req.ip;
+const address = (req: FastifyRequest): string => req.ip;
 
 const PUBLIC = { security: [] } as const;
 const TOO_MANY_LOGINS = problem(
@@ -220,26 +220,23 @@ function getUser(o: UserRoutesOptions, req: FastifyRequest<NameParams>): object 
   return shown(u.user);
 }
 
-const CHANGE_PASSWORD = {
-  ...route(
-    'viewer',
-    {
-      ...SECURED,
-      summary:
-        'Change a password: your own (with currentPassword), or anyone’s for an admin; earlier access tokens stop working',
-      params: NAME_PARAMS,
-      body: PASSWORD_CHANGE,
-      response: {
-        200: json(USER_SCHEMA, 'Changed'),
-        ...BODY_ERRORS,
-        429: problem('Too many wrong currentPassword (they count as failed logins; Retry-After)'),
-        503: BUSY,
-      },
+const CHANGE_PASSWORD = route(
+  { access: 'viewer', beforePasswordChange: true },
+  {
+    ...SECURED,
+    summary:
+      'Change a password: your own (with currentPassword), or anyone’s for an admin; earlier access tokens stop working',
+    params: NAME_PARAMS,
+    body: PASSWORD_CHANGE,
+    response: {
+      200: json(USER_SCHEMA, 'Changed'),
+      ...BODY_ERRORS,
+      429: problem('Too many wrong currentPassword (they count as failed logins; Retry-After)'),
+      503: BUSY,
     },
-    parserOf(PASSWORD_CHANGE),
-  ),
-  config: { access: 'viewer', beforePasswordChange: true },
-} as const;
+  },
+  parserOf(PASSWORD_CHANGE),
+);
 
 async function changePassword(o: UserRoutesOptions, req: FastifyRequest<PasswordChange>): Promise<object> {
   const p = principalOf(req);
