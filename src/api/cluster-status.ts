@@ -340,6 +340,24 @@ export class ClusterStatus {
     const live = schedulerGroups(active);
     const apiGroups = new Set<string>();
     for (const t of view.all()) apiGroups.add(t.def.group);
+    const answers = await this.askStatus(live);
+    const now = this.o.clock.now();
+    const { rows, seen } = reportedRows(answers, view);
+    // API tasks no instance reported: their group runs nowhere now, or their owner did not answer in time.
+    for (const t of view.all())
+      if (!seen.has(`${t.def.group}/${t.def.id}`)) rows.push(this.rowFromView(t.def, now));
+    rows.sort(byIdThenGroup);
+    const schedulers = [...new Set([...live, ...apiGroups])]
+      .sort()
+      .map((group) => schedulerGroupInfo(group, live, answers.get(group), this.statePartitions));
+    const haystacks = rows.map((r) =>
+      [r.id, r.group, r.processor, r.spec, r.description, r.source].join('\n').toLowerCase(),
+    );
+    return { rows, haystacks, schedulers };
+  }
+
+  /** The status answers of the instances of each live scheduler group (none for a group that did not answer). */
+  private async askStatus(live: Set<string>): Promise<Map<string, ControlResult>> {
     const client = live.size > 0 ? await this.commands() : undefined;
     const answers = new Map<string, ControlResult>();
     await Promise.all(
@@ -351,54 +369,7 @@ export class ClusterStatus {
         if (r) answers.set(group, r);
       }),
     );
-    const now = this.o.clock.now();
-    const rows: ScheduleRow[] = [];
-    const seen = new Set<string>();
-    for (const [group, r] of answers)
-      for (const reply of r.replies)
-        for (const e of reply.entries ?? []) {
-          seen.add(`${group}/${e.id}`);
-          rows.push({
-            id: e.id,
-            // Schedulers from before this field (a rolling upgrade): an API task of this group is known here.
-            source:
-              (e.source as EntryStatus['source'] | undefined) ??
-              (view.get(e.id)?.def.group === group ? 'api' : 'file'),
-            group,
-            spec: e.spec,
-            description: inWords(e.spec),
-            timeZone: e.timeZone,
-            processor: e.processor,
-            topic: e.topic,
-            state: e.state,
-            owner: `${reply.from.host}:${reply.from.pid}`,
-            nextFireTimes: e.nextFireTimes,
-            ...(e.lastFiredAt ? { lastFiredAt: e.lastFiredAt } : {}),
-            ...withRun(view.latestRun(e.id)),
-          });
-        }
-    // API tasks no instance reported: their group runs nowhere now, or their owner did not answer in time.
-    for (const t of view.all())
-      if (!seen.has(`${t.def.group}/${t.def.id}`)) rows.push(this.rowFromView(t.def, now));
-    rows.sort(byIdThenGroup);
-    const schedulers: SchedulerGroupInfo[] = [...new Set([...live, ...apiGroups])].sort().map((group) => {
-      const r = answers.get(group);
-      return {
-        group,
-        running: live.has(group),
-        instances: (r?.replies ?? []).map((x) => ({
-          ...x.from,
-          partitions: x.partitions ?? [],
-          ready: x.ok,
-          reason: x.message,
-        })),
-        unansweredPartitions: r ? r.unanswered : Array.from({ length: this.statePartitions }, (_, p) => p),
-      };
-    });
-    const haystacks = rows.map((r) =>
-      [r.id, r.group, r.processor, r.spec, r.description, r.source].join('\n').toLowerCase(),
-    );
-    return { rows, haystacks, schedulers };
+    return answers;
   }
 
   /**
@@ -417,45 +388,7 @@ export class ClusterStatus {
         ),
       }))
       .filter((x) => x.topics.length > 0 && x.g.members.some((m) => m.clientId.startsWith('taskconsumer-')));
-    const consumers = await Promise.all(
-      consumerGroups.map(async ({ g, topics }): Promise<ConsumerGroupInfo> => {
-        let s;
-        try {
-          s = await kafka.groupStatus(g.groupId, topics.sort());
-        } catch (err) {
-          // One group's topic deleted under it (or the like) must not hide the others.
-          return {
-            group: g.groupId,
-            state: g.state,
-            members: [],
-            partitions: [],
-            totalLag: '0',
-            error: `cannot read its offsets: ${errorMessage(err)}`,
-          };
-        }
-        return {
-          group: g.groupId,
-          state: s.state,
-          members: s.members.map((m) => ({
-            clientId: m.clientId,
-            host: m.host,
-            partitions: Object.entries(m.assignment).flatMap(([topic, ps]) =>
-              [...ps].sort((a, b) => a - b).map((p) => `${topic}/${p}`),
-            ),
-          })),
-          partitions: s.partitions.map((p) => ({
-            topic: p.topic,
-            partition: p.partition,
-            ...(p.committed === undefined ? {} : { committed: p.committed.toString() }),
-            end: p.end.toString(),
-            lag: p.lag.toString(),
-            ...(p.owner === undefined ? {} : { owner: p.owner }),
-          })),
-          totalLag: s.partitions.reduce((n, p) => n + p.lag, 0n).toString(),
-        };
-      }),
-    );
-    return consumers;
+    return Promise.all(consumerGroups.map(({ g, topics }) => consumerGroupInfo(kafka, g, topics)));
   }
 }
 
@@ -464,6 +397,101 @@ function schedulerGroups(active: ActiveGroups): Set<string> {
   return new Set(
     active.filter((g) => g.members.some((m) => SCHEDULER_STATE_TOPIC in m.assignment)).map((g) => g.groupId),
   );
+}
+
+/** The schedules the instances of each group reported, and `<group>/<id>` of each. */
+function reportedRows(
+  answers: Map<string, ControlResult>,
+  view: TaskView,
+): { rows: ScheduleRow[]; seen: Set<string> } {
+  const rows: ScheduleRow[] = [];
+  const seen = new Set<string>();
+  for (const [group, r] of answers)
+    for (const reply of r.replies)
+      for (const e of reply.entries ?? []) {
+        seen.add(`${group}/${e.id}`);
+        rows.push({
+          id: e.id,
+          // Schedulers from before this field (a rolling upgrade): an API task of this group is known here.
+          source:
+            (e.source as EntryStatus['source'] | undefined) ??
+            (view.get(e.id)?.def.group === group ? 'api' : 'file'),
+          group,
+          spec: e.spec,
+          description: inWords(e.spec),
+          timeZone: e.timeZone,
+          processor: e.processor,
+          topic: e.topic,
+          state: e.state,
+          owner: `${reply.from.host}:${reply.from.pid}`,
+          nextFireTimes: e.nextFireTimes,
+          ...(e.lastFiredAt ? { lastFiredAt: e.lastFiredAt } : {}),
+          ...withRun(view.latestRun(e.id)),
+        });
+      }
+  return { rows, seen };
+}
+
+/** A scheduler group's instances as they answered; every state partition unanswered when none did. */
+function schedulerGroupInfo(
+  group: string,
+  live: Set<string>,
+  r: ControlResult | undefined,
+  statePartitions: number,
+): SchedulerGroupInfo {
+  return {
+    group,
+    running: live.has(group),
+    instances: (r?.replies ?? []).map((x) => ({
+      ...x.from,
+      partitions: x.partitions ?? [],
+      ready: x.ok,
+      reason: x.message,
+    })),
+    unansweredPartitions: r ? r.unanswered : Array.from({ length: statePartitions }, (_, p) => p),
+  };
+}
+
+/** A taskconsumer group with its members and lag per partition (an error instead when its offsets cannot be read). */
+async function consumerGroupInfo(
+  kafka: KafkaClient,
+  g: ActiveGroups[number],
+  topics: string[],
+): Promise<ConsumerGroupInfo> {
+  let s;
+  try {
+    s = await kafka.groupStatus(g.groupId, topics.sort());
+  } catch (err) {
+    // One group's topic deleted under it (or the like) must not hide the others.
+    return {
+      group: g.groupId,
+      state: g.state,
+      members: [],
+      partitions: [],
+      totalLag: '0',
+      error: `cannot read its offsets: ${errorMessage(err)}`,
+    };
+  }
+  return {
+    group: g.groupId,
+    state: s.state,
+    members: s.members.map((m) => ({
+      clientId: m.clientId,
+      host: m.host,
+      partitions: Object.entries(m.assignment).flatMap(([topic, ps]) =>
+        [...ps].sort((a, b) => a - b).map((p) => `${topic}/${p}`),
+      ),
+    })),
+    partitions: s.partitions.map((p) => ({
+      topic: p.topic,
+      partition: p.partition,
+      ...(p.committed === undefined ? {} : { committed: p.committed.toString() }),
+      end: p.end.toString(),
+      lag: p.lag.toString(),
+      ...(p.owner === undefined ? {} : { owner: p.owner }),
+    })),
+    totalLag: s.partitions.reduce((n, p) => n + p.lag, 0n).toString(),
+  };
 }
 
 function withRun(run: TaskRun | undefined): { lastRun?: TaskRun } {

@@ -1,12 +1,36 @@
-import type { FastifySchemaCompiler } from 'fastify';
+import type { FastifySchema, FastifySchemaCompiler } from 'fastify';
 import { Ajv } from 'ajv';
-import { ApiError, PROBLEM_CONTENT_TYPE, PROBLEM_SCHEMA } from './problem.js';
+import type { Access } from './auth/roles.js';
+import { ApiError, PROBLEM_CONTENT_TYPE } from './problem.js';
 import { ID_PATTERN } from './task-input.js';
 import type { Parsed } from './task-input.js';
 import { RUN_SCHEMA, TASK_SCHEMA, TASK_STATES } from './task-model.js';
 
 /** Query strings, path parameters and headers arrive as text: coerced to the schema's types, every error told. */
 export const paramsAjv = new Ajv({ allErrors: true, coerceTypes: 'array', useDefaults: true, strict: false });
+
+/** An object whose fields are all required strings. */
+export function requiredStrings(names: readonly string[]): object {
+  return {
+    type: 'object',
+    required: names,
+    properties: Object.fromEntries(names.map((n) => [n, { type: 'string' }])),
+  };
+}
+
+/** The body of every error answer: an RFC 9457 problem document (see problem.ts). */
+export const PROBLEM_SCHEMA = {
+  type: 'object',
+  required: ['type', 'title', 'status', 'detail'],
+  properties: {
+    type: { type: 'string' },
+    title: { type: 'string' },
+    status: { type: 'integer' },
+    detail: { type: 'string' },
+    instance: { type: 'string' },
+    errors: { type: 'array', items: requiredStrings(['pointer', 'detail']) },
+  },
+} as const;
 
 /** A response of one content type, for the route schemas (fastify serializes with it, OpenAPI shows it). */
 export function json(schema: object, description: string): object {
@@ -15,6 +39,16 @@ export function json(schema: object, description: string): object {
 
 export function problem(description: string): object {
   return { description, content: { [PROBLEM_CONTENT_TYPE]: { schema: PROBLEM_SCHEMA } } };
+}
+
+/** An answer without a body (204). */
+export function noContent(description: string): object {
+  return { description, type: 'null' };
+}
+
+/** A list answer: `{ items: [...] }`. */
+export function itemsOf(item: object): object {
+  return { type: 'object', required: ['items'], properties: { items: { type: 'array', items: item } } };
 }
 
 /** The error answers every route may give. */
@@ -84,17 +118,9 @@ export const TASK_LIST_SCHEMA = {
   },
 } as const;
 
-export const RUN_LIST_SCHEMA = {
-  type: 'object',
-  required: ['items'],
-  properties: { items: { type: 'array', items: RUN_SCHEMA } },
-} as const;
+export const RUN_LIST_SCHEMA = itemsOf(RUN_SCHEMA);
 
-export const TRIGGER_SCHEMA = {
-  type: 'object',
-  required: ['taskId', 'message'],
-  properties: { taskId: { type: 'string' }, message: { type: 'string' } },
-} as const;
+export const TRIGGER_SCHEMA = requiredStrings(['taskId', 'message']);
 
 /**
  * A route's body validator from one of our parse functions, whose answer replaces the body: the schema in the route
@@ -110,4 +136,26 @@ export function bodyValidator<T>(parse: (body: unknown) => Parsed<T>): FastifySc
       return { error: new ApiError(r.status ?? 400, `invalid body: ${summary}`, r.errors) };
     };
   };
+}
+
+/** A route's options, as each routes module declares them beside its handler. */
+export interface RouteSpec {
+  /** Read by the guard (auth/guard.ts). */
+  config: { access: Access; beforePasswordChange?: boolean };
+  schema: FastifySchema;
+  validatorCompiler?: FastifySchemaCompiler<unknown>;
+}
+
+/**
+ * A route's options: who may call it (its access, or its whole guard config), its schema (validation, serialization,
+ * the OpenAPI document) and, for a route that takes a body, the parse function that decides the body (see
+ * {@link bodyValidator}).
+ */
+export function route<T>(
+  access: Access | RouteSpec['config'],
+  schema: FastifySchema,
+  parse?: (body: unknown) => Parsed<T>,
+): RouteSpec {
+  const config = typeof access === 'string' ? { access } : access;
+  return { config, schema, ...(parse ? { validatorCompiler: bodyValidator(parse) } : {}) };
 }

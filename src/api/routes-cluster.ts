@@ -1,8 +1,8 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ClusterStatus } from './cluster-status.js';
 import { principalOf } from './auth/guard.js';
 import { actorOf } from './auth/roles.js';
-import { COMMON_ERRORS, json, problem } from './route-schemas.js';
+import { COMMON_ERRORS, json, problem, route } from './route-schemas.js';
 import { RUN_SCHEMA } from './task-model.js';
 
 const SCHEDULE_PARAMS = {
@@ -131,153 +131,149 @@ const RATES_SCHEMA = {
   },
 } as const;
 
+const SCHEDULES_QUERY = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+    q: {
+      type: 'string',
+      maxLength: 200,
+      description: 'Only rows whose id, group, processor or spec contain it',
+    },
+    cursor: {
+      type: 'string',
+      maxLength: 2000,
+      description: 'nextCursor of the previous page (stable when schedules come and go)',
+    },
+  },
+} as const;
+
+const SCHEDULES_PAGE_SCHEMA = {
+  type: 'object',
+  required: ['items', 'total', 'groups'],
+  properties: {
+    items: { type: 'array', items: ROW_SCHEMA },
+    total: { type: 'integer', description: 'Rows matching q, in all pages' },
+    nextCursor: {
+      type: 'string',
+      description: 'Pass as cursor for the next page; absent on the last page',
+    },
+    groups: { type: 'array', items: SCHEDULER_GROUP_SCHEMA },
+  },
+} as const;
+
+const SCHEDULES = route('viewer', {
+  tags: ['cluster'],
+  summary:
+    'Every schedule, from schedule files and from this API, with its owner instance, state, next fires and last run, one page at a time (from answers taskapi takes at most every 5 s, however many callers)',
+  querystring: SCHEDULES_QUERY,
+  response: {
+    200: json(SCHEDULES_PAGE_SCHEMA, 'One page of the schedules, sorted by id (then group)'),
+    ...COMMON_ERRORS,
+  },
+});
+
+type SchedulesQuery = { Querystring: { limit: number; q?: string; cursor?: string } };
+
+function schedules(
+  status: ClusterStatus,
+  req: FastifyRequest<SchedulesQuery>,
+): ReturnType<ClusterStatus['schedules']> {
+  return status.schedules({
+    limit: req.query.limit,
+    ...(req.query.q ? { search: req.query.q } : {}),
+    ...(req.query.cursor === undefined ? {} : { cursor: req.query.cursor }),
+  });
+}
+
+const SCHEDULE = route('viewer', {
+  tags: ['cluster'],
+  summary: 'One schedule of a scheduler group (file entry or API task) with its recent runs, newest first',
+  params: SCHEDULE_PARAMS,
+  response: {
+    200: json(
+      {
+        ...ROW_SCHEMA,
+        required: [...ROW_SCHEMA.required, 'runs'],
+        properties: { ...ROW_SCHEMA.properties, runs: { type: 'array', items: RUN_SCHEMA } },
+      },
+      'The schedule',
+    ),
+    ...COMMON_ERRORS,
+  },
+});
+
+type ScheduleParams = { Params: { group: string; id: string } };
+type Action = 'trigger' | 'pause' | 'resume';
+const ACTIONS: readonly Action[] = ['trigger', 'pause', 'resume'];
+
+const ACTION_SUMMARIES: Record<Action, string> = {
+  trigger: 'Fire a schedule now, outside its spec, through the instance that owns it',
+  pause: 'Pause a schedule (kept across restarts and failover) through the instance that owns it',
+  resume: 'Resume a paused schedule from now (nothing missed while paused is caught up)',
+};
+
+/** A trigger is accepted (the task is published, not yet run), as POST /api/v1/tasks/{id}/trigger. */
+const statusOf = (action: Action): number => (action === 'trigger' ? 202 : 200);
+
+const ACTION = (action: Action) =>
+  route('operator', {
+    tags: ['cluster'],
+    summary: ACTION_SUMMARIES[action],
+    params: SCHEDULE_PARAMS,
+    response: {
+      [statusOf(action)]: json(
+        {
+          type: 'object',
+          required: ['message'],
+          properties: { message: { type: 'string' }, taskId: { type: 'string' } },
+        },
+        "The owner's answer",
+      ),
+      ...COMMON_ERRORS,
+      409: problem(
+        'The owner refused, an API task (paused with PATCH enabled instead), or no instance of the group runs',
+      ),
+    },
+  });
+
+async function scheduleAction(
+  status: ClusterStatus,
+  action: Action,
+  req: FastifyRequest<ScheduleParams>,
+  reply: FastifyReply,
+): Promise<FastifyReply> {
+  const answer = await status.command(action, req.params.group, req.params.id, actorOf(principalOf(req)));
+  return reply.code(statusOf(action)).send(answer);
+}
+
+const CLUSTER_SCHEMA = {
+  type: 'object',
+  required: ['schedulers', 'consumers', 'rates'],
+  properties: {
+    schedulers: { type: 'array', items: SCHEDULER_GROUP_SCHEMA },
+    consumers: { type: 'array', items: CONSUMER_GROUP_SCHEMA },
+    rates: RATES_SCHEMA,
+  },
+} as const;
+
+const CLUSTER = route('viewer', {
+  tags: ['cluster'],
+  summary:
+    'Scheduler instances and their partitions, consumer groups with lag per partition, tasks per second and fire lag',
+  response: { 200: json(CLUSTER_SCHEMA, 'The cluster now'), ...COMMON_ERRORS },
+});
+
 /** `/api/v1/schedules` and `/api/v1/cluster`: what the dashboard's overview and health pages show. */
 export function registerClusterRoutes(app: FastifyInstance, status: ClusterStatus): void {
-  app.get<{ Querystring: { limit: number; q?: string; cursor?: string } }>(
-    '/api/v1/schedules',
-    {
-      config: { access: 'viewer' },
-      schema: {
-        tags: ['cluster'],
-        summary:
-          'Every schedule, from schedule files and from this API, with its owner instance, state, next fires and last run, one page at a time (from answers taskapi takes at most every 5 s, however many callers)',
-        querystring: {
-          type: 'object',
-          additionalProperties: false,
-          properties: {
-            limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
-            q: {
-              type: 'string',
-              maxLength: 200,
-              description: 'Only rows whose id, group, processor or spec contain it',
-            },
-            cursor: {
-              type: 'string',
-              maxLength: 2000,
-              description: 'nextCursor of the previous page (stable when schedules come and go)',
-            },
-          },
-        },
-        response: {
-          200: json(
-            {
-              type: 'object',
-              required: ['items', 'total', 'groups'],
-              properties: {
-                items: { type: 'array', items: ROW_SCHEMA },
-                total: { type: 'integer', description: 'Rows matching q, in all pages' },
-                nextCursor: {
-                  type: 'string',
-                  description: 'Pass as cursor for the next page; absent on the last page',
-                },
-                groups: { type: 'array', items: SCHEDULER_GROUP_SCHEMA },
-              },
-            },
-            'One page of the schedules, sorted by id (then group)',
-          ),
-          ...COMMON_ERRORS,
-        },
-      },
-    },
-    (req) =>
-      status.schedules({
-        limit: req.query.limit,
-        ...(req.query.q ? { search: req.query.q } : {}),
-        ...(req.query.cursor === undefined ? {} : { cursor: req.query.cursor }),
-      }),
+  app.get<SchedulesQuery>('/api/v1/schedules', SCHEDULES, (req) => schedules(status, req));
+  app.get<ScheduleParams>('/api/v1/schedules/:group/:id', SCHEDULE, (req) =>
+    status.schedule(req.params.group, req.params.id),
   );
-
-  app.get<{ Params: { group: string; id: string } }>(
-    '/api/v1/schedules/:group/:id',
-    {
-      config: { access: 'viewer' },
-      schema: {
-        tags: ['cluster'],
-        summary:
-          'One schedule of a scheduler group (file entry or API task) with its recent runs, newest first',
-        params: SCHEDULE_PARAMS,
-        response: {
-          200: json(
-            {
-              ...ROW_SCHEMA,
-              required: [...ROW_SCHEMA.required, 'runs'],
-              properties: { ...ROW_SCHEMA.properties, runs: { type: 'array', items: RUN_SCHEMA } },
-            },
-            'The schedule',
-          ),
-          ...COMMON_ERRORS,
-        },
-      },
-    },
-    (req) => status.schedule(req.params.group, req.params.id),
-  );
-
-  for (const action of ['trigger', 'pause', 'resume'] as const)
-    app.post<{ Params: { group: string; id: string } }>(
-      `/api/v1/schedules/:group/:id/${action}`,
-      {
-        config: { access: 'operator' },
-        schema: {
-          tags: ['cluster'],
-          summary: {
-            trigger: 'Fire a schedule now, outside its spec, through the instance that owns it',
-            pause: 'Pause a schedule (kept across restarts and failover) through the instance that owns it',
-            resume: 'Resume a paused schedule from now (nothing missed while paused is caught up)',
-          }[action],
-          params: SCHEDULE_PARAMS,
-          response: {
-            // A trigger is accepted (the task is published, not yet run), as POST /api/v1/tasks/{id}/trigger.
-            [action === 'trigger' ? 202 : 200]: json(
-              {
-                type: 'object',
-                required: ['message'],
-                properties: { message: { type: 'string' }, taskId: { type: 'string' } },
-              },
-              "The owner's answer",
-            ),
-            ...COMMON_ERRORS,
-            409: problem(
-              'The owner refused, an API task (paused with PATCH enabled instead), or no instance of the group runs',
-            ),
-          },
-        },
-      },
-      async (req, reply) => {
-        const answer = await status.command(
-          action,
-          req.params.group,
-          req.params.id,
-          actorOf(principalOf(req)),
-        );
-        return reply.code(action === 'trigger' ? 202 : 200).send(answer);
-      },
+  for (const action of ACTIONS)
+    app.post<ScheduleParams>(`/api/v1/schedules/:group/:id/${action}`, ACTION(action), (req, reply) =>
+      scheduleAction(status, action, req, reply),
     );
-
-  app.get(
-    '/api/v1/cluster',
-    {
-      config: { access: 'viewer' },
-      schema: {
-        tags: ['cluster'],
-        summary:
-          'Scheduler instances and their partitions, consumer groups with lag per partition, tasks per second and fire lag',
-        response: {
-          200: json(
-            {
-              type: 'object',
-              required: ['schedulers', 'consumers', 'rates'],
-              properties: {
-                schedulers: { type: 'array', items: SCHEDULER_GROUP_SCHEMA },
-                consumers: { type: 'array', items: CONSUMER_GROUP_SCHEMA },
-                rates: RATES_SCHEMA,
-              },
-            },
-            'The cluster now',
-          ),
-          ...COMMON_ERRORS,
-        },
-      },
-    },
-    () => status.cluster(),
-  );
+  app.get('/api/v1/cluster', CLUSTER, () => status.cluster());
 }

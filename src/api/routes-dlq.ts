@@ -1,8 +1,8 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { errorMessage } from '../shared/errors.js';
 import type { KafkaClient } from '../shared/kafka/index.js';
 import { replayDlq } from '../shared/dlq-replay.js';
-import type { ReplayOutcome, ReplaySelector } from '../shared/dlq-replay.js';
+import type { ReplayOutcome, ReplayRefusal, ReplaySelector } from '../shared/dlq-replay.js';
 import { systemClock } from '../shared/clock.js';
 import type { Clock } from '../shared/clock.js';
 import { principalOf } from './auth/guard.js';
@@ -11,7 +11,7 @@ import type { DlqItem, DlqState } from './dlq-view.js';
 import { DlqViews, existingDlq } from './dlq-views.js';
 import type { DlqViewsOptions } from './dlq-views.js';
 import { ApiError } from './problem.js';
-import { BODY_ERRORS, bodyValidator, COMMON_ERRORS, json } from './route-schemas.js';
+import { BODY_ERRORS, COMMON_ERRORS, json, route } from './route-schemas.js';
 import { parserOf } from './task-input.js';
 
 const TOPIC_PARAMS = {
@@ -102,9 +102,14 @@ const REPLAY_BODY = {
   },
 } as const;
 
+/** Where a record is in the DLQ, as the routes show and take it. */
+function positionOf(e: { partition: number; offset: string }): string {
+  return `${e.partition}@${e.offset}`;
+}
+
 function shown(e: DlqItem): object {
   return {
-    position: `${e.partition}@${e.offset}`,
+    position: positionOf(e),
     ...(e.taskId === undefined ? {} : { taskId: e.taskId }),
     ...(e.key === null ? {} : { key: e.key }),
     reason: e.reason,
@@ -119,6 +124,101 @@ function shown(e: DlqItem): object {
 /** A replay answers once the view shows its markers (so the list read next shows it replayed), or after this. */
 const REPLAY_SHOWN_MS = 5000;
 
+/** What the DLQ handlers use. */
+interface DlqDeps {
+  kafka: KafkaClient;
+  views: DlqViews;
+  clock: Clock;
+  audit: (what: string, user: string) => void;
+}
+
+const LIST = route('viewer', {
+  tags: ['dlq'],
+  summary:
+    'Dead-lettered tasks of a task topic, by partition and offset, with reasons and original offsets, one page at a time (from a view taskapi keeps, not read per request)',
+  params: TOPIC_PARAMS,
+  querystring: LIST_QUERY,
+  response: { 200: json(LIST_SCHEMA, 'One page of the DLQ'), ...COMMON_ERRORS },
+});
+
+type ListQuery = {
+  Params: { topic: string };
+  Querystring: { limit: number; cursor?: string; state?: DlqState };
+};
+
+async function list(d: DlqDeps, req: FastifyRequest<ListQuery>): Promise<object> {
+  const { limit, cursor, state } = req.query;
+  const page = (await d.views.view(req.params.topic)).page({
+    limit,
+    ...(cursor === undefined ? {} : { after: cursor }),
+    ...(state === undefined ? {} : { state }),
+  });
+  return {
+    topic: req.params.topic,
+    waiting: page.waiting,
+    replayed: page.replayed,
+    total: page.total,
+    items: page.items.map(shown),
+    ...(page.next === undefined ? {} : { nextCursor: page.next }),
+  };
+}
+
+const REPLAY_SCHEMA = {
+  type: 'object',
+  required: ['replayed', 'refused'],
+  properties: {
+    replayed: { type: 'array', items: ENTRY_SCHEMA },
+    refused: { type: 'array', items: REFUSAL_SCHEMA },
+  },
+} as const;
+
+const REPLAY = route(
+  'operator',
+  {
+    tags: ['dlq'],
+    summary:
+      'Re-publish dead-lettered tasks to the DLQ’s task topic (one, by position or taskId, or all waiting); a record whose header names another topic is refused and stays waiting',
+    params: TOPIC_PARAMS,
+    body: REPLAY_BODY,
+    response: {
+      200: json(
+        REPLAY_SCHEMA,
+        'What was replayed (empty when nothing waiting matched), and what was refused',
+      ),
+      ...BODY_ERRORS,
+    },
+  },
+  parserOf<ReplaySelector>(REPLAY_BODY),
+);
+
+type Replay = { Params: { topic: string }; Body: ReplaySelector };
+
+async function replay(d: DlqDeps, req: FastifyRequest<Replay>): Promise<object> {
+  const topic = req.params.topic;
+  await existingDlq(d.kafka, topic);
+  let outcome: ReplayOutcome;
+  try {
+    outcome = await replayDlq(d.kafka, topic, req.body);
+  } catch (err) {
+    throw new ApiError(503, `replay from ${topic}.dlq failed: ${errorMessage(err)}`);
+  }
+  const actor = actorOf(principalOf(req));
+  for (const e of outcome.replayed)
+    d.audit(`replayed ${topic}.dlq/${positionOf(e)} (${e.taskId ?? 'no taskId'})`, actor);
+  for (const r of outcome.refused) d.audit(r.line, actor);
+  await (await d.views.current(topic))?.replayed(outcome.replayed.map(positionOf), d.clock, REPLAY_SHOWN_MS);
+  return { replayed: outcome.replayed.map(shown), refused: outcome.refused.map(refusal) };
+}
+
+function refusal({ entry, line }: ReplayRefusal): object {
+  return {
+    position: positionOf(entry),
+    ...(entry.taskId === undefined ? {} : { taskId: entry.taskId }),
+    originalTopic: entry.originalTopic,
+    detail: line,
+  };
+}
+
 /** `/api/v1/dlq/{topic}…`: dead-lettered tasks with their reasons, and replays (as `taskconsumer dlq` does). */
 export function registerDlqRoutes(
   app: FastifyInstance,
@@ -129,91 +229,7 @@ export function registerDlqRoutes(
   const clock = o.clock ?? systemClock;
   const views = new DlqViews({ ...o, kafka, clock });
   app.addHook('onClose', () => views.stop());
-
-  app.get<{ Params: { topic: string }; Querystring: { limit: number; cursor?: string; state?: DlqState } }>(
-    '/api/v1/dlq/:topic',
-    {
-      config: { access: 'viewer' },
-      schema: {
-        tags: ['dlq'],
-        summary:
-          'Dead-lettered tasks of a task topic, by partition and offset, with reasons and original offsets, one page at a time (from a view taskapi keeps, not read per request)',
-        params: TOPIC_PARAMS,
-        querystring: LIST_QUERY,
-        response: { 200: json(LIST_SCHEMA, 'One page of the DLQ'), ...COMMON_ERRORS },
-      },
-    },
-    async (req) => {
-      const { limit, cursor, state } = req.query;
-      const page = (await views.view(req.params.topic)).page({
-        limit,
-        ...(cursor === undefined ? {} : { after: cursor }),
-        ...(state === undefined ? {} : { state }),
-      });
-      return {
-        topic: req.params.topic,
-        waiting: page.waiting,
-        replayed: page.replayed,
-        total: page.total,
-        items: page.items.map(shown),
-        ...(page.next === undefined ? {} : { nextCursor: page.next }),
-      };
-    },
-  );
-
-  app.post<{ Params: { topic: string }; Body: ReplaySelector }>(
-    '/api/v1/dlq/:topic/replay',
-    {
-      config: { access: 'operator' },
-      schema: {
-        tags: ['dlq'],
-        summary:
-          'Re-publish dead-lettered tasks to the DLQ’s task topic (one, by position or taskId, or all waiting); a record whose header names another topic is refused and stays waiting',
-        params: TOPIC_PARAMS,
-        body: REPLAY_BODY,
-        response: {
-          200: json(
-            {
-              type: 'object',
-              required: ['replayed', 'refused'],
-              properties: {
-                replayed: { type: 'array', items: ENTRY_SCHEMA },
-                refused: { type: 'array', items: REFUSAL_SCHEMA },
-              },
-            },
-            'What was replayed (empty when nothing waiting matched), and what was refused',
-          ),
-          ...BODY_ERRORS,
-        },
-      },
-      validatorCompiler: bodyValidator(parserOf<ReplaySelector>(REPLAY_BODY)),
-    },
-    async (req) => {
-      await existingDlq(kafka, req.params.topic);
-      let outcome: ReplayOutcome;
-      try {
-        outcome = await replayDlq(kafka, req.params.topic, req.body);
-      } catch (err) {
-        throw new ApiError(503, `replay from ${req.params.topic}.dlq failed: ${errorMessage(err)}`);
-      }
-      const actor = actorOf(principalOf(req));
-      for (const e of outcome.replayed)
-        audit(
-          `replayed ${req.params.topic}.dlq/${e.partition}@${e.offset} (${e.taskId ?? 'no taskId'})`,
-          actor,
-        );
-      for (const r of outcome.refused) audit(r.line, actor);
-      const positions = outcome.replayed.map((e) => `${e.partition}@${e.offset}`);
-      await (await views.current(req.params.topic))?.replayed(positions, clock, REPLAY_SHOWN_MS);
-      return {
-        replayed: outcome.replayed.map(shown),
-        refused: outcome.refused.map(({ entry, line }) => ({
-          position: `${entry.partition}@${entry.offset}`,
-          ...(entry.taskId === undefined ? {} : { taskId: entry.taskId }),
-          originalTopic: entry.originalTopic,
-          detail: line,
-        })),
-      };
-    },
-  );
+  const d: DlqDeps = { kafka, views, clock, audit };
+  app.get<ListQuery>('/api/v1/dlq/:topic', LIST, (req) => list(d, req));
+  app.post<Replay>('/api/v1/dlq/:topic/replay', REPLAY, (req) => replay(d, req));
 }

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { principalOf } from './auth/guard.js';
-import { BODY_ERRORS, bodyValidator, COMMON_ERRORS, ID_PARAMS, json } from './route-schemas.js';
+import { BODY_ERRORS, COMMON_ERRORS, ID_PARAMS, json, route } from './route-schemas.js';
 import {
   DEFAULT_MAX_PAYLOAD_BYTES,
   inputOfLegacyTask,
@@ -8,9 +8,10 @@ import {
   parseLegacyTask,
   payloadLimited,
 } from './task-input.js';
-import type { TaskInput } from './task-input.js';
+import type { Parsed, TaskInput } from './task-input.js';
 import { RUN_SCHEMA, TASK_STATES } from './task-model.js';
 import type { ApiTask } from './task-model.js';
+import { createTask } from './routes-tasks.js';
 import type { TaskRoutesOptions } from './routes-tasks.js';
 import type { TaskService } from './task-service.js';
 
@@ -46,50 +47,39 @@ function legacyView(t: ApiTask): object {
   };
 }
 
+const CREATE = (parse: (body: unknown) => Parsed<TaskInput>) =>
+  route(
+    'operator',
+    {
+      tags: ['compat'],
+      summary: 'Create a one-shot task: {task_type, payload, run_at} (run_at absent: at once)',
+      body: LEGACY_TASK_SCHEMA,
+      response: { 201: json(LEGACY_TASK_VIEW, 'Created'), ...BODY_ERRORS },
+    },
+    parse,
+  );
+
+const GET = route('viewer', {
+  tags: ['compat'],
+  summary: 'Get a task in the old service’s shape',
+  params: ID_PARAMS,
+  response: { 200: json(LEGACY_TASK_VIEW, 'The task'), ...COMMON_ERRORS },
+});
+
 /** `/api/tasks…`: the one-shot task service we replace, its request body unmodified (docs/http-api.md#routes-with-curl). */
 export function registerLegacyRoutes(
   app: FastifyInstance,
   service: TaskService,
   o: TaskRoutesOptions = {},
 ): void {
-  app.post<{ Body: TaskInput }>(
-    '/api/tasks',
-    {
-      config: { access: 'operator' },
-      schema: {
-        tags: ['compat'],
-        summary: 'Create a one-shot task: {task_type, payload, run_at} (run_at absent: at once)',
-        body: LEGACY_TASK_SCHEMA,
-        response: { 201: json(LEGACY_TASK_VIEW, 'Created'), ...BODY_ERRORS },
-      },
-      validatorCompiler: bodyValidator(
-        payloadLimited((body) => {
-          const r = parseLegacyTask(body);
-          return r.ok ? { ok: true, value: inputOfLegacyTask(r.value, service.now()) } : r;
-        }, o.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES),
-      ),
-    },
-    async (req, reply) => {
-      const task = await service.create(req.body, principalOf(req));
-      return reply
-        .code(201)
-        .header('location', `/api/tasks/${encodeURIComponent(task.id)}`)
-        .header('etag', `"${task.version}"`)
-        .send(legacyView(task));
-    },
+  const parse = payloadLimited((body) => {
+    const r = parseLegacyTask(body);
+    return r.ok ? { ok: true, value: inputOfLegacyTask(r.value, service.now()) } : r;
+  }, o.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES);
+  app.post<{ Body: TaskInput }>('/api/tasks', CREATE(parse), (req, reply) =>
+    createTask(service, req, reply, '/api/tasks', legacyView),
   );
-
-  app.get<{ Params: { id: string } }>(
-    '/api/tasks/:id',
-    {
-      config: { access: 'viewer' },
-      schema: {
-        tags: ['compat'],
-        summary: 'Get a task in the old service’s shape',
-        params: ID_PARAMS,
-        response: { 200: json(LEGACY_TASK_VIEW, 'The task'), ...COMMON_ERRORS },
-      },
-    },
-    (req) => legacyView(service.get(req.params.id, principalOf(req))),
+  app.get<{ Params: { id: string } }>('/api/tasks/:id', GET, (req) =>
+    legacyView(service.get(req.params.id, principalOf(req))),
   );
 }

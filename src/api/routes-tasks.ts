@@ -1,13 +1,15 @@
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { principalOf } from './auth/guard.js';
 import {
   BODY_ERRORS,
-  bodyValidator,
   COMMON_ERRORS,
   ID_PARAMS,
   IF_MATCH_HEADERS,
   json,
   LIST_QUERY,
+  noContent,
+  requiredStrings,
+  route,
   RUN_LIST_SCHEMA,
   TASK_LIST_SCHEMA,
   TRIGGER_SCHEMA,
@@ -41,9 +43,9 @@ const BASE = '/api/v1/tasks';
 type IdParams = { id: string };
 type IfMatch = { 'if-match'?: string };
 
-/** Sends a task with its version as the ETag. */
-function sendTask(reply: FastifyReply, task: ApiTask, status = 200): FastifyReply {
-  return reply.code(status).header('etag', `"${task.version}"`).send(task);
+/** Sends a task (or the view of it given as `body`) with its version as the ETag. */
+function sendTask(reply: FastifyReply, task: ApiTask, status = 200, body: object = task): FastifyReply {
+  return reply.code(status).header('etag', `"${task.version}"`).send(body);
 }
 
 export type TaskSummary = Omit<ApiTask, 'payload' | 'param'>;
@@ -59,6 +61,149 @@ export interface TaskRoutesOptions {
   maxPayloadBytes?: number;
 }
 
+type Parser<T> = (body: unknown) => Parsed<T>;
+
+const CREATE = (parse: Parser<TaskInput>) =>
+  route(
+    'operator',
+    {
+      tags: ['tasks'],
+      summary: 'Create a task (our body, or the old service’s {name, type, period, payload})',
+      body: CREATE_BODY_SCHEMA,
+      response: { 201: json(TASK_SCHEMA, 'Created; stored in Kafka and read back'), ...BODY_ERRORS },
+    },
+    parse,
+  );
+
+/** Creates the task in the body: 201, its URL under `base` as Location, its ETag, and the task as `view` shows it. */
+export async function createTask(
+  service: TaskService,
+  req: FastifyRequest<{ Body: TaskInput }>,
+  reply: FastifyReply,
+  base = BASE,
+  view: (task: ApiTask) => object = (task) => task,
+): Promise<FastifyReply> {
+  const task = await service.create(req.body, principalOf(req));
+  return sendTask(reply.header('location', `${base}/${encodeURIComponent(task.id)}`), task, 201, view(task));
+}
+
+const LIST = route('viewer', {
+  tags: ['tasks'],
+  summary:
+    'List tasks, oldest first, filtered by status and processor; each without its payload and param (get the task for those)',
+  querystring: LIST_QUERY,
+  response: { 200: json(TASK_LIST_SCHEMA, 'One page'), ...COMMON_ERRORS },
+});
+
+function listTasks(service: TaskService, req: FastifyRequest<{ Querystring: ListRequest }>): object {
+  const page = service.list(req.query, principalOf(req));
+  return { ...page, items: page.items.map(taskSummary) };
+}
+
+const GET = route('viewer', {
+  tags: ['tasks'],
+  summary: 'Get a task (ETag = its version)',
+  params: ID_PARAMS,
+  response: { 200: json(TASK_SCHEMA, 'The task'), ...COMMON_ERRORS },
+});
+
+const REPLACE = (parse: Parser<TaskInput>) =>
+  route(
+    'operator',
+    {
+      tags: ['tasks'],
+      summary: 'Replace a task (our body or the old service’s); changes apply from its next fire',
+      params: ID_PARAMS,
+      headers: IF_MATCH_HEADERS,
+      body: CREATE_BODY_SCHEMA,
+      response: { 200: json(TASK_SCHEMA, 'Replaced'), ...BODY_ERRORS },
+    },
+    parse,
+  );
+
+const PATCH = (parse: Parser<TaskPatch>) =>
+  route(
+    'operator',
+    {
+      tags: ['tasks'],
+      summary: 'Change some fields of a task (e.g. {"enabled": false})',
+      params: ID_PARAMS,
+      headers: IF_MATCH_HEADERS,
+      body: TASK_PATCH_SCHEMA,
+      response: { 200: json(TASK_SCHEMA, 'Changed'), ...BODY_ERRORS },
+    },
+    parse,
+  );
+
+type Change<B> = { Params: IdParams; Body: B; Headers: IfMatch };
+
+const DELETE = route('operator', {
+  tags: ['tasks'],
+  summary: 'Delete a task: no further fires',
+  params: ID_PARAMS,
+  headers: IF_MATCH_HEADERS,
+  response: { 204: noContent('Deleted'), ...BODY_ERRORS },
+});
+
+async function deleteTask(
+  service: TaskService,
+  req: FastifyRequest<{ Params: IdParams; Headers: IfMatch }>,
+  reply: FastifyReply,
+): Promise<FastifyReply> {
+  await service.remove(req.params.id, req.headers['if-match'], principalOf(req));
+  return reply.code(204).send();
+}
+
+const TRIGGER = route('operator', {
+  tags: ['tasks'],
+  summary: 'Fire a task now, once, outside its schedule: its task message goes straight to its topic',
+  params: ID_PARAMS,
+  response: { 202: json(TRIGGER_SCHEMA, 'Fired: the task message is in Kafka'), ...BODY_ERRORS },
+});
+
+const NEXT_QUERY = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { count: { type: 'integer', minimum: 1, maximum: 100, default: 10 } },
+} as const;
+
+const NEXT_SCHEMA = {
+  type: 'object',
+  required: ['timeZone', 'items'],
+  properties: {
+    timeZone: { type: 'string' },
+    items: { type: 'array', items: requiredStrings(['utc', 'local']) },
+  },
+} as const;
+
+const NEXT = route('viewer', {
+  tags: ['tasks'],
+  summary: 'The next fire times of a task, in UTC and in its zone',
+  params: ID_PARAMS,
+  querystring: NEXT_QUERY,
+  response: {
+    200: json(NEXT_SCHEMA, 'Next fires (none for a paused task or a one-shot that ran)'),
+    ...COMMON_ERRORS,
+  },
+});
+
+function nextFires(
+  service: TaskService,
+  req: FastifyRequest<{ Params: IdParams; Querystring: { count: number } }>,
+): object {
+  return {
+    timeZone: service.get(req.params.id, principalOf(req)).timeZone,
+    items: service.next(req.params.id, req.query.count),
+  };
+}
+
+const RUNS = route('viewer', {
+  tags: ['tasks'],
+  summary: 'The last 20 runs of a task, newest first, folded from taskmanager.events',
+  params: ID_PARAMS,
+  response: { 200: json(RUN_LIST_SCHEMA, 'Runs'), ...COMMON_ERRORS },
+});
+
 /** `/api/v1/tasks…` (docs/http-api.md#routes-with-curl). */
 export function registerTaskRoutes(
   app: FastifyInstance,
@@ -67,183 +212,31 @@ export function registerTaskRoutes(
 ): void {
   const maxPayload = o.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
   const parseCreateBody = payloadLimited(createBodyParser(service), maxPayload);
-  app.post<{ Body: TaskInput }>(
-    BASE,
-    {
-      config: { access: 'operator' },
-      schema: {
-        tags: ['tasks'],
-        summary: 'Create a task (our body, or the old service’s {name, type, period, payload})',
-        body: CREATE_BODY_SCHEMA,
-        response: { 201: json(TASK_SCHEMA, 'Created; stored in Kafka and read back'), ...BODY_ERRORS },
-      },
-      validatorCompiler: bodyValidator(parseCreateBody),
-    },
-    async (req, reply) => {
-      const task = await service.create(req.body, principalOf(req));
-      return sendTask(reply.header('location', `${BASE}/${encodeURIComponent(task.id)}`), task, 201);
-    },
+  const byId = `${BASE}/:id`;
+  app.post<{ Body: TaskInput }>(BASE, CREATE(parseCreateBody), (req, reply) =>
+    createTask(service, req, reply),
   );
-
-  app.get<{ Querystring: ListRequest }>(
-    BASE,
-    {
-      config: { access: 'viewer' },
-      schema: {
-        tags: ['tasks'],
-        summary:
-          'List tasks, oldest first, filtered by status and processor; each without its payload and param (get the task for those)',
-        querystring: LIST_QUERY,
-        response: { 200: json(TASK_LIST_SCHEMA, 'One page'), ...COMMON_ERRORS },
-      },
-    },
-    (req) => {
-      const page = service.list(req.query, principalOf(req));
-      return { ...page, items: page.items.map(taskSummary) };
-    },
+  app.get<{ Querystring: ListRequest }>(BASE, LIST, (req) => listTasks(service, req));
+  app.get<{ Params: IdParams }>(byId, GET, (req, reply) =>
+    sendTask(reply, service.get(req.params.id, principalOf(req))),
   );
-
-  app.get<{ Params: IdParams }>(
-    `${BASE}/:id`,
-    {
-      config: { access: 'viewer' },
-      schema: {
-        tags: ['tasks'],
-        summary: 'Get a task (ETag = its version)',
-        params: ID_PARAMS,
-        response: { 200: json(TASK_SCHEMA, 'The task'), ...COMMON_ERRORS },
-      },
-    },
-    (req, reply) => sendTask(reply, service.get(req.params.id, principalOf(req))),
+  app.put<Change<TaskInput>>(byId, REPLACE(parseCreateBody), async (req, reply) =>
+    sendTask(
+      reply,
+      await service.replace(req.params.id, req.body, req.headers['if-match'], principalOf(req)),
+    ),
   );
-
-  app.put<{ Params: IdParams; Body: TaskInput; Headers: IfMatch }>(
-    `${BASE}/:id`,
-    {
-      config: { access: 'operator' },
-      schema: {
-        tags: ['tasks'],
-        summary: 'Replace a task (our body or the old service’s); changes apply from its next fire',
-        params: ID_PARAMS,
-        headers: IF_MATCH_HEADERS,
-        body: CREATE_BODY_SCHEMA,
-        response: { 200: json(TASK_SCHEMA, 'Replaced'), ...BODY_ERRORS },
-      },
-      validatorCompiler: bodyValidator(parseCreateBody),
-    },
-    async (req, reply) =>
-      sendTask(
-        reply,
-        await service.replace(req.params.id, req.body, req.headers['if-match'], principalOf(req)),
-      ),
+  app.patch<Change<TaskPatch>>(byId, PATCH(payloadLimited(parseTaskPatch, maxPayload)), async (req, reply) =>
+    sendTask(reply, await service.patch(req.params.id, req.body, req.headers['if-match'], principalOf(req))),
   );
-
-  app.patch<{ Params: IdParams; Body: TaskPatch; Headers: IfMatch }>(
-    `${BASE}/:id`,
-    {
-      config: { access: 'operator' },
-      schema: {
-        tags: ['tasks'],
-        summary: 'Change some fields of a task (e.g. {"enabled": false})',
-        params: ID_PARAMS,
-        headers: IF_MATCH_HEADERS,
-        body: TASK_PATCH_SCHEMA,
-        response: { 200: json(TASK_SCHEMA, 'Changed'), ...BODY_ERRORS },
-      },
-      validatorCompiler: bodyValidator(payloadLimited(parseTaskPatch, maxPayload)),
-    },
-    async (req, reply) =>
-      sendTask(
-        reply,
-        await service.patch(req.params.id, req.body, req.headers['if-match'], principalOf(req)),
-      ),
+  app.delete<{ Params: IdParams; Headers: IfMatch }>(byId, DELETE, (req, reply) =>
+    deleteTask(service, req, reply),
   );
-
-  app.delete<{ Params: IdParams; Headers: IfMatch }>(
-    `${BASE}/:id`,
-    {
-      config: { access: 'operator' },
-      schema: {
-        tags: ['tasks'],
-        summary: 'Delete a task: no further fires',
-        params: ID_PARAMS,
-        headers: IF_MATCH_HEADERS,
-        response: { 204: { description: 'Deleted', type: 'null' }, ...BODY_ERRORS },
-      },
-    },
-    async (req, reply) => {
-      await service.remove(req.params.id, req.headers['if-match'], principalOf(req));
-      return reply.code(204).send();
-    },
+  app.post<{ Params: IdParams }>(`${byId}/trigger`, TRIGGER, async (req, reply) =>
+    reply.code(202).send(await service.trigger(req.params.id, principalOf(req))),
   );
-
-  app.post<{ Params: IdParams }>(
-    `${BASE}/:id/trigger`,
-    {
-      config: { access: 'operator' },
-      schema: {
-        tags: ['tasks'],
-        summary: 'Fire a task now, once, outside its schedule: its task message goes straight to its topic',
-        params: ID_PARAMS,
-        response: { 202: json(TRIGGER_SCHEMA, 'Fired: the task message is in Kafka'), ...BODY_ERRORS },
-      },
-    },
-    async (req, reply) => reply.code(202).send(await service.trigger(req.params.id, principalOf(req))),
+  app.get<{ Params: IdParams; Querystring: { count: number } }>(`${byId}/next`, NEXT, (req) =>
+    nextFires(service, req),
   );
-
-  app.get<{ Params: IdParams; Querystring: { count: number } }>(
-    `${BASE}/:id/next`,
-    {
-      config: { access: 'viewer' },
-      schema: {
-        tags: ['tasks'],
-        summary: 'The next fire times of a task, in UTC and in its zone',
-        params: ID_PARAMS,
-        querystring: {
-          type: 'object',
-          additionalProperties: false,
-          properties: { count: { type: 'integer', minimum: 1, maximum: 100, default: 10 } },
-        },
-        response: {
-          200: json(
-            {
-              type: 'object',
-              required: ['timeZone', 'items'],
-              properties: {
-                timeZone: { type: 'string' },
-                items: {
-                  type: 'array',
-                  items: {
-                    type: 'object',
-                    required: ['utc', 'local'],
-                    properties: { utc: { type: 'string' }, local: { type: 'string' } },
-                  },
-                },
-              },
-            },
-            'Next fires (none for a paused task or a one-shot that ran)',
-          ),
-          ...COMMON_ERRORS,
-        },
-      },
-    },
-    (req) => ({
-      timeZone: service.get(req.params.id, principalOf(req)).timeZone,
-      items: service.next(req.params.id, req.query.count),
-    }),
-  );
-
-  app.get<{ Params: IdParams }>(
-    `${BASE}/:id/runs`,
-    {
-      config: { access: 'viewer' },
-      schema: {
-        tags: ['tasks'],
-        summary: 'The last 20 runs of a task, newest first, folded from taskmanager.events',
-        params: ID_PARAMS,
-        response: { 200: json(RUN_LIST_SCHEMA, 'Runs'), ...COMMON_ERRORS },
-      },
-    },
-    (req) => ({ items: service.runs(req.params.id) }),
-  );
+  app.get<{ Params: IdParams }>(`${byId}/runs`, RUNS, (req) => ({ items: service.runs(req.params.id) }));
 }

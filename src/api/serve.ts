@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import type { FastifyInstance } from 'fastify';
 import { retryUntilDone } from '../shared/backoff.js';
 import { systemClock } from '../shared/clock.js';
 import { AppError, errorMessage } from '../shared/errors.js';
@@ -6,15 +7,18 @@ import { connectKafka } from '../shared/cli-common.js';
 import type { KafkaCliOptions } from '../shared/cli-common.js';
 import { installShutdown } from '../shared/lifecycle.js';
 import type { Logger } from '../shared/logger.js';
+import type { KafkaClient } from '../shared/kafka/index.js';
 import { MetricsEndpoint } from '../shared/cli-runner.js';
 import { Authenticator } from './auth/authenticator.js';
 import { checkedPassword } from './auth/passwords.js';
 import { LoginLimiter } from './auth/login-limiter.js';
 import { derivedSecret, loadSigningKeys } from './auth/signing-keys.js';
+import type { SigningKeys } from './auth/signing-keys.js';
 import { UserStore } from './auth/user-store.js';
 import { ClusterStatus } from './cluster-status.js';
 import { KafkaStore, RepairSweeper } from './kafka-store.js';
 import { apiMetrics } from './metrics.js';
+import type { UserRoutesOptions } from './routes-users.js';
 import { buildServer } from './server.js';
 import { TaskService } from './task-service.js';
 import { TaskStore } from './task-store.js';
@@ -56,7 +60,7 @@ function packageVersion(): string {
 }
 
 /** Kafka may be starting too (compose, CI): keep trying (0.5 s doubling to 5 s), saying why, until it answers. */
-export function startWithRetry(logger: Logger, start: () => Promise<void>): Promise<void> {
+export function startWithRetry<T>(logger: Logger, start: () => Promise<T>): Promise<T> {
   return retryUntilDone(start, {
     backoff: { baseMs: 500, maxMs: 5000 },
     clock: systemClock,
@@ -107,38 +111,37 @@ export async function ensureFirstAdmin(
   }
 }
 
-/** `taskapi` (run): the HTTP server over Kafka. */
-export async function serve(o: ServeOptions, logger: Logger): Promise<void> {
-  // Before Kafka: a password that would be refused must not wait for the broker to say so.
-  const firstAdmin = firstAdminFromEnv();
-  const kafka = await connectKafka(o, logger, `taskapi-${process.pid}`);
-  const store = new KafkaStore({ kafka, logger, clock: systemClock });
-  let tasks = new TaskStore({ store, logger, clock: systemClock, historyMs: o.history });
-  let users = new UserStore(store, systemClock, logger);
-  const keys = await loadSigningKeys(
-    {
-      dataDir: o.dataDir,
-      previousKeyFiles: o.jwtPreviousKeyFile,
-      ...(o.jwtKeyFile ? { keyFile: o.jwtKeyFile } : {}),
-    },
-    logger,
+/** The views taskapi answers from, folded from their topics. */
+interface Views {
+  tasks: TaskStore;
+  users: UserStore;
+}
+
+/** Fresh views for every attempt: a failed one may have folded part of the topics. */
+async function startViews(store: KafkaStore, o: ServeOptions, logger: Logger): Promise<Views> {
+  const tasks = new TaskStore({ store, logger, clock: systemClock, historyMs: o.history });
+  const users = new UserStore(store, systemClock, logger);
+  const ms = await store.start([...tasks.topics(), ...users.topics()]);
+  tasks.started();
+  for (const key of [...users.view.unrepaired]) void users.repair(key).catch(() => undefined);
+  logger.info(
+    `view rebuilt from taskmanager.tasks, taskmanager.events and taskmanager.users: ${tasks.view.size} task(s), ${users.view.allUsers().length} user(s) in ${Math.round(ms)} ms`,
   );
-  await startWithRetry(logger, async () => {
-    // Fresh views for every attempt: a failed one may have folded part of the topics.
-    tasks = new TaskStore({ store, logger, clock: systemClock, historyMs: o.history });
-    users = new UserStore(store, systemClock, logger);
-    const ms = await store.start([...tasks.topics(), ...users.topics()]);
-    tasks.started();
-    for (const key of [...users.view.unrepaired]) void users.repair(key).catch(() => undefined);
-    logger.info(
-      `view rebuilt from taskmanager.tasks, taskmanager.events and taskmanager.users: ${tasks.view.size} task(s), ${users.view.allUsers().length} user(s) in ${Math.round(ms)} ms`,
-    );
-  });
-  await ensureFirstAdmin(users, firstAdmin, logger);
-  const sweeper = new RepairSweeper([
-    { unrepaired: tasks.view.unrepaired, repair: (k) => tasks.repair(k) },
-    { unrepaired: users.view.unrepaired, repair: (k) => users.repair(k) },
-  ]);
+  return { tasks, users };
+}
+
+/** What serve runs once the views are up, in the order it stops them. */
+interface Running {
+  app: FastifyInstance;
+  cluster: ClusterStatus;
+  sweeper: RepairSweeper;
+  limiter: LoginLimiter;
+  store: KafkaStore;
+  ops: MetricsEndpoint;
+}
+
+/** Logins, passwords and tokens over the users view: the login limits (started) and the authenticator. */
+function startAuth(o: ServeOptions, users: UserStore, keys: SigningKeys, logger: Logger): UserRoutesOptions {
   const limiter = new LoginLimiter({
     log: users.attemptLog(),
     clock: systemClock,
@@ -146,6 +149,24 @@ export async function serve(o: ServeOptions, logger: Logger): Promise<void> {
     secret: derivedSecret(keys, 'login attempts'),
   });
   limiter.start();
+  const auth = new Authenticator(users.view, keys, systemClock, Math.round(o.tokenTtl / 1000));
+  return { users, auth, limiter, allowSignup: o.allowSignup };
+}
+
+/** The HTTP app over the views, with the parts it needs (task service, login limits, cluster status, metrics). */
+async function startApp(
+  o: ServeOptions,
+  logger: Logger,
+  kafka: KafkaClient,
+  store: KafkaStore,
+  { tasks, users }: Views,
+  keys: SigningKeys,
+): Promise<Running> {
+  const sweeper = new RepairSweeper([
+    { unrepaired: tasks.view.unrepaired, repair: (k) => tasks.repair(k) },
+    { unrepaired: users.view.unrepaired, repair: (k) => users.repair(k) },
+  ]);
+  const auth = startAuth(o, users, keys, logger);
   const service = new TaskService({
     tasks,
     store,
@@ -170,12 +191,7 @@ export async function serve(o: ServeOptions, logger: Logger): Promise<void> {
     service,
     kafka,
     cluster,
-    users: {
-      users,
-      auth: new Authenticator(users.view, keys, systemClock, Math.round(o.tokenTtl / 1000)),
-      limiter,
-      allowSignup: o.allowSignup,
-    },
+    users: auth,
     health,
     logger,
     bodyLimit: o.bodyLimit,
@@ -187,23 +203,48 @@ export async function serve(o: ServeOptions, logger: Logger): Promise<void> {
     version: packageVersion(),
     ...(onResponse ? { onResponse } : {}),
   });
-  await ops.start(() => {
-    const h = store.health();
-    return { ready: h.ready, reason: h.reason ?? 'ready' };
-  }, logger);
+  return { app, cluster, sweeper, limiter: auth.limiter, store, ops };
+}
+
+/** The HTTP server first (no new requests), then the parts it used, the store, and the metrics endpoint last. */
+function installStop(r: Running, logger: Logger): void {
   installShutdown({
     logger,
     graceful: async () => {
-      await app.close();
-      await cluster.stop();
-      sweeper.stop();
-      limiter.stop();
-      await store.stop();
-      await ops.close();
+      await r.app.close();
+      await r.cluster.stop();
+      r.sweeper.stop();
+      r.limiter.stop();
+      await r.store.stop();
+      await r.ops.close();
       return 0;
     },
   });
-  const address = await app.listen({ port: o.port, host: o.host });
+}
+
+/** `taskapi` (run): the HTTP server over Kafka. */
+export async function serve(o: ServeOptions, logger: Logger): Promise<void> {
+  // Before Kafka: a password that would be refused must not wait for the broker to say so.
+  const firstAdmin = firstAdminFromEnv();
+  const kafka = await connectKafka(o, logger, `taskapi-${process.pid}`);
+  const store = new KafkaStore({ kafka, logger, clock: systemClock });
+  const keys = await loadSigningKeys(
+    {
+      dataDir: o.dataDir,
+      previousKeyFiles: o.jwtPreviousKeyFile,
+      ...(o.jwtKeyFile ? { keyFile: o.jwtKeyFile } : {}),
+    },
+    logger,
+  );
+  const views = await startWithRetry(logger, () => startViews(store, o, logger));
+  await ensureFirstAdmin(views.users, firstAdmin, logger);
+  const running = await startApp(o, logger, kafka, store, views, keys);
+  await running.ops.start(() => {
+    const h = store.health();
+    return { ready: h.ready, reason: h.reason ?? 'ready' };
+  }, logger);
+  installStop(running, logger);
+  const address = await running.app.listen({ port: o.port, host: o.host });
   logger.info(
     `taskapi listening on ${address}/api/v1/tasks (OpenAPI: ${address}/api/openapi.json); new tasks go to group ${o.group}, topic ${o.topic} (task topics allowed: ${o.taskTopics.join(', ')})`,
   );

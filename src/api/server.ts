@@ -1,6 +1,7 @@
 import Fastify from 'fastify';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
+import type { FastifyDynamicSwaggerOptions } from '@fastify/swagger';
 import { paramsAjv } from './route-schemas.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Clock } from '../shared/clock.js';
@@ -13,6 +14,7 @@ import type { HealthSource } from './routes-health.js';
 import { registerLegacyRoutes } from './routes-legacy.js';
 import { registerTaskRoutes } from './routes-tasks.js';
 import { registerUserRoutes } from './routes-users.js';
+import { registerTokenRoutes } from './routes-tokens.js';
 import { registerDlqRoutes } from './routes-dlq.js';
 import { registerClusterRoutes } from './routes-cluster.js';
 import type { ClusterStatus } from './cluster-status.js';
@@ -74,6 +76,19 @@ export const SECURITY_HEADERS = {
 
 /** The fastify app of `taskapi`: routes, request and response schemas, problem+json errors, the OpenAPI document. */
 export async function buildServer(o: ApiServerOptions): Promise<FastifyInstance> {
+  const app = createFastify(o);
+  await app.register(swagger, { openapi: openApiInfo(o.version) });
+  installAnswers(app, o.logger);
+  if (o.onResponse) installOnResponse(app, o.onResponse);
+  installGuard(app, o.users.auth);
+  registerRoutes(app, o);
+  app.get('/api/openapi.json', { config: { access: 'public' }, schema: { hide: true } }, () => app.swagger());
+  await app.ready();
+  return app;
+}
+
+/** Fastify with taskapi's limits and deadlines, JSON bodies only, and our validator for what is not a body. */
+function createFastify(o: ApiServerOptions): FastifyInstance {
   const requestTimeout = o.requestTimeoutMs ?? 30_000;
   const app = Fastify({
     logger: false,
@@ -102,37 +117,42 @@ export async function buildServer(o: ApiServerOptions): Promise<FastifyInstance>
     { parseAs: 'string' },
     app.getDefaultJsonParser('error', 'error'),
   );
+  return app;
+}
 
-  await app.register(swagger, {
-    openapi: {
-      openapi: '3.1.0',
-      info: {
-        title: 'taskmanager taskapi',
-        version: o.version,
-        description:
-          'Create, list, change, delete and trigger tasks stored in Kafka (taskmanager.tasks) and fired by taskscheduler. Errors are RFC 9457 problem+json.',
-      },
-      components: {
-        securitySchemes: {
-          bearer: {
-            type: 'http',
-            scheme: 'bearer',
-            description: 'An access token from POST /api/v1/users/login (JWT) or an API token (tmk_…)',
-          },
+/** The head of the OpenAPI document: what taskapi is, how to authenticate, the tags in the order routes use them. */
+function openApiInfo(version: string): FastifyDynamicSwaggerOptions['openapi'] {
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'taskmanager taskapi',
+      version,
+      description:
+        'Create, list, change, delete and trigger tasks stored in Kafka (taskmanager.tasks) and fired by taskscheduler. Errors are RFC 9457 problem+json.',
+    },
+    components: {
+      securitySchemes: {
+        bearer: {
+          type: 'http',
+          scheme: 'bearer',
+          description: 'An access token from POST /api/v1/users/login (JWT) or an API token (tmk_…)',
         },
       },
-      security: [{ bearer: [] }],
-      tags: [
-        { name: 'tasks', description: 'Tasks' },
-        { name: 'users', description: 'Users, roles and tokens' },
-        { name: 'dlq', description: 'Dead-lettered tasks and their replay' },
-        { name: 'cluster', description: 'Schedules of every source, scheduler and consumer groups, rates' },
-        { name: 'compat', description: 'Request bodies of the task services taskapi replaces' },
-        { name: 'health', description: 'Liveness and readiness' },
-      ],
     },
-  });
+    security: [{ bearer: [] }],
+    tags: [
+      { name: 'tasks', description: 'Tasks' },
+      { name: 'users', description: 'Users, roles and tokens' },
+      { name: 'dlq', description: 'Dead-lettered tasks and their replay' },
+      { name: 'cluster', description: 'Schedules of every source, scheduler and consumer groups, rates' },
+      { name: 'compat', description: 'Request bodies of the task services taskapi replaces' },
+      { name: 'health', description: 'Liveness and readiness' },
+    ],
+  };
+}
 
+/** Every answer gets the security headers; every error, a route's or an unknown path's, is a problem document. */
+function installAnswers(app: FastifyInstance, logger: Logger): void {
   app.addHook('onSend', (_req, reply, payload, done) => {
     void reply.headers(SECURITY_HEADERS);
     done(null, payload);
@@ -143,24 +163,30 @@ export async function buildServer(o: ApiServerOptions): Promise<FastifyInstance>
   app.setErrorHandler((err: FastifyError | ApiError, req, reply) => {
     const { status, detail, errors } = describeError(err);
     if (status >= 500 && !(err instanceof ApiError))
-      o.logger.error(`${req.method} ${req.url} failed: ${errorMessage(err)}`);
+      logger.error(`${req.method} ${req.url} failed: ${errorMessage(err)}`);
     if (err instanceof ApiError)
       for (const [k, v] of Object.entries(err.headers ?? {})) void reply.header(k, v);
     if (status === 401) void reply.header('www-authenticate', 'Bearer realm="taskapi"');
     return sendProblem(reply, problemOf(status, detail, req.url, errors));
   });
-  if (o.onResponse) {
-    const onResponse = o.onResponse;
-    app.addHook('onResponse', (req: FastifyRequest, reply: FastifyReply, done) => {
-      onResponse(req.routeOptions.url ?? 'unmatched', req.method, reply.statusCode, reply.elapsedTime / 1000);
-      done();
-    });
-  }
+}
 
-  installGuard(app, o.users.auth);
+function installOnResponse(
+  app: FastifyInstance,
+  onResponse: NonNullable<ApiServerOptions['onResponse']>,
+): void {
+  app.addHook('onResponse', (req: FastifyRequest, reply: FastifyReply, done) => {
+    onResponse(req.routeOptions.url ?? 'unmatched', req.method, reply.statusCode, reply.elapsedTime / 1000);
+    done();
+  });
+}
+
+/** In this order: the OpenAPI document lists paths as they were registered. */
+function registerRoutes(app: FastifyInstance, o: ApiServerOptions): void {
   const payloadLimit = o.maxPayloadBytes === undefined ? {} : { maxPayloadBytes: o.maxPayloadBytes };
   registerTaskRoutes(app, o.service, payloadLimit);
   registerUserRoutes(app, o.users);
+  registerTokenRoutes(app, o.users);
   registerUiRoutes(app);
   registerDlqRoutes(
     app,
@@ -171,9 +197,6 @@ export async function buildServer(o: ApiServerOptions): Promise<FastifyInstance>
   registerClusterRoutes(app, o.cluster);
   registerLegacyRoutes(app, o.service, payloadLimit);
   registerHealthRoutes(app, o.health, o.logger);
-  app.get('/api/openapi.json', { config: { access: 'public' }, schema: { hide: true } }, () => app.swagger());
-  await app.ready();
-  return app;
 }
 
 /** A hop count trusts that many proxies; a string lists addresses or CIDRs. */
