@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, ROOT } from './processes.js';
-import { sleep } from './wait.js';
+import { poll } from './wait.js';
 
 /** Runs a script to completion without blocking the event loop (readers keep reading meanwhile). */
 function runScript(
@@ -91,13 +91,14 @@ export class OwnBroker {
     await this.stop().catch((err: unknown) => console.error(`could not stop our broker: ${String(err)}`));
     const log = join(this.dataDir, 'kafka.log');
     if (existsSync(log)) copyFileSync(log, join(logDir, 'own-broker.log'));
-    // The script may still hold the data dir's lock for a moment after the broker is gone.
-    for (let i = 0; i < 10 && existsSync(this.dataDir); i++) {
-      try {
+    // The script may still hold the data dir's lock for a moment after the broker is gone: try again until it goes.
+    await poll(
+      () => {
         rmSync(this.dataDir, { recursive: true, force: true });
-      } catch {
-        await sleep(200);
-      }
-    }
+        return !existsSync(this.dataDir) || undefined;
+      },
+      2000,
+      200,
+    );
   }
 }
