@@ -13,7 +13,7 @@ import type { StatusEvent } from '../../src/shared/codecs/task-event.js';
 import type { TaskMessage } from '../../src/shared/codecs/task-message.js';
 
 /*
- * A real 3-node KRaft cluster (scripts/kafka-local --nodes 3, broker.session.timeout.ms=4000) under a steady load of
+ * A real 3-node KRaft cluster (scripts/kafka-local --nodes 3, broker.session.timeout.ms=2000) under a steady load of
  * 100 entries firing every second (two schedulers in one group, two consumers): brokers are killed (kill -9) and
  * restarted, or restarted one after the other gracefully, and every (entry, second) must still be published exactly
  * once and end FINISHED. How late fires get around each event is measured and printed, not asserted (see the
