@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import type { Kafka } from 'kafkajs';
+import { fixStaleGroupCoordinator } from './coordinator-fix.js';
 import { fixAbortedTransactionFilter } from './fetch-fixes.js';
 import { fixConcurrentProduceRetries } from './produce-fixes.js';
 import { fixIdleRequestQueueLoop } from './request-queue-fix.js';
@@ -42,6 +43,10 @@ const CHECKS: InternalCheck[] = [
   {
     what: 'consumer/filterAbortedMessages and the Fetch v4-v11 answers (read_committed)',
     apply: fixAbortedTransactionFilter,
+  },
+  {
+    what: 'consumer/consumerGroup heartbeat and join (group coordinator looked up again when unreachable)',
+    apply: fixStaleGroupCoordinator,
   },
   {
     what: `the Kafka client's cluster factory (Symbol "${CREATE_CLUSTER}", for LeaveGroup)`,
