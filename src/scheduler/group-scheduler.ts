@@ -68,9 +68,10 @@ export class GroupScheduler {
     });
     // Waiting up to 1 s for data costs nothing to a takeover (a partition being read has data) and keeps an idle
     // scheduler, whose partitions are all paused, from polling ten times a second.
+    const sessionTimeoutMs = o.sessionTimeoutMs ?? 6000;
     this.consumer = o.kafka.consumer({
       groupId: o.group,
-      sessionTimeoutMs: o.sessionTimeoutMs ?? 6000,
+      sessionTimeoutMs,
       maxWaitTimeMs: 1000,
       clock: o.clock,
     });
@@ -85,6 +86,7 @@ export class GroupScheduler {
       states: this.states,
       loop: this.loop,
       metrics: this.metrics,
+      sessionTimeoutMs,
       ...(o.onAcked ? { onAcked: o.onAcked } : {}),
     });
     this.control = new EntryControl({

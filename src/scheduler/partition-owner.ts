@@ -9,6 +9,11 @@ import type { KafkaClient, OutRecord, KafkaProducer } from '../shared/kafka/inde
 import type { Fire } from './fire-loop.js';
 import { FireEncoder } from './task-records.js';
 
+/** The longest wait between two tries to publish (see the pump). */
+const PUBLISH_RETRY_MAX_MS = 500;
+/** Past the third failed try in a row, one in this many is logged (every 10 s at the longest wait). */
+const LOG_EVERY_NTH_FAILURE = 20;
+
 export type OwnerState = 'starting' | 'active' | 'fenced' | 'stopped';
 
 export interface PartitionOwnerOptions {
@@ -197,12 +202,15 @@ export class PartitionOwner {
         }
         this.failures++;
         this.o.onPublishError?.(this.o.partition);
-        const delay = backoffDelayMs(this.failures, { baseMs: 100, maxMs: 2000 });
-        this.o.logger.error(
-          `state partition ${this.o.partition}: cannot publish (${errorMessage(err)}); ` +
-            `${this.queue.length} fires queued, retrying in ${delay} ms`,
-          { attempt: this.failures },
-        );
+        // A broker failover ends within seconds: trying again at most every 500 ms publishes the queued fires
+        // within half a second of the cluster being whole again (a 2 s ceiling left them waiting up to 2 s more).
+        const delay = backoffDelayMs(this.failures, { baseMs: 100, maxMs: PUBLISH_RETRY_MAX_MS });
+        if (this.failures <= 3 || this.failures % LOG_EVERY_NTH_FAILURE === 0)
+          this.o.logger.error(
+            `state partition ${this.o.partition}: cannot publish (${errorMessage(err)}); ` +
+              `${this.queue.length} fires queued, retrying in ${delay} ms`,
+            { attempt: this.failures },
+          );
         try {
           await sleep(this.o.clock, delay, this.stopSignal.signal);
         } catch {

@@ -1,9 +1,17 @@
 import { membershipProblem } from '../shared/kafka/index.js';
 import type { MembershipHealth } from '../shared/kafka/index.js';
 
-/** Whether a member is in its group and its coordinator answered a heartbeat lately (the rule of every member). */
-export function inGoodStanding(health: MembershipHealth, nowMs: number, group: string): boolean {
-  return membershipProblem(health, nowMs, group) === undefined;
+/**
+ * Whether a member is in its group and its coordinator answered a heartbeat lately (the rule of every member), or,
+ * with `maxSilentMs`, within that long.
+ */
+export function inGoodStanding(
+  health: MembershipHealth,
+  nowMs: number,
+  group: string,
+  maxSilentMs?: number,
+): boolean {
+  return membershipProblem(health, nowMs, group, maxSilentMs) === undefined;
 }
 
 /** What `/ready` and `taskscheduler status` say about one instance (a type, not an interface: it is a `Readiness`). */

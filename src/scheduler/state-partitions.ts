@@ -31,6 +31,8 @@ export interface StatePartitionsOptions {
   states: EntryStates;
   loop: FireLoop;
   metrics: SchedulerMetrics | undefined;
+  /** The group's session timeout: until it passes with no heartbeat answered, no other member can own a partition. */
+  sessionTimeoutMs: number;
   onAcked?(fires: readonly Fire[], ackedAtMs: number): void;
 }
 
@@ -174,6 +176,24 @@ export class StatePartitions {
     return inGoodStanding(this.o.consumer.health(), this.o.clock.now(), this.o.group);
   }
 
+  /**
+   * Whether `owner` may fence again to settle a transaction in doubt: it owns the partition here and this instance
+   * is in its group, and the coordinator answered within the session timeout. Until that passes the coordinator
+   * cannot have given the partition to another member; a broker kill that took the group's coordinator along
+   * silences heartbeats for seconds, and waiting for the group then (the stricter readiness rule) kept every fire
+   * of the partition back until the group settled. Fencing stays safe either way: whoever fences reads the state
+   * before it publishes.
+   */
+  private mayFenceAgain(partition: number, owner: PartitionOwner): boolean {
+    if (this.stopping || !this.assigned.has(partition) || this.owners.get(partition) !== owner) return false;
+    return inGoodStanding(
+      this.o.consumer.health(),
+      this.o.clock.now(),
+      this.o.group,
+      this.o.sessionTimeoutMs,
+    );
+  }
+
   /** Reads a state partition to its end now; resolves to that end, or undefined when it was taken away meanwhile. */
   private async readStateToEnd(partition: number): Promise<bigint | undefined> {
     const end = (await this.o.kafka.endOffsets(SCHEDULER_STATE_TOPIC)).get(partition) ?? 0n;
@@ -286,7 +306,7 @@ export class StatePartitions {
           }
         this.o.onAcked?.(fires, at);
       },
-      mayRefence: (): boolean => this.ownsInGoodStanding(partition, owner),
+      mayRefence: (): boolean => this.mayFenceAgain(partition, owner),
       readCommitted: async () => {
         if ((await this.readStateToEnd(partition)) === undefined)
           throw new Error(`state partition ${partition} was reassigned while its state was read`);

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AddressGuard, isInternalAddress } from '../../src/processors/address-guard.js';
 import { webhookProcessor } from '../../src/processors/webhook-processor.js';
+import { recordingLogger } from './helpers/recording-logger.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import type { Logger } from '../../src/shared/logger.js';
 import type { TaskMessage } from '../../src/shared/codecs/task-message.js';
@@ -17,19 +18,6 @@ const task = (payload: unknown): TaskMessage => ({
   firedAt: '2026-11-22T10:00:00.000Z',
   scheduler: { group: 'g', host: 'h', pid: 1 },
 });
-
-/** A logger that keeps its lines, as the consumer's log would show them. */
-function recordingLogger(lines: string[]): Logger {
-  const keep = (message: string) => void lines.push(message);
-  const logger: Logger = {
-    ...silentLogger,
-    error: keep,
-    warn: keep,
-    info: keep,
-    child: () => logger,
-  };
-  return logger;
-}
 
 const ctx = (logger: Logger = silentLogger) => ({
   signal: new AbortController().signal,

@@ -60,6 +60,7 @@ async function instance(
   kafka: MemoryKafka,
   clock: FakeClock,
   entries: ScheduleEntry[],
+  options: { sessionTimeoutMs?: number } = {},
 ): Promise<{ scheduler: GroupScheduler; member: MemoryGroupMember }> {
   const scheduler = new GroupScheduler({
     kafka: kafka.client(),
@@ -67,6 +68,7 @@ async function instance(
     group: GROUP,
     clock,
     logger: silentLogger,
+    ...options,
   });
   const member = kafka.members[kafka.members.length - 1] as MemoryGroupMember;
   await scheduler.start();
@@ -209,6 +211,30 @@ describe('GroupScheduler', () => {
       // The rightful owner's producer was not fenced by A.
       await expect(rightful.sendInTransaction([])).resolves.toBeUndefined();
       expect(a.scheduler.readiness().reason).toMatch(/^no answer from the group coordinator for \d+ s/);
+    });
+  });
+
+  describe('when a broker kill silences its coordinator and leaves a transaction in doubt', () => {
+    it('should fence again and publish what is queued once transactions work, without waiting for its group', async () => {
+      const c = cluster();
+      const e = everySecond({ misfire: 'fire-all' });
+      const a = await instance(c.kafka, c.clock, [e], { sessionTimeoutMs: 10_000 });
+      a.member.join({ [STATE]: [0] });
+      await c.run(2000);
+      a.member.silence();
+      c.kafka.failingTransactions.add(transactionalIdOf(GROUP, 0));
+      // Transactions work again 7.5 s later; the group's coordinator still does not answer.
+      await c.run(7500);
+      c.kafka.failingTransactions.clear();
+      await c.run(1500);
+      // Silent for less than the session timeout (10 s): nobody else can own the partition yet.
+      expect(c.fired()).toEqual(seconds(T0 + 1000, 11));
+      // Past the session timeout it may have been given to another member: it does not fence again.
+      c.kafka.failingTransactions.add(transactionalIdOf(GROUP, 0));
+      await c.run(2000);
+      c.kafka.failingTransactions.clear();
+      await c.run(2000);
+      expect(c.fired()).toEqual(seconds(T0 + 1000, 11));
     });
   });
 

@@ -5,6 +5,9 @@ import { partitionForKey, KafkaProducer, TransactionInDoubtError } from '../../s
 import { RecordsDroppedError } from '../../src/shared/kafka/client.js';
 import type { KafkaClient } from '../../src/shared/kafka/index.js';
 import { silentLogger } from '../../src/shared/logger.js';
+import type { Logger } from '../../src/shared/logger.js';
+import { recordingLogger } from './helpers/recording-logger.js';
+import type { Clock } from '../../src/shared/clock.js';
 import { decodeTaskMessage } from '../../src/shared/codecs/task-message.js';
 import { SCHEDULER_STATE_TOPIC, parseState } from '../../src/shared/codecs/scheduler-state.js';
 import { PartitionOwner } from '../../src/scheduler/partition-owner.js';
@@ -24,6 +27,8 @@ class Coordinator {
   dropNextSend = false;
   /** The next send writes its records twice, as kafkajs 2.2.4 does for one that moved to a broker it had not asked. */
   doubleNextSend = false;
+  /** This many of the next sends fail as with a broker killed (kill -9): the connection is refused. */
+  refuseSends = 0;
   private inDoubt: { records: Msg[]; commits: boolean } | undefined;
 
   /** InitProducerId: settles a transaction left in doubt by an earlier producer of the id. */
@@ -64,6 +69,10 @@ class FakeKafkajsProducer {
     this.records = [];
     return {
       sendBatch: async ({ topicMessages }: { topicMessages: Array<{ topic: string; messages: Msg[] }> }) => {
+        if (this.coordinator.refuseSends > 0) {
+          this.coordinator.refuseSends--;
+          throw new Error('Connection error: connect ECONNREFUSED 127.0.0.1:9092');
+        }
         const answer: Array<{ topicName: string; partition: number }> = [];
         const dropped = this.coordinator.dropNextSend;
         const copies = this.coordinator.doubleNextSend ? 2 : 1;
@@ -142,13 +151,13 @@ describe('a transactional send whose answer lacks a partition (kafkajs dropped i
 describe('a partition owner whose transaction ended in doubt', () => {
   const entry = cronEntry('e1', '* * * * * *', { topic: 'tasks' });
   const t0 = Date.parse('2026-12-06T10:00:00Z');
-  const ownerOf = (c: Coordinator, mayRefence = () => true) =>
+  const ownerOf = (c: Coordinator, mayRefence = () => true, o: { clock?: Clock; logger?: Logger } = {}) =>
     new PartitionOwner({
       kafka: { producer: () => producerOf(c) } as unknown as KafkaClient,
       group: 'g',
       partition: 0,
-      clock: systemClock,
-      logger: silentLogger,
+      clock: o.clock ?? systemClock,
+      logger: o.logger ?? silentLogger,
       scheduler: { host: 'h', pid: 1, group: 'g' },
       onFenced: () => undefined,
       mayRefence,
@@ -182,6 +191,36 @@ describe('a partition owner whose transaction ended in doubt', () => {
       expect(committedTaskIds(c)).toEqual(['e1@2026-12-06T10:00:00.000Z', 'e1@2026-12-06T10:00:01.000Z']);
     });
   }
+
+  it('should try again at most every 500 ms while a broker fails over, logging the first three failures and then one in 20', async () => {
+    const c = new Coordinator();
+    const waits: number[] = [];
+    // The system clock, except that the owner's waits between tries are recorded and end at once.
+    const clock: Clock = {
+      ...systemClock,
+      setTimeout: (fn, ms) => {
+        waits.push(ms);
+        return systemClock.setTimeout(fn, 0);
+      },
+    };
+    const logger = recordingLogger();
+    const lines = logger.lines;
+    const owner = ownerOf(c, () => true, { clock, logger });
+    await owner.fence();
+    owner.activate();
+    c.refuseSends = 45;
+    await owner.publish([{ entry, scheduledFor: t0 }]);
+    const retries = [...waits];
+    await owner.stop({ deadlineMs: 1000 });
+
+    expect(committedTaskIds(c)).toEqual(['e1@2026-12-06T10:00:00.000Z']);
+    // Each refused send is followed by a reset of the producer (a fresh one, fenced again), then a try.
+    expect(retries.length).toBe(45);
+    expect(Math.max(...retries)).toBe(500);
+    expect(retries.slice(0, 4)).toEqual([100, 200, 400, 500]);
+    const failures = lines.filter((l) => l.includes('cannot publish'));
+    expect(failures.map((l) => /attempt=(\d+)/.exec(l)?.[1])).toEqual(['1', '2', '3', '20', '40']);
+  });
 
   it('should not publish again what another owner published while this instance was out of its group', async () => {
     // The cluster test's zombie: a broker kill cost this instance its group membership with fires queued; another

@@ -15,17 +15,19 @@ export interface MembershipHealth {
 
 /**
  * The readiness rule of every consumer-group member (a scheduler instance, a task consumer): it is in its group and
- * the coordinator answered it within {@link KAFKA_SILENT_MS}. Returns what is missing, or undefined when nothing is.
+ * the coordinator answered it within {@link KAFKA_SILENT_MS} (or `maxSilentMs`). Returns what is missing, or undefined when nothing is.
  * `group` names the group for the reason, e.g. `consumer group taskConsumer`.
  */
 export function membershipProblem(
   health: MembershipHealth,
   nowMs: number,
   group: string,
+  /** How long the coordinator may stay silent. */
+  maxSilentMs = KAFKA_SILENT_MS,
 ): string | undefined {
   if (!health.joined) return `not in ${group} (joining)`;
   const silentMs = nowMs - (health.lastHeartbeatAt ?? 0);
-  if (silentMs > KAFKA_SILENT_MS)
+  if (silentMs > maxSilentMs)
     return `no answer from the group coordinator for ${Math.round(silentMs / 1000)} s (broker unreachable?)`;
   return undefined;
 }

@@ -92,6 +92,7 @@ export class MemoryKafka {
   producer(options: { transactionalId?: string } = {}): MemoryProducer {
     const id = options.transactionalId;
     let epoch: number | undefined;
+    let inDoubt = false;
     const fence = (): Promise<void> => {
       if (id === undefined) return Promise.reject(new Error('fence() needs a transactionalId'));
       epoch = (this.epochs.get(id) ?? 0) + 1;
@@ -114,14 +115,22 @@ export class MemoryKafka {
           return Promise.reject(
             Object.assign(new Error(`producer of ${id} fenced by a newer one`), { type: 'PRODUCER_FENCED' }),
           );
-        if (id !== undefined && this.failingTransactions.has(id))
+        if (id !== undefined && this.failingTransactions.has(id)) {
+          // As KafkaProducer: the transaction was not ended, and the next one needs a reset (fencing again).
+          inDoubt = true;
           return Promise.reject(new Error('Connection error: connect ECONNREFUSED 127.0.0.1:9092'));
+        }
         for (const r of records) this.append(r);
         return Promise.resolve();
       },
       fence,
-      reset: fence,
-      needsReset: false,
+      reset: async () => {
+        await fence();
+        inDoubt = false;
+      },
+      get needsReset() {
+        return inDoubt;
+      },
     };
   }
 
