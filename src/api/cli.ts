@@ -140,6 +140,14 @@ program
       .default(24 * 3600_000, '24h'),
   )
   .addOption(
+    new Option(
+      '--keep-finished <duration>',
+      'a one-shot task is removed this long after its run ended (FINISHED, or dead-lettered); a task may set its own keepFinished',
+    )
+      .argParser(durationArg('--keep-finished'))
+      .default(24 * 3600_000, '24h'),
+  )
+  .addOption(
     new Option('--data-dir <dir>', 'where a generated JWT signing key is kept (mode 0600)')
       .env('TASKAPI_DATA_DIR')
       .default(join(homedir(), '.taskmanager')),

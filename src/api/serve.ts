@@ -39,6 +39,8 @@ export interface ServeOptions extends KafkaCliOptions {
   idleTimeout: number;
   keepAliveTimeout: number;
   history: number;
+  /** How long a one-shot task stays after its run ended, ms. */
+  keepFinished: number;
   dataDir: string;
   jwtKeyFile?: string;
   jwtPreviousKeyFile: string[];
@@ -119,7 +121,13 @@ interface Views {
 
 /** Fresh views for every attempt: a failed one may have folded part of the topics. */
 async function startViews(store: KafkaStore, o: ServeOptions, logger: Logger): Promise<Views> {
-  const tasks = new TaskStore({ store, logger, clock: systemClock, historyMs: o.history });
+  const tasks = new TaskStore({
+    store,
+    logger,
+    clock: systemClock,
+    historyMs: o.history,
+    keepFinishedMs: o.keepFinished,
+  });
   const users = new UserStore(store, systemClock, logger);
   const ms = await store.start([...tasks.topics(), ...users.topics()]);
   tasks.started();
@@ -138,6 +146,7 @@ interface Running {
   limiter: LoginLimiter;
   store: KafkaStore;
   ops: MetricsEndpoint;
+  tasks: TaskStore;
 }
 
 /** Logins, passwords and tokens over the users view: the login limits (started) and the authenticator. */
@@ -203,7 +212,7 @@ async function startApp(
     version: packageVersion(),
     ...(onResponse ? { onResponse } : {}),
   });
-  return { app, cluster, sweeper, limiter: auth.limiter, store, ops };
+  return { app, cluster, sweeper, limiter: auth.limiter, store, ops, tasks };
 }
 
 /** The HTTP server first (no new requests), then the parts it used, the store, and the metrics endpoint last. */
@@ -215,6 +224,7 @@ function installStop(r: Running, logger: Logger): void {
       await r.cluster.stop();
       r.sweeper.stop();
       r.limiter.stop();
+      r.tasks.stop();
       await r.store.stop();
       await r.ops.close();
       return 0;

@@ -13,6 +13,7 @@ import {
 } from '../shared/schedule/model.js';
 import type { ScheduleOptions, ScheduleProblem, TaskSchedule } from '../shared/schedule/model.js';
 import { MAX_EVERY_MS } from '../shared/schedule/spec.js';
+import { keepFinishedProblem } from '../shared/tasks/definition.js';
 import type { TaskDefinition } from '../shared/tasks/definition.js';
 
 /** One thing wrong with a request: where (a JSON pointer into the body or query) and what. */
@@ -35,6 +36,7 @@ export interface TaskInput extends Partial<ScheduleOptions> {
   schedule: TaskSchedule;
   enabled?: boolean;
   group?: string;
+  keepFinished?: string;
 }
 
 /** The body of the `/api/v1/tasks` service we replace: `name` is the processor. */
@@ -75,6 +77,12 @@ const common = {
   ...OPTION_SCHEMAS,
   enabled: { type: 'boolean' },
   group: { type: 'string', minLength: 1, maxLength: 200, description: 'Scheduler group that fires it' },
+  keepFinished: {
+    type: 'string',
+    examples: ['24h', '30m'],
+    description:
+      'One-shot (runAt) tasks only: the task is removed this long after its run ended (FINISHED, or dead-lettered for good). Default: taskapi --keep-finished (24h). Ignored if the task is later changed to a recurring schedule',
+  },
 } as const;
 
 export const TASK_INPUT_SCHEMA = {
@@ -178,8 +186,17 @@ function fieldError(p: ScheduleProblem, at?: string): FieldError {
  * The schedule and zone, checked by the schedule model: a oneOf's branch errors ("runAt is required" for a body
  * that has cron) would only confuse, so `check` replaces the schema's errors under /schedule by these.
  */
-function semanticErrors(b: { schedule?: unknown; timeZone?: unknown }): FieldError[] {
-  return nestedScheduleProblems(b).map((p) => fieldError(p));
+function semanticErrors(b: { schedule?: unknown; timeZone?: unknown; keepFinished?: unknown }): FieldError[] {
+  const errors = nestedScheduleProblems(b).map((p) => fieldError(p));
+  if (b.keepFinished === undefined) return errors;
+  const problem = keepFinishedProblem(b.keepFinished);
+  if (problem) errors.push({ pointer: '/keepFinished', detail: problem });
+  else if (b.schedule !== null && typeof b.schedule === 'object' && !('runAt' in b.schedule))
+    errors.push({
+      pointer: '/keepFinished',
+      detail: 'applies to one-shot tasks (schedule.runAt) only: recurring tasks are never removed',
+    });
+  return errors;
 }
 
 function check<T>(
@@ -296,6 +313,7 @@ export function definitionFromInput(
     createdAt: existing?.createdAt ?? now,
     updatedAt: now,
     ...(existing?.createdBy === undefined ? {} : { createdBy: existing.createdBy }),
+    ...(input.keepFinished === undefined ? {} : { keepFinished: input.keepFinished }),
   };
 }
 

@@ -160,6 +160,10 @@ export const TASK_SCHEMA = {
     createdAt: { type: 'string' },
     updatedAt: { type: 'string' },
     createdBy: { type: 'string' },
+    keepFinished: {
+      type: 'string',
+      description: 'One-shot tasks: removed this long after their run ended (none: taskapi --keep-finished).',
+    },
     version: { type: 'string', description: 'Changes on every write; sent as the ETag.' },
     status: { type: 'string', enum: [...TASK_STATES] },
     legacyStatus: { type: 'string', enum: ['PENDING', 'QUEUED', 'RUNNING', 'COMPLETED', 'FAILED'] },

@@ -15,6 +15,7 @@ import { ApiError } from './problem.js';
 import type { TaskRun } from './run-history.js';
 import { redactSecretFields } from './secret-fields.js';
 import { applyPatch, definitionFromInput } from './task-input.js';
+import type { Retired } from './retirement.js';
 import type { InputDefaults, TaskInput, TaskPatch } from './task-input.js';
 import { nextFires, toApiTask } from './task-model.js';
 import { taskTopicRefusal } from './task-topics.js';
@@ -253,7 +254,7 @@ export class TaskService {
 
   private found(id: string): ViewTask {
     const t = this.o.tasks.view.get(id);
-    if (!t) throw new ApiError(404, `no task ${id}`);
+    if (!t) throw new ApiError(404, notFound(id, this.o.tasks.retirement.retiredTask(id)));
     return t;
   }
 
@@ -267,6 +268,15 @@ export class TaskService {
     if (task.payload === undefined || allows(by.role, 'operator')) return task;
     return { ...task, payload: redactSecretFields(task.payload) };
   }
+}
+
+/** A 404's detail: a retired one-shot says when it was retired and after which run. */
+function notFound(id: string, retired: Retired | undefined): string {
+  if (!retired) return `no task ${id}`;
+  const run = retired.run
+    ? ` after its run ${retired.run.taskId} ended ${retired.run.state} at ${retired.run.endedAt}`
+    : '';
+  return `task ${id} was a one-shot task that was retired (removed) at ${retired.retiredAt}${run}`;
 }
 
 /**

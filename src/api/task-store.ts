@@ -6,11 +6,12 @@ import { EVENTS_TOPIC, scheduledEvent, statusEventRecord } from '../shared/codec
 import { manualFireInstant, taskMessageOf, taskRecord } from '../shared/codecs/task-message.js';
 import { TASKS_TOPIC } from '../shared/tasks/definition.js';
 import type { TaskDefinition } from '../shared/tasks/definition.js';
-import { BASE_HEADER, OP_HEADER } from '../shared/tasks/task-log.js';
+import { ACTOR_HEADER, BASE_HEADER, OP_HEADER } from '../shared/tasks/task-log.js';
 import type { TaskLogOutcome, TaskOp } from '../shared/tasks/task-log.js';
 import type { FollowedTopic, KafkaStore } from './kafka-store.js';
 import { EventRates } from './event-rates.js';
 import { ApiError } from './problem.js';
+import { DEFAULT_KEEP_FINISHED_MS, Retirement, RETIREMENT_ACTOR, retiredRunHeader } from './retirement.js';
 import { TaskView } from './task-view.js';
 import type { ViewTask } from './task-view.js';
 
@@ -20,7 +21,12 @@ export interface TaskStoreOptions {
   clock: Clock;
   /** How far back run history is read from taskmanager.events at start. @default 24 h */
   historyMs?: number;
+  /** How long a one-shot task stays after its run ended (`--keep-finished`). @default 24 h */
+  keepFinishedMs?: number;
 }
+
+/** Of several taskapi instances, the first to retire a task usually does it within this spread of the others. */
+const RETIREMENT_SPREAD_MS = 5000;
 
 /** The answer to a write: the task as now stored, or null after a delete. */
 export interface WriteResult {
@@ -36,10 +42,27 @@ export class TaskStore {
   readonly view: TaskView;
   /** Tasks per second and fire lag over the last minutes, from the same events. */
   readonly rates: EventRates;
+  /** Removes one-shot tasks whose run ended `keepFinished` ago. */
+  readonly retirement: Retirement;
 
   constructor(private readonly o: TaskStoreOptions) {
-    this.view = new TaskView(o.logger, (r, outcome) => o.store.settle(r, outcome));
+    this.view = new TaskView(o.logger, (r, outcome) => {
+      o.store.settle(r, outcome);
+      this.retirement.onTaskRecord(r, outcome);
+    });
     this.rates = new EventRates(o.clock);
+    this.retirement = new Retirement({
+      clock: o.clock,
+      logger: o.logger,
+      keepFinishedMs: o.keepFinishedMs ?? DEFAULT_KEEP_FINISHED_MS,
+      current: (id) => this.view.get(id),
+      all: () => this.view.all(),
+      latestRun: (id) => this.view.latestRun(id),
+      retire: async (id, version, run) => {
+        await this.write(id, null, 'delete', RETIREMENT_ACTOR, version, retiredRunHeader(run));
+      },
+      spreadMs: RETIREMENT_SPREAD_MS,
+    });
   }
 
   /** The topics to materialise (KafkaStore.start reads them). */
@@ -50,9 +73,16 @@ export class TaskStore {
         topic: EVENTS_TOPIC,
         onRecord: (r) => {
           const e = this.view.onEventRecord(r);
-          if (e) this.rates.add(e);
+          if (!e) return;
+          this.rates.add(e);
+          this.retirement.onEvent(e);
         },
-        from: { fromTimestamp: this.o.clock.now() - (this.o.historyMs ?? 24 * 3600_000) },
+        // Far enough back for the runs whose tasks are still to be retired.
+        from: {
+          fromTimestamp:
+            this.o.clock.now() -
+            Math.max(this.o.historyMs ?? 24 * 3600_000, this.o.keepFinishedMs ?? DEFAULT_KEEP_FINISHED_MS),
+        },
       },
     ];
   }
@@ -61,6 +91,11 @@ export class TaskStore {
   started(): void {
     this.view.seal();
     for (const id of [...this.view.unrepaired]) void this.repair(id).catch(() => undefined);
+    this.retirement.start();
+  }
+
+  stop(): void {
+    this.retirement.stop();
   }
 
   create(def: TaskDefinition, actor: string): Promise<WriteResult> {
@@ -103,11 +138,13 @@ export class TaskStore {
     op: TaskOp,
     actor: string,
     base?: string,
+    headers: Record<string, string> = {},
   ): Promise<WriteResult> {
     const outcome = await this.o.store.write<TaskLogOutcome>(TASKS_TOPIC, id, value, {
       [OP_HEADER]: op,
       [ACTOR_HEADER]: actor,
       ...(base === undefined ? {} : { [BASE_HEADER]: base }),
+      ...headers,
     });
     if (outcome.kind === 'rejected') {
       await this.repair(id);
@@ -126,9 +163,6 @@ export class TaskStore {
     });
   }
 }
-
-/** Who made a change: the user name, or `token:<id>` for an API token. */
-export const ACTOR_HEADER = 'tm-actor';
 
 function conflictMessage(id: string, op: TaskOp, reason: string): string {
   if (op === 'create') return `task ${id} already exists`;

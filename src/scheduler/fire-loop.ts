@@ -3,7 +3,7 @@ import type { Logger } from '../shared/logger.js';
 import type { ScheduleEntry } from '../shared/config/schema.js';
 import { compileSpec } from '../shared/schedule/spec.js';
 import type { CompiledSchedule } from '../shared/schedule/compiled.js';
-import { MinHeap } from './heap.js';
+import { MinHeap } from '../shared/heap.js';
 
 /** One instant of one entry that came due. */
 export interface Fire {

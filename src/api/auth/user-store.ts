@@ -6,7 +6,7 @@ import type { TaskLogOutcome, TaskOp } from '../../shared/tasks/task-log.js';
 import type { Logger } from '../../shared/logger.js';
 import type { FollowedTopic, KafkaStore } from '../kafka-store.js';
 import { ApiError } from '../problem.js';
-import { ACTOR_HEADER } from '../task-store.js';
+import { ACTOR_HEADER } from '../../shared/tasks/task-log.js';
 import type { AttemptOutcome } from './attempt-ledger.js';
 import type { AttemptLog } from './login-limiter.js';
 import { hashPassword, passwordProblem } from './passwords.js';

@@ -12,6 +12,7 @@ import {
 } from '../schedule/model.js';
 import type { ScheduleOptions, TaskSchedule } from '../schedule/model.js';
 import type { ScheduleSpec } from '../schedule/spec.js';
+import { parseDuration } from '../duration.js';
 import type { InRecord } from '../kafka/types.js';
 import type { Logger } from '../logger.js';
 
@@ -43,6 +44,21 @@ export interface TaskDefinition extends ScheduleOptions {
   createdBy?: string;
   /** Who made the last change (user name, or user name and API token id). */
   updatedBy?: string;
+  /**
+   * One-shot (runAt) tasks: how long after its run ended (FINISHED, or dead-lettered for good) the task is removed
+   * from the topic, as a duration (`24h`); taskapi's `--keep-finished` when absent. Ignored on recurring tasks.
+   */
+  keepFinished?: string;
+}
+
+/** The longest `keepFinished`: a year. */
+export const MAX_KEEP_FINISHED_MS = 365 * 24 * 3_600_000;
+
+/** Why `keepFinished` cannot be used, or undefined when it can (a duration from 1 ms to a year). */
+export function keepFinishedProblem(keep: unknown): string | undefined {
+  const ms = typeof keep === 'string' ? parseDuration(keep) : undefined;
+  if (ms !== undefined && ms <= MAX_KEEP_FINISHED_MS) return undefined;
+  return `keepFinished ${JSON.stringify(keep)} is not a duration from 1ms to 8760h (a year), like 24h or 30m`;
 }
 
 /** The fields every stored definition has, besides `v` (taskapi's answers have them too). */
@@ -84,6 +100,7 @@ const definitionSchema: JSONSchemaType<TaskDefinition> = {
     updatedAt: { type: 'string' },
     createdBy: { type: 'string', nullable: true },
     updatedBy: { type: 'string', nullable: true },
+    keepFinished: { type: 'string', nullable: true },
   },
 };
 
@@ -103,6 +120,8 @@ export function parseDefinition(value: Buffer): { def: TaskDefinition } | { prob
   if (topicProblem) return { problem: `topic: ${topicProblem}` };
   const [problem] = nestedScheduleProblems(data);
   if (problem) return { problem: problemLine(problem, 'record') };
+  const keepProblem = data.keepFinished === undefined ? undefined : keepFinishedProblem(data.keepFinished);
+  if (keepProblem) return { problem: keepProblem };
   const spec = checkedSpecOf(data);
   return typeof spec === 'string' ? { problem: spec } : { def: data };
 }

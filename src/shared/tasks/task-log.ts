@@ -15,6 +15,8 @@ export type TaskOp = 'create' | 'update' | 'delete' | 'repair';
 export const OP_HEADER = 'tm-op';
 export const BASE_HEADER = 'tm-base';
 export const VERSION_HEADER = 'tm-version';
+/** Who made a change: the user name, or `token:<id>` for an API token (`retirement` for a retired one-shot). */
+export const ACTOR_HEADER = 'tm-actor';
 /** The instance that wrote a record: it, and only it, waits for the record's outcome. */
 export const WRITER_HEADER = 'tm-writer';
 
