@@ -132,10 +132,12 @@ export class ApiTaskSource implements PartitionDefinitions {
    * again until it succeeds or the source stops.
    */
   async gained(partitions: readonly number[]): Promise<void> {
-    if (!this.enabled || partitions.length === 0) return;
+    // A partition taken over again (its producer was fenced) kept its definitions.
+    const added = partitions.filter((p) => !this.current?.wanted.has(p));
+    if (!this.enabled || added.length === 0) return;
     for (let attempt = 1; !this.stopped; attempt++) {
       try {
-        await this.readAgain(new Set([...(this.current?.wanted ?? []), ...partitions]));
+        await this.readAgain(new Set([...(this.current?.wanted ?? []), ...added]));
         return;
       } catch (err) {
         await this.next?.follower?.stop();
@@ -143,7 +145,7 @@ export class ApiTaskSource implements PartitionDefinitions {
         this.handingOver = false;
         const delayMs = backoffDelayMs(attempt, { baseMs: 500, maxMs: 5000 });
         this.logger.warn(
-          `reading ${TASKS_TOPIC} for state partitions [${partitions.join(',')}] failed (${errorMessage(err)}); ` +
+          `reading ${TASKS_TOPIC} for state partitions [${added.join(',')}] failed (${errorMessage(err)}); ` +
             `trying again in ${delayMs} ms`,
         );
         await sleep(this.clock, delayMs);

@@ -10,6 +10,7 @@ import { silentLogger } from '../../src/shared/logger.js';
 import { definitionRecord, TASKS_TOPIC } from '../../src/shared/tasks/definition.js';
 import type { TaskDefinition } from '../../src/shared/tasks/definition.js';
 import { BASE_HEADER, OP_HEADER } from '../../src/shared/tasks/task-log.js';
+import { transactionalIdOf } from '../../src/scheduler/partition-owner.js';
 import { FakeClock } from './helpers/fake-clock.js';
 import type { MemoryGroupMember } from './helpers/memory-group-member.js';
 import { MemoryKafka } from './helpers/memory-kafka.js';
@@ -233,6 +234,30 @@ describe('ApiTaskSource', () => {
     expect(fired).toHaveLength(41);
     expect(new Set(fired).size).toBe(41);
     expect(fired).toContain(`late@${new Date(T0 + 8000).toISOString()}`);
+  });
+
+  it('should keep the definitions of a partition taken over again after a fence, without reading the topic again', async () => {
+    const { clock, kafka, run, fires, write } = cluster();
+    for (const id of ids(20)) write(def(id));
+    const a = await instance(kafka, clock);
+    a.member.join({ [STATE]: [0, 1, 2, 3] });
+    await settle();
+    const reads = kafka.followed.filter((t) => t === TASKS_TOPIC).length;
+    const fenced = partitionOf('task-0');
+    await kafka.producer({ transactionalId: transactionalIdOf(GROUP, fenced) }).fence();
+    await run(6000);
+    const inFenced = ids(20).filter((id) => partitionOf(id) === fenced);
+    expect(fires()).toHaveLength(20 - inFenced.length);
+    // The rebalance that follows gives it the partition again: fenced, state read, its held entries armed.
+    a.member.join({ [STATE]: [0, 1, 2, 3] });
+    await run(1000);
+    expect(kafka.followed.filter((t) => t === TASKS_TOPIC)).toHaveLength(reads);
+    expect(a.source.size).toBe(20);
+    expect(fires().sort()).toEqual(
+      ids(20)
+        .map((id) => `${id}@${new Date(T0 + 5000).toISOString()}`)
+        .sort(),
+    );
   });
 
   it('should hand over to the new read without losing a change written while it read the topic', async () => {
