@@ -28,7 +28,10 @@ export interface ApiTaskSink {
 
 /** One read of `taskmanager.tasks` from its start: every key's state, and the definitions it keeps. */
 class TasksRead {
-  /** Every key's state under the topic's write rules (shared/tasks/task-log.ts), whatever group it names. */
+  /**
+   * The state under the topic's write rules (shared/tasks/task-log.ts) of every key whose state partition in this
+   * group is wanted, whatever group its record names.
+   */
   readonly keys = new Map<string, KeyState>();
   /** The group's entries whose state partition is in `wanted`. */
   readonly held = new Map<string, ScheduleEntry>();
@@ -50,9 +53,10 @@ class TasksRead {
 /**
  * The tasks created over HTTP that a scheduler group fires: `taskmanager.tasks` followed from its start, holding only
  * the definitions of this group whose state partition (`<group>/<id>` over the state topic's partitions, as
- * EntryCatalog) this instance owns. A record of another group or partition costs a key lookup: its group comes from
- * the `tm-group` header (a full parse only for records without it), and only the key's version is kept, as the
- * write rules need it. Each change reaches the sink as it is read, one entry at a time.
+ * EntryCatalog) this instance owns. A record whose id falls in another state partition is dropped once its key is
+ * hashed; of one in an owned partition but of another group (per its `tm-group` header; a record without it is
+ * parsed) only the key's version is kept, as the write rules need it. Each change reaches the sink as it is read,
+ * one entry at a time.
  *
  * Gaining state partitions (a rebalance, a failover) reads the topic again from its start, keeping the definitions
  * of the owned and the gained partitions, while the current read goes on; once the new read is caught up and past
@@ -119,10 +123,10 @@ export class ApiTaskSource implements PartitionDefinitions {
     if (!read) return;
     const gone = new Set(partitions);
     for (const p of gone) read.wanted.delete(p);
-    for (const id of [...read.held.keys()])
+    for (const id of [...read.keys.keys()])
       if (gone.has(this.partitionOf(id))) {
-        read.held.delete(id);
-        this.sink.remove(id);
+        read.keys.delete(id);
+        if (read.held.delete(id)) this.sink.remove(id);
       }
   }
 
@@ -203,39 +207,32 @@ export class ApiTaskSource implements PartitionDefinitions {
     void old?.follower?.stop();
   }
 
-  /** Applies one record to a read; `live`: changes reach the sink. */
+  /**
+   * Applies one record to a read; `live`: changes reach the sink. Only ids whose state partition in this group is
+   * wanted are kept, whatever group their record names: a task of another group that moves to this one lands in
+   * that partition, and a partition gained is read again from the start. Of those, a tombstone or a record whose
+   * `tm-group` header names another group is not parsed: only the key's version changes.
+   */
   private fold(read: TasksRead, r: InRecord, live: boolean): void {
     read.read.set(r.partition, BigInt(r.offset));
-    const skipped = this.unparsed(r, read.wanted);
-    const full = skipped === undefined ? readTaskRecord(r, this.logger) : undefined;
-    const id = skipped ?? full?.id;
-    if (id === undefined) return;
+    const key = r.key?.toString('utf8');
+    if (key && !read.wanted.has(this.partitionOf(key))) return;
+    const group = r.headers[GROUP_HEADER];
+    const parse = !key || (r.value !== null && (group === undefined || group === this.group));
+    const record = parse ? readTaskRecord(r, this.logger) : { id: key, def: undefined };
+    if (!record) return;
+    const { id, def } = record;
     const prev = read.keys.get(id);
     const outcome = foldTaskRecord(prev, r);
     if (outcome.kind === 'rejected' || outcome.kind === 'same') return;
     read.keys.set(id, nextKeyState(prev, outcome)!);
-    const def = full?.def;
     const spec = def && def.group === this.group ? specOfTask(def) : undefined;
-    if (!def || typeof spec !== 'object' || !read.wanted.has(this.partitionOf(id))) {
+    if (!def || typeof spec !== 'object') {
       if (read.held.delete(id) && live) this.sink.remove(id);
       return;
     }
     const entry = entryOfTask(def, spec);
     read.held.set(id, entry);
     if (live) this.sink.put(entry);
-  }
-
-  /**
-   * The id of a record that needs no parse: a tombstone, or a record whose `tm-group` header names another group or
-   * a state partition not wanted. Undefined when the record is to be read in full.
-   */
-  private unparsed(r: InRecord, wanted: ReadonlySet<number>): string | undefined {
-    const id = r.key?.toString('utf8');
-    if (!id) return undefined;
-    if (r.value === null) return id;
-    const group = r.headers[GROUP_HEADER];
-    if (group === undefined) return undefined;
-    if (group !== this.group) return id;
-    return wanted.has(this.partitionOf(id)) ? undefined : id;
   }
 }

@@ -236,6 +236,23 @@ describe('ApiTaskSource', () => {
     expect(fired).toContain(`late@${new Date(T0 + 8000).toISOString()}`);
   });
 
+  it('should reject a create of an id another group has, also when that partition is gained later', async () => {
+    const { clock, kafka, run, fires, write } = cluster();
+    const dup = ids(40).find((id) => partitionOf(id) === 3) as string;
+    write(def(dup, { group: 'h' }), { [OP_HEADER]: 'create' });
+    write(def(dup), { [OP_HEADER]: 'create' }); // rejected by every reader: the id exists
+    const a = await instance(kafka, clock);
+    a.member.join({ [STATE]: [0, 1, 2] });
+    await settle();
+    write(def(dup), { [OP_HEADER]: 'create' }); // rejected again, though a does not keep partition 3
+    await settle();
+    a.member.join({ [STATE]: [0, 1, 2, 3] });
+    await settle();
+    expect(a.source.size).toBe(0);
+    await run(6000);
+    expect(fires()).toEqual([]);
+  });
+
   it('should keep the definitions of a partition taken over again after a fence, without reading the topic again', async () => {
     const { clock, kafka, run, fires, write } = cluster();
     for (const id of ids(20)) write(def(id));
