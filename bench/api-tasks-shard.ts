@@ -14,7 +14,7 @@
  *   - gaining partitions: a second instance joins (each then holds its share), then stops (the first reads the
  *     topic again for the partitions it gains): the times their "read … keys in … ms" lines give.
  *
- *   npm run bench:api-shard -- [--n 100000] [--cli dist/src/scheduler/cli.js]
+ *   npm run bench:api-shard -- [--n 100000] [--trickle 2000] [--rate 200] [--cli dist/src/scheduler/cli.js] [--smoke]
  *   --cli: the scheduler to measure, e.g. one built from an older commit (it then has no gaining figures).
  */
 import { spawn } from 'node:child_process';
@@ -39,6 +39,13 @@ interface Scheduler {
   metrics: () => Promise<Map<string, number>>;
 }
 
+/** The schedulers started, killed when the benchmark is. */
+const children = new Set<ChildProcess>();
+process.once('SIGTERM', () => {
+  for (const c of children) c.kill('SIGKILL');
+  process.exit(143);
+});
+
 /** A taskscheduler with its metrics on a port of its own. */
 async function startScheduler(cli: string, group: string): Promise<Scheduler> {
   const child = spawn(
@@ -50,6 +57,8 @@ async function startScheduler(cli: string, group: string): Promise<Scheduler> {
       env: { ...process.env, KAFKAJS_NO_PARTITIONER_WARNING: '1' },
     },
   );
+  children.add(child);
+  child.once('exit', () => children.delete(child));
   let out = '';
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
@@ -100,18 +109,21 @@ async function main(): Promise<void> {
       trickle: { type: 'string', default: '2000' },
       rate: { type: 'string', default: '200' },
       cli: { type: 'string' },
+      smoke: { type: 'boolean', default: false },
     },
   });
-  const n = Number(values.n);
-  const trickle = Number(values.trickle);
-  const rate = Number(values.rate);
+  // --smoke: seconds, to keep the benchmark working (CI).
+  const n = values.smoke ? 500 : Number(values.n);
+  const trickle = values.smoke ? 50 : Number(values.trickle);
+  const rate = values.smoke ? 500 : Number(values.rate);
+  const heapMs = values.smoke ? 1000 : 6000;
   const cli = values.cli ?? join(ROOT, 'dist/src/scheduler/cli.js');
   const group = `bench-shard-${randomUUID().slice(0, 8)}`;
   console.log(
     `${describeMachine(machineFacts(benchBrokers()))}\nscheduler ${cli}, group ${group}, ${n} one-shots`,
   );
   const [a, other] = await Promise.all([startScheduler(cli, group), startScheduler(cli, `${group}-other`)]);
-  const [heapBefore, otherBefore] = await Promise.all([restingHeap(a), restingHeap(other)]);
+  const [heapBefore, otherBefore] = await Promise.all([restingHeap(a, heapMs), restingHeap(other, heapMs)]);
   const cpuBefore = processCpuMs(a.child.pid ?? -1) ?? NaN;
   const dueAt = new Date(Date.now() + 24 * 3600_000).toISOString();
   const record = (i: number): Message => {
@@ -138,7 +150,7 @@ async function main(): Promise<void> {
   });
   const appliedMs = Date.now() - writeStart;
   const cpuPerCreateMs = ((processCpuMs(a.child.pid ?? -1) ?? NaN) - cpuBefore) / n;
-  const [heapAfter, otherAfter] = await Promise.all([restingHeap(a), restingHeap(other)]);
+  const [heapAfter, otherAfter] = await Promise.all([restingHeap(a, heapMs), restingHeap(other, heapMs)]);
   const heapPerDefinition = (heapAfter - heapBefore) / n;
   const heapPerOtherRecord = (otherAfter - otherBefore) / n;
   await stop(other);
@@ -212,7 +224,7 @@ async function main(): Promise<void> {
   }
   await stop(a);
   writeResults('api-tasks-shard', {
-    params: { n, trickle, rate, cli },
+    params: { n, trickle, rate, cli, smoke: values.smoke },
     machine: machineFacts(benchBrokers()),
     writtenMs,
     appliedMs,
