@@ -161,7 +161,15 @@ async function main(): Promise<void> {
       `${(heapPerDefinition / 1024).toFixed(2)} KB per definition; held ${held ?? '(no gauge)'}; ` +
       `another group's scheduler: ${(heapPerOtherRecord / 1024).toFixed(2)} KB per record`,
   );
-  const trickleStart = processCpuMs(a.child.pid ?? -1) ?? NaN;
+  // What the scheduler uses doing nothing (heartbeats, polls) over as long as the trickle takes.
+  const cpuNow = (): number => processCpuMs(a.child.pid ?? -1) ?? NaN;
+  const idleFrom = cpuNow();
+  const idleWall = Date.now();
+  await sleep((trickle / rate) * 1000);
+  const idleMs = cpuNow() - idleFrom;
+  const idleWallMs = Date.now() - idleWall;
+  const trickleStart = cpuNow();
+  const trickleWall = Date.now();
   const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
   for (let i = n; i < n + trickle; i += 10) {
@@ -176,9 +184,13 @@ async function main(): Promise<void> {
     timeoutMs: 120_000,
     what: () => `the trickle armed\n${a.output().slice(-2000)}`,
   });
-  const cpuPerTrickleCreateMs = ((processCpuMs(a.child.pid ?? -1) ?? NaN) - trickleStart) / trickle;
+  const trickleCpuMs = cpuNow() - trickleStart;
+  const cpuPerTrickleCreateMs = trickleCpuMs / trickle;
+  // Idle CPU scaled to the trickle's wall time, taken off.
+  const netPerTrickleCreateMs = (trickleCpuMs - (idleMs * (Date.now() - trickleWall)) / idleWallMs) / trickle;
   console.log(
-    `${trickle} more creates at ${rate}/s with ${n} held: CPU per create ${cpuPerTrickleCreateMs.toFixed(3)} ms`,
+    `${trickle} more creates at ${rate}/s with ${n} held: CPU per create ${cpuPerTrickleCreateMs.toFixed(3)} ms ` +
+      `(${netPerTrickleCreateMs.toFixed(3)} ms over the idle ${((idleMs / idleWallMs) * 100).toFixed(1)} % of a core)`,
   );
   let gaining: Record<string, unknown> | undefined;
   if (held !== undefined) {
@@ -234,6 +246,8 @@ async function main(): Promise<void> {
     heapPerDefinition,
     heapPerOtherRecord,
     cpuPerTrickleCreateMs,
+    netPerTrickleCreateMs,
+    idleCpuPercent: (idleMs / idleWallMs) * 100,
     gaining,
   });
 }
