@@ -4,7 +4,7 @@ import type { Logger } from '../shared/logger.js';
 import { encodeJson } from '../shared/messages.js';
 import { EVENTS_TOPIC, scheduledEvent, statusEventRecord } from '../shared/codecs/task-event.js';
 import { manualFireInstant, taskMessageOf, taskRecord } from '../shared/codecs/task-message.js';
-import { TASKS_TOPIC } from '../shared/tasks/definition.js';
+import { GROUP_HEADER, TASKS_TOPIC } from '../shared/tasks/definition.js';
 import type { TaskDefinition } from '../shared/tasks/definition.js';
 import { ACTOR_HEADER, BASE_HEADER, OP_HEADER } from '../shared/tasks/task-log.js';
 import type { TaskLogOutcome, TaskOp } from '../shared/tasks/task-log.js';
@@ -99,12 +99,12 @@ export class TaskStore {
   }
 
   create(def: TaskDefinition, actor: string): Promise<WriteResult> {
-    return this.write(def.id, encodeJson(def), 'create', actor);
+    return this.write(def.id, def, 'create', actor);
   }
 
   /** Replaces the definition the client saw as `base`. */
   update(def: TaskDefinition, base: string, actor: string): Promise<WriteResult> {
-    return this.write(def.id, encodeJson(def), 'update', actor, base);
+    return this.write(def.id, def, 'update', actor, base);
   }
 
   remove(id: string, base: string, actor: string): Promise<WriteResult> {
@@ -134,15 +134,16 @@ export class TaskStore {
 
   private async write(
     id: string,
-    value: Buffer | null,
+    def: TaskDefinition | null,
     op: TaskOp,
     actor: string,
     base?: string,
     headers: Record<string, string> = {},
   ): Promise<WriteResult> {
-    const outcome = await this.o.store.write<TaskLogOutcome>(TASKS_TOPIC, id, value, {
+    const outcome = await this.o.store.write<TaskLogOutcome>(TASKS_TOPIC, id, def && encodeJson(def), {
       [OP_HEADER]: op,
       [ACTOR_HEADER]: actor,
+      ...(def === null ? {} : { [GROUP_HEADER]: def.group }),
       ...(base === undefined ? {} : { [BASE_HEADER]: base }),
       ...headers,
     });

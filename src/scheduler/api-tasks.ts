@@ -1,88 +1,238 @@
-import type { Clock, TimerHandle } from '../shared/clock.js';
-import { systemClock } from '../shared/clock.js';
-import { errorMessage } from '../shared/errors.js';
+import { backoffDelayMs } from '../shared/backoff.js';
+import { sleep, systemClock } from '../shared/clock.js';
+import type { Clock } from '../shared/clock.js';
 import type { ScheduleEntry } from '../shared/config/schema.js';
+import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
+import { partitionForKey } from '../shared/kafka/index.js';
 import type { Follower, InRecord, KafkaClient } from '../shared/kafka/index.js';
-import { entryOfTask, readTaskRecord, specOfTask, TASKS_TOPIC } from '../shared/tasks/definition.js';
+import { SCHEDULER_STATE_TOPIC, stateKey } from '../shared/codecs/scheduler-state.js';
+import {
+  entryOfTask,
+  GROUP_HEADER,
+  readTaskRecord,
+  specOfTask,
+  TASKS_TOPIC,
+} from '../shared/tasks/definition.js';
 import { foldTaskRecord, nextKeyState } from '../shared/tasks/task-log.js';
 import type { KeyState } from '../shared/tasks/task-log.js';
+import type { PartitionDefinitions } from './state-partitions.js';
+
+/** Where the entries of a group's API tasks go, one change at a time. */
+export interface ApiTaskSink {
+  /** A task of a held partition was created or changed. */
+  put(entry: ScheduleEntry): void;
+  /** A held task was deleted, left the group, or its partition was released. */
+  remove(id: string): void;
+}
+
+/** One read of `taskmanager.tasks` from its start: every key's state, and the definitions it keeps. */
+class TasksRead {
+  /**
+   * The state under the topic's write rules (shared/tasks/task-log.ts) of every key whose state partition in this
+   * group is wanted, whatever group its record names.
+   */
+  readonly keys = new Map<string, KeyState>();
+  /** The group's entries whose state partition is in `wanted`. */
+  readonly held = new Map<string, ScheduleEntry>();
+  /** Offset of the last record read, per partition of the tasks topic. */
+  readonly read = new Map<number, bigint>();
+  follower: Follower | undefined;
+  /** Where the read it replaces stopped applying records: it takes over once it is there too. */
+  handoverAt: ReadonlyMap<number, bigint> | undefined;
+
+  constructor(readonly wanted: Set<number>) {}
+
+  /** Whether this read is at or past `positions` on every partition. */
+  reached(positions: ReadonlyMap<number, bigint>): boolean {
+    for (const [p, offset] of positions) if ((this.read.get(p) ?? -1n) < offset) return false;
+    return true;
+  }
+}
 
 /**
- * The tasks created over HTTP that a scheduler group fires: `taskmanager.tasks` read from its start and followed,
- * keeping the definitions that name this group. Changes reach `onChange` as the group's whole list of API
- * entries (debounced), to go through the same path as a schedule file's hot reload.
+ * The tasks created over HTTP that a scheduler group fires: `taskmanager.tasks` followed from its start, holding only
+ * the definitions of this group whose state partition (`<group>/<id>` over the state topic's partitions, as
+ * EntryCatalog) this instance owns. A record whose id falls in another state partition is dropped once its key is
+ * hashed; of one in an owned partition but of another group (per its `tm-group` header; a record without it is
+ * parsed) only the key's version is kept, as the write rules need it. Each change reaches the sink as it is read,
+ * one entry at a time.
+ *
+ * Gaining state partitions (a rebalance, a failover) reads the topic again from its start, keeping the definitions
+ * of the owned and the gained partitions, while the current read goes on; once the new read is caught up and past
+ * where the current one is, it replaces it and hands over what differs. So the takeover cost grows with the topic
+ * (docs/delivery.md#api-tasks-and-state-partitions).
  */
-export class ApiTaskSource {
-  private readonly entries = new Map<string, ScheduleEntry>();
-  /** Every key's state under the topic's write rules (shared/tasks/task-log.ts), whatever group it names. */
-  private readonly keys = new Map<string, KeyState>();
-  private follower: Follower | undefined;
-  private live = false;
-  private timer: TimerHandle | undefined;
+export class ApiTaskSource implements PartitionDefinitions {
+  private current: TasksRead | undefined;
+  /** A read being built for new partitions; the current one stops applying records once it is caught up. */
+  private next: TasksRead | undefined;
+  private handingOver = false;
+  private enabled = false;
+  private statePartitions = 0;
+  private stopped = false;
+  private onStop: () => void = () => undefined;
+  /** Resolves at stop: a read in progress gives up. */
+  private readonly stopping = new Promise<void>((resolve) => (this.onStop = resolve));
 
   constructor(
     private readonly kafka: KafkaClient,
     private readonly group: string,
     private readonly logger: Logger,
-    private readonly onChange: (entries: ScheduleEntry[]) => void,
+    private readonly sink: ApiTaskSink,
     private readonly clock: Clock = systemClock,
   ) {}
 
-  /** Reads the topic to its end and resolves to the group's API entries as they are now; then follows it. */
-  async start(): Promise<ScheduleEntry[]> {
+  /** Definitions held now. */
+  get size(): number {
+    return this.current?.held.size ?? 0;
+  }
+
+  /** Checks the topic and learns the state topic's partition count; nothing is read before partitions are gained. */
+  async start(): Promise<void> {
+    this.statePartitions = await this.kafka.partitionCount(SCHEDULER_STATE_TOPIC);
     if (!(await this.kafka.existingTopics([TASKS_TOPIC])).has(TASKS_TOPIC)) {
       this.logger.warn(
         `topic ${TASKS_TOPIC} does not exist: tasks created over HTTP are not fired (create it with scripts/create-topics.sh)`,
       );
-      return [];
+      return;
     }
-    this.follower = await this.kafka.follow(TASKS_TOPIC, (r) => this.fold(r), { fromBeginning: true });
-    await this.follower.caughtUp;
-    this.live = true;
-    const now = this.list();
-    this.logger.info(`${now.length} task(s) from ${TASKS_TOPIC} for group ${this.group}`);
-    return now;
+    this.enabled = true;
   }
 
+  /** The held entries (of the owned state partitions). */
   list(): ScheduleEntry[] {
-    return [...this.entries.values()];
+    return [...(this.current?.held.values() ?? [])];
+  }
+
+  /** The state partition of one of this group's tasks. */
+  partitionOf(id: string): number {
+    return partitionForKey(stateKey(this.group, id), this.statePartitions);
   }
 
   async stop(): Promise<void> {
-    if (this.timer) this.clock.clearTimeout(this.timer);
-    await this.follower?.stop();
+    this.stopped = true;
+    this.onStop();
+    await this.next?.follower?.stop();
+    await this.current?.follower?.stop();
   }
 
-  private fold(r: InRecord): void {
-    const read = readTaskRecord(r, this.logger);
+  /** Drops the definitions of released partitions. */
+  released(partitions: readonly number[]): void {
+    const read = this.current;
     if (!read) return;
-    const { id, def } = read;
-    const prev = this.keys.get(id);
+    const gone = new Set(partitions);
+    for (const p of gone) read.wanted.delete(p);
+    for (const id of [...read.keys.keys()])
+      if (gone.has(this.partitionOf(id))) {
+        read.keys.delete(id);
+        if (read.held.delete(id)) this.sink.remove(id);
+      }
+  }
+
+  /**
+   * Reads the topic from its start, keeping the owned and the gained partitions' definitions, and swaps that read
+   * in once it is caught up; the gained entries reach the sink before this resolves. A read that fails is tried
+   * again until it succeeds or the source stops.
+   */
+  async gained(partitions: readonly number[]): Promise<void> {
+    // A partition taken over again (its producer was fenced) kept its definitions.
+    const added = partitions.filter((p) => !this.current?.wanted.has(p));
+    if (!this.enabled || added.length === 0) return;
+    for (let attempt = 1; !this.stopped; attempt++) {
+      try {
+        await this.readAgain(new Set([...(this.current?.wanted ?? []), ...added]));
+        return;
+      } catch (err) {
+        await this.next?.follower?.stop();
+        this.next = undefined;
+        this.handingOver = false;
+        const delayMs = backoffDelayMs(attempt, { baseMs: 500, maxMs: 5000 });
+        this.logger.warn(
+          `reading ${TASKS_TOPIC} for state partitions [${added.join(',')}] failed (${errorMessage(err)}); ` +
+            `trying again in ${delayMs} ms`,
+        );
+        await sleep(this.clock, delayMs);
+      }
+    }
+  }
+
+  private async readAgain(wanted: Set<number>): Promise<void> {
+    const started = this.clock.now();
+    const read = new TasksRead(wanted);
+    this.next = read;
+    let swap: () => void = () => undefined;
+    const swapped = new Promise<void>((resolve) => {
+      swap = () => {
+        this.swap(read);
+        resolve();
+      };
+    });
+    read.follower = await this.kafka.follow(
+      TASKS_TOPIC,
+      (r) => {
+        if (this.current === read) {
+          // Handing over to a newer read: that one applies this record.
+          if (!this.handingOver) this.fold(read, r, true);
+          return;
+        }
+        if (this.next !== read) return;
+        this.fold(read, r, false);
+        if (read.handoverAt && read.reached(read.handoverAt)) swap();
+      },
+      { fromBeginning: true },
+    );
+    await Promise.race([read.follower.caughtUp, this.stopping]);
+    if (this.stopped) return;
+    // From here on the current read applies nothing more; this one goes on to where it stopped, then takes over.
+    this.handingOver = true;
+    read.handoverAt = new Map(this.current?.read ?? []);
+    if (read.reached(read.handoverAt)) swap();
+    await Promise.race([swapped, this.stopping]);
+    if (this.stopped) return;
+    this.logger.info(
+      `${read.held.size} task(s) from ${TASKS_TOPIC} for group ${this.group} in state partitions ` +
+        `[${[...wanted].sort((a, b) => a - b).join(',')}] (read ${read.keys.size} keys in ${this.clock.now() - started} ms)`,
+    );
+  }
+
+  /** The new read becomes the current one: what it holds differently reaches the sink. */
+  private swap(read: TasksRead): void {
+    const old = this.current;
+    this.current = read;
+    this.next = undefined;
+    this.handingOver = false;
+    for (const id of old?.held.keys() ?? []) if (!read.held.has(id)) this.sink.remove(id);
+    for (const e of read.held.values()) if (old?.held.get(e.id) !== e) this.sink.put(e);
+    void old?.follower?.stop();
+  }
+
+  /**
+   * Applies one record to a read; `live`: changes reach the sink. Only ids whose state partition in this group is
+   * wanted are kept, whatever group their record names: a task of another group that moves to this one lands in
+   * that partition, and a partition gained is read again from the start. Of those, a tombstone or a record whose
+   * `tm-group` header names another group is not parsed: only the key's version changes.
+   */
+  private fold(read: TasksRead, r: InRecord, live: boolean): void {
+    read.read.set(r.partition, BigInt(r.offset));
+    const key = r.key?.toString('utf8');
+    if (key && !read.wanted.has(this.partitionOf(key))) return;
+    const group = r.headers[GROUP_HEADER];
+    const parse = !key || (r.value !== null && (group === undefined || group === this.group));
+    const record = parse ? readTaskRecord(r, this.logger) : { id: key, def: undefined };
+    if (!record) return;
+    const { id, def } = record;
+    const prev = read.keys.get(id);
     const outcome = foldTaskRecord(prev, r);
     if (outcome.kind === 'rejected' || outcome.kind === 'same') return;
-    this.keys.set(id, nextKeyState(prev, outcome)!);
-    let changed: boolean;
-    if (def === undefined || def.group !== this.group) changed = this.entries.delete(id);
-    else {
-      const spec = specOfTask(def);
-      if (typeof spec === 'string') return;
-      this.entries.set(id, entryOfTask(def, spec));
-      changed = true;
+    read.keys.set(id, nextKeyState(prev, outcome)!);
+    const spec = def && def.group === this.group ? specOfTask(def) : undefined;
+    if (!def || typeof spec !== 'object') {
+      if (read.held.delete(id) && live) this.sink.remove(id);
+      return;
     }
-    if (changed && this.live) this.emitSoon();
-  }
-
-  /** Many records arrive together (a batch, a burst of API writes): apply them once. */
-  private emitSoon(): void {
-    if (this.timer) return;
-    this.timer = this.clock.setTimeout(() => {
-      this.timer = undefined;
-      try {
-        this.onChange(this.list());
-      } catch (err) {
-        this.logger.error(`applying tasks from ${TASKS_TOPIC} failed: ${errorMessage(err)}`);
-      }
-    }, 50);
+    const entry = entryOfTask(def, spec);
+    read.held.set(id, entry);
+    if (live) this.sink.put(entry);
   }
 }

@@ -29,7 +29,7 @@ import { describeNextFires } from './next-command.js';
 import { GroupScheduler } from './group-scheduler.js';
 import { ScheduleWatcher } from './schedule-watcher.js';
 import { ApiTaskSource } from './api-tasks.js';
-import type { ScheduleEntry } from '../shared/config/schema.js';
+import { EntrySources } from './entry-sources.js';
 import { DEFAULT_API_GROUP } from '../shared/tasks/definition.js';
 
 const DEFAULT_SCHEDULE = 'config/taskscheduler.json';
@@ -86,35 +86,17 @@ interface RunOpts {
 /** `--schedule none`: no file, only the tasks created over HTTP for the group. */
 const NO_FILE = 'none';
 
-/** The file's entries and the API's, one list: on an Id in both, the file's wins (and it is said once). */
-class EntrySources {
-  file: readonly ScheduleEntry[] = [];
-  api: readonly ScheduleEntry[] = [];
-  private warned = new Set<string>();
-
-  constructor(private readonly logger: Logger) {}
-
-  merged(): ScheduleEntry[] {
-    const ids = new Set(this.file.map((e) => e.id));
-    for (const e of this.api) {
-      if (!ids.has(e.id) || this.warned.has(e.id)) continue;
-      this.warned.add(e.id);
-      this.logger.error(
-        `task ${e.id} from the HTTP API has the Id of a schedule file entry; the file's entry wins`,
-      );
-    }
-    return [...this.file, ...this.api.filter((e) => !ids.has(e.id))];
-  }
-}
-
 async function run(opts: RunOpts): Promise<void> {
   const logger = loggerFromOptions(opts, { component: 'taskscheduler' });
   const noFile = opts.schedule === NO_FILE;
   const entries = noFile ? [] : await loadOrExit(opts.schedule);
   const group = opts.group ?? (noFile ? DEFAULT_API_GROUP : defaultGroup(opts.schedule));
   const sources = new EntrySources(logger);
-  sources.file = entries;
+  sources.setFile(entries);
   const kafka = await connectKafka(opts, logger, `taskscheduler-${process.pid}`);
+  // Holds the group's API tasks of the owned state partitions only; loaded before a gained partition is armed.
+  const apiTasks = new ApiTaskSource(kafka, group, logger, sources);
+  sources.api = apiTasks;
   const ops = new MetricsEndpoint(opts, 'taskscheduler');
   const scheduler = new GroupScheduler({
     kafka,
@@ -122,8 +104,10 @@ async function run(opts: RunOpts): Promise<void> {
     group,
     clock: systemClock,
     logger,
+    definitions: apiTasks,
     ...(ops.registry ? { metricsRegistry: ops.registry } : {}),
   });
+  sources.scheduler = scheduler;
   await ops.start(() => scheduler.readiness(), logger);
   const commands = new ControlListener(kafka, scheduler, logger);
   const watcher = noFile
@@ -132,14 +116,9 @@ async function run(opts: RunOpts): Promise<void> {
         file: opts.schedule,
         logger,
         onValid: (next) => {
-          sources.file = next;
-          scheduler.applyEntries(sources.merged());
+          scheduler.applyEntries(sources.setFile(next));
         },
       });
-  const apiTasks = new ApiTaskSource(kafka, group, logger, (api) => {
-    sources.api = api;
-    scheduler.applyEntries(sources.merged());
-  });
   installShutdown({
     logger,
     graceful: async () => {
@@ -155,16 +134,7 @@ async function run(opts: RunOpts): Promise<void> {
     `${noFile ? 'no schedule file' : `loaded ${opts.schedule}: ${entries.length} entries`}; ` +
       `Kafka ${kafka.describe()}; group ${group}`,
   );
-  // The group's tasks created over HTTP join the file's entries before the first takeover.
-  await startWithRetry(
-    {
-      start: async () => {
-        sources.api = await apiTasks.start();
-        if (sources.api.length > 0) scheduler.applyEntries(sources.merged());
-      },
-    },
-    logger,
-  );
+  await startWithRetry(apiTasks, logger);
   await startWithRetry(scheduler, logger);
   watcher?.start();
   await startWithRetry(commands, logger);

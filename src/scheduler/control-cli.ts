@@ -84,6 +84,7 @@ export async function runStatus(
   const instances = r.replies.map(
     (x: ControlReply) =>
       `${x.from.host}:${x.from.pid} owns state partitions [${(x.partitions ?? []).join(',')}]` +
+      (x.apiDefinitions === undefined ? '' : `, holds ${x.apiDefinitions} API task definition(s)`) +
       (x.ok ? '' : ` (not ready: ${x.message})`),
   );
   const lines = [
@@ -119,6 +120,7 @@ export async function runStatus(
       instances: r.replies.map((x) => ({
         ...x.from,
         partitions: x.partitions,
+        ...(x.apiDefinitions === undefined ? {} : { apiDefinitions: x.apiDefinitions }),
         ready: x.ok,
         reason: x.message,
       })),

@@ -71,7 +71,8 @@ export class ControlListener {
     if (c.type === 'status') {
       const r = this.scheduler.readiness();
       const entries = this.scheduler.status(c.scheduleIds);
-      return { ok: r.ready, message: r.reason, partitions: r.active, entries };
+      const apiDefinitions = this.scheduler.apiDefinitions;
+      return { ok: r.ready, message: r.reason, partitions: r.active, entries, apiDefinitions };
     }
     const id = c.scheduleIds?.[0];
     if (id === undefined || c.scheduleIds?.length !== 1)

@@ -78,6 +78,23 @@ export class EntryCatalog {
   }
 
   /**
+   * Adds or replaces one entry in O(1): says whether it was added, changed, or is the same as the one held (even at
+   * another index).
+   */
+  put(e: ScheduleEntry): 'added' | 'changed' | 'same' {
+    const prev = this.entries.get(e.id);
+    if (prev && fingerprintOf(prev) === fingerprintOf(e)) return 'same';
+    this.entries.set(e.id, e);
+    return prev ? 'changed' : 'added';
+  }
+
+  /** Removes one entry in O(1); false when it was not there. */
+  delete(id: string): boolean {
+    this.partitionById.delete(id);
+    return this.entries.delete(id);
+  }
+
+  /**
    * Takes a new version of the schedule (hot reload): removed entries leave, added and changed ones replace what
    * was there. Says which did what; an entry whose definition is the same (even at another index) is unchanged.
    */
@@ -91,7 +108,7 @@ export class EntryCatalog {
       if (!prev) added.push(e.id);
       else if (fingerprintOf(prev) !== fingerprintOf(e)) changed.push(e.id);
     }
-    for (const id of removed) this.entries.delete(id);
+    for (const id of removed) this.delete(id);
     for (const id of [...added, ...changed]) this.entries.set(id, nextById.get(id) as ScheduleEntry);
     return { added, changed, removed };
   }

@@ -18,6 +18,7 @@ import type { PartitionOwner } from './partition-owner.js';
 import { schedulerReadiness } from './readiness.js';
 import type { SchedulerReadiness } from './readiness.js';
 import { StatePartitions } from './state-partitions.js';
+import type { PartitionDefinitions } from './state-partitions.js';
 
 export interface GroupSchedulerOptions {
   kafka: KafkaClient;
@@ -31,6 +32,8 @@ export interface GroupSchedulerOptions {
   /** Where to register the scheduler's metrics; none are kept without it. */
   metricsRegistry?: Registry;
   onAcked?(fires: readonly Fire[], ackedAtMs: number): void;
+  /** Entries kept per state partition (the tasks created over HTTP): loaded before a gained partition is armed. */
+  definitions?: PartitionDefinitions;
 }
 
 /**
@@ -58,6 +61,7 @@ export class GroupScheduler {
           schedules: () => this.scheduleCounts(),
           queuedFires: () => this.partitions.queuedFires,
           ready: () => this.readiness().ready,
+          apiDefinitions: () => this.apiDefinitions,
         })
       : undefined;
     this.loop = new FireLoop({
@@ -87,6 +91,7 @@ export class GroupScheduler {
       loop: this.loop,
       metrics: this.metrics,
       sessionTimeoutMs,
+      ...(o.definitions ? { definitions: o.definitions } : {}),
       ...(o.onAcked ? { onAcked: o.onAcked } : {}),
     });
     this.control = new EntryControl({
@@ -103,6 +108,11 @@ export class GroupScheduler {
   /** The group this instance belongs to. */
   get group(): string {
     return this.o.group;
+  }
+
+  /** API task definitions held (those of the owned state partitions). */
+  get apiDefinitions(): number {
+    return this.o.definitions?.size ?? 0;
   }
 
   /** Partitions this instance owns now. */
@@ -191,21 +201,40 @@ export class GroupScheduler {
   applyEntries(next: readonly ScheduleEntry[]): EntryDiff {
     const { added, changed, removed } = this.entries.replace(next);
     for (const id of removed) this.loop.remove(id);
-    const now = this.o.clock.now();
-    for (const id of [...added, ...changed]) {
-      const e = this.entries.get(id) as ScheduleEntry;
-      const owner = this.ownerOf(id);
-      if (!owner || this.states.isPaused(id)) continue;
-      const overdue = overdueFire(e, this.states.lastFiredMs(id), now, this.o.logger);
-      owner.enqueue(overdue ? [overdue] : []);
-      // Re-adding keeps the loop's last handed-out instant for this id (even one not yet acknowledged).
-      this.loop.add(e, Math.max(now, this.states.lastFiredMs(id) ?? now));
-    }
+    for (const id of [...added, ...changed]) this.arm(this.entries.get(id) as ScheduleEntry);
     this.o.logger.info(
       `schedule reloaded: ${added.length} added [${added.join(',')}], ${changed.length} changed [${changed.join(',')}], ` +
         `${removed.length} removed [${removed.join(',')}]`,
     );
     return { added, changed, removed };
+  }
+
+  /**
+   * Adds or replaces one entry in O(1) (a task created or changed over HTTP), under the same rules as a reload:
+   * armed only when its partition is taken over here, keeping its last fired instant.
+   */
+  putEntry(e: ScheduleEntry): 'added' | 'changed' | 'same' {
+    const outcome = this.entries.put(e);
+    if (outcome !== 'same') this.arm(e);
+    return outcome;
+  }
+
+  /** Removes one entry in O(1): it stops firing. */
+  removeEntry(id: string): boolean {
+    this.loop.remove(id);
+    return this.entries.delete(id);
+  }
+
+  /** Arms an added or changed entry when its partition is active here: its overdue fire first, per Misfire. */
+  private arm(e: ScheduleEntry): void {
+    const owner = this.ownerOf(e.id);
+    if (!owner || this.states.isPaused(e.id)) return;
+    const now = this.o.clock.now();
+    const last = this.states.lastFiredMs(e.id);
+    const overdue = overdueFire(e, last, now, this.o.logger);
+    owner.enqueue(overdue ? [overdue] : []);
+    // Re-adding keeps the loop's last handed-out instant for this id (even one not yet acknowledged).
+    this.loop.add(e, Math.max(now, last ?? now));
   }
 
   /** Hands each due fire to the owner of its entry's partition. */

@@ -12,6 +12,8 @@ export interface SchedulerGaugeSource {
   schedules(): { armed: number; paused: number; disabled: number };
   queuedFires(): number;
   ready(): boolean;
+  /** API task definitions held (those of the owned state partitions). */
+  apiDefinitions(): number;
 }
 
 /**
@@ -93,6 +95,11 @@ export class SchedulerMetrics {
       'schedules',
       'Schedules of the owned partitions by state: armed, paused (taskscheduler pause), disabled (Enabled false)',
       () => Object.entries(source.schedules()).map(([state, n]) => [{ state }, n]),
+    );
+    gauge(
+      'api_definitions',
+      'Task definitions created over HTTP that this instance holds: those of the state partitions it owns',
+      () => [[{}, source.apiDefinitions()]],
     );
     gauge('queued_fires', 'Fires due and not yet committed to Kafka', () => [[{}, source.queuedFires()]]);
     gauge('ready', '1 when in the group and firing every partition it was assigned (as /readyz)', () => [

@@ -19,6 +19,19 @@ import { TakeoverReads } from './takeover-reads.js';
 /** After a fence, how long to wait for the rebalance that explains it before taking the partition over again. */
 export const REFENCED_GRACE_MS = 10_000;
 
+/**
+ * Entries held only for the state partitions this instance owns (ApiTaskSource): told which partitions were
+ * released, and which were gained, before those are taken over; it hands the entries back through
+ * GroupScheduler.putEntry and removeEntry.
+ */
+export interface PartitionDefinitions {
+  /** Resolves once the entries of `partitions` were handed over (it retries on its own until then). */
+  gained(partitions: readonly number[]): Promise<void>;
+  released(partitions: readonly number[]): void;
+  /** How many it holds now. */
+  readonly size: number;
+}
+
 export interface StatePartitionsOptions {
   kafka: KafkaClient;
   /** The member of the scheduler group on the state topic. */
@@ -33,6 +46,8 @@ export interface StatePartitionsOptions {
   metrics: SchedulerMetrics | undefined;
   /** The group's session timeout: until it passes with no heartbeat answered, no other member can own a partition. */
   sessionTimeoutMs: number;
+  /** Entries held per partition (tasks created over HTTP): released with a partition, loaded before a takeover. */
+  definitions?: PartitionDefinitions;
   onAcked?(fires: readonly Fire[], ackedAtMs: number): void;
 }
 
@@ -134,6 +149,9 @@ export class StatePartitions {
     const added = [...next].filter((p) => !this.assigned.has(p));
     this.assigned = next;
     for (const p of revoked) await this.release(p);
+    if (revoked.length > 0) this.o.definitions?.released(revoked);
+    // A gained partition's entries are all there before it is armed (takeOverOnce reads them from the catalog).
+    if (added.length > 0) await this.o.definitions?.gained(added);
     await Promise.all(added.map((p) => this.takeOver(p)));
     this.o.logger.info(`owning state partitions [${this.ownedPartitions.join(',')}]`, {
       entries: this.o.entries.entriesIn(this.assigned).length,

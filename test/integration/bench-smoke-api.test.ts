@@ -28,3 +28,20 @@ describe('bench/api.js --smoke', () => {
     expect(out).toMatch(load('taskapi GET /api/v1/tasks/\\{id\\}'));
   }, 110_000);
 });
+
+describe('bench/api-tasks-shard.js --smoke', () => {
+  let run: SmokeRun | undefined;
+
+  // The benchmark kills the schedulers it started on SIGTERM.
+  afterEach(() => stopSmoke(run));
+
+  it('should measure CPU per create, heap per definition and the re-read on gaining partitions', async () => {
+    run = startSmoke('api-tasks-shard');
+    const { code, out } = await run.done;
+    expect(code, out).toBe(0);
+    expect(out).toMatch(/CPU per create [\d.]+ ms; heap \d+ → \d+ MB, -?[\d.]+ KB per definition; held 500;/);
+    expect(out).toMatch(/50 more creates at 500\/s with 500 held: CPU per create [\d.]+ ms/);
+    expect(out).toMatch(/second instance: held \d+ \+ \d+; its read: .* task\(s\) from taskmanager\.tasks/);
+    expect(out).toMatch(/after it stopped, the first held all 550 \d+ ms later/);
+  }, 110_000);
+});

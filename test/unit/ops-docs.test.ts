@@ -16,6 +16,7 @@ async function exposedNames(): Promise<Set<string>> {
     schedules: () => ({ armed: 0, paused: 0, disabled: 0 }),
     queuedFires: () => 0,
     ready: () => true,
+    apiDefinitions: () => 0,
   });
   const consumer = processRegistry('taskconsumer');
   new ConsumerMetrics(consumer, { inFlight: () => 0, ready: () => true });

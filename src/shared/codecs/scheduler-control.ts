@@ -64,6 +64,8 @@ export interface ControlReply extends ControlOutcome {
   /** status: the state partitions the answering instance owns, and their entries. */
   partitions?: number[];
   entries?: EntryStatus[];
+  /** status: how many task definitions created over HTTP the instance holds (those of its state partitions). */
+  apiDefinitions?: number;
   /**
    * A status reply too large for one record comes as `parts` records of kind `reply-part` (numbered from 0 by
    * `part`, in order on one partition), each with a slice of `entries`; the client joins them into one reply.

@@ -13,13 +13,19 @@ import {
 import type { ScheduleOptions, TaskSchedule } from '../schedule/model.js';
 import type { ScheduleSpec } from '../schedule/spec.js';
 import { parseDuration } from '../duration.js';
-import type { InRecord } from '../kafka/types.js';
+import type { InRecord, OutRecord } from '../kafka/types.js';
 import type { Logger } from '../logger.js';
 
 export type { TaskSchedule } from '../schedule/model.js';
 
 /** The compacted topic of task definitions created over HTTP (key = task id, tombstone = deleted). */
 export const TASKS_TOPIC = 'taskmanager.tasks';
+/**
+ * Header of a `taskmanager.tasks` record with a definition: the definition's `group`, so that a scheduler finds a
+ * record's state partition without parsing its value (docs/messages-and-topics.md#task-definitions-and-users).
+ * Optional: a record without it is parsed.
+ */
+export const GROUP_HEADER = 'tm-group';
 /** The scheduler group that fires API tasks unless a definition names another. */
 export const DEFAULT_API_GROUP = 'taskscheduler-api';
 
@@ -184,4 +190,17 @@ export function readTaskRecord(
     return undefined;
   }
   return { id, def: parsed.def };
+}
+
+/**
+ * A `taskmanager.tasks` record of a definition as taskapi writes it: key = id, the definition as JSON, its group in
+ * {@link GROUP_HEADER}, and `headers` (the write rules' `tm-op`, `tm-base`, …).
+ */
+export function definitionRecord(def: TaskDefinition, headers: Record<string, string> = {}): OutRecord {
+  return {
+    topic: TASKS_TOPIC,
+    key: def.id,
+    value: Buffer.from(JSON.stringify(def)),
+    headers: { ...headers, [GROUP_HEADER]: def.group },
+  };
 }
