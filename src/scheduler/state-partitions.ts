@@ -16,8 +16,13 @@ import { PartitionOwner } from './partition-owner.js';
 import { inGoodStanding } from './readiness.js';
 import { TakeoverReads } from './takeover-reads.js';
 
-/** After a fence, how long to wait for the rebalance that explains it before taking the partition over again. */
+/**
+ * After a fence, how long to wait for the rebalance that explains it before taking the partition over again, when
+ * the group's coordinator does not say sooner that the partition is still this member's.
+ */
 export const REFENCED_GRACE_MS = 10_000;
+/** How often the group's coordinator is asked meanwhile. */
+const RETAKE_LOOK_MS = 500;
 
 /**
  * Entries held only for the state partitions this instance owns (ApiTaskSource): told which partitions were
@@ -68,6 +73,8 @@ export class StatePartitions {
   private readonly retakes = new Set<TimerHandle>();
   private transition: Promise<void> = Promise.resolve();
   private stopping = false;
+  /** This instance's member id in the group, from its last join. */
+  private memberId: string | undefined;
 
   constructor(private readonly o: StatePartitionsOptions) {}
 
@@ -118,7 +125,8 @@ export class StatePartitions {
   /** Follows the group's joins and the state reads; call before the consumer runs. */
   listen(): void {
     const { consumer } = this.o;
-    consumer.onGroupJoin(({ assignment }) => {
+    consumer.onGroupJoin(({ memberId, assignment }) => {
+      this.memberId = memberId;
       const next = new Set(assignment[SCHEDULER_STATE_TOPIC] ?? []);
       this.joinedOnce = true;
       // Before the assignment is applied (assignments queue up): a takeover still reading a partition this one
@@ -161,31 +169,59 @@ export class StatePartitions {
   /**
    * Fenced while the partition is still assigned here. Usually a rebalance gave it to another instance and the
    * join that says so is on its way; but when this member was out of its group (a crash, a broker restart) and got
-   * the partition back with no join in between, no join will come, and nobody would fire its entries: once a
-   * grace period passes with no new join, take it over again.
+   * the partition back with no join in between, or another instance took it over on an assignment older than this
+   * one's, no join will come, and nobody would fire its entries. The group's coordinator settles it: as soon as it
+   * says the group is stable with the partition assigned to this member, take it over again (within a second or
+   * so); failing that answer, once a grace period passes with no new join.
    */
   private retakeIfStillAssigned(partition: number, fenced: PartitionOwner): void {
     const joins = this.o.consumer.health().joins;
-    const timer = this.o.clock.setTimeout(() => {
-      this.retakes.delete(timer);
-      this.transition = this.transition
-        .then(async () => {
-          if (this.stopping || this.o.consumer.health().joins !== joins) return;
-          // Only as a member in good standing: one out of its group would fence the partition's rightful owner.
-          if (!this.ownsInGoodStanding(partition, fenced)) return;
-          this.o.logger.warn(
-            `state partition ${partition} is still assigned here after its producer was fenced, and no rebalance ` +
-              `followed: taking it over again`,
-          );
-          this.owners.delete(partition);
-          await fenced.stop({ deadlineMs: 0 });
-          await this.takeOver(partition);
-        })
-        .catch((err: unknown) => {
-          this.o.logger.error(`taking state partition ${partition} over again failed: ${errorMessage(err)}`);
-        });
-    }, REFENCED_GRACE_MS);
-    this.retakes.add(timer);
+    const since = this.o.clock.now();
+    const look = (): void => {
+      const timer = this.o.clock.setTimeout(() => {
+        this.retakes.delete(timer);
+        void this.confirmedHere(partition)
+          .then((confirmed) => {
+            if (this.stopping || this.o.consumer.health().joins !== joins) return;
+            if (!confirmed && this.o.clock.now() - since < REFENCED_GRACE_MS) return look();
+            this.retake(partition, fenced, confirmed);
+          })
+          .catch(() => undefined);
+      }, RETAKE_LOOK_MS);
+      this.retakes.add(timer);
+    };
+    look();
+  }
+
+  /** Whether the group's coordinator has the group stable with `partition` assigned to this member. */
+  private async confirmedHere(partition: number): Promise<boolean> {
+    if (this.memberId === undefined) return false;
+    try {
+      const { state, members } = await this.o.kafka.groupMembers(this.o.group);
+      const me = members.find((m) => m.memberId === this.memberId);
+      return state === 'Stable' && (me?.assignment[SCHEDULER_STATE_TOPIC] ?? []).includes(partition);
+    } catch {
+      return false;
+    }
+  }
+
+  private retake(partition: number, fenced: PartitionOwner, confirmed: boolean): void {
+    this.transition = this.transition
+      .then(async () => {
+        // Only as a member in good standing: one out of its group would fence the partition's rightful owner.
+        if (!this.ownsInGoodStanding(partition, fenced)) return;
+        this.o.logger.warn(
+          `state partition ${partition} is still assigned here after its producer was fenced` +
+            (confirmed ? ' (the group coordinator says so)' : ', and no rebalance followed') +
+            ': taking it over again',
+        );
+        this.owners.delete(partition);
+        await fenced.stop({ deadlineMs: 0 });
+        await this.takeOver(partition);
+      })
+      .catch((err: unknown) => {
+        this.o.logger.error(`taking state partition ${partition} over again failed: ${errorMessage(err)}`);
+      });
   }
 
   /** Whether `owner` is this partition's owner here, and this instance a member of its group in good standing. */

@@ -262,6 +262,8 @@ describe('ApiTaskSource', () => {
     const reads = kafka.followed.filter((t) => t === TASKS_TOPIC).length;
     const fenced = partitionOf('task-0');
     await kafka.producer({ transactionalId: transactionalIdOf(GROUP, fenced) }).fence();
+    // The coordinator does not answer meanwhile (so it does not say the partition is still A's).
+    a.member.silence();
     await run(6000);
     const inFenced = ids(20).filter((id) => partitionOf(id) === fenced);
     expect(fires()).toHaveLength(20 - inFenced.length);

@@ -186,11 +186,22 @@ describe('GroupScheduler', () => {
   });
 
   describe('when fenced with no rebalance following (this member was out of its group meanwhile)', () => {
-    it('should take the partition over again after the grace period and catch up what it missed', async () => {
+    it('should take the partition over again as soon as the group coordinator says it is still its own, and catch up', async () => {
       const e = everySecond({ misfire: 'fire-all' });
       const { kafka, run, fired, a } = await owned(e);
       await run(2000);
       // An instance that got the partition while A was out of its group, and died before firing anything.
+      await kafka.producer({ transactionalId: transactionalIdOf(GROUP, 0) }).fence();
+      await run(2000);
+      expect(fired()).toEqual(seconds(T0 + 1000, 4));
+      expect(a.scheduler.readiness().ready).toBe(true);
+    });
+
+    it('should take it over again after the grace period when the coordinator cannot be asked', async () => {
+      const e = everySecond({ misfire: 'fire-all' });
+      const { kafka, run, fired, a } = await owned(e);
+      kafka.describeGroupsFails = true;
+      await run(2000);
       await kafka.producer({ transactionalId: transactionalIdOf(GROUP, 0) }).fence();
       await run(3000);
       expect(fired()).toEqual(seconds(T0 + 1000, 2));

@@ -7,8 +7,8 @@ import type { Logger } from '../logger.js';
 import { isFencedError, needsNewProducer } from './errors.js';
 import { kafkaLogCreator } from './log-bridge.js';
 import { followTopic } from './follow.js';
-import { activeGroups, describeGroup } from './group-status.js';
-import type { GroupStatus } from './group-status.js';
+import { activeGroups, describeGroup, groupMembers } from './group-status.js';
+import type { GroupMember, GroupStatus } from './group-status.js';
 import type { Follower, FollowOptions } from './follow.js';
 import { readTopicToEnd } from './read-to-end.js';
 import { leaveGroupAs, transactionLedger, useKafkajsInternals } from './kafkajs/index.js';
@@ -144,6 +144,11 @@ export class KafkaClient {
   /** Members, assignment and lag per partition of a consumer group on the given topics. */
   groupStatus(groupId: string, topics: string[]): Promise<GroupStatus> {
     return describeGroup(this.kafka, groupId, topics);
+  }
+
+  /** A consumer group's state and each member's assignment, as its coordinator has them now. */
+  groupMembers(groupId: string): Promise<{ state: string; members: GroupMember[] }> {
+    return groupMembers(this.kafka, groupId);
   }
 
   /** Every consumer group with members now, and what each member is assigned. */

@@ -64,6 +64,21 @@ export async function activeGroups(
   }
 }
 
+/** A consumer group's state and each member's assignment, as its coordinator has them now. */
+export async function groupMembers(
+  kafka: Kafka,
+  groupId: string,
+): Promise<{ state: string; members: GroupMember[] }> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const { groups } = await admin.describeGroups([groupId]);
+    return { state: groups[0]?.state ?? 'Dead', members: membersOf(groups[0]) };
+  } finally {
+    await admin.disconnect();
+  }
+}
+
 /** Members, assignment and lag per partition of a consumer group on `topics`, from the admin API. */
 export async function describeGroup(kafka: Kafka, groupId: string, topics: string[]): Promise<GroupStatus> {
   const admin = kafka.admin();

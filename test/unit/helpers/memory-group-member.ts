@@ -30,7 +30,17 @@ export class MemoryGroupMember {
     private readonly kafka: MemoryKafka,
     readonly groupId: string,
     private readonly clock: Clock,
+    /** Its member id, as the coordinator gave it. */
+    readonly memberId: string = `${groupId}-member`,
   ) {}
+
+  /** What the coordinator has of it (describe group): its assignment while it is in the group (none while silenced). */
+  described():
+    { memberId: string; clientId: string; host: string; assignment: Record<string, number[]> } | undefined {
+    return this.joined && !this.stopped && this.silentSince === undefined
+      ? { memberId: this.memberId, clientId: 'memory', host: 'memory', assignment: this.assignment }
+      : undefined;
+  }
 
   /** The coordinator's answer to a join: this member now holds these partitions (a new generation). */
   join(assignment: Record<string, number[]>): void {
@@ -39,7 +49,7 @@ export class MemoryGroupMember {
     this.silentSince = undefined;
     this.assignment = assignment;
     this.position.clear();
-    for (const l of this.joinListeners) l({ memberId: `${this.groupId}-member`, assignment });
+    for (const l of this.joinListeners) l({ memberId: this.memberId, assignment });
     this.fetchSoon();
   }
 

@@ -43,6 +43,8 @@ export class MemoryKafka {
   readonly readWhole: string[] = [];
   /** Every group member made by `consumer()`, in order. */
   readonly members: MemoryGroupMember[] = [];
+  /** DescribeGroups fails (a client whose ACLs do not allow it, say). */
+  describeGroupsFails = false;
   /** Transactions of these transactional ids fail (not committed, not fenced), as with a broker away. */
   readonly failingTransactions = new Set<string>();
   private readonly followers = new Map<string, Array<(r: InRecord) => void>>();
@@ -62,6 +64,13 @@ export class MemoryKafka {
 
   activeGroups(): Promise<ActiveGroups> {
     return Promise.resolve(this.groups);
+  }
+
+  /** The group as its coordinator would describe it: stable, with each member's last assignment. */
+  groupMembers(groupId: string): ReturnType<KafkaClient['groupMembers']> {
+    if (this.describeGroupsFails) return Promise.reject(new Error('DescribeGroups failed'));
+    const members = this.members.filter((m) => m.groupId === groupId).flatMap((m) => m.described() ?? []);
+    return Promise.resolve({ state: members.length > 0 ? 'Stable' : 'Empty', members });
   }
 
   partitionCount(topic: string): Promise<number> {
@@ -136,7 +145,12 @@ export class MemoryKafka {
 
   /** A member of consumer group `groupId`; it gets partitions when the test calls its `join`. */
   consumer(options: { groupId: string }): MemoryGroupMember {
-    const member = new MemoryGroupMember(this, options.groupId, this.clock);
+    const member = new MemoryGroupMember(
+      this,
+      options.groupId,
+      this.clock,
+      `${options.groupId}-member-${this.members.length + 1}`,
+    );
     this.members.push(member);
     return member;
   }
