@@ -8,7 +8,9 @@ import { TASKS_TOPIC } from '../shared/tasks/definition.js';
 import type { TaskDefinition } from '../shared/tasks/definition.js';
 import { BASE_HEADER, OP_HEADER } from '../shared/tasks/task-log.js';
 import type { TaskLogOutcome, TaskOp } from '../shared/tasks/task-log.js';
+import type { FollowOptions } from '../shared/kafka/index.js';
 import type { FollowedTopic, KafkaStore } from './kafka-store.js';
+import type { TaskDefs } from './task-defs.js';
 import { EventRates } from './event-rates.js';
 import { ApiError } from './problem.js';
 import { TaskView } from './task-view.js';
@@ -20,6 +22,10 @@ export interface TaskStoreOptions {
   clock: Clock;
   /** How far back run history is read from taskmanager.events at start. @default 24 h */
   historyMs?: number;
+  /** Where the definitions are kept, with what the view folded before. @default in memory */
+  defs?: TaskDefs;
+  /** Where taskmanager.tasks is read from (after the store's checkpoint). @default its start */
+  from?: FollowOptions;
 }
 
 /** The answer to a write: the task as now stored, or null after a delete. */
@@ -38,14 +44,18 @@ export class TaskStore {
   readonly rates: EventRates;
 
   constructor(private readonly o: TaskStoreOptions) {
-    this.view = new TaskView(o.logger, (r, outcome) => o.store.settle(r, outcome));
+    this.view = new TaskView(o.logger, (r, outcome) => o.store.settle(r, outcome), o.defs);
     this.rates = new EventRates(o.clock);
   }
 
   /** The topics to materialise (KafkaStore.start reads them). */
   topics(): FollowedTopic[] {
     return [
-      { topic: TASKS_TOPIC, onRecord: (r) => this.view.onTaskRecord(r), from: { fromBeginning: true } },
+      {
+        topic: TASKS_TOPIC,
+        onRecord: (r) => this.view.onTaskRecord(r),
+        from: this.o.from ?? { fromBeginning: true },
+      },
       {
         topic: EVENTS_TOPIC,
         onRecord: (r) => {

@@ -1,4 +1,4 @@
-import { Kafka, Partitioners, CompressionTypes } from 'kafkajs';
+import { ConfigResourceTypes, Kafka, Partitioners, CompressionTypes } from 'kafkajs';
 import type { Producer, Message } from 'kafkajs';
 import { hostname } from 'node:os';
 import type { Clock } from '../clock.js';
@@ -31,6 +31,15 @@ export interface KafkaOptions {
 }
 
 useKafkajsInternals();
+
+/** A topic as {@link KafkaClient.topicLayout} found it. */
+export interface TopicLayout {
+  clusterId: string;
+  /** partition → first offset and end offset (the next to be written). */
+  partitions: Map<number, { low: bigint; high: bigint }>;
+  /** The topic's `delete.retention.ms`, when the broker told it. */
+  deleteRetentionMs?: number;
+}
 
 /** One door to Kafka: every client we use, created with our defaults. */
 export class KafkaClient {
@@ -180,6 +189,31 @@ export class KafkaClient {
     try {
       const offsets = await admin.fetchTopicOffsets(topic);
       return new Map(offsets.map((o) => [o.partition, BigInt(o.high)]));
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
+  /**
+   * What a materialised view of `topic` checks its checkpoint against: the cluster's id, each partition's first
+   * and end offsets, and the topic's `delete.retention.ms` (how long a tombstone stays readable).
+   */
+  async topicLayout(topic: string): Promise<TopicLayout> {
+    const admin = this.kafka.admin();
+    await admin.connect();
+    try {
+      const { clusterId } = await admin.describeCluster();
+      const offsets = await admin.fetchTopicOffsets(topic);
+      const { resources } = await admin.describeConfigs({
+        includeSynonyms: false,
+        resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: ['delete.retention.ms'] }],
+      });
+      const retention = Number(resources[0]?.configEntries[0]?.configValue);
+      return {
+        clusterId,
+        partitions: new Map(offsets.map((o) => [o.partition, { low: BigInt(o.low), high: BigInt(o.high) }])),
+        ...(Number.isFinite(retention) && retention >= 0 ? { deleteRetentionMs: retention } : {}),
+      };
     } finally {
       await admin.disconnect();
     }
