@@ -1,5 +1,5 @@
-import { ConfigResourceTypes, Kafka, Partitioners, CompressionTypes } from 'kafkajs';
-import type { Producer, Message } from 'kafkajs';
+import { Kafka, Partitioners, CompressionTypes } from 'kafkajs';
+import type { ConfigResourceTypes, Producer, Message } from 'kafkajs';
 import { hostname } from 'node:os';
 import type { Clock } from '../clock.js';
 import { AppError, errorMessage } from '../errors.js';
@@ -206,7 +206,8 @@ export class KafkaClient {
       const offsets = await admin.fetchTopicOffsets(topic);
       const { resources } = await admin.describeConfigs({
         includeSynonyms: false,
-        resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: ['delete.retention.ms'] }],
+        // ConfigResourceTypes.TOPIC: kafkajs does not export its enums to ES modules by name.
+        resources: [{ type: 2 as ConfigResourceTypes, name: topic, configNames: ['delete.retention.ms'] }],
       });
       const retention = Number(resources[0]?.configEntries[0]?.configValue);
       return {
