@@ -165,16 +165,10 @@ export class DiskTaskDefs implements TaskDefs {
     // lmdb commits every write queued in one turn of the event loop in one transaction: the definitions and the
     // checkpoint below are stored together or not at all.
     for (const [id, e] of batch.defs)
-      if ('value' in e) {
-        void defs.put(id, e.value);
-        void index.put(id, encodeFields(e.fields));
-        void deleted.remove(id);
-      } else {
-        void defs.remove(id);
-        void index.remove(id);
-        void deleted.put(id, e.deleted);
-      }
-    for (const [id, u] of batch.unrepaired) void (u ? unrepaired.put(id, 1) : unrepaired.remove(id));
+      if ('value' in e)
+        quiet(defs.put(id, e.value), index.put(id, encodeFields(e.fields)), deleted.remove(id));
+      else quiet(defs.remove(id), index.remove(id), deleted.put(id, e.deleted));
+    for (const [id, u] of batch.unrepaired) quiet(u ? unrepaired.put(id, 1) : unrepaired.remove(id));
     const checkpoint: StoredCheckpoint = {
       format: FORMAT,
       ...this.identity,
@@ -220,6 +214,11 @@ export class DiskTaskDefs implements TaskDefs {
     if (this.staging().size >= FLUSH_KEYS) void this.flush();
     else this.timer ??= setTimeout(() => void this.flush(), FLUSH_MS);
   }
+}
+
+/** The transaction's failure is reported once, by the checkpoint's write (the last of the transaction). */
+function quiet(...writes: Array<Promise<unknown>>): void {
+  for (const w of writes) w.catch(() => undefined);
 }
 
 function encodeFields(f: IndexFields): unknown[] {

@@ -16,7 +16,7 @@ import { derivedSecret, loadSigningKeys } from './auth/signing-keys.js';
 import type { SigningKeys } from './auth/signing-keys.js';
 import { UserStore } from './auth/user-store.js';
 import { ClusterStatus } from './cluster-status.js';
-import { KafkaStore, RepairSweeper } from './kafka-store.js';
+import { KafkaStore, RepairSweeper, requireTopics } from './kafka-store.js';
 import { apiMetrics } from './metrics.js';
 import type { UserRoutesOptions } from './routes-users.js';
 import { buildServer } from './server.js';
@@ -131,6 +131,7 @@ async function startViews(
   o: ServeOptions,
   logger: Logger,
 ): Promise<Views> {
+  await requireTopics(kafka, [TASKS_TOPIC]);
   const opened = await openTaskStore(o.dataDir, await kafka.topicLayout(TASKS_TOPIC), logger, Date.now());
   try {
     const tasks = new TaskStore({

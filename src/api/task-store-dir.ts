@@ -1,4 +1,5 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from '../shared/logger.js';
 import type { FollowOptions, TopicLayout } from '../shared/kafka/index.js';
@@ -113,22 +114,28 @@ export function staleReason(ck: Checkpoint, layout: TopicLayout, now: number): s
 
 const LOCK_FILE = 'taskapi.pid';
 
-/** Takes the folder for this process (a `taskapi.pid` file; one left by a process that died is taken over). */
-function lockDir(dir: string): { release(): void } | { heldBy: number } {
+/**
+ * Takes the folder for this process: a `taskapi.pid` file naming its pid and host. One left by a process of this host
+ * that died is taken over; one of another host (a container sharing the volume) is respected, as its process cannot
+ * be checked from here.
+ */
+function lockDir(dir: string): { release(): void } | { heldBy: string } {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const file = join(dir, LOCK_FILE);
+  const me = `${process.pid} ${hostname()}`;
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
-      writeFileSync(file, String(process.pid), { flag: 'wx', mode: 0o600 });
+      writeFileSync(file, me, { flag: 'wx', mode: 0o600 });
       return { release: () => rmSync(file, { force: true }) };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const pid = Number(readFileSync(file, 'utf8').trim());
-      if (pid !== process.pid && isAlive(pid)) return { heldBy: pid };
+      const [pid = '', host = ''] = readFileSync(file, 'utf8').trim().split(' ');
+      if (host !== hostname()) return { heldBy: `${pid} on host ${host}; if it is gone, delete ${file}` };
+      if (Number(pid) !== process.pid && isAlive(Number(pid))) return { heldBy: pid };
       rmSync(file, { force: true });
     }
   }
-  return { heldBy: Number(readFileSync(file, 'utf8').trim()) };
+  return { heldBy: readFileSync(file, 'utf8').trim() };
 }
 
 function isAlive(pid: number): boolean {

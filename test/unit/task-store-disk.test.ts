@@ -9,7 +9,7 @@ import {
   writeFileSync,
   writeSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/shared/logger.js';
@@ -263,7 +263,7 @@ describe('when two taskapi instances share a data dir', () => {
     try {
       const shared = storeDirOf(dataDir, 'c1');
       mkdirSync(shared, { recursive: true });
-      writeFileSync(join(shared, 'taskapi.pid'), String(other.pid));
+      writeFileSync(join(shared, 'taskapi.pid'), `${other.pid} ${hostname()}`);
       const lines: string[] = [];
       const second = await open(log.layout(), recordingLogger(lines));
       expect(lines[0]).toBe(
@@ -277,12 +277,24 @@ describe('when two taskapi instances share a data dir', () => {
     }
   });
 
+  it('should leave alone the folder of a taskapi on another host (a container sharing the volume)', async () => {
+    const shared = storeDirOf(dataDir, 'c1');
+    mkdirSync(shared, { recursive: true });
+    writeFileSync(join(shared, 'taskapi.pid'), '1 another-host');
+    const lines: string[] = [];
+    const o = await open(busyLog(10).layout(), recordingLogger(lines));
+    expect(o.defs.where).toBe(join(`${shared}-pid${process.pid}`, STORE_FILE));
+    expect(lines[0]).toContain(
+      `is in use by another taskapi (pid 1 on host another-host; if it is gone, delete ${join(shared, 'taskapi.pid')})`,
+    );
+  });
+
   it('should take over the folder of a taskapi that died without letting go of it', async () => {
     const log = busyLog(10);
     const shared = storeDirOf(dataDir, 'c1');
     mkdirSync(shared, { recursive: true });
     const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
-    writeFileSync(join(shared, 'taskapi.pid'), String(dead));
+    writeFileSync(join(shared, 'taskapi.pid'), `${dead} ${hostname()}`);
     const o = await open(log.layout());
     expect(o.defs.where).toBe(join(shared, STORE_FILE));
   });
