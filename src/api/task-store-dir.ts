@@ -91,6 +91,9 @@ async function openOrRebuild(
   return rebuild(stale);
 }
 
+/** Kafka's default `delete.retention.ms` (a day), assumed when the topic's cannot be read. */
+const DEFAULT_DELETE_RETENTION_MS = 24 * 3600_000;
+
 /** Why a checkpoint cannot be followed on from on this topic (undefined: it can). */
 export function staleReason(ck: Checkpoint, layout: TopicLayout, now: number): string | undefined {
   if (ck.clusterId !== layout.clusterId)
@@ -107,8 +110,9 @@ export function staleReason(ck: Checkpoint, layout: TopicLayout, now: number): s
       return `has its checkpoint ${TASKS_TOPIC}/${p}@${next} before the topic's first offset ${part.low} (records it never read were deleted)`;
   }
   const age = now - ck.savedAt;
-  if (layout.deleteRetentionMs !== undefined && age > layout.deleteRetentionMs)
-    return `has a checkpoint ${Math.round(age / 60_000)} min old, older than ${TASKS_TOPIC}'s delete.retention.ms (${layout.deleteRetentionMs} ms): deletions since may be compacted away`;
+  const retention = layout.deleteRetentionMs ?? DEFAULT_DELETE_RETENTION_MS;
+  if (age > retention)
+    return `has a checkpoint ${Math.round(age / 60_000)} min old, older than ${TASKS_TOPIC}'s delete.retention.ms (${retention} ms${layout.deleteRetentionMs === undefined ? ", Kafka's default: DescribeConfigs on the topic is not allowed" : ''}): deletions since may be compacted away`;
   return undefined;
 }
 

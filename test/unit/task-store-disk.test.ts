@@ -253,6 +253,9 @@ describe('when the store cannot be followed on from', () => {
     expect(staleReason(ck, layout(6n), T0)).toContain("before the topic's first offset 6");
     expect(staleReason(ck, layout(0n), T0 + 2 * 3600_000)).toContain('delete.retention.ms');
     expect(staleReason(ck, { ...layout(0n), clusterId: 'c2' }, T0)).toContain('cluster c1, not c2');
+    const { deleteRetentionMs: _unknown, ...noRetention } = layout(0n);
+    expect(staleReason(ck, noRetention, T0 + 2 * 3600_000)).toBeUndefined();
+    expect(staleReason(ck, noRetention, T0 + 25 * 3600_000)).toContain("Kafka's default");
   });
 });
 

@@ -37,7 +37,7 @@ export interface TopicLayout {
   clusterId: string;
   /** partition → first offset and end offset (the next to be written). */
   partitions: Map<number, { low: bigint; high: bigint }>;
-  /** The topic's `delete.retention.ms`, when the broker told it. */
+  /** The topic's `delete.retention.ms`, when the broker told it (DescribeConfigs may not be allowed). */
   deleteRetentionMs?: number;
 }
 
@@ -204,12 +204,17 @@ export class KafkaClient {
     try {
       const { clusterId } = await admin.describeCluster();
       const offsets = await admin.fetchTopicOffsets(topic);
-      const { resources } = await admin.describeConfigs({
-        includeSynonyms: false,
-        // ConfigResourceTypes.TOPIC: kafkajs does not export its enums to ES modules by name.
-        resources: [{ type: 2 as ConfigResourceTypes, name: topic, configNames: ['delete.retention.ms'] }],
-      });
-      const retention = Number(resources[0]?.configEntries[0]?.configValue);
+      // Optional: a principal without DescribeConfigs on the topic gets no figure (the caller assumes a default).
+      const retention = await admin
+        .describeConfigs({
+          includeSynonyms: false,
+          // ConfigResourceTypes.TOPIC: kafkajs does not export its enums to ES modules by name.
+          resources: [{ type: 2 as ConfigResourceTypes, name: topic, configNames: ['delete.retention.ms'] }],
+        })
+        .then(
+          ({ resources }) => Number(resources[0]?.configEntries[0]?.configValue),
+          () => Number.NaN,
+        );
       return {
         clusterId,
         partitions: new Map(offsets.map((o) => [o.partition, { low: BigInt(o.low), high: BigInt(o.high) }])),
