@@ -38,17 +38,21 @@ interface Dbs {
   unrepaired: Database<number, string>;
 }
 
+type StagedEntry = NonNullable<ReturnType<StagedWrites['defs']['get']>>;
+
 type StoredCheckpoint = Omit<Checkpoint, 'offsets'> & { format: number; offsets: Array<[number, string]> };
 
 /**
  * Task definitions in an LMDB file: a materialised view of `taskmanager.tasks`. Staged writes are readable at
- * once (they are layered over the file) and written every few ms in one transaction together with the offsets
+ * once (they are looked up before the file until committed) and written every few ms in one transaction together with the offsets
  * they reach, so the file always holds the fold of the topic up to its checkpoint. A failed write stops the
  * writing (the file keeps its last checkpoint; what follows stays in memory) and is logged once.
  */
 export class DiskTaskDefs implements TaskDefs {
-  /** Oldest first; the last one takes new writes, the others are being written. */
-  private readonly layers: StagedWrites[] = [new StagedWrites()];
+  /** What takes new writes until the next flush. */
+  private batch = new StagedWrites();
+  /** The latest staged write of each key not committed yet, and the batch it is in (reads look here first). */
+  private readonly pending = new Map<string, { e: StagedEntry; batch: StagedWrites }>();
   private readonly appliedOffsets: Map<number, string>;
   private identity: Omit<Checkpoint, 'offsets' | 'savedAt'> | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -129,24 +133,22 @@ export class DiskTaskDefs implements TaskDefs {
   }
 
   put(id: string, fields: IndexFields, value: Buffer): void {
-    this.staging().defs.set(id, { fields, value });
-    this.soon();
+    this.stage(id, { fields, value });
   }
 
   remove(id: string, version: string): void {
-    this.staging().defs.set(id, { deleted: version });
-    this.soon();
+    this.stage(id, { deleted: version });
   }
 
   markUnrepaired(id: string, unrepaired: boolean): void {
-    this.staging().unrepaired.set(id, unrepaired);
+    this.batch.unrepaired.set(id, unrepaired);
     this.soon();
   }
 
   applied(partition: number, offset: string): void {
     const next = (BigInt(offset) + 1n).toString();
     this.appliedOffsets.set(partition, next);
-    this.staging().offsets.set(partition, next);
+    this.batch.offsets.set(partition, next);
     this.soon();
   }
 
@@ -158,9 +160,9 @@ export class DiskTaskDefs implements TaskDefs {
   flush(): Promise<void> {
     clearTimeout(this.timer);
     this.timer = undefined;
-    const batch = this.staging();
+    const batch = this.batch;
     if (this.failed || (batch.size === 0 && batch.offsets.size === 0) || !this.identity) return this.written;
-    this.layers.push(new StagedWrites());
+    this.batch = new StagedWrites();
     const { root, defs, index, deleted, unrepaired } = this.db;
     // lmdb commits every write queued in one turn of the event loop in one transaction: the definitions and the
     // checkpoint below are stored together or not at all.
@@ -176,7 +178,10 @@ export class DiskTaskDefs implements TaskDefs {
       savedAt: this.clock(),
     };
     this.written = root.put(CHECKPOINT_KEY, checkpoint).then(
-      () => void this.layers.splice(this.layers.indexOf(batch), 1),
+      () => {
+        for (const id of batch.defs.keys())
+          if (this.pending.get(id)?.batch === batch) this.pending.delete(id);
+      },
       (err: unknown) => {
         this.failed = true;
         this.logger.error(
@@ -198,20 +203,18 @@ export class DiskTaskDefs implements TaskDefs {
     this.loadedUnrepaired = [...this.db.unrepaired.getKeys({})];
   }
 
-  private staging(): StagedWrites {
-    return this.layers[this.layers.length - 1]!;
+  private stage(id: string, e: StagedEntry): void {
+    this.batch.defs.set(id, e);
+    this.pending.set(id, { e, batch: this.batch });
+    this.soon();
   }
 
-  private staged(id: string): ReturnType<StagedWrites['defs']['get']> {
-    for (let i = this.layers.length - 1; i >= 0; i--) {
-      const e = this.layers[i]!.defs.get(id);
-      if (e) return e;
-    }
-    return undefined;
+  private staged(id: string): StagedEntry | undefined {
+    return this.pending.get(id)?.e;
   }
 
   private soon(): void {
-    if (this.staging().size >= FLUSH_KEYS) void this.flush();
+    if (this.batch.size >= FLUSH_KEYS) void this.flush();
     else this.timer ??= setTimeout(() => void this.flush(), FLUSH_MS);
   }
 }
