@@ -168,7 +168,7 @@ plan_acls() {
   fi
   if [[ -n "$API" ]]; then
     local a=$API
-    acl "$a" Topic LITERAL Read,Write "task definitions: rebuilt at start, written by the HTTP API" "$TASKS"
+    acl "$a" Topic LITERAL Read,Write,DescribeConfigs "task definitions: read from its store's checkpoint on (delete.retention.ms bounds its age), written by the HTTP API" "$TASKS"
     acl "$a" Topic LITERAL Read,Write "users and API tokens (taskapi run and taskapi users)" "$USERS"
     acl "$a" Topic LITERAL Read,Write "run history (read); audit and manual-fire events (written)" "$EVENTS"
     if ((API_COMMANDS)); then

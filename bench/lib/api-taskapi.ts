@@ -40,7 +40,8 @@ export async function startTaskapi(
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const args = ['--brokers', brokers.join(','), '--port', String(port), '--host', '127.0.0.1'];
-  args.push('--group', defaults.group, '--topic', defaults.topic, '--data-dir', join(logDir, 'data'));
+  // A data dir per run: each start is a rebuild from the topic, not a restart from the previous run's store.
+  args.push('--group', defaults.group, '--topic', defaults.topic, '--data-dir', join(logDir, `data-${run}`));
   process.env.TASKAPI_ADMIN_USER = ADMIN.username;
   process.env.TASKAPI_ADMIN_PASSWORD = ADMIN.initialPassword;
   const t0 = performance.now();

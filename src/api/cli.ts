@@ -148,7 +148,10 @@ program
       .default(24 * 3600_000, '24h'),
   )
   .addOption(
-    new Option('--data-dir <dir>', 'where a generated JWT signing key is kept (mode 0600)')
+    new Option(
+      '--data-dir <dir>',
+      'where taskapi keeps its store of task definitions (one folder per Kafka cluster, rebuilt from taskmanager.tasks when missing) and a generated JWT signing key',
+    )
       .env('TASKAPI_DATA_DIR')
       .default(join(homedir(), '.taskmanager')),
   )

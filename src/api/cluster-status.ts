@@ -238,7 +238,7 @@ export class ClusterStatus {
     let s = await this.schedulerView.latest();
     let row = inSnapshot(s);
     // An API task created since the snapshot: the view has it (no owner known yet).
-    const def = this.o.view.get(id)?.def;
+    const def = row ? undefined : this.o.view.get(id)?.def;
     if (!row && def?.group === group) return this.rowFromView(def, this.o.clock.now());
     // Maybe created since: a snapshot at most refreshMs old decides (asking for ids that exist nowhere must not
     // make taskapi ask every scheduler again and again).
@@ -339,13 +339,15 @@ export class ClusterStatus {
     const active = await this.groups.fresh();
     const live = schedulerGroups(active);
     const apiGroups = new Set<string>();
-    for (const t of view.all()) apiGroups.add(t.def.group);
+    for (const t of view.entries()) apiGroups.add(t.group);
     const answers = await this.askStatus(live);
     const now = this.o.clock.now();
     const { rows, seen } = reportedRows(answers, view);
     // API tasks no instance reported: their group runs nowhere now, or their owner did not answer in time.
-    for (const t of view.all())
-      if (!seen.has(`${t.def.group}/${t.def.id}`)) rows.push(this.rowFromView(t.def, now));
+    for (const t of view.entries()) {
+      const def = seen.has(`${t.group}/${t.id}`) ? undefined : view.get(t.id)?.def;
+      if (def) rows.push(this.rowFromView(def, now));
+    }
     rows.sort(byIdThenGroup);
     const schedulers = [...new Set([...live, ...apiGroups])]
       .sort()
@@ -415,7 +417,7 @@ function reportedRows(
           // Schedulers from before this field (a rolling upgrade): an API task of this group is known here.
           source:
             (e.source as EntryStatus['source'] | undefined) ??
-            (view.get(e.id)?.def.group === group ? 'api' : 'file'),
+            (view.entry(e.id)?.group === group ? 'api' : 'file'),
           group,
           spec: e.spec,
           description: inWords(e.spec),

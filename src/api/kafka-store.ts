@@ -9,6 +9,17 @@ import { OP_HEADER, VERSION_HEADER, WRITER_HEADER } from '../shared/tasks/task-l
 import type { TaskLogOutcome } from '../shared/tasks/task-log.js';
 import { ApiError } from './problem.js';
 
+/** Throws TOPIC_MISSING for the first of `topics` that does not exist (an operator creates it; not waited for). */
+export async function requireTopics(kafka: KafkaClient, topics: string[]): Promise<void> {
+  const existing = await kafka.existingTopics(topics);
+  for (const t of topics)
+    if (!existing.has(t))
+      throw new AppError(
+        'TOPIC_MISSING',
+        `topic ${t} does not exist: create it with scripts/create-topics.sh`,
+      );
+}
+
 /** A topic this instance materialises: read to its end at start, then followed. */
 export interface FollowedTopic {
   topic: string;
@@ -61,13 +72,7 @@ export class KafkaStore {
     const t0 = performance.now();
     const { kafka } = this.o;
     this.topicsFollowed = topics.map((t) => t.topic);
-    const existing = await kafka.existingTopics(this.topicsFollowed);
-    for (const t of this.topicsFollowed)
-      if (!existing.has(t))
-        throw new AppError(
-          'TOPIC_MISSING',
-          `topic ${t} does not exist: create it with scripts/create-topics.sh`,
-        );
+    await requireTopics(kafka, this.topicsFollowed);
     try {
       // 8 retries, about 2.5 s: a leader moving (a broker restart, a topic just made) is waited out instead of
       // answered 503 (schemathesis saw "not the leader for that topic-partition" with 3, about 0.1 s); a broker

@@ -43,8 +43,8 @@ export interface RetirementOptions {
   keepFinishedMs: number;
   /** A task's definition and version now, or undefined when there is none. */
   current(id: string): { def: TaskDefinition; version: string } | undefined;
-  /** Every task now (looked through once, at start). */
-  all(): Iterable<{ def: TaskDefinition }>;
+  /** The id of every task now (looked through once, at start). */
+  ids(): Iterable<string>;
   /** A task's latest run, as its events tell it. */
   latestRun(id: string): TaskRun | undefined;
   /** Deletes the task if it is still at `version` (a conditional delete under the topic's write rules). */
@@ -151,10 +151,10 @@ export class Retirement {
 
   /** Once the topics are read: lists the one-shots whose run ended, and starts retiring them when due. */
   start(): void {
-    for (const { def } of this.o.all()) {
-      if (!('runAt' in def.schedule)) continue;
-      const run = this.endedRun(def.id);
-      if (run) this.schedule(def.id, run);
+    // Only tasks whose latest run ended are read from the store (schedule() looks at their definition).
+    for (const id of this.o.ids()) {
+      const run = this.endedRun(id);
+      if (run) this.schedule(id, run);
     }
     if (this.due.size > 0)
       this.o.logger.info(`${this.due.size} finished one-shot task(s) to retire when due`);

@@ -16,12 +16,14 @@ import { derivedSecret, loadSigningKeys } from './auth/signing-keys.js';
 import type { SigningKeys } from './auth/signing-keys.js';
 import { UserStore } from './auth/user-store.js';
 import { ClusterStatus } from './cluster-status.js';
-import { KafkaStore, RepairSweeper } from './kafka-store.js';
+import { KafkaStore, RepairSweeper, requireTopics } from './kafka-store.js';
 import { apiMetrics } from './metrics.js';
 import type { UserRoutesOptions } from './routes-users.js';
 import { buildServer } from './server.js';
 import { TaskService } from './task-service.js';
 import { TaskStore } from './task-store.js';
+import { openTaskStore } from './task-store-dir.js';
+import { TASKS_TOPIC } from '../shared/tasks/definition.js';
 
 export interface ServeOptions extends KafkaCliOptions {
   port: number;
@@ -117,25 +119,45 @@ export async function ensureFirstAdmin(
 interface Views {
   tasks: TaskStore;
   users: UserStore;
+  /** Writes what the task store has staged and lets go of its folder. */
+  closeDefs(): Promise<void>;
 }
 
-/** Fresh views for every attempt: a failed one may have folded part of the topics. */
-async function startViews(store: KafkaStore, o: ServeOptions, logger: Logger): Promise<Views> {
-  const tasks = new TaskStore({
-    store,
-    logger,
-    clock: systemClock,
-    historyMs: o.history,
-    keepFinishedMs: o.keepFinished,
-  });
-  const users = new UserStore(store, systemClock, logger);
-  const ms = await store.start([...tasks.topics(), ...users.topics()]);
-  tasks.started();
-  for (const key of [...users.view.unrepaired]) void users.repair(key).catch(() => undefined);
-  logger.info(
-    `view rebuilt from taskmanager.tasks, taskmanager.events and taskmanager.users: ${tasks.view.size} task(s), ${users.view.allUsers().length} user(s) in ${Math.round(ms)} ms`,
-  );
-  return { tasks, users };
+/**
+ * Fresh views for every attempt: a failed one may have folded part of the topics (what its task store wrote is
+ * consistent with its checkpoint, so the next attempt goes on from there).
+ */
+async function startViews(
+  kafka: KafkaClient,
+  store: KafkaStore,
+  o: ServeOptions,
+  logger: Logger,
+): Promise<Views> {
+  await requireTopics(kafka, [TASKS_TOPIC]);
+  const opened = await openTaskStore(o.dataDir, await kafka.topicLayout(TASKS_TOPIC), logger, Date.now());
+  try {
+    const tasks = new TaskStore({
+      store,
+      logger,
+      clock: systemClock,
+      historyMs: o.history,
+      keepFinishedMs: o.keepFinished,
+      defs: opened.defs,
+      from: opened.from,
+    });
+    const users = new UserStore(store, systemClock, logger);
+    const ms = await store.start([...tasks.topics(), ...users.topics()]);
+    tasks.started();
+    for (const key of [...users.view.unrepaired]) void users.repair(key).catch(() => undefined);
+    logger.info(
+      `view rebuilt from taskmanager.tasks, taskmanager.events and taskmanager.users: ${tasks.view.size} task(s), ${users.view.allUsers().length} user(s) in ${Math.round(ms)} ms; ${tasks.view.recordsRead} record(s) of taskmanager.tasks read, ${opened.how}`,
+    );
+    return { tasks, users, closeDefs: () => opened.defs.close().finally(opened.release) };
+  } catch (err) {
+    await opened.defs.close().catch(() => undefined);
+    opened.release();
+    throw err;
+  }
 }
 
 /** What serve runs once the views are up, in the order it stops them. */
@@ -145,6 +167,7 @@ interface Running {
   sweeper: RepairSweeper;
   limiter: LoginLimiter;
   store: KafkaStore;
+  closeDefs(): Promise<void>;
   ops: MetricsEndpoint;
   tasks: TaskStore;
 }
@@ -168,7 +191,7 @@ async function startApp(
   logger: Logger,
   kafka: KafkaClient,
   store: KafkaStore,
-  { tasks, users }: Views,
+  { tasks, users, closeDefs }: Views,
   keys: SigningKeys,
 ): Promise<Running> {
   const sweeper = new RepairSweeper([
@@ -212,7 +235,7 @@ async function startApp(
     version: packageVersion(),
     ...(onResponse ? { onResponse } : {}),
   });
-  return { app, cluster, sweeper, limiter: auth.limiter, store, ops, tasks };
+  return { app, cluster, sweeper, limiter: auth.limiter, store, closeDefs, ops, tasks };
 }
 
 /** The HTTP server first (no new requests), then the parts it used, the store, and the metrics endpoint last. */
@@ -226,6 +249,7 @@ function installStop(r: Running, logger: Logger): void {
       r.limiter.stop();
       r.tasks.stop();
       await r.store.stop();
+      await r.closeDefs();
       await r.ops.close();
       return 0;
     },
@@ -246,7 +270,7 @@ export async function serve(o: ServeOptions, logger: Logger): Promise<void> {
     },
     logger,
   );
-  const views = await startWithRetry(logger, () => startViews(store, o, logger));
+  const views = await startWithRetry(logger, () => startViews(kafka, store, o, logger));
   await ensureFirstAdmin(views.users, firstAdmin, logger);
   const running = await startApp(o, logger, kafka, store, views, keys);
   await running.ops.start(() => {

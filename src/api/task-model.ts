@@ -37,7 +37,7 @@ export function legacyStatus(s: TaskState): LegacyStatus {
   return LEGACY[s];
 }
 
-export function stateOf(def: TaskDefinition, latest: TaskRun | undefined): TaskState {
+export function stateOf(def: Pick<TaskDefinition, 'enabled'>, latest: TaskRun | undefined): TaskState {
   if (!def.enabled) return 'PAUSED';
   if (!latest) return 'SCHEDULED';
   if (latest.state === 'RETRYING') return 'RUNNING';

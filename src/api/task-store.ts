@@ -8,7 +8,9 @@ import { GROUP_HEADER, TASKS_TOPIC } from '../shared/tasks/definition.js';
 import type { TaskDefinition } from '../shared/tasks/definition.js';
 import { ACTOR_HEADER, BASE_HEADER, OP_HEADER } from '../shared/tasks/task-log.js';
 import type { TaskLogOutcome, TaskOp } from '../shared/tasks/task-log.js';
+import type { FollowOptions } from '../shared/kafka/index.js';
 import type { FollowedTopic, KafkaStore } from './kafka-store.js';
+import type { TaskDefs } from './task-defs.js';
 import { EventRates } from './event-rates.js';
 import { ApiError } from './problem.js';
 import { DEFAULT_KEEP_FINISHED_MS, Retirement, RETIREMENT_ACTOR, retiredRunHeader } from './retirement.js';
@@ -23,6 +25,10 @@ export interface TaskStoreOptions {
   historyMs?: number;
   /** How long a one-shot task stays after its run ended (`--keep-finished`). @default 24 h */
   keepFinishedMs?: number;
+  /** Where the definitions are kept, with what the view folded before. @default in memory */
+  defs?: TaskDefs;
+  /** Where taskmanager.tasks is read from (after the store's checkpoint). @default its start */
+  from?: FollowOptions;
 }
 
 /** Of several taskapi instances, the first to retire a task usually does it within this spread of the others. */
@@ -46,17 +52,21 @@ export class TaskStore {
   readonly retirement: Retirement;
 
   constructor(private readonly o: TaskStoreOptions) {
-    this.view = new TaskView(o.logger, (r, outcome) => {
-      o.store.settle(r, outcome);
-      this.retirement.onTaskRecord(r, outcome);
-    });
+    this.view = new TaskView(
+      o.logger,
+      (r, outcome) => {
+        o.store.settle(r, outcome);
+        this.retirement.onTaskRecord(r, outcome);
+      },
+      o.defs,
+    );
     this.rates = new EventRates(o.clock);
     this.retirement = new Retirement({
       clock: o.clock,
       logger: o.logger,
       keepFinishedMs: o.keepFinishedMs ?? DEFAULT_KEEP_FINISHED_MS,
       current: (id) => this.view.get(id),
-      all: () => this.view.all(),
+      ids: () => [...this.view.entries()].map((t) => t.id),
       latestRun: (id) => this.view.latestRun(id),
       retire: async (id, version, run) => {
         await this.write(id, null, 'delete', RETIREMENT_ACTOR, version, retiredRunHeader(run));
@@ -68,7 +78,11 @@ export class TaskStore {
   /** The topics to materialise (KafkaStore.start reads them). */
   topics(): FollowedTopic[] {
     return [
-      { topic: TASKS_TOPIC, onRecord: (r) => this.view.onTaskRecord(r), from: { fromBeginning: true } },
+      {
+        topic: TASKS_TOPIC,
+        onRecord: (r) => this.view.onTaskRecord(r),
+        from: this.o.from ?? { fromBeginning: true },
+      },
       {
         topic: EVENTS_TOPIC,
         onRecord: (r) => {

@@ -1,23 +1,31 @@
+import { AppError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { InRecord } from '../shared/kafka/index.js';
 import { parseStatusEvent } from '../shared/codecs/task-event.js';
 import type { StatusEvent } from '../shared/codecs/task-event.js';
 import { readTaskRecord } from '../shared/tasks/definition.js';
 import type { TaskDefinition } from '../shared/tasks/definition.js';
-import { foldTaskRecord, nextKeyState } from '../shared/tasks/task-log.js';
+import { foldTaskRecord } from '../shared/tasks/task-log.js';
 import type { KeyState, TaskLogOutcome } from '../shared/tasks/task-log.js';
 import { RunHistory } from './run-history.js';
 import type { TaskRun } from './run-history.js';
 import { stateOf } from './task-model.js';
 import type { TaskState } from './task-model.js';
+import { MemoryTaskDefs } from './task-defs.js';
+import type { IndexFields, TaskDefs } from './task-defs.js';
 
-/** A task in the view: its definition, version, and its status kept current as events arrive (for filtering). */
+/** A task in the view: its definition (read from the store), version, and its status kept current as events arrive. */
 export interface ViewTask {
   def: TaskDefinition;
   version: string;
   state: TaskState;
-  /** `def.processor`, kept beside the state so a filtered scan reads one object per task. */
   processor: string;
+}
+
+/** What the view holds in memory of a task: what lists, filters and pages need, no definition. */
+export interface IndexedTask extends IndexFields {
+  id: string;
+  state: TaskState;
 }
 
 export interface ListQuery {
@@ -38,47 +46,67 @@ export interface ListPage {
   last?: { createdAt: string; id: string };
 }
 
-const before = (a: ViewTask, b: { createdAt: string; id: string }): boolean =>
-  a.def.createdAt < b.createdAt || (a.def.createdAt === b.createdAt && a.def.id < b.id);
+const before = (a: IndexedTask, b: { createdAt: string; id: string }): boolean =>
+  a.createdAt < b.createdAt || (a.createdAt === b.createdAt && a.id < b.id);
 
 /**
- * One `taskapi` instance's picture of the world: every task definition from `taskmanager.tasks` under the topic's
- * write rules (shared/tasks/task-log.ts), ordered by (createdAt, id) for stable pages, and every schedule's recent
- * runs folded from `taskmanager.events`. Pure: records come in through `onTaskRecord` and `onEventRecord`.
+ * One `taskapi` instance's picture of the world: every task of `taskmanager.tasks` under the topic's write rules
+ * (shared/tasks/task-log.ts), ordered by (createdAt, id) for stable pages, and every schedule's recent runs folded
+ * from `taskmanager.events`. In memory only a compact index ({@link IndexedTask}); the definitions, payloads
+ * included, are in a {@link TaskDefs} store, with the offsets folded so far. Records come in through
+ * `onTaskRecord` and `onEventRecord`.
  */
 export class TaskView {
-  private readonly keys = new Map<string, KeyState>();
-  private readonly tasks = new Map<string, ViewTask>();
+  private readonly tasks = new Map<string, IndexedTask>();
   /** Sorted by (createdAt, id) once `seal()` was called; until then built unsorted and sorted once. */
-  private ordered: ViewTask[] = [];
+  private ordered: IndexedTask[] = [];
   private sealed = false;
   readonly runs = new RunHistory();
   private readonly byState = new Map<TaskState, number>();
   private readonly byProcessor = new Map<string, number>();
+  /** Group and processor names, one string each however many tasks share them. */
+  private readonly names = new Map<string, string>();
   /** Keys whose last record was rejected: their writer must append a repair (see task-log.ts). */
   readonly unrepaired = new Set<string>();
+  /** Records of taskmanager.tasks folded by this view (those its store had at start not counted). */
+  recordsRead = 0;
 
   constructor(
     private readonly logger: Logger,
     /** Told every record's outcome (the writer of a record waits for it: read-your-writes). */
     private readonly onOutcome: (r: InRecord, outcome: TaskLogOutcome) => void = () => undefined,
-  ) {}
+    /** Where the definitions are; the index is loaded from what it holds. */
+    readonly defs: TaskDefs = new MemoryTaskDefs(),
+  ) {
+    for (const [id, fields] of defs.indexed()) this.index(id, fields);
+    for (const id of defs.unrepairedKeys()) this.unrepaired.add(id);
+  }
 
   get size(): number {
     return this.tasks.size;
   }
 
-  /** Every task, in no particular order. */
-  all(): IterableIterator<ViewTask> {
+  /** Every task's index entry, in no particular order. */
+  entries(): IterableIterator<IndexedTask> {
     return this.tasks.values();
   }
 
-  get(id: string): ViewTask | undefined {
+  /** The index entry of a task (no definition read). */
+  entry(id: string): IndexedTask | undefined {
     return this.tasks.get(id);
   }
 
+  /** The task with its definition, read from the store. */
+  get(id: string): ViewTask | undefined {
+    const t = this.tasks.get(id);
+    return t && this.withDefinition(t);
+  }
+
   keyState(id: string): KeyState | undefined {
-    return this.keys.get(id);
+    const t = this.tasks.get(id);
+    if (t) return { version: t.version, present: true };
+    const deleted = this.defs.deletedVersion(id);
+    return deleted === undefined ? undefined : { version: deleted, present: false };
   }
 
   latestRun(id: string): TaskRun | undefined {
@@ -87,23 +115,17 @@ export class TaskView {
 
   /** Sorts what was read so far; from now on every change keeps the order. */
   seal(): void {
-    this.ordered = [...this.tasks.values()].sort((a, b) => (before(a, b.def) ? -1 : 1));
+    this.ordered = [...this.tasks.values()].sort((a, b) => (before(a, b) ? -1 : 1));
     this.sealed = true;
   }
 
   onTaskRecord(r: InRecord): void {
-    const read = readTaskRecord(r, this.logger);
-    if (!read) return;
-    const { id, def } = read;
-    const prev = this.keys.get(id);
-    const outcome = foldTaskRecord(prev, r);
-    if (outcome.kind === 'rejected') this.unrepaired.add(id);
-    else this.unrepaired.delete(id);
-    const next = nextKeyState(prev, outcome);
-    if (next) this.keys.set(id, next);
-    if (outcome.kind === 'put' && def) this.put(def, outcome.version);
-    else if (outcome.kind === 'delete') this.remove(id);
-    this.onOutcome(r, outcome);
+    this.recordsRead++;
+    try {
+      this.fold(r);
+    } finally {
+      this.defs.applied(r.partition, r.offset);
+    }
   }
 
   /** Folds a status event into run history and task states; returns it (undefined for any other record). */
@@ -114,27 +136,26 @@ export class TaskView {
     const t = id === undefined ? undefined : this.tasks.get(id);
     if (!t) return e;
     this.counted(t, -1);
-    t.state = stateOf(t.def, this.runs.latest(t.def.id));
+    t.state = stateOf(t, this.runs.latest(t.id));
     this.counted(t, 1);
     return e;
   }
 
   /**
-   * One page: from the cursor on, the first `limit` matches. `total` comes from counters kept as tasks change, so a
-   * page costs what it returns, not the size of the view (only both filters at once count by scanning).
+   * One page: from the cursor on, the first `limit` matches, their definitions read from the store. `total` comes
+   * from counters kept as tasks change, so a page costs what it returns, not the size of the view (only both
+   * filters at once count by scanning the index).
    */
   list(q: ListQuery): ListPage {
-    const matches = (t: ViewTask) =>
+    const matches = (t: IndexedTask) =>
       (q.status === undefined || t.state === q.status) &&
       (q.processor === undefined || t.processor === q.processor);
     let i = 0;
     if (q.after) {
       const after = q.after;
-      i = this.lowerBound(
-        (t) => before(t, after) || (t.def.createdAt === after.createdAt && t.def.id === after.id),
-      );
+      i = this.lowerBound((t) => before(t, after) || (t.createdAt === after.createdAt && t.id === after.id));
     }
-    const items: ViewTask[] = [];
+    const items: IndexedTask[] = [];
     let skip = q.offset ?? 0;
     let more = false;
     for (; i < this.ordered.length; i++) {
@@ -149,13 +170,45 @@ export class TaskView {
     }
     const last = items.at(-1);
     return {
-      items,
+      items: items.map((t) => this.withDefinition(t)),
       total: this.count(q, matches),
-      ...(more && last ? { last: { createdAt: last.def.createdAt, id: last.def.id } } : {}),
+      ...(more && last ? { last: { createdAt: last.createdAt, id: last.id } } : {}),
     };
   }
 
-  private count(q: ListQuery, matches: (t: ViewTask) => boolean): number {
+  private fold(r: InRecord): void {
+    const read = readTaskRecord(r, this.logger);
+    if (!read) return;
+    const { id, def } = read;
+    const outcome = foldTaskRecord(this.keyState(id), r);
+    const rejected = outcome.kind === 'rejected';
+    if (rejected !== this.unrepaired.has(id)) {
+      if (rejected) this.unrepaired.add(id);
+      else this.unrepaired.delete(id);
+      this.defs.markUnrepaired(id, rejected);
+    }
+    if (outcome.kind === 'put' && def && r.value) this.put(def, outcome.version, r.value);
+    else if (outcome.kind === 'delete') this.remove(id, outcome.version);
+    this.onOutcome(r, outcome);
+  }
+
+  private withDefinition(t: IndexedTask): ViewTask {
+    const value = this.defs.definition(t.id);
+    let def: TaskDefinition | undefined;
+    try {
+      def = value && (JSON.parse(value.toString('utf8')) as TaskDefinition);
+    } catch {
+      def = undefined;
+    }
+    if (def?.id !== t.id)
+      throw new AppError(
+        'DECODE_ERROR',
+        `task store ${this.defs.where}: the definition of task ${t.id} is ${value ? 'unreadable' : 'missing'}; stop taskapi and delete the store to rebuild it from taskmanager.tasks`,
+      );
+    return { def, version: t.version, state: t.state, processor: t.processor };
+  }
+
+  private count(q: ListQuery, matches: (t: IndexedTask) => boolean): number {
     if (q.status !== undefined && q.processor !== undefined) {
       let n = 0;
       for (const t of this.ordered) if (matches(t)) n++;
@@ -167,34 +220,59 @@ export class TaskView {
   }
 
   /** Keeps the per-status and per-processor counters: `sign` +1 when a task enters, -1 when it leaves. */
-  private counted(t: ViewTask, sign: 1 | -1): void {
+  private counted(t: IndexedTask, sign: 1 | -1): void {
     this.byState.set(t.state, (this.byState.get(t.state) ?? 0) + sign);
     this.byProcessor.set(t.processor, (this.byProcessor.get(t.processor) ?? 0) + sign);
     if (this.byProcessor.get(t.processor) === 0) this.byProcessor.delete(t.processor);
   }
 
-  private put(def: TaskDefinition, version: string): void {
-    const existing = this.tasks.get(def.id);
-    const t: ViewTask = {
-      def,
+  private put(def: TaskDefinition, version: string, value: Buffer): void {
+    const fields: IndexFields = {
       version,
-      state: stateOf(def, this.runs.latest(def.id)),
+      createdAt: def.createdAt,
+      group: def.group,
       processor: def.processor,
+      enabled: def.enabled,
     };
+    this.defs.put(def.id, fields, value);
+    this.index(def.id, fields);
+  }
+
+  /** Puts a task in the index (and in the order once sealed). */
+  private index(id: string, fields: IndexFields): void {
+    const existing = this.tasks.get(id);
+    const t: IndexedTask = {
+      id,
+      version: fields.version,
+      createdAt: fields.createdAt,
+      group: this.name(fields.group),
+      processor: this.name(fields.processor),
+      enabled: fields.enabled,
+      state: 'SCHEDULED',
+    };
+    t.state = stateOf(t, this.runs.latest(id));
     if (existing) this.counted(existing, -1);
     this.counted(t, 1);
     if (existing && this.sealed) {
       const at = this.indexOf(existing);
-      if (existing.def.createdAt === def.createdAt) this.ordered[at] = t;
+      if (existing.createdAt === t.createdAt) this.ordered[at] = t;
       else {
         this.ordered.splice(at, 1);
         this.insert(t);
       }
     } else if (this.sealed) this.insert(t);
-    this.tasks.set(def.id, t);
+    this.tasks.set(id, t);
   }
 
-  private remove(id: string): void {
+  private name(s: string): string {
+    const known = this.names.get(s);
+    if (known !== undefined) return known;
+    this.names.set(s, s);
+    return s;
+  }
+
+  private remove(id: string, version: string): void {
+    this.defs.remove(id, version);
     const existing = this.tasks.get(id);
     if (!existing) return;
     this.tasks.delete(id);
@@ -204,20 +282,20 @@ export class TaskView {
     if (this.sealed) this.ordered.splice(this.indexOf(existing), 1);
   }
 
-  private insert(t: ViewTask): void {
+  private insert(t: IndexedTask): void {
     this.ordered.splice(
-      this.lowerBound((x) => before(x, t.def)),
+      this.lowerBound((x) => before(x, t)),
       0,
       t,
     );
   }
 
-  private indexOf(t: ViewTask): number {
-    return this.lowerBound((x) => before(x, t.def));
+  private indexOf(t: IndexedTask): number {
+    return this.lowerBound((x) => before(x, t));
   }
 
   /** First index whose element does not satisfy `isBefore` (which holds for a prefix of the order). */
-  private lowerBound(isBefore: (t: ViewTask) => boolean): number {
+  private lowerBound(isBefore: (t: IndexedTask) => boolean): number {
     let lo = 0;
     let hi = this.ordered.length;
     while (lo < hi) {

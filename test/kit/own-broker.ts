@@ -40,9 +40,10 @@ export class OwnBroker {
     private readonly dataDir: string,
   ) {}
 
-  static async create(dir: string): Promise<OwnBroker> {
-    const port = await freePort();
-    let controller = await freePort();
+  /** `ports`: the broker's and its controller's (a machine shared by several people gives each their own). */
+  static async create(dir: string, ports?: { port: number; controller: number }): Promise<OwnBroker> {
+    const port = ports?.port ?? (await freePort());
+    let controller = ports?.controller ?? (await freePort());
     while (controller === port) controller = await freePort();
     const dataDir = join(dir, 'broker-data');
     const env = {

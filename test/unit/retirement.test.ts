@@ -43,7 +43,7 @@ function world(keepFinishedMs = HOUR) {
     logger: silentLogger,
     keepFinishedMs,
     current: (id) => tasks.get(id),
-    all: () => tasks.values(),
+    ids: () => tasks.keys(),
     latestRun: (id) => runs.latest(id),
     retire: (id, base, run) => {
       if (tasks.get(id)?.version !== base) return Promise.reject(new Error(`task ${id} changed meanwhile`));

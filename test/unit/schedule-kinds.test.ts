@@ -6,6 +6,7 @@ import { parseRfc3339 } from '../../src/shared/rfc3339.js';
 import { compileSpec, describeSpec } from '../../src/shared/schedule/spec.js';
 import { overdueOnce } from '../../src/scheduler/misfire.js';
 import { parseDefinition, specOfTask } from '../../src/shared/tasks/definition.js';
+import { taskDefinition } from './helpers/entries.js';
 
 const T0 = Date.parse('2026-11-22T10:00:00.000Z');
 const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
@@ -115,18 +116,7 @@ describe('task definitions (taskmanager.tasks)', () => {
   const def = (over: object) =>
     Buffer.from(
       JSON.stringify({
-        v: 1,
-        id: 'a',
-        name: 'a',
-        processor: 'NoopProcessor',
-        topic: 'taskTopic',
-        schedule: { every: '5s' },
-        timeZone: 'UTC',
-        misfire: 'fire-once',
-        enabled: true,
-        group: 'taskscheduler-api',
-        createdAt: '2026-11-22T10:00:00.250Z',
-        updatedAt: '2026-11-22T10:00:00.250Z',
+        ...taskDefinition('a', '2026-11-22T10:00:00.250Z', { group: 'taskscheduler-api' }),
         ...over,
       }),
     );

@@ -23,26 +23,12 @@ import {
 } from '../../src/api/task-input.js';
 import { nextFires, nextRunOf, toApiTask } from '../../src/api/task-model.js';
 import { callApi } from '../../src/api/call-command.js';
+import { taskDefinition } from './helpers/entries.js';
 
 const T0 = Date.parse('2026-11-22T10:00:00.000Z');
 
 function def(id: string, over: Partial<TaskDefinition> = {}): TaskDefinition {
-  const at = new Date(T0).toISOString();
-  return {
-    v: 1,
-    id,
-    name: id,
-    processor: 'NoopProcessor',
-    topic: 'taskTopic',
-    schedule: { every: '5s' },
-    timeZone: 'UTC',
-    misfire: 'fire-once',
-    enabled: true,
-    group: 'g',
-    createdAt: at,
-    updatedAt: at,
-    ...over,
-  };
+  return taskDefinition(id, new Date(T0).toISOString(), over);
 }
 
 /** A tiny log: records get offsets in order (one partition), like Kafka would give them. */

@@ -1,5 +1,5 @@
 import { Kafka, Partitioners, CompressionTypes } from 'kafkajs';
-import type { Producer, Message } from 'kafkajs';
+import type { ConfigResourceTypes, Producer, Message } from 'kafkajs';
 import { hostname } from 'node:os';
 import type { Clock } from '../clock.js';
 import { AppError, errorMessage } from '../errors.js';
@@ -31,6 +31,15 @@ export interface KafkaOptions {
 }
 
 useKafkajsInternals();
+
+/** A topic as {@link KafkaClient.topicLayout} found it. */
+export interface TopicLayout {
+  clusterId: string;
+  /** partition → first offset and end offset (the next to be written). */
+  partitions: Map<number, { low: bigint; high: bigint }>;
+  /** The topic's `delete.retention.ms`, when the broker told it (DescribeConfigs may not be allowed). */
+  deleteRetentionMs?: number;
+}
 
 /** One door to Kafka: every client we use, created with our defaults. */
 export class KafkaClient {
@@ -185,6 +194,37 @@ export class KafkaClient {
     try {
       const offsets = await admin.fetchTopicOffsets(topic);
       return new Map(offsets.map((o) => [o.partition, BigInt(o.high)]));
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
+  /**
+   * What a materialised view of `topic` checks its checkpoint against: the cluster's id, each partition's first
+   * and end offsets, and the topic's `delete.retention.ms` (how long a tombstone stays readable).
+   */
+  async topicLayout(topic: string): Promise<TopicLayout> {
+    const admin = this.kafka.admin();
+    await admin.connect();
+    try {
+      const { clusterId } = await admin.describeCluster();
+      const offsets = await admin.fetchTopicOffsets(topic);
+      // Optional: a principal without DescribeConfigs on the topic gets no figure (the caller assumes a default).
+      const retention = await admin
+        .describeConfigs({
+          includeSynonyms: false,
+          // ConfigResourceTypes.TOPIC: kafkajs does not export its enums to ES modules by name.
+          resources: [{ type: 2 as ConfigResourceTypes, name: topic, configNames: ['delete.retention.ms'] }],
+        })
+        .then(
+          ({ resources }) => Number(resources[0]?.configEntries[0]?.configValue),
+          () => Number.NaN,
+        );
+      return {
+        clusterId,
+        partitions: new Map(offsets.map((o) => [o.partition, { low: BigInt(o.low), high: BigInt(o.high) }])),
+        ...(Number.isFinite(retention) && retention >= 0 ? { deleteRetentionMs: retention } : {}),
+      };
     } finally {
       await admin.disconnect();
     }

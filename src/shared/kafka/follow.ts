@@ -8,6 +8,11 @@ export interface FollowOptions {
   fromBeginning?: boolean;
   /** Start at each partition's first record written at or after this time (ms since the epoch). */
   fromTimestamp?: number;
+  /**
+   * Start each listed partition at this offset (a checkpoint: the next offset to read), others at their first
+   * offset; an offset outside a partition's first..end offsets is taken as its first one.
+   */
+  fromOffsets?: ReadonlyMap<number, string>;
 }
 
 export interface Follower {
@@ -26,7 +31,7 @@ export async function followTopic(
   newConsumer: (groupId: string) => GroupConsumer,
   topic: string,
   onRecord: (r: InRecord) => void,
-  { fromBeginning = false, fromTimestamp }: FollowOptions = {},
+  { fromBeginning = false, fromTimestamp, fromOffsets }: FollowOptions = {},
 ): Promise<Follower> {
   const admin = kafka.admin();
   await admin.connect();
@@ -38,6 +43,10 @@ export async function followTopic(
   try {
     const offsets = await admin.fetchTopicOffsets(topic);
     const start = new Map(offsets.map((p) => [p.partition, fromBeginning ? p.low : p.high]));
+    for (const p of fromOffsets ? offsets : []) {
+      const at = BigInt(fromOffsets!.get(p.partition) ?? p.low);
+      start.set(p.partition, at >= BigInt(p.low) && at <= BigInt(p.high) ? at.toString() : p.low);
+    }
     if (fromTimestamp !== undefined && !fromBeginning)
       for (const p of await admin.fetchTopicOffsetsByTimestamp(topic, fromTimestamp)) {
         // Nothing that recent gives -1, which kafkajs turns into a high watermark fetched now, later than the end

@@ -1,3 +1,4 @@
+import type { TaskDefinition } from '../../../src/shared/tasks/definition.js';
 import type { ScheduleEntry } from '../../../src/shared/config/schema.js';
 
 /** A schedule entry as the loader makes it: UTC, enabled, fire-once, the NoopProcessor, on topic `t`. */
@@ -13,5 +14,24 @@ export function cronEntry(id: string, cron: string, extra: Partial<ScheduleEntry
     processor: 'NoopProcessor',
     index: 0,
     ...extra,
+  };
+}
+
+/** A valid task definition of `taskmanager.tasks` (every 5 s, group g, NoopProcessor), created at `at`. */
+export function taskDefinition(id: string, at: string, over: Partial<TaskDefinition> = {}): TaskDefinition {
+  return {
+    v: 1,
+    id,
+    name: id,
+    processor: 'NoopProcessor',
+    topic: 'taskTopic',
+    schedule: { every: '5s' },
+    timeZone: 'UTC',
+    misfire: 'fire-once',
+    enabled: true,
+    group: 'g',
+    createdAt: at,
+    updatedAt: at,
+    ...over,
   };
 }

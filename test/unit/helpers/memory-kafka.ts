@@ -1,7 +1,13 @@
 import type { Clock } from '../../../src/shared/clock.js';
 import { systemClock } from '../../../src/shared/clock.js';
 import { partitionForKey } from '../../../src/shared/kafka/index.js';
-import type { InRecord, KafkaClient, OutRecord } from '../../../src/shared/kafka/index.js';
+import type {
+  FollowOptions,
+  InRecord,
+  KafkaClient,
+  OutRecord,
+  TopicLayout,
+} from '../../../src/shared/kafka/index.js';
 import { MemoryGroupMember } from './memory-group-member.js';
 
 type ActiveGroups = Awaited<ReturnType<KafkaClient['activeGroups']>>;
@@ -82,6 +88,16 @@ export class MemoryKafka {
     return Promise.resolve([...this.log(topic)]);
   }
 
+  /** The cluster id topicLayout reports: another one is another cluster. */
+  clusterId = 'memory-cluster';
+
+  topicLayout(topic: string): Promise<TopicLayout> {
+    const partitions = new Map<number, { low: bigint; high: bigint }>();
+    for (let p = 0; p < this.partitionsOf(topic); p++)
+      partitions.set(p, { low: 0n, high: BigInt(this.records(topic, p).length) });
+    return Promise.resolve({ clusterId: this.clusterId, partitions, deleteRetentionMs: 24 * 3600_000 });
+  }
+
   endOffsets(topic: string): Promise<Map<number, bigint>> {
     const ends = new Map<number, bigint>();
     for (let p = 0; p < this.partitionsOf(topic); p++) ends.set(p, BigInt(this.records(topic, p).length));
@@ -158,11 +174,20 @@ export class MemoryKafka {
   follow(
     topic: string,
     onRecord: (r: InRecord) => void,
+    options: FollowOptions = {},
   ): Promise<{ caughtUp: Promise<void>; stop(): Promise<void> }> {
     this.followed.push(topic);
-    for (const r of this.log(topic)) onRecord(r);
+    const from = (p: number) => BigInt(options.fromOffsets?.get(p) ?? '0');
+    for (const r of this.log(topic)) if (BigInt(r.offset) >= from(r.partition)) onRecord(r);
     this.followers.set(topic, [...(this.followers.get(topic) ?? []), onRecord]);
-    return Promise.resolve({ caughtUp: Promise.resolve(), stop: () => Promise.resolve() });
+    const stop = () => {
+      this.followers.set(
+        topic,
+        (this.followers.get(topic) ?? []).filter((f) => f !== onRecord),
+      );
+      return Promise.resolve();
+    };
+    return Promise.resolve({ caughtUp: Promise.resolve(), stop });
   }
 
   private partitionsOf(topic: string): number {
