@@ -40,6 +40,11 @@ export interface PartitionOwnerOptions {
    * committed: what a transaction in doubt committed after all is not published again.
    */
   readCommitted(): Promise<(entryId: string) => number | undefined>;
+  /**
+   * How many times this instance joined its group (each rebalance is a join). Unchanged since a transaction failed,
+   * and fencing again allowed (`mayRefence`), no other instance can have owned the partition meanwhile.
+   */
+  groupJoins(): number;
 }
 
 /** A fire, or a state record written on its own (pause, resume), in the order they were queued. */
@@ -70,6 +75,8 @@ export class PartitionOwner {
   private inDoubtItems = 0;
   /** Set once this producer fenced again: the queue is checked against the committed state before it goes on. */
   private recheck = false;
+  /** The group's join count when the transaction in doubt failed. */
+  private joinsAtDoubt = 0;
   /** Queued items that are committed already (by a transaction in doubt, or by another owner): not sent again. */
   private readonly committedElsewhere = new WeakSet<Item>();
   state: OwnerState = 'starting';
@@ -189,6 +196,7 @@ export class PartitionOwner {
         // Which items the transaction in doubt carried: the state tells whether they committed (dropCommitted).
         if (err instanceof TransactionInDoubtError)
           this.inDoubtItems = err.mayHaveCommitted ? batch.length : 0;
+        if (err instanceof TransactionInDoubtError) this.joinsAtDoubt = this.o.groupJoins();
         if (isFencedError(err)) {
           this.state = 'fenced';
           this.o.logger.warn(
@@ -229,7 +237,10 @@ export class PartitionOwner {
     if (!this.o.mayRefence())
       throw new Error('not a member in good standing of the scheduler group: waiting before fencing again');
     await this.producer.reset();
-    this.recheck = true;
+    // The state says what to leave out: the transaction in doubt if it committed after all, and fires another owner
+    // published meanwhile. When it was not committed and no rebalance came since (mayRefence held), neither can be,
+    // and reading the state (a second or more during a broker failover) would only delay what is queued.
+    this.recheck = this.inDoubtItems > 0 || this.o.groupJoins() !== this.joinsAtDoubt;
   }
 
   /**

@@ -361,6 +361,7 @@ export class StatePartitions {
         this.o.onAcked?.(fires, at);
       },
       mayRefence: (): boolean => this.mayFenceAgain(partition, owner),
+      groupJoins: () => this.o.consumer.health().joins,
       readCommitted: async () => {
         if ((await this.readStateToEnd(partition)) === undefined)
           throw new Error(`state partition ${partition} was reassigned while its state was read`);

@@ -151,7 +151,11 @@ describe('a transactional send whose answer lacks a partition (kafkajs dropped i
 describe('a partition owner whose transaction ended in doubt', () => {
   const entry = cronEntry('e1', '* * * * * *', { topic: 'tasks' });
   const t0 = Date.parse('2026-12-06T10:00:00Z');
-  const ownerOf = (c: Coordinator, mayRefence = () => true, o: { clock?: Clock; logger?: Logger } = {}) =>
+  const ownerOf = (
+    c: Coordinator,
+    mayRefence = () => true,
+    o: { clock?: Clock; logger?: Logger; groupJoins?: () => number; reads?: { count: number } } = {},
+  ) =>
     new PartitionOwner({
       kafka: { producer: () => producerOf(c) } as unknown as KafkaClient,
       group: 'g',
@@ -161,7 +165,9 @@ describe('a partition owner whose transaction ended in doubt', () => {
       scheduler: { host: 'h', pid: 1, group: 'g' },
       onFenced: () => undefined,
       mayRefence,
+      groupJoins: o.groupJoins ?? (() => 1),
       readCommitted: async () => {
+        if (o.reads) o.reads.count++;
         const last = new Map<string, number>();
         for (const m of c.committed.filter((x) => x.topic === SCHEDULER_STATE_TOPIC)) {
           const s = parseState(Buffer.from(text(m.value)));
@@ -222,12 +228,29 @@ describe('a partition owner whose transaction ended in doubt', () => {
     expect(failures.map((l) => /attempt=(\d+)/.exec(l)?.[1])).toEqual(['1', '2', '3', '20', '40']);
   });
 
+  it('should not read the state again after a send that was not committed, with no rebalance since', async () => {
+    const c = new Coordinator();
+    const reads = { count: 0 };
+    const owner = ownerOf(c, () => true, { reads });
+    await owner.fence();
+    owner.activate();
+    c.refuseSends = 1;
+    await owner.publish([{ entry, scheduledFor: t0 }]);
+    c.failNextCommit = 'after';
+    await owner.publish([{ entry, scheduledFor: t0 + 1000 }]);
+    await owner.stop({ deadlineMs: 1000 });
+    expect(committedTaskIds(c)).toEqual(['e1@2026-12-06T10:00:00.000Z', 'e1@2026-12-06T10:00:01.000Z']);
+    // Only the commit in doubt needed the state (did it commit after all?); the refused send did not.
+    expect(reads.count).toBe(1);
+  });
+
   it('should not publish again what another owner published while this instance was out of its group', async () => {
     // The cluster test's zombie: a broker kill cost this instance its group membership with fires queued; another
     // instance owned the partition meanwhile and published them, then a rebalance gave the partition back here.
     const c = new Coordinator();
     let inGroup = false;
-    const zombie = ownerOf(c, () => inGroup);
+    // Back in its group through a join: its join count moved on.
+    const zombie = ownerOf(c, () => inGroup, { groupJoins: () => (inGroup ? 2 : 1) });
     await zombie.fence();
     zombie.activate();
     c.dropNextSend = true;
