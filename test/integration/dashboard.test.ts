@@ -138,6 +138,9 @@ describe('the dashboard at /ui in headless Chromium', () => {
     const page = await login(api, TEST_ADMIN.username, TEST_ADMIN.password);
     // The overview: the file's schedule and the API's task in one table, each with the instance firing it.
     const row = (rowId: string) => `#tasks tr[data-id="${rowId}"]`;
+    // The shared broker holds the schedules of every test file (over a page of them by the time this one runs):
+    // this test's are found by searching.
+    await page.fill('#search', run);
     await page.waitForSelector(`${row(fileEntry)}[data-source="file"] td.owner:not(:text("no instance"))`, {
       timeout: 30_000,
     });
@@ -150,8 +153,6 @@ describe('the dashboard at /ui in headless Chromium', () => {
     await page.fill('#search', run);
     await expect.poll(() => rows(page, '#tasks tbody tr'), POLL).toBe(3);
     await page.screenshot({ path: join(SHOTS, 'dashboard-tasks.png') });
-    await page.fill('#search', '');
-    await page.waitForSelector(row(id));
 
     // The file schedule's page: its runs appear live; pause and resume go through its owner.
     await page.click(row(fileEntry));
@@ -222,9 +223,14 @@ describe('the dashboard at /ui in headless Chromium', () => {
     await page.waitForSelector(
       `#consumers section.consumer-group[data-group="${consumerGroup}"] table.lag tbody tr`,
     );
-    expect(
-      await page.locator(`section.consumer-group[data-group="${consumerGroup}"] table.lag tbody tr`).count(),
-    ).toBe(12);
+    // The page redraws as it polls: count once a redraw holds all 12.
+    await expect
+      .poll(
+        () =>
+          page.locator(`section.consumer-group[data-group="${consumerGroup}"] table.lag tbody tr`).count(),
+        POLL,
+      )
+      .toBe(12);
     // The charts draw the per-second counts of the last 5 minutes: tasks fired and finished during this test.
     const { rates } = (
       await api.call<{ rates: { fired: number[]; finished: number[] } }>('GET', '/api/v1/cluster')
@@ -264,6 +270,7 @@ describe('the dashboard at /ui in headless Chromium', () => {
       role: 'viewer',
     });
     const vpage = await login(api, viewer, 'viewer-password');
+    await vpage.fill('#search', run);
     await vpage.waitForSelector(`#tasks tr[data-id="${id}"]`);
     await vpage.goto(`${api.url}/ui#/task/${id}`);
     await vpage.waitForSelector('#runs');
