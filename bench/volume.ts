@@ -99,14 +99,14 @@ function parseParams(values: Record<string, string | boolean | undefined>): Para
   if (clients.some((c) => !Number.isInteger(c) || c < 1))
     throw new Error(`--clients must be positive integers separated by commas (got ${values['clients']})`);
   return {
-    n: int('n', smoke ? 400 : 100_000),
+    n: int('n', smoke ? 200 : 100_000),
     clients,
     dueRate: int('due-rate', smoke ? 50 : 1000),
-    dueSeconds: int('due-seconds', smoke ? 2 : 10),
+    dueSeconds: int('due-seconds', smoke ? 1 : 10),
     retire: int('retire', smoke ? 20 : 2000),
     ...(values['broker-port'] === undefined ? {} : { brokerPort: int('broker-port', 0) }),
     smoke,
-    heapMs: smoke ? 1000 : 6000,
+    heapMs: smoke ? 500 : 6000,
   };
 }
 
@@ -152,7 +152,7 @@ async function measureCreates(
   // The scheduler's CPU doing nothing (heartbeats, fetches), per second, to tell the creates' part.
   const idle0 = cpu(sched.child.pid ?? -1);
   const idleWall = performance.now();
-  await sleep(p.smoke ? 1000 : 5000);
+  await sleep(p.smoke ? 500 : 5000);
   const idleCpuPerS = ((cpu(sched.child.pid ?? -1) - idle0) / (performance.now() - idleWall)) * 1000;
   const rows: CreateRow[] = [];
   const fromMs = Date.now();
@@ -224,15 +224,16 @@ async function measureRetirement(
   sched: Scheduler,
 ): Promise<{ retired: number; ms: number; before: Memory; after: Memory }> {
   const viewBefore = await viewSize(api);
-  // Due within the minute: from 5 s on, spread over 20 s (smoke: 2 s).
-  const dueFrom = Date.now() + 5000;
-  const spreadMs = p.smoke ? 2000 : 20_000;
+  // Due within the minute: after their creation (at 100/s or more) and the memory figures with them all held,
+  // spread over 20 s (smoke: 1 s, kept 1 s).
+  const dueFrom = Date.now() + (p.smoke ? 1000 : 5000) + p.retire * 10 + p.heapMs;
+  const spreadMs = p.smoke ? 1000 : 20_000;
   const body = (i: number): TaskInput & { id: string } => ({
     id: `retire-${pad(i)}`,
     processor: 'NoopProcessor',
     payload: PAYLOAD,
     schedule: { runAt: new Date(dueFrom + ((i * 7919) % spreadMs)).toISOString() },
-    keepFinished: '5s',
+    keepFinished: p.smoke ? '1s' : '5s',
   });
   const t0 = performance.now();
   const created = await concurrentPosts(api.base, '/api/v1/tasks', body, {
@@ -280,7 +281,7 @@ async function measureFireLag(
   ).start();
   try {
     // Time for the scheduler to read and arm them all before the first is due.
-    const firstDue = Date.now() + (p.smoke ? 5000 : 15_000) + count;
+    const firstDue = Date.now() + (p.smoke ? 2000 : 15_000) + count;
     const record = (i: number): Message => {
       const at = firstDue + Math.floor((i * 1000) / p.dueRate);
       const def = definitionFromInput(
@@ -364,12 +365,16 @@ async function run(p: Params, logDir: string, started: Started, announce: (broke
   );
   started.broker = broker;
   announce(broker.brokers);
+  const t0 = performance.now();
+  const step = (what: string): void =>
+    console.error(`${((performance.now() - t0) / 1000).toFixed(1)} s: ${what}`);
   await broker.start();
   await broker.createSharedTopics();
   const brokers = broker.brokers;
   const kafka = rawKafka(brokers, 'bench-volume');
   await whenReadable(kafka, [TASKS_TOPIC, EVENTS_TOPIC, DEFAULTS.topic]);
   await createCompactedTopic(kafka, RAW_TOPIC, TASKS_TOPIC);
+  step('broker started, topics made');
   const sched = await startScheduler(join(ROOT, 'dist/src/scheduler/cli.js'), DEFAULTS.group, brokers);
   const consumer: Cli = startCli(
     'taskconsumer',
@@ -381,11 +386,15 @@ async function run(p: Params, logDir: string, started: Started, announce: (broke
   writeFileSync(cannedFile, JSON.stringify({ task: {}, page: { items: [], total: 0 } }));
   const bare = await startBare(SELF, cannedFile, ['--brokers', brokers.join(',')]);
   started.bare = bare;
+  step('scheduler, consumer, taskapi and the baseline server up');
   const empty = await memory('empty (nothing created)', p, api, sched);
   const creates = await measureCreates(p, api, bare, sched);
+  step('created');
   const atN = await memory(`N = ${p.n} created`, p, api, sched);
   const retirement = await measureRetirement(p, api, sched);
+  step('retirement batch retired');
   const lag = await measureFireLag(p, brokers);
+  step('fire lag measured');
   const restarts = await measureRestarts(brokers, logDir, api);
   consumer.signal('SIGTERM');
   await exitWithin(consumer, 15_000);

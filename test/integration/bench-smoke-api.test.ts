@@ -58,22 +58,22 @@ describe('bench/volume.js --smoke', () => {
     expect(code, out).toBe(0);
     const creates = (label: string, clients: number): RegExp =>
       new RegExp(
-        `^\\| ${label}\\s+\\|\\s+${clients} \\|\\s+200 \\|\\s+[1-9]\\d* \\|(\\s+[\\d.]+ \\|){3}\\s+0 \\|`,
+        `^\\| ${label}\\s+\\|\\s+${clients} \\|\\s+100 \\|\\s+[1-9]\\d* \\|(\\s+[\\d.]+ \\|){3}\\s+0 \\|`,
         'm',
       );
     for (const clients of [5, 20]) {
       expect(out).toMatch(creates('bare fastify \\+ raw kafkajs producer \\(baseline\\)', clients));
       expect(out).toMatch(creates('taskapi POST /api/v1/tasks', clients));
     }
-    // Held by the scheduler and in taskapi's view: the 400 created, then the 20 to retire, then the 400 again.
-    expect(out).toMatch(/^\| N = 400 created\s+\|(\s+\d+ \|){3}\s+400 \|\s+400 \|/m);
-    expect(out).toMatch(/^\| N \+ 20 due within the minute\s+\|(\s+\d+ \|){3}\s+420 \|\s+420 \|/m);
-    expect(out).toMatch(/^\| after that batch retired\s+\|(\s+\d+ \|){3}\s+400 \|\s+400 \|/m);
+    // Held by the scheduler and in taskapi's view: the 200 created, then the 20 to retire, then the 200 again.
+    expect(out).toMatch(/^\| N = 200 created\s+\|(\s+\d+ \|){3}\s+200 \|\s+200 \|/m);
+    expect(out).toMatch(/^\| N \+ 20 due within the minute\s+\|(\s+\d+ \|){3}\s+220 \|\s+220 \|/m);
+    expect(out).toMatch(/^\| after that batch retired\s+\|(\s+\d+ \|){3}\s+200 \|\s+200 \|/m);
     expect(out).toMatch(/20 of 20 one-shots answered 404 \(retired\)/);
-    expect(out).toMatch(/^\| checkpointed \(its store kept\)\s+\|\s+\d+ \|\s+\d+ \|\s+500 \|/m);
-    expect(out).toMatch(/^\| cold \(data dir deleted\)\s+\|\s+\d+ \|\s+\d+ \|\s+500 \|/m);
+    expect(out).toMatch(/^\| checkpointed \(its store kept\)\s+\|\s+\d+ \|\s+\d+ \|\s+250 \|/m);
+    expect(out).toMatch(/^\| cold \(data dir deleted\)\s+\|\s+\d+ \|\s+\d+ \|\s+250 \|/m);
     expect(out).toMatch(
-      /fire lag: 100 one-shots, 50 due\/s .*: fired 100, missed 0, twice 0; lag p50 -?\d+ ms/,
+      /fire lag: 50 one-shots, 50 due\/s .*: fired 50, missed 0, twice 0; lag p50 -?\d+ ms/,
     );
     expect(out).toMatch(/CPU per create over the create phase: scheduler [\d.]+ ms/);
   }, 60_000);
