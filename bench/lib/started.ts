@@ -24,6 +24,9 @@ export function cleanUp(started: Started, logDir: string): Promise<void> {
     await killAll();
     await started.bare?.stop();
     await started.broker?.dispose(logDir);
+    // On a signal the run goes on meanwhile and may have started another program (a taskapi restart): that too.
+    killSchedulers();
+    await killAll();
   })();
   return cleaning;
 }
