@@ -17,8 +17,6 @@
  *   npm run bench:api-shard -- [--n 100000] [--trickle 2000] [--rate 200] [--cli dist/src/scheduler/cli.js] [--smoke]
  *   --cli: the scheduler to measure, e.g. one built from an older commit (it then has no gaining figures).
  */
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -26,6 +24,7 @@ import { Partitioners } from 'kafkajs';
 import type { Message } from 'kafkajs';
 import { definitionRecord } from '../src/shared/tasks/definition.js';
 import { OP_HEADER } from '../src/shared/tasks/task-log.js';
+import { killSchedulers, restingHeap, startScheduler, stopScheduler } from './lib/bench-scheduler.js';
 import { processCpuMs } from './lib/child-cpu.js';
 import { produceAll, rawKafka } from './lib/kafka-bench.js';
 import { benchBrokers, describeMachine, machineFacts, writeResults } from './lib/report.js';
@@ -33,74 +32,14 @@ import { taskDefinition } from '../test/kit/definitions.js';
 import { ROOT } from '../test/kit/processes.js';
 import { sleep, waitFor } from '../test/kit/wait.js';
 
-interface Scheduler {
-  child: ChildProcess;
-  output: () => string;
-  metrics: () => Promise<Map<string, number>>;
-}
-
-/** The schedulers started, killed when the benchmark is. */
-const children = new Set<ChildProcess>();
+// Killed, the benchmark kills the schedulers it started.
 process.once('SIGTERM', () => {
-  for (const c of children) c.kill('SIGKILL');
+  killSchedulers();
   process.exit(143);
 });
 
-/** A taskscheduler with its metrics on a port of its own. */
-async function startScheduler(cli: string, group: string): Promise<Scheduler> {
-  const child = spawn(
-    process.execPath,
-    [cli, '-b', benchBrokers().join(','), '-s', 'none', '--group', group, '--metrics-port', '0'],
-    {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, KAFKAJS_NO_PARTITIONER_WARNING: '1' },
-    },
-  );
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  let out = '';
-  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-  const re = /metrics and health on http:\/\/[^:\s]+:(\d+)\//;
-  await waitFor(() => re.test(out), { timeoutMs: 30_000, what: () => `scheduler metrics port\n${out}` });
-  const base = `http://127.0.0.1:${re.exec(out)?.[1] ?? '?'}`;
-  const metrics = async (): Promise<Map<string, number>> => {
-    const text = await (await fetch(`${base}/metrics`)).text();
-    const m = new Map<string, number>();
-    for (const line of text.split('\n')) {
-      if (line === '' || line.startsWith('#')) continue;
-      const at = line.lastIndexOf(' ');
-      const key = line.slice(0, at);
-      const name = key.includes('{') ? key.slice(0, key.indexOf('{')) : key;
-      if (name === 'taskmanager_scheduler_schedules' && !key.includes('state="armed"')) continue;
-      m.set(name, (m.get(name) ?? 0) + Number(line.slice(at + 1)));
-    }
-    return m;
-  };
-  await waitFor(async () => (await metrics()).get('taskmanager_scheduler_ready') === 1, {
-    timeoutMs: 60_000,
-    what: () => `scheduler ready\n${out}`,
-  });
-  return { child, output: () => out, metrics };
-}
-
-/** The lowest heap over `ms`: close to the heap after a GC. */
-async function restingHeap(s: Scheduler, ms = 6000): Promise<number> {
-  let low = Infinity;
-  for (const until = Date.now() + ms; Date.now() < until; await sleep(200))
-    low = Math.min(low, (await s.metrics()).get('nodejs_heap_size_used_bytes') ?? Infinity);
-  return low;
-}
-
 const readLines = (out: string): string[] =>
   out.split('\n').filter((l) => / task\(s\) from taskmanager\.tasks .*read \d+ keys in \d+ ms/.test(l));
-
-async function stop(s: Scheduler): Promise<void> {
-  const exited = new Promise((r) => s.child.once('exit', r));
-  s.child.kill('SIGTERM');
-  await exited;
-}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -122,7 +61,10 @@ async function main(): Promise<void> {
   console.log(
     `${describeMachine(machineFacts(benchBrokers()))}\nscheduler ${cli}, group ${group}, ${n} one-shots`,
   );
-  const [a, other] = await Promise.all([startScheduler(cli, group), startScheduler(cli, `${group}-other`)]);
+  const [a, other] = await Promise.all([
+    startScheduler(cli, group, benchBrokers()),
+    startScheduler(cli, `${group}-other`, benchBrokers()),
+  ]);
   const [heapBefore, otherBefore] = await Promise.all([restingHeap(a, heapMs), restingHeap(other, heapMs)]);
   const cpuBefore = processCpuMs(a.child.pid ?? -1) ?? NaN;
   const dueAt = new Date(Date.now() + 24 * 3600_000).toISOString();
@@ -153,7 +95,7 @@ async function main(): Promise<void> {
   const [heapAfter, otherAfter] = await Promise.all([restingHeap(a, heapMs), restingHeap(other, heapMs)]);
   const heapPerDefinition = (heapAfter - heapBefore) / n;
   const heapPerOtherRecord = (otherAfter - otherBefore) / n;
-  await stop(other);
+  await stopScheduler(other);
   const held = (await a.metrics()).get('taskmanager_scheduler_api_definitions');
   console.log(
     `written in ${writtenMs} ms, all armed ${appliedMs} ms after the first write; CPU per create ` +
@@ -194,7 +136,7 @@ async function main(): Promise<void> {
   );
   let gaining: Record<string, unknown> | undefined;
   if (held !== undefined) {
-    const b = await startScheduler(cli, group);
+    const b = await startScheduler(cli, group, benchBrokers());
     await waitFor(
       async () => {
         const [ma, mb] = await Promise.all([a.metrics(), b.metrics()]);
@@ -217,7 +159,7 @@ async function main(): Promise<void> {
       b: (await b.metrics()).get('taskmanager_scheduler_api_definitions'),
       bRead: readLines(b.output()).at(-1),
     };
-    await stop(b);
+    await stopScheduler(b);
     const regainFrom = Date.now();
     await waitFor(
       async () => (await a.metrics()).get('taskmanager_scheduler_api_definitions') === n + trickle,
@@ -234,7 +176,7 @@ async function main(): Promise<void> {
         `${gaining['aRead'] as string}`,
     );
   }
-  await stop(a);
+  await stopScheduler(a);
   writeResults('api-tasks-shard', {
     params: { n, trickle, rate, cli, smoke: values.smoke },
     machine: machineFacts(benchBrokers()),

@@ -46,6 +46,8 @@ import {
 import { printFigures, targetLines } from './lib/api-report.js';
 import type { ApiFigures, LatencyRow, LoadRow, RebuildRun } from './lib/api-report.js';
 import { startTaskapi } from './lib/api-taskapi.js';
+import { cleanUp, cleanUpOnSignal } from './lib/started.js';
+import type { Started } from './lib/started.js';
 import type { Taskapi } from './lib/api-taskapi.js';
 import { processCpuMs } from './lib/child-cpu.js';
 import { rawKafka } from './lib/kafka-bench.js';
@@ -53,12 +55,12 @@ import {
   cpuPercent,
   describeMachine,
   machineFacts,
+  positiveInts,
   printTable,
   summarize,
   writeResults,
 } from './lib/report.js';
 import { whenReadable } from '../test/kit/kafka.js';
-import { killAll } from '../test/kit/processes.js';
 import { OwnBroker } from '../test/kit/own-broker.js';
 
 const SELF = fileURLToPath(import.meta.url);
@@ -81,12 +83,7 @@ interface Params {
 
 function parseParams(values: Record<string, string | boolean | undefined>): Params {
   const smoke = values['smoke'] === true;
-  const int = (name: string, dflt: number): number => {
-    const v = values[name];
-    const x = Number(v ?? dflt);
-    if (!Number.isInteger(x) || x < 1) throw new Error(`--${name} must be a positive integer (got ${v})`);
-    return x;
-  };
+  const int = positiveInts(values);
   return {
     n: int('n', smoke ? 2000 : 100_000),
     creates: int('creates', smoke ? 100 : 2000),
@@ -142,12 +139,6 @@ async function measureCreates(
     { label: 'taskapi POST /api/v1/tasks', ms: ours },
   ];
   return { create: { valueBytes, rows }, ids };
-}
-
-/** Everything this run started, for the clean-up whatever happens. */
-interface Started {
-  broker?: OwnBroker;
-  bare?: BareServer;
 }
 
 interface Page {
@@ -283,18 +274,6 @@ async function run(
   return { brokers, seeded: p.n, create, list, rebuild, load: loadRows };
 }
 
-let cleaning: Promise<void> | undefined;
-
-/** Kills what this run started and stops its broker; a second call (signal and failing run) shares the first. */
-function cleanUp(started: Started, logDir: string): Promise<void> {
-  cleaning ??= (async () => {
-    await killAll();
-    await started.bare?.stop();
-    await started.broker?.dispose(logDir);
-  })();
-  return cleaning;
-}
-
 const { values } = parseArgs({
   options: {
     child: { type: 'string' },
@@ -321,9 +300,7 @@ async function main(): Promise<void> {
   const load1 = (): string => loadavg()[0]?.toFixed(2) ?? '?';
   const loadBefore = load1();
   const started: Started = {};
-  // Ctrl+C: nothing of ours may stay behind (taskapi and the floor by their pids, our broker by its data dir).
-  for (const sig of ['SIGINT', 'SIGTERM'] as const)
-    process.once(sig, () => void cleanUp(started, logDir).finally(() => process.exit(130)));
+  cleanUpOnSignal(started, logDir);
   const announce = (brokers: string[]): void =>
     console.log(
       `api: ${p.n} seeded tasks, ${p.creates} creates, ${p.requests} requests per list row, ` +

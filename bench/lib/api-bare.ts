@@ -7,8 +7,13 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import Fastify from 'fastify';
+import { Partitioners } from 'kafkajs';
 import { ID_PARAMS, json, LIST_QUERY, paramsAjv, TASK_LIST_SCHEMA } from '../../src/api/route-schemas.js';
+import { definitionFromInput, TASK_INPUT_SCHEMA } from '../../src/api/task-input.js';
+import type { TaskInput } from '../../src/api/task-input.js';
 import { TASK_SCHEMA } from '../../src/api/task-model.js';
+import { encodeJson } from '../../src/shared/messages.js';
+import { rawKafka } from './kafka-bench.js';
 
 /** What the bare server answers: one task for any id, one page for any list query. */
 export interface Canned {
@@ -16,10 +21,37 @@ export interface Canned {
   page: unknown;
 }
 
+/**
+ * The create floor's Kafka side: POST /api/v1/tasks validates the body with taskapi's schema, makes the definition
+ * as taskapi does and sends it with a raw idempotent kafkajs producer (acks=-1) to `topic`, then answers 201.
+ */
+export interface BareCreate {
+  brokers: string[];
+  topic: string;
+  defaults: { topic: string; group: string; timeZone: string };
+}
+
 /** Serves `canned` on 127.0.0.1:`port` (0: any) until the process ends; resolves with the port. */
-export async function serveBare(canned: Canned, port: number): Promise<number> {
+export async function serveBare(canned: Canned, port: number, create?: BareCreate): Promise<number> {
   const app = Fastify({ logger: false, routerOptions: { ignoreTrailingSlash: true } });
   app.setValidatorCompiler(({ schema }) => paramsAjv.compile(schema));
+  if (create) {
+    const producer = rawKafka(create.brokers, 'bench-bare-create').producer({
+      createPartitioner: Partitioners.DefaultPartitioner,
+      idempotent: true,
+      maxInFlightRequests: 5,
+    });
+    await producer.connect();
+    app.post('/api/v1/tasks', { schema: { body: TASK_INPUT_SCHEMA } }, async (req, reply) => {
+      const def = definitionFromInput(req.body as TaskInput, create.defaults, Date.now());
+      await producer.send({
+        topic: create.topic,
+        acks: -1,
+        messages: [{ key: def.id, value: encodeJson(def) }],
+      });
+      return reply.code(201).send(def);
+    });
+  }
   app.get(
     '/api/v1/tasks',
     { schema: { querystring: LIST_QUERY, response: { 200: json(TASK_LIST_SCHEMA, 'One page') } } },
@@ -43,13 +75,15 @@ export interface BareServer {
 }
 
 /**
- * Starts `node <self> --child bare --canned <file>` (the benchmark's own file runs {@link serveBare} in that mode)
- * and resolves once it printed its port.
+ * Starts `node <self> --child bare --canned <file> [...args]` (the benchmark's own file runs {@link serveBare} in
+ * that mode) and resolves once it printed its port.
  */
-export function startBare(self: string, cannedFile: string): Promise<BareServer> {
-  const child: ChildProcess = spawn(process.execPath, [self, '--child', 'bare', '--canned', cannedFile], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+export function startBare(self: string, cannedFile: string, args: string[] = []): Promise<BareServer> {
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [self, '--child', 'bare', '--canned', cannedFile, ...args],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   const exited = new Promise<void>((r) => child.on('exit', () => r()));
   const stop = async (): Promise<void> => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');

@@ -4,6 +4,7 @@
  * the client's cost is the same on both sides.
  */
 import autocannon from 'autocannon';
+import { Pool } from 'undici';
 import { sleep } from '../../test/kit/wait.js';
 
 /** Polls `GET <base>/api/readyz` until it answers 200; resolves with `performance.now()` at that answer. */
@@ -100,4 +101,56 @@ export async function load(
     errors: r.errors,
     durationS: r.duration,
   };
+}
+
+export interface PostLoad {
+  /** Answers with the expected status per second over the run. */
+  okPerS: number;
+  /** Each request's latency, ms (call to body read). */
+  ms: number[];
+  /** Answers with another status, and the first of them. */
+  failed: number;
+  firstFailure?: string;
+  wallMs: number;
+}
+
+/**
+ * POSTs `body(i)` as JSON to `<base><path>` for i in [from, from + n), `clients` requests in flight at once over an
+ * undici Pool of as many keep-alive connections (each client sends its next request when its answer came).
+ */
+export async function concurrentPosts(
+  base: string,
+  path: string,
+  body: (i: number) => unknown,
+  { from, n, clients, expect = 201 }: { from: number; n: number; clients: number; expect?: number },
+): Promise<PostLoad> {
+  const pool = new Pool(base, { connections: clients, pipelining: 1 });
+  const ms: number[] = [];
+  let failed = 0;
+  let firstFailure: string | undefined;
+  let next = from;
+  const t0 = performance.now();
+  const client = async (): Promise<void> => {
+    while (next < from + n) {
+      const i = next++;
+      const s = performance.now();
+      const res = await pool.request({
+        path,
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...authorization },
+        body: JSON.stringify(body(i)),
+      });
+      const text = await res.body.text();
+      ms.push(performance.now() - s);
+      if (res.statusCode !== expect && failed++ === 0)
+        firstFailure = `${res.statusCode} ${text.slice(0, 300)}`;
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: clients }, client));
+  } finally {
+    await pool.close();
+  }
+  const wallMs = performance.now() - t0;
+  return { okPerS: ((n - failed) / wallMs) * 1000, ms, failed, firstFailure, wallMs };
 }

@@ -30,18 +30,22 @@ export interface Taskapi {
   stop(): Promise<void>;
 }
 
-/** Starts `taskapi` (logging to `<logDir>/taskapi-<run>.log`) and resolves once it is ready. */
+/**
+ * Starts `taskapi` (logging to `<logDir>/taskapi-<run>.log`) and resolves once it is ready. `dataDir`: its store
+ * (default `<logDir>/data-<run>`); another run given the same one restarts from that store's checkpoint.
+ */
 export async function startTaskapi(
   brokers: string[],
   logDir: string,
   run: number,
   defaults: { topic: string; group: string },
+  dataDir = join(logDir, `data-${run}`),
 ): Promise<Taskapi> {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const args = ['--brokers', brokers.join(','), '--port', String(port), '--host', '127.0.0.1'];
   // A data dir per run: each start is a rebuild from the topic, not a restart from the previous run's store.
-  args.push('--group', defaults.group, '--topic', defaults.topic, '--data-dir', join(logDir, `data-${run}`));
+  args.push('--group', defaults.group, '--topic', defaults.topic, '--data-dir', dataDir);
   process.env.TASKAPI_ADMIN_USER = ADMIN.username;
   process.env.TASKAPI_ADMIN_PASSWORD = ADMIN.initialPassword;
   const t0 = performance.now();

@@ -16,3 +16,13 @@ export function processCpuMs(pid: number): number | undefined {
     return undefined;
   }
 }
+
+/** Resident set size of a process now, in MB, from /proc/<pid>/status; NaN where /proc is not there. */
+export function processRssMb(pid: number): number {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? NaN) / 1024;
+  } catch {
+    return NaN;
+  }
+}

@@ -101,3 +101,15 @@ export function cpuPercent(since: NodeJS.CpuUsage, wallMs: number): number {
   const d = process.cpuUsage(since);
   return ((d.user + d.system) / 1000 / wallMs) * 100;
 }
+
+/** A reader of positive integer options from parseArgs values: `--name`, else `dflt`; anything else throws. */
+export function positiveInts(
+  values: Record<string, string | boolean | undefined>,
+): (name: string, dflt: number) => number {
+  return (name, dflt) => {
+    const v = values[name];
+    const x = Number(v ?? dflt);
+    if (!Number.isInteger(x) || x < 1) throw new Error(`--${name} must be a positive integer (got ${v})`);
+    return x;
+  };
+}

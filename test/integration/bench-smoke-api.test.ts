@@ -45,3 +45,36 @@ describe('bench/api-tasks-shard.js --smoke', () => {
     expect(out).toMatch(/after it stopped, the first held all 550 \d+ ms later/);
   }, 110_000);
 });
+
+describe('bench/volume.js --smoke', () => {
+  let run: SmokeRun | undefined;
+
+  // The benchmark runs its own broker, scheduler, consumer and taskapi; on SIGTERM it kills them all.
+  afterEach(() => stopSmoke(run));
+
+  it('should measure creates beside their baseline, memory, retirement, restarts and fire lag', async () => {
+    run = startSmoke('volume');
+    const { code, out } = await run.done;
+    expect(code, out).toBe(0);
+    const creates = (label: string, clients: number): RegExp =>
+      new RegExp(
+        `^\\| ${label}\\s+\\|\\s+${clients} \\|\\s+100 \\|\\s+[1-9]\\d* \\|(\\s+[\\d.]+ \\|){3}\\s+0 \\|`,
+        'm',
+      );
+    for (const clients of [5, 20]) {
+      expect(out).toMatch(creates('bare fastify \\+ raw kafkajs producer \\(baseline\\)', clients));
+      expect(out).toMatch(creates('taskapi POST /api/v1/tasks', clients));
+    }
+    // Held by the scheduler and in taskapi's view: the 200 created, then the 20 to retire, then the 200 again.
+    expect(out).toMatch(/^\| N = 200 created\s+\|(\s+\d+ \|){3}\s+200 \|\s+200 \|/m);
+    expect(out).toMatch(/^\| N \+ 20 due within the minute\s+\|(\s+\d+ \|){3}\s+220 \|\s+220 \|/m);
+    expect(out).toMatch(/^\| after that batch retired\s+\|(\s+\d+ \|){3}\s+200 \|\s+200 \|/m);
+    expect(out).toMatch(/20 of 20 one-shots answered 404 \(retired\)/);
+    expect(out).toMatch(/^\| checkpointed \(its store kept\)\s+\|\s+\d+ \|\s+\d+ \|\s+250 \|/m);
+    expect(out).toMatch(/^\| cold \(data dir deleted\)\s+\|\s+\d+ \|\s+\d+ \|\s+250 \|/m);
+    expect(out).toMatch(
+      /fire lag: 50 one-shots, 50 due\/s .*: fired 50, missed 0, twice 0; lag p50 -?\d+ ms/,
+    );
+    expect(out).toMatch(/CPU per create over the create phase: scheduler [\d.]+ ms/);
+  }, 60_000);
+});
