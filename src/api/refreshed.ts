@@ -13,6 +13,31 @@ export interface RefreshedOptions<T> {
   take: () => Promise<T>;
   /** A value, or a failure, is taken again only once it is this old (counted from when it was taken). */
   everyMs: number;
+  /**
+   * A take that has not ended after this long fails (`no answer within … s`), so that a Kafka call that never
+   * returns does not hold every caller for good; the next caller starts another. @default 15000
+   */
+  timeoutMs?: number;
+}
+
+/** `p`, or a failure once `ms` passed first. */
+function within<T>(p: Promise<T>, ms: number, clock: Clock): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = clock.setTimeout(
+      () => reject(new Error(`no answer within ${Math.round(ms / 1000)} s`)),
+      ms,
+    );
+    p.then(
+      (v) => {
+        clock.clearTimeout(timer);
+        resolve(v);
+      },
+      (err: unknown) => {
+        clock.clearTimeout(timer);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
 }
 
 /**
@@ -57,7 +82,7 @@ export class Refreshed<T> {
     if (this.running && this.running.seq >= this.wanted) return this.running.done;
     const seq = ++this.seq;
     const done = Promise.resolve()
-      .then(() => this.o.take())
+      .then(() => within(this.o.take(), this.o.timeoutMs ?? 15_000, this.o.clock))
       .then(
         (value): Outcome<T> => ({ ok: true, value }),
         (error: unknown): Outcome<T> => ({ ok: false, error }),

@@ -429,6 +429,8 @@ async function healthView() {
   const ready = await fetch('/api/readyz').then(async (r) => ({ status: r.status, body: await r.json() }));
   const readyLine = `<h2>Health</h2><p id="ready" class="${ready.status === 200 ? 'FINISHED' : 'FAILED'}">
     ${ready.status === 200 ? `ready: ${ready.body.tasks} task(s) in view` : esc(ready.body.detail)}</p>`;
+  // Readiness at once on the first draw: the cluster's state below can take seconds (it asks every group).
+  if (!$('#ready')) main.innerHTML = `${readyLine}<p>asking the cluster…</p>`;
   let c;
   try {
     c = (await api('GET', '/api/v1/cluster')).data;
