@@ -199,8 +199,12 @@ export class Retirement {
         this.due.pop();
         await this.retireIfStill(d);
       }
-      for (const [id, r] of this.retired)
-        if (now - Date.parse(r.retiredAt) > REMEMBER_RETIRED_MS) this.retired.delete(id);
+      // In the order they were retired (a Map keeps insertion order): the sweep stops at the first one to keep,
+      // instead of looking through every retired task each second.
+      for (const [id, r] of this.retired) {
+        if (now - Date.parse(r.retiredAt) <= REMEMBER_RETIRED_MS) break;
+        this.retired.delete(id);
+      }
     } finally {
       this.sweeping = false;
     }
