@@ -7,6 +7,9 @@ interface GroupCoordinator {
 interface ConsumerGroup {
   groupId: string;
   memberId: string | null;
+  sessionTimeout: number;
+  /** When the last heartbeat was answered (kafkajs also sets it at the join). */
+  lastRequest: number;
   coordinator: GroupCoordinator | null;
   cluster: { findGroupCoordinator(o: { groupId: string }): Promise<GroupCoordinator> };
   heartbeat(o: { interval: number }): Promise<void>;
@@ -19,9 +22,32 @@ const UNREACHABLE = new Set([
   'KafkaJSRequestTimeoutError',
 ]);
 
+/**
+ * The answers of a broker that is not (or not yet) the group's coordinator while the group moves to it, by Kafka
+ * protocol error code: COORDINATOR_LOAD_IN_PROGRESS (14), COORDINATOR_NOT_AVAILABLE (15), NOT_COORDINATOR (16).
+ * kafkajs's runner takes NOT_COORDINATOR from a heartbeat for a rebalance and joins again, which rebalances the
+ * whole group when this member leads it.
+ */
+const COORDINATOR_MOVING = new Set([14, 15, 16]);
+
 /** Whether an error says the broker a request went to could not be reached. */
 export function brokerUnreachable(err: unknown): boolean {
   return err instanceof Error && UNREACHABLE.has(err.name);
+}
+
+/**
+ * Whether an error (or what kafkajs's retries gave up on) says the group's coordinator is gone or moving to another
+ * broker: unreachable, or a broker answering that it is not, or not yet, the coordinator.
+ */
+export function coordinatorMoving(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; depth++) {
+    if (e.name === 'KafkaJSProtocolError' && COORDINATOR_MOVING.has((e as { code?: number }).code ?? 0))
+      return true;
+    if (brokerUnreachable(e)) return true;
+    if (e.name !== 'KafkaJSNumberOfRetriesExceeded' && e.name !== 'KafkaJSNonRetriableError') return false;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
 }
 
 /**
@@ -31,7 +57,16 @@ export function brokerUnreachable(err: unknown): boolean {
  * every state partition for 15-20 s after such a kill). The group's state lives on in `__consumer_offsets`, and the
  * broker that takes that partition over knows the member: a heartbeat that cannot reach the coordinator asks the
  * cluster which broker coordinates the group now (kafkajs retries that until one answers) and heartbeats there with
- * the same member id and generation. Applied once, only to the code it was written for.
+ * the same member id and generation.
+ *
+ * The move itself takes a while: the dead broker is named as coordinator until the controller fences it (1-3 s on
+ * kafka-local, longer with default settings), then the new one answers NOT_COORDINATOR and
+ * COORDINATOR_LOAD_IN_PROGRESS while it loads the group. A heartbeat that fails with one of those while the member's
+ * session is still running (since the last answered heartbeat) is skipped: the member keeps its place, since the new
+ * coordinator gives every member it loads a fresh session, and the next heartbeat looks the coordinator up again.
+ * Before, such a heartbeat crashed the consumer and it joined again as a new member (a rebalance of the whole
+ * scheduler group about 1.5 s after a kill). Past the session, kafkajs gets the error as before. Applied once, only
+ * to the code it was written for.
  */
 export function fixStaleGroupCoordinator(): boolean {
   const require = createRequire(import.meta.url);
@@ -43,16 +78,26 @@ export function fixStaleGroupCoordinator(): boolean {
   // The known shape: heartbeats go to `this.coordinator`, set only by the join's findGroupCoordinator.
   if (
     !/await this\.coordinator\.heartbeat\(payload\)/.test(source) ||
-    !/this\.coordinator = await this\.cluster\.findGroupCoordinator\(\{ groupId \}\)/.test(source)
+    !/this\.coordinator = await this\.cluster\.findGroupCoordinator\(\{ groupId \}\)/.test(source) ||
+    // The session it keeps: the time of the last answered heartbeat, and the session timeout it joined with.
+    !/await this\.coordinator\.heartbeat\(payload\)[\s\S]{0,120}this\.lastRequest = Date\.now\(\)/.test(
+      source,
+    ) ||
+    !/const \{ groupId, sessionTimeout, rebalanceTimeout \} = this/.test(source)
   )
     return false;
   const fixed = async function heartbeat(this: ConsumerGroup, o: { interval: number }): Promise<void> {
     try {
       await original.call(this, o);
     } catch (err) {
-      if (!brokerUnreachable(err) || !this.memberId) throw err;
-      this.coordinator = await this.cluster.findGroupCoordinator({ groupId: this.groupId });
-      await original.call(this, o);
+      if (!coordinatorMoving(err) || !this.memberId) throw err;
+      try {
+        this.coordinator = await this.cluster.findGroupCoordinator({ groupId: this.groupId });
+        await original.call(this, o);
+      } catch (again) {
+        if (coordinatorMoving(again) && Date.now() - this.lastRequest < this.sessionTimeout) return;
+        throw again;
+      }
     }
   };
   Object.assign(fixed, { fixed: true });
