@@ -36,14 +36,24 @@ export function brokerUnreachable(err: unknown): boolean {
 }
 
 /**
+ * Whether a broker answered that it is not, or not yet, the coordinator (of a group or of a transactional id): the
+ * request changed nothing, and the coordinator is to be looked up again.
+ */
+export function coordinatorElsewhere(err: unknown): boolean {
+  return (
+    err instanceof Error &&
+    err.name === 'KafkaJSProtocolError' &&
+    COORDINATOR_MOVING.has((err as { code?: number }).code ?? 0)
+  );
+}
+
+/**
  * Whether an error (or what kafkajs's retries gave up on) says the group's coordinator is gone or moving to another
  * broker: unreachable, or a broker answering that it is not, or not yet, the coordinator.
  */
 export function coordinatorMoving(err: unknown): boolean {
   for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; depth++) {
-    if (e.name === 'KafkaJSProtocolError' && COORDINATOR_MOVING.has((e as { code?: number }).code ?? 0))
-      return true;
-    if (brokerUnreachable(e)) return true;
+    if (coordinatorElsewhere(e) || brokerUnreachable(e)) return true;
     if (e.name !== 'KafkaJSNumberOfRetriesExceeded' && e.name !== 'KafkaJSNonRetriableError') return false;
     e = (e as { cause?: unknown }).cause;
   }

@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { backoffDelayMs } from '../../backoff.js';
 import { isConcurrentTransactions } from '../errors.js';
+import { coordinatorMoving } from './coordinator-fix.js';
 
 type Request = {
   producerId?: number;
@@ -29,8 +30,10 @@ const CONCURRENT_BACKOFF_MS = 10;
  *  - AddPartitionsToTxn retries CONCURRENT_TRANSACTIONS itself, as the Java client does, and does not fail;
  *  - a failed produce request reports its failure only once the same producer's other requests have settled, so
  *    the retry sees their answers;
- *  - a transaction's failed produce or AddPartitionsToTxn request is not retried by kafkajs at all (see
- *    {@link bailInTransaction}), and every record a transaction's produce requests wrote is counted (see
+ *  - a transaction's failed produce or AddPartitionsToTxn request is not retried by kafkajs (see
+ *    {@link bailInTransaction}), except after an answer that says nothing was written (not the coordinator, not the
+ *    leader) and once the transaction's other requests have their answers; every record a transaction's produce
+ *    requests wrote is counted (see
  *    {@link transactionLedger}), so that a producer can refuse to commit a transaction that wrote records twice.
  * Applied once, only to the kafkajs whose code it matches.
  */
@@ -41,11 +44,31 @@ export function fixConcurrentProduceRetries(): boolean {
   const Broker = require('kafkajs/src/broker/index.js') as { prototype: BrokerProto };
   const proto = Broker.prototype;
   if (proto.produce.fixed) return true;
-  proto.produce = settleTogether(bailInTransaction(transactionLedger.counting(proto.produce)));
+  proto.produce = settleTogether(
+    bailInTransaction(transactionLedger.counting(proto.produce), rejectedBeforeAppend),
+  );
   proto.addPartitionsToTxn = bailInTransaction(
     transactionLedger.counting(retryConcurrent(proto.addPartitionsToTxn)),
+    coordinatorMoving,
   );
   return true;
+}
+
+/**
+ * Kafka error codes of a produce request's partition that the broker refused before appending anything:
+ * LEADER_NOT_AVAILABLE (5), NOT_LEADER_OR_FOLLOWER (6), NOT_ENOUGH_REPLICAS (19). kafkajs fails the whole request on
+ * one such partition and puts its sequence numbers back, so its retry sends the request's partitions again with the
+ * same sequence numbers: what the broker had written of them is answered as a duplicate, not written again.
+ */
+const REJECTED_BEFORE_APPEND = new Set([5, 6, 19]);
+
+/** Whether a produce request failed with an error under which the broker wrote nothing new for its partition. */
+export function rejectedBeforeAppend(err: unknown): boolean {
+  return (
+    err instanceof Error &&
+    err.name === 'KafkaJSProtocolError' &&
+    REJECTED_BEFORE_APPEND.has((err as { code?: number }).code ?? 0)
+  );
 }
 
 /** `original` asked again while the coordinator is busy finishing the previous transaction. */
@@ -90,7 +113,8 @@ export function settleTogether(original: Call): Call {
 }
 
 /**
- * A transaction's produce (or AddPartitionsToTxn) request failed: kafkajs must not retry the send. Its retry maps every partition of the send to
+ * A transaction's produce (or AddPartitionsToTxn) request failed: kafkajs must not retry the send while another
+ * request of it is in flight, nor after an error that may have written records. Its retry maps every partition of the send to
  * its leader again and sends again every partition of the failed request, including those the broker had written
  * (one partition's error fails the whole request), while requests of the failed attempt may still be in flight:
  * one that had waited for AddPartitionsToTxn then wrote its partitions too, and its answer took the place of the
@@ -99,7 +123,7 @@ export function settleTogether(original: Call): Call {
  * cluster test (seen in a trace of every produce request: two successful requests of one producer and epoch, for
  * the same partitions with consecutive sequence numbers, one from the failed attempt). Without kafkajs's retry there
  * is nothing to write twice: this error, neither a KafkaJSProtocolError nor of a type kafkajs retries, makes kafkajs
- * give up at once; the caller aborts the transaction and sends it again through a fresh producer
+ * give up at once (the failures it may retry safely are in {@link bailInTransaction}); the caller aborts the transaction and sends it again through a fresh producer
  * (KafkaProducer.sendInTransaction), and an aborted transaction's records are never read.
  */
 export class TransactionalProduceError extends Error {
@@ -111,13 +135,31 @@ export class TransactionalProduceError extends Error {
   }
 }
 
-/** `original`, whose failures inside a transaction kafkajs does not retry ({@link TransactionalProduceError}). */
-export function bailInTransaction(original: Call): Call {
+/**
+ * `original`, whose failures inside a transaction kafkajs does not retry ({@link TransactionalProduceError}), except
+ * those `mayRetry` accepts, as the Java client retries them inside the transaction instead of the caller aborting it
+ * and fencing again (1-2 s after a broker kill, while the coordinator aborts):
+ *  - an AddPartitionsToTxn that could not reach the coordinator, or that a broker answered with "not (yet) the
+ *    coordinator" (the transactional id's coordinator moved with a broker kill or restart, and the new one loads the
+ *    open transaction from its log): adding the same partitions again changes nothing, and the retry looks the
+ *    coordinator up again and goes on with the same transaction;
+ *  - a produce request refused before append ({@link rejectedBeforeAppend}: a broker whose metadata was behind
+ *    named a leader that no longer is): the retry maps the partitions to their leaders again.
+ * Such a failure is reported only once every other request of the transaction has its answer, so that the retry
+ * sends again only to the brokers that have none, with the sequence numbers they had (the retry started while a
+ * request was in flight is what wrote records twice). What kafkajs's retry still gets wrong (a partition that moved
+ * to a broker that had answered is not sent at all) is caught by the checks of KafkaProducer.sendInTransaction,
+ * which then abort the transaction as before.
+ */
+export function bailInTransaction(original: Call, mayRetry: (err: unknown) => boolean = () => false): Call {
   const call: Call = async function (this: unknown, request: Request) {
     try {
       return await original.call(this, request);
     } catch (err) {
-      throw request.transactionalId ? new TransactionalProduceError(err) : err;
+      if (!request.transactionalId) throw err;
+      if (!mayRetry(err)) throw new TransactionalProduceError(err);
+      await transactionLedger.settled(request.transactionalId);
+      throw err;
     }
   };
   call.fixed = true;
@@ -153,13 +195,20 @@ export const transactionLedger = {
   async end(transactionalId: string): Promise<number> {
     const ledger = this.ledgers.get(transactionalId);
     if (!ledger) return 0;
+    await this.settled(transactionalId);
+    this.ledgers.delete(transactionalId);
+    return Math.max(0, ...ledger.written.values());
+  },
+
+  /** Waits until no request of the transaction is in flight any more (see {@link end}); it goes on counting. */
+  async settled(transactionalId: string): Promise<void> {
+    const ledger = this.ledgers.get(transactionalId);
+    if (!ledger) return;
     for (;;) {
       if (ledger.inFlight.size > 0) await Promise.allSettled([...ledger.inFlight]);
       await new Promise((r) => setImmediate(r));
       if (ledger.inFlight.size === 0) break;
     }
-    this.ledgers.delete(transactionalId);
-    return Math.max(0, ...ledger.written.values());
   },
 
   /** `original` (a transactional request), counted in its transaction's ledger while one is open. */
