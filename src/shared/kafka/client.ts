@@ -138,6 +138,7 @@ export class KafkaClient {
       readUncommitted: false,
       maxBytesPerPartition: options.maxBytesPerPartition ?? 1024 * 1024,
       maxWaitTimeInMs: options.maxWaitTimeMs ?? 100,
+      minBytes: options.minBytes ?? 1,
       allowAutoTopicCreation: false,
       // Retries capped at 2 s: after a broker outage the consumer is back within a couple of seconds. kafkajs
       // restarts a crashed consumer by itself after retriable errors; see TaskConsumer for the others.
@@ -177,9 +178,16 @@ export class KafkaClient {
 
   /** Calls `onRecord` with every record written to `topic` from now on (or from its start), until stopped. */
   follow(topic: string, onRecord: (r: InRecord) => void, options?: FollowOptions): Promise<Follower> {
-    // A follower mostly waits: long polls, and a session long enough for a rebuild's big batches.
+    // A follower mostly waits: long polls, and a session long enough for a rebuild's big batches. With `batchMs`,
+    // the broker holds each fetch until it has 64 KiB or `batchMs` passed.
+    const batchMs = options?.batchMs;
     const consumer = (groupId: string) =>
-      this.consumer({ groupId, maxWaitTimeMs: 1000, sessionTimeoutMs: 10_000 });
+      this.consumer({
+        groupId,
+        maxWaitTimeMs: batchMs ?? 1000,
+        minBytes: batchMs === undefined ? 1 : 64 * 1024,
+        sessionTimeoutMs: 10_000,
+      });
     return followTopic(this.kafka, consumer, topic, onRecord, options);
   }
 
@@ -510,6 +518,8 @@ export interface ConsumerOptions {
   maxBytesPerPartition?: number;
   /** @default 100 */
   maxWaitTimeMs?: number;
+  /** The broker answers a fetch once it has this many bytes, or after `maxWaitTimeMs`. @default 1 */
+  minBytes?: number;
   /** What heartbeats and joins are stamped with (the caller's readiness reads them against it). @default systemClock */
   clock?: Clock;
 }

@@ -13,6 +13,11 @@ export interface FollowOptions {
    * offset; an offset outside a partition's first..end offsets is taken as its first one.
    */
   fromOffsets?: ReadonlyMap<number, string>;
+  /**
+   * Collect records for up to this long per fetch: each reaches `onRecord` up to this much later, and records
+   * written one at a time (an HTTP create each) cost one fetch per batch instead of one fetch each.
+   */
+  batchMs?: number;
 }
 
 export interface Follower {
