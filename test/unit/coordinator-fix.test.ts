@@ -1,10 +1,10 @@
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
+import { fixStaleGroupCoordinator } from '../../src/shared/kafka/kafkajs/coordinator-fix.js';
 import {
-  brokerUnreachable,
-  coordinatorMoving,
-  fixStaleGroupCoordinator,
-} from '../../src/shared/kafka/kafkajs/coordinator-fix.js';
+  isBrokerUnreachable as brokerUnreachable,
+  isCoordinatorMoving as coordinatorMoving,
+} from '../../src/shared/kafka/errors.js';
 
 const require = createRequire(import.meta.url);
 const { KafkaJSConnectionError, KafkaJSProtocolError, KafkaJSNumberOfRetriesExceeded } =

@@ -1,10 +1,12 @@
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
-import { coordinatorElsewhere } from '../../src/shared/kafka/kafkajs/coordinator-fix.js';
+import {
+  isCoordinatorElsewhere as coordinatorElsewhere,
+  isRejectedBeforeAppend as rejectedBeforeAppend,
+} from '../../src/shared/kafka/errors.js';
 import {
   bailInTransaction,
   fixConcurrentProduceRetries,
-  rejectedBeforeAppend,
   transactionLedger,
   TransactionalProduceError,
   retryConcurrent,

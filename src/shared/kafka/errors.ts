@@ -85,3 +85,49 @@ export function isConcurrentTransactions(err: unknown): boolean {
 export function isNotRunning(err: unknown): boolean {
   return /consumer#run must be called first/.test(errorMessage(err));
 }
+
+/** The errors of a request to a broker that is gone (killed, crashed, restarting), not of a broker's answer. */
+const UNREACHABLE = new Set([
+  'KafkaJSConnectionError',
+  'KafkaJSConnectionClosedError',
+  'KafkaJSRequestTimeoutError',
+]);
+
+/** The broker a request went to could not be reached. */
+export function isBrokerUnreachable(err: unknown): boolean {
+  return err instanceof Error && UNREACHABLE.has(err.name);
+}
+
+/**
+ * A broker answered that it is not, or not yet, the coordinator (of a group or of a transactional id): the request
+ * changed nothing, and the coordinator is to be looked up again. Kafka's COORDINATOR_LOAD_IN_PROGRESS (14),
+ * COORDINATOR_NOT_AVAILABLE (15) and NOT_COORDINATOR (16), under kafkajs's names.
+ */
+export function isCoordinatorElsewhere(err: unknown): boolean {
+  const type = typeOf(err);
+  return (
+    type === 'GROUP_LOAD_IN_PROGRESS' ||
+    type === 'GROUP_COORDINATOR_NOT_AVAILABLE' ||
+    type === 'NOT_COORDINATOR_FOR_GROUP'
+  );
+}
+
+/**
+ * The coordinator is gone or moving to another broker: unreachable, or a broker answering that it is not, or not
+ * yet, the coordinator (also when kafkajs's retries gave up on that).
+ */
+export function isCoordinatorMoving(err: unknown): boolean {
+  for (const e of chain(err)) if (isCoordinatorElsewhere(e) || isBrokerUnreachable(e)) return true;
+  return false;
+}
+
+/**
+ * A produce request's partition that the broker refused before appending anything: LEADER_NOT_AVAILABLE (5),
+ * NOT_LEADER_OR_FOLLOWER (6, NOT_LEADER_FOR_PARTITION in kafkajs), NOT_ENOUGH_REPLICAS (19).
+ */
+export function isRejectedBeforeAppend(err: unknown): boolean {
+  const type = typeOf(err);
+  return (
+    type === 'LEADER_NOT_AVAILABLE' || type === 'NOT_LEADER_FOR_PARTITION' || type === 'NOT_ENOUGH_REPLICAS'
+  );
+}

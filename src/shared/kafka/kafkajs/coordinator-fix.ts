@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { isCoordinatorMoving } from '../errors.js';
 
 interface GroupCoordinator {
   heartbeat(payload: object): Promise<unknown>;
@@ -13,51 +14,6 @@ interface ConsumerGroup {
   coordinator: GroupCoordinator | null;
   cluster: { findGroupCoordinator(o: { groupId: string }): Promise<GroupCoordinator> };
   heartbeat(o: { interval: number }): Promise<void>;
-}
-
-/** The errors of a request to a broker that is gone (killed, crashed, restarting), not of a broker's answer. */
-const UNREACHABLE = new Set([
-  'KafkaJSConnectionError',
-  'KafkaJSConnectionClosedError',
-  'KafkaJSRequestTimeoutError',
-]);
-
-/**
- * The answers of a broker that is not (or not yet) the group's coordinator while the group moves to it, by Kafka
- * protocol error code: COORDINATOR_LOAD_IN_PROGRESS (14), COORDINATOR_NOT_AVAILABLE (15), NOT_COORDINATOR (16).
- * kafkajs's runner takes NOT_COORDINATOR from a heartbeat for a rebalance and joins again, which rebalances the
- * whole group when this member leads it.
- */
-const COORDINATOR_MOVING = new Set([14, 15, 16]);
-
-/** Whether an error says the broker a request went to could not be reached. */
-export function brokerUnreachable(err: unknown): boolean {
-  return err instanceof Error && UNREACHABLE.has(err.name);
-}
-
-/**
- * Whether a broker answered that it is not, or not yet, the coordinator (of a group or of a transactional id): the
- * request changed nothing, and the coordinator is to be looked up again.
- */
-export function coordinatorElsewhere(err: unknown): boolean {
-  return (
-    err instanceof Error &&
-    err.name === 'KafkaJSProtocolError' &&
-    COORDINATOR_MOVING.has((err as { code?: number }).code ?? 0)
-  );
-}
-
-/**
- * Whether an error (or what kafkajs's retries gave up on) says the group's coordinator is gone or moving to another
- * broker: unreachable, or a broker answering that it is not, or not yet, the coordinator.
- */
-export function coordinatorMoving(err: unknown): boolean {
-  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; depth++) {
-    if (coordinatorElsewhere(e) || brokerUnreachable(e)) return true;
-    if (e.name !== 'KafkaJSNumberOfRetriesExceeded' && e.name !== 'KafkaJSNonRetriableError') return false;
-    e = (e as { cause?: unknown }).cause;
-  }
-  return false;
 }
 
 /**
@@ -100,12 +56,12 @@ export function fixStaleGroupCoordinator(): boolean {
     try {
       await original.call(this, o);
     } catch (err) {
-      if (!coordinatorMoving(err) || !this.memberId) throw err;
+      if (!isCoordinatorMoving(err) || !this.memberId) throw err;
       try {
         this.coordinator = await this.cluster.findGroupCoordinator({ groupId: this.groupId });
         await original.call(this, o);
       } catch (again) {
-        if (coordinatorMoving(again) && Date.now() - this.lastRequest < this.sessionTimeout) return;
+        if (isCoordinatorMoving(again) && Date.now() - this.lastRequest < this.sessionTimeout) return;
         throw again;
       }
     }

@@ -1,7 +1,6 @@
 import { createRequire } from 'node:module';
 import { backoffDelayMs } from '../../backoff.js';
-import { isConcurrentTransactions } from '../errors.js';
-import { coordinatorMoving } from './coordinator-fix.js';
+import { isConcurrentTransactions, isCoordinatorMoving, isRejectedBeforeAppend } from '../errors.js';
 
 type Request = {
   producerId?: number;
@@ -33,8 +32,8 @@ const CONCURRENT_BACKOFF_MS = 10;
  *  - a transaction's failed produce or AddPartitionsToTxn request is not retried by kafkajs (see
  *    {@link bailInTransaction}), except after an answer that says nothing was written (not the coordinator, not the
  *    leader) and once the transaction's other requests have their answers; every record a transaction's produce
- *    requests wrote is counted (see
- *    {@link transactionLedger}), so that a producer can refuse to commit a transaction that wrote records twice.
+ *    requests wrote is counted (see {@link transactionLedger}), so that a producer can refuse to commit a
+ *    transaction that wrote records twice.
  * Applied once, only to the kafkajs whose code it matches.
  */
 export function fixConcurrentProduceRetries(): boolean {
@@ -45,31 +44,20 @@ export function fixConcurrentProduceRetries(): boolean {
   const proto = Broker.prototype;
   if (proto.produce.fixed) return true;
   proto.produce = settleTogether(
-    bailInTransaction(transactionLedger.counting(proto.produce), rejectedBeforeAppend),
+    bailInTransaction(transactionLedger.counting(proto.produce), isRejectedBeforeAppend),
   );
   proto.addPartitionsToTxn = bailInTransaction(
     transactionLedger.counting(retryConcurrent(proto.addPartitionsToTxn)),
-    coordinatorMoving,
+    isCoordinatorMoving,
   );
   return true;
 }
 
-/**
- * Kafka error codes of a produce request's partition that the broker refused before appending anything:
- * LEADER_NOT_AVAILABLE (5), NOT_LEADER_OR_FOLLOWER (6), NOT_ENOUGH_REPLICAS (19). kafkajs fails the whole request on
- * one such partition and puts its sequence numbers back, so its retry sends the request's partitions again with the
- * same sequence numbers: what the broker had written of them is answered as a duplicate, not written again.
+/*
+ * A produce refused before append (isRejectedBeforeAppend): kafkajs fails the whole request on one such partition
+ * and puts its sequence numbers back, so its retry sends the request's partitions again with the same sequence
+ * numbers: what the broker had written of them is answered as a duplicate, not written again.
  */
-const REJECTED_BEFORE_APPEND = new Set([5, 6, 19]);
-
-/** Whether a produce request failed with an error under which the broker wrote nothing new for its partition. */
-export function rejectedBeforeAppend(err: unknown): boolean {
-  return (
-    err instanceof Error &&
-    err.name === 'KafkaJSProtocolError' &&
-    REJECTED_BEFORE_APPEND.has((err as { code?: number }).code ?? 0)
-  );
-}
 
 /** `original` asked again while the coordinator is busy finishing the previous transaction. */
 export function retryConcurrent(original: Call, backoffMs = CONCURRENT_BACKOFF_MS): Call {
@@ -114,16 +102,17 @@ export function settleTogether(original: Call): Call {
 
 /**
  * A transaction's produce (or AddPartitionsToTxn) request failed: kafkajs must not retry the send while another
- * request of it is in flight, nor after an error that may have written records. Its retry maps every partition of the send to
- * its leader again and sends again every partition of the failed request, including those the broker had written
- * (one partition's error fails the whole request), while requests of the failed attempt may still be in flight:
- * one that had waited for AddPartitionsToTxn then wrote its partitions too, and its answer took the place of the
- * retry's in kafkajs's map of answers, so the answer did not show it. Around leader changes on a three-broker cluster (a rolling
- * restart, a kill -9) records then appeared twice inside one transaction that committed, 25-75 per run of the
- * cluster test (seen in a trace of every produce request: two successful requests of one producer and epoch, for
- * the same partitions with consecutive sequence numbers, one from the failed attempt). Without kafkajs's retry there
- * is nothing to write twice: this error, neither a KafkaJSProtocolError nor of a type kafkajs retries, makes kafkajs
- * give up at once (the failures it may retry safely are in {@link bailInTransaction}); the caller aborts the transaction and sends it again through a fresh producer
+ * request of it is in flight, nor after an error that may have written records. Its retry maps every partition of
+ * the send to its leader again and sends again every partition of the failed request, including those the broker
+ * had written (one partition's error fails the whole request), while requests of the failed attempt may still be in
+ * flight: one that had waited for AddPartitionsToTxn then wrote its partitions too, and its answer took the place
+ * of the retry's in kafkajs's map of answers, so the answer did not show it. Around leader changes on a
+ * three-broker cluster (a rolling restart, a kill -9) records then appeared twice inside one transaction that
+ * committed, 25-75 per run of the cluster test (seen in a trace of every produce request: two successful requests
+ * of one producer and epoch, for the same partitions with consecutive sequence numbers, one from the failed
+ * attempt). Without kafkajs's retry there is nothing to write twice: this error, neither a KafkaJSProtocolError nor
+ * of a type kafkajs retries, makes kafkajs give up at once (the failures it may retry safely are in
+ * {@link bailInTransaction}); the caller aborts the transaction and sends it again through a fresh producer
  * (KafkaProducer.sendInTransaction), and an aborted transaction's records are never read.
  */
 export class TransactionalProduceError extends Error {
@@ -143,7 +132,7 @@ export class TransactionalProduceError extends Error {
  *    coordinator" (the transactional id's coordinator moved with a broker kill or restart, and the new one loads the
  *    open transaction from its log): adding the same partitions again changes nothing, and the retry looks the
  *    coordinator up again and goes on with the same transaction;
- *  - a produce request refused before append ({@link rejectedBeforeAppend}: a broker whose metadata was behind
+ *  - a produce request refused before append (isRejectedBeforeAppend, see above: a broker whose metadata was behind
  *    named a leader that no longer is): the retry maps the partitions to their leaders again.
  * Such a failure is reported only once every other request of the transaction has its answer, so that the retry
  * sends again only to the brokers that have none, with the sequence numbers they had (the retry started while a
