@@ -3,7 +3,15 @@ import { AppError, errorMessage } from '../shared/errors.js';
 import type { Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
 import { KAFKA_SILENT_MS } from '../shared/kafka/index.js';
-import type { Follower, InRecord, KafkaClient, OutRecord, KafkaProducer } from '../shared/kafka/index.js';
+import { BatchingSender } from '../shared/kafka/index.js';
+import type {
+  Follower,
+  InRecord,
+  KafkaClient,
+  OutRecord,
+  KafkaProducer,
+  Placed,
+} from '../shared/kafka/index.js';
 import type { FollowOptions } from '../shared/kafka/follow.js';
 import { OP_HEADER, VERSION_HEADER, WRITER_HEADER } from '../shared/tasks/task-log.js';
 import type { TaskLogOutcome } from '../shared/tasks/task-log.js';
@@ -55,6 +63,8 @@ export class KafkaStore {
   /** Outcomes of our records read back before their produce call returned. */
   private readonly early = new Map<string, unknown>();
   private producer: KafkaProducer | undefined;
+  /** Sends through {@link producer}: the writes and sends of concurrent requests share produce requests. */
+  private sender: BatchingSender | undefined;
   private followers: Follower[] = [];
   private topicsFollowed: string[] = [];
   private built = false;
@@ -79,6 +89,7 @@ export class KafkaStore {
       // that is down still gets its 503 within seconds.
       this.producer = kafka.producer({ idempotent: true, retries: 8 });
       await this.producer.connect();
+      this.sender = new BatchingSender(this.producer);
       for (const t of topics) this.followers.push(await kafka.follow(t.topic, (r) => t.onRecord(r), t.from));
       await Promise.all(this.followers.map((f) => f.caughtUp));
     } catch (err) {
@@ -87,6 +98,7 @@ export class KafkaStore {
       this.followers = [];
       await this.producer?.disconnect().catch(() => undefined);
       this.producer = undefined;
+      this.sender = undefined;
       throw err;
     }
     this.built = true;
@@ -127,10 +139,10 @@ export class KafkaStore {
     headers: Record<string, string>,
   ): Promise<T> {
     this.assertWritable();
-    const producer = this.writable();
-    const { partition, offset } = await this.kafkaCall(() =>
-      producer.sendOne({ topic, key, value, headers: { ...headers, [WRITER_HEADER]: this.writerId } }),
-    );
+    const sender = this.writable();
+    const [{ partition, offset }] = (await this.kafkaCall(() =>
+      sender.place([{ topic, key, value, headers: { ...headers, [WRITER_HEADER]: this.writerId } }]),
+    )) as [Placed];
     const at = `${topic}/${partition}@${offset}`;
     if (this.early.has(at)) {
       const o = this.early.get(at);
@@ -184,8 +196,8 @@ export class KafkaStore {
   /** Plain sends (no read-back): task messages and events. */
   async send(records: OutRecord[]): Promise<void> {
     this.assertWritable();
-    const producer = this.writable();
-    await this.kafkaCall(() => producer.send(records));
+    const sender = this.writable();
+    await this.kafkaCall(() => sender.send(records));
   }
 
   /** A view reports the outcome of a record carrying our writer id. */
@@ -212,9 +224,9 @@ export class KafkaStore {
     return this.stopping;
   }
 
-  private writable(): KafkaProducer {
-    if (!this.producer) throw new ApiError(503, 'taskapi is starting: nothing was written');
-    return this.producer;
+  private writable(): BatchingSender {
+    if (!this.sender) throw new ApiError(503, 'taskapi is starting: nothing was written');
+    return this.sender;
   }
 
   /** Runs a Kafka call; a failure is a 503 saying nothing was written. */

@@ -34,6 +34,9 @@ export interface TaskStoreOptions {
 /** Of several taskapi instances, the first to retire a task usually does it within this spread of the others. */
 const RETIREMENT_SPREAD_MS = 5000;
 
+/** How long taskmanager.events is collected per fetch. */
+const EVENTS_BATCH_MS = 50;
+
 /** The answer to a write: the task as now stored, or null after a delete. */
 export interface WriteResult {
   task: ViewTask | null;
@@ -91,11 +94,13 @@ export class TaskStore {
           this.rates.add(e);
           this.retirement.onEvent(e);
         },
-        // Far enough back for the runs whose tasks are still to be retired.
+        // Far enough back for the runs whose tasks are still to be retired. Read in fetches of up to 50 ms: every
+        // task run writes several events, and nothing waits on one to answer a request.
         from: {
           fromTimestamp:
             this.o.clock.now() -
             Math.max(this.o.historyMs ?? 24 * 3600_000, this.o.keepFinishedMs ?? DEFAULT_KEEP_FINISHED_MS),
+          batchMs: EVENTS_BATCH_MS,
         },
       },
     ];

@@ -330,8 +330,9 @@ describe('when taskapi restarts over its store', () => {
 
     // Written while no taskapi runs (by another instance, or a tool).
     const producer = kafka.client().producer();
-    for (const id of ['late-1', 'late-2'])
-      await producer.sendOne({ topic: TASKS_TOPIC, key: id, value: encodeJson(def(id, 99)) });
+    await producer.sendPlaced(
+      ['late-1', 'late-2'].map((id) => ({ topic: TASKS_TOPIC, key: id, value: encodeJson(def(id, 99)) })),
+    );
 
     const b = await start();
     expect(b.tasks.view.recordsRead).toBe(2);

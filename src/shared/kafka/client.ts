@@ -1,5 +1,5 @@
 import { Kafka, Partitioners, CompressionTypes } from 'kafkajs';
-import type { ConfigResourceTypes, Producer, Message } from 'kafkajs';
+import type { ConfigResourceTypes, Producer, Message, RecordMetadata } from 'kafkajs';
 import { hostname } from 'node:os';
 import type { Clock } from '../clock.js';
 import { AppError, errorMessage } from '../errors.js';
@@ -31,6 +31,12 @@ export interface KafkaOptions {
 }
 
 useKafkajsInternals();
+
+/** Where a record was written. */
+export interface Placed {
+  partition: number;
+  offset: string;
+}
 
 /** A topic as {@link KafkaClient.topicLayout} found it. */
 export interface TopicLayout {
@@ -107,26 +113,32 @@ export class KafkaClient {
     return new KafkaProducer(make, (topics) => this.partitionCounts(topics), options.transactionalId);
   }
 
-  private readonly counts = new Map<string, number>();
+  private readonly counts = new Map<string, { n: number; at: number }>();
 
-  /** Partition counts of topics, cached (`forget` drops one that may have grown). */
+  /**
+   * Partition counts of topics, cached for five minutes as the Java client's metadata (`metadata.max.age.ms`), so a
+   * topic that gained partitions is seen; `forget` drops one that may have grown at once.
+   */
   private async partitionCounts(
     topics: readonly string[],
     forget: readonly string[] = [],
   ): Promise<Map<string, number>> {
     for (const t of forget) this.counts.delete(t);
-    const missing = [...new Set(topics)].filter((t) => !this.counts.has(t));
+    const now = Date.now();
+    const missing = [...new Set(topics)].filter(
+      (t) => !(now - (this.counts.get(t)?.at ?? -Infinity) < 300_000),
+    );
     if (missing.length > 0) {
       const admin = this.kafka.admin();
       await admin.connect();
       try {
         const { topics: meta } = await admin.fetchTopicMetadata({ topics: missing });
-        for (const m of meta) this.counts.set(m.name, m.partitions.length);
+        for (const m of meta) this.counts.set(m.name, { n: m.partitions.length, at: now });
       } finally {
         await admin.disconnect();
       }
     }
-    return new Map(topics.map((t) => [t, this.counts.get(t) ?? 0]));
+    return new Map(topics.map((t) => [t, this.counts.get(t)?.n ?? 0]));
   }
 
   consumer(options: ConsumerOptions): GroupConsumer {
@@ -375,6 +387,39 @@ export class KafkaProducer {
   /** Sends all records (acks=all) and resolves once the broker acknowledged every one. */
   async send(records: readonly OutRecord[]): Promise<void> {
     if (records.length === 0) return;
+    await this.sendBatch(records);
+  }
+
+  /**
+   * Sends all records (acks=all) in one request per broker and resolves to where each was written, in order. Each
+   * record's partition is fixed before sending (its key's partition, as the partitioner would pick it from the
+   * cached partition count; one at random for a record without key), so the offset of each follows from the base
+   * offset the broker gives its partition's batch.
+   */
+  async sendPlaced(records: readonly OutRecord[]): Promise<Placed[]> {
+    if (records.length === 0) return [];
+    if (!this.counts) throw new Error('sendPlaced needs the partition counts of its topics');
+    const counts = await this.counts(records.map((r) => r.topic));
+    const placed = records.map((r) => {
+      const n = counts.get(r.topic) ?? 0;
+      if (r.partition !== undefined) return r;
+      if (n === 0) throw new AppError('TOPIC_MISSING', `topic ${r.topic} has no partitions (does it exist?)`);
+      return { ...r, partition: r.key === null ? Math.floor(Math.random() * n) : partitionForKey(r.key, n) };
+    });
+    const answer = await this.sendBatch(placed);
+    const base = new Map(answer.map((a) => [`${a.topicName}/${a.partition}`, a.baseOffset]));
+    const next = new Map<string, bigint>();
+    return placed.map((r) => {
+      const k = `${r.topic}/${r.partition!}`;
+      const first = base.get(k);
+      if (first === undefined) throw new Error(`no offset for ${k} in the answer to a send`);
+      const offset = next.get(k) ?? BigInt(first);
+      next.set(k, offset + 1n);
+      return { partition: r.partition!, offset: String(offset) };
+    });
+  }
+
+  private async sendBatch(records: readonly OutRecord[]): Promise<RecordMetadata[]> {
     try {
       const answer = await this.producer.sendBatch({
         acks: -1,
@@ -383,6 +428,7 @@ export class KafkaProducer {
       });
       // Records written twice cannot be taken back here: at-least-once, as for any retried send.
       await this.checkAnswered(records, answer, false);
+      return answer;
     } catch (err) {
       // Sequence numbers kafkajs can no longer repair (OUT_OF_ORDER_SEQUENCE_NUMBER after a leader change, kafkajs
       // #598) or records it dropped: a fresh producer (a new producer id) starts clean for the caller's retry.
@@ -396,17 +442,6 @@ export class KafkaProducer {
     this.producer = this.make();
     await old.disconnect().catch(() => undefined);
     await this.producer.connect();
-  }
-
-  /** Sends one record (acks=all); resolves to where it was written. */
-  async sendOne(record: OutRecord): Promise<{ partition: number; offset: string }> {
-    const [meta] = await this.producer.send({
-      topic: record.topic,
-      acks: -1,
-      messages: byTopic([record])[0]!.messages,
-    });
-    if (!meta?.baseOffset) throw new Error(`no offset in the answer to a send to ${record.topic}`);
-    return { partition: meta.partition, offset: meta.baseOffset };
   }
 
   /**

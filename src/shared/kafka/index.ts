@@ -1,4 +1,5 @@
 export { KafkaClient, KafkaProducer, TransactionInDoubtError } from './client.js';
+export type { Placed } from './client.js';
 export { isFencedError, isRebalancing, kafkaErrorType } from './errors.js';
 export { GroupConsumer } from './group-consumer.js';
 export type { KafkaOptions, ConsumerOptions, TopicLayout } from './client.js';

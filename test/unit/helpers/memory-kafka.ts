@@ -17,7 +17,7 @@ export interface MemoryProducer {
   connect(): Promise<void>;
   disconnect(): Promise<void>;
   send(records: readonly OutRecord[]): Promise<void>;
-  sendOne(record: OutRecord): Promise<{ partition: number; offset: string }>;
+  sendPlaced(records: readonly OutRecord[]): Promise<Array<{ partition: number; offset: string }>>;
   sendInTransaction(records: readonly OutRecord[]): Promise<void>;
   fence(): Promise<void>;
   reset(): Promise<void>;
@@ -131,10 +131,13 @@ export class MemoryKafka {
         for (const r of records) this.append(r);
         return Promise.resolve();
       },
-      sendOne: (record) => {
-        const r = this.append(record);
-        return Promise.resolve({ partition: r.partition, offset: r.offset });
-      },
+      sendPlaced: (records) =>
+        Promise.resolve(
+          records.map((record) => {
+            const r = this.append(record);
+            return { partition: r.partition, offset: r.offset };
+          }),
+        ),
       sendInTransaction: (records) => {
         if (id !== undefined && epoch !== this.epochs.get(id))
           return Promise.reject(
