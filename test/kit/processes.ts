@@ -116,7 +116,7 @@ const running = new Set<Cli>();
 export function startNode(name: string, script: string, args: string[], options: StartOptions = {}): Cli {
   const fd = options.logFile === undefined ? undefined : openSync(options.logFile, 'a');
   try {
-    const child = spawn(process.execPath, [script, ...args], {
+    const child = spawn(process.execPath, [...profiling(name), script, ...args], {
       cwd: ROOT,
       env: { ...process.env, KAFKAJS_NO_PARTITIONER_WARNING: '1', ...options.env },
       stdio: ['ignore', fd ?? 'pipe', fd ?? 'pipe'],
@@ -128,6 +128,16 @@ export function startNode(name: string, script: string, args: string[], options:
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
+}
+
+/**
+ * `--cpu-prof` for the programs named in env CPU_PROF_FOR (comma-separated, e.g. `taskapi,taskscheduler`), writing
+ * into CPU_PROF_DIR (default the working directory): a profile of a program as a test or benchmark runs it.
+ */
+function profiling(name: string): string[] {
+  const names = process.env.CPU_PROF_FOR?.split(',') ?? [];
+  if (!names.includes(name)) return [];
+  return ['--cpu-prof', ...(process.env.CPU_PROF_DIR ? ['--cpu-prof-dir', process.env.CPU_PROF_DIR] : [])];
 }
 
 /** Starts one of the built CLIs (dist/src/…/cli.js). */
