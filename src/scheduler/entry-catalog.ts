@@ -57,13 +57,16 @@ export class EntryCatalog {
     return [...this.entries.values()];
   }
 
-  /** The state partition owning an entry; memoized, as it is asked for on every fire. */
+  /**
+   * The state partition owning an entry; memoized for the schedule file's entries, as it is asked for on every fire.
+   * Not for tasks created over HTTP: mostly one-shots, a million of them, say, each firing once.
+   */
   partitionOf(id: string): number {
     let p = this.partitionById.get(id);
     if (p === undefined) {
       p = partitionForKey(stateKey(this.group, id), this.partitionCount);
       // Known only once start() read the topic's partition count.
-      if (this.partitionCount > 0) this.partitionById.set(id, p);
+      if (this.partitionCount > 0 && this.entries.get(id)?.source !== 'api') this.partitionById.set(id, p);
     }
     return p;
   }

@@ -200,6 +200,42 @@ describe('ApiTaskSource', () => {
     expect(payloadOf3).toEqual({ v: 2 });
   });
 
+  it('should apply the write rules to each key after deletes and repairs, whatever its version looks like', async () => {
+    const { clock, kafka, write } = cluster();
+    write(def('a'), { [OP_HEADER]: 'create' });
+    write(def('b'), { [OP_HEADER]: 'create' });
+    const a = await instance(kafka, clock);
+    a.member.join({ [STATE]: [0, 1, 2, 3] });
+    await settle();
+    const offsetOf = (id: string): string =>
+      [0, 1, 2]
+        .flatMap((p) => kafka.records(TASKS_TOPIC, p))
+        .filter((r) => r.key?.toString() === id)
+        .at(-1)!.offset;
+    const tombstone = (id: string, headers: Record<string, string>) =>
+      kafka.write([{ topic: TASKS_TOPIC, key: id, value: null, headers }]);
+    a.changes.length = 0;
+    // a: deleted, then an update of the deleted task is rejected, and a create accepted.
+    tombstone('a', { [OP_HEADER]: 'delete', [BASE_HEADER]: offsetOf('a') });
+    write(def('a', { payload: { v: 'update of a deleted task' } }), {
+      [OP_HEADER]: 'update',
+      [BASE_HEADER]: offsetOf('a'),
+    });
+    write(def('a', { payload: { v: 'created again' } }), { [OP_HEADER]: 'create' });
+    // c: first seen in a repair whose version is not an offset (a writer's restatement); an update based on that
+    // version is accepted, one based on the record's offset is not.
+    kafka.write([{ ...definitionRecord(def('c')), headers: { [OP_HEADER]: 'repair', 'tm-version': 'v-7' } }]);
+    write(def('c', { payload: { v: 'on the offset' } }), {
+      [OP_HEADER]: 'update',
+      [BASE_HEADER]: offsetOf('c'),
+    });
+    write(def('c', { payload: { v: 'on v-7' } }), { [OP_HEADER]: 'update', [BASE_HEADER]: 'v-7' });
+    await settle();
+    expect(a.changes).toEqual(['remove a', 'put a', 'put c', 'put c']);
+    const payloads = Object.fromEntries(a.source.list().map((e) => [e.id, e.payload]));
+    expect(payloads).toEqual({ a: { v: 'created again' }, b: undefined, c: { v: 'on v-7' } });
+  });
+
   it('should load the definitions of partitions gained in a rebalance before arming them, and drop released ones', async () => {
     const { clock, kafka, run, fires, write } = cluster();
     const all = ids(40);

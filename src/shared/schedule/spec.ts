@@ -22,19 +22,38 @@ export function describeSpec(s: ScheduleSpec): string {
 
 /**
  * The fire-time function of a spec: `nextAfter(t)` is its first instant strictly after t. Cron specs are compiled
- * once and shared (see compileCron); `once` has one instant; `every` has anchor + k × interval for every k.
+ * once and shared (see compileCron); `once` has one instant; `every` has anchor + k × interval for every k. A
+ * scheduler holds one per API task (a million, say): a small object each, its description made only when read.
  */
 export function compileSpec(s: ScheduleSpec, zone: string): CompiledSchedule {
   if (s.kind === 'cron') return compileCron(s.cron, zone);
-  const spec = describeSpec(s);
-  if (s.kind === 'once') return { spec, zone, nextAfter: (after) => (s.runAt > after ? s.runAt : undefined) };
-  const { everyMs, anchorMs } = s;
-  return {
-    spec,
-    zone,
-    nextAfter: (after) => {
-      if (after < anchorMs) return anchorMs;
-      return anchorMs + (Math.floor((after - anchorMs) / everyMs) + 1) * everyMs;
-    },
-  };
+  return s.kind === 'once' ? new OnceSchedule(s, zone) : new EverySchedule(s, zone);
+}
+
+/** A `once` or `every` spec compiled: its description is made when read. */
+abstract class SpecSchedule<S extends ScheduleSpec> implements CompiledSchedule {
+  constructor(
+    protected readonly s: S,
+    readonly zone: string,
+  ) {}
+
+  get spec(): string {
+    return describeSpec(this.s);
+  }
+
+  abstract nextAfter(after: number): number | undefined;
+}
+
+class OnceSchedule extends SpecSchedule<Extract<ScheduleSpec, { kind: 'once' }>> {
+  nextAfter(after: number): number | undefined {
+    return this.s.runAt > after ? this.s.runAt : undefined;
+  }
+}
+
+class EverySchedule extends SpecSchedule<Extract<ScheduleSpec, { kind: 'every' }>> {
+  nextAfter(after: number): number {
+    const { everyMs, anchorMs } = this.s;
+    if (after < anchorMs) return anchorMs;
+    return anchorMs + (Math.floor((after - anchorMs) / everyMs) + 1) * everyMs;
+  }
 }

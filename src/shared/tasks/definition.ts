@@ -114,7 +114,9 @@ const ajv = new Ajv({ strict: true, allowUnionTypes: true });
 const validateDefinition = ajv.compile(definitionSchema);
 
 /** Parses a `taskmanager.tasks` record value: the definition, or a reason it cannot be used. */
-export function parseDefinition(value: Buffer): { def: TaskDefinition } | { problem: string } {
+export function parseDefinition(
+  value: Buffer,
+): { def: TaskDefinition; spec: ScheduleSpec } | { problem: string } {
   let data: unknown;
   try {
     data = JSON.parse(value.toString('utf8'));
@@ -129,7 +131,7 @@ export function parseDefinition(value: Buffer): { def: TaskDefinition } | { prob
   const keepProblem = data.keepFinished === undefined ? undefined : keepFinishedProblem(data.keepFinished);
   if (keepProblem) return { problem: keepProblem };
   const spec = checkedSpecOf(data);
-  return typeof spec === 'string' ? { problem: spec } : { def: data };
+  return typeof spec === 'string' ? { problem: spec } : { def: data, spec };
 }
 
 /** The schedule spec of a task, or why it has none. `every` counts its intervals from the task's creation. */
@@ -151,16 +153,29 @@ export function entryOfTask(def: TaskDefinition, spec: ScheduleSpec): ScheduleEn
   return {
     id: def.id,
     spec,
-    topic: def.topic,
-    ...optionsOf(def, def.timeZone),
+    topic: interned(def.topic),
+    ...optionsOf(def, interned(def.timeZone)),
     enabled: def.enabled,
     misfireWindowSeconds: 3600,
-    processor: def.processor,
+    processor: interned(def.processor),
     ...(def.param === undefined ? {} : { param: def.param }),
     ...(def.payload === undefined ? {} : { payload: def.payload }),
     index: -1,
     source: 'api',
   };
+}
+
+const internedNames = new Map<string, string>();
+
+/**
+ * One copy of a name many entries share (their topic, processor, zone) instead of one per parsed record; up to 1,000
+ * distinct names are kept.
+ */
+function interned(name: string): string {
+  const known = internedNames.get(name);
+  if (known !== undefined) return known;
+  if (internedNames.size < 1000) internedNames.set(name, name);
+  return name;
 }
 
 /**
@@ -170,7 +185,7 @@ export function entryOfTask(def: TaskDefinition, spec: ScheduleSpec): ScheduleEn
 export function readTaskRecord(
   r: InRecord,
   logger: Logger,
-): { id: string; def?: TaskDefinition } | undefined {
+): { id: string; def?: TaskDefinition; spec?: ScheduleSpec } | undefined {
   const where = `${TASKS_TOPIC}/${r.partition}@${r.offset}`;
   const id = r.key?.toString('utf8');
   if (!id) {
@@ -189,7 +204,8 @@ export function readTaskRecord(
     );
     return undefined;
   }
-  return { id, def: parsed.def };
+  // The definition's id, not the key's copy of it: whoever keeps both keeps one string.
+  return { id: parsed.def.id, def: parsed.def, spec: parsed.spec };
 }
 
 /**
