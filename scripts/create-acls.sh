@@ -154,7 +154,7 @@ plan_acls() {
     acl "$s" Topic LITERAL Write "fires task messages (in transactions)" "${tasks[@]}"
     acl "$s" Topic LITERAL Write "SCHEDULED events, in the same transactions" "$EVENTS"
     acl "$s" Topic LITERAL Read,Write "follows trigger/pause/resume/status commands and writes its answers" "$COMMANDS"
-    acl "$s" Topic LITERAL Read "follows the tasks created over HTTP" "$TASKS"
+    acl "$s" Topic LITERAL Read,DescribeConfigs "follows the tasks created over HTTP (forgets deleted ids after its delete.retention.ms)" "$TASKS"
     acl "$s" Group PREFIXED Read "its scheduler group (taskscheduler-<schedule>, taskscheduler-api): joins, commits offsets" "$SCHEDULER_PREFIX"
     acl "$s" Group PREFIXED Read,Delete "throw-away groups following commands and tasks, deleted at stop" "$FOLLOWER_GROUPS"
     acl "$s" TransactionalId PREFIXED Write "<group>/state-<partition>: one transactional producer per state partition" "$SCHEDULER_PREFIX"

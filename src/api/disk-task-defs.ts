@@ -32,11 +32,16 @@ interface Dbs {
   defs: Database<Buffer, string>;
   /** id → [version, createdAt, group, processor, enabled] of a present task. */
   index: Database<unknown, string>;
-  /** id → the version of its tombstone. */
-  deleted: Database<string, string>;
+  /**
+   * id → [the version of its tombstone, the tombstone's timestamp]; a bare version in a store written before
+   * timestamps were kept (it ages from the first {@link DiskTaskDefs.forgetDeletedBefore} on).
+   */
+  deleted: Database<DeletedEntry | string, string>;
   /** id → 1 while its last record is rejected and unrepaired. */
   unrepaired: Database<number, string>;
 }
+
+type DeletedEntry = [version: string, atMs: number];
 
 type StagedEntry = NonNullable<ReturnType<StagedWrites['defs']['get']>>;
 
@@ -85,7 +90,7 @@ export class DiskTaskDefs implements TaskDefs {
         root,
         defs: root.openDB<Buffer, string>({ name: 'defs', encoding: 'binary' }),
         index: root.openDB<unknown, string>({ name: 'index' }),
-        deleted: root.openDB<string, string>({ name: 'deleted' }),
+        deleted: root.openDB<DeletedEntry | string, string>({ name: 'deleted' }),
         unrepaired: root.openDB<number, string>({ name: 'unrepaired' }),
       };
       const store = new DiskTaskDefs(path, db, logger, decodeCheckpoint(root.get(CHECKPOINT_KEY)), clock);
@@ -129,15 +134,33 @@ export class DiskTaskDefs implements TaskDefs {
   deletedVersion(id: string): string | undefined {
     const staged = this.staged(id);
     if (staged) return 'deleted' in staged ? staged.deleted : undefined;
-    return this.db.deleted.get(id);
+    const d = this.db.deleted.get(id);
+    return typeof d === 'string' ? d : d?.[0];
   }
 
   put(id: string, fields: IndexFields, value: Buffer): void {
     this.stage(id, { fields, value });
   }
 
-  remove(id: string, version: string): void {
-    this.stage(id, { deleted: version });
+  remove(id: string, version: string, atMs: number): void {
+    this.stage(id, { deleted: version, atMs });
+  }
+
+  async forgetDeletedBefore(cutoffMs: number): Promise<number> {
+    if (this.failed) return 0;
+    const { deleted } = this.db;
+    const writes: Array<Promise<unknown>> = [];
+    let n = 0;
+    for (const { key, value } of deleted.getRange({})) {
+      if (typeof value === 'string') {
+        if (!this.pending.has(key)) writes.push(deleted.put(key, [value, this.clock()]));
+      } else if (value[1] < cutoffMs) {
+        writes.push(deleted.remove(key));
+        n++;
+      }
+    }
+    await Promise.all(writes);
+    return n;
   }
 
   markUnrepaired(id: string, unrepaired: boolean): void {
@@ -169,7 +192,7 @@ export class DiskTaskDefs implements TaskDefs {
     for (const [id, e] of batch.defs)
       if ('value' in e)
         quiet(defs.put(id, e.value), index.put(id, encodeFields(e.fields)), deleted.remove(id));
-      else quiet(defs.remove(id), index.remove(id), deleted.put(id, e.deleted));
+      else quiet(defs.remove(id), index.remove(id), deleted.put(id, [e.deleted, e.atMs]));
     for (const [id, u] of batch.unrepaired) quiet(u ? unrepaired.put(id, 1) : unrepaired.remove(id));
     const checkpoint: StoredCheckpoint = {
       format: FORMAT,

@@ -134,7 +134,8 @@ async function startViews(
   logger: Logger,
 ): Promise<Views> {
   await requireTopics(kafka, [TASKS_TOPIC]);
-  const opened = await openTaskStore(o.dataDir, await kafka.topicLayout(TASKS_TOPIC), logger, Date.now());
+  const layout = await kafka.topicLayout(TASKS_TOPIC);
+  const opened = await openTaskStore(o.dataDir, layout, logger, Date.now());
   try {
     const tasks = new TaskStore({
       store,
@@ -144,6 +145,7 @@ async function startViews(
       keepFinishedMs: o.keepFinished,
       defs: opened.defs,
       from: opened.from,
+      ...(layout.deleteRetentionMs === undefined ? {} : { deleteRetentionMs: layout.deleteRetentionMs }),
     });
     const users = new UserStore(store, systemClock, logger);
     const ms = await store.start([...tasks.topics(), ...users.topics()]);

@@ -39,8 +39,14 @@ export interface TaskDefs {
   /** The version of a deleted key's tombstone (the write rules need it), undefined for a key never seen. */
   deletedVersion(id: string): string | undefined;
   put(id: string, fields: IndexFields, value: Buffer): void;
-  /** Deletes one definition; the key keeps the tombstone's version. */
-  remove(id: string, version: string): void;
+  /** Deletes one definition; the key keeps the tombstone's version, and `atMs`, its record's timestamp. */
+  remove(id: string, version: string, atMs: number): void;
+  /**
+   * Forgets deleted keys whose tombstone is older than `cutoffMs` (the topic's `delete.retention.ms` ago: compaction
+   * may have removed it, and a reader of the topic from its start does not know the key either). Resolves to how
+   * many were forgotten.
+   */
+  forgetDeletedBefore(cutoffMs: number): Promise<number>;
   markUnrepaired(id: string, unrepaired: boolean): void;
   /** The record at `offset` of `partition` is folded in (whether it changed anything or not). */
   applied(partition: number, offset: string): void;
@@ -53,7 +59,10 @@ export interface TaskDefs {
 
 /** One batch of staged writes: what a read sees before the store has it. */
 export class StagedWrites {
-  readonly defs = new Map<string, { fields: IndexFields; value: Buffer } | { deleted: string }>();
+  readonly defs = new Map<
+    string,
+    { fields: IndexFields; value: Buffer } | { deleted: string; atMs: number }
+  >();
   readonly unrepaired = new Map<string, boolean>();
   readonly offsets = new Map<number, string>();
 
@@ -66,7 +75,7 @@ export class StagedWrites {
 export class MemoryTaskDefs implements TaskDefs {
   readonly where = 'memory';
   private readonly present = new Map<string, { fields: IndexFields; value: Buffer }>();
-  private readonly deleted = new Map<string, string>();
+  private readonly deleted = new Map<string, { version: string; atMs: number }>();
   private readonly unrepaired = new Set<string>();
   private readonly appliedOffsets = new Map<number, string>();
 
@@ -83,7 +92,7 @@ export class MemoryTaskDefs implements TaskDefs {
   }
 
   deletedVersion(id: string): string | undefined {
-    return this.deleted.get(id);
+    return this.deleted.get(id)?.version;
   }
 
   put(id: string, fields: IndexFields, value: Buffer): void {
@@ -91,9 +100,19 @@ export class MemoryTaskDefs implements TaskDefs {
     this.deleted.delete(id);
   }
 
-  remove(id: string, version: string): void {
+  remove(id: string, version: string, atMs: number): void {
     this.present.delete(id);
-    this.deleted.set(id, version);
+    this.deleted.set(id, { version, atMs });
+  }
+
+  forgetDeletedBefore(cutoffMs: number): Promise<number> {
+    let n = 0;
+    for (const [id, d] of this.deleted)
+      if (d.atMs < cutoffMs) {
+        this.deleted.delete(id);
+        n++;
+      }
+    return Promise.resolve(n);
   }
 
   markUnrepaired(id: string, unrepaired: boolean): void {

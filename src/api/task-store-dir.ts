@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from '../shared/logger.js';
 import type { FollowOptions, TopicLayout } from '../shared/kafka/index.js';
-import { TASKS_TOPIC } from '../shared/tasks/definition.js';
+import { DEFAULT_DELETE_RETENTION_MS, TASKS_TOPIC } from '../shared/tasks/definition.js';
 import { DiskTaskDefs, STORE_FILE, StoreUnreadableError } from './disk-task-defs.js';
 import type { Checkpoint } from './task-defs.js';
 
@@ -90,9 +90,6 @@ async function openOrRebuild(
   await defs.close();
   return rebuild(stale);
 }
-
-/** Kafka's default `delete.retention.ms` (a day), assumed when the topic's cannot be read. */
-const DEFAULT_DELETE_RETENTION_MS = 24 * 3600_000;
 
 /** Why a checkpoint cannot be followed on from on this topic (undefined: it can). */
 export function staleReason(ck: Checkpoint, layout: TopicLayout, now: number): string | undefined {

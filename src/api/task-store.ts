@@ -1,10 +1,11 @@
 import { hostname } from 'node:os';
 import type { Clock } from '../shared/clock.js';
+import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { encodeJson } from '../shared/messages.js';
 import { EVENTS_TOPIC, scheduledEvent, statusEventRecord } from '../shared/codecs/task-event.js';
 import { manualFireInstant, taskMessageOf, taskRecord } from '../shared/codecs/task-message.js';
-import { GROUP_HEADER, TASKS_TOPIC } from '../shared/tasks/definition.js';
+import { DEFAULT_DELETE_RETENTION_MS, GROUP_HEADER, TASKS_TOPIC } from '../shared/tasks/definition.js';
 import type { TaskDefinition } from '../shared/tasks/definition.js';
 import { ACTOR_HEADER, BASE_HEADER, OP_HEADER } from '../shared/tasks/task-log.js';
 import type { TaskLogOutcome, TaskOp } from '../shared/tasks/task-log.js';
@@ -29,7 +30,12 @@ export interface TaskStoreOptions {
   defs?: TaskDefs;
   /** Where taskmanager.tasks is read from (after the store's checkpoint). @default its start */
   from?: FollowOptions;
+  /** taskmanager.tasks's `delete.retention.ms`: deleted ids are remembered this long. @default 24 h */
+  deleteRetentionMs?: number;
 }
+
+/** How often deleted ids older than the topic's `delete.retention.ms` are forgotten. */
+const FORGET_DELETED_EVERY_MS = 3600_000;
 
 /** Of several taskapi instances, the first to retire a task usually does it within this spread of the others. */
 const RETIREMENT_SPREAD_MS = 5000;
@@ -53,6 +59,7 @@ export class TaskStore {
   readonly rates: EventRates;
   /** Removes one-shot tasks whose run ended `keepFinished` ago. */
   readonly retirement: Retirement;
+  private forgetTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly o: TaskStoreOptions) {
     this.view = new TaskView(
@@ -111,10 +118,35 @@ export class TaskStore {
     this.view.seal();
     for (const id of [...this.view.unrepaired]) void this.repair(id).catch(() => undefined);
     this.retirement.start();
+    void this.forgetDeleted();
+    this.forgetTimer = setInterval(() => void this.forgetDeleted(), FORGET_DELETED_EVERY_MS);
+    this.forgetTimer.unref();
   }
 
   stop(): void {
     this.retirement.stop();
+    clearInterval(this.forgetTimer);
+  }
+
+  /**
+   * Forgets the ids deleted (retired, mostly) longer than the topic's `delete.retention.ms` ago, as compaction
+   * forgets their tombstones: what the view keeps does not grow with history.
+   */
+  async forgetDeleted(): Promise<number> {
+    const retention = this.o.deleteRetentionMs ?? DEFAULT_DELETE_RETENTION_MS;
+    const n = await this.view.defs
+      .forgetDeletedBefore(this.o.clock.now() - retention)
+      .catch((err: unknown) => {
+        this.o.logger.warn(
+          `forgetting deleted task ids failed (${errorMessage(err)}); tried again in an hour`,
+        );
+        return 0;
+      });
+    if (n > 0)
+      this.o.logger.info(
+        `forgot ${n} task id(s) deleted more than ${TASKS_TOPIC}'s delete.retention.ms (${retention} ms) ago`,
+      );
+    return n;
   }
 
   create(def: TaskDefinition, actor: string): Promise<WriteResult> {

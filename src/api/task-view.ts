@@ -188,7 +188,7 @@ export class TaskView {
       this.defs.markUnrepaired(id, rejected);
     }
     if (outcome.kind === 'put' && def && r.value) this.put(def, outcome.version, r.value);
-    else if (outcome.kind === 'delete') this.remove(id, outcome.version);
+    else if (outcome.kind === 'delete') this.remove(id, outcome.version, Number(r.timestamp));
     this.onOutcome(r, outcome);
   }
 
@@ -271,8 +271,8 @@ export class TaskView {
     return s;
   }
 
-  private remove(id: string, version: string): void {
-    this.defs.remove(id, version);
+  private remove(id: string, version: string, atMs: number): void {
+    this.defs.remove(id, version, atMs);
     const existing = this.tasks.get(id);
     if (!existing) return;
     this.tasks.delete(id);

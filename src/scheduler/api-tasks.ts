@@ -7,7 +7,13 @@ import type { Logger } from '../shared/logger.js';
 import { partitionForKey } from '../shared/kafka/index.js';
 import type { Follower, InRecord, KafkaClient } from '../shared/kafka/index.js';
 import { SCHEDULER_STATE_TOPIC, stateKey } from '../shared/codecs/scheduler-state.js';
-import { entryOfTask, GROUP_HEADER, readTaskRecord, TASKS_TOPIC } from '../shared/tasks/definition.js';
+import {
+  DEFAULT_DELETE_RETENTION_MS,
+  entryOfTask,
+  GROUP_HEADER,
+  readTaskRecord,
+  TASKS_TOPIC,
+} from '../shared/tasks/definition.js';
 import { foldTaskRecord, nextKeyState } from '../shared/tasks/task-log.js';
 import type { KeyState } from '../shared/tasks/task-log.js';
 import type { PartitionDefinitions } from './state-partitions.js';
@@ -31,9 +37,24 @@ export interface ApiTaskSink {
  * The write rules' state of every key, compact: a version that is an offset (as every version taskapi writes is) is
  * kept as a number, negative after a delete, instead of an object and a string (about 64 bytes less per key, with a
  * million keys held).
+ *
+ * A deleted key is forgotten once `forgetDeletedMs` (the topic's `delete.retention.ms`) passed twice at most, so
+ * that retired one-shots do not accumulate for good: by then compaction may have removed its tombstone, and a reader
+ * of the topic from its start does not know the key either. Both then take a later record of the key as the first.
  */
 class CompactKeyStates {
   private readonly map = new Map<string, number | KeyState>();
+  /** Keys deleted in the current period, and in the one before (forgotten when the current one ends). */
+  private deletedNow = new Set<string>();
+  private deletedBefore = new Set<string>();
+  private periodStart: number;
+
+  constructor(
+    private readonly now: () => number,
+    private readonly forgetDeletedMs: number,
+  ) {
+    this.periodStart = now();
+  }
 
   get size(): number {
     return this.map.size;
@@ -46,17 +67,32 @@ class CompactKeyStates {
   }
 
   set(key: string, state: KeyState): void {
+    this.forgetOldDeletes();
     const n = Number(state.version);
     const compact = Number.isSafeInteger(n) && n >= 0 && String(n) === state.version;
     this.map.set(key, compact ? (state.present ? n : -n - 1) : state);
+    this.deletedBefore.delete(key);
+    if (state.present) this.deletedNow.delete(key);
+    else this.deletedNow.add(key);
   }
 
   delete(key: string): boolean {
+    this.deletedNow.delete(key);
+    this.deletedBefore.delete(key);
     return this.map.delete(key);
   }
 
   keys(): IterableIterator<string> {
     return this.map.keys();
+  }
+
+  private forgetOldDeletes(): void {
+    const now = this.now();
+    if (now - this.periodStart < this.forgetDeletedMs) return;
+    for (const key of this.deletedBefore) this.map.delete(key);
+    this.deletedBefore = this.deletedNow;
+    this.deletedNow = new Set();
+    this.periodStart = now;
   }
 }
 
@@ -66,7 +102,7 @@ class TasksRead {
    * The state under the topic's write rules (shared/tasks/task-log.ts) of every key whose state partition in this
    * group is wanted, whatever group its record names.
    */
-  readonly keys = new CompactKeyStates();
+  readonly keys: CompactKeyStates;
   /** The group's entries whose state partition is in `wanted`. */
   readonly held = new Map<string, ScheduleEntry>();
   /** Offset of the last record read, per partition of the tasks topic. */
@@ -75,7 +111,13 @@ class TasksRead {
   /** Where the read it replaces stopped applying records: it takes over once it is there too. */
   handoverAt: ReadonlyMap<number, bigint> | undefined;
 
-  constructor(readonly wanted: Set<number>) {}
+  constructor(
+    readonly wanted: Set<number>,
+    now: () => number,
+    forgetDeletedMs: number,
+  ) {
+    this.keys = new CompactKeyStates(now, forgetDeletedMs);
+  }
 
   /** Whether this read is at or past `positions` on every partition. */
   reached(positions: ReadonlyMap<number, bigint>): boolean {
@@ -104,6 +146,8 @@ export class ApiTaskSource implements PartitionDefinitions {
   private handingOver = false;
   private enabled = false;
   private statePartitions = 0;
+  /** The tasks topic's `delete.retention.ms` (Kafka's default when it cannot be described). */
+  private forgetDeletedMs = DEFAULT_DELETE_RETENTION_MS;
   private stopped = false;
   private onStop: () => void = () => undefined;
   /** Resolves at stop: a read in progress gives up. */
@@ -131,7 +175,14 @@ export class ApiTaskSource implements PartitionDefinitions {
       );
       return;
     }
+    this.forgetDeletedMs =
+      (await this.kafka.topicLayout(TASKS_TOPIC)).deleteRetentionMs ?? this.forgetDeletedMs;
     this.enabled = true;
+  }
+
+  /** The keys whose state is kept (held definitions, keys of other groups in owned partitions, recent deletes). */
+  get keyStates(): number {
+    return this.current?.keys.size ?? 0;
   }
 
   /** The held entries (of the owned state partitions). */
@@ -193,7 +244,7 @@ export class ApiTaskSource implements PartitionDefinitions {
 
   private async readAgain(wanted: Set<number>): Promise<void> {
     const started = this.clock.now();
-    const read = new TasksRead(wanted);
+    const read = new TasksRead(wanted, () => this.clock.now(), this.forgetDeletedMs);
     this.next = read;
     let swap: () => void = () => undefined;
     const swapped = new Promise<void>((resolve) => {

@@ -78,7 +78,13 @@ function cluster() {
       .map((t) => `${t.scheduleId}@${t.scheduledFor}`);
   const write = (d: TaskDefinition, headers: Record<string, string> = {}): void =>
     kafka.write([definitionRecord(d, headers)]);
-  return { clock, kafka, run, fires, write };
+  /** The offset of the last record of a key in the tasks topic (the version of its state). */
+  const offsetOf = (id: string): string =>
+    [0, 1, 2]
+      .flatMap((p) => kafka.records(TASKS_TOPIC, p))
+      .filter((r) => r.key?.toString() === id)
+      .at(-1)!.offset;
+  return { clock, kafka, run, fires, write, offsetOf };
 }
 
 async function instance(
@@ -201,17 +207,12 @@ describe('ApiTaskSource', () => {
   });
 
   it('should apply the write rules to each key after deletes and repairs, whatever its version looks like', async () => {
-    const { clock, kafka, write } = cluster();
+    const { clock, kafka, write, offsetOf } = cluster();
     write(def('a'), { [OP_HEADER]: 'create' });
     write(def('b'), { [OP_HEADER]: 'create' });
     const a = await instance(kafka, clock);
     a.member.join({ [STATE]: [0, 1, 2, 3] });
     await settle();
-    const offsetOf = (id: string): string =>
-      [0, 1, 2]
-        .flatMap((p) => kafka.records(TASKS_TOPIC, p))
-        .filter((r) => r.key?.toString() === id)
-        .at(-1)!.offset;
     const tombstone = (id: string, headers: Record<string, string>) =>
       kafka.write([{ topic: TASKS_TOPIC, key: id, value: null, headers }]);
     a.changes.length = 0;
@@ -234,6 +235,38 @@ describe('ApiTaskSource', () => {
     expect(a.changes).toEqual(['remove a', 'put a', 'put c', 'put c']);
     const payloads = Object.fromEntries(a.source.list().map((e) => [e.id, e.payload]));
     expect(payloads).toEqual({ a: { v: 'created again' }, b: undefined, c: { v: 'on v-7' } });
+  });
+
+  it("should forget a deleted key once the topic's delete.retention.ms passed twice, and not before", async () => {
+    const { clock, kafka, write, offsetOf } = cluster();
+    kafka.deleteRetentionMs = 10_000;
+    for (const id of ids(5)) write(def(id), { [OP_HEADER]: 'create' });
+    const a = await instance(kafka, clock);
+    a.member.join({ [STATE]: [0, 1, 2, 3] });
+    await settle();
+    const base = offsetOf('task-0');
+    kafka.write([
+      {
+        topic: TASKS_TOPIC,
+        key: 'task-0',
+        value: null,
+        headers: { [OP_HEADER]: 'delete', [BASE_HEADER]: base },
+      },
+    ]);
+    await settle();
+    expect([a.source.size, a.source.keyStates]).toEqual([4, 5]);
+    // Within the retention, an update of the deleted task is rejected.
+    clock.advance(9_000);
+    write(def('task-0'), { [OP_HEADER]: 'update', [BASE_HEADER]: base });
+    await settle();
+    expect(heldIds(a)).not.toContain('task-0');
+    // Records keep coming (each a new task); after twice the retention the deleted key is no longer kept.
+    for (let i = 0; i < 3; i++) {
+      clock.advance(10_000);
+      write(def(`later-${i}`), { [OP_HEADER]: 'create' });
+      await settle();
+    }
+    expect([a.source.size, a.source.keyStates]).toEqual([7, 7]);
   });
 
   it('should load the definitions of partitions gained in a rebalance before arming them, and drop released ones', async () => {

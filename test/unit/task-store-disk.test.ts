@@ -26,6 +26,7 @@ import { TaskStore } from '../../src/api/task-store.js';
 import { openTaskStore, staleReason, storeDirOf } from '../../src/api/task-store-dir.js';
 import type { OpenedStore } from '../../src/api/task-store-dir.js';
 import { TaskView } from '../../src/api/task-view.js';
+import { FakeClock } from './helpers/fake-clock.js';
 import { MemoryKafka } from './helpers/memory-kafka.js';
 import { taskDefinition } from './helpers/entries.js';
 
@@ -355,5 +356,59 @@ describe('when the store is flushed', () => {
     expect(reopened.checkpoint?.offsets).toEqual(new Map(ends.map(([p, { high }]) => [p, String(high)])));
     expect([...reopened.indexed()].length).toBe(fold(new TaskView(silentLogger), log.records).size);
     await reopened.close();
+  });
+});
+
+describe('deleted ids in the store', () => {
+  it("should be forgotten once older than the topic's delete.retention.ms, also those of an older store", async () => {
+    const dir = join(dataDir, 'forget');
+    mkdirSync(dir);
+    let now = T0;
+    const defs = await DiskTaskDefs.open(dir, silentLogger, () => now);
+    defs.madeFrom({ clusterId: 'c1', topic: TASKS_TOPIC, partitions: 2 });
+    defs.remove('old', '5', T0 - 3600_000);
+    defs.remove('recent', '6', T0 - 60_000);
+    defs.applied(0, '6');
+    await defs.flush();
+    await defs.close();
+    // A store written before tombstones had timestamps: a bare version.
+    const { open: openLmdb } = await import('lmdb');
+    const root = openLmdb({ path: join(dir, STORE_FILE), maxDbs: 8, encoding: 'msgpack' });
+    await root.openDB<string, string>({ name: 'deleted' }).put('legacy', '2');
+    await root.close();
+
+    const again = await DiskTaskDefs.open(dir, silentLogger, () => now);
+    expect(['old', 'recent', 'legacy'].map((id) => again.deletedVersion(id))).toEqual(['5', '6', '2']);
+    expect(await again.forgetDeletedBefore(T0 - 600_000)).toBe(1);
+    expect(['old', 'recent', 'legacy'].map((id) => again.deletedVersion(id))).toEqual([undefined, '6', '2']);
+    // The legacy id ages from the first pass that saw it.
+    now = T0 + 3600_000;
+    expect(await again.forgetDeletedBefore(T0 + 1)).toBe(2);
+    expect(['recent', 'legacy'].map((id) => again.deletedVersion(id))).toEqual([undefined, undefined]);
+    await again.close();
+  });
+
+  it('should be forgotten by taskapi once older than the retention, and kept until then', async () => {
+    const clock = new FakeClock(T0);
+    const kafka = new MemoryKafka(clock);
+    const store = new KafkaStore({ kafka: kafka.client(), logger: silentLogger, clock });
+    const lines: string[] = [];
+    const logger = { ...silentLogger, info: (m: string) => void lines.push(m) } as Logger;
+    const tasks = new TaskStore({ store, logger, clock, deleteRetentionMs: 1000 });
+    await store.start(tasks.topics());
+    tasks.started();
+    await tasks.create(def('gone', 1), 'test');
+    const created = tasks.view.get('gone')!;
+    await tasks.remove('gone', created.version, 'test');
+    expect(tasks.view.keyState('gone')?.present).toBe(false);
+    expect(await tasks.forgetDeleted()).toBe(0);
+    clock.advance(1100);
+    expect(await tasks.forgetDeleted()).toBe(1);
+    expect(tasks.view.keyState('gone')).toBeUndefined();
+    expect(lines.join('\n')).toMatch(
+      /forgot 1 task id\(s\) deleted more than taskmanager\.tasks's delete\.retention\.ms \(1000 ms\) ago/,
+    );
+    tasks.stop();
+    await store.stop();
   });
 });

@@ -20,6 +20,8 @@ export type { TaskSchedule } from '../schedule/model.js';
 
 /** The compacted topic of task definitions created over HTTP (key = task id, tombstone = deleted). */
 export const TASKS_TOPIC = 'taskmanager.tasks';
+/** Kafka's default `delete.retention.ms`: how long a compacted topic keeps a tombstone at least. */
+export const DEFAULT_DELETE_RETENTION_MS = 24 * 3600_000;
 /**
  * Header of a `taskmanager.tasks` record with a definition: the definition's `group`, so that a scheduler finds a
  * record's state partition without parsing its value (docs/messages-and-topics.md#task-definitions-and-users).

@@ -88,6 +88,9 @@ export class MemoryKafka {
     return Promise.resolve([...this.log(topic)]);
   }
 
+  /** Every topic's `delete.retention.ms`, as topicLayout reports it. */
+  deleteRetentionMs = 24 * 3600_000;
+
   /** The cluster id topicLayout reports: another one is another cluster. */
   clusterId = 'memory-cluster';
 
@@ -95,7 +98,11 @@ export class MemoryKafka {
     const partitions = new Map<number, { low: bigint; high: bigint }>();
     for (let p = 0; p < this.partitionsOf(topic); p++)
       partitions.set(p, { low: 0n, high: BigInt(this.records(topic, p).length) });
-    return Promise.resolve({ clusterId: this.clusterId, partitions, deleteRetentionMs: 24 * 3600_000 });
+    return Promise.resolve({
+      clusterId: this.clusterId,
+      partitions,
+      deleteRetentionMs: this.deleteRetentionMs,
+    });
   }
 
   endOffsets(topic: string): Promise<Map<number, bigint>> {
@@ -214,7 +221,7 @@ export class MemoryKafka {
       key: r.key === null ? null : Buffer.from(r.key),
       value: r.value === null ? null : Buffer.from(r.value),
       headers: { ...r.headers },
-      timestamp: String(Date.now()),
+      timestamp: String(this.clock.now()),
     };
     log.push(record);
     setImmediate(() => {
