@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { TASKS_TOPIC } from '../../src/shared/tasks/definition.js';
 import { useBearer, whenReady } from './api-http.js';
-import { firstAdminToken } from './first-admin.js';
+import { firstAdminApiToken } from './first-admin.js';
 import { exitWithin, freePort, startCli } from '../../test/kit/processes.js';
 import type { Cli } from '../../test/kit/processes.js';
 import { poll } from '../../test/kit/wait.js';
@@ -61,7 +61,7 @@ export async function startTaskapi(
     const m = await poll(() => REBUILT.exec(cli.output) ?? undefined, 2000, 100);
     if (!m) throw new Error(`taskapi #${run} logged no "view rebuilt" line:\n${cli.output.slice(-2000)}`);
     const logged = { tasks: Number(m[1]), ms: Number(m[2]) };
-    useBearer(await firstAdminToken(base, ADMIN));
+    useBearer(await firstAdminApiToken(base, ADMIN, `bench-run-${run}`));
     return { cli, base, readyMs: readyAt - t0, logged, stop };
   } catch (err) {
     await stop();

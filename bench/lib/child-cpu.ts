@@ -19,9 +19,21 @@ export function processCpuMs(pid: number): number | undefined {
 
 /** Resident set size of a process now, in MB, from /proc/<pid>/status; NaN where /proc is not there. */
 export function processRssMb(pid: number): number {
+  return statusMb(pid, 'VmRSS');
+}
+
+/**
+ * The part of a process's resident set that no file backs (its heaps), in MB: RSS minus the pages of files it maps,
+ * such as an LMDB store, which the kernel takes back under memory pressure.
+ */
+export function processAnonRssMb(pid: number): number {
+  return statusMb(pid, 'RssAnon');
+}
+
+function statusMb(pid: number, field: string): number {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? NaN) / 1024;
+    return Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN) / 1024;
   } catch {
     return NaN;
   }

@@ -56,3 +56,16 @@ export async function firstAdminToken(base: string, admin: FirstAdmin): Promise<
   }
   throw new Error(`cannot log in as ${admin.username} at ${base}: ${last}`);
 }
+
+/**
+ * A long-lived API token for the admin (what a service calling taskapi uses): unlike an access token it does not
+ * expire during a long benchmark (a million creates take over ten minutes).
+ */
+export async function firstAdminApiToken(base: string, admin: FirstAdmin, name: string): Promise<string> {
+  const created = await post(`${base}/api/v1/tokens`, { name }, 'POST', await firstAdminToken(base, admin));
+  if (created.status !== 201 || typeof created.body.token !== 'string')
+    throw new Error(
+      `cannot create an API token at ${base}: ${created.status} ${JSON.stringify(created.body)}`,
+    );
+  return created.body.token;
+}
