@@ -19,6 +19,18 @@ import type { TaskRun } from './run-history.js';
 import { nextFires } from './task-model.js';
 import type { TaskView } from './task-view.js';
 
+/** An API task's next three fires in a row: their instants, and with jitter when each is due. */
+function nextOfTask(
+  def: TaskDefinition,
+  latest: TaskRun | undefined,
+  now: number,
+): Pick<ScheduleRow, 'nextFireTimes' | 'jitter' | 'nextDueTimes'> {
+  const next = def.enabled ? nextFires(def, latest, now, 3) : [];
+  const nextFireTimes = next.map((n) => n.utc);
+  if (!def.jitter) return { nextFireTimes };
+  return { nextFireTimes, jitter: def.jitter, nextDueTimes: next.map((n) => n.jitteredFor ?? n.utc) };
+}
+
 /** One schedule, from a schedule file or the HTTP API, as the dashboard's overview shows it. */
 export interface ScheduleRow {
   id: string;
@@ -34,7 +46,12 @@ export interface ScheduleRow {
   state: 'enabled' | 'paused' | 'disabled';
   /** `host:pid` of the scheduler instance that fires it; absent when no instance of its group answered. */
   owner?: string;
+  /** The next nominal instants (those of the taskIds). */
   nextFireTimes: string[];
+  /** Seconds of jitter, when set. */
+  jitter?: number;
+  /** With jitter: when each of `nextFireTimes` is due, in the same order. */
+  nextDueTimes?: string[];
   lastFiredAt?: string;
   lastRun?: TaskRun;
 }
@@ -225,7 +242,7 @@ export class ClusterStatus {
       processor: def.processor,
       topic: def.topic,
       state: def.enabled ? 'enabled' : 'disabled',
-      nextFireTimes: def.enabled ? nextFires(def, latest, now, 3).map((n) => n.utc) : [],
+      ...nextOfTask(def, latest, now),
       ...withRun(latest),
     };
   }
@@ -427,6 +444,8 @@ function reportedRows(
           state: e.state,
           owner: `${reply.from.host}:${reply.from.pid}`,
           nextFireTimes: e.nextFireTimes,
+          ...(e.jitter ? { jitter: e.jitter } : {}),
+          ...(e.nextDueTimes ? { nextDueTimes: e.nextDueTimes } : {}),
           ...(e.lastFiredAt ? { lastFiredAt: e.lastFiredAt } : {}),
           ...withRun(view.latestRun(e.id)),
         });

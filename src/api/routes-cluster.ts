@@ -50,7 +50,12 @@ const ROW_SCHEMA = {
       type: 'string',
       description: 'host:pid of the scheduler instance firing it (absent: none answered)',
     },
-    nextFireTimes: { ...STRINGS, description: 'The next three fire instants (UTC)' },
+    nextFireTimes: {
+      ...STRINGS,
+      description: 'The next three fire instants (UTC; with jitter, the nominal ones)',
+    },
+    jitter: { type: 'integer', description: 'Seconds of jitter, when set' },
+    nextDueTimes: { ...STRINGS, description: 'With jitter: when each of nextFireTimes is due (UTC)' },
     lastFiredAt: { type: 'string' },
     lastRun: RUN_SCHEMA,
   },

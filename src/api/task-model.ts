@@ -1,6 +1,7 @@
 import { OPTION_SCHEMAS, STORED_SCHEDULE_SCHEMA } from '../shared/schedule/model.js';
-import { nextInstants } from '../shared/schedule/compiled.js';
+import { JitteredSchedule } from '../shared/schedule/jitter.js';
 import { compileSpec } from '../shared/schedule/spec.js';
+import type { ScheduleSpec } from '../shared/schedule/spec.js';
 import { zonedFormatter } from '../shared/zoned-format.js';
 import { DEFINITION_FIELDS, specOfTask } from '../shared/tasks/definition.js';
 import type { TaskDefinition } from '../shared/tasks/definition.js';
@@ -63,13 +64,20 @@ export function nextRunOf(
   const spec = specOfTask(def);
   if (typeof spec === 'string') return undefined;
   if (spec.kind === 'once') return latest ? undefined : spec.runAt;
-  return compileSpec(spec, def.timeZone).nextAfter(nowMs);
+  return timesOfTask(def, spec).firstDueAfter(-Infinity, nowMs)?.nominal;
+}
+
+/** A task's fire times: its spec in its zone, with its jitter. */
+function timesOfTask(def: TaskDefinition, spec: ScheduleSpec): JitteredSchedule {
+  return new JitteredSchedule(compileSpec(spec, def.timeZone), def.id, def.jitter);
 }
 
 /** A coming fire, in UTC and in the task's zone (`2026-11-26 02:30:00 CET`). */
 export interface NextFire {
   utc: string;
   local: string;
+  /** With jitter: when the fire of `utc` (its nominal instant, the taskId's) is due. */
+  jitteredFor?: string;
 }
 
 /** The next `count` fire instants of a task after `nowMs` (a one-shot that has not run yet: its instant). */
@@ -82,15 +90,19 @@ export function nextFires(
   const first = nextRunOf(def, latest, nowMs);
   if (first === undefined) return [];
   const spec = specOfTask(def);
-  const instants =
-    typeof spec === 'string' || spec.kind === 'once'
-      ? [first]
-      : [first, ...nextInstants(compileSpec(spec, def.timeZone), first, count - 1)];
+  if (typeof spec === 'string') return [];
+  const times = timesOfTask(def, spec);
+  const fires =
+    spec.kind === 'once' ? [{ nominal: first, due: times.dueOf(first) }] : times.nextFires(nowMs, count);
   const local = zonedFormatter(def.timeZone, 'sv-SE', true);
-  return instants
-    .filter((ms) => Math.abs(ms) <= 8.64e15)
+  return fires
+    .filter((f) => Math.abs(f.due) <= 8.64e15)
     .slice(0, count)
-    .map((ms) => ({ utc: new Date(ms).toISOString(), local: local.format(new Date(ms)) }));
+    .map(({ nominal, due }) => ({
+      utc: new Date(nominal).toISOString(),
+      local: local.format(new Date(nominal)),
+      ...(def.jitter ? { jitteredFor: new Date(due).toISOString() } : {}),
+    }));
 }
 
 export function toApiTask(

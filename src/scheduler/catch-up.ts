@@ -1,6 +1,6 @@
 import type { ScheduleEntry } from '../shared/config/schema.js';
 import type { Logger } from '../shared/logger.js';
-import { compileSpec } from '../shared/schedule/spec.js';
+import { fireOf, timesOf } from './fire-loop.js';
 import type { Fire } from './fire-loop.js';
 import type { EntryStates } from './entry-states.js';
 import type { SchedulerMetrics } from './metrics.js';
@@ -21,20 +21,25 @@ export function overdueFire(
       `fired: firing it now`,
     { scheduleId: e.id },
   );
-  return { entry: e, scheduledFor: at };
+  return fireOf(e, at, timesOf(e).dueOf(at));
 }
 
 /**
  * What a takeover owes the entries of its partition, from their state as read: the instants missed while nobody
  * owned them (per `Misfire`) and overdue one-shots, to fire now; each entry not paused is armed from now (or from
- * its last fired instant, should that be later). `differing`: entries whose last record was written for another
+ * its last fired instant, should that be later; with jitter, an instant of the past whose delay ends after now is
+ * armed too). `differing`: entries whose last record was written for another
  * definition.
  */
 export function catchUp(
   mine: readonly ScheduleEntry[],
   states: EntryStates,
   now: number,
-  o: { logger: Logger; metrics: SchedulerMetrics | undefined; arm(e: ScheduleEntry, fromMs: number): void },
+  o: {
+    logger: Logger;
+    metrics: SchedulerMetrics | undefined;
+    arm(e: ScheduleEntry, fromMs: number, lastFiredMs: number | undefined): void;
+  },
 ): { missed: Fire[]; differing: string[] } {
   const missed: Fire[] = [];
   const differing: string[] = [];
@@ -45,11 +50,13 @@ export function catchUp(
     if (known?.paused) continue;
     const overdue = overdueFire(e, known?.lastFiredMs, now, o.logger);
     if (overdue) missed.push(overdue);
-    const m = misfireOf(e, compileSpec(e.spec, e.timeZone), known?.lastFiredMs, now);
-    for (const t of m.fire) missed.push({ entry: e, scheduledFor: t });
+    const times = timesOf(e);
+    const m = misfireOf(e, times.compiled, known?.lastFiredMs, now);
+    for (const t of m.fire) missed.push(fireOf(e, t, times.dueOf(t)));
     o.metrics?.misfired(e.id, 'caught_up', m.fire.length);
     o.metrics?.misfired(e.id, 'dropped', m.missed - m.fire.length);
-    o.arm(e, Math.max(now, known?.lastFiredMs ?? now));
+    // After the instants just caught up: the loop takes the first due after now and after the last of them.
+    o.arm(e, now, m.fire.at(-1) ?? overdue?.scheduledFor ?? known?.lastFiredMs);
   }
   return { missed, differing };
 }

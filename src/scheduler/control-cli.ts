@@ -1,4 +1,5 @@
 import { EVENTS_TOPIC, parseStatusEvent } from '../shared/codecs/task-event.js';
+import { fireText } from '../shared/schedule/jitter.js';
 import { SCHEDULER_STATE_TOPIC } from '../shared/codecs/scheduler-state.js';
 import { textTable } from '../shared/text-table.js';
 import type { StatusEvent } from '../shared/codecs/task-event.js';
@@ -102,10 +103,10 @@ export async function runStatus(
         e.id,
         e.state,
         e.owner,
-        e.spec,
+        e.jitter ? `${e.spec} (jitter ${e.jitter}s)` : e.spec,
         e.timeZone,
         e.lastFiredAt ?? '-',
-        e.nextFireTimes.join(' ') || '-',
+        e.nextFireTimes.map((t, i) => fireText(t, e.nextDueTimes?.[i])).join(' ') || '-',
         describeOutcome(e.lastOutcome),
       ]),
     ),

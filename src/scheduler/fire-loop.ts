@@ -2,26 +2,41 @@ import type { Clock, TimerHandle } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
 import type { ScheduleEntry } from '../shared/config/schema.js';
 import { compileSpec } from '../shared/schedule/spec.js';
-import type { CompiledSchedule } from '../shared/schedule/compiled.js';
+import { JitteredSchedule } from '../shared/schedule/jitter.js';
 import { MinHeap } from '../shared/heap.js';
 
 /** One instant of one entry that came due. */
 export interface Fire {
   readonly entry: ScheduleEntry;
-  /** The scheduled instant, epoch ms. */
+  /** The scheduled (nominal) instant, epoch ms: the taskId's. */
   readonly scheduledFor: number;
+  /** When it was due, for an entry with jitter: `scheduledFor` plus its delay (docs/schedule-file.md#jitter). */
+  readonly dueAt?: number;
   /** Fired by `taskscheduler trigger`, not by the spec: it does not move the entry's last fired instant. */
   readonly manual?: boolean;
 }
 
-/** Per-entry state kept small: the entry, its shared compiled spec, the next and last fired instants. */
+/** Per-entry state kept small: the entry, its fire times, the next fire and the last fired instant. */
 interface Armed {
   entry: ScheduleEntry;
-  cron: CompiledSchedule;
+  times: JitteredSchedule;
+  /** The next nominal instant. */
   next: number;
-  /** Last instant handed out; an instant at or before it is never fired again. */
+  /** When it is due (the heap's order): `next`, or later by its jitter. */
+  due: number;
+  /** Last nominal instant handed out; an instant at or before it is never fired again. */
   last: number;
   removed: boolean;
+}
+
+/** An entry's fire times: its spec in its zone, with its jitter. */
+export function timesOf(e: ScheduleEntry): JitteredSchedule {
+  return new JitteredSchedule(compileSpec(e.spec, e.timeZone), e.id, e.jitter);
+}
+
+/** The fire of nominal instant `t` of `e`, due at `due` (said only when jitter delays it). */
+export function fireOf(e: ScheduleEntry, t: number, due: number): Fire {
+  return e.jitter ? { entry: e, scheduledFor: t, dueAt: due } : { entry: e, scheduledFor: t };
 }
 
 export interface FireLoopOptions {
@@ -44,7 +59,7 @@ export interface FireLoopOptions {
  * and fires late instants late rather than dropping them, down to each entry's misfire window.
  */
 export class FireLoop {
-  private readonly heap = new MinHeap<Armed>((a) => a.next);
+  private readonly heap = new MinHeap<Armed>((a) => a.due);
   private readonly byId = new Map<string, Armed>();
   private timer: TimerHandle | undefined;
   private running = false;
@@ -59,17 +74,19 @@ export class FireLoop {
   }
 
   /**
-   * Arms an entry to fire its instants after `afterMs` (default: now). Re-adding an id replaces it; its last fired
-   * instant is kept so a changed entry never re-fires an instant.
+   * Arms an entry to fire its instants after `afterMs` (default: now) and after `lastFiredMs` (its last fired
+   * instant, when known): the first is the first instant after the latter that is due after the former. Re-adding
+   * an id replaces it; its last fired instant is kept so a changed entry never re-fires an instant.
    */
-  add(entry: ScheduleEntry, afterMs?: number): void {
+  add(entry: ScheduleEntry, afterMs?: number, lastFiredMs?: number): void {
     const previous = this.byId.get(entry.id);
     if (previous) this.remove(entry.id);
     if (!entry.enabled) return;
-    const cron = compileSpec(entry.spec, entry.timeZone);
-    const last = Math.max(afterMs ?? this.options.clock.now(), previous?.last ?? -Infinity);
-    const next = cron.nextAfter(last);
-    if (next === undefined) {
+    const times = timesOf(entry);
+    const from = afterMs ?? this.options.clock.now();
+    const lastNominal = Math.max(lastFiredMs ?? -Infinity, previous?.last ?? -Infinity);
+    const first = times.firstDueAfter(lastNominal, from);
+    if (first === undefined) {
       // A one-shot entry after its instant is simply done; any other spec without a future is worth a warning.
       if (entry.spec.kind !== 'once')
         this.options.logger.warn(`schedule ${entry.id} has no future fire time; it will not fire`, {
@@ -77,7 +94,9 @@ export class FireLoop {
         });
       return;
     }
-    const armed: Armed = { entry, cron, next, last, removed: false };
+    // Without jitter `last` is `from` as it always was; with it, an instant before `from` may still be due.
+    const last = Math.max(lastNominal, Math.min(from, first.nominal - 1));
+    const armed: Armed = { entry, times, next: first.nominal, due: first.due, last, removed: false };
     this.byId.set(entry.id, armed);
     this.heap.push(armed);
     if (this.running) this.rearm();
@@ -113,7 +132,7 @@ export class FireLoop {
       this.timer = this.options.clock.setTimeout(() => this.tick(), this.maxSleepMs);
       return;
     }
-    const delay = Math.min(Math.max(0, top.next - this.options.clock.now()), this.maxSleepMs);
+    const delay = Math.min(Math.max(0, top.due - this.options.clock.now()), this.maxSleepMs);
     this.timer = this.options.clock.setTimeout(() => this.tick(), delay);
   }
 
@@ -129,7 +148,7 @@ export class FireLoop {
     for (;;) {
       const fires: Fire[] = [];
       const advanced: Armed[] = [];
-      for (let top = this.heap.peek(); top && top.next <= now; top = this.heap.peek()) {
+      for (let top = this.heap.peek(); top && top.due <= now; top = this.heap.peek()) {
         this.heap.pop();
         if (top.removed) continue;
         this.take(top, now, fires);
@@ -142,13 +161,16 @@ export class FireLoop {
     this.rearm();
   }
 
-  /** Takes the due instant of one entry, or drops it when it is older than the entry's misfire window. */
+  /**
+   * Takes the due instant of one entry, or drops it when it was due longer ago than the entry's misfire window
+   * (from when it was due: jitter does not make a fire late).
+   */
   private take(a: Armed, now: number, out: Fire[]): void {
     if (a.next <= a.last) return;
     a.last = a.next;
     const windowStart = now - a.entry.misfireWindowSeconds * 1000;
-    if (a.next >= windowStart) {
-      out.push({ entry: a.entry, scheduledFor: a.next });
+    if (a.due >= windowStart) {
+      out.push(fireOf(a.entry, a.next, a.due));
       return;
     }
     this.options.logger.warn(
@@ -162,12 +184,13 @@ export class FireLoop {
   }
 
   private advance(a: Armed): void {
-    const next = a.cron.nextAfter(a.last);
+    const next = a.times.compiled.nextAfter(a.last);
     if (next === undefined) {
       this.byId.delete(a.entry.id);
       return;
     }
     a.next = next;
+    a.due = a.times.dueOf(next);
     this.heap.push(a);
   }
 }

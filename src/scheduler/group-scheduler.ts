@@ -234,7 +234,7 @@ export class GroupScheduler {
     const overdue = overdueFire(e, last, now, this.o.logger);
     owner.enqueue(overdue ? [overdue] : []);
     // Re-adding keeps the loop's last handed-out instant for this id (even one not yet acknowledged).
-    this.loop.add(e, Math.max(now, last ?? now));
+    this.loop.add(e, now, overdue?.scheduledFor ?? last);
   }
 
   /** Hands each due fire to the owner of its entry's partition. */

@@ -1,5 +1,7 @@
 import type { ScheduleEntry } from '../shared/config/schema.js';
 import type { CompiledSchedule } from '../shared/schedule/compiled.js';
+import { JitteredSchedule } from '../shared/schedule/jitter.js';
+import { compileSpec } from '../shared/schedule/spec.js';
 
 /** At most this many missed instants are fired for one entry under `fire-all`. */
 export const FIRE_ALL_LIMIT = 1000;
@@ -8,7 +10,8 @@ export const FIRE_ALL_LIMIT = 1000;
  * The times an entry missed while no scheduler owned it, and which of them to fire now: those after its last
  * fired instant, at or before now, and inside its misfire window are missed; then `skip` fires none, `fire-once`
  * the latest, `fire-all` each (oldest first, the latest 1000 at most). An entry never fired before (or disabled)
- * has missed nothing.
+ * has missed nothing. With jitter, "at or before now" and "inside the window" are of when an instant was due: one
+ * whose delay ends after now is not missed, the fire loop arms it.
  */
 export function misfireOf(
   entry: ScheduleEntry,
@@ -18,10 +21,17 @@ export function misfireOf(
 ): { fire: number[]; missed: number } {
   if (lastFiredMs === undefined || !entry.enabled) return { fire: [], missed: 0 };
   const windowStart = nowMs - entry.misfireWindowSeconds * 1000;
+  const times = new JitteredSchedule(cron, entry.id, entry.jitter);
   const out: number[] = [];
   let missed = 0;
-  let t = cron.nextAfter(Math.max(lastFiredMs, windowStart - 1));
-  while (t !== undefined && t <= nowMs) {
+  let t = cron.nextAfter(Math.max(lastFiredMs, windowStart - 1 - times.jitterMs));
+  for (; t !== undefined && t <= nowMs; t = cron.nextAfter(t)) {
+    if (times.jitterMs > 0) {
+      // Due instants keep their order (jitter.ts): the first one due after now ends what was missed.
+      const due = times.dueOf(t);
+      if (due > nowMs) break;
+      if (due < windowStart) continue;
+    }
     missed++;
     // Counting what `skip` drops is only for metrics: stop at the fire-all limit rather than walk a long window.
     if (entry.misfire === 'skip' && missed >= FIRE_ALL_LIMIT) break;
@@ -29,7 +39,6 @@ export function misfireOf(
       out.push(t);
       if (out.length > FIRE_ALL_LIMIT) out.shift();
     }
-    t = cron.nextAfter(t);
   }
   return { fire: entry.misfire === 'fire-once' ? out.slice(-1) : out, missed };
 }
@@ -46,7 +55,8 @@ export function missedInstants(
 
 /**
  * A one-shot entry whose instant passed before any scheduler fired it (created late, or while the group was
- * down) fires at once, whatever its misfire policy and window: the instant to fire, or undefined.
+ * down) fires at once, whatever its misfire policy and window: the instant to fire, or undefined. With jitter, it
+ * is overdue once its delay has passed too (until then the fire loop arms it).
  */
 export function overdueOnce(
   entry: ScheduleEntry,
@@ -54,5 +64,9 @@ export function overdueOnce(
   nowMs: number,
 ): number | undefined {
   if (entry.spec.kind !== 'once' || !entry.enabled || lastFiredMs !== undefined) return undefined;
-  return entry.spec.runAt <= nowMs ? entry.spec.runAt : undefined;
+  const { runAt } = entry.spec;
+  const due = new JitteredSchedule(compileSpec(entry.spec, entry.timeZone), entry.id, entry.jitter).dueOf(
+    runAt,
+  );
+  return due <= nowMs ? runAt : undefined;
 }

@@ -47,7 +47,14 @@ export class FireEncoder {
         taskRecordOf(
           fire.entry.topic,
           { taskId, scheduleId: fire.entry.id, scheduledFor },
-          fastTaskValue(task, taskIdJson, scheduledFor, firedAt, this.schedulerJson),
+          fastTaskValue(
+            task,
+            taskIdJson,
+            scheduledFor,
+            firedAt,
+            this.schedulerJson,
+            fire.dueAt === undefined ? undefined : new Date(fire.dueAt).toISOString(),
+          ),
         ),
         statusRecordOf(taskId, fastScheduledValue(taskIdJson, task.idJson, firedAt, this.byJson)),
       );

@@ -14,6 +14,11 @@ function esc(v) {
   return String(v ?? '').replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
+/** A schedule's next fires: each nominal instant, and with jitter when it is due (`… due …`). */
+function nextTexts(r) {
+  return r.nextFireTimes.map((t, i) => (r.nextDueTimes?.[i] ? `${t} due ${r.nextDueTimes[i]}` : t));
+}
+
 let flashTimer;
 /** Shows an outcome for 4 s; a newer one replaces it and gets its own 4 s. */
 function flash(text) {
@@ -182,7 +187,7 @@ async function tasksView() {
         ) => `<tr class="row" data-id="${esc(r.id)}" data-source="${esc(r.source)}" data-group="${esc(r.group)}">
         <td>${esc(r.id)}</td><td>${r.source === 'api' ? 'API' : 'file'}</td>
         <td>${esc(r.description)}<br /><code>${esc(r.spec)}</code></td><td>${esc(r.timeZone)}</td>
-        <td class="${esc(r.state)}">${esc(r.state)}</td><td>${r.nextFireTimes.map(esc).join('<br />') || '-'}</td>
+        <td class="${esc(r.state)}">${esc(r.state)}</td><td>${nextTexts(r).map(esc).join('<br />') || '-'}</td>
         <td class="${esc(r.lastRun?.state)}">${esc(r.lastRun ? `${r.lastRun.state} ${r.lastRun.scheduledFor}` : '-')}</td>
         <td class="owner">${esc(r.owner ?? 'no instance')}</td><td>${esc(r.group)}</td></tr>`,
       )
@@ -251,9 +256,13 @@ async function scheduleView(group, id) {
            <button id="toggle">${s.state === 'paused' ? 'Resume' : 'Pause'}</button></p>`
         : ''
     }
-    <div class="grid"><section><h3>Schedule</h3><p>${esc(s.description)} (<code>${esc(s.spec)}</code>, ${esc(s.timeZone)})</p>
+    <div class="grid"><section><h3>Schedule</h3><p>${esc(s.description)} (<code>${esc(s.spec)}</code>, ${esc(s.timeZone)}${s.jitter ? `, jitter ${s.jitter}s` : ''})</p>
       <p>processor ${esc(s.processor)} on topic ${esc(s.topic)}; last fired ${esc(s.lastFiredAt ?? 'never')}</p>
-      <h3>Next fires (UTC)</h3><table id="next"><tbody>${s.nextFireTimes.map((t) => `<tr><td>${esc(t)}</td></tr>`).join('') || '<tr><td>none</td></tr>'}</tbody></table></section>
+      <h3>Next fires (UTC)</h3><table id="next"><tbody>${
+        nextTexts(s)
+          .map((t) => `<tr><td>${esc(t)}</td></tr>`)
+          .join('') || '<tr><td>none</td></tr>'
+      }</tbody></table></section>
     <section>${runsTable(s.runs)}</section></div>`;
   if (!can('operator')) return;
   $('#trigger').onclick = () =>

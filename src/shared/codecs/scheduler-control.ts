@@ -41,7 +41,12 @@ export interface EntryStatus {
   state: 'enabled' | 'paused' | 'disabled';
   partition: number;
   lastFiredAt?: string;
+  /** The next nominal instants (those of the taskIds). */
   nextFireTimes: string[];
+  /** Seconds, when the entry has jitter (absent in replies of older instances). */
+  jitter?: number;
+  /** With jitter: when each of `nextFireTimes` is due (its instant plus its delay), in the same order. */
+  nextDueTimes?: string[];
 }
 
 /** What a control request changed, in words for the CLI. */

@@ -53,7 +53,10 @@ export function specHashOf(e: ScheduleEntry): string {
   return h;
 }
 
-/** What makes two entries fire the same tasks: spec, zone, topic, processor, param, payload. */
+/**
+ * What makes two entries fire the same tasks: spec, zone, topic, processor, param, payload, and jitter when set
+ * (only then, so the hash of an entry without it is what it was before jitter existed).
+ */
 export function specHash(e: ScheduleEntry): string {
   const canonical = JSON.stringify([
     e.spec.kind === 'cron' ? e.spec.cron : e.spec,
@@ -62,6 +65,7 @@ export function specHash(e: ScheduleEntry): string {
     e.processor,
     e.param ?? null,
     e.payload ?? null,
+    ...(e.jitter ? [{ jitter: e.jitter }] : []),
   ]);
   return createHash('sha256').update(canonical).digest('hex').slice(0, 16);
 }

@@ -37,7 +37,15 @@ export interface ScheduleOptions {
   timeZone: string;
   /** What a scheduler does with fire times it missed while no instance ran. */
   misfire: MisfirePolicy;
+  /**
+   * Seconds: each fire is delayed by a deterministic function of its taskId, in [0, jitter) and below the gap to the
+   * next instant (`jitter.ts`). Absent or 0: no delay. The file names it `JitterSeconds`.
+   */
+  jitter?: number;
 }
+
+/** The longest jitter, in seconds (a day): a longer delay would spread nothing a day's schedules do not. */
+export const MAX_JITTER_SECONDS = 86_400;
 
 /** The defaults of options a schedule leaves out, but the zone's (UTC in a file, `--time-zone` in taskapi). */
 export const OPTION_DEFAULTS: Omit<ScheduleOptions, 'timeZone'> = { misfire: 'fire-once' };
@@ -49,13 +57,18 @@ export function optionsOf(given: Partial<ScheduleOptions>, zone: string): Schedu
   return { timeZone: zone, ...OPTION_DEFAULTS, ...(Object.fromEntries(set) as Partial<ScheduleOptions>) };
 }
 
+/** File names that are not the canonical name capitalized: the file spells the unit, as `MisfireWindowSeconds`. */
+const FILE_NAMES: Readonly<Record<string, string>> = { jitter: 'JitterSeconds' };
+
 /** `timeZone` → `TimeZone`: the schedule file's name of a canonical field (the old Go tool's convention). */
 export function fileKey(field: string): string {
-  return field.charAt(0).toUpperCase() + field.slice(1);
+  return FILE_NAMES[field] ?? field.charAt(0).toUpperCase() + field.slice(1);
 }
 
 /** A type's fields under their schedule-file names (`{ timeZone?: string }` → `{ TimeZone?: string }`). */
-export type InFileKeys<T> = { [K in keyof T as Capitalize<K & string>]: T[K] };
+export type InFileKeys<T> = {
+  [K in keyof T as K extends 'jitter' ? 'JitterSeconds' : Capitalize<K & string>]: T[K];
+};
 
 /**
  * The JSON schema of each kind's value. No length or format limits: the checks after the schema say what is wrong
@@ -83,6 +96,14 @@ export const KIND_SCHEMAS = {
 export const OPTION_SCHEMAS = {
   timeZone: { type: 'string', minLength: 1, examples: ['UTC', 'Europe/Berlin'] },
   misfire: { type: 'string', enum: [...MISFIRE_POLICIES] },
+  jitter: {
+    type: 'integer',
+    minimum: 0,
+    maximum: MAX_JITTER_SECONDS,
+    description:
+      'Seconds: each fire is delayed by a fixed function of its taskId, in [0, jitter) and below the gap to the next fire; spreads schedules that share a spec. 0 or absent: none',
+    examples: [30],
+  },
 } as const;
 
 const OPTION_FIELDS = Object.keys(OPTION_SCHEMAS) as Array<keyof ScheduleOptions>;
