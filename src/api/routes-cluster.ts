@@ -45,7 +45,11 @@ const ROW_SCHEMA = {
     timeZone: { type: 'string' },
     processor: { type: 'string' },
     topic: { type: 'string' },
-    state: { type: 'string', enum: ['enabled', 'paused', 'disabled'] },
+    state: {
+      type: 'string',
+      enum: ['enabled', 'paused', 'disabled', 'ended'],
+      description: 'ended: past its endAt or at its maxRuns, it fires nothing more',
+    },
     owner: {
       type: 'string',
       description: 'host:pid of the scheduler instance firing it (absent: none answered)',
@@ -56,6 +60,10 @@ const ROW_SCHEMA = {
     },
     jitter: { type: 'integer', description: 'Seconds of jitter, when set' },
     nextDueTimes: { ...STRINGS, description: 'With jitter: when each of nextFireTimes is due (UTC)' },
+    startAt: { type: 'string', description: 'No fire before it, when set' },
+    endAt: { type: 'string', description: 'No fire after it, when set' },
+    maxRuns: { type: 'integer', description: 'Fires at most, when set' },
+    runCount: { type: 'integer', description: 'With maxRuns: fires so far (from the owner instance)' },
     lastFiredAt: { type: 'string' },
     lastRun: RUN_SCHEMA,
   },

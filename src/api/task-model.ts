@@ -1,6 +1,6 @@
 import { OPTION_SCHEMAS, STORED_SCHEDULE_SCHEMA } from '../shared/schedule/model.js';
-import { JitteredSchedule } from '../shared/schedule/jitter.js';
-import { compileSpec } from '../shared/schedule/spec.js';
+import { scheduleTimes } from '../shared/schedule/jitter.js';
+import type { JitteredSchedule } from '../shared/schedule/jitter.js';
 import type { ScheduleSpec } from '../shared/schedule/spec.js';
 import { zonedFormatter } from '../shared/zoned-format.js';
 import { DEFINITION_FIELDS, specOfTask } from '../shared/tasks/definition.js';
@@ -63,13 +63,14 @@ export function nextRunOf(
   if (!def.enabled) return undefined;
   const spec = specOfTask(def);
   if (typeof spec === 'string') return undefined;
-  if (spec.kind === 'once') return latest ? undefined : spec.runAt;
+  // A one-shot that has not run is due even when past, unless it is outside its window.
+  if (spec.kind === 'once') return latest ? undefined : timesOfTask(def, spec).compiled.nextAfter(-Infinity);
   return timesOfTask(def, spec).firstDueAfter(-Infinity, nowMs)?.nominal;
 }
 
-/** A task's fire times: its spec in its zone, with its jitter. */
+/** A task's fire times: its spec in its zone, inside its window, with its jitter. */
 function timesOfTask(def: TaskDefinition, spec: ScheduleSpec): JitteredSchedule {
-  return new JitteredSchedule(compileSpec(spec, def.timeZone), def.id, def.jitter);
+  return scheduleTimes(spec, def, def.id);
 }
 
 /** A coming fire, in UTC and in the task's zone (`2026-11-26 02:30:00 CET`). */

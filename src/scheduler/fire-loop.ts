@@ -1,8 +1,8 @@
 import type { Clock, TimerHandle } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
 import type { ScheduleEntry } from '../shared/config/schema.js';
-import { compileSpec } from '../shared/schedule/spec.js';
-import { JitteredSchedule } from '../shared/schedule/jitter.js';
+import { scheduleTimes } from '../shared/schedule/jitter.js';
+import type { JitteredSchedule } from '../shared/schedule/jitter.js';
 import { MinHeap } from '../shared/heap.js';
 
 /** One instant of one entry that came due. */
@@ -14,6 +14,8 @@ export interface Fire {
   readonly dueAt?: number;
   /** Fired by `taskscheduler trigger`, not by the spec: it does not move the entry's last fired instant. */
   readonly manual?: boolean;
+  /** For an entry with MaxRuns: which of its runs this is (1 for the first); its state record counts it. */
+  readonly run?: number;
 }
 
 /** Per-entry state kept small: the entry, its fire times, the next fire and the last fired instant. */
@@ -26,17 +28,32 @@ interface Armed {
   due: number;
   /** Last nominal instant handed out; an instant at or before it is never fired again. */
   last: number;
+  /** Fires handed out, counting those its state records had (for MaxRuns). */
+  runs: number;
   removed: boolean;
 }
 
-/** An entry's fire times: its spec in its zone, with its jitter. */
+/** An entry's fire times: its spec in its zone, inside its window, with its jitter. */
 export function timesOf(e: ScheduleEntry): JitteredSchedule {
-  return new JitteredSchedule(compileSpec(e.spec, e.timeZone), e.id, e.jitter);
+  return scheduleTimes(e.spec, e, e.id);
 }
 
-/** The fire of nominal instant `t` of `e`, due at `due` (said only when jitter delays it). */
-export function fireOf(e: ScheduleEntry, t: number, due: number): Fire {
-  return e.jitter ? { entry: e, scheduledFor: t, dueAt: due } : { entry: e, scheduledFor: t };
+/**
+ * The fire of nominal instant `t` of `e`, due at `due` (said only when jitter delays it), the entry's run number
+ * `run` (said only when it has MaxRuns).
+ */
+export function fireOf(e: ScheduleEntry, t: number, due: number, run: number): Fire {
+  return {
+    entry: e,
+    scheduledFor: t,
+    ...(e.jitter ? { dueAt: due } : {}),
+    ...(e.maxRuns === undefined ? {} : { run }),
+  };
+}
+
+/** Whether an entry with `runs` fires counted has used up its MaxRuns. */
+export function limitReached(e: ScheduleEntry, runs: number): boolean {
+  return e.maxRuns !== undefined && runs >= e.maxRuns;
 }
 
 export interface FireLoopOptions {
@@ -61,6 +78,11 @@ export interface FireLoopOptions {
 export class FireLoop {
   private readonly heap = new MinHeap<Armed>((a) => a.due);
   private readonly byId = new Map<string, Armed>();
+  /**
+   * Entries this loop stopped at their MaxRuns, with their count: re-adding one (a reload) before its last fire is
+   * acknowledged must not arm it again from an older count.
+   */
+  private readonly ended = new Map<string, number>();
   private timer: TimerHandle | undefined;
   private running = false;
   private readonly maxSleepMs: number;
@@ -74,21 +96,25 @@ export class FireLoop {
   }
 
   /**
-   * Arms an entry to fire its instants after `afterMs` (default: now) and after `lastFiredMs` (its last fired
-   * instant, when known): the first is the first instant after the latter that is due after the former. Re-adding
-   * an id replaces it; its last fired instant is kept so a changed entry never re-fires an instant.
+   * Arms an entry to fire its instants after `afterMs` (default: now) and after `known.lastFiredMs` (its last fired
+   * instant, when known): the first is the first instant after the latter that is due after the former.
+   * `known.runs`: the fires its state records counted (for MaxRuns). Re-adding an id replaces it; its last fired
+   * instant and count are kept so a changed entry never re-fires an instant nor starts counting again.
    */
-  add(entry: ScheduleEntry, afterMs?: number, lastFiredMs?: number): void {
+  add(entry: ScheduleEntry, afterMs?: number, known: { lastFiredMs?: number; runs?: number } = {}): void {
     const previous = this.byId.get(entry.id);
     if (previous) this.remove(entry.id);
     if (!entry.enabled) return;
+    const runs = Math.max(known.runs ?? 0, previous?.runs ?? 0, this.ended.get(entry.id) ?? 0);
+    if (limitReached(entry, runs)) return;
     const times = timesOf(entry);
     const from = afterMs ?? this.options.clock.now();
-    const lastNominal = Math.max(lastFiredMs ?? -Infinity, previous?.last ?? -Infinity);
+    const lastNominal = Math.max(known.lastFiredMs ?? -Infinity, previous?.last ?? -Infinity);
     const first = times.firstDueAfter(lastNominal, from);
     if (first === undefined) {
-      // A one-shot entry after its instant is simply done; any other spec without a future is worth a warning.
-      if (entry.spec.kind !== 'once')
+      // A one-shot entry after its instant, or one past its EndAt, is simply done; any other spec without a future
+      // is worth a warning.
+      if (entry.spec.kind !== 'once' && entry.endAt === undefined)
         this.options.logger.warn(`schedule ${entry.id} has no future fire time; it will not fire`, {
           scheduleId: entry.id,
         });
@@ -96,7 +122,7 @@ export class FireLoop {
     }
     // Without jitter `last` is `from` as it always was; with it, an instant before `from` may still be due.
     const last = Math.max(lastNominal, Math.min(from, first.nominal - 1));
-    const armed: Armed = { entry, times, next: first.nominal, due: first.due, last, removed: false };
+    const armed: Armed = { entry, times, next: first.nominal, due: first.due, last, runs, removed: false };
     this.byId.set(entry.id, armed);
     this.heap.push(armed);
     if (this.running) this.rearm();
@@ -104,6 +130,7 @@ export class FireLoop {
 
   /** Stops firing an entry. Lazy: the heap drops it when it reaches the top. */
   remove(id: string): boolean {
+    this.ended.delete(id);
     const armed = this.byId.get(id);
     if (!armed) return false;
     armed.removed = true;
@@ -170,7 +197,7 @@ export class FireLoop {
     a.last = a.next;
     const windowStart = now - a.entry.misfireWindowSeconds * 1000;
     if (a.due >= windowStart) {
-      out.push(fireOf(a.entry, a.next, a.due));
+      out.push(fireOf(a.entry, a.next, a.due, ++a.runs));
       return;
     }
     this.options.logger.warn(
@@ -184,7 +211,9 @@ export class FireLoop {
   }
 
   private advance(a: Armed): void {
-    const next = a.times.compiled.nextAfter(a.last);
+    const ended = limitReached(a.entry, a.runs);
+    if (ended) this.ended.set(a.entry.id, a.runs);
+    const next = ended ? undefined : a.times.compiled.nextAfter(a.last);
     if (next === undefined) {
       this.byId.delete(a.entry.id);
       return;

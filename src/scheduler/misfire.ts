@@ -1,7 +1,6 @@
 import type { ScheduleEntry } from '../shared/config/schema.js';
 import type { CompiledSchedule } from '../shared/schedule/compiled.js';
-import { JitteredSchedule } from '../shared/schedule/jitter.js';
-import { compileSpec } from '../shared/schedule/spec.js';
+import { JitteredSchedule, scheduleTimes } from '../shared/schedule/jitter.js';
 
 /** At most this many missed instants are fired for one entry under `fire-all`. */
 export const FIRE_ALL_LIMIT = 1000;
@@ -55,8 +54,8 @@ export function missedInstants(
 
 /**
  * A one-shot entry whose instant passed before any scheduler fired it (created late, or while the group was
- * down) fires at once, whatever its misfire policy and window: the instant to fire, or undefined. With jitter, it
- * is overdue once its delay has passed too (until then the fire loop arms it).
+ * down) fires at once, whatever its misfire policy and misfire window: the instant to fire, or undefined. With jitter, it
+ * is overdue once its delay has passed too (until then the fire loop arms it); outside its window it never is.
  */
 export function overdueOnce(
   entry: ScheduleEntry,
@@ -64,9 +63,8 @@ export function overdueOnce(
   nowMs: number,
 ): number | undefined {
   if (entry.spec.kind !== 'once' || !entry.enabled || lastFiredMs !== undefined) return undefined;
-  const { runAt } = entry.spec;
-  const due = new JitteredSchedule(compileSpec(entry.spec, entry.timeZone), entry.id, entry.jitter).dueOf(
-    runAt,
-  );
-  return due <= nowMs ? runAt : undefined;
+  const times = scheduleTimes(entry.spec, entry, entry.id);
+  // Outside its StartAt/EndAt window, it never fires.
+  const runAt = times.compiled.nextAfter(-Infinity);
+  return runAt !== undefined && times.dueOf(runAt) <= nowMs ? runAt : undefined;
 }

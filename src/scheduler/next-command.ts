@@ -1,5 +1,6 @@
 import type { ScheduleEntry } from '../shared/config/schema.js';
 import { describeSpec } from '../shared/schedule/spec.js';
+import { optionsNote } from '../shared/schedule/model.js';
 import { formatDuration } from '../shared/duration.js';
 import { timesOf } from './fire-loop.js';
 import { zonedFormatter } from '../shared/zoned-format.js';
@@ -11,15 +12,16 @@ export function formatInZone(ms: number, zone: string): string {
 
 /**
  * The text `taskscheduler next` prints: each entry, then its next `count` fire times in its zone and UTC; with
- * jitter, each nominal instant (its taskId's) followed by when it is due and its delay.
+ * jitter, each nominal instant (its taskId's) followed by when it is due and its delay; only instants inside
+ * StartAt/EndAt (the runs MaxRuns leaves are the running group's to count: `taskscheduler status` shows them).
  */
 export function describeNextFires(entries: readonly ScheduleEntry[], nowMs: number, count: number): string {
   const lines: string[] = [];
   for (const e of entries) {
     const state = e.enabled ? '' : ' (disabled: never fires)';
-    const jitter = e.jitter ? ` jitter ${e.jitter}s` : '';
+    const note = optionsNote(e);
     lines.push(
-      `${e.id}: "${describeSpec(e.spec)}" ${e.timeZone}${jitter} -> ${e.topic} ${e.processor}${state}`,
+      `${e.id}: "${describeSpec(e.spec)}" ${e.timeZone}${note} -> ${e.topic} ${e.processor}${state}`,
     );
     for (const { nominal, due } of timesOf(e).nextFires(nowMs, count)) {
       const delayed = e.jitter

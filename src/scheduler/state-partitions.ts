@@ -315,7 +315,7 @@ export class StatePartitions {
     const { missed, differing } = catchUp(mine, states, this.o.clock.now(), {
       logger,
       metrics: this.o.metrics,
-      arm: (e, fromMs, lastFiredMs) => this.o.loop.add(e, fromMs, lastFiredMs),
+      arm: (e, fromMs, known) => this.o.loop.add(e, fromMs, known),
     });
     if (differing.length > 0) {
       logger.warn(

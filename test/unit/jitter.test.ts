@@ -124,13 +124,18 @@ describe('jitter', () => {
       const failAt = takeoverAt - 3000;
       const before = whole.filter((f) => f.at <= failAt);
       const states = new EntryStates('g');
-      states.set(e.id, { lastFiredMs: before.at(-1)!.scheduledFor, specHash: specHashOf(e), paused: false });
+      states.set(e.id, {
+        lastFiredMs: before.at(-1)!.scheduledFor,
+        specHash: specHashOf(e),
+        paused: false,
+        runs: 0,
+      });
       const clock = new FakeClock(takeoverAt);
       const { loop, fires: after } = recordingLoop(clock);
       const { missed } = catchUp([e], states, takeoverAt, {
         logger: silentLogger,
         metrics: undefined,
-        arm: (x, from, last) => loop.add(x, from, last),
+        arm: (x, from, known) => loop.add(x, from, known),
       });
       after.push(...missed.map((f) => ({ ...f, at: takeoverAt })));
       loop.start();
@@ -234,7 +239,7 @@ describe('jitter', () => {
       const text = describeNextFires([e!], T0 + 300, 2);
       // The instant of T0 may still be to come (its delay not over); the next minute's certainly is.
       const due = timesOf(e!).dueOf(T0 + 60_000);
-      expect(text).toContain('a: "0 * * * * *" UTC jitter 30s -> taskTopic p');
+      expect(text).toContain('a: "0 * * * * *" UTC (jitter 30s) -> taskTopic p');
       expect(text).toContain(`${iso(T0 + 60_000)} due ${iso(due)} (+`);
       expect(fireText(iso(T0), iso(T0 + 1500))).toBe(`${iso(T0)}+1s500ms`);
       expect(fireText(iso(T0), undefined)).toBe(iso(T0));

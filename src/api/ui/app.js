@@ -19,6 +19,16 @@ function nextTexts(r) {
   return r.nextFireTimes.map((t, i) => (r.nextDueTimes?.[i] ? `${t} due ${r.nextDueTimes[i]}` : t));
 }
 
+/** A schedule's active window and limit, when set (`ended` once past endAt or at maxRuns). */
+function windowText(s) {
+  const parts = [
+    s.startAt ? `from ${s.startAt}` : '',
+    s.endAt ? `until ${s.endAt}` : '',
+    s.maxRuns ? `${s.runCount ?? '?'} of at most ${s.maxRuns} runs` : '',
+  ].filter(Boolean);
+  return parts.length === 0 ? '' : `<p id="window">Fires ${esc(parts.join(', '))}</p>`;
+}
+
 let flashTimer;
 /** Shows an outcome for 4 s; a newer one replaces it and gets its own 4 s. */
 function flash(text) {
@@ -256,7 +266,7 @@ async function scheduleView(group, id) {
            <button id="toggle">${s.state === 'paused' ? 'Resume' : 'Pause'}</button></p>`
         : ''
     }
-    <div class="grid"><section><h3>Schedule</h3><p>${esc(s.description)} (<code>${esc(s.spec)}</code>, ${esc(s.timeZone)}${s.jitter ? `, jitter ${s.jitter}s` : ''})</p>
+    <div class="grid"><section><h3>Schedule</h3><p>${esc(s.description)} (<code>${esc(s.spec)}</code>, ${esc(s.timeZone)}${s.jitter ? `, jitter ${s.jitter}s` : ''})</p>${windowText(s)}
       <p>processor ${esc(s.processor)} on topic ${esc(s.topic)}; last fired ${esc(s.lastFiredAt ?? 'never')}</p>
       <h3>Next fires (UTC)</h3><table id="next"><tbody>${
         nextTexts(s)

@@ -1,6 +1,11 @@
 import { createHash } from 'node:crypto';
 import { formatDuration } from '../duration.js';
+import { windowed } from './compiled.js';
 import type { CompiledSchedule } from './compiled.js';
+import { windowOf } from './model.js';
+import type { ScheduleOptions } from './model.js';
+import { compileSpec } from './spec.js';
+import type { ScheduleSpec } from './spec.js';
 
 /**
  * Jitter: each fire of a schedule with `jitter` J (seconds) is due at its nominal instant t plus a delay that is a
@@ -74,6 +79,15 @@ export class JitteredSchedule {
     }
     return out;
   }
+}
+
+/**
+ * The fire times of a schedule (a file entry or an API task): its spec in its zone, inside its active window
+ * (`startAt`, `endAt`), with its jitter. Everything that fires or previews fires takes them from here.
+ */
+export function scheduleTimes(spec: ScheduleSpec, o: ScheduleOptions, scheduleId: string): JitteredSchedule {
+  const { startMs, endMs } = windowOf(o);
+  return new JitteredSchedule(windowed(compileSpec(spec, o.timeZone), startMs, endMs), scheduleId, o.jitter);
 }
 
 /** A fire as `taskscheduler status` lists it: `<nominal>`, or `<nominal>+1m2s345ms` when jitter delays it. */

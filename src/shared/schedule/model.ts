@@ -42,6 +42,12 @@ export interface ScheduleOptions {
    * next instant (`jitter.ts`). Absent or 0: no delay. The file names it `JitterSeconds`.
    */
   jitter?: number;
+  /** RFC 3339: no instant before it fires (BullMQ's startDate). */
+  startAt?: string;
+  /** RFC 3339: no instant after it fires; past it the schedule has ended (BullMQ's endDate). */
+  endAt?: string;
+  /** How many fires of the spec, at most (manual triggers not counted); then the schedule has ended (BullMQ's limit). */
+  maxRuns?: number;
 }
 
 /** The longest jitter, in seconds (a day): a longer delay would spread nothing a day's schedules do not. */
@@ -59,6 +65,24 @@ export function optionsOf(given: Partial<ScheduleOptions>, zone: string): Schedu
 
 /** File names that are not the canonical name capitalized: the file spells the unit, as `MisfireWindowSeconds`. */
 const FILE_NAMES: Readonly<Record<string, string>> = { jitter: 'JitterSeconds' };
+
+/**
+ * A schedule's jitter, window and limit as a CLI line shows them, ` (jitter 30s, from <startAt>, until <endAt>,
+ * 2/5 runs)`, or '' when none is set; `runCount` unknown (no state at hand): `at most 5 runs`.
+ */
+export function optionsNote(
+  o: Pick<ScheduleOptions, 'jitter' | 'startAt' | 'endAt' | 'maxRuns'> & { runCount?: number },
+): string {
+  const parts = [
+    ...(o.jitter ? [`jitter ${o.jitter}s`] : []),
+    ...(o.startAt === undefined ? [] : [`from ${o.startAt}`]),
+    ...(o.endAt === undefined ? [] : [`until ${o.endAt}`]),
+    ...(o.maxRuns === undefined
+      ? []
+      : [o.runCount === undefined ? `at most ${o.maxRuns} runs` : `${o.runCount}/${o.maxRuns} runs`]),
+  ];
+  return parts.length === 0 ? '' : ` (${parts.join(', ')})`;
+}
 
 /** `timeZone` → `TimeZone`: the schedule file's name of a canonical field (the old Go tool's convention). */
 export function fileKey(field: string): string {
@@ -104,6 +128,23 @@ export const OPTION_SCHEMAS = {
       'Seconds: each fire is delayed by a fixed function of its taskId, in [0, jitter) and below the gap to the next fire; spreads schedules that share a spec. 0 or absent: none',
     examples: [30],
   },
+  startAt: {
+    type: 'string',
+    description: 'RFC 3339 instant with an offset: no fire before it',
+    examples: ['2026-12-01T00:00:00Z'],
+  },
+  endAt: {
+    type: 'string',
+    description: 'RFC 3339 instant with an offset: no fire after it; past it the schedule has ended',
+    examples: ['2026-12-31T23:59:59Z'],
+  },
+  maxRuns: {
+    type: 'integer',
+    minimum: 1,
+    description:
+      'Fires of the schedule at most (triggers not counted), counted across restarts and failover; then it has ended',
+    examples: [10],
+  },
 } as const;
 
 const OPTION_FIELDS = Object.keys(OPTION_SCHEMAS) as Array<keyof ScheduleOptions>;
@@ -137,7 +178,9 @@ export type ScheduleProblem =
   | { rule: 'cron'; value: string; reason: string }
   | { rule: 'runAt'; value: string }
   | { rule: 'every-format' | 'every-min' | 'every-max'; value: string | number }
-  | { rule: 'timeZone'; value: string };
+  | { rule: 'timeZone'; value: string }
+  | { rule: 'startAt' | 'endAt'; value: string }
+  | { rule: 'window'; value: string; startAt: string };
 
 /** Every field of a schedule, canonical names: its kinds, then its options. */
 export const SCHEDULE_FIELDS = [...SCHEDULE_KINDS, ...OPTION_FIELDS];
@@ -184,10 +227,33 @@ export function whenProblems(s: ScheduleFields): ScheduleProblem[] {
   return out;
 }
 
-/** The checks of the options a schema cannot make: a zone that is not an IANA zone. */
+/**
+ * The checks of the options a schema cannot make: a zone that is not an IANA zone, a start or end that is not an
+ * RFC 3339 instant, an end before the start.
+ */
 export function optionProblems(o: Partial<Record<keyof ScheduleOptions, unknown>>): ScheduleProblem[] {
+  const out: ScheduleProblem[] = [];
   const zone = o.timeZone;
-  return typeof zone === 'string' && !isValidTimeZone(zone) ? [{ rule: 'timeZone', value: zone }] : [];
+  if (typeof zone === 'string' && !isValidTimeZone(zone)) out.push({ rule: 'timeZone', value: zone });
+  const at = (field: 'startAt' | 'endAt'): number | undefined => {
+    const v = o[field];
+    if (typeof v !== 'string') return undefined;
+    const ms = parseRfc3339(v);
+    if (ms === undefined) out.push({ rule: field, value: v });
+    return ms;
+  };
+  const start = at('startAt');
+  const end = at('endAt');
+  if (start !== undefined && end !== undefined && end < start)
+    out.push({ rule: 'window', value: o.endAt as string, startAt: o.startAt as string });
+  return out;
+}
+
+/** The active window of a schedule's options, as epoch ms (unbounded ends: ±Infinity). */
+export function windowOf(o: Pick<ScheduleOptions, 'startAt' | 'endAt'>): { startMs: number; endMs: number } {
+  const ms = (v: string | undefined, none: number): number =>
+    v === undefined ? none : (parseRfc3339(v) ?? none);
+  return { startMs: ms(o.startAt, -Infinity), endMs: ms(o.endAt, Infinity) };
 }
 
 /**
