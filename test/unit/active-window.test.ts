@@ -5,7 +5,7 @@ import { timesOf } from '../../src/scheduler/fire-loop.js';
 import { overdueOnce } from '../../src/scheduler/misfire.js';
 import { describeNextFires } from '../../src/scheduler/next-command.js';
 import { FireEncoder } from '../../src/scheduler/task-records.js';
-import { parseState, specHashOf } from '../../src/shared/codecs/scheduler-state.js';
+import { parseState, specHash, specHashOf } from '../../src/shared/codecs/scheduler-state.js';
 import { parseScheduleText } from '../../src/shared/config/load.js';
 import { ConfigError, formatProblem } from '../../src/shared/errors.js';
 import { silentLogger } from '../../src/shared/logger.js';
@@ -192,6 +192,9 @@ describe('StartAt, EndAt and MaxRuns', () => {
         endAt: '2026-12-31T00:00:00Z',
         maxRuns: 3,
       });
+      // A different window or limit is a different definition (instances running different files warn).
+      expect(specHash({ ...e!, maxRuns: 4 })).not.toBe(specHash(e!));
+      expect(specHash({ ...e!, endAt: undefined })).not.toBe(specHash(e!));
     });
 
     it('should name each problem in the file on one line', () => {

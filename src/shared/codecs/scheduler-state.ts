@@ -60,8 +60,8 @@ export function specHashOf(e: ScheduleEntry): string {
 }
 
 /**
- * What makes two entries fire the same tasks: spec, zone, topic, processor, param, payload, and jitter when set
- * (only then, so the hash of an entry without it is what it was before jitter existed).
+ * What makes two entries fire the same tasks: spec, zone, topic, processor, param, payload, and jitter, window and
+ * limit when set (only then, so the hash of an entry without them is what it was before they existed).
  */
 export function specHash(e: ScheduleEntry): string {
   const canonical = JSON.stringify([
@@ -71,7 +71,9 @@ export function specHash(e: ScheduleEntry): string {
     e.processor,
     e.param ?? null,
     e.payload ?? null,
-    ...(e.jitter ? [{ jitter: e.jitter }] : []),
+    ...(e.jitter || e.startAt || e.endAt || e.maxRuns
+      ? [{ jitter: e.jitter, startAt: e.startAt, endAt: e.endAt, maxRuns: e.maxRuns }]
+      : []),
   ]);
   return createHash('sha256').update(canonical).digest('hex').slice(0, 16);
 }
