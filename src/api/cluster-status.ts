@@ -16,7 +16,7 @@ import { decodeCursor, encodeCursor } from './page-cursor.js';
 import { ApiError } from './problem.js';
 import { Refreshed } from './refreshed.js';
 import type { TaskRun } from './run-history.js';
-import { nextFires, nextRunOf } from './task-model.js';
+import { endedByWindow, nextFires } from './task-model.js';
 import type { TaskView } from './task-view.js';
 
 /** An API task's next three fires in a row: their instants, and with jitter when each is due. */
@@ -36,14 +36,6 @@ function windowFields(o: Pick<ScheduleRow, 'startAt' | 'endAt' | 'maxRuns'>): Pa
   return Object.fromEntries(
     (['startAt', 'endAt', 'maxRuns'] as const).flatMap((k) => (o[k] === undefined ? [] : [[k, o[k]]])),
   );
-}
-
-/**
- * Whether an API task no instance answered for has ended by its endAt: nothing left to fire. (Its maxRuns count is
- * in the scheduler state, which only its owner reads.)
- */
-function endedByWindow(def: TaskDefinition, latest: TaskRun | undefined, now: number): boolean {
-  return def.endAt !== undefined && nextRunOf(def, latest, now) === undefined;
 }
 
 /** One schedule, from a schedule file or the HTTP API, as the dashboard's overview shows it. */

@@ -52,6 +52,8 @@ export interface ApiTask extends Omit<TaskDefinition, 'v'> {
   legacyStatus: LegacyStatus;
   lastRun?: TaskRun;
   nextRunAt?: string;
+  /** Past its endAt: it fires nothing more (absent otherwise). */
+  ended?: boolean;
 }
 
 /** The next instant a task fires after `nowMs`; a one-shot that has not run yet is due even when past. */
@@ -106,6 +108,14 @@ export function nextFires(
     }));
 }
 
+/**
+ * Whether an enabled task has ended by its endAt: nothing of its window left to fire. (Its maxRuns count is in the
+ * scheduler state, which only its owner instance reads: `/api/v1/schedules` reports that one.)
+ */
+export function endedByWindow(def: TaskDefinition, latest: TaskRun | undefined, nowMs: number): boolean {
+  return def.enabled && def.endAt !== undefined && nextRunOf(def, latest, nowMs) === undefined;
+}
+
 export function toApiTask(
   def: TaskDefinition,
   version: string,
@@ -121,6 +131,7 @@ export function toApiTask(
     status,
     legacyStatus: legacyStatus(status),
     ...(latest ? { lastRun: latest } : {}),
+    ...(endedByWindow(def, latest, nowMs) ? { ended: true } : {}),
     // A Date holds ±8.64e15 ms; anything beyond (a definition written by hand) shows no next run.
     ...(next === undefined || !(Math.abs(next) <= 8.64e15)
       ? {}
@@ -182,5 +193,10 @@ export const TASK_SCHEMA = {
     legacyStatus: { type: 'string', enum: ['PENDING', 'QUEUED', 'RUNNING', 'COMPLETED', 'FAILED'] },
     lastRun: RUN_SCHEMA,
     nextRunAt: { type: 'string' },
+    ended: {
+      type: 'boolean',
+      description:
+        'true once past its endAt (nothing left to fire); a task at its maxRuns shows state ended in /api/v1/schedules',
+    },
   },
 } as const;

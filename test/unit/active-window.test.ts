@@ -276,9 +276,21 @@ describe('StartAt, EndAt and MaxRuns', () => {
           },
         ],
       });
+      // Past its endAt, a task says it has ended, and has no next run.
+      const over = await call('POST', '/api/v1/tasks', {
+        processor: 'p',
+        schedule: { every: '5s' },
+        endAt: '2020-01-01T00:00:00Z',
+      });
+      expect(over.json()).toMatchObject({ ended: true });
+      expect(over.json()).not.toHaveProperty('nextRunAt');
+      expect(created.json()).not.toHaveProperty('ended');
       // Every definition written is one the schedulers read.
       const stored = api.kafka.topics.get(TASKS_TOPIC) ?? [];
-      expect(stored.map((r) => ('def' in parseDefinition(r.value!) ? 'read' : 'refused'))).toEqual(['read']);
+      expect(stored.map((r) => ('def' in parseDefinition(r.value!) ? 'read' : 'refused'))).toEqual([
+        'read',
+        'read',
+      ]);
     });
   });
 });
