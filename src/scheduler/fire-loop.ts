@@ -1,8 +1,8 @@
 import type { Clock, TimerHandle } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
 import type { ScheduleEntry } from '../shared/config/schema.js';
-import { scheduleTimes } from '../shared/schedule/jitter.js';
-import type { JitteredSchedule } from '../shared/schedule/jitter.js';
+import { JitteredSchedule, scheduleTimes } from '../shared/schedule/jitter.js';
+import type { CompiledSchedule } from '../shared/schedule/compiled.js';
 import { MinHeap } from '../shared/heap.js';
 
 /** One instant of one entry that came due. */
@@ -18,14 +18,18 @@ export interface Fire {
   readonly run?: number;
 }
 
-/** Per-entry state kept small: the entry, its fire times, the next fire and the last fired instant. */
+/**
+ * Per-entry state kept small (a scheduler may arm a million API tasks): the entry, its compiled spec (inside its
+ * window), the next fire and the last fired instant. Numbers that fit a small integer (`delay`, `runs`) cost no
+ * allocation of their own, so an entry without jitter or MaxRuns weighs what it did before they existed.
+ */
 interface Armed {
   entry: ScheduleEntry;
-  times: JitteredSchedule;
+  cron: CompiledSchedule;
   /** The next nominal instant. */
   next: number;
-  /** When it is due (the heap's order): `next`, or later by its jitter. */
-  due: number;
+  /** Its jitter delay in ms: it is due at `next + delay` (the heap's order). */
+  delay: number;
   /** Last nominal instant handed out; an instant at or before it is never fired again. */
   last: number;
   /** Fires handed out, counting those its state records had (for MaxRuns). */
@@ -43,6 +47,8 @@ export function timesOf(e: ScheduleEntry): JitteredSchedule {
  * `run` (said only when it has MaxRuns).
  */
 export function fireOf(e: ScheduleEntry, t: number, due: number, run: number): Fire {
+  // The firing path of every fire: an entry with neither option gets the plain fire it always did.
+  if (!e.jitter && e.maxRuns === undefined) return { entry: e, scheduledFor: t };
   return {
     entry: e,
     scheduledFor: t,
@@ -76,7 +82,7 @@ export interface FireLoopOptions {
  * and fires late instants late rather than dropping them, down to each entry's misfire window.
  */
 export class FireLoop {
-  private readonly heap = new MinHeap<Armed>((a) => a.due);
+  private readonly heap = new MinHeap<Armed>((a) => a.next + a.delay);
   private readonly byId = new Map<string, Armed>();
   /**
    * Entries this loop stopped at their MaxRuns, with their count: re-adding one (a reload) before its last fire is
@@ -105,7 +111,7 @@ export class FireLoop {
     const previous = this.byId.get(entry.id);
     if (previous) this.remove(entry.id);
     if (!entry.enabled) return;
-    const runs = Math.max(known.runs ?? 0, previous?.runs ?? 0, this.ended.get(entry.id) ?? 0);
+    const runs = Math.max(known.runs ?? 0, previous?.runs ?? 0, this.ended.get(entry.id) ?? 0) | 0;
     if (limitReached(entry, runs)) return;
     const times = timesOf(entry);
     const from = afterMs ?? this.options.clock.now();
@@ -122,7 +128,16 @@ export class FireLoop {
     }
     // Without jitter `last` is `from` as it always was; with it, an instant before `from` may still be due.
     const last = Math.max(lastNominal, Math.min(from, first.nominal - 1));
-    const armed: Armed = { entry, times, next: first.nominal, due: first.due, last, runs, removed: false };
+    const armed: Armed = {
+      entry,
+      cron: times.compiled,
+      next: first.nominal,
+      // `| 0`: kept a small integer (at most a day of ms), never a boxed double.
+      delay: (first.due - first.nominal) | 0,
+      last,
+      runs,
+      removed: false,
+    };
     this.byId.set(entry.id, armed);
     this.heap.push(armed);
     if (this.running) this.rearm();
@@ -159,7 +174,7 @@ export class FireLoop {
       this.timer = this.options.clock.setTimeout(() => this.tick(), this.maxSleepMs);
       return;
     }
-    const delay = Math.min(Math.max(0, top.due - this.options.clock.now()), this.maxSleepMs);
+    const delay = Math.min(Math.max(0, top.next + top.delay - this.options.clock.now()), this.maxSleepMs);
     this.timer = this.options.clock.setTimeout(() => this.tick(), delay);
   }
 
@@ -175,7 +190,7 @@ export class FireLoop {
     for (;;) {
       const fires: Fire[] = [];
       const advanced: Armed[] = [];
-      for (let top = this.heap.peek(); top && top.due <= now; top = this.heap.peek()) {
+      for (let top = this.heap.peek(); top && top.next + top.delay <= now; top = this.heap.peek()) {
         this.heap.pop();
         if (top.removed) continue;
         this.take(top, now, fires);
@@ -196,8 +211,9 @@ export class FireLoop {
     if (a.next <= a.last) return;
     a.last = a.next;
     const windowStart = now - a.entry.misfireWindowSeconds * 1000;
-    if (a.due >= windowStart) {
-      out.push(fireOf(a.entry, a.next, a.due, ++a.runs));
+    const due = a.next + a.delay;
+    if (due >= windowStart) {
+      out.push(fireOf(a.entry, a.next, due, ++a.runs));
       return;
     }
     this.options.logger.warn(
@@ -213,13 +229,16 @@ export class FireLoop {
   private advance(a: Armed): void {
     const ended = limitReached(a.entry, a.runs);
     if (ended) this.ended.set(a.entry.id, a.runs);
-    const next = ended ? undefined : a.times.compiled.nextAfter(a.last);
+    const next = ended ? undefined : a.cron.nextAfter(a.last);
     if (next === undefined) {
       this.byId.delete(a.entry.id);
       return;
     }
     a.next = next;
-    a.due = a.times.dueOf(next);
+    // Jitter is computed per fire, only for entries that have it (the loop keeps no wrapper per entry).
+    a.delay = a.entry.jitter
+      ? (new JitteredSchedule(a.cron, a.entry.id, a.entry.jitter).dueOf(next) - next) | 0
+      : 0;
     this.heap.push(a);
   }
 }
