@@ -316,7 +316,7 @@ async function taskView(id) {
     <div class="grid"><section><h3>Definition</h3><pre>${esc(JSON.stringify(t, null, 2))}</pre>
       ${can('operator') ? `<h3>Edit</h3><textarea id="edit-text">${esc(draft ?? JSON.stringify(definition, null, 2))}</textarea><button id="save">Save</button>` : ''}</section>
     <section><h3>Next fires (${esc(next.timeZone)} / UTC)</h3><table id="next"><tbody>
-      ${next.items.map((n) => `<tr><td>${esc(n.local)}</td><td>${esc(n.utc)}</td></tr>`).join('') || '<tr><td>none</td></tr>'}</tbody></table>
+      ${next.items.map((n) => `<tr><td>${esc(n.local)}</td><td>${esc(n.jitteredFor ? `${n.utc} due ${n.jitteredFor}` : n.utc)}</td></tr>`).join('') || '<tr><td>none</td></tr>'}</tbody></table>
     ${runsTable(runs.items)}</section></div>`;
   if (!can('operator')) return;
   const again = () => taskView(id);
