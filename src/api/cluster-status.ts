@@ -16,8 +16,27 @@ import { decodeCursor, encodeCursor } from './page-cursor.js';
 import { ApiError } from './problem.js';
 import { Refreshed } from './refreshed.js';
 import type { TaskRun } from './run-history.js';
-import { nextFires } from './task-model.js';
+import { endedByWindow, nextFires } from './task-model.js';
 import type { TaskView } from './task-view.js';
+
+/** An API task's next three fires in a row: their instants, and with jitter when each is due. */
+function nextOfTask(
+  def: TaskDefinition,
+  latest: TaskRun | undefined,
+  now: number,
+): Pick<ScheduleRow, 'nextFireTimes' | 'jitter' | 'nextDueTimes'> {
+  const next = def.enabled ? nextFires(def, latest, now, 3) : [];
+  const nextFireTimes = next.map((n) => n.utc);
+  if (!def.jitter) return { nextFireTimes };
+  return { nextFireTimes, jitter: def.jitter, nextDueTimes: next.map((n) => n.jitteredFor ?? n.utc) };
+}
+
+/** The window and limit options that are set. */
+function windowFields(o: Pick<ScheduleRow, 'startAt' | 'endAt' | 'maxRuns'>): Partial<ScheduleRow> {
+  return Object.fromEntries(
+    (['startAt', 'endAt', 'maxRuns'] as const).flatMap((k) => (o[k] === undefined ? [] : [[k, o[k]]])),
+  );
+}
 
 /** One schedule, from a schedule file or the HTTP API, as the dashboard's overview shows it. */
 export interface ScheduleRow {
@@ -31,10 +50,21 @@ export interface ScheduleRow {
   timeZone: string;
   processor: string;
   topic: string;
-  state: 'enabled' | 'paused' | 'disabled';
+  /** `ended`: past its endAt or at its maxRuns (docs/schedule-file.md#active-window-and-limit). */
+  state: 'enabled' | 'paused' | 'disabled' | 'ended';
   /** `host:pid` of the scheduler instance that fires it; absent when no instance of its group answered. */
   owner?: string;
+  /** The next nominal instants (those of the taskIds). */
   nextFireTimes: string[];
+  /** Seconds of jitter, when set. */
+  jitter?: number;
+  /** With jitter: when each of `nextFireTimes` is due, in the same order. */
+  nextDueTimes?: string[];
+  /** The active window and limit, when set; `runCount`: fires counted for maxRuns (known from the owner only). */
+  startAt?: string;
+  endAt?: string;
+  maxRuns?: number;
+  runCount?: number;
   lastFiredAt?: string;
   lastRun?: TaskRun;
 }
@@ -224,8 +254,9 @@ export class ClusterStatus {
       timeZone: def.timeZone,
       processor: def.processor,
       topic: def.topic,
-      state: def.enabled ? 'enabled' : 'disabled',
-      nextFireTimes: def.enabled ? nextFires(def, latest, now, 3).map((n) => n.utc) : [],
+      state: !def.enabled ? 'disabled' : endedByWindow(def, latest, now) ? 'ended' : 'enabled',
+      ...nextOfTask(def, latest, now),
+      ...windowFields(def),
       ...withRun(latest),
     };
   }
@@ -427,6 +458,10 @@ function reportedRows(
           state: e.state,
           owner: `${reply.from.host}:${reply.from.pid}`,
           nextFireTimes: e.nextFireTimes,
+          ...(e.jitter ? { jitter: e.jitter } : {}),
+          ...(e.nextDueTimes ? { nextDueTimes: e.nextDueTimes } : {}),
+          ...windowFields(e),
+          ...(e.runCount === undefined ? {} : { runCount: e.runCount }),
           ...(e.lastFiredAt ? { lastFiredAt: e.lastFiredAt } : {}),
           ...withRun(view.latestRun(e.id)),
         });

@@ -8,7 +8,6 @@ import {
   json,
   LIST_QUERY,
   noContent,
-  requiredStrings,
   route,
   RUN_LIST_SCHEMA,
   TASK_LIST_SCHEMA,
@@ -172,7 +171,21 @@ const NEXT_SCHEMA = {
   required: ['timeZone', 'items'],
   properties: {
     timeZone: { type: 'string' },
-    items: { type: 'array', items: requiredStrings(['utc', 'local']) },
+    items: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['utc', 'local'],
+        properties: {
+          utc: { type: 'string', description: 'The nominal instant (the taskId’s)' },
+          local: { type: 'string' },
+          jitteredFor: {
+            type: 'string',
+            description: 'With jitter: when the fire is due (utc plus its delay)',
+          },
+        },
+      },
+    },
   },
 } as const;
 

@@ -1,6 +1,7 @@
 import { OPTION_SCHEMAS, STORED_SCHEDULE_SCHEMA } from '../shared/schedule/model.js';
-import { nextInstants } from '../shared/schedule/compiled.js';
-import { compileSpec } from '../shared/schedule/spec.js';
+import { scheduleTimes } from '../shared/schedule/jitter.js';
+import type { JitteredSchedule } from '../shared/schedule/jitter.js';
+import type { ScheduleSpec } from '../shared/schedule/spec.js';
 import { zonedFormatter } from '../shared/zoned-format.js';
 import { DEFINITION_FIELDS, specOfTask } from '../shared/tasks/definition.js';
 import type { TaskDefinition } from '../shared/tasks/definition.js';
@@ -51,6 +52,8 @@ export interface ApiTask extends Omit<TaskDefinition, 'v'> {
   legacyStatus: LegacyStatus;
   lastRun?: TaskRun;
   nextRunAt?: string;
+  /** Past its endAt: it fires nothing more (absent otherwise). */
+  ended?: boolean;
 }
 
 /** The next instant a task fires after `nowMs`; a one-shot that has not run yet is due even when past. */
@@ -62,14 +65,22 @@ export function nextRunOf(
   if (!def.enabled) return undefined;
   const spec = specOfTask(def);
   if (typeof spec === 'string') return undefined;
-  if (spec.kind === 'once') return latest ? undefined : spec.runAt;
-  return compileSpec(spec, def.timeZone).nextAfter(nowMs);
+  // A one-shot that has not run is due even when past, unless it is outside its window.
+  if (spec.kind === 'once') return latest ? undefined : timesOfTask(def, spec).compiled.nextAfter(-Infinity);
+  return timesOfTask(def, spec).firstDueAfter(-Infinity, nowMs)?.nominal;
+}
+
+/** A task's fire times: its spec in its zone, inside its window, with its jitter. */
+function timesOfTask(def: TaskDefinition, spec: ScheduleSpec): JitteredSchedule {
+  return scheduleTimes(spec, def, def.id);
 }
 
 /** A coming fire, in UTC and in the task's zone (`2026-11-26 02:30:00 CET`). */
 export interface NextFire {
   utc: string;
   local: string;
+  /** With jitter: when the fire of `utc` (its nominal instant, the taskId's) is due. */
+  jitteredFor?: string;
 }
 
 /** The next `count` fire instants of a task after `nowMs` (a one-shot that has not run yet: its instant). */
@@ -82,15 +93,27 @@ export function nextFires(
   const first = nextRunOf(def, latest, nowMs);
   if (first === undefined) return [];
   const spec = specOfTask(def);
-  const instants =
-    typeof spec === 'string' || spec.kind === 'once'
-      ? [first]
-      : [first, ...nextInstants(compileSpec(spec, def.timeZone), first, count - 1)];
+  if (typeof spec === 'string') return [];
+  const times = timesOfTask(def, spec);
+  const fires =
+    spec.kind === 'once' ? [{ nominal: first, due: times.dueOf(first) }] : times.nextFires(nowMs, count);
   const local = zonedFormatter(def.timeZone, 'sv-SE', true);
-  return instants
-    .filter((ms) => Math.abs(ms) <= 8.64e15)
+  return fires
+    .filter((f) => Math.abs(f.due) <= 8.64e15)
     .slice(0, count)
-    .map((ms) => ({ utc: new Date(ms).toISOString(), local: local.format(new Date(ms)) }));
+    .map(({ nominal, due }) => ({
+      utc: new Date(nominal).toISOString(),
+      local: local.format(new Date(nominal)),
+      ...(def.jitter ? { jitteredFor: new Date(due).toISOString() } : {}),
+    }));
+}
+
+/**
+ * Whether an enabled task has ended by its endAt: nothing of its window left to fire. (Its maxRuns count is in the
+ * scheduler state, which only its owner instance reads: `/api/v1/schedules` reports that one.)
+ */
+export function endedByWindow(def: TaskDefinition, latest: TaskRun | undefined, nowMs: number): boolean {
+  return def.enabled && def.endAt !== undefined && nextRunOf(def, latest, nowMs) === undefined;
 }
 
 export function toApiTask(
@@ -108,6 +131,7 @@ export function toApiTask(
     status,
     legacyStatus: legacyStatus(status),
     ...(latest ? { lastRun: latest } : {}),
+    ...(endedByWindow(def, latest, nowMs) ? { ended: true } : {}),
     // A Date holds ±8.64e15 ms; anything beyond (a definition written by hand) shows no next run.
     ...(next === undefined || !(Math.abs(next) <= 8.64e15)
       ? {}
@@ -169,5 +193,10 @@ export const TASK_SCHEMA = {
     legacyStatus: { type: 'string', enum: ['PENDING', 'QUEUED', 'RUNNING', 'COMPLETED', 'FAILED'] },
     lastRun: RUN_SCHEMA,
     nextRunAt: { type: 'string' },
+    ended: {
+      type: 'boolean',
+      description:
+        'true once past its endAt (nothing left to fire); a task at its maxRuns shows state ended in /api/v1/schedules',
+    },
   },
 } as const;

@@ -12,6 +12,8 @@ import type { KafkaStore } from './kafka-store.js';
 import type { TaskDefinition } from '../shared/tasks/definition.js';
 import { decodeCursor, encodeCursor } from './page-cursor.js';
 import { ApiError } from './problem.js';
+import { optionProblems } from '../shared/schedule/model.js';
+import { problemPath, problemText } from '../shared/schedule/messages.js';
 import type { TaskRun } from './run-history.js';
 import { redactSecretFields } from './secret-fields.js';
 import { applyPatch, definitionFromInput } from './task-input.js';
@@ -178,6 +180,7 @@ export class TaskService {
       const current = this.found(id);
       this.checkPrecondition(current, wanted);
       const def = { ...next(current.def), updatedBy: actor };
+      checkWindow(def);
       checkCommandWriter(current.def, by);
       checkCommandWriter(def, by);
       await this.checkTopic(def);
@@ -289,4 +292,16 @@ function checkCommandWriter(def: TaskDefinition, by: Principal): void {
       403,
       `task ${def.id} runs CommandProcessor (processor ${JSON.stringify(def.processor)}), which runs programs on the consumers: only an admin may create or change it (${by.user} has role ${by.role})`,
     );
+}
+
+/**
+ * A change must leave a window that can fire: a PATCH of `endAt` alone is checked against the stored `startAt` (the
+ * body's own checks saw only the body), in the schedule model's words.
+ */
+function checkWindow(def: TaskDefinition): void {
+  const window = optionProblems(def).find((p) => p.rule === 'window');
+  if (window)
+    throw new ApiError(400, `endAt ${problemText(window, 'http')}`, [
+      { pointer: problemPath(window, 'http'), detail: problemText(window, 'http') },
+    ]);
 }

@@ -1,4 +1,6 @@
 import { EVENTS_TOPIC, parseStatusEvent } from '../shared/codecs/task-event.js';
+import { fireText } from '../shared/schedule/jitter.js';
+import { optionsNote } from '../shared/schedule/model.js';
 import { SCHEDULER_STATE_TOPIC } from '../shared/codecs/scheduler-state.js';
 import { textTable } from '../shared/text-table.js';
 import type { StatusEvent } from '../shared/codecs/task-event.js';
@@ -102,10 +104,10 @@ export async function runStatus(
         e.id,
         e.state,
         e.owner,
-        e.spec,
+        `${e.spec}${optionsNote(e)}`,
         e.timeZone,
         e.lastFiredAt ?? '-',
-        e.nextFireTimes.join(' ') || '-',
+        e.nextFireTimes.map((t, i) => fireText(t, e.nextDueTimes?.[i])).join(' ') || '-',
         describeOutcome(e.lastOutcome),
       ]),
     ),

@@ -1,10 +1,10 @@
 import type { Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
-import { nextInstants } from '../shared/schedule/compiled.js';
 import { manualFireInstant, taskIdFor } from '../shared/codecs/task-message.js';
-import { compileSpec, describeSpec } from '../shared/schedule/spec.js';
+import { describeSpec } from '../shared/schedule/spec.js';
 import type { EntryCatalog } from './entry-catalog.js';
 import type { EntryStates } from './entry-states.js';
+import { limitReached, timesOf } from './fire-loop.js';
 import type { FireLoop } from './fire-loop.js';
 import type { PartitionOwner } from './partition-owner.js';
 import { pauseStateValue, specHashOf, stateRecord } from '../shared/codecs/scheduler-state.js';
@@ -70,14 +70,15 @@ export class EntryControl {
           this.o.group,
           id,
           this.o.entries.partitionOf(id),
-          pauseStateValue(e, last, paused, now, by),
+          pauseStateValue(e, last, paused, now, by, known?.runs),
         ),
       ],
     );
-    this.o.states.set(id, { lastFiredMs: last, specHash: specHashOf(e), paused });
-    if (!paused) this.o.loop.add(e, now);
+    const runs = known?.runs ?? 0;
+    this.o.states.set(id, { lastFiredMs: last, specHash: specHashOf(e), paused, runs });
+    if (!paused) this.o.loop.add(e, now, { lastFiredMs: last, runs });
     this.o.logger.info(`${paused ? 'paused' : 'resumed'} ${id} by command from ${by}`);
-    const next = paused || !e.enabled ? undefined : compileSpec(e.spec, e.timeZone).nextAfter(now);
+    const next = paused || !e.enabled ? undefined : timesOf(e).firstDueAfter(last, now)?.nominal;
     return {
       ok: true,
       message:
@@ -95,7 +96,15 @@ export class EntryControl {
       .filter((e) => this.answersFor(e.id))
       .map((e) => {
         const known = this.o.states.get(e.id);
-        const state = !e.enabled ? 'disabled' : known?.paused ? 'paused' : 'enabled';
+        const times = timesOf(e);
+        const runs = known?.runs ?? 0;
+        // Ended: its MaxRuns used up, or past its EndAt (no instant left after the last fired that is still due).
+        const ended =
+          limitReached(e, runs) ||
+          (e.endAt !== undefined && times.firstDueAfter(known?.lastFiredMs ?? -Infinity, now) === undefined);
+        const state = !e.enabled ? 'disabled' : known?.paused ? 'paused' : ended ? 'ended' : 'enabled';
+        const next = state === 'enabled' ? times.nextFires(now, nextCount) : [];
+        const iso = (ms: number): string => new Date(ms).toISOString();
         return {
           id: e.id,
           source: e.source ?? 'file',
@@ -106,12 +115,11 @@ export class EntryControl {
           state,
           partition: this.o.entries.partitionOf(e.id),
           ...(known ? { lastFiredAt: new Date(known.lastFiredMs).toISOString() } : {}),
-          nextFireTimes:
-            state === 'enabled'
-              ? nextInstants(compileSpec(e.spec, e.timeZone), now, nextCount).map((t) =>
-                  new Date(t).toISOString(),
-                )
-              : [],
+          nextFireTimes: next.map((f) => iso(f.nominal)),
+          ...(e.jitter ? { jitter: e.jitter, nextDueTimes: next.map((f) => iso(f.due)) } : {}),
+          ...(e.startAt === undefined ? {} : { startAt: e.startAt }),
+          ...(e.endAt === undefined ? {} : { endAt: e.endAt }),
+          ...(e.maxRuns === undefined ? {} : { maxRuns: e.maxRuns, runCount: runs }),
         };
       });
   }

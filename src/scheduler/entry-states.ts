@@ -24,6 +24,11 @@ export class EntryStates {
     return this.byId.get(id)?.lastFiredMs;
   }
 
+  /** Fires counted for the entry's MaxRuns (0 when none are known). */
+  runs(id: string): number {
+    return this.byId.get(id)?.runs ?? 0;
+  }
+
   isPaused(id: string): boolean {
     return this.byId.get(id)?.paused ?? false;
   }
@@ -47,12 +52,20 @@ export class EntryStates {
     const id = key.slice(prefix.length);
     const s = parseState(r.value);
     if (!s) return;
-    // The last fired instant only moves forward; pause and the spec hash are the latest record's.
+    // The last fired instant and the run count only move forward (a record without a count, from an older version,
+    // keeps the one known); pause and the spec hash are the latest record's.
     const prev = this.byId.get(id);
-    this.byId.set(id, { ...s, lastFiredMs: Math.max(s.lastFiredMs, prev?.lastFiredMs ?? -Infinity) });
+    this.byId.set(id, {
+      ...s,
+      lastFiredMs: Math.max(s.lastFiredMs, prev?.lastFiredMs ?? -Infinity),
+      runs: Math.max(s.runs, prev?.runs ?? 0),
+    });
   }
 
-  /** Fires were committed: each entry's last fired instant moves to its latest (manual fires move nothing). */
+  /**
+   * Fires were committed: each entry's last fired instant moves to its latest, and its run count to that fire's
+   * (manual fires move nothing).
+   */
   acked(fires: readonly Fire[]): void {
     for (const f of fires) {
       if (f.manual) continue;
@@ -62,6 +75,7 @@ export class EntryStates {
           lastFiredMs: f.scheduledFor,
           specHash: specHashOf(f.entry),
           paused: prev?.paused ?? false,
+          runs: Math.max(prev?.runs ?? 0, f.run ?? 0),
         });
     }
   }

@@ -1,27 +1,65 @@
 import type { Clock, TimerHandle } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
 import type { ScheduleEntry } from '../shared/config/schema.js';
-import { compileSpec } from '../shared/schedule/spec.js';
+import { JitteredSchedule, scheduleTimes } from '../shared/schedule/jitter.js';
 import type { CompiledSchedule } from '../shared/schedule/compiled.js';
 import { MinHeap } from '../shared/heap.js';
 
 /** One instant of one entry that came due. */
 export interface Fire {
   readonly entry: ScheduleEntry;
-  /** The scheduled instant, epoch ms. */
+  /** The scheduled (nominal) instant, epoch ms: the taskId's. */
   readonly scheduledFor: number;
+  /** When it was due, for an entry with jitter: `scheduledFor` plus its delay (docs/schedule-file.md#jitter). */
+  readonly dueAt?: number;
   /** Fired by `taskscheduler trigger`, not by the spec: it does not move the entry's last fired instant. */
   readonly manual?: boolean;
+  /** For an entry with MaxRuns: which of its runs this is (1 for the first); its state record counts it. */
+  readonly run?: number;
 }
 
-/** Per-entry state kept small: the entry, its shared compiled spec, the next and last fired instants. */
+/**
+ * Per-entry state kept small (a scheduler may arm a million API tasks): the entry, its compiled spec (inside its
+ * window), the next fire and the last fired instant. Numbers that fit a small integer (`delay`, `runs`) cost no
+ * allocation of their own, so an entry without jitter or MaxRuns weighs what it did before they existed.
+ */
 interface Armed {
   entry: ScheduleEntry;
   cron: CompiledSchedule;
+  /** The next nominal instant. */
   next: number;
-  /** Last instant handed out; an instant at or before it is never fired again. */
+  /** Its jitter delay in ms: it is due at `next + delay` (the heap's order). */
+  delay: number;
+  /** Last nominal instant handed out; an instant at or before it is never fired again. */
   last: number;
+  /** Fires handed out, counting those its state records had (for MaxRuns). */
+  runs: number;
   removed: boolean;
+}
+
+/** An entry's fire times: its spec in its zone, inside its window, with its jitter. */
+export function timesOf(e: ScheduleEntry): JitteredSchedule {
+  return scheduleTimes(e.spec, e, e.id);
+}
+
+/**
+ * The fire of nominal instant `t` of `e`, due at `due` (said only when jitter delays it), the entry's run number
+ * `run` (said only when it has MaxRuns).
+ */
+export function fireOf(e: ScheduleEntry, t: number, due: number, run: number): Fire {
+  // The firing path of every fire: an entry with neither option gets the plain fire it always did.
+  if (!e.jitter && e.maxRuns === undefined) return { entry: e, scheduledFor: t };
+  return {
+    entry: e,
+    scheduledFor: t,
+    ...(e.jitter ? { dueAt: due } : {}),
+    ...(e.maxRuns === undefined ? {} : { run }),
+  };
+}
+
+/** Whether an entry with `runs` fires counted has used up its MaxRuns. */
+export function limitReached(e: ScheduleEntry, runs: number): boolean {
+  return e.maxRuns !== undefined && runs >= e.maxRuns;
 }
 
 export interface FireLoopOptions {
@@ -44,8 +82,13 @@ export interface FireLoopOptions {
  * and fires late instants late rather than dropping them, down to each entry's misfire window.
  */
 export class FireLoop {
-  private readonly heap = new MinHeap<Armed>((a) => a.next);
+  private readonly heap = new MinHeap<Armed>((a) => a.next + a.delay);
   private readonly byId = new Map<string, Armed>();
+  /**
+   * Entries this loop stopped at their MaxRuns, with their count: re-adding one (a reload) before its last fire is
+   * acknowledged must not arm it again from an older count.
+   */
+  private readonly ended = new Map<string, number>();
   private timer: TimerHandle | undefined;
   private running = false;
   private readonly maxSleepMs: number;
@@ -59,25 +102,42 @@ export class FireLoop {
   }
 
   /**
-   * Arms an entry to fire its instants after `afterMs` (default: now). Re-adding an id replaces it; its last fired
-   * instant is kept so a changed entry never re-fires an instant.
+   * Arms an entry to fire its instants after `afterMs` (default: now) and after `known.lastFiredMs` (its last fired
+   * instant, when known): the first is the first instant after the latter that is due after the former.
+   * `known.runs`: the fires its state records counted (for MaxRuns). Re-adding an id replaces it; its last fired
+   * instant and count are kept so a changed entry never re-fires an instant nor starts counting again.
    */
-  add(entry: ScheduleEntry, afterMs?: number): void {
+  add(entry: ScheduleEntry, afterMs?: number, known: { lastFiredMs?: number; runs?: number } = {}): void {
     const previous = this.byId.get(entry.id);
     if (previous) this.remove(entry.id);
     if (!entry.enabled) return;
-    const cron = compileSpec(entry.spec, entry.timeZone);
-    const last = Math.max(afterMs ?? this.options.clock.now(), previous?.last ?? -Infinity);
-    const next = cron.nextAfter(last);
-    if (next === undefined) {
-      // A one-shot entry after its instant is simply done; any other spec without a future is worth a warning.
-      if (entry.spec.kind !== 'once')
+    const runs = Math.max(known.runs ?? 0, previous?.runs ?? 0, this.ended.get(entry.id) ?? 0) | 0;
+    if (limitReached(entry, runs)) return;
+    const times = timesOf(entry);
+    const from = afterMs ?? this.options.clock.now();
+    const lastNominal = Math.max(known.lastFiredMs ?? -Infinity, previous?.last ?? -Infinity);
+    const first = times.firstDueAfter(lastNominal, from);
+    if (first === undefined) {
+      // A one-shot entry after its instant, or one past its EndAt, is simply done; any other spec without a future
+      // is worth a warning.
+      if (entry.spec.kind !== 'once' && entry.endAt === undefined)
         this.options.logger.warn(`schedule ${entry.id} has no future fire time; it will not fire`, {
           scheduleId: entry.id,
         });
       return;
     }
-    const armed: Armed = { entry, cron, next, last, removed: false };
+    // Without jitter `last` is `from` as it always was; with it, an instant before `from` may still be due.
+    const last = Math.max(lastNominal, Math.min(from, first.nominal - 1));
+    const armed: Armed = {
+      entry,
+      cron: times.compiled,
+      next: first.nominal,
+      // `| 0`: kept a small integer (at most a day of ms), never a boxed double.
+      delay: (first.due - first.nominal) | 0,
+      last,
+      runs,
+      removed: false,
+    };
     this.byId.set(entry.id, armed);
     this.heap.push(armed);
     if (this.running) this.rearm();
@@ -85,6 +145,7 @@ export class FireLoop {
 
   /** Stops firing an entry. Lazy: the heap drops it when it reaches the top. */
   remove(id: string): boolean {
+    this.ended.delete(id);
     const armed = this.byId.get(id);
     if (!armed) return false;
     armed.removed = true;
@@ -113,7 +174,7 @@ export class FireLoop {
       this.timer = this.options.clock.setTimeout(() => this.tick(), this.maxSleepMs);
       return;
     }
-    const delay = Math.min(Math.max(0, top.next - this.options.clock.now()), this.maxSleepMs);
+    const delay = Math.min(Math.max(0, top.next + top.delay - this.options.clock.now()), this.maxSleepMs);
     this.timer = this.options.clock.setTimeout(() => this.tick(), delay);
   }
 
@@ -129,7 +190,7 @@ export class FireLoop {
     for (;;) {
       const fires: Fire[] = [];
       const advanced: Armed[] = [];
-      for (let top = this.heap.peek(); top && top.next <= now; top = this.heap.peek()) {
+      for (let top = this.heap.peek(); top && top.next + top.delay <= now; top = this.heap.peek()) {
         this.heap.pop();
         if (top.removed) continue;
         this.take(top, now, fires);
@@ -142,13 +203,17 @@ export class FireLoop {
     this.rearm();
   }
 
-  /** Takes the due instant of one entry, or drops it when it is older than the entry's misfire window. */
+  /**
+   * Takes the due instant of one entry, or drops it when it was due longer ago than the entry's misfire window
+   * (from when it was due: jitter does not make a fire late).
+   */
   private take(a: Armed, now: number, out: Fire[]): void {
     if (a.next <= a.last) return;
     a.last = a.next;
     const windowStart = now - a.entry.misfireWindowSeconds * 1000;
-    if (a.next >= windowStart) {
-      out.push({ entry: a.entry, scheduledFor: a.next });
+    const due = a.next + a.delay;
+    if (due >= windowStart) {
+      out.push(fireOf(a.entry, a.next, due, ++a.runs));
       return;
     }
     this.options.logger.warn(
@@ -162,12 +227,18 @@ export class FireLoop {
   }
 
   private advance(a: Armed): void {
-    const next = a.cron.nextAfter(a.last);
+    const ended = limitReached(a.entry, a.runs);
+    if (ended) this.ended.set(a.entry.id, a.runs);
+    const next = ended ? undefined : a.cron.nextAfter(a.last);
     if (next === undefined) {
       this.byId.delete(a.entry.id);
       return;
     }
     a.next = next;
+    // Jitter is computed per fire, only for entries that have it (the loop keeps no wrapper per entry).
+    a.delay = a.entry.jitter
+      ? (new JitteredSchedule(a.cron, a.entry.id, a.entry.jitter).dueOf(next) - next) | 0
+      : 0;
     this.heap.push(a);
   }
 }

@@ -230,11 +230,14 @@ export class GroupScheduler {
     const owner = this.ownerOf(e.id);
     if (!owner || this.states.isPaused(e.id)) return;
     const now = this.o.clock.now();
-    const last = this.states.lastFiredMs(e.id);
-    const overdue = overdueFire(e, last, now, this.o.logger);
+    const known = { lastFiredMs: this.states.lastFiredMs(e.id), runs: this.states.runs(e.id) };
+    const overdue = overdueFire(e, known, now, this.o.logger);
     owner.enqueue(overdue ? [overdue] : []);
-    // Re-adding keeps the loop's last handed-out instant for this id (even one not yet acknowledged).
-    this.loop.add(e, Math.max(now, last ?? now));
+    // Re-adding keeps the loop's last handed-out instant and run count for this id (even those not yet acknowledged).
+    this.loop.add(e, now, {
+      lastFiredMs: overdue?.scheduledFor ?? known.lastFiredMs,
+      runs: known.runs + (overdue ? 1 : 0),
+    });
   }
 
   /** Hands each due fire to the owner of its entry's partition. */

@@ -112,10 +112,12 @@ export class SchedulerMetrics {
       const labels = { group: this.group, schedule: f.entry.id };
       this.fires.inc(labels);
       if (f.manual) this.triggers.inc(labels);
-      const lag = firedAtMs - f.scheduledFor;
+      // Lag from when the fire was due: a jitter delay is intended, not late.
+      const due = f.dueAt ?? f.scheduledFor;
+      const lag = firedAtMs - due;
       if (lag > LATE_FIRE_MS) this.late.inc(labels);
       this.fireLag.observe({ group: this.group }, lag / 1000);
-      this.ackLag.observe({ group: this.group }, (ackedAtMs - f.scheduledFor) / 1000);
+      this.ackLag.observe({ group: this.group }, (ackedAtMs - due) / 1000);
     }
   }
 

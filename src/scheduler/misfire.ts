@@ -1,5 +1,6 @@
 import type { ScheduleEntry } from '../shared/config/schema.js';
 import type { CompiledSchedule } from '../shared/schedule/compiled.js';
+import { JitteredSchedule, scheduleTimes } from '../shared/schedule/jitter.js';
 
 /** At most this many missed instants are fired for one entry under `fire-all`. */
 export const FIRE_ALL_LIMIT = 1000;
@@ -8,7 +9,8 @@ export const FIRE_ALL_LIMIT = 1000;
  * The times an entry missed while no scheduler owned it, and which of them to fire now: those after its last
  * fired instant, at or before now, and inside its misfire window are missed; then `skip` fires none, `fire-once`
  * the latest, `fire-all` each (oldest first, the latest 1000 at most). An entry never fired before (or disabled)
- * has missed nothing.
+ * has missed nothing. With jitter, "at or before now" and "inside the window" are of when an instant was due: one
+ * whose delay ends after now is not missed, the fire loop arms it.
  */
 export function misfireOf(
   entry: ScheduleEntry,
@@ -18,10 +20,17 @@ export function misfireOf(
 ): { fire: number[]; missed: number } {
   if (lastFiredMs === undefined || !entry.enabled) return { fire: [], missed: 0 };
   const windowStart = nowMs - entry.misfireWindowSeconds * 1000;
+  const times = new JitteredSchedule(cron, entry.id, entry.jitter);
   const out: number[] = [];
   let missed = 0;
-  let t = cron.nextAfter(Math.max(lastFiredMs, windowStart - 1));
-  while (t !== undefined && t <= nowMs) {
+  let t = cron.nextAfter(Math.max(lastFiredMs, windowStart - 1 - times.jitterMs));
+  for (; t !== undefined && t <= nowMs; t = cron.nextAfter(t)) {
+    if (times.jitterMs > 0) {
+      // Due instants keep their order (jitter.ts): the first one due after now ends what was missed.
+      const due = times.dueOf(t);
+      if (due > nowMs) break;
+      if (due < windowStart) continue;
+    }
     missed++;
     // Counting what `skip` drops is only for metrics: stop at the fire-all limit rather than walk a long window.
     if (entry.misfire === 'skip' && missed >= FIRE_ALL_LIMIT) break;
@@ -29,7 +38,6 @@ export function misfireOf(
       out.push(t);
       if (out.length > FIRE_ALL_LIMIT) out.shift();
     }
-    t = cron.nextAfter(t);
   }
   return { fire: entry.misfire === 'fire-once' ? out.slice(-1) : out, missed };
 }
@@ -46,7 +54,8 @@ export function missedInstants(
 
 /**
  * A one-shot entry whose instant passed before any scheduler fired it (created late, or while the group was
- * down) fires at once, whatever its misfire policy and window: the instant to fire, or undefined.
+ * down) fires at once, whatever its misfire policy and misfire window: the instant to fire, or undefined. With jitter, it
+ * is overdue once its delay has passed too (until then the fire loop arms it); outside its window it never is.
  */
 export function overdueOnce(
   entry: ScheduleEntry,
@@ -54,5 +63,8 @@ export function overdueOnce(
   nowMs: number,
 ): number | undefined {
   if (entry.spec.kind !== 'once' || !entry.enabled || lastFiredMs !== undefined) return undefined;
-  return entry.spec.runAt <= nowMs ? entry.spec.runAt : undefined;
+  const times = scheduleTimes(entry.spec, entry, entry.id);
+  // Outside its StartAt/EndAt window, it never fires.
+  const runAt = times.compiled.nextAfter(-Infinity);
+  return runAt !== undefined && times.dueOf(runAt) <= nowMs ? runAt : undefined;
 }

@@ -315,7 +315,7 @@ export class StatePartitions {
     const { missed, differing } = catchUp(mine, states, this.o.clock.now(), {
       logger,
       metrics: this.o.metrics,
-      arm: (e, fromMs) => this.o.loop.add(e, fromMs),
+      arm: (e, fromMs, known) => this.o.loop.add(e, fromMs, known),
     });
     if (differing.length > 0) {
       logger.warn(
@@ -355,7 +355,7 @@ export class StatePartitions {
           for (const f of fires) {
             logger.debug(`fired ${f.entry.id}`, {
               taskId: taskIdFor(f.entry.id, f.scheduledFor),
-              ackLagMs: at - f.scheduledFor,
+              ackLagMs: at - (f.dueAt ?? f.scheduledFor),
             });
           }
         this.o.onAcked?.(fires, at);

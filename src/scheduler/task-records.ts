@@ -47,7 +47,14 @@ export class FireEncoder {
         taskRecordOf(
           fire.entry.topic,
           { taskId, scheduleId: fire.entry.id, scheduledFor },
-          fastTaskValue(task, taskIdJson, scheduledFor, firedAt, this.schedulerJson),
+          fastTaskValue(
+            task,
+            taskIdJson,
+            scheduledFor,
+            firedAt,
+            this.schedulerJson,
+            fire.dueAt === undefined ? undefined : new Date(fire.dueAt).toISOString(),
+          ),
         ),
         statusRecordOf(taskId, fastScheduledValue(taskIdJson, task.idJson, firedAt, this.byJson)),
       );
@@ -56,7 +63,8 @@ export class FireEncoder {
       if (!prev || prev.scheduledFor < fire.scheduledFor) latest.set(fire.entry, fire);
     }
     for (const [entry, f] of latest) {
-      const value = fastStateValue(this.isoOf(f.scheduledFor), this.partsOf(entry).specHash, firedAt);
+      // An entry with MaxRuns counts its runs in the record, as of its latest fire (fireOf numbers them).
+      const value = fastStateValue(this.isoOf(f.scheduledFor), this.partsOf(entry).specHash, firedAt, f.run);
       out.push(stateRecord(this.group, entry.id, this.partition, value));
     }
     return out;

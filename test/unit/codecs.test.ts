@@ -166,16 +166,18 @@ describe('when a record was written by the code before the codecs', () => {
     });
   });
 
-  it('should read its state records, fired and paused, and write a pause as it did', () => {
+  it('should read its state records, fired and paused (no run count: 0 runs), and write a pause as it did', () => {
     expect(parseState(Buffer.from(today.state))).toEqual({
       lastFiredMs: at,
       specHash: '781d8679cdf16835',
       paused: false,
+      runs: 0,
     });
     expect(parseState(Buffer.from(today.paused))).toEqual({
       lastFiredMs: at,
       specHash: '781d8679cdf16835',
       paused: true,
+      runs: 0,
     });
     expect(pauseStateValue(todaysEntry, at, true, Date.parse('2026-03-01T05:01:00Z'), 'ann@ops')).toBe(
       today.paused,

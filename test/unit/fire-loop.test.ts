@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { FireLoop } from '../../src/scheduler/fire-loop.js';
-import type { Fire } from '../../src/scheduler/fire-loop.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import { cronEntry } from './helpers/entries.js';
 import { FakeClock } from './helpers/fake-clock.js';
+import { recordingLoop } from './helpers/recording-loop.js';
 
 const T0 = Date.parse('2026-11-22T10:00:00.000Z');
 
@@ -11,12 +11,7 @@ const entry = cronEntry;
 
 function setup(startMs = T0 + 300) {
   const clock = new FakeClock(startMs);
-  const fires: Array<Fire & { at: number }> = [];
-  const loop = new FireLoop({
-    clock,
-    logger: silentLogger,
-    onFires: (fs) => fs.forEach((f) => fires.push({ ...f, at: clock.now() })),
-  });
+  const { loop, fires } = recordingLoop(clock);
   const iso = () => fires.map((f) => `${f.entry.id}@${new Date(f.scheduledFor).toISOString()}`);
   return { clock, loop, fires, iso };
 }

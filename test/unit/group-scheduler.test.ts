@@ -353,4 +353,39 @@ describe('GroupScheduler', () => {
       ]);
     });
   });
+
+  describe('when an entry has MaxRuns and its partition moves to another instance', () => {
+    it('should count its runs in the state record and stop at the limit, across the move and a trigger', async () => {
+      const e = everySecond({ maxRuns: 5 });
+      const { clock, kafka, run, fired, a } = await owned(e);
+      await run(2000);
+      // A trigger is not a run of the spec: it leaves the count alone.
+      await a.scheduler.trigger('a');
+      expect(a.scheduler.status(['a'])[0]).toMatchObject({ state: 'enabled', maxRuns: 5, runCount: 2 });
+      await a.scheduler.stop({ deadlineMs: 1000 });
+      const b = await instance(kafka, clock, [e]);
+      await run(3000);
+      b.member.join({ [STATE]: [0] });
+      await run(5000);
+      const spec = fired().filter((t) => Date.parse(t) % 1000 === 0);
+      // Two runs by a, the latest missed instant caught up by b (fire-once), then two more: five in all.
+      expect(spec).toEqual([...seconds(T0 + 1000, 2), ...seconds(T0 + 5000, 3)]);
+      expect(b.scheduler.status(['a'])[0]).toMatchObject({ state: 'ended', runCount: 5, nextFireTimes: [] });
+      const last = kafka.records(STATE, 0).at(-1)?.value?.toString('utf8');
+      expect(JSON.parse(last ?? '{}')).toMatchObject({
+        v: 1,
+        runs: 5,
+        lastFiredAt: seconds(T0 + 7000, 1)[0],
+      });
+    });
+  });
+
+  describe('when an entry has an EndAt that passes', () => {
+    it('should fire up to it, then report ended', async () => {
+      const { run, fired, a } = await owned(everySecond({ endAt: new Date(T0 + 3000).toISOString() }));
+      await run(6000);
+      expect(fired()).toEqual(seconds(T0 + 1000, 3));
+      expect(a.scheduler.status(['a'])[0]).toMatchObject({ state: 'ended', nextFireTimes: [] });
+    });
+  });
 });

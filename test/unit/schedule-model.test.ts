@@ -1,11 +1,10 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseTaskInput } from '../../src/api/task-input.js';
 import { parseScheduleText } from '../../src/shared/config/load.js';
 import { ConfigError } from '../../src/shared/errors.js';
 import { fileKey, SCHEDULE_KINDS } from '../../src/shared/schedule/model.js';
 import { parseDefinition, TASKS_TOPIC } from '../../src/shared/tasks/definition.js';
-import { apiApp } from './helpers/api-app.js';
-import type { ApiApp } from './helpers/api-app.js';
+import { apiAppPerTest } from './helpers/api-app.js';
 
 /** A schedule under canonical names: the file writes the same fields PascalCase, HTTP and records nest the kind. */
 type Schedule = { runAt?: unknown; cron?: unknown; every?: unknown; timeZone?: unknown };
@@ -142,14 +141,10 @@ describe('when the same schedule comes through the file, a task record and an HT
 });
 
 describe('when taskapi serves its OpenAPI document and takes a task', () => {
-  let api: ApiApp | undefined;
-  afterEach(async () => {
-    await api?.close();
-    api = undefined;
-  });
+  const apps = apiAppPerTest();
 
   it('should describe the schedule with the model’s kinds and limits, and store what the readers take', async () => {
-    api = await apiApp();
+    const api = await apps.open();
     const doc = (await api.app.inject({ method: 'GET', url: '/api/openapi.json' })).json<{
       paths: Record<
         string,
@@ -167,7 +162,7 @@ describe('when taskapi serves its OpenAPI document and takes a task', () => {
     await api.users.addUser('op', 'a-long-enough-password', 'operator', 'test');
     const token = (await api.login('op', 'a-long-enough-password')).body.accessToken as string;
     const post = (schedule: object) =>
-      api!.app.inject({
+      api.app.inject({
         method: 'POST',
         url: '/api/v1/tasks',
         headers: { authorization: `Bearer ${token}` },

@@ -101,6 +101,7 @@ describe('FireEncoder', () => {
       lastFiredMs: at + 1000,
       specHash: specHash(a),
       paused: false,
+      runs: 0,
     });
   });
 

@@ -14,6 +14,21 @@ function esc(v) {
   return String(v ?? '').replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
+/** A schedule's next fires: each nominal instant, and with jitter when it is due (`… due …`). */
+function nextTexts(r) {
+  return r.nextFireTimes.map((t, i) => (r.nextDueTimes?.[i] ? `${t} due ${r.nextDueTimes[i]}` : t));
+}
+
+/** A schedule's active window and limit, when set (`ended` once past endAt or at maxRuns). */
+function windowText(s) {
+  const parts = [
+    s.startAt ? `from ${s.startAt}` : '',
+    s.endAt ? `until ${s.endAt}` : '',
+    s.maxRuns ? `${s.runCount ?? '?'} of at most ${s.maxRuns} runs` : '',
+  ].filter(Boolean);
+  return parts.length === 0 ? '' : `<p id="window">Fires ${esc(parts.join(', '))}</p>`;
+}
+
 let flashTimer;
 /** Shows an outcome for 4 s; a newer one replaces it and gets its own 4 s. */
 function flash(text) {
@@ -182,7 +197,7 @@ async function tasksView() {
         ) => `<tr class="row" data-id="${esc(r.id)}" data-source="${esc(r.source)}" data-group="${esc(r.group)}">
         <td>${esc(r.id)}</td><td>${r.source === 'api' ? 'API' : 'file'}</td>
         <td>${esc(r.description)}<br /><code>${esc(r.spec)}</code></td><td>${esc(r.timeZone)}</td>
-        <td class="${esc(r.state)}">${esc(r.state)}</td><td>${r.nextFireTimes.map(esc).join('<br />') || '-'}</td>
+        <td class="${esc(r.state)}">${esc(r.state)}</td><td>${nextTexts(r).map(esc).join('<br />') || '-'}</td>
         <td class="${esc(r.lastRun?.state)}">${esc(r.lastRun ? `${r.lastRun.state} ${r.lastRun.scheduledFor}` : '-')}</td>
         <td class="owner">${esc(r.owner ?? 'no instance')}</td><td>${esc(r.group)}</td></tr>`,
       )
@@ -251,9 +266,13 @@ async function scheduleView(group, id) {
            <button id="toggle">${s.state === 'paused' ? 'Resume' : 'Pause'}</button></p>`
         : ''
     }
-    <div class="grid"><section><h3>Schedule</h3><p>${esc(s.description)} (<code>${esc(s.spec)}</code>, ${esc(s.timeZone)})</p>
+    <div class="grid"><section><h3>Schedule</h3><p>${esc(s.description)} (<code>${esc(s.spec)}</code>, ${esc(s.timeZone)}${s.jitter ? `, jitter ${s.jitter}s` : ''})</p>${windowText(s)}
       <p>processor ${esc(s.processor)} on topic ${esc(s.topic)}; last fired ${esc(s.lastFiredAt ?? 'never')}</p>
-      <h3>Next fires (UTC)</h3><table id="next"><tbody>${s.nextFireTimes.map((t) => `<tr><td>${esc(t)}</td></tr>`).join('') || '<tr><td>none</td></tr>'}</tbody></table></section>
+      <h3>Next fires (UTC)</h3><table id="next"><tbody>${
+        nextTexts(s)
+          .map((t) => `<tr><td>${esc(t)}</td></tr>`)
+          .join('') || '<tr><td>none</td></tr>'
+      }</tbody></table></section>
     <section>${runsTable(s.runs)}</section></div>`;
   if (!can('operator')) return;
   $('#trigger').onclick = () =>
@@ -297,7 +316,7 @@ async function taskView(id) {
     <div class="grid"><section><h3>Definition</h3><pre>${esc(JSON.stringify(t, null, 2))}</pre>
       ${can('operator') ? `<h3>Edit</h3><textarea id="edit-text">${esc(draft ?? JSON.stringify(definition, null, 2))}</textarea><button id="save">Save</button>` : ''}</section>
     <section><h3>Next fires (${esc(next.timeZone)} / UTC)</h3><table id="next"><tbody>
-      ${next.items.map((n) => `<tr><td>${esc(n.local)}</td><td>${esc(n.utc)}</td></tr>`).join('') || '<tr><td>none</td></tr>'}</tbody></table>
+      ${next.items.map((n) => `<tr><td>${esc(n.local)}</td><td>${esc(n.jitteredFor ? `${n.utc} due ${n.jitteredFor}` : n.utc)}</td></tr>`).join('') || '<tr><td>none</td></tr>'}</tbody></table>
     ${runsTable(runs.items)}</section></div>`;
   if (!can('operator')) return;
   const again = () => taskView(id);

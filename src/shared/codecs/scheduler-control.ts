@@ -38,10 +38,21 @@ export interface EntryStatus {
   timeZone: string;
   topic: string;
   processor: string;
-  state: 'enabled' | 'paused' | 'disabled';
+  /** `ended`: past its EndAt or at its MaxRuns, it fires nothing more (absent in replies of older instances). */
+  state: 'enabled' | 'paused' | 'disabled' | 'ended';
   partition: number;
   lastFiredAt?: string;
+  /** The next nominal instants (those of the taskIds). */
   nextFireTimes: string[];
+  /** Seconds, when the entry has jitter (absent in replies of older instances). */
+  jitter?: number;
+  /** With jitter: when each of `nextFireTimes` is due (its instant plus its delay), in the same order. */
+  nextDueTimes?: string[];
+  /** The entry's active window and limit, when set (StartAt, EndAt, MaxRuns), and with MaxRuns its runs so far. */
+  startAt?: string;
+  endAt?: string;
+  maxRuns?: number;
+  runCount?: number;
 }
 
 /** What a control request changed, in words for the CLI. */

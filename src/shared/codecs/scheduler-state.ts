@@ -24,6 +24,11 @@ export interface StateRecord {
   paused?: boolean;
   /** Who paused or resumed it last (`user@host` of the CLI). */
   changedBy?: string;
+  /**
+   * Entries with `MaxRuns`: how many fires of the spec there have been (triggers not counted). Optional in v1: a
+   * record without it (older versions, entries without MaxRuns) counts as 0 runs.
+   */
+  runs?: number;
 }
 
 const schema: JSONSchemaType<StateRecord> = {
@@ -36,6 +41,7 @@ const schema: JSONSchemaType<StateRecord> = {
     updatedAt: { type: 'string' },
     paused: { type: 'boolean', nullable: true },
     changedBy: { type: 'string', nullable: true },
+    runs: { type: 'integer', minimum: 0, nullable: true },
   },
 };
 const validate = new Ajv({ strict: true }).compile(schema);
@@ -53,7 +59,10 @@ export function specHashOf(e: ScheduleEntry): string {
   return h;
 }
 
-/** What makes two entries fire the same tasks: spec, zone, topic, processor, param, payload. */
+/**
+ * What makes two entries fire the same tasks: spec, zone, topic, processor, param, payload, and jitter, window and
+ * limit when set (only then, so the hash of an entry without them is what it was before they existed).
+ */
 export function specHash(e: ScheduleEntry): string {
   const canonical = JSON.stringify([
     e.spec.kind === 'cron' ? e.spec.cron : e.spec,
@@ -62,6 +71,9 @@ export function specHash(e: ScheduleEntry): string {
     e.processor,
     e.param ?? null,
     e.payload ?? null,
+    ...(e.jitter || e.startAt || e.endAt || e.maxRuns
+      ? [{ jitter: e.jitter, startAt: e.startAt, endAt: e.endAt, maxRuns: e.maxRuns }]
+      : []),
   ]);
   return createHash('sha256').update(canonical).digest('hex').slice(0, 16);
 }
@@ -71,6 +83,8 @@ export interface EntryState {
   lastFiredMs: number;
   specHash: string;
   paused: boolean;
+  /** Fires counted for MaxRuns (0 when the record has none). */
+  runs: number;
 }
 
 /** Parses a state record value; `undefined` for a tombstone or a record this version cannot read. */
@@ -81,7 +95,7 @@ export function parseState(value: Buffer | null): EntryState | undefined {
     if (!validate(data)) return undefined;
     const ms = Date.parse(data.lastFiredAt);
     return Number.isFinite(ms)
-      ? { lastFiredMs: ms, specHash: data.specHash, paused: data.paused === true }
+      ? { lastFiredMs: ms, specHash: data.specHash, paused: data.paused === true, runs: data.runs ?? 0 }
       : undefined;
   } catch {
     return undefined;
@@ -93,14 +107,31 @@ export function encodeState(value: StateRecord): string {
   return JSON.stringify(value);
 }
 
-/** The state record of entry `e` after a fire of `lastFiredMs` (no pause fields). */
-export function firedState(e: ScheduleEntry, lastFiredMs: number, updatedMs: number): StateRecord {
+/**
+ * The state record of entry `e` after a fire of `lastFiredMs` (no pause fields); `runs` for an entry with MaxRuns
+ * (see {@link runsOf}).
+ */
+export function firedState(
+  e: ScheduleEntry,
+  lastFiredMs: number,
+  updatedMs: number,
+  runs?: number,
+): StateRecord {
   return {
     v: 1,
     lastFiredAt: new Date(lastFiredMs).toISOString(),
     specHash: specHashOf(e),
     updatedAt: new Date(updatedMs).toISOString(),
+    ...(runs === undefined ? {} : { runs }),
   };
+}
+
+/**
+ * The run count a state record of `e` carries: only entries with MaxRuns count, so that the records of every other
+ * entry stay byte for byte what they were before the count existed.
+ */
+export function runsOf(e: ScheduleEntry, runs: number): number | undefined {
+  return e.maxRuns === undefined ? undefined : runs;
 }
 
 /** A state record of entry `id` of `group`, on the state partition its key maps to (`partition`). */
@@ -112,8 +143,14 @@ export function stateRecord(group: string, id: string, partition: number, value:
  * The fast path of {@link encodeState} for {@link firedState}: the same bytes. `lastFiredAt` and `updatedAt` are
  * `Date#toISOString` texts, `specHash` a hex string (nothing in them needs escaping).
  */
-export function fastStateValue(lastFiredAt: string, specHash: string, updatedAt: string): string {
-  return `{"v":1,"lastFiredAt":"${lastFiredAt}","specHash":"${specHash}","updatedAt":"${updatedAt}"}`;
+export function fastStateValue(
+  lastFiredAt: string,
+  specHash: string,
+  updatedAt: string,
+  runs?: number,
+): string {
+  const counted = runs === undefined ? '' : `,"runs":${runs}`;
+  return `{"v":1,"lastFiredAt":"${lastFiredAt}","specHash":"${specHash}","updatedAt":"${updatedAt}"${counted}}`;
 }
 
 /** The state record that pauses or resumes an entry (written by its owner, in a transaction). */
@@ -123,6 +160,7 @@ export function pauseStateValue(
   paused: boolean,
   nowMs: number,
   changedBy: string,
+  runs = 0,
 ): string {
-  return encodeState({ ...firedState(e, lastFiredMs, nowMs), paused, changedBy });
+  return encodeState({ ...firedState(e, lastFiredMs, nowMs, runsOf(e, runs)), paused, changedBy });
 }

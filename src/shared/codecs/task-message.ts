@@ -24,6 +24,12 @@ export interface TaskMessage {
   param?: string;
   payload?: unknown;
   scheduledFor: string;
+  /**
+   * When the fire was due, for a schedule with jitter: `scheduledFor` (the nominal instant, the taskId's) plus the
+   * schedule's delay for this taskId. Added in 1.x without a version change: absent in older messages and for
+   * schedules without jitter, and readers must accept both (docs/messages-and-topics.md#task-message).
+   */
+  jitteredFor?: string;
   firedAt: string;
   scheduler: SchedulerOrigin;
 }
@@ -49,12 +55,16 @@ export function manualFireInstant(nowMs: number): number {
   return nowMs % 1000 === 0 ? nowMs + 1 : nowMs;
 }
 
-/** The task message of one fire of `fields` at `scheduledForMs`, fired at `firedAtMs` by `scheduler`. */
+/**
+ * The task message of one fire of `fields` at `scheduledForMs`, fired at `firedAtMs` by `scheduler`; `dueAtMs`: when
+ * it was due, given for a schedule with jitter.
+ */
 export function taskMessageOf(
   fields: TaskFields,
   scheduledForMs: number,
   firedAtMs: number,
   scheduler: SchedulerOrigin,
+  dueAtMs?: number,
 ): TaskMessage {
   return {
     v: 1,
@@ -64,6 +74,7 @@ export function taskMessageOf(
     ...(fields.param === undefined ? {} : { param: fields.param }),
     ...(fields.payload === undefined ? {} : { payload: fields.payload }),
     scheduledFor: new Date(scheduledForMs).toISOString(),
+    ...(dueAtMs === undefined ? {} : { jitteredFor: new Date(dueAtMs).toISOString() }),
     firedAt: new Date(firedAtMs).toISOString(),
     scheduler,
   };
@@ -125,8 +136,8 @@ export function preEncodeTask(fields: TaskFields): PreEncodedTask {
 
 /**
  * The fast path of {@link encodeTaskMessage}: the same bytes, concatenated from the parts that never change.
- * `scheduledFor` and `firedAt` are `Date#toISOString` texts (nothing in them needs escaping), `taskIdJson` the
- * taskId as JSON, `schedulerJson` the scheduler origin as JSON.
+ * `scheduledFor`, `firedAt` and `jitteredFor` (when given) are `Date#toISOString` texts (nothing in them needs
+ * escaping), `taskIdJson` the taskId as JSON, `schedulerJson` the scheduler origin as JSON.
  */
 export function fastTaskValue(
   pre: PreEncodedTask,
@@ -134,9 +145,11 @@ export function fastTaskValue(
   scheduledFor: string,
   firedAt: string,
   schedulerJson: string,
+  jitteredFor?: string,
 ): string {
+  const jittered = jitteredFor === undefined ? '' : `"jitteredFor":"${jitteredFor}",`;
   return (
-    `{"v":${SCHEMA_VERSION},"taskId":${taskIdJson},${pre.middle},"scheduledFor":"${scheduledFor}",` +
+    `{"v":${SCHEMA_VERSION},"taskId":${taskIdJson},${pre.middle},"scheduledFor":"${scheduledFor}",${jittered}` +
     `"firedAt":"${firedAt}","scheduler":${schedulerJson}}`
   );
 }
@@ -167,6 +180,7 @@ const taskMessageSchema: JSONSchemaType<TaskMessage> = {
     param: { type: 'string', nullable: true },
     payload: {} as JSONSchemaType<TaskMessage>['properties']['payload'],
     scheduledFor: { type: 'string', format: 'date-time' },
+    jitteredFor: { type: 'string', format: 'date-time', nullable: true },
     firedAt: { type: 'string', format: 'date-time' },
     scheduler: originSchema as unknown as JSONSchemaType<TaskMessage>['properties']['scheduler'],
   },

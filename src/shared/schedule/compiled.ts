@@ -22,3 +22,19 @@ export function nextInstants(schedule: CompiledSchedule, afterMs: number, count:
   }
   return out;
 }
+
+/**
+ * `schedule` limited to instants from `startMs` to `endMs` (both included): the active window of `StartAt` and
+ * `EndAt`. Unbounded (±Infinity) ends leave it as it is.
+ */
+export function windowed(schedule: CompiledSchedule, startMs: number, endMs: number): CompiledSchedule {
+  if (startMs === -Infinity && endMs === Infinity) return schedule;
+  return {
+    spec: schedule.spec,
+    zone: schedule.zone,
+    nextAfter: (after) => {
+      const t = schedule.nextAfter(Math.max(after, startMs - 1));
+      return t !== undefined && t <= endMs ? t : undefined;
+    },
+  };
+}

@@ -39,6 +39,11 @@ function phrase(p: ScheduleProblem): string {
       return `is above the maximum of ${MAX_EVERY_TEXT}`;
     case 'timeZone':
       return 'is not an IANA time zone';
+    case 'startAt':
+    case 'endAt':
+      return 'is not an RFC 3339 date-time with an offset (e.g. 2026-12-01T09:00:00Z)';
+    case 'window':
+      return `is before the start (${p.startAt}): the schedule would never fire`;
   }
 }
 
@@ -78,7 +83,11 @@ function segments(p: ScheduleProblem): string[] {
     case 'every-max':
       return ['schedule', 'every'];
     case 'timeZone':
-      return ['timeZone'];
+    case 'startAt':
+    case 'endAt':
+      return [p.rule];
+    case 'window':
+      return ['endAt'];
     default:
       return ['schedule', p.rule];
   }

@@ -37,7 +37,21 @@ export interface ScheduleOptions {
   timeZone: string;
   /** What a scheduler does with fire times it missed while no instance ran. */
   misfire: MisfirePolicy;
+  /**
+   * Seconds: each fire is delayed by a deterministic function of its taskId, in [0, jitter) and below the gap to the
+   * next instant (`jitter.ts`). Absent or 0: no delay. The file names it `JitterSeconds`.
+   */
+  jitter?: number;
+  /** RFC 3339: no instant before it fires (BullMQ's startDate). */
+  startAt?: string;
+  /** RFC 3339: no instant after it fires; past it the schedule has ended (BullMQ's endDate). */
+  endAt?: string;
+  /** How many fires of the spec, at most (manual triggers not counted); then the schedule has ended (BullMQ's limit). */
+  maxRuns?: number;
 }
+
+/** The longest jitter, in seconds (a day): a longer delay would spread nothing a day's schedules do not. */
+export const MAX_JITTER_SECONDS = 86_400;
 
 /** The defaults of options a schedule leaves out, but the zone's (UTC in a file, `--time-zone` in taskapi). */
 export const OPTION_DEFAULTS: Omit<ScheduleOptions, 'timeZone'> = { misfire: 'fire-once' };
@@ -49,13 +63,36 @@ export function optionsOf(given: Partial<ScheduleOptions>, zone: string): Schedu
   return { timeZone: zone, ...OPTION_DEFAULTS, ...(Object.fromEntries(set) as Partial<ScheduleOptions>) };
 }
 
+/** File names that are not the canonical name capitalized: the file spells the unit, as `MisfireWindowSeconds`. */
+const FILE_NAMES: Readonly<Record<string, string>> = { jitter: 'JitterSeconds' };
+
+/**
+ * A schedule's jitter, window and limit as a CLI line shows them, ` (jitter 30s, from <startAt>, until <endAt>,
+ * 2/5 runs)`, or '' when none is set; `runCount` unknown (no state at hand): `at most 5 runs`.
+ */
+export function optionsNote(
+  o: Pick<ScheduleOptions, 'jitter' | 'startAt' | 'endAt' | 'maxRuns'> & { runCount?: number },
+): string {
+  const parts = [
+    ...(o.jitter ? [`jitter ${o.jitter}s`] : []),
+    ...(o.startAt === undefined ? [] : [`from ${o.startAt}`]),
+    ...(o.endAt === undefined ? [] : [`until ${o.endAt}`]),
+    ...(o.maxRuns === undefined
+      ? []
+      : [o.runCount === undefined ? `at most ${o.maxRuns} runs` : `${o.runCount}/${o.maxRuns} runs`]),
+  ];
+  return parts.length === 0 ? '' : ` (${parts.join(', ')})`;
+}
+
 /** `timeZone` → `TimeZone`: the schedule file's name of a canonical field (the old Go tool's convention). */
 export function fileKey(field: string): string {
-  return field.charAt(0).toUpperCase() + field.slice(1);
+  return FILE_NAMES[field] ?? field.charAt(0).toUpperCase() + field.slice(1);
 }
 
 /** A type's fields under their schedule-file names (`{ timeZone?: string }` → `{ TimeZone?: string }`). */
-export type InFileKeys<T> = { [K in keyof T as Capitalize<K & string>]: T[K] };
+export type InFileKeys<T> = {
+  [K in keyof T as K extends 'jitter' ? 'JitterSeconds' : Capitalize<K & string>]: T[K];
+};
 
 /**
  * The JSON schema of each kind's value. No length or format limits: the checks after the schema say what is wrong
@@ -83,6 +120,31 @@ export const KIND_SCHEMAS = {
 export const OPTION_SCHEMAS = {
   timeZone: { type: 'string', minLength: 1, examples: ['UTC', 'Europe/Berlin'] },
   misfire: { type: 'string', enum: [...MISFIRE_POLICIES] },
+  jitter: {
+    type: 'integer',
+    minimum: 0,
+    maximum: MAX_JITTER_SECONDS,
+    description:
+      'Seconds: each fire is delayed by a fixed function of its taskId, in [0, jitter) and below the gap to the next fire; spreads schedules that share a spec. 0 or absent: none',
+    examples: [30],
+  },
+  startAt: {
+    type: 'string',
+    description: 'RFC 3339 instant with an offset: no fire before it',
+    examples: ['2026-12-01T00:00:00Z'],
+  },
+  endAt: {
+    type: 'string',
+    description: 'RFC 3339 instant with an offset: no fire after it; past it the schedule has ended',
+    examples: ['2026-12-31T23:59:59Z'],
+  },
+  maxRuns: {
+    type: 'integer',
+    minimum: 1,
+    description:
+      'Fires of the schedule at most (triggers not counted), counted across restarts and failover; then it has ended',
+    examples: [10],
+  },
 } as const;
 
 const OPTION_FIELDS = Object.keys(OPTION_SCHEMAS) as Array<keyof ScheduleOptions>;
@@ -116,7 +178,9 @@ export type ScheduleProblem =
   | { rule: 'cron'; value: string; reason: string }
   | { rule: 'runAt'; value: string }
   | { rule: 'every-format' | 'every-min' | 'every-max'; value: string | number }
-  | { rule: 'timeZone'; value: string };
+  | { rule: 'timeZone'; value: string }
+  | { rule: 'startAt' | 'endAt'; value: string }
+  | { rule: 'window'; value: string; startAt: string };
 
 /** Every field of a schedule, canonical names: its kinds, then its options. */
 export const SCHEDULE_FIELDS = [...SCHEDULE_KINDS, ...OPTION_FIELDS];
@@ -163,10 +227,33 @@ export function whenProblems(s: ScheduleFields): ScheduleProblem[] {
   return out;
 }
 
-/** The checks of the options a schema cannot make: a zone that is not an IANA zone. */
+/**
+ * The checks of the options a schema cannot make: a zone that is not an IANA zone, a start or end that is not an
+ * RFC 3339 instant, an end before the start.
+ */
 export function optionProblems(o: Partial<Record<keyof ScheduleOptions, unknown>>): ScheduleProblem[] {
+  const out: ScheduleProblem[] = [];
   const zone = o.timeZone;
-  return typeof zone === 'string' && !isValidTimeZone(zone) ? [{ rule: 'timeZone', value: zone }] : [];
+  if (typeof zone === 'string' && !isValidTimeZone(zone)) out.push({ rule: 'timeZone', value: zone });
+  const at = (field: 'startAt' | 'endAt'): number | undefined => {
+    const v = o[field];
+    if (typeof v !== 'string') return undefined;
+    const ms = parseRfc3339(v);
+    if (ms === undefined) out.push({ rule: field, value: v });
+    return ms;
+  };
+  const start = at('startAt');
+  const end = at('endAt');
+  if (start !== undefined && end !== undefined && end < start)
+    out.push({ rule: 'window', value: o.endAt as string, startAt: o.startAt as string });
+  return out;
+}
+
+/** The active window of a schedule's options, as epoch ms (unbounded ends: ±Infinity). */
+export function windowOf(o: Pick<ScheduleOptions, 'startAt' | 'endAt'>): { startMs: number; endMs: number } {
+  const ms = (v: string | undefined, none: number): number =>
+    v === undefined ? none : (parseRfc3339(v) ?? none);
+  return { startMs: ms(o.startAt, -Infinity), endMs: ms(o.endAt, Infinity) };
 }
 
 /**

@@ -15,6 +15,7 @@ export interface Entry {
   Cron: string;
   Topic: string;
   Misfire?: string;
+  JitterSeconds?: number;
   TaskMessageTemplate: { TaskProcessorName: string };
 }
 
@@ -96,8 +97,8 @@ export function useSchedulerGroup(cluster: GroupCluster = testsBroker) {
   };
   /**
    * Starts two instances on a file of `count` entries, waits until they have split them, sends `signal` to the
-   * first and waits until the second fires one of the first's entries. `before` is the last full second before
-   * the signal.
+   * first and waits until the second fires one of the first's entries (at `takenOverAt`). `before` is the last
+   * full second before the signal.
    */
   const splitThenSignal = async (file: string, count: number, signal: NodeJS.Signals) => {
     const a = scheduler(file);
@@ -108,12 +109,15 @@ export function useSchedulerGroup(cluster: GroupCluster = testsBroker) {
     const aEntries = entriesFiredIn(a.pid, before);
     a.signal(signal);
     const at = Date.now();
-    const takenOver = () =>
-      tasks().some(
+    // When b first fired one of a's entries (after the signal): its takeover.
+    const takenOver = () => {
+      const byB = tasks().filter(
         (t) => t.scheduler.pid === b.pid && aEntries.has(t.scheduleId) && Date.parse(t.firedAt) > at,
       );
-    await waitFor(takenOver, { timeoutMs: 60_000, what: "b to take over a's entries" });
-    return { a, b, aEntries, before, at };
+      return byB.length === 0 ? undefined : Math.min(...byB.map((t) => Date.parse(t.firedAt)));
+    };
+    const takenOverAt = await waitFor(takenOver, { timeoutMs: 60_000, what: "b to take over a's entries" });
+    return { a, b, aEntries, before, at, takenOverAt };
   };
 
   return {

@@ -1,3 +1,4 @@
+import { afterEach } from 'vitest';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -124,4 +125,14 @@ export async function apiApp(
       await store.stop();
     },
   };
+}
+
+/** For a suite whose tests each open one {@link apiApp}: `open()` makes it, and it is closed after the test. */
+export function apiAppPerTest(): { open(): Promise<ApiApp> } {
+  let api: ApiApp | undefined;
+  afterEach(async () => {
+    await api?.close();
+    api = undefined;
+  });
+  return { open: async () => (api = await apiApp()) };
 }
