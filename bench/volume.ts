@@ -268,6 +268,7 @@ async function measureRetirement(
 async function measureFireLag(
   p: Params,
   brokers: string[],
+  sched: Scheduler,
 ): Promise<{
   expected: number;
   fired: number;
@@ -314,7 +315,9 @@ async function measureFireLag(
       Math.max(0, lastDue - Date.now()) + 30_000,
       200,
     );
-    await reader.caughtUp(DEFAULTS.topic);
+    await reader.caughtUp(DEFAULTS.topic).catch((err: unknown) => {
+      throw new Error(`${String(err)}; the scheduler's output:\n${sched.output().slice(-6000)}`);
+    });
     const fired = reader.received<{ taskId: string; scheduledFor: string }>(DEFAULTS.topic);
     const first = new Map<string, number>();
     for (const f of fired)
@@ -397,7 +400,7 @@ async function run(p: Params, logDir: string, started: Started, announce: (broke
   const atN = await memory(`N = ${p.n} created`, p, api, sched);
   const retirement = await measureRetirement(p, api, sched);
   step('retirement batch retired');
-  const lag = await measureFireLag(p, brokers);
+  const lag = await measureFireLag(p, brokers, sched);
   step('fire lag measured');
   const restarts = await measureRestarts(brokers, logDir, api);
   consumer.signal('SIGTERM');

@@ -35,4 +35,17 @@ describe('the local broker', () => {
       for (const s of partitionsOfKey.values()) expect(s.size).toBe(1);
     });
   });
+
+  describe('when a reader starts from the end and only some partitions are written after', () => {
+    it('should be caught up at once on the partitions written nothing more', async () => {
+      await produce(
+        topic,
+        [0, 1, 2].map((partition) => ({ partition, value: '{}' })),
+      );
+      reader = await new TopicReader([{ topic, fromEnd: true }]).start();
+      await produce(topic, [{ partition: 0, value: JSON.stringify({ after: true }) }]);
+      await reader.caughtUp(topic, 10_000);
+      expect(reader.values(topic)).toEqual([{ after: true }]);
+    });
+  });
 });

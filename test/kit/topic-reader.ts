@@ -141,6 +141,8 @@ export class TopicReader {
     try {
       for (const s of fromEnd) {
         const ends = await admin.fetchTopicOffsets(s.topic);
+        // Read up to there already: a partition written nothing more is caught up (caughtUp waited for good).
+        for (const o of ends) this.position.set(`${s.topic}/${o.partition}`, Number(o.high));
         await admin.setOffsets({
           groupId: this.groupId,
           topic: s.topic,
