@@ -9,7 +9,7 @@ import { specOfTask } from '../shared/tasks/definition.js';
 import type { TaskDefinition } from '../shared/tasks/definition.js';
 import { ControlClient } from '../shared/scheduler-control-client.js';
 import type { ControlResult } from '../shared/scheduler-control-client.js';
-import type { EntryStatus } from '../shared/codecs/scheduler-control.js';
+import type { EntryStatus, ScheduleTimesShown } from '../shared/codecs/scheduler-control.js';
 import { partitionForKey } from '../shared/kafka/index.js';
 import type { EventRates, RateSeries } from './event-rates.js';
 import { decodeCursor, encodeCursor } from './page-cursor.js';
@@ -39,7 +39,7 @@ function windowFields(o: Pick<ScheduleRow, 'startAt' | 'endAt' | 'maxRuns'>): Pa
 }
 
 /** One schedule, from a schedule file or the HTTP API, as the dashboard's overview shows it. */
-export interface ScheduleRow {
+export interface ScheduleRow extends ScheduleTimesShown {
   id: string;
   source: 'file' | 'api';
   group: string;
@@ -54,17 +54,6 @@ export interface ScheduleRow {
   state: 'enabled' | 'paused' | 'disabled' | 'ended';
   /** `host:pid` of the scheduler instance that fires it; absent when no instance of its group answered. */
   owner?: string;
-  /** The next nominal instants (those of the taskIds). */
-  nextFireTimes: string[];
-  /** Seconds of jitter, when set. */
-  jitter?: number;
-  /** With jitter: when each of `nextFireTimes` is due, in the same order. */
-  nextDueTimes?: string[];
-  /** The active window and limit, when set; `runCount`: fires counted for maxRuns (known from the owner only). */
-  startAt?: string;
-  endAt?: string;
-  maxRuns?: number;
-  runCount?: number;
   lastFiredAt?: string;
   lastRun?: TaskRun;
 }

@@ -36,6 +36,7 @@ export interface TaskStoreOptions {
 
 /** How often deleted ids older than the topic's `delete.retention.ms` are forgotten. */
 const FORGET_DELETED_EVERY_MS = 3600_000;
+const FIRST_FORGET_AFTER_MS = 60_000;
 
 /** Of several taskapi instances, the first to retire a task usually does it within this spread of the others. */
 const RETIREMENT_SPREAD_MS = 5000;
@@ -118,13 +119,18 @@ export class TaskStore {
     this.view.seal();
     for (const id of [...this.view.unrepaired]) void this.repair(id).catch(() => undefined);
     this.retirement.start();
-    void this.forgetDeleted();
-    this.forgetTimer = setInterval(() => void this.forgetDeleted(), FORGET_DELETED_EVERY_MS);
+    // The first pass a minute after start, off the start-up path (it walks every deleted id of the store).
+    this.forgetTimer = setTimeout(() => {
+      void this.forgetDeleted();
+      this.forgetTimer = setInterval(() => void this.forgetDeleted(), FORGET_DELETED_EVERY_MS);
+      this.forgetTimer.unref();
+    }, FIRST_FORGET_AFTER_MS);
     this.forgetTimer.unref();
   }
 
   stop(): void {
     this.retirement.stop();
+    clearTimeout(this.forgetTimer);
     clearInterval(this.forgetTimer);
   }
 

@@ -29,7 +29,7 @@ export interface ControlRequest {
 }
 
 /** One entry as `taskscheduler status` shows it (from its owner). */
-export interface EntryStatus {
+export interface EntryStatus extends ScheduleTimesShown {
   id: string;
   /** A schedule file's entry, or a task created over HTTP. */
   source: 'file' | 'api';
@@ -42,13 +42,18 @@ export interface EntryStatus {
   state: 'enabled' | 'paused' | 'disabled' | 'ended';
   partition: number;
   lastFiredAt?: string;
+}
+
+/** A schedule's next fires, jitter, active window and limit, as status and the API show them. */
+export interface ScheduleTimesShown {
   /** The next nominal instants (those of the taskIds). */
   nextFireTimes: string[];
-  /** Seconds, when the entry has jitter (absent in replies of older instances). */
+  /** Seconds, when the schedule has jitter (absent in replies of older instances). */
   jitter?: number;
   /** With jitter: when each of `nextFireTimes` is due (its instant plus its delay), in the same order. */
   nextDueTimes?: string[];
-  /** The entry's active window and limit, when set (StartAt, EndAt, MaxRuns), and with MaxRuns its runs so far. */
+  /** The active window and limit, when set (StartAt, EndAt, MaxRuns), and with MaxRuns its runs so far (known
+   * from the owner only). */
   startAt?: string;
   endAt?: string;
   maxRuns?: number;
