@@ -360,9 +360,34 @@ let dlqTopic = 'taskTopic';
 let dlqState = '';
 const dlqPages = pager('dlq');
 
+/** The failures page: its topic field and state filter, then `body`. */
+function showFailures(body) {
+  const focus = document.activeElement?.id === 'dlq-topic';
+  const states = ['', 'waiting', 'replayed']
+    .map((s) => `<option value="${s}"${s === dlqState ? ' selected' : ''}>${s || 'all'}</option>`)
+    .join('');
+  main.innerHTML = `<h2>Failures</h2><label>Task topic <input id="dlq-topic" value="${esc(dlqTopic)}" /></label>
+    <label>Show <select id="dlq-state">${states}</select></label>${body}`;
+  const input = $('#dlq-topic');
+  input.addEventListener('change', () => {
+    dlqTopic = input.value;
+    dlqPages.reset();
+    void failuresView();
+  });
+  $('#dlq-state').addEventListener('change', (e) => {
+    dlqState = e.target.value;
+    dlqPages.reset();
+    void failuresView();
+  });
+  dlqPages.wire(failuresView);
+  if (focus) input.focus();
+}
+
 /** A task topic's DLQ, 100 entries a page (all, or only those waiting or replayed). */
 async function failuresView() {
-  const focus = document.activeElement?.id === 'dlq-topic';
+  // The topic field first: reading a long DLQ from its start can take seconds, and the operator may want another.
+  if (!$('#dlq-topic')) showFailures(`<p>reading the DLQ of ${esc(dlqTopic)}…</p>`);
+  const topic = dlqTopic;
   let body;
   try {
     const { data } = await api(
@@ -384,24 +409,9 @@ async function failuresView() {
   } catch (err) {
     body = `<p class="failed">${esc(err.message)}</p>`;
   }
-  const states = ['', 'waiting', 'replayed']
-    .map((s) => `<option value="${s}"${s === dlqState ? ' selected' : ''}>${s || 'all'}</option>`)
-    .join('');
-  main.innerHTML = `<h2>Failures</h2><label>Task topic <input id="dlq-topic" value="${esc(dlqTopic)}" /></label>
-    <label>Show <select id="dlq-state">${states}</select></label>${body}`;
-  const input = $('#dlq-topic');
-  input.addEventListener('change', () => {
-    dlqTopic = input.value;
-    dlqPages.reset();
-    void failuresView();
-  });
-  $('#dlq-state').addEventListener('change', (e) => {
-    dlqState = e.target.value;
-    dlqPages.reset();
-    void failuresView();
-  });
-  dlqPages.wire(failuresView);
-  if (focus) input.focus();
+  // The field changed to another topic while this one was read: that topic's answer shows instead.
+  if (topic !== dlqTopic) return;
+  showFailures(body);
   const replay = async (selector, question) => {
     if (!confirm(question)) return;
     try {
