@@ -205,7 +205,11 @@ describe('the dashboard at /ui in headless Chromium', () => {
     const bad = taskMessage(uniqueName('ui-bad'), 'BadInputProcessor');
     await publishTasks(fx.topic, [bad]);
     await page.goto(`${api.url}/ui#/failures`);
+    // What is typed in the topic field outlives the page's redraws (every 2 s) until it is confirmed.
     await page.fill('#dlq-topic', fx.topic);
+    const typedInto = await page.waitForSelector('#dlq-topic');
+    await typedInto.waitForElementState('hidden', { timeout: 10_000 }); // redrawn: this field is gone
+    expect(await page.inputValue('#dlq-topic')).toBe(fx.topic);
     await page.dispatchEvent('#dlq-topic', 'change');
     await page.waitForSelector(`#dlq tr[data-task-id="${bad.taskId}"] button.replay`, { timeout: 30_000 });
     await page.screenshot({ path: join(SHOTS, 'dashboard-failures.png') });

@@ -6,6 +6,8 @@ const state = {
   token: sessionStorage.getItem('tm-token'),
   role: sessionStorage.getItem('tm-role'),
   timer: 0,
+  /** Counts the pages opened: a render overtaken by a later one (a hash change while it drew) stops there. */
+  shown: 0,
 };
 const RANK = { viewer: 0, operator: 1, admin: 2 };
 const can = (role) => RANK[state.role] >= RANK[role];
@@ -357,20 +359,25 @@ async function taskView(id) {
 }
 
 let dlqTopic = 'taskTopic';
+/** What was typed in the topic field and not yet confirmed (Enter, or leaving the field): every redraw keeps it. */
+let dlqTyped;
 let dlqState = '';
 const dlqPages = pager('dlq');
 
 /** The failures page: its topic field and state filter, then `body`. */
 function showFailures(body) {
-  const focus = document.activeElement?.id === 'dlq-topic';
+  const typing = document.activeElement?.id === 'dlq-topic' ? document.activeElement : undefined;
+  const caret = typing ? [typing.selectionStart, typing.selectionEnd] : undefined;
   const states = ['', 'waiting', 'replayed']
     .map((s) => `<option value="${s}"${s === dlqState ? ' selected' : ''}>${s || 'all'}</option>`)
     .join('');
-  main.innerHTML = `<h2>Failures</h2><label>Task topic <input id="dlq-topic" value="${esc(dlqTopic)}" /></label>
+  main.innerHTML = `<h2>Failures</h2><label>Task topic <input id="dlq-topic" value="${esc(dlqTyped ?? dlqTopic)}" /></label>
     <label>Show <select id="dlq-state">${states}</select></label>${body}`;
   const input = $('#dlq-topic');
+  input.addEventListener('input', () => (dlqTyped = input.value));
   input.addEventListener('change', () => {
     dlqTopic = input.value;
+    dlqTyped = undefined;
     dlqPages.reset();
     void failuresView();
   });
@@ -380,7 +387,10 @@ function showFailures(body) {
     void failuresView();
   });
   dlqPages.wire(failuresView);
-  if (focus) input.focus();
+  if (caret) {
+    input.focus();
+    input.setSelectionRange(caret[0], caret[1]);
+  }
 }
 
 /** A task topic's DLQ, 100 entries a page (all, or only those waiting or replayed). */
@@ -524,6 +534,7 @@ async function healthView() {
 
 async function render() {
   clearInterval(state.timer);
+  const shown = ++state.shown;
   $('#who').innerHTML = state.token
     ? `${esc(sessionStorage.getItem('tm-user'))} (${esc(state.role)}) <button id="logout">Log out</button>`
     : '';
@@ -541,8 +552,12 @@ async function render() {
           : page === 'health'
             ? healthView
             : tasksView;
-  const refresh = () => view().catch((err) => flash(err.message));
+  const refresh = () =>
+    (shown === state.shown ? view() : Promise.resolve()).catch((err) => flash(err.message));
   await refresh();
+  // Another page was opened while this one drew: that page's render refreshes it, and this one stops here (its
+  // timer would redraw this page over that one every 2 s).
+  if (shown !== state.shown) return;
   // Live: the page refreshes itself every 2 s (no full reload); an open edit keeps its text.
   state.timer = setInterval(refresh, 2000);
 }
