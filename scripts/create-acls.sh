@@ -127,7 +127,7 @@ set_option() {
 # the ACLs, derived from what each program does (src/; docs/acls.md explains each)
 
 readonly EVENTS=taskmanager.events STATE=taskmanager.scheduler-state COMMANDS=taskmanager.commands
-readonly TASKS=taskmanager.tasks USERS=taskmanager.users
+readonly TASKS=taskmanager.tasks USERS=taskmanager.users CANCELS=taskmanager.cancels
 # Throw-away groups of src/shared/kafka: follow.ts (taskmanager-follower-<uuid>) and read-to-end.ts
 # (taskmanager-reader-<uuid>); each is deleted when done.
 readonly FOLLOWER_GROUPS=taskmanager-follower- READER_GROUPS=taskmanager-reader-
@@ -164,7 +164,9 @@ plan_acls() {
     acl "$c" Topic LITERAL Read "consumes task messages" "${tasks[@]}"
     acl "$c" Group LITERAL Read "its consumer group: joins, commits offsets" "${CONSUMER_GROUPS[@]}"
     acl "$c" Topic LITERAL Write "dead-letters tasks that failed for good" "${dlqs[@]}"
-    acl "$c" Topic LITERAL Write "STARTED/SUCCEEDED/FAILED/RETRY/DLQ events" "$EVENTS"
+    acl "$c" Topic LITERAL Write "EXECUTING/FINISHED/FAILED/CANCELLED events" "$EVENTS"
+    acl "$c" Topic LITERAL Read "follows the cancel requests from their start" "$CANCELS"
+    acl "$c" Group PREFIXED Read,Delete "throw-away group following the cancel requests, deleted at stop" "$FOLLOWER_GROUPS"
   fi
   if [[ -n "$API" ]]; then
     local a=$API
@@ -177,6 +179,7 @@ plan_acls() {
     acl "$a" Topic LITERAL Describe "partition count of the scheduler state (which instance owns a schedule)" "$STATE"
     acl "$a" Topic LITERAL Write "POST /tasks/{id}/trigger and DLQ replays publish task messages" "${tasks[@]}"
     acl "$a" Topic LITERAL Read,Write "DLQ routes: list, and replay markers" "${dlqs[@]}"
+    acl "$a" Topic LITERAL Write "POST /tasks/{id}/runs/{taskId}/cancel" "$CANCELS"
     acl "$a" TransactionalId LITERAL Write "DLQ replay transactions" "${replays[@]}"
     acl "$a" Group LITERAL Describe "dashboard: members and lag of the consumer group" "${CONSUMER_GROUPS[@]}"
     acl "$a" Group PREFIXED Describe "dashboard: finds the scheduler groups (ListGroups shows only groups one may describe)" "$SCHEDULER_PREFIX"
@@ -191,6 +194,7 @@ plan_acls() {
     acl "$o" Topic LITERAL Read,Write "taskconsumer dlq list reads; dlq replay writes markers" "${dlqs[@]}"
     acl "$o" Topic LITERAL Write "taskconsumer dlq replay re-publishes; status reads end offsets (Describe)" "${tasks[@]}"
     acl "$o" TransactionalId LITERAL Write "taskconsumer dlq replay transactions" "${replays[@]}"
+    acl "$o" Topic LITERAL Write "taskconsumer cancel" "$CANCELS"
     acl "$o" Group LITERAL Describe "taskconsumer status: members and committed offsets" "${CONSUMER_GROUPS[@]}"
     acl "$o" Group PREFIXED Read,Delete "throw-away groups following the command answers, deleted at stop" "$FOLLOWER_GROUPS"
     acl "$o" Group PREFIXED Read,Delete "throw-away groups reading events or a DLQ to its end, deleted after" "$READER_GROUPS"

@@ -21,6 +21,7 @@ Creates, if missing:
   taskmanager.commands          cleanup.policy=delete
   taskmanager.tasks             cleanup.policy=compact
   taskmanager.users             cleanup.policy=compact
+  taskmanager.cancels           cleanup.policy=delete
 
 Options (environment in brackets):
   --bootstrap-server HOST:PORT  brokers [KAFKA_BROKERS] (default 127.0.0.1:9092)
@@ -136,6 +137,9 @@ plan_topics() {
   add_topic taskmanager.tasks compact
   # Users and API tokens of taskapi (password and token hashes only); a tombstone removes or revokes.
   add_topic taskmanager.users compact
+  # Requests to cancel a task (taskapi, taskconsumer cancel), read by every task consumer from the start: kept as
+  # long as the task topics keep the tasks they name (both use the broker's default retention).
+  add_topic taskmanager.cancels delete
 }
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import type { Logger } from '../shared/logger.js';
 import type { TaskDefinition } from '../shared/tasks/definition.js';
 import { ACTOR_HEADER } from '../shared/tasks/task-log.js';
 import type { TaskLogOutcome } from '../shared/tasks/task-log.js';
+import { isFinalRun } from './run-history.js';
 import type { TaskRun } from './run-history.js';
 
 /** `--keep-finished` by default: a finished one-shot task stays a day. */
@@ -24,7 +25,7 @@ const REMEMBER_RETIRED_MS = 24 * 3_600_000;
 /** The run a one-shot task was retired after. */
 export interface RetiredRun {
   taskId: string;
-  state: 'FINISHED' | 'FAILED';
+  state: 'FINISHED' | 'FAILED' | 'CANCELLED';
   /** When its final event was written. */
   endedAt: string;
 }
@@ -62,9 +63,9 @@ interface Due {
   run: RetiredRun;
 }
 
-/** Whether an event ends a run for good: FINISHED, or FAILED into the dead-letter topic. */
+/** Whether an event ends a run for good: FINISHED, CANCELLED, or FAILED into the dead-letter topic. */
 function finalState(e: StatusEvent): RetiredRun['state'] | undefined {
-  if (e.status === 'FINISHED') return 'FINISHED';
+  if (e.status === 'FINISHED' || e.status === 'CANCELLED') return e.status;
   if (e.status === 'FAILED' && e.final) return 'FAILED';
   return undefined;
 }
@@ -122,7 +123,7 @@ export class Retirement {
   /** The run of a task as the retirement names it, when it ended for good. */
   private endedRun(id: string): RetiredRun | undefined {
     const run = this.o.latestRun(id);
-    if (!run || (run.state !== 'FINISHED' && run.state !== 'FAILED')) return undefined;
+    if (!run || !isFinalRun(run.state)) return undefined;
     return {
       taskId: run.taskId,
       state: run.state,
@@ -237,7 +238,7 @@ function parseRetiredRun(text: string | undefined): RetiredRun | undefined {
     const v = JSON.parse(text) as Partial<RetiredRun>;
     if (
       typeof v.taskId === 'string' &&
-      (v.state === 'FINISHED' || v.state === 'FAILED') &&
+      (v.state === 'FINISHED' || v.state === 'FAILED' || v.state === 'CANCELLED') &&
       typeof v.endedAt === 'string'
     )
       return { taskId: v.taskId, state: v.state, endedAt: v.endedAt };

@@ -2,7 +2,9 @@ import type { FastifySchema, FastifySchemaCompiler } from 'fastify';
 import { Ajv } from 'ajv';
 import type { Access } from './auth/roles.js';
 import { ApiError, PROBLEM_CONTENT_TYPE } from './problem.js';
-import { ID_PATTERN } from './task-input.js';
+import { ID_PATTERN, parserOf } from './task-input.js';
+import { isFinalRun, RUN_STATES } from './run-history.js';
+import { MAX_CANCEL_REASON } from '../shared/codecs/cancel-request.js';
 import type { Parsed } from './task-input.js';
 import { RUN_SCHEMA, TASK_SCHEMA, TASK_STATES } from './task-model.js';
 
@@ -158,4 +160,58 @@ export function route<T>(
 ): RouteSpec {
   const config = typeof access === 'string' ? { access } : access;
   return { config, schema, ...(parse ? { validatorCompiler: bodyValidator(parse) } : {}) };
+}
+
+/** A run in a path: its taskId. */
+export const TASK_ID_PARAM = {
+  type: 'string',
+  minLength: 1,
+  maxLength: 1000,
+  description: 'The run: <schedule id>@<instant>, as its runs list it',
+} as const;
+
+const CANCEL_BODY = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    reason: {
+      type: 'string',
+      maxLength: MAX_CANCEL_REASON,
+      description: 'Why: kept in the CANCELLED event',
+    },
+  },
+} as const;
+
+const CANCEL_SCHEMA = {
+  type: 'object',
+  required: ['taskId', 'state', 'message'],
+  properties: {
+    taskId: { type: 'string' },
+    state: {
+      type: 'string',
+      enum: [...RUN_STATES.filter((s) => !isFinalRun(s)), 'NOT SEEN'],
+      description: 'Where the run stood when asked (NOT SEEN: not fired yet, or fired and not seen yet)',
+    },
+    message: { type: 'string' },
+  },
+} as const;
+
+/** `POST …/runs/{taskId}/cancel` of a schedule (an API task's, a schedule file entry's): operators. */
+export function cancelRoute(tag: string, params: object): RouteSpec {
+  return route(
+    'operator',
+    {
+      tags: [tag],
+      summary:
+        'Cancel one run: one waiting never starts, a running one has its processor’s signal aborted (a command is killed); it ends CANCELLED. Through taskmanager.cancels, so it reaches whichever consumer holds it, also after a rebalance or restart',
+      params,
+      body: CANCEL_BODY,
+      response: {
+        202: json(CANCEL_SCHEMA, 'Requested: the request is in Kafka'),
+        ...BODY_ERRORS,
+        409: problem('The run ended already'),
+      },
+    },
+    parserOf<{ reason?: string }>(CANCEL_BODY),
+  );
 }

@@ -2,7 +2,9 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ClusterStatus } from './cluster-status.js';
 import { principalOf } from './auth/guard.js';
 import { actorOf } from './auth/roles.js';
-import { COMMON_ERRORS, json, problem, route } from './route-schemas.js';
+import { cancelRoute, COMMON_ERRORS, json, problem, route, TASK_ID_PARAM } from './route-schemas.js';
+import type { Principal } from './auth/roles.js';
+import type { CancelResult } from './task-service.js';
 import { RUN_SCHEMA } from './task-model.js';
 
 const SCHEDULE_PARAMS = {
@@ -278,8 +280,27 @@ const CLUSTER = route('viewer', {
   response: { 200: json(CLUSTER_SCHEMA, 'The cluster now'), ...COMMON_ERRORS },
 });
 
+const CANCEL = cancelRoute('cluster', {
+  ...SCHEDULE_PARAMS,
+  required: [...SCHEDULE_PARAMS.required, 'taskId'],
+  properties: { ...SCHEDULE_PARAMS.properties, taskId: TASK_ID_PARAM },
+});
+
+/** Asks the consumers to cancel a run of a schedule (TaskService.requestCancel). */
+export type CancelRun = (
+  scheduleId: string,
+  taskId: string,
+  reason: string | undefined,
+  by: Principal,
+) => Promise<CancelResult>;
+
+type CancelParams = {
+  Params: { group: string; id: string; taskId: string };
+  Body: { reason?: string } | undefined;
+};
+
 /** `/api/v1/schedules` and `/api/v1/cluster`: what the dashboard's overview and health pages show. */
-export function registerClusterRoutes(app: FastifyInstance, status: ClusterStatus): void {
+export function registerClusterRoutes(app: FastifyInstance, status: ClusterStatus, cancel: CancelRun): void {
   app.get<SchedulesQuery>('/api/v1/schedules', SCHEDULES, (req) => schedules(status, req));
   app.get<ScheduleParams>('/api/v1/schedules/:group/:id', SCHEDULE, (req) =>
     status.schedule(req.params.group, req.params.id),
@@ -288,5 +309,11 @@ export function registerClusterRoutes(app: FastifyInstance, status: ClusterStatu
     app.post<ScheduleParams>(`/api/v1/schedules/:group/:id/${action}`, ACTION(action), (req, reply) =>
       scheduleAction(status, action, req, reply),
     );
+  app.post<CancelParams>('/api/v1/schedules/:group/:id/runs/:taskId/cancel', CANCEL, async (req, reply) => {
+    // 404 for a schedule no instance of the group reports.
+    await status.schedule(req.params.group, req.params.id);
+    const answer = await cancel(req.params.id, req.params.taskId, req.body?.reason, principalOf(req));
+    return reply.code(202).send(answer);
+  });
   app.get('/api/v1/cluster', CLUSTER, () => status.cluster());
 }

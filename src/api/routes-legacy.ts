@@ -24,7 +24,7 @@ const LEGACY_TASK_VIEW = {
     task_type: { type: 'string' },
     payload: {},
     run_at: { type: 'string' },
-    status: { type: 'string', enum: ['PENDING', 'QUEUED', 'RUNNING', 'COMPLETED', 'FAILED'] },
+    status: { type: 'string', enum: ['PENDING', 'QUEUED', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELLED'] },
     state: { type: 'string', enum: [...TASK_STATES], description: 'The status in taskapi’s own words' },
     created_at: { type: 'string' },
     updated_at: { type: 'string' },

@@ -7,7 +7,9 @@ import {
   IF_MATCH_HEADERS,
   json,
   LIST_QUERY,
+  cancelRoute,
   noContent,
+  TASK_ID_PARAM,
   route,
   RUN_LIST_SCHEMA,
   TASK_LIST_SCHEMA,
@@ -160,6 +162,14 @@ const TRIGGER = route('operator', {
   response: { 202: json(TRIGGER_SCHEMA, 'Fired: the task message is in Kafka'), ...BODY_ERRORS },
 });
 
+const RUN_PARAMS = {
+  type: 'object',
+  required: ['id', 'taskId'],
+  properties: { ...ID_PARAMS.properties, taskId: TASK_ID_PARAM },
+} as const;
+
+const CANCEL = cancelRoute('tasks', RUN_PARAMS);
+
 const NEXT_QUERY = {
   type: 'object',
   additionalProperties: false,
@@ -252,4 +262,12 @@ export function registerTaskRoutes(
     nextFires(service, req),
   );
   app.get<{ Params: IdParams }>(`${byId}/runs`, RUNS, (req) => ({ items: service.runs(req.params.id) }));
+  app.post<{ Params: IdParams & { taskId: string }; Body: { reason?: string } | undefined }>(
+    `${byId}/runs/:taskId/cancel`,
+    CANCEL,
+    async (req, reply) =>
+      reply
+        .code(202)
+        .send(await service.cancelRun(req.params.id, req.params.taskId, req.body?.reason, principalOf(req))),
+  );
 }

@@ -1,8 +1,20 @@
 import type { StatusEvent } from '../shared/codecs/task-event.js';
 
 /** Where one run (one fire, one taskId) stands. */
-export type RunState = 'QUEUED' | 'RUNNING' | 'RETRYING' | 'FINISHED' | 'FAILED';
-export const RUN_STATES: readonly RunState[] = ['QUEUED', 'RUNNING', 'RETRYING', 'FINISHED', 'FAILED'];
+export type RunState = 'QUEUED' | 'RUNNING' | 'RETRYING' | 'FINISHED' | 'FAILED' | 'CANCELLED';
+export const RUN_STATES: readonly RunState[] = [
+  'QUEUED',
+  'RUNNING',
+  'RETRYING',
+  'FINISHED',
+  'FAILED',
+  'CANCELLED',
+];
+
+/** The states a run does not leave (but for an operator's replay of a FAILED one from the DLQ). */
+export function isFinalRun(state: RunState): state is 'FINISHED' | 'FAILED' | 'CANCELLED' {
+  return state === 'FINISHED' || state === 'FAILED' || state === 'CANCELLED';
+}
 
 /** One run of a task, folded from its events on `taskmanager.events`. */
 export interface TaskRun {
@@ -23,6 +35,8 @@ export interface TaskRun {
   consumer?: { host: string; pid: number };
   /** Times an operator replayed it from the DLQ. */
   replays?: number;
+  /** On CANCELLED: who asked and why. */
+  cancelled?: string;
 }
 
 /** `id@2026-11-22T10:00:05.000Z` → the instant after the last `@`, as written. */
@@ -110,6 +124,13 @@ function applyEvent(run: TaskRun, e: StatusEvent): void {
       run.state = 'FINISHED';
       run.finishedAt = e.at;
       run.attempts = Math.max(run.attempts, e.attempt);
+      if (e.durationMs !== undefined) run.durationMs = e.durationMs;
+      return;
+    case 'CANCELLED':
+      run.state = 'CANCELLED';
+      run.finishedAt = e.at;
+      run.attempts = Math.max(run.attempts, e.attempt);
+      if (e.error !== undefined) run.cancelled = e.error;
       if (e.durationMs !== undefined) run.durationMs = e.durationMs;
       return;
     case 'FAILED':

@@ -194,7 +194,9 @@ function registerRoutes(app: FastifyInstance, o: ApiServerOptions): void {
     (what, user) => o.logger.info(`${what} by ${user}`),
     o.clock ? { clock: o.clock } : {},
   );
-  registerClusterRoutes(app, o.cluster);
+  registerClusterRoutes(app, o.cluster, (scheduleId, taskId, reason, by) =>
+    o.service.requestCancel(scheduleId, taskId, reason, by),
+  );
   registerLegacyRoutes(app, o.service, payloadLimit);
   registerHealthRoutes(app, o.health, o.logger);
 }

@@ -11,20 +11,21 @@ import type { TaskRun } from './run-history.js';
 /**
  * A task's status (docs/http-api.md#status): PAUSED when disabled; SCHEDULED until it first fires; then where its
  * latest run stands (QUEUED: published, not started yet; RUNNING, also between retries; FINISHED; FAILED:
- * dead-lettered).
+ * dead-lettered; CANCELLED: stopped by a cancel request).
  */
-export type TaskState = 'SCHEDULED' | 'QUEUED' | 'RUNNING' | 'FINISHED' | 'FAILED' | 'PAUSED';
+export type TaskState = 'SCHEDULED' | 'QUEUED' | 'RUNNING' | 'FINISHED' | 'FAILED' | 'CANCELLED' | 'PAUSED';
 export const TASK_STATES: readonly TaskState[] = [
   'SCHEDULED',
   'QUEUED',
   'RUNNING',
   'FINISHED',
   'FAILED',
+  'CANCELLED',
   'PAUSED',
 ];
 
 /** The status words of the task services we replace. */
-export type LegacyStatus = 'PENDING' | 'QUEUED' | 'RUNNING' | 'COMPLETED' | 'FAILED';
+export type LegacyStatus = 'PENDING' | 'QUEUED' | 'RUNNING' | 'COMPLETED' | 'FAILED' | 'CANCELLED';
 const LEGACY: Record<TaskState, LegacyStatus> = {
   SCHEDULED: 'PENDING',
   PAUSED: 'PENDING',
@@ -32,6 +33,7 @@ const LEGACY: Record<TaskState, LegacyStatus> = {
   RUNNING: 'RUNNING',
   FINISHED: 'COMPLETED',
   FAILED: 'FAILED',
+  CANCELLED: 'CANCELLED',
 };
 
 export function legacyStatus(s: TaskState): LegacyStatus {
@@ -161,6 +163,7 @@ export const RUN_SCHEMA = {
       properties: { host: { type: 'string' }, pid: { type: 'integer' } },
     },
     replays: { type: 'integer' },
+    cancelled: { type: 'string', description: 'On CANCELLED: who asked and why' },
   },
 } as const;
 
@@ -190,7 +193,10 @@ export const TASK_SCHEMA = {
     },
     version: { type: 'string', description: 'Changes on every write; sent as the ETag.' },
     status: { type: 'string', enum: [...TASK_STATES] },
-    legacyStatus: { type: 'string', enum: ['PENDING', 'QUEUED', 'RUNNING', 'COMPLETED', 'FAILED'] },
+    legacyStatus: {
+      type: 'string',
+      enum: ['PENDING', 'QUEUED', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELLED'],
+    },
     lastRun: RUN_SCHEMA,
     nextRunAt: { type: 'string' },
     ended: {

@@ -14,7 +14,9 @@ import { decodeCursor, encodeCursor } from './page-cursor.js';
 import { ApiError } from './problem.js';
 import { optionProblems } from '../shared/schedule/model.js';
 import { problemPath, problemText } from '../shared/schedule/messages.js';
+import { isFinalRun } from './run-history.js';
 import type { TaskRun } from './run-history.js';
+import { cancelRecord, cancelRequest } from '../shared/codecs/cancel-request.js';
 import { redactSecretFields } from './secret-fields.js';
 import { applyPatch, definitionFromInput } from './task-input.js';
 import type { Retired } from './retirement.js';
@@ -37,6 +39,13 @@ export interface TaskList {
   items: ApiTask[];
   total: number;
   nextCursor?: string;
+}
+
+/** What a cancel request answers: the run, where it stood when asked. */
+export interface CancelResult {
+  taskId: string;
+  state: TaskRun['state'] | 'NOT SEEN';
+  message: string;
 }
 
 export interface TriggerResult {
@@ -166,6 +175,58 @@ export class TaskService {
     const taskId = await this.o.tasks.fireNow(def);
     await this.audit('task.triggered', current, actorOf(by), taskId);
     return { taskId, message: `fired ${id} now as ${taskId} (topic ${def.topic})` };
+  }
+
+  /**
+   * Asks the consumers to cancel one run of an API task (`taskId`, fired or still to come), audited as
+   * `task.cancelled`; see {@link requestCancel}.
+   */
+  async cancelRun(
+    id: string,
+    taskId: string,
+    reason: string | undefined,
+    by: Principal,
+  ): Promise<CancelResult> {
+    const current = this.found(id);
+    const answer = await this.requestCancel(id, taskId, reason, by);
+    await this.audit('task.cancelled', current, actorOf(by), taskId);
+    return answer;
+  }
+
+  /**
+   * Asks the consumers to cancel one run of a schedule (an API task's or a schedule file entry's): written to
+   * taskmanager.cancels, which every consumer follows. 404 for a taskId of another schedule, 409 for a run that
+   * ended already.
+   */
+  async requestCancel(
+    scheduleId: string,
+    taskId: string,
+    reason: string | undefined,
+    by: Principal,
+  ): Promise<CancelResult> {
+    if (!taskId.startsWith(`${scheduleId}@`))
+      throw new ApiError(
+        404,
+        `${taskId} is no run of ${scheduleId} (its taskIds are ${scheduleId}@<instant>)`,
+      );
+    const run = this.o.tasks.view.runs.runs(scheduleId).find((r) => r.taskId === taskId);
+    if (run && isFinalRun(run.state))
+      throw new ApiError(
+        409,
+        `run ${taskId} ended ${run.state}${run.finishedAt ? ` at ${run.finishedAt}` : ''}: there is nothing to cancel`,
+      );
+    this.o.store.assertWritable();
+    const req = cancelRequest(taskId, new Date(this.o.clock.now()), 'api', {
+      user: actorOf(by),
+      ...(reason === undefined ? {} : { reason }),
+    });
+    await this.o.store.send([cancelRecord(req)]);
+    const state = run?.state ?? 'NOT SEEN';
+    return {
+      taskId,
+      state,
+      message: `cancel of ${taskId} (${state === 'NOT SEEN' ? 'not fired or not seen yet' : state}) requested: the consumer holding it ends it CANCELLED`,
+    };
   }
 
   private async change(

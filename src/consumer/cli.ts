@@ -28,6 +28,12 @@ import { TaskConsumer } from './task-consumer.js';
 import { formatDlq } from './dlq-commands.js';
 import { listDlq, replayDlq } from '../shared/dlq-replay.js';
 import { consumerGroupStatus } from './status-command.js';
+import {
+  CANCELS_TOPIC,
+  cancelRecord,
+  cancelRequest,
+  MAX_CANCEL_REASON,
+} from '../shared/codecs/cancel-request.js';
 
 interface RunOpts extends WorkProcessorOptions {
   brokers?: string;
@@ -258,6 +264,33 @@ dlq
       `${replayed.length} task(s) replayed from ${opts.topic}.dlq${refused.length > 0 ? `, ${refused.length} refused` : ''}\n`,
     );
     if ((replayed.length === 0 && !opts.all) || refused.length > 0) exitAfterFlush(1);
+  });
+
+program
+  .command('cancel')
+  .description(
+    `cancel a task: one waiting never starts, one running has its signal aborted (a command is killed); it ends CANCELLED. Through ${CANCELS_TOPIC}, so it reaches whichever consumer holds the task, now or later`,
+  )
+  .argument('<taskId>', 'the task to cancel (<schedule id>@<instant>, as events and the dashboard show it)')
+  .addOption(brokersOption())
+  .addOption(kafkaConfigOption())
+  .option('--reason <text>', `why (kept in its CANCELLED event; at most ${MAX_CANCEL_REASON} characters)`)
+  .addOption(logLevelOption().default('warn'))
+  .addOption(logFormatOption())
+  .action(async (taskId: string, opts: DlqOpts & { reason?: string }) => {
+    if (taskId.trim() === '') throw new AppError('USAGE', 'cancel: the taskId is empty');
+    const kafka = await kafkaFor(opts);
+    const req = cancelRequest(taskId, new Date(), 'operator', opts.reason ? { reason: opts.reason } : {});
+    const producer = kafka.producer({ idempotent: true });
+    await producer.connect();
+    try {
+      await producer.send([cancelRecord(req)]);
+    } finally {
+      await producer.disconnect();
+    }
+    process.stdout.write(
+      `cancel of ${taskId} requested: if it has not ended, the consumer holding it ends it CANCELLED (see its events)\n`,
+    );
   });
 
 program

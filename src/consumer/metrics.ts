@@ -19,6 +19,7 @@ export class ConsumerMetrics {
   private readonly failed: Counter<'processor'>;
   private readonly deadLettered: Counter<'processor' | 'reason'>;
   private readonly retries: Counter<'processor'>;
+  private readonly cancelledTotal: Counter<'processor' | 'when'>;
   private readonly duration: Histogram<'processor' | 'outcome'>;
   private readonly lagGauge: Gauge<'topic' | 'partition'>;
   private readonly rebalances: Counter;
@@ -38,6 +39,11 @@ export class ConsumerMetrics {
       'tasks_dead_lettered_total',
       'Tasks sent to the DLQ (DLQ record acknowledged by Kafka), by reason',
       ['processor', 'reason'],
+    );
+    this.cancelledTotal = counter(
+      'tasks_cancelled_total',
+      'Tasks ended CANCELLED (event acknowledged by Kafka): when="waiting" never started, "running" stopped',
+      ['processor', 'when'],
     );
     this.retries = counter('task_retries_total', 'Attempts scheduled again after a failure', ['processor']);
     this.rebalances = counter(
@@ -83,6 +89,10 @@ export class ConsumerMetrics {
   attemptFinished(processor: string, durationMs: number): void {
     this.finished.inc({ processor });
     this.duration.observe({ processor, outcome: 'finished' }, durationMs / 1000);
+  }
+
+  cancelled(processor: string, started: boolean): void {
+    this.cancelledTotal.inc({ processor, when: started ? 'running' : 'waiting' });
   }
 
   attemptFailed(processor: string, durationMs: number, retried: boolean): void {

@@ -6,7 +6,9 @@ import { sleep } from '../shared/clock.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { BatchingSender, membershipProblem } from '../shared/kafka/index.js';
-import type { GroupConsumer, KafkaClient, KafkaProducer } from '../shared/kafka/index.js';
+import type { Follower, GroupConsumer, KafkaClient, KafkaProducer } from '../shared/kafka/index.js';
+import { CANCELS_TOPIC, parseCancelRequest } from '../shared/codecs/cancel-request.js';
+import { Cancels } from './cancels.js';
 import type { ProcessorRegistry } from '../processors/registry.js';
 import { BatchWorker } from './batch-worker.js';
 import { Semaphore } from './semaphore.js';
@@ -54,11 +56,14 @@ export class TaskConsumer {
   private partitions = 0;
   private readonly slots: Semaphore;
   private readonly metrics: ConsumerMetrics | undefined;
+  private readonly cancels: Cancels;
+  private cancelFollower: Follower | undefined;
 
   constructor(private readonly o: TaskConsumerOptions) {
     this.consumer = this.newConsumer();
     this.producer = o.kafka.producer({ idempotent: true });
     this.slots = new Semaphore(o.concurrency);
+    this.cancels = new Cancels(() => o.clock.now());
     this.metrics = o.metricsRegistry
       ? new ConsumerMetrics(o.metricsRegistry, {
           inFlight: () => o.concurrency - this.slots.available,
@@ -91,6 +96,7 @@ export class TaskConsumer {
       onOutcome: this.o.onOutcome,
       ...(this.metrics ? { metrics: this.metrics } : {}),
       ...(this.o.secrets ? { secrets: this.o.secrets } : {}),
+      cancels: this.cancels,
     });
     this.worker = new BatchWorker({
       runner,
@@ -101,7 +107,42 @@ export class TaskConsumer {
       revokeTimeoutMs: this.o.drainTimeoutMs,
     });
     await this.connectWithRetry();
+    await this.followCancels();
     await this.runConsumer();
+  }
+
+  /**
+   * Reads `taskmanager.cancels` from its start before taking any task, then follows it: a task cancelled while it
+   * waited (here or in the backlog of a member that left) never starts. Without the topic, or without the right to
+   * read it, the consumer runs on and says once that cancel requests cannot reach it.
+   */
+  private async followCancels(): Promise<void> {
+    const { logger } = this.o;
+    try {
+      if (!(await this.o.kafka.existingTopics([CANCELS_TOPIC])).has(CANCELS_TOPIC)) {
+        logger.warn(
+          `${CANCELS_TOPIC} does not exist: cancel requests cannot reach this consumer (create it with scripts/create-topics.sh)`,
+        );
+        return;
+      }
+      const follower = await this.o.kafka.follow(
+        CANCELS_TOPIC,
+        (r) => {
+          const req = parseCancelRequest(r.value);
+          if (req) this.cancels.add(req);
+          else if (r.value !== null)
+            logger.warn(`${CANCELS_TOPIC}/${r.partition}@${r.offset} is no cancel request; ignored`);
+        },
+        { fromBeginning: true },
+      );
+      this.cancelFollower = follower;
+      await follower.caughtUp;
+      logger.debug(`${this.cancels.size} cancel request(s) read from ${CANCELS_TOPIC}`);
+    } catch (err) {
+      logger.error(
+        `cannot follow ${CANCELS_TOPIC} (${errorMessage(err)}): cancel requests cannot reach this consumer`,
+      );
+    }
   }
 
   private newConsumer(): GroupConsumer {
@@ -189,6 +230,7 @@ export class TaskConsumer {
         // resolve what finished), commit, leave the group.
         await this.consumer.stop();
         await this.consumer.disconnect();
+        await this.cancelFollower?.stop();
         await this.producer.disconnect();
       } finally {
         this.o.clock.clearTimeout(timer);

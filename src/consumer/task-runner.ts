@@ -17,6 +17,9 @@ import type { Processor } from '../processors/types.js';
 import { dlqRecord } from '../shared/codecs/dlq-record.js';
 import type { ConsumerMetrics } from './metrics.js';
 import { redactSecrets, SecretSource } from './secrets.js';
+import { CancelledError } from './cancels.js';
+import type { Cancels } from './cancels.js';
+import type { CancelRequest } from '../shared/codecs/cancel-request.js';
 import type { SlotLease } from './semaphore.js';
 
 export interface TaskRunnerOptions {
@@ -35,6 +38,8 @@ export interface TaskRunnerOptions {
   metrics?: ConsumerMetrics;
   /** Resolves `{"$secret": …}` references in payloads. @default `TASKMANAGER_SECRET_*` of process.env */
   secrets?: SecretSource;
+  /** The cancel requests read from `taskmanager.cancels`: none are honoured without it. */
+  cancels?: Cancels;
 }
 
 /** `done`: the record may be committed (finished or dead-lettered). `interrupted`: leave it for re-delivery. */
@@ -42,7 +47,7 @@ export type RunResult = 'done' | 'interrupted';
 
 export interface TaskOutcome {
   taskId: string;
-  status: 'FINISHED' | 'DLQ' | 'INTERRUPTED';
+  status: 'FINISHED' | 'DLQ' | 'INTERRUPTED' | 'CANCELLED';
   attempts: number;
   reason?: DlqReason;
 }
@@ -124,9 +129,20 @@ export class TaskRunner {
         await slot?.acquire();
         if (drain.aborted) return this.interrupted(task, attempt - 1);
       }
+      // Cancelled before this attempt started (waiting in its lane, or between retries): it never starts.
+      const early = this.o.cancels?.requestOf(task.taskId);
+      if (early) {
+        slot?.release();
+        return this.cancelled(task, processor.name, rec, attempt - 1, log, drain, early);
+      }
       const a = await this.attempt(task, processor, rec, attempt, log, drain, slot);
       const { failure, durationMs } = a;
       if (a.succeeded) return this.finished(task, processor.name, rec, attempt, log, drain, a);
+      if (failure instanceof CancelledError || a.signal.reason instanceof CancelledError) {
+        const req = (failure instanceof CancelledError ? failure : (a.signal.reason as CancelledError))
+          .request;
+        return this.cancelled(task, processor.name, rec, attempt, log, drain, req, durationMs);
+      }
       const { msg, error, details } = describeFailure(a, drain, this.o.taskTimeoutMs);
       if (drain.aborted) {
         log.warn(
@@ -201,6 +217,36 @@ export class TaskRunner {
     return 'done';
   }
 
+  /**
+   * A task cancelled before it started (`attempts` 0) or while it ran: final, never retried nor dead-lettered; done
+   * once its CANCELLED event is acknowledged.
+   */
+  private async cancelled(
+    task: TaskMessage,
+    processorName: string,
+    rec: InRecord,
+    attempts: number,
+    log: Logger,
+    drain: AbortSignal,
+    req: CancelRequest,
+    durationMs?: number,
+  ): Promise<RunResult> {
+    const error = new CancelledError(req).message;
+    const ok = await this.durably(drain, log, () =>
+      this.emit(task, 'CANCELLED', attempts, rec, {
+        error,
+        ...(durationMs === undefined ? {} : { durationMs }),
+      }),
+    );
+    if (!ok) return this.interrupted(task, attempts);
+    this.o.metrics?.cancelled(processorName, attempts > 0);
+    log.info(
+      `task ${task.taskId} at ${where(rec)} ${attempts > 0 ? `stopped in attempt ${attempts}` : 'not started'}: ${error}`,
+    );
+    this.o.onOutcome?.({ taskId: task.taskId, status: 'CANCELLED', attempts });
+    return 'done';
+  }
+
   private interrupted(task: TaskMessage, attempts: number): RunResult {
     this.o.onOutcome?.({ taskId: task.taskId, status: 'INTERRUPTED', attempts });
     return 'interrupted';
@@ -271,8 +317,9 @@ export class TaskRunner {
     );
     const started = this.o.clock.now();
     this.o.metrics?.attemptStarted(processor.name);
+    const cancel = this.o.cancels?.watch(task.taskId);
     const linked = linkSignals(
-      [drain],
+      cancel ? [drain, cancel.signal] : [drain],
       this.o.taskTimeoutMs > 0
         ? {
             clock: this.o.clock,
@@ -310,6 +357,7 @@ export class TaskRunner {
       // Unlinked now, not after the acknowledgement: every task waiting for Kafka would otherwise keep a listener
       // on the batch's signal, and adding one costs as many steps as there are.
       linked.dispose();
+      cancel?.done();
       slot?.release();
     }
     return { succeeded, failure, result, secretValues, durationMs: this.o.clock.now() - started, signal };

@@ -7,6 +7,8 @@ export type ErrorCode =
   | 'NON_RETRIABLE'
   | 'PROCESSOR_TIMEOUT'
   | 'ABORTED'
+  /** A cancel request stopped the task (taskmanager.cancels). */
+  | 'CANCELLED'
   | 'KAFKA'
   | 'TASK_FAILED'
   /** What was asked for does not exist (a schedule entry, a task): HTTP 404. */

@@ -13,3 +13,14 @@ export interface Origin {
 export function encodeJson(value: unknown): Buffer {
   return Buffer.from(JSON.stringify(value), 'utf8');
 }
+
+/** A record value that is JSON passing `valid`; undefined for a tombstone, bytes that are no JSON, or JSON that fails. */
+export function parseValidJson<T>(value: Buffer | null, valid: (data: unknown) => data is T): T | undefined {
+  if (value === null) return undefined;
+  try {
+    const data: unknown = JSON.parse(value.toString('utf8'));
+    return valid(data) ? data : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -220,6 +220,22 @@ describe('the dashboard at /ui in headless Chromium', () => {
       .filter({ hasText: 'replayed' })
       .first()
       .waitFor({ timeout: 10_000 });
+    // Cancel: a run that hangs, stopped from its row.
+    const hang = `${run}-hang`;
+    expect(
+      (
+        await api.call('POST', '/api/v1/tasks', {
+          id: hang,
+          processor: 'HangProcessor',
+          schedule: { runAt: new Date().toISOString() },
+        })
+      ).status,
+    ).toBe(201);
+    await page.goto(`${api.url}/ui#/task/${hang}`);
+    await page.click('#runs td.RUNNING ~ td button.cancel', { timeout: 30_000 });
+    await flashSays(page, /^cancel of .* requested/);
+    await page.waitForSelector('#runs td.CANCELLED', { timeout: 20_000 });
+    expect(await page.locator('#runs button.cancel').count()).toBe(0);
     // Health: the scheduler instance with its partitions, the consumer group with lag per partition, the charts.
     // Another application's consumer group on the task topic is not ours to show.
     const otherApp = await new TopicReader([fx.topic]).start();

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { isRunning } from '../kit/processes.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const SCRIPT = resolve(ROOT, 'scripts/kafka-local');
@@ -48,16 +49,6 @@ function listen(port: number): Promise<Server> {
     server.once('error', failed);
     server.listen(port, '127.0.0.1', () => listening(server));
   });
-}
-
-/** True while the pid names a process; signal 0 checks without touching it. */
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function pidIn(output: string): number {

@@ -180,3 +180,13 @@ export function freePort(): Promise<number> {
     });
   });
 }
+
+/** True while the pid names a process; signal 0 checks without touching it. */
+export function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -232,16 +232,32 @@ async function tasksView() {
     );
 }
 
+const FINAL_RUN = new Set(['FINISHED', 'FAILED', 'CANCELLED']);
+
+/** A schedule's runs; operators get a Cancel button on each run that has not ended. */
 function runsTable(runs) {
-  return `<h3>Runs</h3><table id="runs"><thead><tr><th>Run</th><th>State</th><th>Attempts</th><th>Duration</th><th>Consumer</th><th>Error</th></tr></thead><tbody>
+  return `<h3>Runs</h3><table id="runs"><thead><tr><th>Run</th><th>State</th><th>Attempts</th><th>Duration</th><th>Consumer</th><th>Error</th><th></th></tr></thead><tbody>
     ${runs
       .map(
         (
           r,
         ) => `<tr data-task-id="${esc(r.taskId)}"><td>${esc(r.scheduledFor)}</td><td class="${esc(r.state)}">${esc(r.state)}</td><td>${r.attempts}</td>
-        <td>${esc(r.durationMs ?? '')}</td><td>${esc(r.consumer ? `${r.consumer.host}:${r.consumer.pid}` : '')}</td><td>${esc(r.error ?? '')}</td></tr>`,
+        <td>${esc(r.durationMs ?? '')}</td><td>${esc(r.consumer ? `${r.consumer.host}:${r.consumer.pid}` : '')}</td><td>${esc(r.cancelled ?? r.error ?? '')}</td>
+        <td>${can('operator') && !FINAL_RUN.has(r.state) ? `<button class="cancel" data-task-id="${esc(r.taskId)}">Cancel</button>` : ''}</td></tr>`,
       )
       .join('')}</tbody></table>`;
+}
+
+/** The Cancel buttons of a runs table: each asks, then requests the cancel of its run under `path`. */
+function wireCancels(path, again) {
+  for (const b of main.querySelectorAll('#runs button.cancel'))
+    b.onclick = () =>
+      act(
+        `Cancel run ${b.dataset.taskId}? If it is waiting it never starts; if it runs, it is stopped.`,
+        async () =>
+          (await api('POST', `${path}/runs/${encodeURIComponent(b.dataset.taskId)}/cancel`, {})).data.message,
+        again,
+      );
 }
 
 /** Asks, acts, says the outcome, and shows the page again. */
@@ -277,6 +293,7 @@ async function scheduleView(group, id) {
       }</tbody></table></section>
     <section>${runsTable(s.runs)}</section></div>`;
   if (!can('operator')) return;
+  wireCancels(path, again);
   $('#trigger').onclick = () =>
     act(`Fire ${s.id} now?`, async () => (await api('POST', `${path}/trigger`)).data.message, again);
   const verb = s.state === 'paused' ? 'resume' : 'pause';
@@ -322,6 +339,7 @@ async function taskView(id) {
     ${runsTable(runs.items)}</section></div>`;
   if (!can('operator')) return;
   const again = () => taskView(id);
+  wireCancels(path, again);
   $('#trigger').onclick = () =>
     act(
       `Fire ${t.id} now?`,

@@ -1,6 +1,7 @@
 import { Ajv } from 'ajv';
 import type { OutRecord } from '../kafka/types.js';
 import type { Origin } from '../messages.js';
+import { parseValidJson } from '../messages.js';
 import type { DlqReason } from './dlq-record.js';
 import { taskIdsSchema } from './task-message.js';
 
@@ -12,8 +13,11 @@ import { taskIdsSchema } from './task-message.js';
 
 export const EVENTS_TOPIC = 'taskmanager.events';
 
-/** `REPLAYED`: an operator re-published the task from the DLQ to its topic. */
-export type TaskStatus = 'SCHEDULED' | 'EXECUTING' | 'FINISHED' | 'FAILED' | 'REPLAYED';
+/**
+ * `REPLAYED`: an operator re-published the task from the DLQ to its topic. `CANCELLED` (final): a cancel request
+ * stopped the task, before it started (`attempt` 0) or while it ran; `error` says who asked and why.
+ */
+export type TaskStatus = 'SCHEDULED' | 'EXECUTING' | 'FINISHED' | 'FAILED' | 'REPLAYED' | 'CANCELLED';
 
 export type EventRole = 'scheduler' | 'consumer' | 'api' | 'operator';
 
@@ -38,7 +42,8 @@ export interface StatusEvent {
   result?: Record<string, unknown>;
 }
 
-export type AuditAction = 'task.created' | 'task.changed' | 'task.deleted' | 'task.triggered';
+export type AuditAction =
+  'task.created' | 'task.changed' | 'task.deleted' | 'task.triggered' | 'task.cancelled';
 
 /** A change made through `taskapi`, on `taskmanager.events` (key = task id), with who made it. */
 export interface AuditEvent {
@@ -52,7 +57,7 @@ export interface AuditEvent {
   user: string;
   at: string;
   from: { host: string; pid: number };
-  /** task.triggered: the taskId of the fire. */
+  /** task.triggered: the taskId of the fire; task.cancelled: that of the run. */
   taskId?: string;
 }
 
@@ -87,9 +92,12 @@ export function statusEventRecord(event: StatusEvent): OutRecord {
   return statusRecordOf(event.taskId, encodeEvent(event));
 }
 
+/** The header every status event carries (its taskId) and no audit event does: readers skip on it unparsed. */
+export const TASK_ID_HEADER = 'task-id';
+
 /** The record of the status event of `taskId` whose value is `value` (encoded by this module). */
 export function statusRecordOf(taskId: string, value: string): OutRecord {
-  return { topic: EVENTS_TOPIC, key: taskId, value, headers: { 'task-id': taskId } };
+  return { topic: EVENTS_TOPIC, key: taskId, value, headers: { [TASK_ID_HEADER]: taskId } };
 }
 
 /** An audit event as its record (key = task id, no headers). */
@@ -119,7 +127,10 @@ const eventSchema = {
   required: ['v', 'taskId', 'scheduleId', 'status', 'at', 'attempt', 'by'],
   properties: {
     ...taskIdsSchema,
-    status: { type: 'string', enum: ['SCHEDULED', 'EXECUTING', 'FINISHED', 'FAILED', 'REPLAYED'] },
+    status: {
+      type: 'string',
+      enum: ['SCHEDULED', 'EXECUTING', 'FINISHED', 'FAILED', 'REPLAYED', 'CANCELLED'],
+    },
     at: { type: 'string' },
     attempt: { type: 'integer' },
     by: {
@@ -134,11 +145,5 @@ const isStatusEvent = new Ajv({ allErrors: true, strict: true }).compile<StatusE
 
 /** A `taskmanager.events` record value as a status event, or undefined when it is none (events are advisory). */
 export function parseStatusEvent(value: Buffer | null): StatusEvent | undefined {
-  if (value === null) return undefined;
-  try {
-    const data: unknown = JSON.parse(value.toString('utf8'));
-    return isStatusEvent(data) ? data : undefined;
-  } catch {
-    return undefined;
-  }
+  return parseValidJson(value, isStatusEvent);
 }
