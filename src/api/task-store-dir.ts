@@ -86,7 +86,11 @@ async function openOrRebuild(
     return { defs, how: 'built from the start of the topic (new store)' };
   }
   const stale = staleReason(defs.checkpoint, layout, now);
-  if (stale === undefined) return { defs, how: `from the checkpoint of ${path}` };
+  if (stale === undefined)
+    return {
+      defs,
+      how: `from the checkpoint of ${path} (${defs.probed ? 'read whole by a probe process first: it was not closed cleanly' : 'closed cleanly'})`,
+    };
   await defs.close();
   return rebuild(stale);
 }

@@ -101,7 +101,7 @@ describe('taskapi with its store of task definitions on disk', () => {
     let read: number;
     let how: string;
     ({ api, read, how } = await start());
-    expect([read, how]).toEqual([2, `from the checkpoint of ${storeFile()}`]);
+    expect([read, how]).toEqual([2, `from the checkpoint of ${storeFile()} (closed cleanly)`]);
     const expected = await everything(api);
     expect(expected.all.filter((t) => !t.includes('-late-'))).toEqual(before.all);
     expect(expected.all).toHaveLength(N + 2);

@@ -6,6 +6,7 @@ import {
   mkdtempSync,
   openSync,
   rmSync,
+  utimesSync,
   writeFileSync,
   writeSync,
 } from 'node:fs';
@@ -20,7 +21,7 @@ import { TASKS_TOPIC } from '../../src/shared/tasks/definition.js';
 import type { TaskDefinition } from '../../src/shared/tasks/definition.js';
 import { BASE_HEADER, OP_HEADER } from '../../src/shared/tasks/task-log.js';
 import { encodeJson } from '../../src/shared/messages.js';
-import { DiskTaskDefs, STORE_FILE } from '../../src/api/disk-task-defs.js';
+import { CLEAN_FILE, DiskTaskDefs, STORE_FILE } from '../../src/api/disk-task-defs.js';
 import { KafkaStore } from '../../src/api/kafka-store.js';
 import { TaskStore } from '../../src/api/task-store.js';
 import { openTaskStore, staleReason, storeDirOf } from '../../src/api/task-store-dir.js';
@@ -213,6 +214,8 @@ describe('when the store cannot be followed on from', () => {
   it('should rebuild a store whose file is damaged inside (a probe process reads it first)', async () => {
     const log = busyLog(200);
     const file = await stored(log);
+    // As a taskapi that died with the store open leaves it: no clean-close mark.
+    rmSync(join(storeDirOf(dataDir, 'c1'), CLEAN_FILE));
     overwrite(file, 2 * 4096, Buffer.alloc(3 * 4096, 0xff));
 
     const lines: string[] = [];
@@ -222,6 +225,32 @@ describe('when the store cannot be followed on from', () => {
       new RegExp(`^task store ${file} is unreadable \\(reading it .*the file is damaged\\): rebuilding it`),
     );
     expect(again.defs.checkpoint).toBeUndefined();
+  });
+
+  it('should probe the file only when it was not closed cleanly, or changed since', async () => {
+    const log = busyLog(20);
+    const file = await stored(log);
+    const mark = join(storeDirOf(dataDir, 'c1'), CLEAN_FILE);
+    expect(existsSync(mark)).toBe(true);
+    const clean = await open(log.layout());
+    expect(clean.defs.probed).toBe(false);
+    expect(clean.how).toBe(`from the checkpoint of ${file} (closed cleanly)`);
+    // Open now: a process dying from here on leaves no mark.
+    expect(existsSync(mark)).toBe(false);
+    await close(clean);
+
+    const crashed = await stored(log);
+    rmSync(mark);
+    const afterCrash = await open(log.layout());
+    expect(afterCrash.defs.probed).toBe(true);
+    expect(afterCrash.how).toMatch(/read whole by a probe process first: it was not closed cleanly/);
+    await close(afterCrash);
+
+    // Changed after its clean close (written by something else): probed.
+    const later = new Date(Date.now() + 60_000);
+    utimesSync(crashed, later, later);
+    const changed = await open(log.layout());
+    expect(changed.defs.probed).toBe(true);
   });
 
   it('should rebuild when its checkpoint is ahead of the topic (the topic was re-created)', async () => {
