@@ -44,7 +44,7 @@ export interface RetirementOptions {
   keepFinishedMs: number;
   /** A task's definition and version now, or undefined when there is none. */
   current(id: string): { def: TaskDefinition; version: string } | undefined;
-  /** The id of every task now (looked through once, at start). */
+  /** The ids of the tasks that may have a run that ended (every task with runs; looked through once, at start). */
   ids(): Iterable<string>;
   /** A task's latest run, as its events tell it. */
   latestRun(id: string): TaskRun | undefined;

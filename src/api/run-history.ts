@@ -85,6 +85,11 @@ export class RunHistory {
     return best;
   }
 
+  /** The schedules with runs here. */
+  scheduleIds(): IterableIterator<string> {
+    return this.bySchedule.keys();
+  }
+
   forget(scheduleId: string): void {
     this.bySchedule.delete(scheduleId);
   }

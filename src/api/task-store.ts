@@ -77,7 +77,8 @@ export class TaskStore {
       logger: o.logger,
       keepFinishedMs: o.keepFinishedMs ?? DEFAULT_KEEP_FINISHED_MS,
       current: (id) => this.view.get(id),
-      ids: () => [...this.view.entries()].map((t) => t.id),
+      // Only tasks with runs can have ended one (a million tasks at start, a few thousand runs).
+      ids: () => [...this.view.runs.scheduleIds()],
       latestRun: (id) => this.view.latestRun(id),
       retire: async (id, version, run) => {
         await this.write(id, null, 'delete', RETIREMENT_ACTOR, version, retiredRunHeader(run));
