@@ -17,6 +17,12 @@ export class Cancels {
   private readonly requests = new Map<string, CancelRequest>();
   private readonly running = new Map<string, Set<AbortController>>();
   private addsSinceSweep = 0;
+  private markReady: () => void = () => undefined;
+  /**
+   * Settles once the requests made before this consumer started are read (or it is known they cannot be): no task
+   * starts before, so one cancelled while no consumer held it never starts.
+   */
+  readonly ready = new Promise<void>((resolve) => (this.markReady = resolve));
 
   /**
    * @param keepMs how long a request is held: as long as the topic keeps it (its retention), after which a task it
@@ -26,6 +32,11 @@ export class Cancels {
     private readonly now: () => number,
     private readonly keepMs = 7 * 24 * 3_600_000,
   ) {}
+
+  /** The requests made so far are read, or cannot be: tasks may start. */
+  caughtUp(): void {
+    this.markReady();
+  }
 
   /** A request read: kept, and the attempts of its task running here are aborted with it. */
   add(req: CancelRequest): void {

@@ -107,13 +107,14 @@ export class TaskConsumer {
       revokeTimeoutMs: this.o.drainTimeoutMs,
     });
     await this.connectWithRetry();
-    await this.followCancels();
+    // Read while the group is joined (both take a join); the first task waits for it (Cancels.ready).
+    void this.followCancels().finally(() => this.cancels.caughtUp());
     await this.runConsumer();
   }
 
   /**
-   * Reads `taskmanager.cancels` from its start before taking any task, then follows it: a task cancelled while it
-   * waited (here or in the backlog of a member that left) never starts. Without the topic, or without the right to
+   * Reads `taskmanager.cancels` from its start, then follows it; no task starts before it was read (Cancels.ready), so
+   * a task cancelled while it waited (here or in the backlog of a member that left) never starts. Without the topic, or without the right to
    * read it, the consumer runs on and says once that cancel requests cannot reach it.
    */
   private async followCancels(): Promise<void> {
@@ -135,6 +136,10 @@ export class TaskConsumer {
         },
         { fromBeginning: true },
       );
+      if (this.stopping) {
+        await follower.stop();
+        return;
+      }
       this.cancelFollower = follower;
       await follower.caughtUp;
       logger.debug(`${this.cancels.size} cancel request(s) read from ${CANCELS_TOPIC}`);
@@ -230,6 +235,7 @@ export class TaskConsumer {
         // resolve what finished), commit, leave the group.
         await this.consumer.stop();
         await this.consumer.disconnect();
+        // One still starting stops itself (followCancels).
         await this.cancelFollower?.stop();
         await this.producer.disconnect();
       } finally {

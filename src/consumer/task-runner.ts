@@ -124,6 +124,7 @@ export class TaskRunner {
     const resolved = await this.resolve(rec, drain, slot);
     if (resolved === 'done' || resolved === 'interrupted') return resolved;
     const { task, processor, log } = resolved;
+    if (this.o.cancels) await this.o.cancels.ready;
     for (let attempt = 1; ; attempt++) {
       if (attempt > 1) {
         await slot?.acquire();

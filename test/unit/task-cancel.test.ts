@@ -15,6 +15,7 @@ const taskIdOf = (offset: number) => `s${offset}@${new Date(T0 + offset * 1000).
 
 function cancelsWith(...taskIds: string[]): Cancels {
   const cancels = new Cancels(() => T0);
+  cancels.caughtUp();
   for (const id of taskIds)
     cancels.add(cancelRequest(id, new Date(T0), 'api', { user: 'alice', reason: 'wrong customer' }));
   return cancels;
@@ -73,6 +74,22 @@ describe('TaskRunner with cancel requests', () => {
       });
       expect(fx.dlq()).toEqual([]);
       expect(fx.outcomes).toEqual([{ taskId: taskIdOf(3), status: 'CANCELLED', attempts: 0 }]);
+    });
+  });
+
+  describe('when the requests made before the consumer started are still being read', () => {
+    it('should start no task until they are, then honour them', async () => {
+      const { processor, contexts } = untilAborted();
+      const cancels = new Cancels(() => T0);
+      const fx = consumerFixture([processor], { cancels });
+      const result = fx.runner.run(taskRecord(4), never);
+      await settle();
+      expect(fx.statuses()).toEqual([]);
+      cancels.add(cancelRequest(taskIdOf(4), new Date(T0), 'api', { user: 'alice' }));
+      cancels.caughtUp();
+      await expect(result).resolves.toBe('done');
+      expect(contexts).toEqual([]);
+      expect(fx.statuses()).toEqual(['CANCELLED/0']);
     });
   });
 
