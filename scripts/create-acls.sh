@@ -127,7 +127,7 @@ set_option() {
 # the ACLs, derived from what each program does (src/; docs/acls.md explains each)
 
 readonly EVENTS=taskmanager.events STATE=taskmanager.scheduler-state COMMANDS=taskmanager.commands
-readonly TASKS=taskmanager.tasks USERS=taskmanager.users CANCELS=taskmanager.cancels
+readonly TASKS=taskmanager.tasks USERS=taskmanager.users CANCELS=taskmanager.cancels AUDIT=taskmanager.audit
 # Throw-away groups of src/shared/kafka: follow.ts (taskmanager-follower-<uuid>) and read-to-end.ts
 # (taskmanager-reader-<uuid>); each is deleted when done.
 readonly FOLLOWER_GROUPS=taskmanager-follower- READER_GROUPS=taskmanager-reader-
@@ -172,7 +172,8 @@ plan_acls() {
     local a=$API
     acl "$a" Topic LITERAL Read,Write,DescribeConfigs "task definitions: read from its store's checkpoint on (delete.retention.ms bounds its age), written by the HTTP API" "$TASKS"
     acl "$a" Topic LITERAL Read,Write "users and API tokens (taskapi run and taskapi users)" "$USERS"
-    acl "$a" Topic LITERAL Read,Write "run history (read); audit and manual-fire events (written)" "$EVENTS"
+    acl "$a" Topic LITERAL Read,Write "run history (read); manual-fire events (written)" "$EVENTS"
+    acl "$a" Topic LITERAL Write "audit events of the changes made through it" "$AUDIT"
     if ((API_COMMANDS)); then
       acl "$a" Topic LITERAL Read,Write "dashboard: status of the scheduler instances; trigger/pause/resume of schedules" "$COMMANDS"
     fi

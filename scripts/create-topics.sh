@@ -22,6 +22,7 @@ Creates, if missing:
   taskmanager.tasks             cleanup.policy=compact
   taskmanager.users             cleanup.policy=compact
   taskmanager.cancels           cleanup.policy=delete
+  taskmanager.audit             cleanup.policy=delete
 
 Options (environment in brackets):
   --bootstrap-server HOST:PORT  brokers [KAFKA_BROKERS] (default 127.0.0.1:9092)
@@ -140,6 +141,8 @@ plan_topics() {
   # Requests to cancel a task (taskapi, taskconsumer cancel), read by every task consumer from the start: kept as
   # long as the task topics keep the tasks they name (both use the broker's default retention).
   add_topic taskmanager.cancels delete
+  # Who created, changed, deleted, triggered or cancelled what through taskapi.
+  add_topic taskmanager.audit delete
 }
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -194,6 +194,18 @@ describe('taskapi routes × roles', () => {
       ok: 200,
       call: async () => ({ method: 'GET', path: `/api/v1/tasks/${await newTask()}/runs` }),
     },
+    'POST /api/v1/tasks/{id}/runs/{taskId}/cancel': {
+      need: 'operator',
+      ok: 202,
+      call: async () => {
+        const id = await newTask();
+        return {
+          method: 'POST',
+          path: `/api/v1/tasks/${id}/runs/${id}@2099-01-01T00:00:00.000Z/cancel`,
+          body: {},
+        };
+      },
+    },
     'POST /api/tasks': {
       need: 'operator',
       ok: 201,
@@ -304,6 +316,15 @@ describe('taskapi routes × roles', () => {
         },
       ]),
     ),
+    'POST /api/v1/schedules/{group}/{id}/runs/{taskId}/cancel': {
+      need: 'operator',
+      ok: 202,
+      call: async () => ({
+        method: 'POST',
+        path: `/api/v1/schedules/${group}/${fileEntry}/runs/${fileEntry}@2099-01-01T00:00:00.000Z/cancel`,
+        body: { reason: 'not that day' },
+      }),
+    },
     'GET /api/v1/cluster': {
       need: 'viewer',
       ok: 200,
@@ -695,7 +716,7 @@ describe('secrets', () => {
 
   it('should never show a password or token in logs, events, error bodies, the users topic or metrics', async () => {
     const api = await startApi(['--metrics-port', '0', '--log-level', 'debug']);
-    const eventsFrom = await offsetsOf('taskmanager.events');
+    const auditFrom = await offsetsOf('taskmanager.audit');
     const password = `Secret-${uniqueName('pw')}`;
     const u = await addUser(api, 'operator', password);
     const made = await api.call<{ token: string }>(
@@ -744,7 +765,7 @@ describe('secrets', () => {
         const all = [
           ...(await readRange('taskmanager.users')),
           ...(await readRange('taskmanager.tasks')),
-          ...(await readRange('taskmanager.events', eventsFrom)),
+          ...(await readRange('taskmanager.audit', auditFrom)),
         ];
         const audited = all.some(
           (r) => r.includes('"action":"task.created"') && r.includes(`"user":"${u.name} (token `),
@@ -757,7 +778,7 @@ describe('secrets', () => {
       logs: api.cli.output,
       'error bodies': bodies.join('\n'),
       metrics,
-      'users, tasks and events topics': records.join('\n'),
+      'users, tasks and audit topics': records.join('\n'),
     };
     for (const [where, text] of Object.entries(places)) {
       expect(text.includes(password), `the password in ${where}`).toBe(false);

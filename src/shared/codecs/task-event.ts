@@ -45,7 +45,14 @@ export interface StatusEvent {
 export type AuditAction =
   'task.created' | 'task.changed' | 'task.deleted' | 'task.triggered' | 'task.cancelled';
 
-/** A change made through `taskapi`, on `taskmanager.events` (key = task id), with who made it. */
+/**
+ * Where taskapi's audit events go: their own topic, so readers of the run history (taskapi at every start, over the
+ * `--history` window) never read them, and readers of the audit trail read nothing else. Written to
+ * `taskmanager.events` before 1.x; those expire with that topic's retention.
+ */
+export const AUDIT_TOPIC = 'taskmanager.audit';
+
+/** A change made through `taskapi`, on `taskmanager.audit` (key = task id), with who made it. */
 export interface AuditEvent {
   v: 1;
   kind: 'audit';
@@ -102,7 +109,7 @@ export function statusRecordOf(taskId: string, value: string): OutRecord {
 
 /** An audit event as its record (key = task id, no headers). */
 export function auditEventRecord(event: AuditEvent): OutRecord {
-  return { topic: EVENTS_TOPIC, key: event.task, value: encodeEvent(event) };
+  return { topic: AUDIT_TOPIC, key: event.task, value: encodeEvent(event) };
 }
 
 /**

@@ -5,7 +5,8 @@ import { whenReadable } from '../../kit/kafka.js';
 import type { TestProject } from 'vitest/node';
 import { USERS_TOPIC } from '../../../src/api/auth/user-view.js';
 import { COMMANDS_TOPIC } from '../../../src/shared/codecs/scheduler-control.js';
-import { EVENTS_TOPIC } from '../../../src/shared/codecs/task-event.js';
+import { AUDIT_TOPIC, EVENTS_TOPIC } from '../../../src/shared/codecs/task-event.js';
+import { CANCELS_TOPIC } from '../../../src/shared/codecs/cancel-request.js';
 import { SCHEDULER_STATE_TOPIC } from '../../../src/shared/codecs/scheduler-state.js';
 import { TASKS_TOPIC } from '../../../src/shared/tasks/definition.js';
 
@@ -28,7 +29,15 @@ function createSharedTopics(brokers: string): void {
   });
 }
 
-const SHARED_TOPICS = [EVENTS_TOPIC, SCHEDULER_STATE_TOPIC, COMMANDS_TOPIC, TASKS_TOPIC, USERS_TOPIC];
+const SHARED_TOPICS = [
+  EVENTS_TOPIC,
+  SCHEDULER_STATE_TOPIC,
+  COMMANDS_TOPIC,
+  TASKS_TOPIC,
+  USERS_TOPIC,
+  CANCELS_TOPIC,
+  AUDIT_TOPIC,
+];
 
 /**
  * Uses the cluster in KAFKA_BROKERS when set; otherwise starts the local broker (scripts/kafka-local) and stops
