@@ -190,10 +190,16 @@ export class TaskRunner {
         error,
         ...(details ? { result: details } : {}),
       }).catch(() => undefined);
+      // A cancel during the wait ends it at once: the next turn of the loop finds the request.
+      const cancel = this.o.cancels?.watch(task.taskId);
+      const waiting = linkSignals(cancel ? [drain, cancel.signal] : [drain]);
       try {
-        await sleep(this.o.clock, delay, drain);
+        await sleep(this.o.clock, delay, waiting.signal);
       } catch {
-        return this.interrupted(task, attempt);
+        if (drain.aborted || !cancel?.signal.aborted) return this.interrupted(task, attempt);
+      } finally {
+        waiting.dispose();
+        cancel?.done();
       }
     }
   }
