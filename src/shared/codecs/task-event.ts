@@ -38,7 +38,8 @@ export interface StatusEvent {
   result?: Record<string, unknown>;
 }
 
-export type AuditAction = 'task.created' | 'task.changed' | 'task.deleted' | 'task.triggered';
+export type AuditAction =
+  'task.created' | 'task.changed' | 'task.deleted' | 'task.triggered' | 'task.backfilled';
 
 /** A change made through `taskapi`, on `taskmanager.events` (key = task id), with who made it. */
 export interface AuditEvent {
@@ -54,6 +55,11 @@ export interface AuditEvent {
   from: { host: string; pid: number };
   /** task.triggered: the taskId of the fire. */
   taskId?: string;
+  /**
+   * task.backfilled: the range asked for and how many of its instants were published (their taskIds are those
+   * of the task topic's messages of this task with `scheduledFor` in the range and `firedAt` near `at`).
+   */
+  backfill?: { from: string; to: string; published: number };
 }
 
 /** A status event with the fields every status has; `extra` adds the optional ones (after them, in its order). */
