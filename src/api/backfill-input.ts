@@ -53,6 +53,11 @@ export const BACKFILL_SCHEMA = {
       description:
         'Instants the schedule has not reached yet (a jitter delay not over) or never will (past its maxRuns): not backfilled',
     },
+    keptSince: {
+      type: 'string',
+      description:
+        'When some of published are older than the oldest record the task topic’s partition still holds (written then): retention may have deleted their tasks',
+    },
   },
 } as const;
 

@@ -54,6 +54,7 @@ export interface BackfillAnswer {
   published: string[];
   present: string[];
   pending: string[];
+  keptSince?: string;
 }
 
 /** How taskapi reaches the instance of a scheduler group that owns a task (ClusterStatus). */
@@ -214,6 +215,7 @@ export class TaskService {
       published: taskIdsOf(id, b.published),
       present: taskIdsOf(id, b.present),
       pending: taskIdsOf(id, b.pending),
+      ...(b.keptSince === undefined ? {} : { keptSince: b.keptSince }),
     };
   }
 

@@ -98,15 +98,30 @@ export function taskIdsIn(records: readonly InRecord[], scheduleId: string): Set
   return out;
 }
 
+/** The tasks of a schedule its task topic holds. */
+export interface PublishedTasks {
+  taskIds: Set<string>;
+  /**
+   * When the partition no longer starts at offset 0 (retention deleted its oldest records): when the oldest record
+   * it still holds was written. A task of an instant before it may have been deleted rather than never published.
+   */
+  keptSinceMs?: number;
+}
+
 /**
  * Every taskId of `e` in its task topic: the partition its Id hashes to (the key of its task messages), read to its
- * end, read_committed. Tasks the topic's retention deleted are not seen.
+ * end, read_committed. Tasks the topic's retention deleted are not seen: `keptSinceMs` says since when it holds all.
  */
 export async function publishedTaskIds(
   kafka: KafkaClient,
   e: ScheduleEntry,
   timeoutMs = TASK_READ_TIMEOUT_MS,
-): Promise<Set<string>> {
+): Promise<PublishedTasks> {
   const partition = partitionForKey(e.id, await kafka.partitionCount(e.topic));
-  return taskIdsIn(await kafka.readToEnd(e.topic, timeoutMs, undefined, [partition]), e.id);
+  const records = await kafka.readToEnd(e.topic, timeoutMs, undefined, [partition]);
+  const first = records[0];
+  return {
+    taskIds: taskIdsIn(records, e.id),
+    ...(first && first.offset !== '0' ? { keptSinceMs: Number(first.timestamp) } : {}),
+  };
 }

@@ -103,6 +103,7 @@ export async function runBackfill(
             published: taskIdsOf(id, b.published),
             present: taskIdsOf(id, b.present),
             pending: taskIdsOf(id, b.pending),
+            ...(b.keptSince === undefined ? {} : { keptSince: b.keptSince }),
           }
         : {}),
     },

@@ -16,6 +16,7 @@ import { parseRfc3339 } from '../shared/rfc3339.js';
 import { BACKFILL_DEFAULT_MAX, BACKFILL_MAX_CEILING, rangeProblems } from '../shared/backfill.js';
 import type { BackfillRange, BackfillResult } from '../shared/backfill.js';
 import { backfillFire, instantsOf, sortInstants } from './backfill.js';
+import type { PublishedTasks } from './backfill.js';
 
 export interface EntryControlOptions {
   group: string;
@@ -27,7 +28,7 @@ export interface EntryControlOptions {
   /** The active owner of an entry's state partition, when this instance is it. */
   ownerOf(id: string): PartitionOwner | undefined;
   /** Every taskId of an entry in its task topic (read_committed, to its end): see scheduler/backfill.ts. */
-  publishedTaskIds(e: ScheduleEntry): Promise<Set<string>>;
+  publishedTaskIds(e: ScheduleEntry): Promise<PublishedTasks>;
 }
 
 const iso = (ms: number): string => new Date(ms).toISOString();
@@ -155,7 +156,8 @@ export class EntryControl {
     // fires an instant at or before the last of them again.
     const handedOut = this.o.loop.lastHandedOut(id) ?? now;
     await owner.flushed();
-    const sorted = sortInstants(id, instants, await this.o.publishedTaskIds(e), this.reachOf(e, handedOut));
+    const published = await this.o.publishedTaskIds(e);
+    const sorted = sortInstants(id, instants, published.taskIds, this.reachOf(e, handedOut));
     const dryRun = range.dryRun === true;
     if (!dryRun && sorted.missing.length > 0)
       await owner.publish(sorted.missing.map((t) => backfillFire(e, t)));
@@ -165,6 +167,7 @@ export class EntryControl {
       published: sorted.missing.map(iso),
       present: sorted.present.map(iso),
       pending: sorted.pending.map(iso),
+      ...keptSince(sorted.missing, published.keptSinceMs),
     };
     this.o.logger.info(
       `backfill of ${id} from ${range.from} to ${range.to} by ${by}: ` +
@@ -235,6 +238,19 @@ export class EntryControl {
   }
 }
 
+/**
+ * `keptSince` when some of the instants to publish are older than the oldest record the task topic's partition still
+ * holds: their tasks may have been deleted by retention rather than never published.
+ */
+function keptSince(
+  missing: readonly number[],
+  keptSinceMs: number | undefined,
+): Pick<BackfillResult, 'keptSince'> {
+  return keptSinceMs !== undefined && missing.some((t) => t < keptSinceMs)
+    ? { keptSince: iso(keptSinceMs) }
+    : {};
+}
+
 /** What a backfill did, in one line: `published 3 … (2 already had a task)`. */
 function backfillMessage(id: string, r: BackfillResult): string {
   const n = r.published.length;
@@ -246,5 +262,12 @@ function backfillMessage(id: string, r: BackfillResult): string {
     ...(r.present.length > 0 ? [`${r.present.length} already had a task`] : []),
     ...(r.pending.length > 0 ? [`${r.pending.length} not reached by the schedule yet`] : []),
   ];
-  return skipped.length === 0 ? did : `${did} (${skipped.join(', ')})`;
+  const text = skipped.length === 0 ? did : `${did} (${skipped.join(', ')})`;
+  const since = r.keptSince;
+  if (since === undefined) return text;
+  const older = r.published.filter((at) => at < since).length;
+  return (
+    `${text}; ${older} of them are older than the oldest record ${r.topic}'s partition still holds ` +
+    `(${since}): their tasks may have been deleted by retention rather than never published`
+  );
 }

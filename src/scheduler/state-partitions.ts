@@ -363,7 +363,7 @@ export class StatePartitions {
       },
       mayRefence: (): boolean => this.mayFenceAgain(partition, owner),
       isPublished: async (f) =>
-        (await publishedTaskIds(this.o.kafka, f.entry)).has(taskIdFor(f.entry.id, f.scheduledFor)),
+        (await publishedTaskIds(this.o.kafka, f.entry)).taskIds.has(taskIdFor(f.entry.id, f.scheduledFor)),
       groupJoins: () => this.o.consumer.health().joins,
       readCommitted: async () => {
         if ((await this.readStateToEnd(partition)) === undefined)

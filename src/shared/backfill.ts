@@ -35,6 +35,11 @@ export interface BackfillResult {
    * schedule at its MaxRuns never had): not backfilled; the schedule fires them itself when they are its to fire.
    */
   pending: string[];
+  /**
+   * Set when some of `published` are older than the oldest record the task topic's partition still holds (written
+   * at this instant): retention may have deleted their tasks, the check cannot tell (absent in older replies).
+   */
+  keptSince?: string;
 }
 
 /** A field of a range and what is wrong with it. */

@@ -258,6 +258,28 @@ describe('a backfill through the owner of the entry', () => {
     );
   });
 
+  it('should say when instants it publishes are older than what retention left of the task topic', async () => {
+    const e = cronEntry('a', '* * * * * *');
+    const { kafka, run, clock, a } = await owned([e]);
+    await run(3000);
+    // Retention deleted the partition's first record (the task of T0 + 1 s): the oldest left was written at T0 + 2 s.
+    kafka.topics.get('t')?.splice(0, 1);
+    const keptSince = Number(kafka.records('t', 0)[0]?.timestamp);
+    expect(keptSince).toBeGreaterThan(T0 + 1000);
+    expect(clock.now()).toBeGreaterThan(keptSince);
+    const r = await a.scheduler.backfill('a', range(T0 - 1000, T0 + 3000, { dryRun: true }), 'tester');
+    expect(r.backfill).toMatchObject({
+      published: seconds(T0 - 1000, 3),
+      present: seconds(T0 + 2000, 2),
+      keptSince: iso(keptSince),
+    });
+    expect(r.message).toBe(
+      'would publish 3 task(s) of a to t, oldest first (2 already had a task); 3 of them are older than the oldest ' +
+        `record t's partition still holds (${iso(keptSince)}): their tasks may have been deleted by retention ` +
+        'rather than never published',
+    );
+  });
+
   it('should refuse, in one line, an unknown Id, a paused entry, a range in the future, too many instants or none', async () => {
     const e = cronEntry('a', '* * * * * *');
     const hourly = cronEntry('h', '0 0 * * * *');
