@@ -19,7 +19,7 @@ Grants the minimal ACLs of each program whose principal is given (docs/acls.md h
   --scheduler-principal P   taskscheduler (run): fires tasks in transactions, answers commands
   --consumer-principal P    taskconsumer (run): reads task topics, writes DLQs and events
   --api-principal P         taskapi (run, and `taskapi users`): tasks, users, dashboard, DLQ routes
-  --operator-principal P    an operator's CLI: taskscheduler trigger/pause/resume/status, taskconsumer status/dlq
+  --operator-principal P    an operator's CLI: taskscheduler trigger/pause/resume/status/backfill, taskconsumer status/dlq
 A principal is TYPE:NAME, e.g. User:taskscheduler. Only the given ones are granted; nobody may create topics.
 
 Options (environment in brackets):
@@ -32,7 +32,8 @@ Options (environment in brackets):
                                 every scheduler --group must start with it (the defaults taskscheduler-<schedule>
                                 and taskscheduler-api do)
   --no-api-commands             do not let taskapi write taskmanager.commands: its dashboard then shows no scheduler
-                                instances and its trigger/pause/resume of schedule-file entries answer 503
+                                instances, and its trigger/pause/resume of schedule-file entries and backfills
+                                answer 503
   --dry-run                     print the ACLs and the kafka-acls.sh commands, change nothing
   -h, --help                    this text
 
@@ -151,12 +152,13 @@ plan_acls() {
   if [[ -n "$SCHEDULER" ]]; then
     local s=$SCHEDULER
     acl "$s" Topic LITERAL Read,Write "its group reads its state partitions at takeover; its transactions write the new fire state" "$STATE"
-    acl "$s" Topic LITERAL Write "fires task messages (in transactions)" "${tasks[@]}"
+    acl "$s" Topic LITERAL Read,Write "fires task messages (in transactions); a backfill reads which instants have one" "${tasks[@]}"
     acl "$s" Topic LITERAL Write "SCHEDULED events, in the same transactions" "$EVENTS"
-    acl "$s" Topic LITERAL Read,Write "follows trigger/pause/resume/status commands and writes its answers" "$COMMANDS"
+    acl "$s" Topic LITERAL Read,Write "follows trigger/pause/resume/status/backfill commands and writes its answers" "$COMMANDS"
     acl "$s" Topic LITERAL Read,DescribeConfigs "follows the tasks created over HTTP (forgets deleted ids after its delete.retention.ms)" "$TASKS"
     acl "$s" Group PREFIXED Read "its scheduler group (taskscheduler-<schedule>, taskscheduler-api): joins, commits offsets" "$SCHEDULER_PREFIX"
     acl "$s" Group PREFIXED Read,Delete "throw-away groups following commands and tasks, deleted at stop" "$FOLLOWER_GROUPS"
+    acl "$s" Group PREFIXED Read,Delete "throw-away groups of a backfill reading a task topic partition, deleted after" "$READER_GROUPS"
     acl "$s" TransactionalId PREFIXED Write "<group>/state-<partition>: one transactional producer per state partition" "$SCHEDULER_PREFIX"
   fi
   if [[ -n "$CONSUMER" ]]; then
@@ -175,7 +177,7 @@ plan_acls() {
     acl "$a" Topic LITERAL Read,Write "run history (read); manual-fire events (written)" "$EVENTS"
     acl "$a" Topic LITERAL Write "audit events of the changes made through it" "$AUDIT"
     if ((API_COMMANDS)); then
-      acl "$a" Topic LITERAL Read,Write "dashboard: status of the scheduler instances; trigger/pause/resume of schedules" "$COMMANDS"
+      acl "$a" Topic LITERAL Read,Write "dashboard: status of the scheduler instances; trigger/pause/resume of schedules; backfills" "$COMMANDS"
     fi
     acl "$a" Topic LITERAL Describe "partition count of the scheduler state (which instance owns a schedule)" "$STATE"
     acl "$a" Topic LITERAL Write "POST /tasks/{id}/trigger and DLQ replays publish task messages" "${tasks[@]}"
@@ -189,7 +191,7 @@ plan_acls() {
   fi
   if [[ -n "$OPERATOR" ]]; then
     local o=$OPERATOR
-    acl "$o" Topic LITERAL Read,Write "taskscheduler trigger/pause/resume/status: sends commands, reads the answers" "$COMMANDS"
+    acl "$o" Topic LITERAL Read,Write "taskscheduler trigger/pause/resume/status/backfill: sends commands, reads the answers" "$COMMANDS"
     acl "$o" Topic LITERAL Describe "partition count of the scheduler state (which instance owns an entry)" "$STATE"
     acl "$o" Topic LITERAL Read,Write "taskscheduler status reads the last outcomes; dlq replay writes REPLAYED events" "$EVENTS"
     acl "$o" Topic LITERAL Read,Write "taskconsumer dlq list reads; dlq replay writes markers" "${dlqs[@]}"

@@ -8,8 +8,9 @@ import { describeSpec } from '../shared/schedule/spec.js';
 import { specOfTask } from '../shared/tasks/definition.js';
 import type { TaskDefinition } from '../shared/tasks/definition.js';
 import { ControlClient } from '../shared/scheduler-control-client.js';
-import type { ControlResult } from '../shared/scheduler-control-client.js';
-import type { EntryStatus, ScheduleTimesShown } from '../shared/codecs/scheduler-control.js';
+import type { ControlResult, ControlSend } from '../shared/scheduler-control-client.js';
+import type { ControlReply, EntryStatus, ScheduleTimesShown } from '../shared/codecs/scheduler-control.js';
+import type { BackfillRange, BackfillResult } from '../shared/backfill.js';
 import { partitionForKey } from '../shared/kafka/index.js';
 import type { EventRates, RateSeries } from './event-rates.js';
 import { decodeCursor, encodeCursor } from './page-cursor.js';
@@ -130,6 +131,8 @@ type ActiveGroups = Awaited<ReturnType<KafkaClient['activeGroups']>>;
 
 const STATUS_TIMEOUT_MS = 2000;
 const COMMAND_TIMEOUT_MS = 5000;
+/** A backfill reads the schedule's task topic before it publishes: it may take a while. */
+const BACKFILL_TIMEOUT_MS = 60_000;
 
 interface Snapshot {
   /** Sorted by (id, group), the order of pages. */
@@ -306,14 +309,41 @@ export class ClusterStatus {
         );
       throw new ApiError(503, `no instance of group ${group} owns ${id} now (taking over?)`);
     }
+    const reply = await this.ask({ type, group, scheduleIds: [id], by }, COMMAND_TIMEOUT_MS);
+    return { message: reply.message, ...(reply.taskId ? { taskId: reply.taskId } : {}) };
+  }
+
+  /**
+   * Backfills a schedule through the instance that owns it (docs/operations.md#backfill): its answer, or an
+   * ApiError (503 when no instance answered: the backfill may still have happened, a dry run tells).
+   */
+  async backfill(
+    group: string,
+    id: string,
+    range: BackfillRange,
+    by: string,
+  ): Promise<{ message: string; backfill: BackfillResult }> {
+    if (!schedulerGroups(await this.groups.fresh()).has(group))
+      throw new ApiError(
+        409,
+        `no instance of scheduler group ${group} is running: only the owner of ${id} backfills it`,
+      );
+    const reply = await this.ask(
+      { type: 'backfill', group, scheduleIds: [id], backfill: range, by },
+      BACKFILL_TIMEOUT_MS,
+    );
+    if (!reply.backfill) throw new Error(`the owner of ${id} answered a backfill without its result`);
+    return { message: reply.message, backfill: reply.backfill };
+  }
+
+  /** A request about one schedule, sent to its group: the owner's reply when it did what was asked. */
+  private async ask(c: ControlSend & { by: string }, timeoutMs: number): Promise<ControlReply> {
+    const id = c.scheduleIds?.[0] ?? '';
     let r: ControlResult;
     try {
-      r = await (
-        await this.commands()
-      ).send(
-        { type, group, scheduleIds: [id], by },
-        { timeoutMs: COMMAND_TIMEOUT_MS, statePartitions: this.statePartitions },
-      );
+      if (this.statePartitions === 0)
+        this.statePartitions = await this.o.kafka.partitionCount(SCHEDULER_STATE_TOPIC);
+      r = await (await this.commands()).send(c, { timeoutMs, statePartitions: this.statePartitions });
     } catch (err) {
       throw new ApiError(503, `Kafka unreachable: ${errorMessage(err)}; nothing was sent`);
     }
@@ -322,12 +352,18 @@ export class ClusterStatus {
     if (!reply)
       throw new ApiError(
         503,
-        `the owner of ${id} in group ${group} did not answer within ${COMMAND_TIMEOUT_MS / 1000} s (ownership moving?)`,
+        `the owner of ${id} in group ${c.group} did not answer within ${timeoutMs / 1000} s (ownership moving, ` +
+          `or no instance of the group running?)`,
       );
-    // An owner that does not know the entry (deleted since the snapshot) answers NOT_FOUND; any other refusal is
-    // a state of the group that lasts (owner moved, publish failed), as is a reply from an instance without codes.
-    if (!reply.ok) throw new ApiError(reply.code === 'NOT_FOUND' ? 404 : 409, reply.message);
-    return { message: reply.message, ...(reply.taskId ? { taskId: reply.taskId } : {}) };
+    // An owner that does not know the entry (deleted since the snapshot) answers NOT_FOUND, one refusing the request
+    // itself USAGE; any other refusal is a state of the group that lasts (owner moved, publish failed, paused), as
+    // is a reply from an instance without codes.
+    if (!reply.ok)
+      throw new ApiError(
+        reply.code === 'NOT_FOUND' ? 404 : reply.code === 'USAGE' ? 400 : 409,
+        reply.message,
+      );
+    return reply;
   }
 
   async cluster(): Promise<ClusterOverview> {

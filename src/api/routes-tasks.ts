@@ -10,6 +10,7 @@ import {
   cancelRoute,
   noContent,
   TASK_ID_PARAM,
+  problem,
   route,
   RUN_LIST_SCHEMA,
   TASK_LIST_SCHEMA,
@@ -28,6 +29,8 @@ import {
 } from './task-input.js';
 import type { Parsed, TaskInput, TaskPatch } from './task-input.js';
 import { TASK_SCHEMA } from './task-model.js';
+import { BACKFILL_BODY_SCHEMA, BACKFILL_SCHEMA, parseBackfillBody } from './backfill-input.js';
+import type { BackfillRange } from '../shared/backfill.js';
 import type { ApiTask } from './task-model.js';
 import type { ListRequest, TaskService } from './task-service.js';
 
@@ -170,6 +173,28 @@ const RUN_PARAMS = {
 
 const CANCEL = cancelRoute('tasks', RUN_PARAMS);
 
+const BACKFILL = route(
+  'operator',
+  {
+    tags: ['tasks'],
+    summary:
+      'Publish each instant of the task’s schedule in a past range that has no task yet, oldest first, through the scheduler instance that owns it (dryRun: only list them)',
+    params: ID_PARAMS,
+    body: BACKFILL_BODY_SCHEMA,
+    response: {
+      200: json(BACKFILL_SCHEMA, 'A dry run: what would be published, nothing was'),
+      202: json(BACKFILL_SCHEMA, 'Published: the task messages are in Kafka'),
+      ...COMMON_ERRORS,
+      400: problem(
+        'Invalid range: not RFC 3339, to before from or in the future, more instants than max, or none',
+      ),
+      409: problem('The task is paused (enabled false), or no instance of its scheduler group runs'),
+      503: problem('Kafka unreachable, or the owner did not answer in time (a dry run tells what happened)'),
+    },
+  },
+  parseBackfillBody,
+);
+
 const NEXT_QUERY = {
   type: 'object',
   additionalProperties: false,
@@ -258,6 +283,10 @@ export function registerTaskRoutes(
   app.post<{ Params: IdParams }>(`${byId}/trigger`, TRIGGER, async (req, reply) =>
     reply.code(202).send(await service.trigger(req.params.id, principalOf(req))),
   );
+  app.post<{ Params: IdParams; Body: BackfillRange }>(`${byId}/backfill`, BACKFILL, async (req, reply) => {
+    const answer = await service.backfill(req.params.id, req.body, principalOf(req));
+    return reply.code(answer.dryRun ? 200 : 202).send(answer);
+  });
   app.get<{ Params: IdParams; Querystring: { count: number } }>(`${byId}/next`, NEXT, (req) =>
     nextFires(service, req),
   );

@@ -201,14 +201,6 @@ async function startApp(
     { unrepaired: users.view.unrepaired, repair: (k) => users.repair(k) },
   ]);
   const auth = startAuth(o, users, keys, logger);
-  const service = new TaskService({
-    tasks,
-    store,
-    logger,
-    clock: systemClock,
-    defaults: { topic: o.topic, group: o.group, timeZone: o.timeZone },
-    taskTopics: o.taskTopics,
-  });
   const health = { health: () => store.health(), tasks: () => tasks.view.size };
   const ops = new MetricsEndpoint(o, 'taskapi');
   const onResponse = ops.registry
@@ -220,6 +212,15 @@ async function startApp(
     rates: tasks.rates,
     clock: systemClock,
     logger,
+  });
+  const service = new TaskService({
+    tasks,
+    store,
+    logger,
+    clock: systemClock,
+    defaults: { topic: o.topic, group: o.group, timeZone: o.timeZone },
+    taskTopics: o.taskTopics,
+    scheduler: cluster,
   });
   const app = await buildServer({
     service,

@@ -13,6 +13,8 @@ import type { TaskDefinition } from '../shared/tasks/definition.js';
 import { decodeCursor, encodeCursor } from './page-cursor.js';
 import { ApiError } from './problem.js';
 import { optionProblems } from '../shared/schedule/model.js';
+import { taskIdsOf } from '../shared/backfill.js';
+import type { BackfillRange, BackfillResult } from '../shared/backfill.js';
 import { problemPath, problemText } from '../shared/schedule/messages.js';
 import { isFinalRun } from './run-history.js';
 import type { TaskRun } from './run-history.js';
@@ -53,6 +55,27 @@ export interface TriggerResult {
   message: string;
 }
 
+/** A backfill's answer: the taskIds of the range's instants by what became of them (docs/http-api.md#backfill). */
+export interface BackfillAnswer {
+  message: string;
+  topic: string;
+  dryRun: boolean;
+  published: string[];
+  present: string[];
+  pending: string[];
+  keptSince?: string;
+}
+
+/** How taskapi reaches the instance of a scheduler group that owns a task (ClusterStatus). */
+export interface SchedulerLink {
+  backfill(
+    group: string,
+    id: string,
+    range: BackfillRange,
+    by: string,
+  ): Promise<{ message: string; backfill: BackfillResult }>;
+}
+
 export interface TaskServiceOptions {
   tasks: TaskStore;
   store: KafkaStore;
@@ -61,6 +84,8 @@ export interface TaskServiceOptions {
   defaults: InputDefaults;
   /** The topics tasks may go to (`--task-topics` and `--topic`, see allowedTaskTopics); others answer 400. */
   taskTopics: readonly string[];
+  /** For backfills, which the owner of a task's state partition publishes; without it they answer 503. */
+  scheduler?: SchedulerLink;
 }
 
 /** Retries of a write without If-Match that lost a race: it applies on top of whatever won. */
@@ -173,7 +198,7 @@ export class TaskService {
     this.checkAllowedTopic(def.topic);
     this.o.store.assertWritable();
     const taskId = await this.o.tasks.fireNow(def);
-    await this.audit('task.triggered', current, actorOf(by), taskId);
+    await this.audit('task.triggered', current, actorOf(by), { taskId });
     return { taskId, message: `fired ${id} now as ${taskId} (topic ${def.topic})` };
   }
 
@@ -189,7 +214,7 @@ export class TaskService {
   ): Promise<CancelResult> {
     const current = this.found(id);
     const answer = await this.requestCancel(id, taskId, reason, by);
-    await this.audit('task.cancelled', current, actorOf(by), taskId);
+    await this.audit('task.cancelled', current, actorOf(by), { taskId });
     return answer;
   }
 
@@ -226,6 +251,32 @@ export class TaskService {
       taskId,
       state,
       message: `cancel of ${taskId} (${state === 'NOT SEEN' ? 'not fired or not seen yet' : state}) requested: the consumer holding it ends it CANCELLED`,
+    };
+  }
+
+  /**
+   * Publishes each instant of the range that has no task yet, through the scheduler instance that owns the task
+   * (with `dryRun`, lists them): audited unless a dry run.
+   */
+  async backfill(id: string, range: BackfillRange, by: Principal): Promise<BackfillAnswer> {
+    const current = this.found(id);
+    const { def } = current;
+    this.checkAllowedTopic(def.topic);
+    if (!this.o.scheduler) throw new ApiError(503, 'this taskapi has no link to the scheduler groups');
+    const actor = actorOf(by);
+    const { message, backfill: b } = await this.o.scheduler.backfill(def.group, id, range, actor);
+    if (!b.dryRun)
+      await this.audit('task.backfilled', current, actor, {
+        backfill: { from: range.from, to: range.to, published: b.published.length },
+      });
+    return {
+      message,
+      topic: b.topic,
+      dryRun: b.dryRun,
+      published: taskIdsOf(id, b.published),
+      present: taskIdsOf(id, b.present),
+      pending: taskIdsOf(id, b.pending),
+      ...(b.keptSince === undefined ? {} : { keptSince: b.keptSince }),
     };
   }
 
@@ -270,7 +321,12 @@ export class TaskService {
    * Every change is also an event on taskmanager.events with the acting user (the task record carries it too). A
    * change already stored stays stored if this fails; it is logged.
    */
-  private async audit(action: AuditAction, t: ViewTask, actor: string, taskId?: string): Promise<void> {
+  private async audit(
+    action: AuditAction,
+    t: ViewTask,
+    actor: string,
+    extra: Pick<AuditEvent, 'taskId' | 'backfill'> = {},
+  ): Promise<void> {
     const event: AuditEvent = {
       v: 1,
       kind: 'audit',
@@ -280,7 +336,7 @@ export class TaskService {
       user: actor,
       at: new Date(this.o.clock.now()).toISOString(),
       from: { host: hostname(), pid: process.pid },
-      ...(taskId === undefined ? {} : { taskId }),
+      ...extra,
     };
     await this.o.store
       .send([auditEventRecord(event)])

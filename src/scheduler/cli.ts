@@ -3,7 +3,8 @@ import { basename, extname } from 'node:path';
 import { Option } from 'commander';
 import type { Command } from 'commander';
 import { loadScheduleFile } from '../shared/config/load.js';
-import { ConfigError, errorMessage, formatProblem } from '../shared/errors.js';
+import { AppError, ConfigError, errorMessage, formatProblem } from '../shared/errors.js';
+import { BACKFILL_DEFAULT_MAX, BACKFILL_MAX_CEILING, rangeProblems } from '../shared/backfill.js';
 import type { Logger } from '../shared/logger.js';
 import { retryUntilDone } from '../shared/backoff.js';
 import { systemClock } from '../shared/clock.js';
@@ -23,7 +24,7 @@ import {
   positiveInt,
 } from '../shared/cli-common.js';
 import { ControlListener } from './control-listener.js';
-import { runEntryCommand, runStatus } from './control-cli.js';
+import { runBackfill, runEntryCommand, runStatus } from './control-cli.js';
 import type { ControlOutput } from './control-cli.js';
 import { describeNextFires } from './next-command.js';
 import { GroupScheduler } from './group-scheduler.js';
@@ -162,7 +163,7 @@ async function control(
   exitAfterFlush(out.exitCode);
 }
 
-function controlCommand(name: string, description: string): Command {
+function controlCommand(name: string, description: string, timeoutMs = 15_000): Command {
   return program
     .command(name)
     .description(description)
@@ -179,7 +180,7 @@ function controlCommand(name: string, description: string): Command {
     .addOption(
       new Option('--timeout-ms <ms>', 'how long to wait for the answer')
         .argParser(positiveInt('--timeout-ms'))
-        .default(15_000),
+        .default(timeoutMs),
     );
 }
 
@@ -236,6 +237,48 @@ controlCommand(
       opts.json === true,
     ),
   );
+
+interface BackfillOpts extends ControlOpts {
+  from: string;
+  to: string;
+  max?: number;
+  dryRun?: boolean;
+  json?: boolean;
+}
+
+controlCommand(
+  'backfill',
+  'publish each instant of the schedule from --from to --to that has no task yet, oldest first, through the instance that owns the entry',
+  60_000,
+)
+  .argument('<id>', 'schedule entry Id')
+  .requiredOption('--from <time>', 'first instant of the range, RFC 3339 (e.g. 2026-12-01T00:00:00Z)')
+  .requiredOption('--to <time>', 'last instant of the range, RFC 3339; not in the future')
+  .addOption(
+    new Option(
+      '--max <n>',
+      `refuse a range holding more instants than this (at most ${BACKFILL_MAX_CEILING})`,
+    )
+      .argParser(positiveInt('--max'))
+      .default(BACKFILL_DEFAULT_MAX),
+  )
+  .option('--dry-run', 'list what would be published; publish nothing')
+  .option('--json', 'print JSON')
+  .action(async (id: string, opts: BackfillOpts) => {
+    const range = {
+      from: opts.from,
+      to: opts.to,
+      ...(opts.max === undefined ? {} : { max: opts.max }),
+      ...(opts.dryRun ? { dryRun: true } : {}),
+    };
+    const problem = rangeProblems(range)[0];
+    if (problem) throw new AppError('USAGE', `--${problem.field} ${problem.detail}`);
+    await control(
+      opts,
+      (kafka, group) => runBackfill(kafka, group, id, range, opts.timeoutMs),
+      opts.json === true,
+    );
+  });
 
 program
   .command('validate')

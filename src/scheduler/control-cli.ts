@@ -6,9 +6,12 @@ import { textTable } from '../shared/text-table.js';
 import type { StatusEvent } from '../shared/codecs/task-event.js';
 import type { KafkaClient } from '../shared/kafka/index.js';
 import { sendControl } from '../shared/scheduler-control-client.js';
+import type { ControlSend } from '../shared/scheduler-control-client.js';
+import { taskIdsOf } from '../shared/backfill.js';
+import type { BackfillRange } from '../shared/backfill.js';
 import type { ControlReply, ControlAction, EntryStatus } from '../shared/codecs/scheduler-control.js';
 
-/** What `taskscheduler trigger|pause|resume|status` print, and their exit code. */
+/** What `taskscheduler trigger|pause|resume|status|backfill` print, and their exit code. */
 export interface ControlOutput {
   lines: string[];
   exitCode: number;
@@ -19,22 +22,91 @@ const noAnswer = (group: string, timeoutMs: number): string =>
   `no instance of scheduler group ${group} answered within ${timeoutMs / 1000} s: is a taskscheduler with ` +
   `--group ${group} running and connected? (taskscheduler status --group ${group})`;
 
+/** A request about one entry, sent to the group: the owner's reply, or undefined when none came in time. */
+async function askOwner(
+  kafka: KafkaClient,
+  c: ControlSend,
+  timeoutMs: number,
+): Promise<ControlReply | undefined> {
+  const statePartitions = await kafka.partitionCount(SCHEDULER_STATE_TOPIC);
+  return (await sendControl(kafka, c, { timeoutMs, statePartitions })).replies[0];
+}
+
+/** `ok: <message> (answered by host:pid)`. */
+function replyLine(reply: ControlReply): string {
+  return `${reply.ok ? 'ok' : 'failed'}: ${reply.message} (answered by ${reply.from.host}:${reply.from.pid})`;
+}
+
 /** trigger, pause, resume: sent to the group; the owner of the entry answers. */
 export async function runEntryCommand(
   kafka: KafkaClient,
-  type: Exclude<ControlAction, 'status'>,
+  type: Exclude<ControlAction, 'status' | 'backfill'>,
   group: string,
   id: string,
   timeoutMs: number,
 ): Promise<ControlOutput> {
-  const statePartitions = await kafka.partitionCount(SCHEDULER_STATE_TOPIC);
-  const r = await sendControl(kafka, { type, group, scheduleIds: [id] }, { timeoutMs, statePartitions });
-  const reply = r.replies[0];
+  const reply = await askOwner(kafka, { type, group, scheduleIds: [id] }, timeoutMs);
   if (!reply) return { lines: [noAnswer(group, timeoutMs)], exitCode: 1 };
-  const by = `${reply.from.host}:${reply.from.pid}`;
+  return { lines: [replyLine(reply)], exitCode: reply.ok ? 0 : 1 };
+}
+
+/**
+ * backfill: sent to the group; the owner of the entry publishes (or with dryRun lists) the instants of the range
+ * without a task. Prints its answer and each instant's taskId with what became of it, oldest first. Exit 0 when
+ * done, 2 when the owner refused the range (in the future, too many instants, none), 1 for any other refusal.
+ */
+export async function runBackfill(
+  kafka: KafkaClient,
+  group: string,
+  id: string,
+  range: BackfillRange,
+  timeoutMs: number,
+): Promise<ControlOutput> {
+  const reply = await askOwner(
+    kafka,
+    { type: 'backfill', group, scheduleIds: [id], backfill: range },
+    timeoutMs,
+  );
+  if (!reply)
+    return {
+      lines: [
+        `${noAnswer(group, timeoutMs)}; an instance from before backfill ignores the request (it logs ` +
+          `"not a command"): upgrade it`,
+      ],
+      exitCode: 1,
+    };
+  const b = reply.backfill;
+  const row = (what: string) => (at: string) => ({ at, what });
+  const rows = b
+    ? [
+        ...b.published.map(row(b.dryRun ? 'would publish' : 'published')),
+        ...b.present.map(row('already has a task')),
+        ...b.pending.map(row('not reached yet')),
+      ].sort((x, y) => (x.at < y.at ? -1 : 1))
+    : [];
+  const table = textTable(
+    ['TASK ID', 'OUTCOME'],
+    rows.map((r) => [`${id}@${r.at}`, r.what]),
+  );
   return {
-    lines: [`${reply.ok ? 'ok' : 'failed'}: ${reply.message} (answered by ${by})`],
-    exitCode: reply.ok ? 0 : 1,
+    lines: [replyLine(reply), ...(rows.length > 0 ? table : [])],
+    exitCode: reply.ok ? 0 : reply.code === 'USAGE' ? 2 : 1,
+    json: {
+      ok: reply.ok,
+      message: reply.message,
+      answeredBy: reply.from,
+      scheduleId: id,
+      ...(b
+        ? {
+            topic: b.topic,
+            dryRun: b.dryRun,
+            published: taskIdsOf(id, b.published),
+            present: taskIdsOf(id, b.present),
+            pending: taskIdsOf(id, b.pending),
+            ...(b.keptSince === undefined ? {} : { keptSince: b.keptSince }),
+          }
+        : {}),
+    },
   };
 }
 

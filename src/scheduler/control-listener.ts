@@ -1,14 +1,22 @@
 import { hostname } from 'node:os';
 import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
-import { COMMANDS_TOPIC, decodeControlRecord, replyRecords } from '../shared/codecs/scheduler-control.js';
+import {
+  COMMANDS_TOPIC,
+  CONTROL_ACTIONS,
+  decodeControlRecord,
+  replyRecords,
+} from '../shared/codecs/scheduler-control.js';
 import type { ControlReply, ControlRequest } from '../shared/codecs/scheduler-control.js';
 import type { Follower, InRecord, KafkaClient, KafkaProducer } from '../shared/kafka/index.js';
 import type { GroupScheduler } from './group-scheduler.js';
 
+/** A reply without what the listener adds to every one. */
+type Answer = Omit<ControlReply, 'v' | 'kind' | 'replyTo' | 'group' | 'from'>;
+
 /**
  * Runs in every `taskscheduler`: follows `taskmanager.commands` and answers the commands of its group that are
- * its to answer: trigger, pause and resume by the owner of the entry's state partition, status by everyone.
+ * its to answer: trigger, pause, resume and backfill by the owner of the entry's state partition, status by everyone.
  */
 export class ControlListener {
   private follower: Follower | undefined;
@@ -50,7 +58,8 @@ export class ControlListener {
     }
     const data = read.command;
     if (data.group !== this.scheduler.group) return;
-    const answer = await this.answer(data);
+    const answer =
+      read.kind === 'unknown-type' ? this.refuseUnknown(read.command) : await this.answer(read.command);
     if (!answer) return;
     const reply: ControlReply = {
       v: 1,
@@ -64,10 +73,27 @@ export class ControlListener {
     for (const part of replyRecords(reply)) await this.producer.send([part]);
   }
 
+  /**
+   * A request of a type this version does not know (sent by a newer one): refused by name, by the owner of its one
+   * entry (or by every instance when it names none), so that its sender is told rather than left waiting.
+   */
+  private refuseUnknown(c: { type: string; scheduleIds?: string[]; by: string }): Answer | undefined {
+    const id = c.scheduleIds?.length === 1 ? c.scheduleIds[0] : undefined;
+    if (id !== undefined && !this.scheduler.answersFor(id)) return undefined;
+    this.logger.warn(
+      `refusing command ${JSON.stringify(c.type)} from ${c.by}: not a type this version knows`,
+    );
+    return {
+      ok: false,
+      code: 'USAGE',
+      message:
+        `this instance does not know command ${JSON.stringify(c.type)} (it knows ${CONTROL_ACTIONS.join(', ')}): ` +
+        `upgrade the instances of group ${this.scheduler.group}`,
+    };
+  }
+
   /** The answer, or undefined when another instance answers. */
-  private async answer(
-    c: ControlRequest,
-  ): Promise<Omit<ControlReply, 'v' | 'kind' | 'replyTo' | 'group' | 'from'> | undefined> {
+  private async answer(c: ControlRequest): Promise<Answer | undefined> {
     if (c.type === 'status') {
       const r = this.scheduler.readiness();
       const entries = this.scheduler.status(c.scheduleIds);
@@ -81,6 +107,10 @@ export class ControlListener {
     this.logger.info(`command ${c.type} ${id} from ${c.by}`, { commandId: c.id });
     try {
       if (c.type === 'trigger') return await this.scheduler.trigger(id);
+      if (c.type === 'backfill')
+        return c.backfill
+          ? await this.scheduler.backfill(id, c.backfill, c.by)
+          : { ok: false, code: 'USAGE', message: 'backfill needs a range (from, to)' };
       return await this.scheduler.setPaused(id, c.type === 'pause', c.by);
     } catch (err) {
       return { ok: false, message: `${c.type} ${id} failed: ${errorMessage(err)}` };

@@ -12,8 +12,13 @@ export interface Fire {
   readonly scheduledFor: number;
   /** When it was due, for an entry with jitter: `scheduledFor` plus its delay (docs/schedule-file.md#jitter). */
   readonly dueAt?: number;
-  /** Fired by `taskscheduler trigger`, not by the spec: it does not move the entry's last fired instant. */
+  /**
+   * Fired by `taskscheduler trigger` or a backfill, not by the fire loop: it does not move the entry's last fired
+   * instant nor count as a run.
+   */
   readonly manual?: boolean;
+  /** A manual fire of a backfill: an instant of the spec in the past that had no task (scheduler/backfill.ts). */
+  readonly backfill?: boolean;
   /** For an entry with MaxRuns: which of its runs this is (1 for the first); its state record counts it. */
   readonly run?: number;
 }
@@ -141,6 +146,14 @@ export class FireLoop {
     this.byId.set(entry.id, armed);
     this.heap.push(armed);
     if (this.running) this.rearm();
+  }
+
+  /**
+   * The last nominal instant handed out for an armed entry (undefined when it is not armed): the loop never fires
+   * an instant at or before it, whatever happens next, as long as the entry stays armed.
+   */
+  lastHandedOut(id: string): number | undefined {
+    return this.byId.get(id)?.last;
   }
 
   /** Stops firing an entry. Lazy: the heap drops it when it reaches the top. */

@@ -9,6 +9,8 @@ import { overdueFire } from './catch-up.js';
 import { EntryCatalog } from './entry-catalog.js';
 import type { EntryDiff } from './entry-catalog.js';
 import { EntryControl } from './entry-control.js';
+import { publishedTaskIds } from './backfill.js';
+import type { BackfillRange } from '../shared/backfill.js';
 import type { ControlOutcome, EntryStatus } from '../shared/codecs/scheduler-control.js';
 import { EntryStates } from './entry-states.js';
 import { FireLoop } from './fire-loop.js';
@@ -102,6 +104,7 @@ export class GroupScheduler {
       states: this.states,
       loop: this.loop,
       ownerOf: (id) => this.ownerOf(id),
+      publishedTaskIds: (e) => publishedTaskIds(o.kafka, e),
     });
   }
 
@@ -156,6 +159,11 @@ export class GroupScheduler {
   /** See {@link EntryControl.setPaused}. */
   setPaused(id: string, paused: boolean, by: string): Promise<ControlOutcome> {
     return this.control.setPaused(id, paused, by);
+  }
+
+  /** See {@link EntryControl.backfill}. */
+  backfill(id: string, range: BackfillRange, by: string): Promise<ControlOutcome> {
+    return this.control.backfill(id, range, by);
   }
 
   /** The entries this instance fires (or those among `ids`), as `taskscheduler status` shows them. */

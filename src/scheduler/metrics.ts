@@ -25,6 +25,7 @@ export class SchedulerMetrics {
   private readonly late: Counter<'group' | 'schedule'>;
   private readonly misfires: Counter<'group' | 'schedule' | 'outcome'>;
   private readonly triggers: Counter<'group' | 'schedule'>;
+  private readonly backfills: Counter<'group' | 'schedule'>;
   private readonly publishErrors: Counter<'group' | 'partition'>;
   private readonly fireLag: Histogram<'group'>;
   private readonly ackLag: Histogram<'group'>;
@@ -64,6 +65,11 @@ export class SchedulerMetrics {
       'group',
       'schedule',
     ]);
+    this.backfills = counter(
+      'backfilled_total',
+      'Instants published by a backfill (taskscheduler backfill, POST /api/v1/tasks/{id}/backfill)',
+      ['group', 'schedule'],
+    );
     this.publishErrors = counter(
       'publish_errors_total',
       'Transactions that failed and were retried, per state partition',
@@ -111,6 +117,11 @@ export class SchedulerMetrics {
     for (const f of fires) {
       const labels = { group: this.group, schedule: f.entry.id };
       this.fires.inc(labels);
+      // A backfilled instant is of the past on purpose: neither a trigger nor a late fire.
+      if (f.backfill) {
+        this.backfills.inc(labels);
+        continue;
+      }
       if (f.manual) this.triggers.inc(labels);
       // Lag from when the fire was due: a jitter delay is intended, not late.
       const due = f.dueAt ?? f.scheduledFor;

@@ -40,6 +40,8 @@ export interface PartitionOwnerOptions {
    * committed: what a transaction in doubt committed after all is not published again.
    */
   readCommitted(): Promise<(entryId: string) => number | undefined>;
+  /** Whether a fire's task is in its topic (read_committed): how a transaction in doubt of backfilled fires is judged. */
+  isPublished(fire: Fire): Promise<boolean>;
   /**
    * How many times this instance joined its group (each rebalance is a join). Unchanged since a transaction failed,
    * and fencing again allowed (`mayRefence`), no other instance can have owned the partition meanwhile.
@@ -79,6 +81,8 @@ export class PartitionOwner {
   private joinsAtDoubt = 0;
   /** Queued items that are committed already (by a transaction in doubt, or by another owner): not sent again. */
   private readonly committedElsewhere = new WeakSet<Item>();
+  /** Of those, backfilled fires left out without knowing whether another owner published them (dropCommitted). */
+  private readonly leftOut = new WeakSet<Item>();
   state: OwnerState = 'starting';
   private readonly stopSignal = new AbortController();
   private readonly encoder: FireEncoder;
@@ -120,9 +124,24 @@ export class PartitionOwner {
    * instance stops owning the partition first (fenced or stopped).
    */
   publish(fires: readonly Fire[], states: readonly OutRecord[] = []): Promise<void> {
+    const items: Item[] = [...fires.map((fire) => ({ fire })), ...states.map((state) => ({ state }))];
+    this.push(items);
+    return this.flushed().then(() => {
+      if (items.some((i) => this.leftOut.has(i)))
+        throw new Error(
+          'backfilled fires were left out: another instance may have owned the partition meanwhile; run it again',
+        );
+    });
+  }
+
+  /**
+   * Resolves once everything queued so far is committed (at once when nothing is queued): what was handed to this
+   * owner before the call is then in Kafka. Rejects when this instance stops owning the partition first.
+   */
+  flushed(): Promise<void> {
     if (this.state === 'fenced' || this.state === 'stopped')
       return Promise.reject(new Error(`state partition ${this.o.partition} is no longer owned here`));
-    this.push([...fires.map((fire) => ({ fire })), ...states.map((state) => ({ state }))]);
+    if (this.queue.length === 0) return Promise.resolve();
     return new Promise((resolve, reject) => this.waiters.push({ seq: this.seq, resolve, reject }));
   }
 
@@ -247,23 +266,40 @@ export class PartitionOwner {
    * After fencing again nobody else can commit on this partition, and its state says what is published: the
    * transaction in doubt if it committed, and any fire another instance published while this one could not reach
    * its group (it owned the partition meanwhile, then the partition came back here with this queue still full).
-   * Those leave the queue unsent; only the rest goes out. Manual fires (a trigger may repeat an instant) and state
+   * Those leave the queue unsent; only the rest goes out. Manual fires (a trigger may repeat an instant, a backfill
+   * publishes instants before the last fired one) and state
    * records are judged with the transaction in doubt they were part of.
    */
   private async dropCommitted(): Promise<void> {
     const inDoubt = this.queue.slice(0, this.inDoubtItems);
     const scheduled = (i: Item): i is { fire: Fire } => 'fire' in i && !i.fire.manual;
+    const backfilled = (i: Item): i is { fire: Fire } => 'fire' in i && i.fire.backfill === true;
     let done: (f: Fire) => boolean = () => false;
     if (this.queue.some(scheduled)) {
       const lastCommitted = await this.o.readCommitted();
       done = (f) => f.scheduledFor <= (lastCommitted(f.entry.id) ?? -Infinity);
     }
-    const committed = inDoubt.some((i) => scheduled(i) && done(i.fire));
+    // A transaction of backfilled fires only moved no state: the task topic tells whether its first one is there.
+    const firstBackfilled = inDoubt.find(backfilled);
+    const committed = inDoubt.some(scheduled)
+      ? inDoubt.some((i) => scheduled(i) && done(i.fire))
+      : firstBackfilled !== undefined && (await this.o.isPublished(firstBackfilled.fire));
+    // Another instance may have owned the partition meanwhile, and backfilled the same instants: a backfill queued
+    // here is left out, and its publish fails (run again, it publishes what is still missing).
+    const mayHaveMoved = this.o.groupJoins() !== this.joinsAtDoubt;
     let elsewhere = 0;
+    let leftOut = 0;
     this.queue.forEach((item, index) => {
-      if (index < inDoubt.length ? !committed : !(scheduled(item) && done(item.fire))) return;
-      this.committedElsewhere.add(item);
-      if (index >= inDoubt.length) elsewhere++;
+      if (index < inDoubt.length) {
+        if (committed) this.committedElsewhere.add(item);
+      } else if (scheduled(item) && done(item.fire)) {
+        this.committedElsewhere.add(item);
+        elsewhere++;
+      } else if (mayHaveMoved && backfilled(item)) {
+        this.committedElsewhere.add(item);
+        this.leftOut.add(item);
+        leftOut++;
+      }
     });
     this.inDoubtItems = 0;
     this.recheck = false;
@@ -271,7 +307,8 @@ export class PartitionOwner {
       `state partition ${this.o.partition}: fenced again; a transaction in doubt was ` +
         `${committed ? 'committed' : 'not committed'} (${inDoubt.length} queued items)` +
         (elsewhere > 0 ? `, ${elsewhere} queued fires were published by another owner meanwhile` : '') +
-        `; ${this.queue.length - (committed ? inDoubt.length : 0) - elsewhere} go out now`,
+        (leftOut > 0 ? `, ${leftOut} queued backfilled fires are left out (run the backfill again)` : '') +
+        `; ${this.queue.length - (committed ? inDoubt.length : 0) - elsewhere - leftOut} go out now`,
     );
   }
 

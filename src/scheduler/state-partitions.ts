@@ -8,6 +8,7 @@ import { taskIdFor } from '../shared/codecs/task-message.js';
 import type { Origin } from '../shared/messages.js';
 import type { GroupConsumer, KafkaClient } from '../shared/kafka/index.js';
 import { catchUp } from './catch-up.js';
+import { publishedTaskIds } from './backfill.js';
 import type { EntryCatalog } from './entry-catalog.js';
 import type { EntryStates } from './entry-states.js';
 import type { Fire, FireLoop } from './fire-loop.js';
@@ -361,6 +362,8 @@ export class StatePartitions {
         this.o.onAcked?.(fires, at);
       },
       mayRefence: (): boolean => this.mayFenceAgain(partition, owner),
+      isPublished: async (f) =>
+        (await publishedTaskIds(this.o.kafka, f.entry)).taskIds.has(taskIdFor(f.entry.id, f.scheduledFor)),
       groupJoins: () => this.o.consumer.health().joins,
       readCommitted: async () => {
         if ((await this.readStateToEnd(partition)) === undefined)

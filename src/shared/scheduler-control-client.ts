@@ -6,8 +6,11 @@ import {
   decodeControlRecord,
   ReplyJoiner,
 } from './codecs/scheduler-control.js';
-import type { ControlReply, ControlAction, ControlRequest } from './codecs/scheduler-control.js';
+import type { ControlReply, ControlRequest } from './codecs/scheduler-control.js';
 import type { Follower, KafkaClient, KafkaProducer } from './kafka/index.js';
+
+/** What a sender says in a request: the rest (id, by, at) is filled in. */
+export type ControlSend = Pick<ControlRequest, 'type' | 'group' | 'scheduleIds' | 'backfill'>;
 
 export interface ControlResult {
   replies: ControlReply[];
@@ -46,7 +49,7 @@ export class ControlClient {
   }
 
   async send(
-    c: { type: ControlAction; group: string; scheduleIds?: string[]; by?: string },
+    c: ControlSend & { by?: string },
     { timeoutMs, statePartitions }: { timeoutMs: number; statePartitions: number },
   ): Promise<ControlResult> {
     const producer = this.producer;
@@ -58,6 +61,7 @@ export class ControlClient {
       type: c.type,
       group: c.group,
       ...(c.scheduleIds ? { scheduleIds: c.scheduleIds } : {}),
+      ...(c.backfill ? { backfill: c.backfill } : {}),
       by: c.by ?? actor(),
       at: new Date().toISOString(),
     };
@@ -91,7 +95,7 @@ export class ControlClient {
 /** One command from the CLI: a client for just this command. */
 export async function sendControl(
   kafka: KafkaClient,
-  c: { type: ControlAction; group: string; scheduleIds?: string[] },
+  c: ControlSend,
   options: { timeoutMs: number; statePartitions: number },
 ): Promise<ControlResult> {
   const client = new ControlClient(kafka);

@@ -119,6 +119,21 @@ describe('taskapi routes × roles', () => {
     expect(r.status, r.text).toBe(201);
     return r.body.id;
   };
+  /** An enabled task (its one instant a year, on 1 January) that the group's scheduler has taken in. */
+  const ownedTask = async (): Promise<string> => {
+    const r = await api.call<{ id: string }>('POST', '/api/v1/tasks', {
+      processor: 'NoopProcessor',
+      schedule: { cron: '0 0 1 1 *' },
+    });
+    expect(r.status, r.text).toBe(201);
+    await waitFor(
+      async () =>
+        (await api.call<{ owner?: string }>('GET', `/api/v1/schedules/${group}/${r.body.id}`)).body.owner !==
+        undefined,
+      { timeoutMs: 30_000, what: 'the scheduler reporting the new task' },
+    );
+    return r.body.id;
+  };
   const newUser = async (): Promise<string> => {
     const name = uniqueName('u');
     const r = await api.call('POST', '/api/v1/users', { username: name, password: PASSWORD, role: 'viewer' });
@@ -183,6 +198,15 @@ describe('taskapi routes × roles', () => {
       need: 'operator',
       ok: 202,
       call: async () => ({ method: 'POST', path: `/api/v1/tasks/${await newTask()}/trigger` }),
+    },
+    'POST /api/v1/tasks/{id}/backfill': {
+      need: 'operator',
+      ok: 200,
+      call: async () => ({
+        method: 'POST',
+        path: `/api/v1/tasks/${await ownedTask()}/backfill`,
+        body: { from: '2026-01-01T00:00:00Z', to: '2026-01-01T00:00:00Z', dryRun: true },
+      }),
     },
     'GET /api/v1/tasks/{id}/next': {
       need: 'viewer',

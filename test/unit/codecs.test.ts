@@ -210,6 +210,35 @@ describe('when a record was written by the code before the codecs', () => {
     });
   });
 
+  it('should read a backfill request with its range, and tell a request of a type it does not know by name', () => {
+    const base = {
+      v: 1,
+      kind: 'command',
+      id: 'c1',
+      group: 'billing',
+      by: 'ann@ops',
+      at: '2026-03-01T05:00:00Z',
+    };
+    const backfill = {
+      ...base,
+      type: 'backfill',
+      scheduleIds: ['a'],
+      backfill: { from: 'x', to: 'y', dryRun: true },
+    };
+    expect(decodeControlRecord(Buffer.from(JSON.stringify(backfill)))).toEqual({
+      kind: 'command',
+      command: backfill,
+    });
+    const newer = { ...base, type: 'rewind', scheduleIds: ['a'] };
+    expect(decodeControlRecord(Buffer.from(JSON.stringify(newer)))).toEqual({
+      kind: 'unknown-type',
+      command: newer,
+    });
+    expect(
+      decodeControlRecord(Buffer.from(JSON.stringify({ ...backfill, backfill: { from: 'x' } }))).kind,
+    ).toBe('invalid');
+  });
+
   it('should read the dlq-* headers of its DLQ records', () => {
     const failed: InRecord = {
       topic: 'invoices',

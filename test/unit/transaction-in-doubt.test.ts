@@ -8,7 +8,9 @@ import { silentLogger } from '../../src/shared/logger.js';
 import type { Logger } from '../../src/shared/logger.js';
 import { recordingLogger } from './helpers/recording-logger.js';
 import type { Clock } from '../../src/shared/clock.js';
-import { decodeTaskMessage } from '../../src/shared/codecs/task-message.js';
+import { decodeTaskMessage, taskIdFor } from '../../src/shared/codecs/task-message.js';
+import { backfillFire } from '../../src/scheduler/backfill.js';
+import type { Fire } from '../../src/scheduler/fire-loop.js';
 import { SCHEDULER_STATE_TOPIC, parseState } from '../../src/shared/codecs/scheduler-state.js';
 import { PartitionOwner } from '../../src/scheduler/partition-owner.js';
 import { cronEntry } from './helpers/entries.js';
@@ -166,6 +168,7 @@ describe('a partition owner whose transaction ended in doubt', () => {
       onFenced: () => undefined,
       mayRefence,
       groupJoins: o.groupJoins ?? (() => 1),
+      isPublished: async (f) => committedTaskIds(c).includes(taskIdFor(f.entry.id, f.scheduledFor)),
       readCommitted: async () => {
         if (o.reads) o.reads.count++;
         const last = new Map<string, number>();
@@ -244,36 +247,75 @@ describe('a partition owner whose transaction ended in doubt', () => {
     expect(reads.count).toBe(1);
   });
 
-  it('should not publish again what another owner published while this instance was out of its group', async () => {
-    // The cluster test's zombie: a broker kill cost this instance its group membership with fires queued; another
-    // instance owned the partition meanwhile and published them, then a rebalance gave the partition back here.
+  for (const mode of ['after', 'lost'] as const) {
+    it(`should publish a backfill exactly once when its transaction's commit was ${mode === 'after' ? 'applied' : 'lost'}`, async () => {
+      // Backfilled fires move no state: whether their transaction committed is read from the task topic.
+      const c = new Coordinator();
+      const owner = ownerOf(c);
+      await owner.fence();
+      owner.activate();
+      c.failNextCommit = mode;
+      await owner.publish([backfillFire(entry, t0 - 2000), backfillFire(entry, t0 - 1000)]);
+      await owner.publish([{ entry, scheduledFor: t0 }]);
+      await owner.stop({ deadlineMs: 1000 });
+      expect(committedTaskIds(c)).toEqual([
+        'e1@2026-12-06T09:59:58.000Z',
+        'e1@2026-12-06T09:59:59.000Z',
+        'e1@2026-12-06T10:00:00.000Z',
+      ]);
+    });
+  }
+
+  /**
+   * The cluster test's zombie: a broker kill costs an owner its group membership with `queued` and `more` fires (its
+   * send dropped); another instance owns the partition meanwhile and publishes `meanwhile`; then a rebalance gives
+   * the partition back (its join count moved on), and `later` is queued. What became of `queued`, and every taskId.
+   */
+  const zombieRace = async (queued: Fire[], more: Fire[], meanwhile: Fire[], later: Fire[]) => {
     const c = new Coordinator();
     let inGroup = false;
-    // Back in its group through a join: its join count moved on.
     const zombie = ownerOf(c, () => inGroup, { groupJoins: () => (inGroup ? 2 : 1) });
     await zombie.fence();
     zombie.activate();
     c.dropNextSend = true;
-    const queued = zombie.publish([{ entry, scheduledFor: t0 }]);
-    zombie.enqueue([{ entry, scheduledFor: t0 + 1000 }]);
+    const first = zombie.publish(queued);
+    zombie.enqueue(more);
 
     const other = ownerOf(c);
     await other.fence();
     other.activate();
-    await other.publish([
-      { entry, scheduledFor: t0 },
-      { entry, scheduledFor: t0 + 1000 },
-    ]);
+    await other.publish(meanwhile);
     await other.stop({ deadlineMs: 1000 });
 
     inGroup = true;
-    await queued;
-    zombie.enqueue([{ entry, scheduledFor: t0 + 2000 }]);
+    const outcome = await first.then(
+      () => 'published',
+      (err: unknown) => (err instanceof Error ? err.message : String(err)),
+    );
+    zombie.enqueue(later);
     await zombie.stop({ deadlineMs: 5000 });
-    expect(committedTaskIds(c)).toEqual([
+    return { outcome, taskIds: committedTaskIds(c) };
+  };
+  const at = (ms: number): Fire => ({ entry, scheduledFor: ms });
+
+  it('should not publish again what another owner published while this instance was out of its group', async () => {
+    const r = await zombieRace([at(t0)], [at(t0 + 1000)], [at(t0), at(t0 + 1000)], [at(t0 + 2000)]);
+    expect(r.outcome).toBe('published');
+    expect(r.taskIds).toEqual([
       'e1@2026-12-06T10:00:00.000Z',
       'e1@2026-12-06T10:00:01.000Z',
       'e1@2026-12-06T10:00:02.000Z',
+    ]);
+  });
+
+  it('should leave out a queued backfill another owner may have published meanwhile, and say so', async () => {
+    const backfill = backfillFire(entry, t0 - 1000);
+    const r = await zombieRace([backfill], [], [backfill, at(t0)], [at(t0 + 1000)]);
+    expect(r.outcome).toMatch(/backfilled fires were left out/);
+    expect(r.taskIds).toEqual([
+      'e1@2026-12-06T09:59:59.000Z',
+      'e1@2026-12-06T10:00:00.000Z',
+      'e1@2026-12-06T10:00:01.000Z',
     ]);
   });
 });

@@ -2,17 +2,25 @@ import { Ajv } from 'ajv';
 import type { JSONSchemaType } from 'ajv';
 import type { ErrorCode } from '../errors.js';
 import type { OutRecord } from '../kafka/types.js';
+import type { BackfillRange, BackfillResult } from '../backfill.js';
 
 /**
  * The records of `taskmanager.commands` (docs/messages-and-topics.md#commands, key = scheduler group): the control
- * requests that `taskscheduler trigger|pause|resume|status` and taskapi send to a scheduler group, and the instances'
+ * requests that `taskscheduler trigger|pause|resume|status|backfill` and taskapi send to a scheduler group, and the instances'
  * replies (a reply too large for one record comes in parts). In the code they are "control" requests: "command"
  * names a CLI subcommand or the command processor; only the topic and the records' `kind` keep the wire's word.
  */
 
 export const COMMANDS_TOPIC = 'taskmanager.commands';
 
-export type ControlAction = 'trigger' | 'pause' | 'resume' | 'status';
+export type ControlAction = 'trigger' | 'pause' | 'resume' | 'status' | 'backfill';
+
+/**
+ * The request types this version answers. `backfill` came after the others: an instance from before it ignores
+ * one (it logs that the record is not a command) and the sender hears nothing; an instance from it on answers a
+ * type it does not know with a refusal that names it (see {@link decodeControlRecord}).
+ */
+export const CONTROL_ACTIONS: readonly ControlAction[] = ['trigger', 'pause', 'resume', 'status', 'backfill'];
 
 /** A request on `taskmanager.commands` (key = group), answered by the instances of that scheduler group. */
 export interface ControlRequest {
@@ -21,8 +29,10 @@ export interface ControlRequest {
   id: string;
   type: ControlAction;
   group: string;
-  /** trigger, pause, resume: the entry; status: only these entries (all when absent). */
+  /** trigger, pause, resume, backfill: the entry; status: only these entries (all when absent). */
   scheduleIds?: string[];
+  /** backfill: the range (absent in every other type). */
+  backfill?: BackfillRange;
   /** `user@host` of whoever sent it. */
   by: string;
   at: string;
@@ -64,9 +74,15 @@ export interface ScheduleTimesShown {
 export interface ControlOutcome {
   ok: boolean;
   message: string;
-  /** Why it failed: NOT_FOUND (no such entry in the group), CONFLICT (another instance owns it). */
+  /**
+   * Why it failed: NOT_FOUND (no such entry in the group), CONFLICT (another instance owns it, or its state
+   * forbids it: paused, disabled), USAGE (the request itself: a range in the future, too many or no instants, a
+   * type this instance does not know).
+   */
   code?: ErrorCode;
   taskId?: string;
+  /** backfill: what the owner published (or would), and what it left alone. */
+  backfill?: BackfillResult;
 }
 
 /** An answer on `taskmanager.commands` (key = group). */
@@ -180,9 +196,21 @@ const controlRequestSchema: JSONSchemaType<ControlRequest> = {
     v: { type: 'integer', const: 1 },
     kind: { type: 'string', const: 'command' },
     id: { type: 'string', minLength: 1 },
-    type: { type: 'string', enum: ['trigger', 'pause', 'resume', 'status'] },
+    // Any type: one this version does not know is answered with a refusal (decodeControlRecord), not ignored.
+    type: { type: 'string', minLength: 1 },
     group: { type: 'string', minLength: 1 },
     scheduleIds: { type: 'array', items: { type: 'string' }, nullable: true },
+    backfill: {
+      type: 'object',
+      nullable: true,
+      required: ['from', 'to'],
+      properties: {
+        from: { type: 'string' },
+        to: { type: 'string' },
+        max: { type: 'integer', nullable: true },
+        dryRun: { type: 'boolean', nullable: true },
+      },
+    },
     by: { type: 'string' },
     at: { type: 'string' },
   },
@@ -192,14 +220,17 @@ const isControlRequest = ajv.compile(controlRequestSchema);
 /** A record of `taskmanager.commands` as read: a command, a reply (or reply part), or neither and why. */
 export type CommandsRecord =
   | { kind: 'command'; command: ControlRequest }
+  /** A well-formed request of a type this version does not know (a newer sender's): refused by name. */
+  | { kind: 'unknown-type'; command: Omit<ControlRequest, 'type'> & { type: string } }
   | { kind: 'reply'; reply: ControlReply }
   /** A reply no sender can match (no replyTo): nobody's answer, and no command either. */
   | { kind: 'stray-reply' }
   | { kind: 'invalid'; why: string };
 
 /**
- * Reads a record value of `taskmanager.commands`. A command is checked against its schema; a reply only for its
- * `kind` and `replyTo` (its sender waits for it by `replyTo`; {@link ReplyJoiner} checks the parts).
+ * Reads a record value of `taskmanager.commands`. A command is checked against its schema (its `type` may be any
+ * name: one not in {@link CONTROL_ACTIONS} reads as `unknown-type`, for its answerer to refuse by name); a reply only
+ * for its `kind` and `replyTo` (its sender waits for it by `replyTo`; {@link ReplyJoiner} checks the parts).
  */
 export function decodeControlRecord(value: Buffer | null): CommandsRecord {
   let data: unknown;
@@ -215,7 +246,8 @@ export function decodeControlRecord(value: Buffer | null): CommandsRecord {
         ? { kind: 'reply', reply: data as ControlReply }
         : { kind: 'stray-reply' };
   }
-  return isControlRequest(data)
+  if (!isControlRequest(data)) return { kind: 'invalid', why: ajv.errorsText(isControlRequest.errors) };
+  return (CONTROL_ACTIONS as readonly string[]).includes(data.type)
     ? { kind: 'command', command: data }
-    : { kind: 'invalid', why: ajv.errorsText(isControlRequest.errors) };
+    : { kind: 'unknown-type', command: data };
 }

@@ -43,7 +43,7 @@ export interface StatusEvent {
 }
 
 export type AuditAction =
-  'task.created' | 'task.changed' | 'task.deleted' | 'task.triggered' | 'task.cancelled';
+  'task.created' | 'task.changed' | 'task.deleted' | 'task.triggered' | 'task.cancelled' | 'task.backfilled';
 
 /**
  * Where taskapi's audit events go: their own topic, so readers of the run history (taskapi at every start, over the
@@ -66,6 +66,11 @@ export interface AuditEvent {
   from: { host: string; pid: number };
   /** task.triggered: the taskId of the fire; task.cancelled: that of the run. */
   taskId?: string;
+  /**
+   * task.backfilled: the range asked for and how many of its instants were published (their taskIds are those
+   * of the task topic's messages of this task with `scheduledFor` in the range and `firedAt` near `at`).
+   */
+  backfill?: { from: string; to: string; published: number };
 }
 
 /** A status event with the fields every status has; `extra` adds the optional ones (after them, in its order). */

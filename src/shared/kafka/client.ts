@@ -167,10 +167,15 @@ export class KafkaClient {
 
   /**
    * Every record of a topic up to its end offsets at the time of the call (read_committed); with `tail`, only the
-   * last `tail` offsets of each partition.
+   * last `tail` offsets of each partition; with `partitions`, only those partitions.
    */
-  readToEnd(topic: string, timeoutMs?: number, tail?: number): Promise<InRecord[]> {
-    return readTopicToEnd(this.kafka, topic, timeoutMs, tail);
+  readToEnd(
+    topic: string,
+    timeoutMs?: number,
+    tail?: number,
+    partitions?: readonly number[],
+  ): Promise<InRecord[]> {
+    return readTopicToEnd(this.kafka, topic, timeoutMs, tail, partitions);
   }
 
   /** Members, assignment and lag per partition of a consumer group on the given topics. */

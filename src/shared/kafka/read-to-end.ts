@@ -6,12 +6,14 @@ import type { InRecord } from './types.js';
 /**
  * Reads a topic from the beginning (or only its last `tail` offsets per partition) up to the end offsets it has
  * when the call starts (read_committed), without committing anything; the throw-away group is deleted afterwards.
+ * With `partitions`, only those (the others are fetched from their end, so nothing of them is read).
  */
 export async function readTopicToEnd(
   kafka: Kafka,
   topic: string,
   timeoutMs = 30_000,
   tail?: number,
+  partitions?: readonly number[],
 ): Promise<InRecord[]> {
   const admin = kafka.admin();
   await admin.connect();
@@ -22,6 +24,10 @@ export async function readTopicToEnd(
     const starts = new Map<number, bigint>();
     for (const p of ends) {
       const [low, high] = [BigInt(p.low), BigInt(p.high)];
+      if (partitions && !partitions.includes(p.partition)) {
+        starts.set(p.partition, high);
+        continue;
+      }
       if (high <= low) continue;
       remaining.set(p.partition, high);
       if (tail !== undefined && high - BigInt(tail) > low) starts.set(p.partition, high - BigInt(tail));

@@ -92,6 +92,7 @@ export async function apiApp(
       clock: systemClock,
       defaults: { topic: 'taskTopic', group: 'taskscheduler-api', timeZone: 'UTC' },
       taskTopics: ['taskTopic'],
+      scheduler: cluster,
     }),
     kafka: kafka.client(),
     cluster,

@@ -83,9 +83,14 @@ export class MemoryKafka {
     return Promise.resolve(this.partitionsOf(topic));
   }
 
-  readToEnd(topic: string): Promise<InRecord[]> {
+  readToEnd(
+    topic: string,
+    _timeoutMs?: number,
+    _tail?: number,
+    partitions?: readonly number[],
+  ): Promise<InRecord[]> {
     this.readWhole.push(topic);
-    return Promise.resolve([...this.log(topic)]);
+    return Promise.resolve(this.log(topic).filter((r) => !partitions || partitions.includes(r.partition)));
   }
 
   /** Every topic's `delete.retention.ms`, as topicLayout reports it. */
