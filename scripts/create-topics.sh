@@ -21,6 +21,7 @@ Creates, if missing:
   taskmanager.commands          cleanup.policy=delete
   taskmanager.tasks             cleanup.policy=compact
   taskmanager.users             cleanup.policy=compact
+  taskmanager.calendars         cleanup.policy=compact
 
 Options (environment in brackets):
   --bootstrap-server HOST:PORT  brokers [KAFKA_BROKERS] (default 127.0.0.1:9092)
@@ -136,6 +137,8 @@ plan_topics() {
   add_topic taskmanager.tasks compact
   # Users and API tokens of taskapi (password and token hashes only); a tombstone removes or revokes.
   add_topic taskmanager.users compact
+  # Exclusion calendars of taskapi (/api/v1/calendars): the latest dates per calendar name; a tombstone deletes.
+  add_topic taskmanager.calendars compact
 }
 
 # ---------------------------------------------------------------------------------------------------------------

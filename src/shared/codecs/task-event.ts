@@ -56,6 +56,26 @@ export interface AuditEvent {
   taskId?: string;
 }
 
+/**
+ * A change of an exclusion calendar made through `taskapi` (`PUT`/`DELETE /api/v1/calendars/{name}`), on
+ * `taskmanager.events` (key = `calendar:<name>`), with who made it. Readers of status events skip it, as any audit
+ * event.
+ */
+export interface CalendarAuditEvent {
+  v: 1;
+  kind: 'audit';
+  action: 'calendar.changed' | 'calendar.deleted';
+  calendar: string;
+  user: string;
+  at: string;
+  from: { host: string; pid: number };
+}
+
+/** A calendar's audit event as its record. */
+export function calendarAuditRecord(event: CalendarAuditEvent): OutRecord {
+  return { topic: EVENTS_TOPIC, key: `calendar:${event.calendar}`, value: JSON.stringify(event) };
+}
+
 /** A status event with the fields every status has; `extra` adds the optional ones (after them, in its order). */
 export function statusEvent(
   ids: { taskId: string; scheduleId: string },
