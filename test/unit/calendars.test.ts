@@ -20,10 +20,16 @@ import type { CompiledSchedule } from '../../src/shared/schedule/compiled.js';
 import { nextInstants } from '../../src/shared/schedule/compiled.js';
 import { compileSpec } from '../../src/shared/schedule/spec.js';
 import type { ScheduleEntry } from '../../src/shared/config/schema.js';
-import { CalendarBook, CALENDARS_TOPIC } from '../../src/shared/tasks/calendars.js';
+import { calendarRecord, CalendarBook, CALENDARS_TOPIC } from '../../src/shared/tasks/calendars.js';
+import { definitionRecord } from '../../src/shared/tasks/definition.js';
+import { SCHEDULER_STATE_TOPIC } from '../../src/shared/codecs/scheduler-state.js';
+import { ApiTaskSource } from '../../src/scheduler/api-tasks.js';
+import { CalendarFollower } from '../../src/scheduler/calendar-follower.js';
+import { MemoryKafka } from './helpers/memory-kafka.js';
+import { settle } from './helpers/settle.js';
 import { EVENTS_TOPIC } from '../../src/shared/codecs/task-event.js';
 import { apiAppPerTest } from './helpers/api-app.js';
-import { cronEntry, scheduleFileProblems } from './helpers/entries.js';
+import { cronEntry, scheduleFileProblems, taskDefinition } from './helpers/entries.js';
 import { FakeClock } from './helpers/fake-clock.js';
 import { recordingLoop } from './helpers/recording-loop.js';
 
@@ -435,6 +441,53 @@ describe('exclusion calendars', () => {
       expect(book.fold(record('h', null, 4))).toBe('deleted');
       expect(book.excludedOf(['h'])?.ranges).toEqual([]);
       expect(changed).toEqual(['h', 'h', 'h']);
+    });
+  });
+
+  describe('when a scheduler follows taskmanager.calendars beside its API tasks (in memory Kafka)', () => {
+    it('should make the held tasks naming a changed calendar again with its new dates, and no others', async () => {
+      const clock = new FakeClock(at('2026-12-01T00:00:00Z'));
+      const kafka = new MemoryKafka(clock);
+      kafka.partitions.set(SCHEDULER_STATE_TOPIC, 4);
+      const calendar = (dates: string[]) =>
+        calendarRecord({ v: 1, name: 'h', dates, updatedAt: '2026-12-01T00:00:00Z' });
+      kafka.write([calendar(['2026-12-25'])]);
+      const created = '2026-12-01T00:00:00Z';
+      kafka.write([
+        definitionRecord(taskDefinition('named', created, { group: 'g', calendars: ['h'] })),
+        definitionRecord(taskDefinition('plain', created, { group: 'g' })),
+      ]);
+      await settle();
+      const puts: ScheduleEntry[] = [];
+      const sink = { put: (e: ScheduleEntry) => void puts.push(e), remove: () => undefined };
+      // Wired as taskscheduler wires them (scheduler/cli.ts).
+      const source = new ApiTaskSource(kafka.client(), 'g', silentLogger, sink, clock, (names) =>
+        calendars.book.excludedOf(names),
+      );
+      const calendars = new CalendarFollower(kafka.client(), silentLogger, (n) => source.calendarChanged(n));
+      await calendars.start();
+      await source.start();
+      await source.gained([0, 1, 2, 3]);
+      const shown = () => puts.map((e) => [e.id, e.excluded?.ranges ?? null]);
+      const day = (d: string) => [dayNumber(d), dayNumber(d)];
+      expect(shown().sort()).toEqual([
+        ['named', day('2026-12-25')],
+        ['plain', null],
+      ]);
+      puts.length = 0;
+      kafka.write([calendar(['2026-12-26'])]);
+      await settle();
+      expect(shown()).toEqual([['named', day('2026-12-26')]]);
+      // The same dates again (another description, say): nothing to arm again.
+      kafka.write([calendar(['2026-12-26'])]);
+      await settle();
+      expect(shown()).toHaveLength(1);
+      // Deleted while named: the task excludes nothing (taskapi refuses this delete; a scheduler copes).
+      kafka.write([{ topic: CALENDARS_TOPIC, key: 'h', value: null }]);
+      await settle();
+      expect(shown().at(-1)).toEqual(['named', []]);
+      await source.stop();
+      await calendars.stop();
     });
   });
 });
