@@ -129,6 +129,7 @@ set_option() {
 
 readonly EVENTS=taskmanager.events STATE=taskmanager.scheduler-state COMMANDS=taskmanager.commands
 readonly TASKS=taskmanager.tasks USERS=taskmanager.users CANCELS=taskmanager.cancels AUDIT=taskmanager.audit
+readonly CALENDARS=taskmanager.calendars
 # Throw-away groups of src/shared/kafka: follow.ts (taskmanager-follower-<uuid>) and read-to-end.ts
 # (taskmanager-reader-<uuid>); each is deleted when done.
 readonly FOLLOWER_GROUPS=taskmanager-follower- READER_GROUPS=taskmanager-reader-
@@ -156,6 +157,7 @@ plan_acls() {
     acl "$s" Topic LITERAL Write "SCHEDULED events, in the same transactions" "$EVENTS"
     acl "$s" Topic LITERAL Read,Write "follows trigger/pause/resume/status/backfill commands and writes its answers" "$COMMANDS"
     acl "$s" Topic LITERAL Read,DescribeConfigs "follows the tasks created over HTTP (forgets deleted ids after its delete.retention.ms)" "$TASKS"
+    acl "$s" Topic LITERAL Read "follows the exclusion calendars those tasks name" "$CALENDARS"
     acl "$s" Group PREFIXED Read "its scheduler group (taskscheduler-<schedule>, taskscheduler-api): joins, commits offsets" "$SCHEDULER_PREFIX"
     acl "$s" Group PREFIXED Read,Delete "throw-away groups following commands and tasks, deleted at stop" "$FOLLOWER_GROUPS"
     acl "$s" Group PREFIXED Read,Delete "throw-away groups of a backfill reading a task topic partition, deleted after" "$READER_GROUPS"
@@ -174,6 +176,7 @@ plan_acls() {
     local a=$API
     acl "$a" Topic LITERAL Read,Write,DescribeConfigs "task definitions: read from its store's checkpoint on (delete.retention.ms bounds its age), written by the HTTP API" "$TASKS"
     acl "$a" Topic LITERAL Read,Write "users and API tokens (taskapi run and taskapi users)" "$USERS"
+    acl "$a" Topic LITERAL Read,Write "exclusion calendars (/api/v1/calendars)" "$CALENDARS"
     acl "$a" Topic LITERAL Read,Write "run history (read); manual-fire events (written)" "$EVENTS"
     acl "$a" Topic LITERAL Write "audit events of the changes made through it" "$AUDIT"
     if ((API_COMMANDS)); then

@@ -23,6 +23,7 @@ Creates, if missing:
   taskmanager.users             cleanup.policy=compact
   taskmanager.cancels           cleanup.policy=delete
   taskmanager.audit             cleanup.policy=delete
+  taskmanager.calendars         cleanup.policy=compact
 
 Options (environment in brackets):
   --bootstrap-server HOST:PORT  brokers [KAFKA_BROKERS] (default 127.0.0.1:9092)
@@ -143,6 +144,8 @@ plan_topics() {
   add_topic taskmanager.cancels delete
   # Who created, changed, deleted, triggered or cancelled what through taskapi.
   add_topic taskmanager.audit delete
+  # Exclusion calendars of taskapi (/api/v1/calendars): the latest dates per calendar name; a tombstone deletes.
+  add_topic taskmanager.calendars compact
 }
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import { ApiError } from './problem.js';
 import { Refreshed } from './refreshed.js';
 import type { TaskRun } from './run-history.js';
 import { endedByWindow, nextFires } from './task-model.js';
+import type { CalendarsOf } from '../shared/tasks/calendars.js';
 import type { TaskView } from './task-view.js';
 
 /** An API task's next three fires in a row: their instants, and with jitter when each is due. */
@@ -25,17 +26,22 @@ function nextOfTask(
   def: TaskDefinition,
   latest: TaskRun | undefined,
   now: number,
+  calendarsOf: CalendarsOf | undefined,
 ): Pick<ScheduleRow, 'nextFireTimes' | 'jitter' | 'nextDueTimes'> {
-  const next = def.enabled ? nextFires(def, latest, now, 3) : [];
+  const next = def.enabled ? nextFires(def, latest, now, 3, calendarsOf) : [];
   const nextFireTimes = next.map((n) => n.utc);
   if (!def.jitter) return { nextFireTimes };
   return { nextFireTimes, jitter: def.jitter, nextDueTimes: next.map((n) => n.jitteredFor ?? n.utc) };
 }
 
-/** The window and limit options that are set. */
-function windowFields(o: Pick<ScheduleRow, 'startAt' | 'endAt' | 'maxRuns'>): Partial<ScheduleRow> {
+/** The window, limit and calendar options that are set. */
+function windowFields(
+  o: Pick<ScheduleRow, 'startAt' | 'endAt' | 'maxRuns' | 'calendars'>,
+): Partial<ScheduleRow> {
   return Object.fromEntries(
-    (['startAt', 'endAt', 'maxRuns'] as const).flatMap((k) => (o[k] === undefined ? [] : [[k, o[k]]])),
+    (['startAt', 'endAt', 'maxRuns', 'calendars'] as const).flatMap((k) =>
+      o[k] === undefined ? [] : [[k, o[k]]],
+    ),
   );
 }
 
@@ -183,6 +189,8 @@ export interface ClusterStatusOptions {
    * @default 5000
    */
   refreshMs?: number;
+  /** Resolves the calendars API tasks name, for the next fires of those no instance reported. */
+  calendarsOf?: CalendarsOf;
 }
 
 /**
@@ -246,8 +254,12 @@ export class ClusterStatus {
       timeZone: def.timeZone,
       processor: def.processor,
       topic: def.topic,
-      state: !def.enabled ? 'disabled' : endedByWindow(def, latest, now) ? 'ended' : 'enabled',
-      ...nextOfTask(def, latest, now),
+      state: !def.enabled
+        ? 'disabled'
+        : endedByWindow(def, latest, now, this.o.calendarsOf)
+          ? 'ended'
+          : 'enabled',
+      ...nextOfTask(def, latest, now, this.o.calendarsOf),
       ...windowFields(def),
       ...withRun(latest),
     };

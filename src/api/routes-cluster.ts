@@ -66,6 +66,7 @@ const ROW_SCHEMA = {
     endAt: { type: 'string', description: 'No fire after it, when set' },
     maxRuns: { type: 'integer', description: 'Fires at most, when set' },
     runCount: { type: 'integer', description: 'With maxRuns: fires so far (from the owner instance)' },
+    calendars: { ...STRINGS, description: 'Exclusion calendars it names, when any: no fire on their dates' },
     lastFiredAt: { type: 'string' },
     lastRun: RUN_SCHEMA,
   },

@@ -21,6 +21,7 @@ import { apiMetrics } from './metrics.js';
 import type { UserRoutesOptions } from './routes-users.js';
 import { buildServer } from './server.js';
 import { TaskService } from './task-service.js';
+import { CalendarService } from './calendar-service.js';
 import { TaskStore } from './task-store.js';
 import { openTaskStore } from './task-store-dir.js';
 import { TASKS_TOPIC } from '../shared/tasks/definition.js';
@@ -119,6 +120,7 @@ export async function ensureFirstAdmin(
 interface Views {
   tasks: TaskStore;
   users: UserStore;
+  calendars: CalendarService;
   /** Writes what the task store has staged and lets go of its folder. */
   closeDefs(): Promise<void>;
 }
@@ -148,13 +150,14 @@ async function startViews(
       ...(layout.deleteRetentionMs === undefined ? {} : { deleteRetentionMs: layout.deleteRetentionMs }),
     });
     const users = new UserStore(store, systemClock, logger);
-    const ms = await store.start([...tasks.topics(), ...users.topics()]);
+    const calendars = new CalendarService({ store, clock: systemClock, logger, tasks: () => tasks.view });
+    const ms = await store.start([...tasks.topics(), ...users.topics(), ...calendars.topics()]);
     tasks.started();
     for (const key of [...users.view.unrepaired]) void users.repair(key).catch(() => undefined);
     logger.info(
-      `view rebuilt from taskmanager.tasks, taskmanager.events and taskmanager.users: ${tasks.view.size} task(s), ${users.view.allUsers().length} user(s) in ${Math.round(ms)} ms; ${tasks.view.recordsRead} record(s) of taskmanager.tasks read, ${opened.how}`,
+      `view rebuilt from taskmanager.tasks, taskmanager.events, taskmanager.users and taskmanager.calendars: ${tasks.view.size} task(s), ${users.view.allUsers().length} user(s), ${calendars.book.size} calendar(s) in ${Math.round(ms)} ms; ${tasks.view.recordsRead} record(s) of taskmanager.tasks read, ${opened.how}`,
     );
-    return { tasks, users, closeDefs: () => opened.defs.close().finally(opened.release) };
+    return { tasks, users, calendars, closeDefs: () => opened.defs.close().finally(opened.release) };
   } catch (err) {
     await opened.defs.close().catch(() => undefined);
     opened.release();
@@ -193,7 +196,7 @@ async function startApp(
   logger: Logger,
   kafka: KafkaClient,
   store: KafkaStore,
-  { tasks, users, closeDefs }: Views,
+  { tasks, users, calendars, closeDefs }: Views,
   keys: SigningKeys,
 ): Promise<Running> {
   const sweeper = new RepairSweeper([
@@ -212,6 +215,7 @@ async function startApp(
     rates: tasks.rates,
     clock: systemClock,
     logger,
+    calendarsOf: calendars.excludedOf,
   });
   const service = new TaskService({
     tasks,
@@ -221,9 +225,11 @@ async function startApp(
     defaults: { topic: o.topic, group: o.group, timeZone: o.timeZone },
     taskTopics: o.taskTopics,
     scheduler: cluster,
+    calendars,
   });
   const app = await buildServer({
     service,
+    calendars,
     kafka,
     cluster,
     users: auth,

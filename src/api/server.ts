@@ -23,9 +23,13 @@ import type { KafkaClient } from '../shared/kafka/index.js';
 import type { UserRoutesOptions } from './routes-users.js';
 import { installGuard } from './auth/guard.js';
 import type { TaskService } from './task-service.js';
+import { registerCalendarRoutes } from './routes-calendars.js';
+import type { CalendarService } from './calendar-service.js';
 
 export interface ApiServerOptions {
   service: TaskService;
+  /** `/api/v1/calendars` (absent: no calendar routes). */
+  calendars?: CalendarService;
   /** For the DLQ routes (they read and replay `<topic>.dlq` as `taskconsumer dlq` does). */
   kafka: KafkaClient;
   /** For the dashboard's overview and health pages. */
@@ -142,6 +146,10 @@ function openApiInfo(version: string): FastifyDynamicSwaggerOptions['openapi'] {
     security: [{ bearer: [] }],
     tags: [
       { name: 'tasks', description: 'Tasks' },
+      {
+        name: 'calendars',
+        description: 'Exclusion calendars: dates on which the tasks naming them do not fire',
+      },
       { name: 'users', description: 'Users, roles and tokens' },
       { name: 'dlq', description: 'Dead-lettered tasks and their replay' },
       { name: 'cluster', description: 'Schedules of every source, scheduler and consumer groups, rates' },
@@ -185,6 +193,7 @@ function installOnResponse(
 function registerRoutes(app: FastifyInstance, o: ApiServerOptions): void {
   const payloadLimit = o.maxPayloadBytes === undefined ? {} : { maxPayloadBytes: o.maxPayloadBytes };
   registerTaskRoutes(app, o.service, payloadLimit);
+  if (o.calendars) registerCalendarRoutes(app, o.calendars);
   registerUserRoutes(app, o.users);
   registerTokenRoutes(app, o.users);
   registerUiRoutes(app);

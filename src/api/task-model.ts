@@ -5,6 +5,7 @@ import type { ScheduleSpec } from '../shared/schedule/spec.js';
 import { zonedFormatter } from '../shared/zoned-format.js';
 import { DEFINITION_FIELDS, specOfTask } from '../shared/tasks/definition.js';
 import type { TaskDefinition } from '../shared/tasks/definition.js';
+import type { CalendarsOf } from '../shared/tasks/calendars.js';
 import { RUN_STATES } from './run-history.js';
 import type { TaskRun } from './run-history.js';
 
@@ -58,23 +59,28 @@ export interface ApiTask extends Omit<TaskDefinition, 'v'> {
   ended?: boolean;
 }
 
-/** The next instant a task fires after `nowMs`; a one-shot that has not run yet is due even when past. */
+/**
+ * The next instant a task fires after `nowMs`; a one-shot that has not run yet is due even when past. `calendarsOf`
+ * resolves the calendars it names (taskapi's); without it, they exclude nothing.
+ */
 export function nextRunOf(
   def: TaskDefinition,
   latest: TaskRun | undefined,
   nowMs: number,
+  calendarsOf?: CalendarsOf,
 ): number | undefined {
   if (!def.enabled) return undefined;
   const spec = specOfTask(def);
   if (typeof spec === 'string') return undefined;
   // A one-shot that has not run is due even when past, unless it is outside its window.
-  if (spec.kind === 'once') return latest ? undefined : timesOfTask(def, spec).compiled.nextAfter(-Infinity);
-  return timesOfTask(def, spec).firstDueAfter(-Infinity, nowMs)?.nominal;
+  const times = timesOfTask(def, spec, calendarsOf);
+  if (spec.kind === 'once') return latest ? undefined : times.compiled.nextAfter(-Infinity);
+  return times.firstDueAfter(-Infinity, nowMs)?.nominal;
 }
 
-/** A task's fire times: its spec in its zone, inside its window, with its jitter. */
-function timesOfTask(def: TaskDefinition, spec: ScheduleSpec): JitteredSchedule {
-  return scheduleTimes(spec, def, def.id);
+/** A task's fire times: its spec in its zone, inside its window, off its calendars' dates, with its jitter. */
+function timesOfTask(def: TaskDefinition, spec: ScheduleSpec, calendarsOf?: CalendarsOf): JitteredSchedule {
+  return scheduleTimes(spec, def, def.id, calendarsOf?.(def.calendars));
 }
 
 /** A coming fire, in UTC and in the task's zone (`2026-11-26 02:30:00 CET`). */
@@ -91,12 +97,13 @@ export function nextFires(
   latest: TaskRun | undefined,
   nowMs: number,
   count: number,
+  calendarsOf?: CalendarsOf,
 ): NextFire[] {
-  const first = nextRunOf(def, latest, nowMs);
+  const first = nextRunOf(def, latest, nowMs, calendarsOf);
   if (first === undefined) return [];
   const spec = specOfTask(def);
   if (typeof spec === 'string') return [];
-  const times = timesOfTask(def, spec);
+  const times = timesOfTask(def, spec, calendarsOf);
   const fires =
     spec.kind === 'once' ? [{ nominal: first, due: times.dueOf(first) }] : times.nextFires(nowMs, count);
   const local = zonedFormatter(def.timeZone, 'sv-SE', true);
@@ -114,8 +121,13 @@ export function nextFires(
  * Whether an enabled task has ended by its endAt: nothing of its window left to fire. (Its maxRuns count is in the
  * scheduler state, which only its owner instance reads: `/api/v1/schedules` reports that one.)
  */
-export function endedByWindow(def: TaskDefinition, latest: TaskRun | undefined, nowMs: number): boolean {
-  return def.enabled && def.endAt !== undefined && nextRunOf(def, latest, nowMs) === undefined;
+export function endedByWindow(
+  def: TaskDefinition,
+  latest: TaskRun | undefined,
+  nowMs: number,
+  calendarsOf?: CalendarsOf,
+): boolean {
+  return def.enabled && def.endAt !== undefined && nextRunOf(def, latest, nowMs, calendarsOf) === undefined;
 }
 
 export function toApiTask(
@@ -123,17 +135,18 @@ export function toApiTask(
   version: string,
   latest: TaskRun | undefined,
   nowMs: number,
+  calendarsOf?: CalendarsOf,
 ): ApiTask {
   const { v: _v, ...rest } = def;
   const status = stateOf(def, latest);
-  const next = nextRunOf(def, latest, nowMs);
+  const next = nextRunOf(def, latest, nowMs, calendarsOf);
   return {
     ...rest,
     version,
     status,
     legacyStatus: legacyStatus(status),
     ...(latest ? { lastRun: latest } : {}),
-    ...(endedByWindow(def, latest, nowMs) ? { ended: true } : {}),
+    ...(endedByWindow(def, latest, nowMs, calendarsOf) ? { ended: true } : {}),
     // A Date holds ±8.64e15 ms; anything beyond (a definition written by hand) shows no next run.
     ...(next === undefined || !(Math.abs(next) <= 8.64e15)
       ? {}

@@ -28,6 +28,7 @@ import { taskTopicRefusal } from './task-topics.js';
 import type { ApiTask, NextFire, TaskState } from './task-model.js';
 import type { TaskStore } from './task-store.js';
 import type { ViewTask } from './task-view.js';
+import type { CalendarService } from './calendar-service.js';
 
 export interface ListRequest {
   limit: number;
@@ -86,6 +87,8 @@ export interface TaskServiceOptions {
   taskTopics: readonly string[];
   /** For backfills, which the owner of a task's state partition publishes; without it they answer 503. */
   scheduler?: SchedulerLink;
+  /** The calendars tasks may name (none: a task naming one is refused). */
+  calendars?: CalendarService;
 }
 
 /** Retries of a write without If-Match that lost a race: it applies on top of whatever won. */
@@ -136,7 +139,13 @@ export class TaskService {
   /** The task's next `count` fires, in UTC and its zone. */
   next(id: string, count: number): NextFire[] {
     const t = this.found(id);
-    return nextFires(t.def, this.o.tasks.view.latestRun(id), this.o.clock.now(), count);
+    return nextFires(
+      t.def,
+      this.o.tasks.view.latestRun(id),
+      this.o.clock.now(),
+      count,
+      this.o.calendars?.excludedOf,
+    );
   }
 
   runs(id: string): TaskRun[] {
@@ -152,6 +161,7 @@ export class TaskService {
       updatedBy: actor,
     };
     checkCommandWriter(def, by);
+    this.checkCalendars(def);
     await this.checkTopic(def);
     if (this.o.tasks.view.get(def.id)) throw new ApiError(409, `task ${def.id} already exists`);
     const { task } = await this.o.tasks.create(def, actor);
@@ -295,6 +305,7 @@ export class TaskService {
       checkWindow(def);
       checkCommandWriter(current.def, by);
       checkCommandWriter(def, by);
+      this.checkCalendars(def, current.def.calendars);
       await this.checkTopic(def);
       try {
         const { task } = await this.o.tasks.update(def, current.version, actor);
@@ -367,6 +378,20 @@ export class TaskService {
       ]);
   }
 
+  /**
+   * The calendars a task names must exist (taskapi's `/api/v1/calendars`): 400 naming each that does not. A change
+   * is checked for the names it adds (`named`: those the task had), so that one that leaves them alone (a pause,
+   * say) goes through even when one of them went missing meanwhile.
+   */
+  private checkCalendars(def: TaskDefinition, named: readonly string[] = []): void {
+    if (!def.calendars?.some((n) => !named.includes(n))) return;
+    if (!this.o.calendars)
+      throw new ApiError(400, 'this taskapi has no calendars', [
+        { pointer: '/calendars', detail: 'no calendar exists' },
+      ]);
+    this.o.calendars.check(def, named);
+  }
+
   private checkAllowedTopic(topic: string): void {
     const refusal = taskTopicRefusal(topic, this.o.taskTopics);
     if (refusal) throw new ApiError(400, refusal, [{ pointer: '/topic', detail: refusal }]);
@@ -384,7 +409,13 @@ export class TaskService {
   }
 
   private show(t: ViewTask, by: Principal): ApiTask {
-    const task = toApiTask(t.def, t.version, this.o.tasks.view.latestRun(t.def.id), this.o.clock.now());
+    const task = toApiTask(
+      t.def,
+      t.version,
+      this.o.tasks.view.latestRun(t.def.id),
+      this.o.clock.now(),
+      this.o.calendars?.excludedOf,
+    );
     if (task.payload === undefined || allows(by.role, 'operator')) return task;
     return { ...task, payload: redactSecretFields(task.payload) };
   }

@@ -16,6 +16,7 @@ import {
 } from '../shared/tasks/definition.js';
 import { foldTaskRecord, nextKeyState } from '../shared/tasks/task-log.js';
 import type { KeyState } from '../shared/tasks/task-log.js';
+import type { CalendarsOf } from '../shared/tasks/calendars.js';
 import type { PartitionDefinitions } from './state-partitions.js';
 
 /**
@@ -159,7 +160,28 @@ export class ApiTaskSource implements PartitionDefinitions {
     private readonly logger: Logger,
     private readonly sink: ApiTaskSink,
     private readonly clock: Clock = systemClock,
+    private readonly calendarsOf?: CalendarsOf,
   ) {}
+
+  /**
+   * A calendar changed (or was deleted): each held task naming it is made again with the dates it now excludes and
+   * reaches the sink, which arms it again from now (keeping its last fired instant); a read being built for a
+   * takeover is brought up to date too, so its handover does not put back the old dates. O(held tasks), once per
+   * change.
+   */
+  calendarChanged(name: string): void {
+    for (const read of [this.current, this.next]) {
+      if (!read) continue;
+      for (const [id, e] of read.held) {
+        if (!e.calendars?.includes(name)) continue;
+        const excluded = this.calendarsOf?.(e.calendars);
+        const { excluded: _old, ...rest } = e;
+        const again: ScheduleEntry = excluded ? { ...rest, excluded } : rest;
+        read.held.set(id, again);
+        if (read === this.current) this.sink.put(again);
+      }
+    }
+  }
 
   /** Definitions held now. */
   get size(): number {
@@ -315,7 +337,7 @@ export class ApiTaskSource implements PartitionDefinitions {
       if (read.held.delete(id) && live) this.sink.remove(id);
       return;
     }
-    const entry = entryOfTask(def, spec);
+    const entry = entryOfTask(def, spec, this.calendarsOf);
     read.held.set(id, entry);
     if (live) this.sink.put(entry);
   }

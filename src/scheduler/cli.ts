@@ -31,6 +31,7 @@ import { GroupScheduler } from './group-scheduler.js';
 import { ScheduleWatcher } from './schedule-watcher.js';
 import { ApiTaskSource } from './api-tasks.js';
 import { EntrySources } from './entry-sources.js';
+import { CalendarFollower } from './calendar-follower.js';
 import { DEFAULT_API_GROUP } from '../shared/tasks/definition.js';
 
 const DEFAULT_SCHEDULE = 'config/taskscheduler.json';
@@ -96,7 +97,11 @@ async function run(opts: RunOpts): Promise<void> {
   sources.setFile(entries);
   const kafka = await connectKafka(opts, logger, `taskscheduler-${process.pid}`);
   // Holds the group's API tasks of the owned state partitions only; loaded before a gained partition is armed.
-  const apiTasks = new ApiTaskSource(kafka, group, logger, sources);
+  const apiTasks = new ApiTaskSource(kafka, group, logger, sources, systemClock, (names) =>
+    calendars.book.excludedOf(names),
+  );
+  // The calendars API tasks name: read before the tasks are; a change arms the tasks naming it again.
+  const calendars = new CalendarFollower(kafka, logger, (name) => apiTasks.calendarChanged(name));
   sources.api = apiTasks;
   const ops = new MetricsEndpoint(opts, 'taskscheduler');
   const scheduler = new GroupScheduler({
@@ -125,6 +130,7 @@ async function run(opts: RunOpts): Promise<void> {
     graceful: async () => {
       watcher?.stop();
       await apiTasks.stop();
+      await calendars.stop();
       await commands.stop();
       const unsent = await scheduler.stop({ deadlineMs: 10_000 });
       await ops.close();
@@ -135,6 +141,7 @@ async function run(opts: RunOpts): Promise<void> {
     `${noFile ? 'no schedule file' : `loaded ${opts.schedule}: ${entries.length} entries`}; ` +
       `Kafka ${kafka.describe()}; group ${group}`,
   );
+  await startWithRetry(calendars, logger);
   await startWithRetry(apiTasks, logger);
   await startWithRetry(scheduler, logger);
   watcher?.start();

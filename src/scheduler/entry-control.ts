@@ -219,6 +219,7 @@ export class EntryControl {
           ...(e.startAt === undefined ? {} : { startAt: e.startAt }),
           ...(e.endAt === undefined ? {} : { endAt: e.endAt }),
           ...(e.maxRuns === undefined ? {} : { maxRuns: e.maxRuns, runCount: runs }),
+          ...(e.calendars?.length ? { calendars: [...e.calendars] } : {}),
         };
       });
   }

@@ -4,6 +4,7 @@ import type { ScheduleEntry } from '../shared/config/schema.js';
 import { JitteredSchedule, scheduleTimes } from '../shared/schedule/jitter.js';
 import type { CompiledSchedule } from '../shared/schedule/compiled.js';
 import { MinHeap } from '../shared/heap.js';
+import { MAX_EXCLUDED_SKIPS } from '../shared/schedule/calendar.js';
 
 /** One instant of one entry that came due. */
 export interface Fire {
@@ -42,9 +43,9 @@ interface Armed {
   removed: boolean;
 }
 
-/** An entry's fire times: its spec in its zone, inside its window, with its jitter. */
+/** An entry's fire times: its spec in its zone, inside its window, off its calendars' dates, with its jitter. */
 export function timesOf(e: ScheduleEntry): JitteredSchedule {
-  return scheduleTimes(e.spec, e, e.id);
+  return scheduleTimes(e.spec, e, e.id, e.excluded);
 }
 
 /**
@@ -60,6 +61,12 @@ export function fireOf(e: ScheduleEntry, t: number, due: number, run: number): F
     ...(e.jitter ? { dueAt: due } : {}),
     ...(e.maxRuns === undefined ? {} : { run }),
   };
+}
+
+/** Why a schedule with calendars may have no next instant: its calendars exclude every one the search looked at. */
+function noteOfCalendars(e: ScheduleEntry): string {
+  if (!e.excluded) return '';
+  return ` off the dates of its calendars (${e.excluded.names.join(', ')}) within the next ${MAX_EXCLUDED_SKIPS} excluded instants`;
 }
 
 /** Whether an entry with `runs` fires counted has used up its MaxRuns. */
@@ -126,9 +133,12 @@ export class FireLoop {
       // A one-shot entry after its instant, or one past its EndAt, is simply done; any other spec without a future
       // is worth a warning.
       if (entry.spec.kind !== 'once' && entry.endAt === undefined)
-        this.options.logger.warn(`schedule ${entry.id} has no future fire time; it will not fire`, {
-          scheduleId: entry.id,
-        });
+        this.options.logger.warn(
+          `schedule ${entry.id} has no future fire time${noteOfCalendars(entry)}; it will not fire`,
+          {
+            scheduleId: entry.id,
+          },
+        );
       return;
     }
     // Without jitter `last` is `from` as it always was; with it, an instant before `from` may still be due.

@@ -63,8 +63,8 @@ export function overdueOnce(
   nowMs: number,
 ): number | undefined {
   if (entry.spec.kind !== 'once' || !entry.enabled || lastFiredMs !== undefined) return undefined;
-  const times = scheduleTimes(entry.spec, entry, entry.id);
-  // Outside its StartAt/EndAt window, it never fires.
+  const times = scheduleTimes(entry.spec, entry, entry.id, entry.excluded);
+  // Outside its StartAt/EndAt window, or on a date its calendars exclude, it never fires.
   const runAt = times.compiled.nextAfter(-Infinity);
   return runAt !== undefined && times.dueOf(runAt) <= nowMs ? runAt : undefined;
 }

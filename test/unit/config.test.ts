@@ -90,9 +90,12 @@ describe('schedule file loading', () => {
     });
   });
 
-  describe('when the top level is not an array', () => {
+  describe('when the top level is neither an array of entries nor an object with Schedules', () => {
     it('should say so', () => {
-      expect(problemsOf('{}')).toEqual(['f.json: must be array']);
+      expect(problemsOf('{}')).toEqual(['f.json: Schedules: is required']);
+      expect(problemsOf('42')).toEqual([
+        'f.json: must be an array of entries, or an object with Schedules (and Calendars)',
+      ]);
     });
   });
 

@@ -1,12 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { parseScheduleText } from '../../src/shared/config/load.js';
-import { ConfigError, formatProblem } from '../../src/shared/errors.js';
 import { formatDuration, parseDuration } from '../../src/shared/duration.js';
 import { parseRfc3339 } from '../../src/shared/rfc3339.js';
 import { compileSpec, describeSpec } from '../../src/shared/schedule/spec.js';
 import { overdueOnce } from '../../src/scheduler/misfire.js';
 import { parseDefinition, specOfTask } from '../../src/shared/tasks/definition.js';
-import { taskDefinition } from './helpers/entries.js';
+import { scheduleFileProblems, taskDefinition } from './helpers/entries.js';
 
 const T0 = Date.parse('2026-11-22T10:00:00.000Z');
 const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
@@ -19,15 +18,7 @@ const file = (entries: object[]) =>
       ...e,
     })),
   );
-function problems(text: string): string[] {
-  try {
-    parseScheduleText('s.json', text);
-    return [];
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    return err.problems.map(formatProblem);
-  }
-}
+const problems = (text: string): string[] => scheduleFileProblems(text);
 
 describe('durations', () => {
   it('should read Go-style durations and plain ms, and write them back', () => {

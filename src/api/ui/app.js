@@ -21,12 +21,16 @@ function nextTexts(r) {
   return r.nextFireTimes.map((t, i) => (r.nextDueTimes?.[i] ? `${t} due ${r.nextDueTimes[i]}` : t));
 }
 
-/** A schedule's active window and limit, when set (`ended` once past endAt or at maxRuns). */
+/**
+ * A schedule's active window, limit and exclusion calendars, when set (`ended` once past endAt or at maxRuns); its
+ * next fires already leave out the dates its calendars exclude.
+ */
 function windowText(s) {
   const parts = [
     s.startAt ? `from ${s.startAt}` : '',
     s.endAt ? `until ${s.endAt}` : '',
     s.maxRuns ? `${s.runCount ?? '?'} of at most ${s.maxRuns} runs` : '',
+    s.calendars?.length ? `except on the dates of ${s.calendars.join(', ')}` : '',
   ].filter(Boolean);
   return parts.length === 0 ? '' : `<p id="window">Fires ${esc(parts.join(', '))}</p>`;
 }

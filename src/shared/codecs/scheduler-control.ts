@@ -68,6 +68,8 @@ export interface ScheduleTimesShown {
   endAt?: string;
   maxRuns?: number;
   runCount?: number;
+  /** Its exclusion calendars, when it names any (absent in replies of older instances). */
+  calendars?: string[];
 }
 
 /** What a control request changed, in words for the CLI. */

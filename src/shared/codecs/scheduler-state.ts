@@ -60,8 +60,9 @@ export function specHashOf(e: ScheduleEntry): string {
 }
 
 /**
- * What makes two entries fire the same tasks: spec, zone, topic, processor, param, payload, and jitter, window and
- * limit when set (only then, so the hash of an entry without them is what it was before they existed).
+ * What makes two entries fire the same tasks: spec, zone, topic, processor, param, payload, and jitter, window,
+ * limit and calendars (names and the dates they exclude) when set (only then, so the hash of an entry without them
+ * is what it was before they existed).
  */
 export function specHash(e: ScheduleEntry): string {
   const canonical = JSON.stringify([
@@ -74,6 +75,7 @@ export function specHash(e: ScheduleEntry): string {
     ...(e.jitter || e.startAt || e.endAt || e.maxRuns
       ? [{ jitter: e.jitter, startAt: e.startAt, endAt: e.endAt, maxRuns: e.maxRuns }]
       : []),
+    ...(e.calendars?.length ? [{ calendars: e.calendars, excluded: e.excluded?.ranges ?? [] }] : []),
   ]);
   return createHash('sha256').update(canonical).digest('hex').slice(0, 16);
 }

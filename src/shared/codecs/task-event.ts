@@ -73,6 +73,25 @@ export interface AuditEvent {
   backfill?: { from: string; to: string; published: number };
 }
 
+/**
+ * A change of an exclusion calendar made through `taskapi` (`PUT`/`DELETE /api/v1/calendars/{name}`), on
+ * `taskmanager.audit` (key = `calendar:<name>`), with who made it.
+ */
+export interface CalendarAuditEvent {
+  v: 1;
+  kind: 'audit';
+  action: 'calendar.changed' | 'calendar.deleted';
+  calendar: string;
+  user: string;
+  at: string;
+  from: { host: string; pid: number };
+}
+
+/** A calendar's audit event as its record. */
+export function calendarAuditRecord(event: CalendarAuditEvent): OutRecord {
+  return { topic: AUDIT_TOPIC, key: `calendar:${event.calendar}`, value: JSON.stringify(event) };
+}
+
 /** A status event with the fields every status has; `extra` adds the optional ones (after them, in its order). */
 export function statusEvent(
   ids: { taskId: string; scheduleId: string },

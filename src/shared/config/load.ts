@@ -13,12 +13,87 @@ import {
   whenProblems,
 } from '../schedule/model.js';
 import type { ScheduleFields, ScheduleOptions, ScheduleProblem } from '../schedule/model.js';
+import {
+  calendarDateProblems,
+  CALENDAR_DATES_SCHEMA,
+  CALENDAR_NAME_PATTERN,
+  excludedDaysOf,
+} from '../schedule/calendar.js';
+import type { ExcludedDays } from '../schedule/calendar.js';
 import { scheduleFileSchema } from './schema.js';
 import type { RawScheduleEntry, ScheduleEntry } from './schema.js';
 import { taskTopicProblem } from './topic-name.js';
 
 const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
 const validateShape = ajv.compile<RawScheduleEntry[]>(scheduleFileSchema);
+
+/**
+ * A file with sections: `Schedules` (the entries) and `Calendars` (name → dates). A file that is a bare array of
+ * entries (the old Go tool's, and every file before calendars) has no calendars.
+ */
+const sectionsSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['Schedules'],
+  properties: {
+    Calendars: {
+      type: 'object',
+      propertyNames: { type: 'string', pattern: CALENDAR_NAME_PATTERN },
+      additionalProperties: CALENDAR_DATES_SCHEMA,
+    },
+    Schedules: { type: 'array' },
+  },
+} as const;
+const validateSections = ajv.compile<{ Calendars?: Record<string, string[]>; Schedules: unknown[] }>(
+  sectionsSchema,
+);
+
+/** The calendars of a file by name (dates as written). */
+type FileCalendars = ReadonlyMap<string, readonly string[]>;
+
+/** A file's entries (unchecked) and calendars, with the problems of its sections and calendars. */
+function sectionsOf(
+  file: string,
+  data: unknown,
+): { entries: unknown; calendars: FileCalendars; problems: ConfigProblem[] } {
+  if (Array.isArray(data)) return { entries: data, calendars: new Map(), problems: [] };
+  if (data === null || typeof data !== 'object')
+    return {
+      entries: [],
+      calendars: new Map(),
+      problems: [
+        {
+          file,
+          path: '',
+          message: 'must be an array of entries, or an object with Schedules (and Calendars)',
+        },
+      ],
+    };
+  const problems: ConfigProblem[] = validateSections(data)
+    ? []
+    : (validateSections.errors ?? []).map((e) => {
+        const d = describeAjvError(e);
+        const at = e.instancePath.split('/').slice(1).join('.');
+        const path = [at, d.path].filter(Boolean).join('.');
+        return { file, path, message: e.keyword === 'propertyNames' ? 'is not a calendar name' : d.message };
+      });
+  const raw = (data as Record<string, unknown>).Calendars;
+  const calendars = new Map<string, readonly string[]>();
+  if (raw !== null && typeof raw === 'object' && !Array.isArray(raw))
+    for (const [name, dates] of Object.entries(raw as Record<string, unknown>)) {
+      if (!Array.isArray(dates)) continue;
+      for (const p of calendarDateProblems(dates))
+        if (typeof p.value === 'string')
+          problems.push({
+            file,
+            path: `Calendars.${name}.${p.index}`,
+            message: `${JSON.stringify(p.value)} ${p.reason}`,
+          });
+      calendars.set(name, dates as string[]);
+    }
+  const entries = (data as Record<string, unknown>).Schedules;
+  return { entries: Array.isArray(entries) ? entries : [], calendars, problems };
+}
 
 function deepFreeze<T>(value: T): T {
   if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
@@ -85,7 +160,7 @@ function scheduleFieldsOf(e: unknown): ScheduleFields {
  * Checks the schema cannot express: the schedule model's (in its words for a file), unique Ids, task topics. They
  * run on every field of the right type, even in entries with shape errors elsewhere, so one run lists every problem.
  */
-function semanticProblems(file: string, data: unknown): ConfigProblem[] {
+function semanticProblems(file: string, data: unknown, calendars: FileCalendars): ConfigProblem[] {
   if (!Array.isArray(data)) return [];
   const problems: ConfigProblem[] = [];
   const firstIndexOfId = new Map<string, number>();
@@ -105,6 +180,10 @@ function semanticProblems(file: string, data: unknown): ConfigProblem[] {
       else problems.push({ ...at, path: 'Id', message: `duplicate Id, already used by entry [${seen}]` });
     }
     problems.push(...optionProblems(fields).map(fromModel));
+    if (Array.isArray(fields.calendars))
+      for (const name of fields.calendars)
+        if (typeof name === 'string' && !calendars.has(name))
+          problems.push({ ...at, path: 'Calendars', message: unknownCalendar(name, calendars) });
     const topic = str(e, 'Topic');
     const topicProblem = topic === undefined ? undefined : taskTopicProblem(topic);
     if (topicProblem)
@@ -113,8 +192,39 @@ function semanticProblems(file: string, data: unknown): ConfigProblem[] {
   return problems;
 }
 
-function normalize(e: RawScheduleEntry, index: number): ScheduleEntry {
+/** An entry naming a calendar the file does not define. */
+function unknownCalendar(name: string, calendars: FileCalendars): string {
+  const known = [...calendars.keys()];
+  return `${JSON.stringify(name)} is not a calendar of this file (${
+    known.length === 0 ? 'it has no Calendars section' : `its Calendars are ${known.join(', ')}`
+  })`;
+}
+
+/** The excluded days of each set of calendar names entries use, made once per set: entries share them. */
+function calendarResolver(
+  calendars: FileCalendars,
+): (names: readonly string[] | undefined) => ExcludedDays | undefined {
+  const made = new Map<string, ExcludedDays>();
+  return (names) => {
+    if (names === undefined || names.length === 0) return undefined;
+    const key = names.join('\u0000');
+    let days = made.get(key);
+    if (!days)
+      made.set(
+        key,
+        (days = excludedDaysOf(names.map((name) => ({ name, dates: calendars.get(name) ?? [] })))),
+      );
+    return days;
+  };
+}
+
+function normalize(
+  e: RawScheduleEntry,
+  index: number,
+  excludedOf: (names: readonly string[] | undefined) => ExcludedDays | undefined,
+): ScheduleEntry {
   const t = e.TaskMessageTemplate;
+  const excluded = excludedOf(e.Calendars);
   return deepFreeze({
     id: e.Id,
     // File entries count their intervals from the Unix epoch: every instance of a group agrees, and `Every: 10s`
@@ -128,6 +238,7 @@ function normalize(e: RawScheduleEntry, index: number): ScheduleEntry {
     ...(t.TaskParam === undefined ? {} : { param: t.TaskParam }),
     ...(t.Payload === undefined ? {} : { payload: structuredClone(t.Payload) }),
     index,
+    ...(excluded ? { excluded } : {}),
   });
 }
 
@@ -148,13 +259,20 @@ export function parseScheduleText(file: string, text: string): readonly Schedule
     const where = pos ? ` at ${lineCol(text, Number(pos[1]))}` : '';
     throw new ConfigError([{ file, path: '', message: `malformed JSON${where}: ${msg}` }]);
   }
-  const problems = [...shapeProblems(file, data), ...semanticProblems(file, data)];
+  const sections = sectionsOf(file, data);
+  const { entries, calendars } = sections;
+  const problems = [
+    ...sections.problems,
+    ...shapeProblems(file, entries),
+    ...semanticProblems(file, entries, calendars),
+  ];
   if (problems.length > 0) {
     // Stable sort: by entry, then in the order found (shape first).
     problems.sort((a, b) => (a.index ?? -1) - (b.index ?? -1));
     throw new ConfigError(problems);
   }
-  return Object.freeze((data as RawScheduleEntry[]).map(normalize));
+  const excludedOf = calendarResolver(calendars);
+  return Object.freeze((entries as RawScheduleEntry[]).map((e, i) => normalize(e, i, excludedOf)));
 }
 
 /** Reads, validates and normalizes a schedule file. Throws {@link ConfigError} (every problem at once). */

@@ -1,6 +1,7 @@
 import { fileKey, KIND_SCHEMAS, OPTION_SCHEMAS } from '../schedule/model.js';
 import type { InFileKeys, ScheduleOptions } from '../schedule/model.js';
 import type { ScheduleSpec } from '../schedule/spec.js';
+import type { ExcludedDays } from '../schedule/calendar.js';
 
 /** One entry of a schedule file, as written (PascalCase, as the old Go tool had it). */
 export interface RawScheduleEntry extends InFileKeys<Partial<ScheduleOptions>> {
@@ -71,4 +72,9 @@ export interface ScheduleEntry extends Readonly<ScheduleOptions> {
   readonly index: number;
   /** Where the entry comes from: a schedule file (absent) or a task created over HTTP. */
   readonly source?: 'api';
+  /**
+   * The dates its `calendars` exclude, resolved where the entry was made (the file's `Calendars`, taskapi's
+   * calendars); absent without calendars. Part of what compares two versions of an entry: a calendar edit changes it.
+   */
+  readonly excluded?: ExcludedDays;
 }

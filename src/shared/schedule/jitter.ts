@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 import { formatDuration } from '../duration.js';
+import { excluding } from './calendar.js';
+import type { ExcludedDays } from './calendar.js';
 import { windowed } from './compiled.js';
 import type { CompiledSchedule } from './compiled.js';
 import { windowOf } from './model.js';
@@ -83,11 +85,18 @@ export class JitteredSchedule {
 
 /**
  * The fire times of a schedule (a file entry or an API task): its spec in its zone, inside its active window
- * (`startAt`, `endAt`), with its jitter. Everything that fires or previews fires takes them from here.
+ * (`startAt`, `endAt`), without the dates its calendars exclude (`excluded`, resolved from `o.calendars` by the
+ * caller), with its jitter. Everything that fires or previews fires takes them from here.
  */
-export function scheduleTimes(spec: ScheduleSpec, o: ScheduleOptions, scheduleId: string): JitteredSchedule {
+export function scheduleTimes(
+  spec: ScheduleSpec,
+  o: ScheduleOptions,
+  scheduleId: string,
+  excluded?: ExcludedDays,
+): JitteredSchedule {
   const { startMs, endMs } = windowOf(o);
-  return new JitteredSchedule(windowed(compileSpec(spec, o.timeZone), startMs, endMs), scheduleId, o.jitter);
+  const compiled = excluding(windowed(compileSpec(spec, o.timeZone), startMs, endMs), excluded);
+  return new JitteredSchedule(compiled, scheduleId, o.jitter);
 }
 
 /** A fire as `taskscheduler status` lists it: `<nominal>`, or `<nominal>+1m2s345ms` when jitter delays it. */

@@ -1,6 +1,7 @@
 import { CronSpecError, isValidTimeZone, validateCronSpec } from '../cron.js';
 import { formatDuration, parseDuration } from '../duration.js';
 import { parseRfc3339 } from '../rfc3339.js';
+import { CALENDARS_OPTION_SCHEMA } from './calendar.js';
 import { MAX_EVERY_MS, MIN_EVERY_MS } from './spec.js';
 import type { ScheduleSpec } from './spec.js';
 
@@ -48,6 +49,12 @@ export interface ScheduleOptions {
   endAt?: string;
   /** How many fires of the spec, at most (manual triggers not counted); then the schedule has ended (BullMQ's limit). */
   maxRuns?: number;
+  /**
+   * Exclusion calendars by name (`calendar.ts`): no instant whose local date, in `timeZone`, one of them holds fires.
+   * The names are resolved by the door the schedule came through: the file's `Calendars` section, taskapi's
+   * `/api/v1/calendars`.
+   */
+  calendars?: string[];
 }
 
 /** The longest jitter, in seconds (a day): a longer delay would spread nothing a day's schedules do not. */
@@ -71,9 +78,10 @@ const FILE_NAMES: Readonly<Record<string, string>> = { jitter: 'JitterSeconds' }
  * 2/5 runs)`, or '' when none is set; `runCount` unknown (no state at hand): `at most 5 runs`.
  */
 export function optionsNote(
-  o: Pick<ScheduleOptions, 'jitter' | 'startAt' | 'endAt' | 'maxRuns'> & { runCount?: number },
+  o: Pick<ScheduleOptions, 'jitter' | 'startAt' | 'endAt' | 'maxRuns' | 'calendars'> & { runCount?: number },
 ): string {
   const parts = [
+    ...(o.calendars?.length ? [`except ${o.calendars.join(', ')}`] : []),
     ...(o.jitter ? [`jitter ${o.jitter}s`] : []),
     ...(o.startAt === undefined ? [] : [`from ${o.startAt}`]),
     ...(o.endAt === undefined ? [] : [`until ${o.endAt}`]),
@@ -145,6 +153,7 @@ export const OPTION_SCHEMAS = {
       'Fires of the schedule at most (triggers not counted), counted across restarts and failover; then it has ended',
     examples: [10],
   },
+  calendars: CALENDARS_OPTION_SCHEMA,
 } as const;
 
 const OPTION_FIELDS = Object.keys(OPTION_SCHEMAS) as Array<keyof ScheduleOptions>;

@@ -15,6 +15,7 @@ import type { ScheduleSpec } from '../schedule/spec.js';
 import { parseDuration } from '../duration.js';
 import type { InRecord, OutRecord } from '../kafka/types.js';
 import type { Logger } from '../logger.js';
+import type { CalendarsOf } from './calendars.js';
 
 export type { TaskSchedule } from '../schedule/model.js';
 
@@ -150,8 +151,16 @@ function checkedSpecOf(def: Pick<TaskDefinition, 'schedule' | 'createdAt'>): Sch
   return specOf(def.schedule, anchorMs);
 }
 
-/** The schedule entry a (valid) task definition fires as. */
-export function entryOfTask(def: TaskDefinition, spec: ScheduleSpec): ScheduleEntry {
+/**
+ * The schedule entry a (valid) task definition fires as; `calendarsOf` resolves the calendars it names (the
+ * reader's calendar book, `calendars.ts`), none without it.
+ */
+export function entryOfTask(
+  def: TaskDefinition,
+  spec: ScheduleSpec,
+  calendarsOf?: CalendarsOf,
+): ScheduleEntry {
+  const excluded = calendarsOf?.(def.calendars);
   return {
     id: def.id,
     spec,
@@ -164,6 +173,7 @@ export function entryOfTask(def: TaskDefinition, spec: ScheduleSpec): ScheduleEn
     ...(def.payload === undefined ? {} : { payload: def.payload }),
     index: -1,
     source: 'api',
+    ...(excluded ? { excluded } : {}),
   };
 }
 

@@ -14,6 +14,7 @@ import type { HealthSource } from '../../../src/api/routes-health.js';
 import { buildServer } from '../../../src/api/server.js';
 import type { ApiServerOptions } from '../../../src/api/server.js';
 import { TaskService } from '../../../src/api/task-service.js';
+import { CalendarService } from '../../../src/api/calendar-service.js';
 import { TaskStore } from '../../../src/api/task-store.js';
 import { systemClock } from '../../../src/shared/clock.js';
 import type { Clock } from '../../../src/shared/clock.js';
@@ -54,7 +55,8 @@ export async function apiApp(
   const store = new KafkaStore({ kafka: kafka.client(), logger, clock: systemClock });
   const users = new UserStore(store, systemClock, logger);
   const tasks = new TaskStore({ store, logger, clock: systemClock });
-  await store.start([...tasks.topics(), ...users.topics()]);
+  const calendars = new CalendarService({ store, clock: systemClock, logger, tasks: () => tasks.view });
+  await store.start([...tasks.topics(), ...users.topics(), ...calendars.topics()]);
   tasks.started();
   const keys = await loadSigningKeys(
     { dataDir: o.dataDir ?? mkdtempSync(join(tmpdir(), 'taskapi-keys-')), previousKeyFiles: [] },
@@ -83,6 +85,7 @@ export async function apiApp(
     rates: tasks.rates,
     clock,
     logger,
+    calendarsOf: calendars.excludedOf,
   });
   const app = await buildServer({
     service: new TaskService({
@@ -93,7 +96,9 @@ export async function apiApp(
       defaults: { topic: 'taskTopic', group: 'taskscheduler-api', timeZone: 'UTC' },
       taskTopics: ['taskTopic'],
       scheduler: cluster,
+      calendars,
     }),
+    calendars,
     kafka: kafka.client(),
     cluster,
     clock,

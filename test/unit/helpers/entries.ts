@@ -1,5 +1,7 @@
 import type { TaskDefinition } from '../../../src/shared/tasks/definition.js';
 import type { ScheduleEntry } from '../../../src/shared/config/schema.js';
+import { parseScheduleText } from '../../../src/shared/config/load.js';
+import { ConfigError, formatProblem } from '../../../src/shared/errors.js';
 
 /** A schedule entry as the loader makes it: UTC, enabled, fire-once, the NoopProcessor, on topic `t`. */
 export function cronEntry(id: string, cron: string, extra: Partial<ScheduleEntry> = {}): ScheduleEntry {
@@ -34,4 +36,15 @@ export function taskDefinition(id: string, at: string, over: Partial<TaskDefinit
     updatedAt: at,
     ...over,
   };
+}
+
+/** The problems of schedule file text named `file`, one formatted line each ([] when it is valid). */
+export function scheduleFileProblems(text: string, file = 's.json'): string[] {
+  try {
+    parseScheduleText(file, text);
+    return [];
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    return err.problems.map(formatProblem);
+  }
 }
