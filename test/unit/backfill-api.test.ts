@@ -5,7 +5,7 @@ import { GroupScheduler } from '../../src/scheduler/group-scheduler.js';
 import { COMMANDS_TOPIC, decodeControlRecord } from '../../src/shared/codecs/scheduler-control.js';
 import type { ControlReply } from '../../src/shared/codecs/scheduler-control.js';
 import { SCHEDULER_STATE_TOPIC } from '../../src/shared/codecs/scheduler-state.js';
-import { EVENTS_TOPIC } from '../../src/shared/codecs/task-event.js';
+import { AUDIT_TOPIC } from '../../src/shared/codecs/task-event.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import { apiApp } from './helpers/api-app.js';
 import { cronEntry } from './helpers/entries.js';
@@ -127,7 +127,7 @@ describe('POST /api/v1/tasks/{id}/backfill', () => {
 
     // Audited (dry runs are not), with the user and the range.
     const audits = fx.kafka
-      .records(EVENTS_TOPIC, 0)
+      .records(AUDIT_TOPIC, 0)
       .map((r) => JSON.parse(r.value?.toString('utf8') ?? '{}') as Record<string, unknown>)
       .filter((e) => e.action === 'task.backfilled');
     expect(audits).toMatchObject([

@@ -27,7 +27,7 @@ import { ApiTaskSource } from '../../src/scheduler/api-tasks.js';
 import { CalendarFollower } from '../../src/scheduler/calendar-follower.js';
 import { MemoryKafka } from './helpers/memory-kafka.js';
 import { settle } from './helpers/settle.js';
-import { EVENTS_TOPIC } from '../../src/shared/codecs/task-event.js';
+import { AUDIT_TOPIC } from '../../src/shared/codecs/task-event.js';
 import { apiAppPerTest } from './helpers/api-app.js';
 import { cronEntry, scheduleFileProblems, taskDefinition } from './helpers/entries.js';
 import { FakeClock } from './helpers/fake-clock.js';
@@ -388,7 +388,7 @@ describe('exclusion calendars', () => {
       // Stored as the topic's records (a tombstone last), each change audited.
       const records = api.kafka.topics.get(CALENDARS_TOPIC) ?? [];
       expect(records.map((r) => r.value === null)).toEqual([false, false, true]);
-      const audits = (api.kafka.topics.get(EVENTS_TOPIC) ?? [])
+      const audits = (api.kafka.topics.get(AUDIT_TOPIC) ?? [])
         .map((r) => JSON.parse(String(r.value)) as { action?: string; calendar?: string })
         .filter((e) => e.calendar === 'holidays')
         .map((e) => e.action);
