@@ -7,6 +7,7 @@ import { USERS_TOPIC } from '../../../src/api/auth/user-view.js';
 import { COMMANDS_TOPIC } from '../../../src/shared/codecs/scheduler-control.js';
 import { AUDIT_TOPIC, EVENTS_TOPIC } from '../../../src/shared/codecs/task-event.js';
 import { CANCELS_TOPIC } from '../../../src/shared/codecs/cancel-request.js';
+import { CALENDARS_TOPIC } from '../../../src/shared/tasks/calendars.js';
 import { SCHEDULER_STATE_TOPIC } from '../../../src/shared/codecs/scheduler-state.js';
 import { TASKS_TOPIC } from '../../../src/shared/tasks/definition.js';
 
@@ -37,6 +38,7 @@ const SHARED_TOPICS = [
   USERS_TOPIC,
   CANCELS_TOPIC,
   AUDIT_TOPIC,
+  CALENDARS_TOPIC,
 ];
 
 /**
