@@ -486,9 +486,7 @@ async function main(): Promise<void> {
   const [empty, atN] = [x.memory[0]!, x.memory[1]!];
   // The resting heap is sampled without a forced GC, so one sample may still hold garbage: the lowest heap of any
   // sample holding at least the N, over the N, bounds what N definitions cost.
-  const restingWithN = Math.min(
-    ...x.memory.filter((m) => m.held >= atN.held).map((m) => m.schedulerHeapMb),
-  );
+  const restingWithN = Math.min(...x.memory.filter((m) => m.held >= atN.held).map((m) => m.schedulerHeapMb));
   const heapPerDefinitionKB =
     ((restingWithN - empty.schedulerHeapMb) * 1024) / Math.max(1, atN.held - empty.held);
   const taskapiRssPerDefinitionKB =

@@ -11,7 +11,7 @@ import type { Cli } from '../../test/kit/processes.js';
 import { poll } from '../../test/kit/wait.js';
 
 const REBUILT = new RegExp(
-  `view rebuilt from ${TASKS_TOPIC.replace('.', '\\.')}, [^:]+: (\\d+) task\\(s\\), \\d+ user\\(s\\) in (\\d+) ms`,
+  `view rebuilt from ${TASKS_TOPIC.replace('.', '\\.')}, [^:]+: (\\d+) task\\(s\\), \\d+ user\\(s\\)(?:, \\d+ calendar\\(s\\))? in (\\d+) ms`,
 );
 /** The benchmark's admin, created by the first taskapi it starts (TASKAPI_ADMIN_USER), its password changed at once. */
 const ADMIN = {

@@ -110,6 +110,12 @@ describe('taskapi routes × roles', () => {
     await deleteTopics([topic]);
   });
 
+  const newCalendar = async (): Promise<string> => {
+    const name = uniqueName('cal');
+    const r = await api.call('PUT', `/api/v1/calendars/${name}`, { dates: ['2026-12-25'] });
+    expect(r.status, r.text).toBe(201);
+    return name;
+  };
   const newTask = async (): Promise<string> => {
     const r = await api.call<{ id: string }>('POST', '/api/v1/tasks', {
       processor: 'NoopProcessor',
@@ -340,6 +346,30 @@ describe('taskapi routes × roles', () => {
         },
       ]),
     ),
+    'GET /api/v1/calendars': {
+      need: 'viewer',
+      ok: 200,
+      call: async () => ({ method: 'GET', path: '/api/v1/calendars' }),
+    },
+    'GET /api/v1/calendars/{name}': {
+      need: 'viewer',
+      ok: 200,
+      call: async () => ({ method: 'GET', path: `/api/v1/calendars/${await newCalendar()}` }),
+    },
+    'PUT /api/v1/calendars/{name}': {
+      need: 'operator',
+      ok: 201,
+      call: async () => ({
+        method: 'PUT',
+        path: `/api/v1/calendars/${uniqueName('cal')}`,
+        body: { dates: ['2026-12-24/2026-12-26'] },
+      }),
+    },
+    'DELETE /api/v1/calendars/{name}': {
+      need: 'operator',
+      ok: 204,
+      call: async () => ({ method: 'DELETE', path: `/api/v1/calendars/${await newCalendar()}` }),
+    },
     'POST /api/v1/schedules/{group}/{id}/runs/{taskId}/cancel': {
       need: 'operator',
       ok: 202,
