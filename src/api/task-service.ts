@@ -13,7 +13,7 @@ import type { TaskDefinition } from '../shared/tasks/definition.js';
 import { decodeCursor, encodeCursor } from './page-cursor.js';
 import { ApiError } from './problem.js';
 import { optionProblems } from '../shared/schedule/model.js';
-import { taskIdsOf } from '../shared/backfill.js';
+import { withTaskIds } from '../shared/backfill.js';
 import type { BackfillRange, BackfillResult } from '../shared/backfill.js';
 import { problemPath, problemText } from '../shared/schedule/messages.js';
 import { isFinalRun } from './run-history.js';
@@ -57,15 +57,7 @@ export interface TriggerResult {
 }
 
 /** A backfill's answer: the taskIds of the range's instants by what became of them (docs/http-api.md#backfill). */
-export interface BackfillAnswer {
-  message: string;
-  topic: string;
-  dryRun: boolean;
-  published: string[];
-  present: string[];
-  pending: string[];
-  keptSince?: string;
-}
+export type BackfillAnswer = { message: string } & BackfillResult;
 
 /** How taskapi reaches the instance of a scheduler group that owns a task (ClusterStatus). */
 export interface SchedulerLink {
@@ -279,15 +271,7 @@ export class TaskService {
       await this.audit('task.backfilled', current, actor, {
         backfill: { from: range.from, to: range.to, published: b.published.length },
       });
-    return {
-      message,
-      topic: b.topic,
-      dryRun: b.dryRun,
-      published: taskIdsOf(id, b.published),
-      present: taskIdsOf(id, b.present),
-      pending: taskIdsOf(id, b.pending),
-      ...(b.keptSince === undefined ? {} : { keptSince: b.keptSince }),
-    };
+    return { message, ...withTaskIds(id, b) };
   }
 
   private async change(

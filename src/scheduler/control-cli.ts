@@ -7,7 +7,7 @@ import type { StatusEvent } from '../shared/codecs/task-event.js';
 import type { KafkaClient } from '../shared/kafka/index.js';
 import { sendControl } from '../shared/scheduler-control-client.js';
 import type { ControlSend } from '../shared/scheduler-control-client.js';
-import { taskIdsOf } from '../shared/backfill.js';
+import { withTaskIds } from '../shared/backfill.js';
 import type { BackfillRange } from '../shared/backfill.js';
 import type { ControlReply, ControlAction, EntryStatus } from '../shared/codecs/scheduler-control.js';
 
@@ -96,16 +96,7 @@ export async function runBackfill(
       message: reply.message,
       answeredBy: reply.from,
       scheduleId: id,
-      ...(b
-        ? {
-            topic: b.topic,
-            dryRun: b.dryRun,
-            published: taskIdsOf(id, b.published),
-            present: taskIdsOf(id, b.present),
-            pending: taskIdsOf(id, b.pending),
-            ...(b.keptSince === undefined ? {} : { keptSince: b.keptSince }),
-          }
-        : {}),
+      ...(b ? withTaskIds(id, b) : {}),
     },
   };
 }

@@ -73,7 +73,15 @@ export function rangeProblems(r: { from?: unknown; to?: unknown; max?: unknown }
   return out;
 }
 
-/** `Id@instant` of each instant of a result list. */
-export function taskIdsOf(scheduleId: string, instants: readonly string[]): string[] {
-  return instants.map((at) => `${scheduleId}@${at}`);
+/** A result with each instant of its lists as its taskId, `Id@instant` (what the CLI's --json and the API show). */
+export function withTaskIds(scheduleId: string, b: BackfillResult): BackfillResult {
+  const taskIds = (instants: readonly string[]): string[] => instants.map((at) => `${scheduleId}@${at}`);
+  return {
+    topic: b.topic,
+    dryRun: b.dryRun,
+    published: taskIds(b.published),
+    present: taskIds(b.present),
+    pending: taskIds(b.pending),
+    ...(b.keptSince === undefined ? {} : { keptSince: b.keptSince }),
+  };
 }
