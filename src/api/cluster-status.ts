@@ -36,11 +36,11 @@ function nextOfTask(
 
 /** The window, limit and calendar options that are set. */
 function windowFields(
-  o: Pick<ScheduleRow, 'startAt' | 'endAt' | 'maxRuns' | 'calendars'>,
+  o: Pick<ScheduleRow, 'startAt' | 'endAt' | 'maxRuns' | 'calendars' | 'overlap'>,
 ): Partial<ScheduleRow> {
   return Object.fromEntries(
-    (['startAt', 'endAt', 'maxRuns', 'calendars'] as const).flatMap((k) =>
-      o[k] === undefined ? [] : [[k, o[k]]],
+    (['startAt', 'endAt', 'maxRuns', 'calendars', 'overlap'] as const).flatMap((k) =>
+      o[k] === undefined || o[k] === 'queue' ? [] : [[k, o[k]]],
     ),
   );
 }

@@ -25,7 +25,7 @@ const REMEMBER_RETIRED_MS = 24 * 3_600_000;
 /** The run a one-shot task was retired after. */
 export interface RetiredRun {
   taskId: string;
-  state: 'FINISHED' | 'FAILED' | 'CANCELLED';
+  state: 'FINISHED' | 'FAILED' | 'CANCELLED' | 'SKIPPED';
   /** When its final event was written. */
   endedAt: string;
 }
@@ -63,9 +63,9 @@ interface Due {
   run: RetiredRun;
 }
 
-/** Whether an event ends a run for good: FINISHED, CANCELLED, or FAILED into the dead-letter topic. */
+/** Whether an event ends a run for good: FINISHED, CANCELLED, SKIPPED, or FAILED into the dead-letter topic. */
 function finalState(e: StatusEvent): RetiredRun['state'] | undefined {
-  if (e.status === 'FINISHED' || e.status === 'CANCELLED') return e.status;
+  if (e.status === 'FINISHED' || e.status === 'CANCELLED' || e.status === 'SKIPPED') return e.status;
   if (e.status === 'FAILED' && e.final) return 'FAILED';
   return undefined;
 }
@@ -238,7 +238,7 @@ function parseRetiredRun(text: string | undefined): RetiredRun | undefined {
     const v = JSON.parse(text) as Partial<RetiredRun>;
     if (
       typeof v.taskId === 'string' &&
-      (v.state === 'FINISHED' || v.state === 'FAILED' || v.state === 'CANCELLED') &&
+      (v.state === 'FINISHED' || v.state === 'FAILED' || v.state === 'CANCELLED' || v.state === 'SKIPPED') &&
       typeof v.endedAt === 'string'
     )
       return { taskId: v.taskId, state: v.state, endedAt: v.endedAt };

@@ -67,6 +67,11 @@ const ROW_SCHEMA = {
     maxRuns: { type: 'integer', description: 'Fires at most, when set' },
     runCount: { type: 'integer', description: 'With maxRuns: fires so far (from the owner instance)' },
     calendars: { ...STRINGS, description: 'Exclusion calendars it names, when any: no fire on their dates' },
+    overlap: {
+      type: 'string',
+      enum: ['skip', 'replace', 'allow'],
+      description: 'Its overlap policy, when not the default queue',
+    },
     lastFiredAt: { type: 'string' },
     lastRun: RUN_SCHEMA,
   },

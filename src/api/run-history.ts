@@ -1,7 +1,7 @@
 import type { StatusEvent } from '../shared/codecs/task-event.js';
 
 /** Where one run (one fire, one taskId) stands. */
-export type RunState = 'QUEUED' | 'RUNNING' | 'RETRYING' | 'FINISHED' | 'FAILED' | 'CANCELLED';
+export type RunState = 'QUEUED' | 'RUNNING' | 'RETRYING' | 'FINISHED' | 'FAILED' | 'CANCELLED' | 'SKIPPED';
 export const RUN_STATES: readonly RunState[] = [
   'QUEUED',
   'RUNNING',
@@ -9,11 +9,12 @@ export const RUN_STATES: readonly RunState[] = [
   'FINISHED',
   'FAILED',
   'CANCELLED',
+  'SKIPPED',
 ];
 
 /** The states a run does not leave (but for an operator's replay of a FAILED one from the DLQ). */
-export function isFinalRun(state: RunState): state is 'FINISHED' | 'FAILED' | 'CANCELLED' {
-  return state === 'FINISHED' || state === 'FAILED' || state === 'CANCELLED';
+export function isFinalRun(state: RunState): state is 'FINISHED' | 'FAILED' | 'CANCELLED' | 'SKIPPED' {
+  return state === 'FINISHED' || state === 'FAILED' || state === 'CANCELLED' || state === 'SKIPPED';
 }
 
 /** One run of a task, folded from its events on `taskmanager.events`. */
@@ -37,6 +38,8 @@ export interface TaskRun {
   replays?: number;
   /** On CANCELLED: who asked and why. */
   cancelled?: string;
+  /** On SKIPPED: the run of the same schedule that was still running or waiting (overlap policy `skip`). */
+  skipped?: string;
 }
 
 /** `id@2026-11-22T10:00:05.000Z` → the instant after the last `@`, as written. */
@@ -137,6 +140,11 @@ function applyEvent(run: TaskRun, e: StatusEvent): void {
       run.attempts = Math.max(run.attempts, e.attempt);
       if (e.error !== undefined) run.cancelled = e.error;
       if (e.durationMs !== undefined) run.durationMs = e.durationMs;
+      return;
+    case 'SKIPPED':
+      run.state = 'SKIPPED';
+      run.finishedAt = e.at;
+      if (e.error !== undefined) run.skipped = e.error;
       return;
     case 'FAILED':
       run.state = e.final ? 'FAILED' : 'RETRYING';

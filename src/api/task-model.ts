@@ -12,9 +12,11 @@ import type { TaskRun } from './run-history.js';
 /**
  * A task's status (docs/http-api.md#status): PAUSED when disabled; SCHEDULED until it first fires; then where its
  * latest run stands (QUEUED: published, not started yet; RUNNING, also between retries; FINISHED; FAILED:
- * dead-lettered; CANCELLED: stopped by a cancel request).
+ * dead-lettered; CANCELLED: stopped by a cancel request; SKIPPED: not run, its previous run was still going and its
+ * overlap policy is `skip`).
  */
-export type TaskState = 'SCHEDULED' | 'QUEUED' | 'RUNNING' | 'FINISHED' | 'FAILED' | 'CANCELLED' | 'PAUSED';
+export type TaskState =
+  'SCHEDULED' | 'QUEUED' | 'RUNNING' | 'FINISHED' | 'FAILED' | 'CANCELLED' | 'SKIPPED' | 'PAUSED';
 export const TASK_STATES: readonly TaskState[] = [
   'SCHEDULED',
   'QUEUED',
@@ -22,6 +24,7 @@ export const TASK_STATES: readonly TaskState[] = [
   'FINISHED',
   'FAILED',
   'CANCELLED',
+  'SKIPPED',
   'PAUSED',
 ];
 
@@ -35,6 +38,8 @@ const LEGACY: Record<TaskState, LegacyStatus> = {
   FINISHED: 'COMPLETED',
   FAILED: 'FAILED',
   CANCELLED: 'CANCELLED',
+  // The old services had no word for a run that never ran because another was going: it did not run, as cancelled.
+  SKIPPED: 'CANCELLED',
 };
 
 export function legacyStatus(s: TaskState): LegacyStatus {
@@ -177,6 +182,10 @@ export const RUN_SCHEMA = {
     },
     replays: { type: 'integer' },
     cancelled: { type: 'string', description: 'On CANCELLED: who asked and why' },
+    skipped: {
+      type: 'string',
+      description: 'On SKIPPED: the run of the same schedule still running or waiting (overlap skip)',
+    },
   },
 } as const;
 

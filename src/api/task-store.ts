@@ -177,7 +177,13 @@ export class TaskStore {
     const nowMs = this.o.clock.now();
     const origin = { host: hostname(), pid: process.pid };
     const task = taskMessageOf(
-      { scheduleId: def.id, processor: def.processor, param: def.param, payload: def.payload },
+      {
+        scheduleId: def.id,
+        processor: def.processor,
+        param: def.param,
+        payload: def.payload,
+        overlap: def.overlap,
+      },
       manualFireInstant(nowMs),
       nowMs,
       { ...origin, group: def.group },

@@ -20,6 +20,7 @@ export class ConsumerMetrics {
   private readonly deadLettered: Counter<'processor' | 'reason'>;
   private readonly retries: Counter<'processor'>;
   private readonly cancelledTotal: Counter<'processor' | 'when'>;
+  private readonly skippedTotal: Counter<'processor'>;
   private readonly duration: Histogram<'processor' | 'outcome'>;
   private readonly lagGauge: Gauge<'topic' | 'partition'>;
   private readonly rebalances: Counter;
@@ -44,6 +45,11 @@ export class ConsumerMetrics {
       'tasks_cancelled_total',
       'Tasks ended CANCELLED (event acknowledged by Kafka): when="waiting" never started, "running" stopped',
       ['processor', 'when'],
+    );
+    this.skippedTotal = counter(
+      'tasks_skipped_total',
+      'Tasks ended SKIPPED (event acknowledged by Kafka): overlap skip, a run of the same schedule was still going',
+      ['processor'],
     );
     this.retries = counter('task_retries_total', 'Attempts scheduled again after a failure', ['processor']);
     this.rebalances = counter(
@@ -89,6 +95,10 @@ export class ConsumerMetrics {
   attemptFinished(processor: string, durationMs: number): void {
     this.finished.inc({ processor });
     this.duration.observe({ processor, outcome: 'finished' }, durationMs / 1000);
+  }
+
+  skipped(processor: string): void {
+    this.skippedTotal.inc({ processor });
   }
 
   cancelled(processor: string, started: boolean): void {

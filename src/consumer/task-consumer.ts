@@ -104,6 +104,7 @@ export class TaskConsumer {
       ...(this.metrics ? { metrics: this.metrics } : {}),
       clock: this.o.clock,
       logger,
+      drain: this.drain.signal,
       revokeTimeoutMs: this.o.drainTimeoutMs,
     });
     await this.connectWithRetry();
@@ -182,9 +183,14 @@ export class TaskConsumer {
     await consumer.connect();
     await this.waitForTopics();
     await consumer.subscribe(this.o.topics, true);
+    // Batches are taken at once and their tasks outlive them (BatchWorker): what is committed is what finished, by
+    // the worker, never kafkajs's resolved position; before each join the worker finishes its tasks and commits.
+    consumer.onBatchDone((topic, partition, lastOffset) => worker.batchDone(topic, partition, lastOffset));
     await consumer.run({
       partitionsConsumedConcurrently: Math.max(1, Math.min(this.o.concurrency, 64)),
-      eachBatch: (batch) => worker.handle(batch, this.drain.signal),
+      autoCommit: false,
+      eachBatch: (batch) => worker.handle(batch),
+      beforeJoin: () => worker.beforeJoin(),
     });
     logger.info(
       `consuming ${this.o.topics.join(', ')} as group ${this.o.groupId} (concurrency ${this.o.concurrency})`,
@@ -231,8 +237,9 @@ export class TaskConsumer {
         this.drain.abort(new Error('drain deadline passed'));
       }, deadlineMs);
       try {
-        // kafkajs: stop fetching, wait for the running batches (our workers finish or abort their tasks and
-        // resolve what finished), commit, leave the group.
+        // Take nothing new, let the running tasks finish (the timer aborts them), commit what finished; then kafkajs
+        // stops fetching and leaves the group.
+        await this.worker?.stop();
         await this.consumer.stop();
         await this.consumer.disconnect();
         // One still starting stops itself (followCancels).

@@ -17,8 +17,8 @@ import type { Processor } from '../processors/types.js';
 import { dlqRecord } from '../shared/codecs/dlq-record.js';
 import type { ConsumerMetrics } from './metrics.js';
 import { redactSecrets, SecretSource } from './secrets.js';
-import { CancelledError } from './cancels.js';
-import type { Cancels } from './cancels.js';
+import { CancelledError, Cancels } from './cancels.js';
+import { cancelRequest } from '../shared/codecs/cancel-request.js';
 import type { CancelRequest } from '../shared/codecs/cancel-request.js';
 import type { SlotLease } from './semaphore.js';
 
@@ -47,7 +47,7 @@ export type RunResult = 'done' | 'interrupted';
 
 export interface TaskOutcome {
   taskId: string;
-  status: 'FINISHED' | 'DLQ' | 'INTERRUPTED' | 'CANCELLED';
+  status: 'FINISHED' | 'DLQ' | 'INTERRUPTED' | 'CANCELLED' | 'SKIPPED';
   attempts: number;
   reason?: DlqReason;
 }
@@ -110,9 +110,44 @@ function where(rec: InRecord): string {
  */
 export class TaskRunner {
   private readonly secrets: SecretSource;
+  /** The cancel requests read, and those this consumer made itself (overlap `replace`). */
+  private readonly cancels: Cancels;
 
   constructor(private readonly o: TaskRunnerOptions) {
     this.secrets = o.secrets ?? new SecretSource();
+    if (o.cancels) this.cancels = o.cancels;
+    else {
+      this.cancels = new Cancels(() => o.clock.now());
+      this.cancels.caughtUp();
+    }
+  }
+
+  /**
+   * Overlap `replace`: the run `taskId` (running or waiting) is cancelled because `byTaskId`, a later run of the same
+   * schedule, came; it ends CANCELLED saying so. Local to this consumer: after a crash both records are read again
+   * in order and the later one replaces the earlier one again.
+   */
+  replace(taskId: string, byTaskId: string): void {
+    const req = cancelRequest(taskId, new Date(this.o.clock.now()), 'consumer', {
+      reason: `replaced by ${byTaskId} (overlap replace)`,
+    });
+    this.cancels.add(req);
+  }
+
+  /**
+   * Overlap `skip`: the task is not run, because a run of its schedule was still running or waiting (`why`); done
+   * once its SKIPPED event is acknowledged. A record that is no task goes to the DLQ as any other.
+   */
+  async skip(rec: InRecord, why: string, drain: AbortSignal): Promise<RunResult> {
+    const resolved = await this.resolve(rec, drain, undefined);
+    if (resolved === 'done' || resolved === 'interrupted') return resolved;
+    const { task, processor, log } = resolved;
+    const ok = await this.durably(drain, log, () => this.emit(task, 'SKIPPED', 0, rec, { error: why }));
+    if (!ok) return this.interrupted(task, 0);
+    this.o.metrics?.skipped(processor.name);
+    log.info(`task ${task.taskId} at ${where(rec)} skipped: ${why}`);
+    this.o.onOutcome?.({ taskId: task.taskId, status: 'SKIPPED', attempts: 0 });
+    return 'done';
   }
 
   /**
@@ -124,14 +159,14 @@ export class TaskRunner {
     const resolved = await this.resolve(rec, drain, slot);
     if (resolved === 'done' || resolved === 'interrupted') return resolved;
     const { task, processor, log } = resolved;
-    if (this.o.cancels) await this.o.cancels.ready;
+    await this.cancels.ready;
     for (let attempt = 1; ; attempt++) {
       if (attempt > 1) {
         await slot?.acquire();
         if (drain.aborted) return this.interrupted(task, attempt - 1);
       }
       // Cancelled before this attempt started (waiting in its lane, or between retries): it never starts.
-      const early = this.o.cancels?.requestOf(task.taskId);
+      const early = this.cancels.requestOf(task.taskId);
       if (early) {
         slot?.release();
         return this.cancelled(task, processor.name, rec, attempt - 1, log, drain, early);
@@ -191,15 +226,15 @@ export class TaskRunner {
         ...(details ? { result: details } : {}),
       }).catch(() => undefined);
       // A cancel during the wait ends it at once: the next turn of the loop finds the request.
-      const cancel = this.o.cancels?.watch(task.taskId);
-      const waiting = linkSignals(cancel ? [drain, cancel.signal] : [drain]);
+      const cancel = this.cancels.watch(task.taskId);
+      const waiting = linkSignals([drain, cancel.signal]);
       try {
         await sleep(this.o.clock, delay, waiting.signal);
       } catch {
-        if (drain.aborted || !cancel?.signal.aborted) return this.interrupted(task, attempt);
+        if (drain.aborted || !cancel.signal.aborted) return this.interrupted(task, attempt);
       } finally {
         waiting.dispose();
-        cancel?.done();
+        cancel.done();
       }
     }
   }
@@ -324,9 +359,9 @@ export class TaskRunner {
     );
     const started = this.o.clock.now();
     this.o.metrics?.attemptStarted(processor.name);
-    const cancel = this.o.cancels?.watch(task.taskId);
+    const cancel = this.cancels.watch(task.taskId);
     const linked = linkSignals(
-      cancel ? [drain, cancel.signal] : [drain],
+      [drain, cancel.signal],
       this.o.taskTimeoutMs > 0
         ? {
             clock: this.o.clock,
@@ -364,7 +399,7 @@ export class TaskRunner {
       // Unlinked now, not after the acknowledgement: every task waiting for Kafka would otherwise keep a listener
       // on the batch's signal, and adding one costs as many steps as there are.
       linked.dispose();
-      cancel?.done();
+      cancel.done();
       slot?.release();
     }
     return { succeeded, failure, result, secretValues, durationMs: this.o.clock.now() - started, signal };

@@ -220,6 +220,7 @@ export class EntryControl {
           ...(e.endAt === undefined ? {} : { endAt: e.endAt }),
           ...(e.maxRuns === undefined ? {} : { maxRuns: e.maxRuns, runCount: runs }),
           ...(e.calendars?.length ? { calendars: [...e.calendars] } : {}),
+          ...(e.overlap && e.overlap !== 'queue' ? { overlap: e.overlap } : {}),
         };
       });
   }

@@ -46,7 +46,7 @@ export class FireEncoder {
       out.push(
         taskRecordOf(
           fire.entry.topic,
-          { taskId, scheduleId: fire.entry.id, scheduledFor },
+          { taskId, scheduleId: fire.entry.id, scheduledFor, overlap: task.overlap },
           fastTaskValue(
             task,
             taskIdJson,
@@ -74,7 +74,13 @@ export class FireEncoder {
     let p = this.parts.get(e);
     if (!p) {
       p = {
-        task: preEncodeTask({ scheduleId: e.id, processor: e.processor, param: e.param, payload: e.payload }),
+        task: preEncodeTask({
+          scheduleId: e.id,
+          processor: e.processor,
+          param: e.param,
+          payload: e.payload,
+          overlap: e.overlap,
+        }),
         specHash: specHashOf(e),
       };
       this.parts.set(e, p);

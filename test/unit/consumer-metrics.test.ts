@@ -95,6 +95,7 @@ describe('consumer metrics', () => {
         clock,
         logger: silentLogger,
         revokeTimeoutMs: 1000,
+        drain: new AbortController().signal,
         metrics,
       });
       const resolved: string[] = [];
@@ -107,12 +108,14 @@ describe('consumer metrics', () => {
         lastOffset: () => '13',
         resolveOffset: (o) => void resolved.push(o),
         commitIfNecessary: async () => undefined,
+        commitOffsets: async () => undefined,
         heartbeat: async () => undefined,
         isRunning: () => true,
         isStale: () => false,
       };
-      await worker.handle(batch, new AbortController().signal);
-      expect(resolved.at(-1)).toBe('12');
+      await worker.handle(batch);
+      await worker.stop();
+      expect(resolved.at(-1)).toBe('13');
       expect(await value('taskmanager_consumer_tasks_finished_total')).toBe(3);
       expect(await value('taskmanager_consumer_lag')).toBe(0);
     });

@@ -1,18 +1,44 @@
 import { describe, expect, it } from 'vitest';
-import { ContiguousOffsets } from '../../src/consumer/contiguous-offsets.js';
+import { Watermark } from '../../src/consumer/watermark.js';
 import { dlqRecord } from '../../src/shared/codecs/dlq-record.js';
 import { decodeTaskMessage, taskIdFor } from '../../src/shared/codecs/task-message.js';
 
-describe('contiguous offsets', () => {
+describe('watermark', () => {
   describe('when records finish out of order', () => {
-    it('should only move to the end of the contiguous finished run', () => {
-      const c = new ContiguousOffsets(['10', '11', '12', '13']);
-      expect(c.finish('12')).toBeUndefined();
-      expect(c.finish('11')).toBeUndefined();
-      expect(c.finish('10')).toBe('12');
-      expect(c.allDone).toBe(false);
-      expect(c.finish('13')).toBe('13');
-      expect(c.allDone).toBe(true);
+    it('should only move to after the contiguous finished run', () => {
+      const w = new Watermark();
+      for (const o of ['10', '11', '12', '13']) w.take(o);
+      expect(w.position).toBe('10');
+      expect(w.finish('12')).toBeUndefined();
+      expect(w.finish('11')).toBeUndefined();
+      expect(w.finish('10')).toBe('13');
+      expect(w.pending).toBe(1);
+      expect(w.finish('13')).toBe('14');
+      expect(w.pending).toBe(0);
+    });
+  });
+
+  describe('when records come in several fetches, each ending with transaction markers', () => {
+    it('should move past the markers of a fetch once its records and all before finished', () => {
+      const w = new Watermark();
+      w.take('0');
+      expect(w.end('1')).toBeUndefined(); // record 0 runs; 1 is a commit marker
+      w.take('2');
+      expect(w.end('3')).toBeUndefined();
+      expect(w.finish('2')).toBeUndefined(); // 0 still runs
+      expect(w.finish('0')).toBe('4');
+      expect(w.has('3')).toBe(true);
+      expect(w.has('4')).toBe(false);
+      // A fetch of markers only, nothing pending: straight past it.
+      expect(w.end('5')).toBe('6');
+      expect(w.end('5')).toBeUndefined();
+    });
+
+    it('should refuse a record taken twice or out of order', () => {
+      const w = new Watermark();
+      w.take('5');
+      expect(() => w.take('5')).toThrow(/out of order/);
+      expect(() => w.finish('6')).toThrow(/not taken/);
     });
   });
 });

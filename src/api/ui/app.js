@@ -21,6 +21,16 @@ function nextTexts(r) {
   return r.nextFireTimes.map((t, i) => (r.nextDueTimes?.[i] ? `${t} due ${r.nextDueTimes[i]}` : t));
 }
 
+/** The schedule options a task's edit box shows when set (with its kind, zone and misfire policy). */
+const EDITABLE_OPTIONS = ['jitter', 'startAt', 'endAt', 'maxRuns', 'calendars', 'overlap', 'keepFinished'];
+
+/** What a schedule's overlap policy does, in words (the default, queue, is not shown). */
+const OVERLAP_TEXT = {
+  skip: 'Overlap skip: a run that comes while the previous one is running or waiting ends SKIPPED',
+  replace: 'Overlap replace: a new run cancels the one still running',
+  allow: 'Overlap allow: runs may run side by side',
+};
+
 /**
  * A schedule's active window, limit and exclusion calendars, when set (`ended` once past endAt or at maxRuns); its
  * next fires already leave out the dates its calendars exclude.
@@ -32,7 +42,9 @@ function windowText(s) {
     s.maxRuns ? `${s.runCount ?? '?'} of at most ${s.maxRuns} runs` : '',
     s.calendars?.length ? `except on the dates of ${s.calendars.join(', ')}` : '',
   ].filter(Boolean);
-  return parts.length === 0 ? '' : `<p id="window">Fires ${esc(parts.join(', '))}</p>`;
+  const overlap =
+    s.overlap && s.overlap !== 'queue' ? `<p id="overlap">${esc(OVERLAP_TEXT[s.overlap])}</p>` : '';
+  return (parts.length === 0 ? '' : `<p id="window">Fires ${esc(parts.join(', '))}</p>`) + overlap;
 }
 
 let flashTimer;
@@ -236,7 +248,7 @@ async function tasksView() {
     );
 }
 
-const FINAL_RUN = new Set(['FINISHED', 'FAILED', 'CANCELLED']);
+const FINAL_RUN = new Set(['FINISHED', 'FAILED', 'CANCELLED', 'SKIPPED']);
 
 /** A schedule's runs; operators get a Cancel button on each run that has not ended. */
 function runsTable(runs) {
@@ -246,7 +258,7 @@ function runsTable(runs) {
         (
           r,
         ) => `<tr data-task-id="${esc(r.taskId)}"><td>${esc(r.scheduledFor)}</td><td class="${esc(r.state)}">${esc(r.state)}</td><td>${r.attempts}</td>
-        <td>${esc(r.durationMs ?? '')}</td><td>${esc(r.consumer ? `${r.consumer.host}:${r.consumer.pid}` : '')}</td><td>${esc(r.cancelled ?? r.error ?? '')}</td>
+        <td>${esc(r.durationMs ?? '')}</td><td>${esc(r.consumer ? `${r.consumer.host}:${r.consumer.pid}` : '')}</td><td>${esc(r.cancelled ?? r.skipped ?? r.error ?? '')}</td>
         <td>${can('operator') && !FINAL_RUN.has(r.state) ? `<button class="cancel" data-task-id="${esc(r.taskId)}">Cancel</button>` : ''}</td></tr>`,
       )
       .join('')}</tbody></table>`;
@@ -326,14 +338,19 @@ async function taskView(id) {
     timeZone: t.timeZone,
     misfire: t.misfire,
     enabled: t.enabled,
-    ...(t.param === undefined ? {} : { param: t.param }),
-    ...(t.payload === undefined ? {} : { payload: t.payload }),
+    // The options it has set: a save without them would drop them (PUT replaces the definition).
+    ...Object.fromEntries(
+      ['param', 'payload', ...EDITABLE_OPTIONS].filter((k) => t[k] !== undefined).map((k) => [k, t[k]]),
+    ),
   };
   main.innerHTML = `<h2>${esc(t.id)} <small class="${esc(t.status)}" id="task-status">${esc(t.status)}</small></h2>
     ${
       can('operator')
         ? `<p id="actions"><button id="trigger">Trigger now</button>
-           <button id="toggle">${t.enabled ? 'Pause' : 'Resume'}</button><button id="delete">Delete</button></p>`
+           <button id="toggle">${t.enabled ? 'Pause' : 'Resume'}</button><button id="delete">Delete</button>
+           <label>Overlap <select id="overlap">${['queue', 'skip', 'replace', 'allow']
+             .map((o) => `<option${o === (t.overlap ?? 'queue') ? ' selected' : ''}>${o}</option>`)
+             .join('')}</select></label></p>`
         : ''
     }
     <div class="grid"><section><h3>Definition</h3><pre>${esc(JSON.stringify(t, null, 2))}</pre>
@@ -359,6 +376,17 @@ async function taskView(id) {
       },
       again,
     );
+  $('#overlap').onchange = (e) => {
+    const overlap = e.target.value;
+    void act(
+      `Set the overlap policy of ${t.id} to ${overlap}?`,
+      async () => {
+        await api('PATCH', path, { overlap }, { 'if-match': etag });
+        return `overlap ${overlap}`;
+      },
+      again,
+    );
+  };
   $('#delete').onclick = () =>
     act(
       `Delete ${t.id}? Its future fires stop.`,

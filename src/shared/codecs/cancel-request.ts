@@ -16,8 +16,12 @@ export interface CancelRequest {
   v: 1;
   taskId: string;
   at: string;
-  /** Who asked: a taskapi user (`role: 'api'`) or an operator's `taskconsumer cancel` (`role: 'operator'`). */
-  by: Origin & { role: 'api' | 'operator'; user?: string };
+  /**
+   * Who asked: a taskapi user (`role: 'api'`) or an operator's `taskconsumer cancel` (`role: 'operator'`). A consumer
+   * cancelling a run replaced under the overlap policy `replace` makes one of its own (`role: 'consumer'`), never
+   * written to the topic.
+   */
+  by: Origin & { role: 'api' | 'operator' | 'consumer'; user?: string };
   /** Why, in the requester's words. */
   reason?: string;
 }
@@ -54,6 +58,7 @@ export function cancelRequest(
 
 /** `cancelled by alice (api): wrong customer` — who asked and why, for events, logs and answers. */
 export function describeCancel(req: CancelRequest): string {
+  if (req.by.role === 'consumer' && req.reason) return req.reason;
   const who = req.by.user ? `${req.by.user} (${req.by.role})` : `${req.by.role} on ${req.by.host}`;
   return `cancelled by ${who}${req.reason ? `: ${req.reason}` : ''}`;
 }

@@ -3,6 +3,7 @@ import type { JSONSchemaType } from 'ajv';
 import type { ErrorCode } from '../errors.js';
 import type { OutRecord } from '../kafka/types.js';
 import type { BackfillRange, BackfillResult } from '../backfill.js';
+import type { OverlapPolicy } from '../schedule/model.js';
 
 /**
  * The records of `taskmanager.commands` (docs/messages-and-topics.md#commands, key = scheduler group): the control
@@ -70,6 +71,8 @@ export interface ScheduleTimesShown {
   runCount?: number;
   /** Its exclusion calendars, when it names any (absent in replies of older instances). */
   calendars?: string[];
+  /** Its overlap policy, when not the default `queue` (absent in replies of older instances). */
+  overlap?: OverlapPolicy;
 }
 
 /** What a control request changed, in words for the CLI. */

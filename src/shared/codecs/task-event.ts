@@ -15,9 +15,12 @@ export const EVENTS_TOPIC = 'taskmanager.events';
 
 /**
  * `REPLAYED`: an operator re-published the task from the DLQ to its topic. `CANCELLED` (final): a cancel request
- * stopped the task, before it started (`attempt` 0) or while it ran; `error` says who asked and why.
+ * stopped the task, before it started (`attempt` 0) or while it ran; `error` says who asked and why. `SKIPPED`
+ * (final): its schedule's overlap policy is `skip` and a run of the same schedule was still running or waiting, so
+ * it never started (`attempt` 0); `error` names that run.
  */
-export type TaskStatus = 'SCHEDULED' | 'EXECUTING' | 'FINISHED' | 'FAILED' | 'REPLAYED' | 'CANCELLED';
+export type TaskStatus =
+  'SCHEDULED' | 'EXECUTING' | 'FINISHED' | 'FAILED' | 'REPLAYED' | 'CANCELLED' | 'SKIPPED';
 
 export type EventRole = 'scheduler' | 'consumer' | 'api' | 'operator';
 
@@ -160,7 +163,7 @@ const eventSchema = {
     ...taskIdsSchema,
     status: {
       type: 'string',
-      enum: ['SCHEDULED', 'EXECUTING', 'FINISHED', 'FAILED', 'REPLAYED', 'CANCELLED'],
+      enum: ['SCHEDULED', 'EXECUTING', 'FINISHED', 'FAILED', 'REPLAYED', 'CANCELLED', 'SKIPPED'],
     },
     at: { type: 'string' },
     attempt: { type: 'integer' },

@@ -3,6 +3,7 @@ import type { JSONSchemaType } from 'ajv';
 import { AppError } from '../errors.js';
 import type { OutRecord, RecordHeaders } from '../kafka/types.js';
 import type { Origin } from '../messages.js';
+import type { OverlapPolicy } from '../schedule/model.js';
 
 /**
  * The task message of docs/messages-and-topics.md#task-message, one per fire: its type, its headers, the typed encoder and the decoder
@@ -23,6 +24,12 @@ export interface TaskMessage {
   processor: string;
   param?: string;
   payload?: unknown;
+  /**
+   * The schedule's overlap policy, when not `queue` (docs/messages-and-topics.md#task-message): what the consumer
+   * does when a run of the same schedule is still running or waiting. Added in 1.x without a version change, like
+   * `jitteredFor`; the record's `overlap` header says the same, so a consumer routes the record before decoding it.
+   */
+  overlap?: Exclude<OverlapPolicy, 'queue'>;
   scheduledFor: string;
   /**
    * When the fire was due, for a schedule with jitter: `scheduledFor` (the nominal instant, the taskId's) plus the
@@ -40,6 +47,12 @@ export interface TaskFields {
   processor: string;
   param?: string;
   payload?: unknown;
+  overlap?: OverlapPolicy;
+}
+
+/** The overlap policy a task message carries: none for the default, `queue`. */
+function overlapOf(fields: TaskFields): Exclude<OverlapPolicy, 'queue'> | undefined {
+  return fields.overlap === 'queue' ? undefined : fields.overlap;
 }
 
 /** `1@2026-11-22T10:00:05.000Z`: deterministic, so every component can de-duplicate on it. */
@@ -73,6 +86,7 @@ export function taskMessageOf(
     processor: fields.processor,
     ...(fields.param === undefined ? {} : { param: fields.param }),
     ...(fields.payload === undefined ? {} : { payload: fields.payload }),
+    ...(overlapOf(fields) === undefined ? {} : { overlap: overlapOf(fields) }),
     scheduledFor: new Date(scheduledForMs).toISOString(),
     ...(dueAtMs === undefined ? {} : { jitteredFor: new Date(dueAtMs).toISOString() }),
     firedAt: new Date(firedAtMs).toISOString(),
@@ -81,15 +95,24 @@ export function taskMessageOf(
 }
 
 /** The headers of a task record: its ids, so a consumer can route and log it without decoding the value. */
-function taskHeadersOf(taskId: string, scheduleId: string, scheduledFor: string): RecordHeaders {
+function taskHeadersOf(
+  taskId: string,
+  scheduleId: string,
+  scheduledFor: string,
+  overlap: TaskMessage['overlap'],
+): RecordHeaders {
   return {
     'task-id': taskId,
     'schedule-id': scheduleId,
     'scheduled-for': scheduledFor,
     'content-type': 'application/json',
     'schema-version': String(SCHEMA_VERSION),
+    ...(overlap === undefined ? {} : { [OVERLAP_HEADER]: overlap }),
   };
 }
+
+/** The header holding a task's overlap policy when it is not `queue`. */
+export const OVERLAP_HEADER = 'overlap';
 
 /** The typed encoder: the record value of a task message. */
 export function encodeTaskMessage(task: TaskMessage): string {
@@ -104,14 +127,14 @@ export function taskRecord(topic: string, task: TaskMessage): OutRecord {
 /** The record of the task message `ids` whose value is `value` (encoded by this module). */
 export function taskRecordOf(
   topic: string,
-  ids: Pick<TaskMessage, 'taskId' | 'scheduleId' | 'scheduledFor'>,
+  ids: Pick<TaskMessage, 'taskId' | 'scheduleId' | 'scheduledFor' | 'overlap'>,
   value: string,
 ): OutRecord {
   return {
     topic,
     key: ids.scheduleId,
     value,
-    headers: taskHeadersOf(ids.taskId, ids.scheduleId, ids.scheduledFor),
+    headers: taskHeadersOf(ids.taskId, ids.scheduleId, ids.scheduledFor, ids.overlap),
   };
 }
 
@@ -120,8 +143,9 @@ export interface PreEncodedTask {
   scheduleId: string;
   /** The schedule Id as JSON. */
   idJson: string;
-  /** `"scheduleId":…,"processor":…` plus param and payload when set. */
+  /** `"scheduleId":…,"processor":…` plus param, payload and overlap when set. */
   middle: string;
+  overlap?: TaskMessage['overlap'];
 }
 
 export function preEncodeTask(fields: TaskFields): PreEncodedTask {
@@ -130,8 +154,15 @@ export function preEncodeTask(fields: TaskFields): PreEncodedTask {
     processor: fields.processor,
     ...(fields.param === undefined ? {} : { param: fields.param }),
     ...(fields.payload === undefined ? {} : { payload: fields.payload }),
+    ...(overlapOf(fields) === undefined ? {} : { overlap: overlapOf(fields) }),
   });
-  return { scheduleId: fields.scheduleId, idJson, middle: `"scheduleId":${idJson},${rest.slice(1, -1)}` };
+  const overlap = overlapOf(fields);
+  return {
+    scheduleId: fields.scheduleId,
+    idJson,
+    middle: `"scheduleId":${idJson},${rest.slice(1, -1)}`,
+    ...(overlap === undefined ? {} : { overlap }),
+  };
 }
 
 /**
@@ -179,6 +210,7 @@ const taskMessageSchema: JSONSchemaType<TaskMessage> = {
     processor: { type: 'string', minLength: 1 },
     param: { type: 'string', nullable: true },
     payload: {} as JSONSchemaType<TaskMessage>['properties']['payload'],
+    overlap: { type: 'string', enum: ['skip', 'replace', 'allow'], nullable: true },
     scheduledFor: { type: 'string', format: 'date-time' },
     jitteredFor: { type: 'string', format: 'date-time', nullable: true },
     firedAt: { type: 'string', format: 'date-time' },

@@ -6,6 +6,7 @@ import { errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { isNotRunning, isUnknownMember } from './errors.js';
 import { toPartitionBatch } from './records.js';
+import { beforeGroupJoin } from './kafkajs/index.js';
 import type { GroupAssignment, PartitionBatch } from './types.js';
 
 export interface RunOptions {
@@ -14,6 +15,11 @@ export interface RunOptions {
   /** False: never commit (a reader that re-reads from the beginning on every assignment). @default true */
   autoCommit?: boolean;
   eachBatch(batch: PartitionBatch): Promise<void>;
+  /**
+   * Runs before every join of the group (the first, each rejoin after a rebalance, a restart's): a member whose work
+   * outlives its batches finishes and commits it here, before its partitions can move (`kafkajs/rejoin-hook.ts`).
+   */
+  beforeJoin?(): Promise<void>;
 }
 
 /** A consumer-group member: subscribe, run batches, stop (finishing batches, leaving the group). */
@@ -30,6 +36,7 @@ export class GroupConsumer {
   private restarts = 0;
   /** Partitions paused by the caller: kafkajs forgets them when it restarts a member, so they are paused again. */
   private readonly paused = new Map<string, Set<number>>();
+  private removeJoinHook: (() => void) | undefined;
 
   constructor(
     private readonly consumer: Consumer,
@@ -149,6 +156,7 @@ export class GroupConsumer {
 
   async run(options: RunOptions): Promise<void> {
     this.running = options;
+    if (options.beforeJoin) this.removeJoinHook = beforeGroupJoin(this.groupId, options.beforeJoin);
     await this.runWith(options);
   }
 
@@ -203,6 +211,7 @@ export class GroupConsumer {
 
   disconnect(): Promise<void> {
     this.stopped = true;
+    this.removeJoinHook?.();
     this.logger.debug('disconnecting consumer');
     return this.consumer.disconnect();
   }

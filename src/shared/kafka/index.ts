@@ -4,7 +4,14 @@ export { isFencedError, isRebalancing, kafkaErrorType } from './errors.js';
 export { GroupConsumer } from './group-consumer.js';
 export type { KafkaOptions, ConsumerOptions, TopicLayout } from './client.js';
 export type { RunOptions } from './group-consumer.js';
-export type { InRecord, OutRecord, PartitionBatch, RecordHeaders, GroupAssignment } from './types.js';
+export type {
+  CommitPosition,
+  InRecord,
+  OutRecord,
+  PartitionBatch,
+  RecordHeaders,
+  GroupAssignment,
+} from './types.js';
 export { BatchingSender } from './batching-sender.js';
 export { partitionForKey } from './partition.js';
 export type { Follower, FollowOptions } from './follow.js';

@@ -1,5 +1,5 @@
 import type { EachBatchPayload, IHeaders, KafkaMessage } from 'kafkajs';
-import type { InRecord, PartitionBatch, RecordHeaders } from './types.js';
+import type { CommitPosition, InRecord, PartitionBatch, RecordHeaders } from './types.js';
 
 function fromKafkaHeaders(h: IHeaders | undefined): RecordHeaders {
   const out: RecordHeaders = {};
@@ -24,6 +24,18 @@ export function toInRecord(topic: string, partition: number, m: KafkaMessage): I
   };
 }
 
+function byTopic(
+  offsets: readonly CommitPosition[],
+): Array<{ topic: string; partitions: Array<{ partition: number; offset: string }> }> {
+  const topics = new Map<string, Array<{ partition: number; offset: string }>>();
+  for (const { topic, partition, offset } of offsets) {
+    let ps = topics.get(topic);
+    if (!ps) topics.set(topic, (ps = []));
+    ps.push({ partition, offset });
+  }
+  return [...topics].map(([topic, partitions]) => ({ topic, partitions }));
+}
+
 /**
  * Our batch over kafkajs's `eachBatch` payload: the one place that knows that payload's shape. Offsets are resolved
  * by hand (the consumer runs with `eachBatchAutoResolve: false`).
@@ -38,6 +50,7 @@ export function toPartitionBatch(p: EachBatchPayload): PartitionBatch {
     lastOffset: () => batch.lastOffset(),
     resolveOffset: (o) => p.resolveOffset(o),
     commitIfNecessary: () => p.commitOffsetsIfNecessary(),
+    commitOffsets: (offsets) => p.commitOffsetsIfNecessary({ topics: byTopic(offsets) }),
     heartbeat: () => p.heartbeat(),
     isRunning: () => p.isRunning(),
     isStale: () => p.isStale(),

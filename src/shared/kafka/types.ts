@@ -41,12 +41,24 @@ export interface PartitionBatch {
   resolveOffset(offset: string): void;
   /** Commits what is resolved when it moved; rejects with a rebalance (isRebalancing in errors.ts) when the group moved. */
   commitIfNecessary(): Promise<void>;
+  /**
+   * Commits these positions (the offset of the next record to read) for the member's group, whatever is resolved:
+   * for a member that resolves records as it takes them (its fetch moves on) and commits only what finished.
+   */
+  commitOffsets(offsets: readonly CommitPosition[]): Promise<void>;
   /** Tells the coordinator this member is alive during long work; rejects with a rebalance when the group moves. */
   heartbeat(): Promise<void>;
   /** False once the consumer stops: take no new records. */
   isRunning(): boolean;
   /** True when the partition was seeked or taken away meanwhile: take no new records. */
   isStale(): boolean;
+}
+
+/** Where a group resumes reading a partition: the offset of the next record. */
+export interface CommitPosition {
+  topic: string;
+  partition: number;
+  offset: string;
 }
 
 export interface GroupAssignment {

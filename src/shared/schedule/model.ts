@@ -18,6 +18,14 @@ import type { ScheduleSpec } from './spec.js';
 export type MisfirePolicy = 'skip' | 'fire-once' | 'fire-all';
 export const MISFIRE_POLICIES: readonly MisfirePolicy[] = ['skip', 'fire-once', 'fire-all'];
 
+/**
+ * What a consumer does with a run of a schedule whose previous run is still running or waiting (Kubernetes'
+ * concurrencyPolicy, Temporal's overlap policies): `queue` runs it after (the default), `skip` ends it SKIPPED,
+ * `replace` cancels the previous one and runs it, `allow` runs it beside (docs/schedule-file.md#overlap).
+ */
+export type OverlapPolicy = 'queue' | 'skip' | 'replace' | 'allow';
+export const OVERLAP_POLICIES: readonly OverlapPolicy[] = ['queue', 'skip', 'replace', 'allow'];
+
 /** The shortest and longest interval, as messages and the OpenAPI document state them: `1s`, `87600h (10 years)`. */
 export const MIN_EVERY_TEXT = formatDuration(MIN_EVERY_MS);
 export const MAX_EVERY_TEXT = `${formatDuration(MAX_EVERY_MS)} (${MAX_EVERY_MS / (365 * 24 * 3_600_000)} years)`;
@@ -55,6 +63,8 @@ export interface ScheduleOptions {
    * `/api/v1/calendars`.
    */
   calendars?: string[];
+  /** What a run does when the schedule's previous run is still running or waiting. Absent: `queue`. */
+  overlap?: OverlapPolicy;
 }
 
 /** The longest jitter, in seconds (a day): a longer delay would spread nothing a day's schedules do not. */
@@ -78,9 +88,12 @@ const FILE_NAMES: Readonly<Record<string, string>> = { jitter: 'JitterSeconds' }
  * 2/5 runs)`, or '' when none is set; `runCount` unknown (no state at hand): `at most 5 runs`.
  */
 export function optionsNote(
-  o: Pick<ScheduleOptions, 'jitter' | 'startAt' | 'endAt' | 'maxRuns' | 'calendars'> & { runCount?: number },
+  o: Pick<ScheduleOptions, 'jitter' | 'startAt' | 'endAt' | 'maxRuns' | 'calendars' | 'overlap'> & {
+    runCount?: number;
+  },
 ): string {
   const parts = [
+    ...(o.overlap && o.overlap !== 'queue' ? [`overlap ${o.overlap}`] : []),
     ...(o.calendars?.length ? [`except ${o.calendars.join(', ')}`] : []),
     ...(o.jitter ? [`jitter ${o.jitter}s`] : []),
     ...(o.startAt === undefined ? [] : [`from ${o.startAt}`]),
@@ -154,6 +167,13 @@ export const OPTION_SCHEMAS = {
     examples: [10],
   },
   calendars: CALENDARS_OPTION_SCHEMA,
+  overlap: {
+    type: 'string',
+    enum: [...OVERLAP_POLICIES],
+    description:
+      'When a run of this schedule is still running or waiting as the next one comes: queue runs it after (default), skip ends the new one SKIPPED, replace cancels the running one, allow runs both side by side',
+    examples: ['skip'],
+  },
 } as const;
 
 const OPTION_FIELDS = Object.keys(OPTION_SCHEMAS) as Array<keyof ScheduleOptions>;

@@ -16,7 +16,10 @@ export const T0 = Date.parse('2026-11-25T08:00:00.000Z');
 export const TOPIC = 'tasks';
 
 /** A task record of `TOPIC` partition 0 for processor `processor`, keyed by its schedule Id. */
-export function taskRecord(offset: number, o: { key?: string; processor?: string } = {}): InRecord {
+export function taskRecord(
+  offset: number,
+  o: { key?: string; processor?: string; overlap?: 'skip' | 'replace' | 'allow' } = {},
+): InRecord {
   const scheduleId = o.key ?? `s${offset}`;
   const at = new Date(T0 + offset * 1000).toISOString();
   return {
@@ -33,7 +36,7 @@ export function taskRecord(offset: number, o: { key?: string; processor?: string
       firedAt: at,
       scheduler: { group: 'g', host: 'h', pid: 1 },
     }),
-    headers: {},
+    headers: { 'task-id': `${scheduleId}@${at}`, ...(o.overlap ? { overlap: o.overlap } : {}) },
     timestamp: '0',
   };
 }
@@ -93,6 +96,8 @@ export function consumerFixture(processors: Processor[], options: Partial<TaskRu
 /** A fetched batch of `TOPIC`/0 for BatchWorker, recording what the worker resolved and when it heartbeat. */
 export function memoryBatch(records: InRecord[]) {
   const resolved: string[] = [];
+  /** The positions committed (next offset to read), in order. */
+  const committed: string[] = [];
   const state = {
     running: true,
     heartbeats: 0,
@@ -107,6 +112,10 @@ export function memoryBatch(records: InRecord[]) {
     lastOffset: () => records[records.length - 1]?.offset ?? '-1',
     resolveOffset: (o) => void resolved.push(o),
     commitIfNecessary: () => Promise.resolve(),
+    commitOffsets: (offsets) => {
+      for (const o of offsets) committed.push(o.offset);
+      return Promise.resolve();
+    },
     heartbeat: () => {
       state.heartbeats++;
       const err = state.heartbeatError;
@@ -116,5 +125,5 @@ export function memoryBatch(records: InRecord[]) {
     isRunning: () => state.running,
     isStale: () => false,
   };
-  return { batch, resolved, state };
+  return { batch, resolved, committed, state };
 }

@@ -148,6 +148,7 @@ export class MemoryGroupMember {
           lastOffset: () => last,
           resolveOffset: (o) => this.position.set(key, Number(o) + 1),
           commitIfNecessary: () => Promise.resolve(),
+          commitOffsets: () => Promise.resolve(),
           heartbeat: () => Promise.resolve(),
           isRunning: () => !this.stopped,
           isStale: () => false,

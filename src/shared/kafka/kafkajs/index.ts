@@ -4,8 +4,10 @@ import { fixStaleGroupCoordinator } from './coordinator-fix.js';
 import { fixAbortedTransactionFilter } from './fetch-fixes.js';
 import { fixConcurrentProduceRetries } from './produce-fixes.js';
 import { fixIdleRequestQueueLoop } from './request-queue-fix.js';
+import { runHooksBeforeJoin } from './rejoin-hook.js';
 
 export { transactionLedger } from './produce-fixes.js';
+export { beforeGroupJoin } from './rejoin-hook.js';
 
 /**
  * Everything taskmanager takes from kafkajs beyond its public API lives in this folder: the fixes it applies to
@@ -47,6 +49,10 @@ const CHECKS: InternalCheck[] = [
   {
     what: 'consumer/consumerGroup heartbeat and join (group coordinator looked up again when unreachable)',
     apply: fixStaleGroupCoordinator,
+  },
+  {
+    what: 'consumer/consumerGroup joinAndSync and the runner rejoining through it (work finished before a rebalance)',
+    apply: runHooksBeforeJoin,
   },
   {
     what: `the Kafka client's cluster factory (Symbol "${CREATE_CLUSTER}", for LeaveGroup)`,
