@@ -178,7 +178,7 @@ plan_acls() {
     acl "$a" Topic LITERAL Read,Write "users and API tokens (taskapi run and taskapi users)" "$USERS"
     acl "$a" Topic LITERAL Read,Write "exclusion calendars (/api/v1/calendars)" "$CALENDARS"
     acl "$a" Topic LITERAL Read,Write "run history (read); manual-fire events (written)" "$EVENTS"
-    acl "$a" Topic LITERAL Write "audit events of the changes made through it" "$AUDIT"
+    acl "$a" Topic LITERAL Read,Write "audit events of the changes made through it; read back for GET /api/v1/audit" "$AUDIT"
     if ((API_COMMANDS)); then
       acl "$a" Topic LITERAL Read,Write "dashboard: status of the scheduler instances; trigger/pause/resume of schedules; backfills" "$COMMANDS"
     fi

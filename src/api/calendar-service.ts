@@ -1,8 +1,6 @@
-import { hostname } from 'node:os';
 import type { Clock } from '../shared/clock.js';
-import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
-import { calendarAuditRecord } from '../shared/codecs/task-event.js';
+import { auditStamp, calendarAuditRecord } from '../shared/codecs/task-event.js';
 import type { CalendarAuditEvent } from '../shared/codecs/task-event.js';
 import {
   calendarDateProblems,
@@ -16,6 +14,7 @@ import type { TaskDefinition } from '../shared/tasks/definition.js';
 import { actorOf } from './auth/roles.js';
 import type { Principal } from './auth/roles.js';
 import type { FollowedTopic, KafkaStore } from './kafka-store.js';
+import { sendAudit } from './audit-trail.js';
 import { ApiError } from './problem.js';
 import type { FieldError, Parsed } from './task-input.js';
 import type { TaskView } from './task-view.js';
@@ -206,14 +205,8 @@ export class CalendarService {
       kind: 'audit',
       action,
       calendar: name,
-      user: actor,
-      at: new Date(this.o.clock.now()).toISOString(),
-      from: { host: hostname(), pid: process.pid },
+      ...auditStamp(actor, this.o.clock.now()),
     };
-    await this.o.store
-      .send([calendarAuditRecord(event)])
-      .catch((err: unknown) =>
-        this.o.logger.warn(`audit event ${action} of calendar ${name} not written: ${errorMessage(err)}`),
-      );
+    await sendAudit(this.o, calendarAuditRecord(event), `${action} of calendar ${name}`);
   }
 }

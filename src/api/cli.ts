@@ -29,6 +29,7 @@ import type { CallOptions } from './call-command.js';
 import { serve } from './serve.js';
 import type { ServeOptions } from './serve.js';
 import { DEFAULT_MAX_PAYLOAD_BYTES } from './task-input.js';
+import { DEFAULT_AUDIT_KEEP } from './audit-view.js';
 import { allowedTaskTopics, DEFAULT_TASK_TOPICS } from './task-topics.js';
 import { firstLineOfStdin, formatUsers, readPassword, withUsers } from './users-command.js';
 
@@ -186,6 +187,15 @@ program
       .env('TASKAPI_TRUST_PROXY')
       .argParser(trustProxyArg)
       .default(false),
+  )
+  .addOption(
+    new Option(
+      '--audit-keep <count>',
+      'newest entries of taskmanager.audit kept in memory for GET /api/v1/audit and the dashboard',
+    )
+      .env('TASKAPI_AUDIT_KEEP')
+      .argParser(positiveInt('--audit-keep'))
+      .default(DEFAULT_AUDIT_KEEP),
   )
   .addOption(logLevelOption())
   .addOption(logFormatOption())

@@ -86,20 +86,24 @@ export const IF_MATCH_HEADERS = {
   },
 } as const;
 
-export const LIST_QUERY = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
-    offset: { type: 'integer', minimum: 0, maximum: 1_000_000_000 },
-    cursor: {
-      type: 'string',
-      description: 'nextCursor of the previous page (stable under concurrent writes)',
-    },
-    status: { type: 'string', enum: [...TASK_STATES] },
-    processor: { type: 'string' },
+/** The query of a paged list route: `limit` (1 to 1000, 100 by default) and the route's own parameters. */
+export function pageQuery<P extends object>(properties: P) {
+  return {
+    type: 'object',
+    additionalProperties: false,
+    properties: { limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 }, ...properties },
+  } as const;
+}
+
+export const LIST_QUERY = pageQuery({
+  offset: { type: 'integer', minimum: 0, maximum: 1_000_000_000 },
+  cursor: {
+    type: 'string',
+    description: 'nextCursor of the previous page (stable under concurrent writes)',
   },
-} as const;
+  status: { type: 'string', enum: [...TASK_STATES] },
+  processor: { type: 'string' },
+} as const);
 
 /** The fields a list shows of a task: all but `payload` and `param` (GET /api/v1/tasks/{id} has them). */
 const { payload: _payload, param: _param, ...SUMMARY_PROPERTIES } = TASK_SCHEMA.properties;

@@ -2,9 +2,18 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ClusterStatus } from './cluster-status.js';
 import { principalOf } from './auth/guard.js';
 import { actorOf } from './auth/roles.js';
-import { cancelRoute, COMMON_ERRORS, json, problem, route, TASK_ID_PARAM } from './route-schemas.js';
+import {
+  cancelRoute,
+  COMMON_ERRORS,
+  json,
+  pageQuery,
+  problem,
+  route,
+  TASK_ID_PARAM,
+} from './route-schemas.js';
 import type { Principal } from './auth/roles.js';
 import type { CancelResult } from './task-service.js';
+import type { ScheduleAuditAction } from '../shared/codecs/task-event.js';
 import { RUN_SCHEMA } from './task-model.js';
 
 const SCHEDULE_PARAMS = {
@@ -152,23 +161,18 @@ const RATES_SCHEMA = {
   },
 } as const;
 
-const SCHEDULES_QUERY = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
-    q: {
-      type: 'string',
-      maxLength: 200,
-      description: 'Only rows whose id, group, processor or spec contain it',
-    },
-    cursor: {
-      type: 'string',
-      maxLength: 2000,
-      description: 'nextCursor of the previous page (stable when schedules come and go)',
-    },
+const SCHEDULES_QUERY = pageQuery({
+  q: {
+    type: 'string',
+    maxLength: 200,
+    description: 'Only rows whose id, group, processor or spec contain it',
   },
-} as const;
+  cursor: {
+    type: 'string',
+    maxLength: 2000,
+    description: 'nextCursor of the previous page (stable when schedules come and go)',
+  },
+} as const);
 
 const SCHEDULES_PAGE_SCHEMA = {
   type: 'object',
@@ -259,13 +263,34 @@ const ACTION = (action: Action) =>
     },
   });
 
+/** Records an action on a schedule (see ScheduleAuditEvent). */
+export type ScheduleAudit = (
+  action: ScheduleAuditAction,
+  ids: { group: string; schedule: string; taskId?: string },
+  user: string,
+) => Promise<void>;
+
+const AUDITED: Record<Action, ScheduleAuditAction> = {
+  trigger: 'schedule.triggered',
+  pause: 'schedule.paused',
+  resume: 'schedule.resumed',
+};
+
 async function scheduleAction(
   status: ClusterStatus,
+  audit: ScheduleAudit,
   action: Action,
   req: FastifyRequest<ScheduleParams>,
   reply: FastifyReply,
 ): Promise<FastifyReply> {
-  const answer = await status.command(action, req.params.group, req.params.id, actorOf(principalOf(req)));
+  const actor = actorOf(principalOf(req));
+  const { group, id } = req.params;
+  const answer = await status.command(action, group, id, actor);
+  await audit(
+    AUDITED[action],
+    { group, schedule: id, ...(answer.taskId === undefined ? {} : { taskId: answer.taskId }) },
+    actor,
+  );
   return reply.code(statusOf(action)).send(answer);
 }
 
@@ -306,19 +331,27 @@ type CancelParams = {
 };
 
 /** `/api/v1/schedules` and `/api/v1/cluster`: what the dashboard's overview and health pages show. */
-export function registerClusterRoutes(app: FastifyInstance, status: ClusterStatus, cancel: CancelRun): void {
+export function registerClusterRoutes(
+  app: FastifyInstance,
+  status: ClusterStatus,
+  cancel: CancelRun,
+  audit: ScheduleAudit,
+): void {
   app.get<SchedulesQuery>('/api/v1/schedules', SCHEDULES, (req) => schedules(status, req));
   app.get<ScheduleParams>('/api/v1/schedules/:group/:id', SCHEDULE, (req) =>
     status.schedule(req.params.group, req.params.id),
   );
   for (const action of ACTIONS)
     app.post<ScheduleParams>(`/api/v1/schedules/:group/:id/${action}`, ACTION(action), (req, reply) =>
-      scheduleAction(status, action, req, reply),
+      scheduleAction(status, audit, action, req, reply),
     );
   app.post<CancelParams>('/api/v1/schedules/:group/:id/runs/:taskId/cancel', CANCEL, async (req, reply) => {
     // 404 for a schedule no instance of the group reports.
     await status.schedule(req.params.group, req.params.id);
-    const answer = await cancel(req.params.id, req.params.taskId, req.body?.reason, principalOf(req));
+    const by = principalOf(req);
+    const answer = await cancel(req.params.id, req.params.taskId, req.body?.reason, by);
+    const { group, id, taskId } = req.params;
+    await audit('schedule.cancelled', { group, schedule: id, taskId }, actorOf(by));
     return reply.code(202).send(answer);
   });
   app.get('/api/v1/cluster', CLUSTER, () => status.cluster());

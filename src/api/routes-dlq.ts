@@ -9,9 +9,10 @@ import { principalOf } from './auth/guard.js';
 import { actorOf } from './auth/roles.js';
 import type { DlqItem, DlqState } from './dlq-view.js';
 import { DlqViews, existingDlq } from './dlq-views.js';
+import { dlqTopicOf } from '../shared/codecs/dlq-record.js';
 import type { DlqViewsOptions } from './dlq-views.js';
 import { ApiError } from './problem.js';
-import { BODY_ERRORS, COMMON_ERRORS, json, route } from './route-schemas.js';
+import { BODY_ERRORS, COMMON_ERRORS, json, pageQuery, route } from './route-schemas.js';
 import { parserOf } from './task-input.js';
 
 const TOPIC_PARAMS = {
@@ -46,23 +47,18 @@ const ENTRY_SCHEMA = {
   },
 } as const;
 
-const LIST_QUERY = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
-    cursor: {
-      type: 'string',
-      pattern: '^\\d{1,9}@\\d{1,19}$',
-      description: 'nextCursor of the previous page (a position: entries added meanwhile never shift a page)',
-    },
-    state: {
-      type: 'string',
-      enum: ['waiting', 'replayed'],
-      description: 'Only the entries still waiting, or only those replayed (absent: both)',
-    },
+const LIST_QUERY = pageQuery({
+  cursor: {
+    type: 'string',
+    pattern: '^\\d{1,9}@\\d{1,19}$',
+    description: 'nextCursor of the previous page (a position: entries added meanwhile never shift a page)',
   },
-} as const;
+  state: {
+    type: 'string',
+    enum: ['waiting', 'replayed'],
+    description: 'Only the entries still waiting, or only those replayed (absent: both)',
+  },
+} as const);
 
 const LIST_SCHEMA = {
   type: 'object',
@@ -130,7 +126,15 @@ interface DlqDeps {
   views: DlqViews;
   clock: Clock;
   audit: (what: string, user: string) => void;
+  onReplayed?: ReplayAudit;
 }
+
+/** Records the entries of one replay (their positions in `dlq`, their taskIds) as done by `user`. */
+export type ReplayAudit = (
+  dlq: string,
+  entries: Array<{ entry: string; taskId?: string }>,
+  user: string,
+) => Promise<void>;
 
 const LIST = route('viewer', {
   tags: ['dlq'],
@@ -206,6 +210,14 @@ async function replay(d: DlqDeps, req: FastifyRequest<Replay>): Promise<object> 
   for (const e of outcome.replayed)
     d.audit(`replayed ${topic}.dlq/${positionOf(e)} (${e.taskId ?? 'no taskId'})`, actor);
   for (const r of outcome.refused) d.audit(r.line, actor);
+  await d.onReplayed?.(
+    dlqTopicOf(topic),
+    outcome.replayed.map((e) => ({
+      entry: positionOf(e),
+      ...(e.taskId === undefined ? {} : { taskId: e.taskId }),
+    })),
+    actor,
+  );
   await (await d.views.current(topic))?.replayed(outcome.replayed.map(positionOf), d.clock, REPLAY_SHOWN_MS);
   return { replayed: outcome.replayed.map(shown), refused: outcome.refused.map(refusal) };
 }
@@ -224,12 +236,15 @@ export function registerDlqRoutes(
   app: FastifyInstance,
   kafka: KafkaClient,
   audit: (what: string, user: string) => void,
-  o: Omit<DlqViewsOptions, 'kafka' | 'clock'> & { clock?: Clock } = {},
+  {
+    onReplayed,
+    ...o
+  }: Omit<DlqViewsOptions, 'kafka' | 'clock'> & { clock?: Clock; onReplayed?: ReplayAudit } = {},
 ): void {
   const clock = o.clock ?? systemClock;
   const views = new DlqViews({ ...o, kafka, clock });
   app.addHook('onClose', () => views.stop());
-  const d: DlqDeps = { kafka, views, clock, audit };
+  const d: DlqDeps = { kafka, views, clock, audit, ...(onReplayed ? { onReplayed } : {}) };
   app.get<ListQuery>('/api/v1/dlq/:topic', LIST, (req) => list(d, req));
   app.post<Replay>('/api/v1/dlq/:topic/replay', REPLAY, (req) => replay(d, req));
 }

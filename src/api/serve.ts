@@ -22,6 +22,7 @@ import type { UserRoutesOptions } from './routes-users.js';
 import { buildServer } from './server.js';
 import { TaskService } from './task-service.js';
 import { CalendarService } from './calendar-service.js';
+import { AuditTrail } from './audit-trail.js';
 import { TaskStore } from './task-store.js';
 import { openTaskStore } from './task-store-dir.js';
 import { TASKS_TOPIC } from '../shared/tasks/definition.js';
@@ -52,6 +53,8 @@ export interface ServeOptions extends KafkaCliOptions {
   trustProxy: boolean | number | string;
   metricsPort?: number;
   metricsHost: string;
+  /** Newest audit entries kept in memory (GET /api/v1/audit). */
+  auditKeep: number;
 }
 
 function packageVersion(): string {
@@ -175,6 +178,7 @@ interface Running {
   closeDefs(): Promise<void>;
   ops: MetricsEndpoint;
   tasks: TaskStore;
+  audit: AuditTrail;
 }
 
 /** Logins, passwords and tokens over the users view: the login limits (started) and the authenticator. */
@@ -217,6 +221,16 @@ async function startApp(
     logger,
     calendarsOf: calendars.excludedOf,
   });
+  const audit = new AuditTrail({
+    kafka,
+    store,
+    logger,
+    clock: systemClock,
+    keep: o.auditKeep,
+    groupOf: (id) => tasks.view.get(id)?.def.group,
+  });
+  // Off the start-up path: the routes answer from what it has read so far (status `reading` until it caught up).
+  void audit.start();
   const service = new TaskService({
     tasks,
     store,
@@ -232,6 +246,7 @@ async function startApp(
     calendars,
     kafka,
     cluster,
+    audit,
     users: auth,
     health,
     logger,
@@ -244,7 +259,7 @@ async function startApp(
     version: packageVersion(),
     ...(onResponse ? { onResponse } : {}),
   });
-  return { app, cluster, sweeper, limiter: auth.limiter, store, closeDefs, ops, tasks };
+  return { app, cluster, sweeper, limiter: auth.limiter, store, closeDefs, ops, tasks, audit };
 }
 
 /** The HTTP server first (no new requests), then the parts it used, the store, and the metrics endpoint last. */
@@ -254,6 +269,7 @@ function installStop(r: Running, logger: Logger): void {
     graceful: async () => {
       await r.app.close();
       await r.cluster.stop();
+      await r.audit.stop();
       r.sweeper.stop();
       r.limiter.stop();
       r.tasks.stop();

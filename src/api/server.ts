@@ -4,6 +4,7 @@ import swagger from '@fastify/swagger';
 import type { FastifyDynamicSwaggerOptions } from '@fastify/swagger';
 import { paramsAjv } from './route-schemas.js';
 import { errorMessage } from '../shared/errors.js';
+import { systemClock } from '../shared/clock.js';
 import type { Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
 import { ApiError, PROBLEM_CONTENT_TYPE, problemOf } from './problem.js';
@@ -25,6 +26,9 @@ import { installGuard } from './auth/guard.js';
 import type { TaskService } from './task-service.js';
 import { registerCalendarRoutes } from './routes-calendars.js';
 import type { CalendarService } from './calendar-service.js';
+import type { AuditTrail } from './audit-trail.js';
+import { registerAuditRoutes } from './routes-audit.js';
+import { auditStamp, dlqAuditRecord, scheduleAuditRecord } from '../shared/codecs/task-event.js';
 
 export interface ApiServerOptions {
   service: TaskService;
@@ -34,6 +38,8 @@ export interface ApiServerOptions {
   kafka: KafkaClient;
   /** For the dashboard's overview and health pages. */
   cluster: ClusterStatus;
+  /** `GET /api/v1/audit`, and the audit events of schedule actions and DLQ replays. */
+  audit: AuditTrail;
   users: UserRoutesOptions;
   health: HealthSource;
   logger: Logger;
@@ -153,6 +159,7 @@ function openApiInfo(version: string): FastifyDynamicSwaggerOptions['openapi'] {
       { name: 'users', description: 'Users, roles and tokens' },
       { name: 'dlq', description: 'Dead-lettered tasks and their replay' },
       { name: 'cluster', description: 'Schedules of every source, scheduler and consumer groups, rates' },
+      { name: 'audit', description: 'Who did what when: the audit trail of taskmanager.audit' },
       { name: 'compat', description: 'Request bodies of the task services taskapi replaces' },
       { name: 'health', description: 'Liveness and readiness' },
     ],
@@ -197,17 +204,45 @@ function registerRoutes(app: FastifyInstance, o: ApiServerOptions): void {
   registerUserRoutes(app, o.users);
   registerTokenRoutes(app, o.users);
   registerUiRoutes(app);
-  registerDlqRoutes(
+  const now = () => (o.clock ?? systemClock).now();
+  registerDlqRoutes(app, o.kafka, (what, user) => o.logger.info(`${what} by ${user}`), {
+    ...(o.clock ? { clock: o.clock } : {}),
+    onReplayed: async (dlq, entries, user) => {
+      for (const { entry, taskId } of entries) {
+        const schedule = taskId === undefined ? undefined : scheduleIdOf(taskId);
+        const record = dlqAuditRecord({
+          v: 1,
+          kind: 'audit',
+          action: 'dlq.replayed',
+          dlq,
+          entry,
+          ...(taskId === undefined ? {} : { taskId }),
+          ...(schedule ? { schedule } : {}),
+          ...auditStamp(user, now()),
+        });
+        await o.audit.send(record, `dlq.replayed of ${dlq}/${entry}`);
+      }
+    },
+  });
+  registerClusterRoutes(
     app,
-    o.kafka,
-    (what, user) => o.logger.info(`${what} by ${user}`),
-    o.clock ? { clock: o.clock } : {},
+    o.cluster,
+    (scheduleId, taskId, reason, by) => o.service.requestCancel(scheduleId, taskId, reason, by),
+    (action, ids, user) =>
+      o.audit.send(
+        scheduleAuditRecord({ v: 1, kind: 'audit', action, ...ids, ...auditStamp(user, now()) }),
+        `${action} of schedule ${ids.group}/${ids.schedule}`,
+      ),
   );
-  registerClusterRoutes(app, o.cluster, (scheduleId, taskId, reason, by) =>
-    o.service.requestCancel(scheduleId, taskId, reason, by),
-  );
+  registerAuditRoutes(app, o.audit);
   registerLegacyRoutes(app, o.service, payloadLimit);
   registerHealthRoutes(app, o.health, o.logger);
+}
+
+/** The schedule a taskId is a run of: `<schedule id>@<instant>`; undefined for one of another form. */
+function scheduleIdOf(taskId: string): string | undefined {
+  const at = taskId.lastIndexOf('@');
+  return at > 0 ? taskId.slice(0, at) : undefined;
 }
 
 /** A hop count trusts that many proxies; a string lists addresses or CIDRs. */

@@ -1,14 +1,13 @@
-import { hostname } from 'node:os';
 import type { Clock } from '../shared/clock.js';
-import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
-import { auditEventRecord } from '../shared/codecs/task-event.js';
+import { auditEventRecord, auditStamp } from '../shared/codecs/task-event.js';
 import type { AuditAction, AuditEvent } from '../shared/codecs/task-event.js';
 import { taskTopicProblem } from '../shared/config/topic-name.js';
 import { isCommandProcessorName } from '../processors/command-policy.js';
 import { actorOf, allows } from './auth/roles.js';
 import type { Principal } from './auth/roles.js';
 import type { KafkaStore } from './kafka-store.js';
+import { sendAudit } from './audit-trail.js';
 import type { TaskDefinition } from '../shared/tasks/definition.js';
 import { decodeCursor, encodeCursor } from './page-cursor.js';
 import { ApiError } from './problem.js';
@@ -294,7 +293,7 @@ export class TaskService {
       try {
         const { task } = await this.o.tasks.update(def, current.version, actor);
         const shown = this.written(id, task);
-        await this.audit('task.changed', shown, actor);
+        await this.audit('task.changed', shown, actor, changeOf(current.def, shown.def));
         return this.show(shown, by);
       } catch (err) {
         if (!this.retryable(err, wanted, attempt)) throw err;
@@ -320,7 +319,7 @@ export class TaskService {
     action: AuditAction,
     t: ViewTask,
     actor: string,
-    extra: Pick<AuditEvent, 'taskId' | 'backfill'> = {},
+    extra: Pick<AuditEvent, 'taskId' | 'backfill' | 'changed' | 'enabled'> = {},
   ): Promise<void> {
     const event: AuditEvent = {
       v: 1,
@@ -328,16 +327,11 @@ export class TaskService {
       action,
       task: t.def.id,
       version: t.version,
-      user: actor,
-      at: new Date(this.o.clock.now()).toISOString(),
-      from: { host: hostname(), pid: process.pid },
+      ...auditStamp(actor, this.o.clock.now()),
+      group: t.def.group,
       ...extra,
     };
-    await this.o.store
-      .send([auditEventRecord(event)])
-      .catch((err: unknown) =>
-        this.o.logger.warn(`audit event ${action} of task ${t.def.id} not written: ${errorMessage(err)}`),
-      );
+    await sendAudit(this.o, auditEventRecord(event), `${action} of task ${t.def.id}`);
   }
 
   private checkPrecondition(current: ViewTask, wanted: string | undefined): void {
@@ -403,6 +397,24 @@ export class TaskService {
     if (task.payload === undefined || allows(by.role, 'operator')) return task;
     return { ...task, payload: redactSecretFields(task.payload) };
   }
+}
+
+/** Fields of a definition that only record who changed it and when: no change of the task itself. */
+const BOOKKEEPING = new Set(['createdAt', 'createdBy', 'updatedAt', 'updatedBy']);
+
+/** What a change did, for its audit event: the fields set to another value, and a pause or resume. */
+function changeOf(before: TaskDefinition, after: TaskDefinition): Pick<AuditEvent, 'changed' | 'enabled'> {
+  const fields = new Set([...Object.keys(before), ...Object.keys(after)]);
+  const changed = [...fields]
+    .filter((f) => !BOOKKEEPING.has(f))
+    .filter(
+      (f) =>
+        JSON.stringify(before[f as keyof TaskDefinition]) !==
+        JSON.stringify(after[f as keyof TaskDefinition]),
+    )
+    .sort();
+  const enabled = before.enabled !== after.enabled ? { enabled: after.enabled } : {};
+  return { changed, ...enabled };
 }
 
 /** A 404's detail: a retired one-shot says when it was retired and after which run. */

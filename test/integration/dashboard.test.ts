@@ -88,6 +88,21 @@ describe('the dashboard at /ui in headless Chromium', () => {
    */
   const rows = (page: Page, selector: string): Promise<number> => page.locator(selector).count();
   const POLL = { timeout: 30_000, interval: 100 };
+  /** The rows of the page's audit table as [what, who, action], read through Playwright's locators. */
+  const auditRows = async (page: Page): Promise<Array<Array<string | null>>> => {
+    const rows = page.locator('#audit tbody tr');
+    const out: Array<Array<string | null>> = [];
+    for (let i = 0; i < (await rows.count()); i++) {
+      const row = rows.nth(i);
+      const cells = row.locator('td');
+      out.push([
+        await cells.nth(2).textContent({ timeout: 1000 }),
+        await cells.nth(1).textContent({ timeout: 1000 }),
+        await row.getAttribute('data-action', { timeout: 1000 }),
+      ]);
+    }
+    return out;
+  };
   const runs = async (api: Api, id: string) =>
     (
       await api.call<{ items: Array<{ taskId: string; state: string; scheduledFor: string }> }>(
@@ -161,6 +176,13 @@ describe('the dashboard at /ui in headless Chromium', () => {
     await page.waitForSelector('#task-status.paused', { timeout: 10_000 });
     await page.click('#toggle');
     await page.waitForSelector('#task-status.enabled', { timeout: 10_000 });
+    // Who did it, on the schedule's page: the pause and the resume, newest first.
+    await expect
+      .poll(() => auditRows(page), POLL)
+      .toEqual([
+        ['resumed', TEST_ADMIN.username, 'schedule.resumed'],
+        ['paused', TEST_ADMIN.username, 'schedule.paused'],
+      ]);
     await page.screenshot({ path: join(SHOTS, 'dashboard-schedule.png') });
     await page.goto(`${api.url}/ui#/tasks`);
     await page.waitForSelector(row(id));
@@ -184,6 +206,20 @@ describe('the dashboard at /ui in headless Chromium', () => {
     // Pause: no run after it, while the canary keeps firing.
     await page.click('#toggle');
     await page.waitForSelector('#task-status.PAUSED', { timeout: 10_000 });
+    // The task's page says who created, triggered and paused it, newest first.
+    const trail = [
+      ['paused', TEST_ADMIN.username, 'task.changed'],
+      [`triggered ${taskId}`, TEST_ADMIN.username, 'task.triggered'],
+      ['created', TEST_ADMIN.username, 'task.created'],
+    ];
+    await expect.poll(() => auditRows(page), POLL).toEqual(trail);
+    // The Audit page finds them by task.
+    await page.goto(`${api.url}/ui#/audit`);
+    await page.fill('#audit-task', id);
+    await page.dispatchEvent('#audit-task', 'change');
+    await expect.poll(() => auditRows(page), POLL).toEqual(trail);
+    expect(await page.textContent('#audit tbody tr')).toContain(group);
+    await page.screenshot({ path: join(SHOTS, 'dashboard-audit.png') });
     // The scheduler learns of the pause from taskmanager.tasks, a fetch later: on a loaded machine that took over a
     // second once, so fires due within two seconds of it are not counted.
     const pausedAt = Date.now() + 1000;

@@ -4,12 +4,11 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { DATA_DIR, startApi, TEST_ADMIN } from './helpers/api.js';
+import { DATA_DIR, startApi, startFileScheduler, TEST_ADMIN } from './helpers/api.js';
 import type { Api, ApiAnswer } from './helpers/api.js';
 import { brokers, createTopics, deleteTopics, kafka, uniqueName } from './helpers/kafka.js';
 import { opsUrl } from './helpers/metrics.js';
-import { killAll, ROOT, runCli, startCli } from './helpers/processes.js';
-import { scheduleFile } from './helpers/tasks.js';
+import { killAll, ROOT, runCli } from './helpers/processes.js';
 import { waitFor } from '../kit/wait.js';
 
 type Role = 'viewer' | 'operator' | 'admin';
@@ -96,14 +95,7 @@ describe('taskapi routes × roles', () => {
     users.admin = { name: TEST_ADMIN.username, token: api.token! };
     users.operator = await addUser(api, 'operator');
     users.viewer = await addUser(api, 'viewer');
-    const file = await scheduleFile(topic, [[fileEntry, '0 0 1 1 *']]);
-    startCli('taskscheduler', ['-b', brokers(), '-s', file, '--group', group]);
-    await waitFor(
-      async () =>
-        (await api.call<{ owner?: string }>('GET', `/api/v1/schedules/${group}/${fileEntry}`)).body.owner !==
-        undefined,
-      { timeoutMs: 30_000, what: 'the scheduler reporting its file entry' },
-    );
+    await startFileScheduler(api, topic, group, fileEntry);
   });
   afterAll(async () => {
     await killAll();
@@ -383,6 +375,11 @@ describe('taskapi routes × roles', () => {
       need: 'viewer',
       ok: 200,
       call: async () => ({ method: 'GET', path: '/api/v1/cluster' }),
+    },
+    'GET /api/v1/audit': {
+      need: 'viewer',
+      ok: 200,
+      call: async () => ({ method: 'GET', path: `/api/v1/audit?group=${group}&limit=5` }),
     },
   };
   const newCommandTask = async (): Promise<string> => {

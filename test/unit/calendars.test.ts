@@ -28,7 +28,7 @@ import { CalendarFollower } from '../../src/scheduler/calendar-follower.js';
 import { MemoryKafka } from './helpers/memory-kafka.js';
 import { settle } from './helpers/settle.js';
 import { AUDIT_TOPIC } from '../../src/shared/codecs/task-event.js';
-import { apiAppPerTest } from './helpers/api-app.js';
+import { apiAppPerTest, operatorAndViewer } from './helpers/api-app.js';
 import { cronEntry, scheduleFileProblems, taskDefinition } from './helpers/entries.js';
 import { FakeClock } from './helpers/fake-clock.js';
 import { recordingLoop } from './helpers/recording-loop.js';
@@ -296,11 +296,7 @@ describe('exclusion calendars', () => {
 
     it('should store, list, refuse bad ones and unknown names, honour them in next, and refuse to delete one in use', async () => {
       const api = await apps.open();
-      await api.users.addUser('op', 'a-long-enough-password', 'operator', 'test');
-      await api.users.addUser('view', 'a-long-enough-password', 'viewer', 'test');
-      const tokenOf = async (u: string) =>
-        (await api.login(u, 'a-long-enough-password')).body.accessToken as string;
-      const [op, viewer] = [await tokenOf('op'), await tokenOf('view')];
+      const [op, viewer] = await operatorAndViewer(api);
       const call = (
         token: string,
         method: 'GET' | 'PUT' | 'POST' | 'DELETE',

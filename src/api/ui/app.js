@@ -287,10 +287,70 @@ async function act(question, fn, again) {
   await again();
 }
 
+/** What one audit entry says was done, in words (`changed` lists the fields a change set; `enabled` a pause or resume). */
+function auditWhat(e) {
+  const run = e.taskId ? ` ${e.taskId}` : '';
+  switch (e.action) {
+    case 'task.created':
+      return 'created';
+    case 'task.changed': {
+      const fields = (e.changed ?? []).filter((f) => f !== 'enabled');
+      const toggled = e.enabled === false ? 'paused' : e.enabled === true ? 'resumed' : '';
+      const changed = fields.length ? `changed ${fields.join(', ')}` : toggled ? '' : 'changed';
+      return [toggled, changed].filter(Boolean).join('; ');
+    }
+    case 'task.deleted':
+      return 'deleted';
+    case 'task.triggered':
+    case 'schedule.triggered':
+      return `triggered${run}`;
+    case 'task.cancelled':
+    case 'schedule.cancelled':
+      return `cancelled run${run}`;
+    case 'task.backfilled':
+      return `backfilled ${e.backfill?.from} to ${e.backfill?.to} (${e.backfill?.published} published)`;
+    case 'schedule.paused':
+      return 'paused';
+    case 'schedule.resumed':
+      return 'resumed';
+    case 'dlq.replayed':
+      return `replayed${run} from ${e.dlq} (${e.entry})`;
+    case 'calendar.changed':
+    case 'calendar.deleted':
+      return `${e.action.slice('calendar.'.length)} calendar ${e.calendar}`;
+    default:
+      return e.action;
+  }
+}
+
+/** Who did what when: audit entries, newest first; `subjects` adds the column of what each is about. */
+function auditTable(items, subjects = false) {
+  const subject = (e) => e.task ?? e.schedule ?? (e.calendar ? `calendar ${e.calendar}` : '');
+  return `<table id="audit"><thead><tr><th>When (UTC)</th><th>Who</th><th>What</th>${subjects ? '<th>Task or schedule</th><th>Group</th>' : ''}</tr></thead><tbody>
+    ${
+      items
+        .map(
+          (e) =>
+            `<tr data-action="${esc(e.action)}"><td>${esc(e.at)}</td><td>${esc(e.user)}</td><td>${esc(auditWhat(e))}</td>${
+              subjects ? `<td>${esc(subject(e))}</td><td>${esc(e.group ?? '')}</td>` : ''
+            }</tr>`,
+        )
+        .join('') || `<tr><td colspan="${subjects ? 5 : 3}">none</td></tr>`
+    }</tbody></table>`;
+}
+
+/** The audit entries of one task or schedule (the newest 20 taskapi keeps), as its page shows them. */
+async function auditOf(id, group) {
+  const { data } = await api('GET', `/api/v1/audit?task=${encodeURIComponent(id)}&limit=20`);
+  // A schedule file's entry: the same id in another group is another schedule (a DLQ replay names no group).
+  const items = group ? data.items.filter((e) => e.group === undefined || e.group === group) : data.items;
+  return `<h3>Audit</h3>${auditTable(items)}`;
+}
+
 /** A schedule file's entry: what its owner reports, its runs, and trigger / pause / resume through the owner. */
 async function scheduleView(group, id) {
   const path = `/api/v1/schedules/${encodeURIComponent(group)}/${encodeURIComponent(id)}`;
-  const { data: s } = await api('GET', path);
+  const [{ data: s }, audit] = await Promise.all([api('GET', path), auditOf(id, group)]);
   const again = () => scheduleView(group, id);
   main.innerHTML = `<h2>${esc(s.id)} <small class="${esc(s.state)}" id="task-status">${esc(s.state)}</small>
     <small>from a schedule file, group ${esc(s.group)}, fired by ${esc(s.owner ?? 'no instance')}</small></h2>
@@ -307,7 +367,7 @@ async function scheduleView(group, id) {
           .map((t) => `<tr><td>${esc(t)}</td></tr>`)
           .join('') || '<tr><td>none</td></tr>'
       }</tbody></table></section>
-    <section>${runsTable(s.runs)}</section></div>`;
+    <section>${runsTable(s.runs)}${audit}</section></div>`;
   if (!can('operator')) return;
   wireCancels(path, again);
   $('#trigger').onclick = () =>
@@ -323,10 +383,11 @@ async function scheduleView(group, id) {
 
 async function taskView(id) {
   const path = `/api/v1/tasks/${encodeURIComponent(id)}`;
-  const [{ data: t, etag }, { data: next }, { data: runs }] = await Promise.all([
+  const [{ data: t, etag }, { data: next }, { data: runs }, audit] = await Promise.all([
     api('GET', path),
     api('GET', `${path}/next?count=10`),
     api('GET', `${path}/runs`),
+    auditOf(id),
   ]);
   const editing = $('#edit-text');
   const draft = editing && document.activeElement === editing ? editing.value : undefined;
@@ -357,7 +418,7 @@ async function taskView(id) {
       ${can('operator') ? `<h3>Edit</h3><textarea id="edit-text">${esc(draft ?? JSON.stringify(definition, null, 2))}</textarea><button id="save">Save</button>` : ''}</section>
     <section><h3>Next fires (${esc(next.timeZone)} / UTC)</h3><table id="next"><tbody>
       ${next.items.map((n) => `<tr><td>${esc(n.local)}</td><td>${esc(n.jitteredFor ? `${n.utc} due ${n.jitteredFor}` : n.utc)}</td></tr>`).join('') || '<tr><td>none</td></tr>'}</tbody></table>
-    ${runsTable(runs.items)}</section></div>`;
+    ${runsTable(runs.items)}${audit}</section></div>`;
   if (!can('operator')) return;
   const again = () => taskView(id);
   wireCancels(path, again);
@@ -491,6 +552,55 @@ async function failuresView() {
   if (all) all.onclick = () => replay({ all: true }, 'Replay every waiting task?');
 }
 
+const AUDIT_FILTERS = [
+  ['task', 'task or schedule id'],
+  ['group', 'scheduler group'],
+  ['actor', 'user'],
+  ['action', 'action (task.changed, schedule, …)'],
+  ['since', 'since (2026-12-01T09:00:00Z)'],
+];
+const auditFilter = {};
+const auditPages = pager('audit');
+
+/**
+ * The audit page: recent entries of every task, schedule and calendar, filtered and paged by the server. Its filter
+ * fields are drawn once (a refresh redraws only the entries below them, so typing is never interrupted); a field
+ * applies when it is confirmed (Enter, or leaving it).
+ */
+async function auditView() {
+  if (!$('#audit-filters')) {
+    main.innerHTML = `<h2>Audit <small>who did what when</small></h2><p id="audit-filters">${AUDIT_FILTERS.map(
+      ([k, label]) =>
+        `<input id="audit-${k}" data-filter="${k}" placeholder="${esc(label)}" value="${esc(auditFilter[k] ?? '')}" />`,
+    ).join(' ')}</p><div id="audit-body"><p>reading…</p></div>`;
+    for (const input of main.querySelectorAll('#audit-filters input'))
+      input.addEventListener('change', () => {
+        auditFilter[input.dataset.filter] = input.value.trim();
+        auditPages.reset();
+        void auditView();
+      });
+  }
+  const query = AUDIT_FILTERS.map(([k]) => k)
+    .filter((k) => auditFilter[k])
+    .map((k) => `&${k}=${encodeURIComponent(auditFilter[k])}`)
+    .join('');
+  let body;
+  try {
+    const { data } = await api('GET', `/api/v1/audit?limit=100${query}${auditPages.query()}`);
+    const note =
+      data.status === 'no-topic'
+        ? '<p class="FAILED" id="audit-status">taskmanager.audit does not exist: nothing is audited until it is created.</p>'
+        : `<p id="audit-status">${data.total} matching of the ${data.kept} newest entries kept (at most ${data.keep}${data.oldest ? `, since ${esc(data.oldest)}` : ''})${data.status === 'reading' ? '; still reading' : ''}</p>`;
+    body = `${note}${auditPages.html(data)}${auditTable(data.items, true)}`;
+  } catch (err) {
+    body = `<p class="failed">${esc(err.message)}</p>`;
+  }
+  const target = $('#audit-body');
+  if (!target) return; // another page was opened meanwhile
+  target.innerHTML = body;
+  auditPages.wire(auditView);
+}
+
 /**
  * A small line chart of per-second series (SVG, no library): one polyline per series, scaled to the largest. Colours
  * are classes of style.css (`tone-…`): the Content-Security-Policy allows no inline style.
@@ -599,9 +709,11 @@ async function render() {
         ? () => scheduleView(decodeURIComponent(arg ?? ''), decodeURIComponent(rest ?? ''))
         : page === 'failures'
           ? failuresView
-          : page === 'health'
-            ? healthView
-            : tasksView;
+          : page === 'audit'
+            ? auditView
+            : page === 'health'
+              ? healthView
+              : tasksView;
   const refresh = () =>
     (shown === state.shown ? view() : Promise.resolve()).catch((err) => flash(err.message));
   await refresh();

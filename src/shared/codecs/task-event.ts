@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { Ajv } from 'ajv';
 import type { OutRecord } from '../kafka/types.js';
 import type { Origin } from '../messages.js';
@@ -74,6 +75,12 @@ export interface AuditEvent {
    * of the task topic's messages of this task with `scheduledFor` in the range and `firedAt` near `at`).
    */
   backfill?: { from: string; to: string; published: number };
+  /** The scheduler group of the task (after the change). Absent from events written before it was added. */
+  group?: string;
+  /** task.changed: the fields of the definition the change set to another value. */
+  changed?: string[];
+  /** task.changed that paused (false) or resumed (true) the task. */
+  enabled?: boolean;
 }
 
 /**
@@ -93,6 +100,89 @@ export interface CalendarAuditEvent {
 /** A calendar's audit event as its record. */
 export function calendarAuditRecord(event: CalendarAuditEvent): OutRecord {
   return { topic: AUDIT_TOPIC, key: `calendar:${event.calendar}`, value: JSON.stringify(event) };
+}
+
+export type ScheduleAuditAction =
+  'schedule.triggered' | 'schedule.paused' | 'schedule.resumed' | 'schedule.cancelled';
+
+/**
+ * An action on a schedule through `taskapi`'s `/api/v1/schedules/{group}/{id}/…` routes (a schedule file's entry,
+ * or an API task by its schedule), on `taskmanager.audit` (key = `schedule:<group>/<id>`), with who asked.
+ */
+export interface ScheduleAuditEvent {
+  v: 1;
+  kind: 'audit';
+  action: ScheduleAuditAction;
+  schedule: string;
+  group: string;
+  user: string;
+  at: string;
+  from: { host: string; pid: number };
+  /** schedule.triggered: the taskId of the fire; schedule.cancelled: that of the run. */
+  taskId?: string;
+}
+
+/** A schedule's audit event as its record. */
+export function scheduleAuditRecord(event: ScheduleAuditEvent): OutRecord {
+  return {
+    topic: AUDIT_TOPIC,
+    key: `schedule:${event.group}/${event.schedule}`,
+    value: JSON.stringify(event),
+  };
+}
+
+/**
+ * A dead-lettered task re-published through `taskapi` (`POST /api/v1/dlq/{topic}/replay`), one event per entry,
+ * on `taskmanager.audit` (key = `dlq:<dlq topic>`), with who asked.
+ */
+export interface DlqAuditEvent {
+  v: 1;
+  kind: 'audit';
+  action: 'dlq.replayed';
+  /** The DLQ topic, and the entry's `<partition>@<offset>` in it. */
+  dlq: string;
+  entry: string;
+  /** The replayed task's taskId and its schedule's id, when its record names them. */
+  taskId?: string;
+  schedule?: string;
+  user: string;
+  at: string;
+  from: { host: string; pid: number };
+}
+
+/** A DLQ replay's audit event as its record. */
+export function dlqAuditRecord(event: DlqAuditEvent): OutRecord {
+  return { topic: AUDIT_TOPIC, key: `dlq:${event.dlq}`, value: JSON.stringify(event) };
+}
+
+/** Every audit event taskapi writes. */
+export type AnyAuditEvent = AuditEvent | CalendarAuditEvent | ScheduleAuditEvent | DlqAuditEvent;
+
+/** Who wrote an audit event, where and when: the fields every kind has besides its action. */
+export function auditStamp(user: string, nowMs: number): Pick<AuditEvent, 'user' | 'at' | 'from'> {
+  return { user, at: new Date(nowMs).toISOString(), from: { host: hostname(), pid: process.pid } };
+}
+
+const auditSchema = {
+  type: 'object',
+  required: ['v', 'kind', 'action', 'user', 'at'],
+  properties: {
+    v: { type: 'integer' },
+    kind: { const: 'audit' },
+    action: { type: 'string' },
+    user: { type: 'string' },
+    at: { type: 'string' },
+  },
+} as const;
+
+const isAuditEvent = new Ajv({ allErrors: true, strict: true }).compile<AnyAuditEvent>(auditSchema);
+
+/**
+ * A `taskmanager.audit` record value as an audit event (the fields every kind has are checked; actions and fields
+ * of later versions pass through), or undefined when it is none.
+ */
+export function parseAuditEvent(value: Buffer | null): AnyAuditEvent | undefined {
+  return parseValidJson(value, isAuditEvent);
 }
 
 /** A status event with the fields every status has; `extra` adds the optional ones (after them, in its order). */

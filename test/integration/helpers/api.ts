@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { firstAdminToken } from '../../../bench/lib/first-admin.js';
 import { brokers } from './kafka.js';
 import { startCli } from './processes.js';
+import { scheduleFile } from './tasks.js';
 import type { RunningCli } from './processes.js';
 import { waitFor } from '../../kit/wait.js';
 
@@ -108,4 +109,19 @@ export async function startApi(args: string[], env: Record<string, string> = {})
   const api = new Api(cli, url);
   api.token = await firstAdminToken(url, TEST_ADMIN);
   return api;
+}
+
+/**
+ * Starts a `taskscheduler` of `group` with a schedule file holding one entry (`id`, once a year on 1 January) for
+ * `topic`, and waits until `api` reports the instance that owns it (so that its schedule commands reach it).
+ */
+export async function startFileScheduler(api: Api, topic: string, group: string, id: string): Promise<void> {
+  const file = await scheduleFile(topic, [[id, '0 0 1 1 *']]);
+  startCli('taskscheduler', ['-b', brokers(), '-s', file, '--group', group]);
+  await waitFor(
+    async () =>
+      (await api.call<{ owner?: string }>('GET', `/api/v1/schedules/${group}/${id}`)).body.owner !==
+      undefined,
+    { timeoutMs: 30_000, what: 'the scheduler reporting its file entry' },
+  );
 }

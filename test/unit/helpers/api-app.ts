@@ -15,6 +15,7 @@ import { buildServer } from '../../../src/api/server.js';
 import type { ApiServerOptions } from '../../../src/api/server.js';
 import { TaskService } from '../../../src/api/task-service.js';
 import { CalendarService } from '../../../src/api/calendar-service.js';
+import { AuditTrail } from '../../../src/api/audit-trail.js';
 import { TaskStore } from '../../../src/api/task-store.js';
 import { systemClock } from '../../../src/shared/clock.js';
 import type { Clock } from '../../../src/shared/clock.js';
@@ -87,6 +88,14 @@ export async function apiApp(
     logger,
     calendarsOf: calendars.excludedOf,
   });
+  const audit = new AuditTrail({
+    kafka: kafka.client(),
+    store,
+    logger,
+    clock,
+    groupOf: (id) => tasks.view.get(id)?.def.group,
+  });
+  await audit.start();
   const app = await buildServer({
     service: new TaskService({
       tasks,
@@ -101,6 +110,7 @@ export async function apiApp(
     calendars,
     kafka: kafka.client(),
     cluster,
+    audit,
     clock,
     users: {
       users,
@@ -128,9 +138,19 @@ export async function apiApp(
     close: async () => {
       await app.close();
       await cluster.stop();
+      await audit.stop();
       await store.stop();
     },
   };
+}
+
+/** Adds an operator `op` and a viewer `view` (straight to the users topic) and logs them in: their access tokens. */
+export async function operatorAndViewer(api: ApiApp): Promise<[op: string, viewer: string]> {
+  const password = 'a-long-enough-password';
+  await api.users.addUser('op', password, 'operator', 'test');
+  await api.users.addUser('view', password, 'viewer', 'test');
+  const tokenOf = async (u: string) => (await api.login(u, password)).body.accessToken as string;
+  return [await tokenOf('op'), await tokenOf('view')];
 }
 
 /** For a suite whose tests each open one {@link apiApp}: `open()` makes it, and it is closed after the test. */

@@ -64,8 +64,11 @@ export class MemoryKafka {
     return this as unknown as KafkaClient;
   }
 
+  /** Topics that do not exist (existingTopics leaves them out); every other one does. */
+  readonly missingTopics = new Set<string>();
+
   existingTopics(topics: string[]): Promise<Set<string>> {
-    return Promise.resolve(new Set(topics));
+    return Promise.resolve(new Set(topics.filter((t) => !this.missingTopics.has(t))));
   }
 
   activeGroups(): Promise<ActiveGroups> {
