@@ -2,9 +2,18 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ClusterStatus } from './cluster-status.js';
 import { principalOf } from './auth/guard.js';
 import { actorOf } from './auth/roles.js';
-import { cancelRoute, COMMON_ERRORS, json, problem, route, TASK_ID_PARAM } from './route-schemas.js';
+import {
+  cancelRoute,
+  COMMON_ERRORS,
+  json,
+  logsRoute,
+  problem,
+  route,
+  TASK_ID_PARAM,
+} from './route-schemas.js';
 import type { Principal } from './auth/roles.js';
 import type { CancelResult } from './task-service.js';
+import type { RunLogAnswer } from './run-logs.js';
 import { RUN_SCHEMA } from './task-model.js';
 
 const SCHEDULE_PARAMS = {
@@ -281,11 +290,13 @@ const CLUSTER = route('viewer', {
   response: { 200: json(CLUSTER_SCHEMA, 'The cluster now'), ...COMMON_ERRORS },
 });
 
-const CANCEL = cancelRoute('cluster', {
+const RUN_PARAMS = {
   ...SCHEDULE_PARAMS,
   required: [...SCHEDULE_PARAMS.required, 'taskId'],
   properties: { ...SCHEDULE_PARAMS.properties, taskId: TASK_ID_PARAM },
-});
+};
+const CANCEL = cancelRoute('cluster', RUN_PARAMS);
+const LOGS = logsRoute('cluster', RUN_PARAMS);
 
 /** Asks the consumers to cancel a run of a schedule (TaskService.requestCancel). */
 export type CancelRun = (
@@ -295,13 +306,20 @@ export type CancelRun = (
   by: Principal,
 ) => Promise<CancelResult>;
 
+/** The log of a run of a schedule (TaskService.runLogOf). */
+export type RunLogOf = (scheduleId: string, taskId: string) => Promise<RunLogAnswer>;
+
 type CancelParams = {
   Params: { group: string; id: string; taskId: string };
   Body: { reason?: string } | undefined;
 };
 
 /** `/api/v1/schedules` and `/api/v1/cluster`: what the dashboard's overview and health pages show. */
-export function registerClusterRoutes(app: FastifyInstance, status: ClusterStatus, cancel: CancelRun): void {
+export function registerClusterRoutes(
+  app: FastifyInstance,
+  status: ClusterStatus,
+  runs: { cancel: CancelRun; logs: RunLogOf },
+): void {
   app.get<SchedulesQuery>('/api/v1/schedules', SCHEDULES, (req) => schedules(status, req));
   app.get<ScheduleParams>('/api/v1/schedules/:group/:id', SCHEDULE, (req) =>
     status.schedule(req.params.group, req.params.id),
@@ -313,8 +331,16 @@ export function registerClusterRoutes(app: FastifyInstance, status: ClusterStatu
   app.post<CancelParams>('/api/v1/schedules/:group/:id/runs/:taskId/cancel', CANCEL, async (req, reply) => {
     // 404 for a schedule no instance of the group reports.
     await status.schedule(req.params.group, req.params.id);
-    const answer = await cancel(req.params.id, req.params.taskId, req.body?.reason, principalOf(req));
+    const answer = await runs.cancel(req.params.id, req.params.taskId, req.body?.reason, principalOf(req));
     return reply.code(202).send(answer);
   });
+  app.get<{ Params: CancelParams['Params'] }>(
+    '/api/v1/schedules/:group/:id/runs/:taskId/logs',
+    LOGS,
+    async (req) => {
+      await status.schedule(req.params.group, req.params.id);
+      return runs.logs(req.params.id, req.params.taskId);
+    },
+  );
   app.get('/api/v1/cluster', CLUSTER, () => status.cluster());
 }

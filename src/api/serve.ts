@@ -23,6 +23,7 @@ import { buildServer } from './server.js';
 import { TaskService } from './task-service.js';
 import { CalendarService } from './calendar-service.js';
 import { TaskStore } from './task-store.js';
+import { RunLogIndex } from './run-logs.js';
 import { openTaskStore } from './task-store-dir.js';
 import { TASKS_TOPIC } from '../shared/tasks/definition.js';
 
@@ -175,6 +176,7 @@ interface Running {
   closeDefs(): Promise<void>;
   ops: MetricsEndpoint;
   tasks: TaskStore;
+  logs: RunLogIndex;
 }
 
 /** Logins, passwords and tokens over the users view: the login limits (started) and the authenticator. */
@@ -217,6 +219,9 @@ async function startApp(
     logger,
     calendarsOf: calendars.excludedOf,
   });
+  const logs = new RunLogIndex({ kafka, logger, clock: systemClock, historyMs: o.history });
+  // Not waited for: taskapi answers while it reads (the logs routes say so), and starts without the topic.
+  void logs.start();
   const service = new TaskService({
     tasks,
     store,
@@ -226,6 +231,7 @@ async function startApp(
     taskTopics: o.taskTopics,
     scheduler: cluster,
     calendars,
+    logs,
   });
   const app = await buildServer({
     service,
@@ -244,7 +250,7 @@ async function startApp(
     version: packageVersion(),
     ...(onResponse ? { onResponse } : {}),
   });
-  return { app, cluster, sweeper, limiter: auth.limiter, store, closeDefs, ops, tasks };
+  return { app, cluster, sweeper, limiter: auth.limiter, store, closeDefs, ops, tasks, logs };
 }
 
 /** The HTTP server first (no new requests), then the parts it used, the store, and the metrics endpoint last. */
@@ -254,6 +260,7 @@ function installStop(r: Running, logger: Logger): void {
     graceful: async () => {
       await r.app.close();
       await r.cluster.stop();
+      await r.logs.stop();
       r.sweeper.stop();
       r.limiter.stop();
       r.tasks.stop();

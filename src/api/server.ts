@@ -203,9 +203,10 @@ function registerRoutes(app: FastifyInstance, o: ApiServerOptions): void {
     (what, user) => o.logger.info(`${what} by ${user}`),
     o.clock ? { clock: o.clock } : {},
   );
-  registerClusterRoutes(app, o.cluster, (scheduleId, taskId, reason, by) =>
-    o.service.requestCancel(scheduleId, taskId, reason, by),
-  );
+  registerClusterRoutes(app, o.cluster, {
+    cancel: (scheduleId, taskId, reason, by) => o.service.requestCancel(scheduleId, taskId, reason, by),
+    logs: (scheduleId, taskId) => o.service.runLogOf(scheduleId, taskId),
+  });
   registerLegacyRoutes(app, o.service, payloadLimit);
   registerHealthRoutes(app, o.health, o.logger);
 }

@@ -177,6 +177,16 @@ export const RUN_SCHEMA = {
     },
     replays: { type: 'integer' },
     cancelled: { type: 'string', description: 'On CANCELLED: who asked and why' },
+    progress: {
+      type: 'object',
+      required: ['fraction', 'at'],
+      description: 'What the processor of its latest attempt last reported (ctx.progress)',
+      properties: {
+        fraction: { type: 'number', minimum: 0, maximum: 1 },
+        message: { type: 'string' },
+        at: { type: 'string' },
+      },
+    },
   },
 } as const;
 

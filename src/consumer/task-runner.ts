@@ -21,6 +21,8 @@ import { CancelledError } from './cancels.js';
 import type { Cancels } from './cancels.js';
 import type { CancelRequest } from '../shared/codecs/cancel-request.js';
 import type { SlotLease } from './semaphore.js';
+import { AttemptLog } from './run-logs.js';
+import type { RunLogSink } from './run-logs.js';
 
 export interface TaskRunnerOptions {
   registry: ProcessorRegistry;
@@ -40,6 +42,8 @@ export interface TaskRunnerOptions {
   secrets?: SecretSource;
   /** The cancel requests read from `taskmanager.cancels`: none are honoured without it. */
   cancels?: Cancels;
+  /** Where run logs go (`taskmanager.logs`): none are kept without it. */
+  runLogs?: RunLogSink;
 }
 
 /** `done`: the record may be committed (finished or dead-lettered). `interrupted`: leave it for re-delivery. */
@@ -342,6 +346,19 @@ export class TaskRunner {
     let result: Record<string, unknown> | undefined;
     /** The secret values this attempt resolved: kept out of every result, error and log line written after it. */
     let secretValues: readonly string[] = [];
+    const runLog = new AttemptLog({
+      ids: task,
+      attempt,
+      clock: this.o.clock,
+      logger: log,
+      ...(this.o.runLogs ? { sink: this.o.runLogs } : {}),
+      secrets: () => secretValues,
+      onProgress: (progress) =>
+        void this.emit(task, 'PROGRESS', attempt, rec, { progress }).catch((err: unknown) =>
+          log.warn(`could not publish PROGRESS event: ${errorMessage(err)}`),
+        ),
+    });
+    const { progress, output } = runLog;
     try {
       // A processor that throws synchronously is treated like one that rejects; one that ignores its signal
       // is abandoned when the signal fires, so it cannot hold a drain or a partition forever.
@@ -349,7 +366,8 @@ export class TaskRunner {
         Promise.resolve().then(async () => {
           const resolved = await this.secrets.resolve(task);
           secretValues = resolved.values;
-          return processor.process(resolved.task, { signal, logger: log, attempt, source });
+          const ctx = { signal, logger: runLog.logger, attempt, source, progress, output };
+          return processor.process(resolved.task, ctx);
         }),
         signal,
       );
@@ -366,6 +384,8 @@ export class TaskRunner {
       linked.dispose();
       cancel?.done();
       slot?.release();
+      // The last progress and log lines go with the status event that follows (same produce request or the next).
+      runLog.close();
     }
     return { succeeded, failure, result, secretValues, durationMs: this.o.clock.now() - started, signal };
   }
