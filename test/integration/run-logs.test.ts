@@ -29,7 +29,7 @@ describe('run logs and progress', () => {
     api = await startApi(['--topic', fx.topic]);
     id = uniqueName('logs');
     await heldTask(api, id, 'LogsAndProgressProcessor');
-    fixtureConsumer(fx.topic);
+    fixtureConsumer(fx.topic, undefined, '--enable-command', '--command-programs', 'sh');
   });
 
   const run = async (taskId: string): Promise<Run | undefined> =>
@@ -111,6 +111,24 @@ describe('run logs and progress', () => {
     expect(lines[0]).toMatch(/^… 501 line\(s\) and \d+ byte\(s\) of this run not kept/);
     expect(lines).toHaveLength(1001);
     expect(lines[1]).toMatch(/ line 502 of 1500$/);
+  });
+
+  it('should keep a command’s output, stdout and stderr, line by line', async () => {
+    const task = taskMessage(id, 'command', {
+      command: ['sh', '-c', 'echo first; echo oops >&2; printf "no newline at the end"'],
+    });
+    await publishTasks(fx.topic, [task]);
+    const log = await waitFor(
+      async () => {
+        const l = await logOf(task.taskId);
+        return l.ended.length > 0 ? l : undefined;
+      },
+      { timeoutMs: 30_000, what: `the log of ${task.taskId} ended` },
+    );
+    expect(log.items.map((l) => `${l.stream} ${l.text}`).sort()).toEqual(
+      ['stdout first', 'stderr oops', 'stdout no newline at the end'].sort(),
+    );
+    expect((await run(task.taskId))?.state).toBe('FINISHED');
   });
 
   it('should answer 404 for a taskId of another schedule', async () => {

@@ -211,6 +211,37 @@ describe('run logs of a TaskRunner', () => {
   });
 });
 
+describe('RunLogSink', () => {
+  it('should say once that writes fail, naming the task and the topic, and again after one succeeded', async () => {
+    let failing = true;
+    const lines: string[] = [];
+    const producer = {
+      send: () =>
+        failing ? Promise.reject(new Error('Broker: topic authorization failed')) : Promise.resolve(),
+    } as unknown as KafkaProducer;
+    const sink = new RunLogSink(new BatchingSender(producer), recordingLogger(lines));
+    const chunk = (n: number): RunLogChunk => ({
+      v: 1,
+      taskId: `s@${n}`,
+      scheduleId: 's',
+      attempt: 1,
+      lines: [],
+    });
+    await sink.write(chunk(1));
+    await sink.write(chunk(2));
+    failing = false;
+    await sink.write(chunk(3));
+    failing = true;
+    await sink.write(chunk(4));
+    expect(lines.filter((l) => l.includes('cannot write'))).toEqual([
+      expect.stringContaining(
+        'cannot write the log of task s@1 (attempt 1) to taskmanager.logs: Broker: topic authorization failed',
+      ),
+      expect.stringContaining('cannot write the log of task s@4 (attempt 1)'),
+    ]);
+  });
+});
+
 describe('progress of a TaskRunner', () => {
   const progressOf = (events: StatusEvent[]) =>
     events.filter((e) => e.status === 'PROGRESS').map((e) => [e.progress?.fraction, e.at.slice(17)]);

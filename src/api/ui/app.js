@@ -589,6 +589,24 @@ async function healthView() {
     <h3>Consumer groups</h3><div id="consumers">${consumers || '<p>none with members</p>'}</div>`;
 }
 
+/** The page a hash names: `#/task/ID`, `#/schedule/GROUP/ID`, each with `/run/TASKID` for a run, `#/failures`, … */
+function viewOf(hash) {
+  const parts = hash.split('/');
+  const at = (i) => decodeURIComponent(parts[i] ?? '');
+  const back = (n) => parts.slice(0, n).join('/');
+  if (parts[1] === 'task') {
+    if (parts[3] !== 'run') return () => taskView(at(2));
+    const path = `/api/v1/tasks/${encodeURIComponent(at(2))}`;
+    return () => runView(path, back(3), at(4), async () => (await api('GET', `${path}/runs`)).data.items);
+  }
+  if (parts[1] === 'schedule') {
+    if (parts[4] !== 'run') return () => scheduleView(at(2), at(3));
+    const path = `/api/v1/schedules/${encodeURIComponent(at(2))}/${encodeURIComponent(at(3))}`;
+    return () => runView(path, back(4), at(5), async () => (await api('GET', path)).data.runs);
+  }
+  return parts[1] === 'failures' ? failuresView : parts[1] === 'health' ? healthView : tasksView;
+}
+
 async function render() {
   clearInterval(state.timer);
   const shown = ++state.shown;
@@ -598,31 +616,7 @@ async function render() {
   if (state.token) $('#logout').onclick = logout;
   if (!state.token) return loginView();
   if (sessionStorage.getItem('tm-must-change')) return passwordView();
-  const parts = (location.hash || '#/tasks').split('/');
-  const [, page, arg, rest] = parts;
-  const decoded = parts.map((p) => decodeURIComponent(p ?? ''));
-  const view =
-    page === 'task' && parts[3] === 'run'
-      ? () => {
-          const path = `/api/v1/tasks/${encodeURIComponent(decoded[2])}`;
-          const runsOf = async () => (await api('GET', `${path}/runs`)).data.items;
-          return runView(path, `#/task/${arg}`, decoded[4], runsOf);
-        }
-      : page === 'schedule' && parts[4] === 'run'
-        ? () => {
-            const path = `/api/v1/schedules/${encodeURIComponent(decoded[2])}/${encodeURIComponent(decoded[3])}`;
-            const runsOf = async () => (await api('GET', path)).data.runs;
-            return runView(path, `#/schedule/${arg}/${rest}`, decoded[5], runsOf);
-          }
-        : page === 'task'
-          ? () => taskView(decodeURIComponent(arg ?? ''))
-          : page === 'schedule'
-            ? () => scheduleView(decodeURIComponent(arg ?? ''), decodeURIComponent(rest ?? ''))
-            : page === 'failures'
-              ? failuresView
-              : page === 'health'
-                ? healthView
-                : tasksView;
+  const view = viewOf(location.hash || '#/tasks');
   const refresh = () =>
     (shown === state.shown ? view() : Promise.resolve()).catch((err) => flash(err.message));
   await refresh();
