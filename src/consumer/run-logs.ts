@@ -171,8 +171,8 @@ export class AttemptLog {
   };
 
   /**
-   * The attempt ended: its last progress (when it changed) and its last chunk are handed to the sender at once, so
-   * they go in the next produce request, with the status event that follows when it is written in this tick.
+   * The attempt ended: its last progress (when it changed) and its last chunk are handed to their senders at once,
+   * never waited for, so the status event that follows is not held up (the PROGRESS event goes ahead of it).
    */
   close(): void {
     if (this.closed) return;

@@ -355,7 +355,7 @@ export class TaskRunner {
       secrets: () => secretValues,
       onProgress: (progress) =>
         void this.emit(task, 'PROGRESS', attempt, rec, { progress }).catch((err: unknown) =>
-          log.warn(`could not publish PROGRESS event: ${errorMessage(err)}`),
+          log.warn(`could not publish a PROGRESS event of task ${task.taskId}: ${errorMessage(err)}`),
         ),
     });
     const { progress, output } = runLog;
@@ -384,7 +384,8 @@ export class TaskRunner {
       linked.dispose();
       cancel?.done();
       slot?.release();
-      // The last progress and log lines go with the status event that follows (same produce request or the next).
+      // Handed to the senders at once, never waited for: the last PROGRESS goes ahead of the status event that
+      // follows (in its produce request or the one before), the last log lines in a request of their own.
       runLog.close();
     }
     return { succeeded, failure, result, secretValues, durationMs: this.o.clock.now() - started, signal };
