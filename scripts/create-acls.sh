@@ -129,7 +129,7 @@ set_option() {
 
 readonly EVENTS=taskmanager.events STATE=taskmanager.scheduler-state COMMANDS=taskmanager.commands
 readonly TASKS=taskmanager.tasks USERS=taskmanager.users CANCELS=taskmanager.cancels AUDIT=taskmanager.audit
-readonly CALENDARS=taskmanager.calendars
+readonly CALENDARS=taskmanager.calendars LOGS=taskmanager.logs
 # Throw-away groups of src/shared/kafka: follow.ts (taskmanager-follower-<uuid>) and read-to-end.ts
 # (taskmanager-reader-<uuid>); each is deleted when done.
 readonly FOLLOWER_GROUPS=taskmanager-follower- READER_GROUPS=taskmanager-reader-
@@ -170,6 +170,7 @@ plan_acls() {
     acl "$c" Topic LITERAL Write "dead-letters tasks that failed for good" "${dlqs[@]}"
     acl "$c" Topic LITERAL Write "EXECUTING/FINISHED/FAILED/CANCELLED events" "$EVENTS"
     acl "$c" Topic LITERAL Read "follows the cancel requests from their start" "$CANCELS"
+    acl "$c" Topic LITERAL Write "run logs: what processors log and their output" "$LOGS"
     acl "$c" Group PREFIXED Read,Delete "throw-away group following the cancel requests, deleted at stop" "$FOLLOWER_GROUPS"
   fi
   if [[ -n "$API" ]]; then
@@ -179,6 +180,7 @@ plan_acls() {
     acl "$a" Topic LITERAL Read,Write "exclusion calendars (/api/v1/calendars)" "$CALENDARS"
     acl "$a" Topic LITERAL Read,Write "run history (read); manual-fire events (written)" "$EVENTS"
     acl "$a" Topic LITERAL Read,Write "audit events of the changes made through it; read back for GET /api/v1/audit" "$AUDIT"
+    acl "$a" Topic LITERAL Read "run logs, followed from --history back (GET …/runs/{taskId}/logs)" "$LOGS"
     if ((API_COMMANDS)); then
       acl "$a" Topic LITERAL Read,Write "dashboard: status of the scheduler instances; trigger/pause/resume of schedules; backfills" "$COMMANDS"
     fi
@@ -189,7 +191,7 @@ plan_acls() {
     acl "$a" TransactionalId LITERAL Write "DLQ replay transactions" "${replays[@]}"
     acl "$a" Group LITERAL Describe "dashboard: members and lag of the consumer group" "${CONSUMER_GROUPS[@]}"
     acl "$a" Group PREFIXED Describe "dashboard: finds the scheduler groups (ListGroups shows only groups one may describe)" "$SCHEDULER_PREFIX"
-    acl "$a" Group PREFIXED Read,Delete "throw-away groups following tasks, events, users and commands, deleted at stop" "$FOLLOWER_GROUPS"
+    acl "$a" Group PREFIXED Read,Delete "throw-away groups following tasks, events, users, commands and run logs, deleted at stop" "$FOLLOWER_GROUPS"
     acl "$a" Group PREFIXED Read,Delete "throw-away groups reading a DLQ to its end, deleted after" "$READER_GROUPS"
   fi
   if [[ -n "$OPERATOR" ]]; then
@@ -201,9 +203,10 @@ plan_acls() {
     acl "$o" Topic LITERAL Write "taskconsumer dlq replay re-publishes; status reads end offsets (Describe)" "${tasks[@]}"
     acl "$o" TransactionalId LITERAL Write "taskconsumer dlq replay transactions" "${replays[@]}"
     acl "$o" Topic LITERAL Write "taskconsumer cancel" "$CANCELS"
+    acl "$o" Topic LITERAL Read "taskconsumer logs (--follow)" "$LOGS"
     acl "$o" Group LITERAL Describe "taskconsumer status: members and committed offsets" "${CONSUMER_GROUPS[@]}"
-    acl "$o" Group PREFIXED Read,Delete "throw-away groups following the command answers, deleted at stop" "$FOLLOWER_GROUPS"
-    acl "$o" Group PREFIXED Read,Delete "throw-away groups reading events or a DLQ to its end, deleted after" "$READER_GROUPS"
+    acl "$o" Group PREFIXED Read,Delete "throw-away groups following the command answers and run logs (logs --follow), deleted at stop" "$FOLLOWER_GROUPS"
+    acl "$o" Group PREFIXED Read,Delete "throw-away groups reading events, a DLQ or a run log partition to its end, deleted after" "$READER_GROUPS"
   fi
 }
 

@@ -24,6 +24,7 @@ Creates, if missing:
   taskmanager.cancels           cleanup.policy=delete
   taskmanager.audit             cleanup.policy=delete
   taskmanager.calendars         cleanup.policy=compact
+  taskmanager.logs              cleanup.policy=delete
 
 Options (environment in brackets):
   --bootstrap-server HOST:PORT  brokers [KAFKA_BROKERS] (default 127.0.0.1:9092)
@@ -146,6 +147,9 @@ plan_topics() {
   add_topic taskmanager.audit delete
   # Exclusion calendars of taskapi (/api/v1/calendars): the latest dates per calendar name; a tombstone deletes.
   add_topic taskmanager.calendars compact
+  # Run logs (what processors log, command and webhook output), keyed by taskId: bounded per run by the consumer,
+  # kept like the events (the broker's default retention).
+  add_topic taskmanager.logs delete
 }
 
 # ---------------------------------------------------------------------------------------------------------------

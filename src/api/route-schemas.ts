@@ -5,6 +5,7 @@ import { ApiError, PROBLEM_CONTENT_TYPE } from './problem.js';
 import { ID_PATTERN, parserOf } from './task-input.js';
 import { isFinalRun, RUN_STATES } from './run-history.js';
 import { MAX_CANCEL_REASON } from '../shared/codecs/cancel-request.js';
+import { DROPPED_SCHEMA, RUN_LOG_LINE_SCHEMA } from '../shared/codecs/run-log.js';
 import type { Parsed } from './task-input.js';
 import { RUN_SCHEMA, TASK_SCHEMA, TASK_STATES } from './task-model.js';
 
@@ -218,4 +219,46 @@ export function cancelRoute(tag: string, params: object): RouteSpec {
     },
     parserOf<{ reason?: string }>(CANCEL_BODY),
   );
+}
+
+const LOG_SCHEMA = {
+  type: 'object',
+  required: ['taskId', 'items', 'dropped', 'ended'],
+  properties: {
+    taskId: { type: 'string' },
+    items: {
+      type: 'array',
+      description: 'The run’s last lines (at most 1,000 or 64 KiB), oldest first',
+      items: {
+        ...RUN_LOG_LINE_SCHEMA,
+        required: [...RUN_LOG_LINE_SCHEMA.required, 'attempt'],
+        properties: { ...RUN_LOG_LINE_SCHEMA.properties, attempt: { type: 'integer' } },
+      },
+    },
+    dropped: {
+      ...DROPPED_SCHEMA,
+      description:
+        'What the run logged that is not shown (older than the last 1,000 lines / 64 KiB, long lines cut)',
+    },
+    ended: { type: 'array', items: { type: 'integer' }, description: 'The attempts whose log ended' },
+    note: {
+      type: 'string',
+      description:
+        'Why there is nothing or less: taskmanager.logs missing or still being read, the run not kept',
+    },
+  },
+} as const;
+
+/** `GET …/runs/{taskId}/logs` of a schedule (an API task's, a schedule file entry's): whoever may read its runs. */
+export function logsRoute(tag: string, params: object): RouteSpec {
+  return route('viewer', {
+    tags: [tag],
+    summary:
+      'The log of one run from taskmanager.logs: what its processor logged (ctx.logger, info and above) and its output (command, webhook), secrets redacted, bounded to the last 1,000 lines or 64 KiB with what was dropped counted',
+    params,
+    response: {
+      200: json(LOG_SCHEMA, 'The run’s log (empty, with a note, when there is none)'),
+      ...COMMON_ERRORS,
+    },
+  });
 }

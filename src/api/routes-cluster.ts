@@ -7,6 +7,7 @@ import {
   COMMON_ERRORS,
   json,
   pageQuery,
+  logsRoute,
   problem,
   route,
   TASK_ID_PARAM,
@@ -14,6 +15,7 @@ import {
 import type { Principal } from './auth/roles.js';
 import type { CancelResult } from './task-service.js';
 import type { ScheduleAuditAction } from '../shared/codecs/task-event.js';
+import type { RunLogAnswer } from './run-logs.js';
 import { RUN_SCHEMA } from './task-model.js';
 
 const SCHEDULE_PARAMS = {
@@ -311,11 +313,13 @@ const CLUSTER = route('viewer', {
   response: { 200: json(CLUSTER_SCHEMA, 'The cluster now'), ...COMMON_ERRORS },
 });
 
-const CANCEL = cancelRoute('cluster', {
+const RUN_PARAMS = {
   ...SCHEDULE_PARAMS,
   required: [...SCHEDULE_PARAMS.required, 'taskId'],
   properties: { ...SCHEDULE_PARAMS.properties, taskId: TASK_ID_PARAM },
-});
+};
+const CANCEL = cancelRoute('cluster', RUN_PARAMS);
+const LOGS = logsRoute('cluster', RUN_PARAMS);
 
 /** Asks the consumers to cancel a run of a schedule (TaskService.requestCancel). */
 export type CancelRun = (
@@ -324,6 +328,9 @@ export type CancelRun = (
   reason: string | undefined,
   by: Principal,
 ) => Promise<CancelResult>;
+
+/** The log of a run of a schedule (TaskService.runLogOf). */
+export type RunLogOf = (scheduleId: string, taskId: string) => Promise<RunLogAnswer>;
 
 type CancelParams = {
   Params: { group: string; id: string; taskId: string };
@@ -334,8 +341,7 @@ type CancelParams = {
 export function registerClusterRoutes(
   app: FastifyInstance,
   status: ClusterStatus,
-  cancel: CancelRun,
-  audit: ScheduleAudit,
+  runs: { cancel: CancelRun; logs: RunLogOf; audit: ScheduleAudit },
 ): void {
   app.get<SchedulesQuery>('/api/v1/schedules', SCHEDULES, (req) => schedules(status, req));
   app.get<ScheduleParams>('/api/v1/schedules/:group/:id', SCHEDULE, (req) =>
@@ -343,16 +349,24 @@ export function registerClusterRoutes(
   );
   for (const action of ACTIONS)
     app.post<ScheduleParams>(`/api/v1/schedules/:group/:id/${action}`, ACTION(action), (req, reply) =>
-      scheduleAction(status, audit, action, req, reply),
+      scheduleAction(status, runs.audit, action, req, reply),
     );
   app.post<CancelParams>('/api/v1/schedules/:group/:id/runs/:taskId/cancel', CANCEL, async (req, reply) => {
     // 404 for a schedule no instance of the group reports.
     await status.schedule(req.params.group, req.params.id);
     const by = principalOf(req);
-    const answer = await cancel(req.params.id, req.params.taskId, req.body?.reason, by);
+    const answer = await runs.cancel(req.params.id, req.params.taskId, req.body?.reason, by);
     const { group, id, taskId } = req.params;
-    await audit('schedule.cancelled', { group, schedule: id, taskId }, actorOf(by));
+    await runs.audit('schedule.cancelled', { group, schedule: id, taskId }, actorOf(by));
     return reply.code(202).send(answer);
   });
+  app.get<{ Params: CancelParams['Params'] }>(
+    '/api/v1/schedules/:group/:id/runs/:taskId/logs',
+    LOGS,
+    async (req) => {
+      await status.schedule(req.params.group, req.params.id);
+      return runs.logs(req.params.id, req.params.taskId);
+    },
+  );
   app.get('/api/v1/cluster', CLUSTER, () => status.cluster());
 }

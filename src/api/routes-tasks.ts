@@ -8,6 +8,7 @@ import {
   json,
   LIST_QUERY,
   cancelRoute,
+  logsRoute,
   noContent,
   TASK_ID_PARAM,
   problem,
@@ -172,6 +173,7 @@ const RUN_PARAMS = {
 } as const;
 
 const CANCEL = cancelRoute('tasks', RUN_PARAMS);
+const LOGS = logsRoute('tasks', RUN_PARAMS);
 
 const BACKFILL = route(
   'operator',
@@ -291,6 +293,9 @@ export function registerTaskRoutes(
     nextFires(service, req),
   );
   app.get<{ Params: IdParams }>(`${byId}/runs`, RUNS, (req) => ({ items: service.runs(req.params.id) }));
+  app.get<{ Params: IdParams & { taskId: string } }>(`${byId}/runs/:taskId/logs`, LOGS, (req) =>
+    service.runLogs(req.params.id, req.params.taskId),
+  );
   app.post<{ Params: IdParams & { taskId: string }; Body: { reason?: string } | undefined }>(
     `${byId}/runs/:taskId/cancel`,
     CANCEL,

@@ -40,6 +40,8 @@ export interface TaskRun {
   cancelled?: string;
   /** On SKIPPED: the run of the same schedule that was still running or waiting (overlap policy `skip`). */
   skipped?: string;
+  /** What the running attempt's processor last reported through `ctx.progress` (PROGRESS events). */
+  progress?: { fraction: number; message?: string; at: string };
 }
 
 /** `id@2026-11-22T10:00:05.000Z` → the instant after the last `@`, as written. */
@@ -122,7 +124,18 @@ function applyEvent(run: TaskRun, e: StatusEvent): void {
       run.state = 'QUEUED';
       run.replays = (run.replays ?? 0) + 1;
       return;
+    case 'PROGRESS':
+      // How far an attempt is: never a state of its own. One of an attempt older than the run's last is stale.
+      if (e.progress && e.attempt >= run.attempts)
+        run.progress = {
+          fraction: e.progress.fraction,
+          ...(e.progress.message === undefined ? {} : { message: e.progress.message }),
+          at: e.at,
+        };
+      return;
     case 'EXECUTING':
+      // A new attempt starts from nothing.
+      if (e.attempt > run.attempts) delete run.progress;
       run.state = 'RUNNING';
       run.startedAt = e.at;
       run.attempts = Math.max(run.attempts, e.attempt);

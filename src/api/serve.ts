@@ -24,6 +24,7 @@ import { TaskService } from './task-service.js';
 import { CalendarService } from './calendar-service.js';
 import { AuditTrail } from './audit-trail.js';
 import { TaskStore } from './task-store.js';
+import { RunLogIndex } from './run-logs.js';
 import { openTaskStore } from './task-store-dir.js';
 import { TASKS_TOPIC } from '../shared/tasks/definition.js';
 
@@ -179,6 +180,7 @@ interface Running {
   ops: MetricsEndpoint;
   tasks: TaskStore;
   audit: AuditTrail;
+  logs: RunLogIndex;
 }
 
 /** Logins, passwords and tokens over the users view: the login limits (started) and the authenticator. */
@@ -231,6 +233,9 @@ async function startApp(
   });
   // Off the start-up path: the routes answer from what it has read so far (status `reading` until it caught up).
   void audit.start();
+  const logs = new RunLogIndex({ kafka, logger, clock: systemClock, historyMs: o.history });
+  // Not waited for: taskapi answers while it reads (the logs routes say so), and starts without the topic.
+  void logs.start();
   const service = new TaskService({
     tasks,
     store,
@@ -240,6 +245,7 @@ async function startApp(
     taskTopics: o.taskTopics,
     scheduler: cluster,
     calendars,
+    logs,
   });
   const app = await buildServer({
     service,
@@ -259,7 +265,7 @@ async function startApp(
     version: packageVersion(),
     ...(onResponse ? { onResponse } : {}),
   });
-  return { app, cluster, sweeper, limiter: auth.limiter, store, closeDefs, ops, tasks, audit };
+  return { app, cluster, sweeper, limiter: auth.limiter, store, closeDefs, ops, tasks, audit, logs };
 }
 
 /** The HTTP server first (no new requests), then the parts it used, the store, and the metrics endpoint last. */
@@ -270,6 +276,7 @@ function installStop(r: Running, logger: Logger): void {
       await r.app.close();
       await r.cluster.stop();
       await r.audit.stop();
+      await r.logs.stop();
       r.sweeper.stop();
       r.limiter.stop();
       r.tasks.stop();

@@ -224,16 +224,15 @@ function registerRoutes(app: FastifyInstance, o: ApiServerOptions): void {
       }
     },
   });
-  registerClusterRoutes(
-    app,
-    o.cluster,
-    (scheduleId, taskId, reason, by) => o.service.requestCancel(scheduleId, taskId, reason, by),
-    (action, ids, user) =>
+  registerClusterRoutes(app, o.cluster, {
+    cancel: (scheduleId, taskId, reason, by) => o.service.requestCancel(scheduleId, taskId, reason, by),
+    logs: (scheduleId, taskId) => o.service.runLogOf(scheduleId, taskId),
+    audit: (action, ids, user) =>
       o.audit.send(
         scheduleAuditRecord({ v: 1, kind: 'audit', action, ...ids, ...auditStamp(user, now()) }),
         `${action} of schedule ${ids.group}/${ids.schedule}`,
       ),
-  );
+  });
   registerAuditRoutes(app, o.audit);
   registerLegacyRoutes(app, o.service, payloadLimit);
   registerHealthRoutes(app, o.health, o.logger);

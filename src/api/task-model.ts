@@ -186,6 +186,16 @@ export const RUN_SCHEMA = {
       type: 'string',
       description: 'On SKIPPED: the run of the same schedule still running or waiting (overlap skip)',
     },
+    progress: {
+      type: 'object',
+      required: ['fraction', 'at'],
+      description: 'What the processor of its latest attempt last reported (ctx.progress)',
+      properties: {
+        fraction: { type: 'number', minimum: 0, maximum: 1 },
+        message: { type: 'string' },
+        at: { type: 'string' },
+      },
+    },
   },
 } as const;
 

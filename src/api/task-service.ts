@@ -28,6 +28,7 @@ import type { ApiTask, NextFire, TaskState } from './task-model.js';
 import type { TaskStore } from './task-store.js';
 import type { ViewTask } from './task-view.js';
 import type { CalendarService } from './calendar-service.js';
+import type { RunLogAnswer, RunLogIndex } from './run-logs.js';
 
 export interface ListRequest {
   limit: number;
@@ -80,6 +81,8 @@ export interface TaskServiceOptions {
   scheduler?: SchedulerLink;
   /** The calendars tasks may name (none: a task naming one is refused). */
   calendars?: CalendarService;
+  /** The run logs followed from taskmanager.logs (none: the logs routes answer empty lists saying so). */
+  logs?: RunLogIndex;
 }
 
 /** Retries of a write without If-Match that lost a race: it applies on top of whatever won. */
@@ -142,6 +145,24 @@ export class TaskService {
   runs(id: string): TaskRun[] {
     this.found(id);
     return this.o.tasks.view.runs.runs(id);
+  }
+
+  /** The log of one run of a schedule (an API task's or a schedule file entry's); 404 for another's taskId. */
+  runLogOf(scheduleId: string, taskId: string): Promise<RunLogAnswer> {
+    if (this.o.logs) return this.o.logs.answer(scheduleId, taskId);
+    return Promise.resolve({
+      taskId,
+      items: [],
+      dropped: { lines: 0, bytes: 0 },
+      ended: [],
+      note: 'this taskapi keeps no run logs',
+    });
+  }
+
+  /** The log of one run of an API task. */
+  runLogs(id: string, taskId: string): Promise<RunLogAnswer> {
+    this.found(id);
+    return this.runLogOf(id, taskId);
   }
 
   async create(input: TaskInput, by: Principal): Promise<ApiTask> {

@@ -28,6 +28,8 @@ import { TaskConsumer } from './task-consumer.js';
 import { formatDlq } from './dlq-commands.js';
 import { listDlq, replayDlq } from '../shared/dlq-replay.js';
 import { consumerGroupStatus } from './status-command.js';
+import { runLogs } from './logs-command.js';
+import { LOGS_TOPIC } from '../shared/codecs/run-log.js';
 import {
   CANCELS_TOPIC,
   cancelRecord,
@@ -291,6 +293,29 @@ program
     process.stdout.write(
       `cancel of ${taskId} requested: if it has not ended, the consumer holding it ends it CANCELLED (see its events)\n`,
     );
+  });
+
+program
+  .command('logs')
+  .description(
+    `print the log of a task's run from ${LOGS_TOPIC}: what its processor logged (info and above) and its output, secrets redacted; the last 1,000 lines or 64 KiB of the run, with what was dropped counted`,
+  )
+  .argument('<taskId>', 'the run (<schedule id>@<instant>, as events and the dashboard show it)')
+  .addOption(brokersOption())
+  .addOption(kafkaConfigOption())
+  .option('-f, --follow', 'then print its new lines as they are written, until interrupted (Ctrl-C)')
+  .addOption(logLevelOption().default('warn'))
+  .addOption(logFormatOption())
+  .action(async (taskId: string, opts: DlqOpts & { follow?: boolean }) => {
+    if (taskId.trim() === '') throw new AppError('USAGE', 'logs: the taskId is empty');
+    const stop = new AbortController();
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => stop.abort());
+    await runLogs(await kafkaFor(opts), taskId, {
+      follow: opts.follow ?? false,
+      write: (text) => process.stdout.write(text),
+      stop: stop.signal,
+    });
+    exitAfterFlush(0);
   });
 
 program

@@ -9,6 +9,7 @@ import { BatchingSender, membershipProblem } from '../shared/kafka/index.js';
 import type { Follower, GroupConsumer, KafkaClient, KafkaProducer } from '../shared/kafka/index.js';
 import { CANCELS_TOPIC, parseCancelRequest } from '../shared/codecs/cancel-request.js';
 import { Cancels } from './cancels.js';
+import { RunLogSink } from './run-logs.js';
 import type { ProcessorRegistry } from '../processors/registry.js';
 import { BatchWorker } from './batch-worker.js';
 import { Semaphore } from './semaphore.js';
@@ -84,6 +85,8 @@ export class TaskConsumer {
   async start(): Promise<void> {
     const { logger } = this.o;
     const sender = new BatchingSender(this.producer);
+    // Run logs through the same producer, in requests of their own: a log write that fails never fails an event.
+    const runLogs = new RunLogSink(new BatchingSender(this.producer), logger);
     const runner = new TaskRunner({
       registry: this.o.registry,
       sender,
@@ -97,6 +100,7 @@ export class TaskConsumer {
       ...(this.metrics ? { metrics: this.metrics } : {}),
       ...(this.o.secrets ? { secrets: this.o.secrets } : {}),
       cancels: this.cancels,
+      runLogs,
     });
     this.worker = new BatchWorker({
       runner,
@@ -108,6 +112,7 @@ export class TaskConsumer {
       revokeTimeoutMs: this.o.drainTimeoutMs,
     });
     await this.connectWithRetry();
+    await runLogs.open(this.o.kafka);
     // Read while the group is joined (both take a join); the first task waits for it (Cancels.ready).
     void this.followCancels().finally(() => this.cancels.caughtUp());
     await this.runConsumer();

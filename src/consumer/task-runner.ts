@@ -21,6 +21,8 @@ import { CancelledError, Cancels } from './cancels.js';
 import { cancelRequest } from '../shared/codecs/cancel-request.js';
 import type { CancelRequest } from '../shared/codecs/cancel-request.js';
 import type { SlotLease } from './semaphore.js';
+import { AttemptLog } from './run-logs.js';
+import type { RunLogSink } from './run-logs.js';
 
 export interface TaskRunnerOptions {
   registry: ProcessorRegistry;
@@ -40,6 +42,8 @@ export interface TaskRunnerOptions {
   secrets?: SecretSource;
   /** The cancel requests read from `taskmanager.cancels`: none are honoured without it. */
   cancels?: Cancels;
+  /** Where run logs go (`taskmanager.logs`): none are kept without it. */
+  runLogs?: RunLogSink;
 }
 
 /** `done`: the record may be committed (finished or dead-lettered). `interrupted`: leave it for re-delivery. */
@@ -377,6 +381,19 @@ export class TaskRunner {
     let result: Record<string, unknown> | undefined;
     /** The secret values this attempt resolved: kept out of every result, error and log line written after it. */
     let secretValues: readonly string[] = [];
+    const runLog = new AttemptLog({
+      ids: task,
+      attempt,
+      clock: this.o.clock,
+      logger: log,
+      ...(this.o.runLogs ? { sink: this.o.runLogs } : {}),
+      secrets: () => secretValues,
+      onProgress: (progress) =>
+        void this.emit(task, 'PROGRESS', attempt, rec, { progress }).catch((err: unknown) =>
+          log.warn(`could not publish a PROGRESS event of task ${task.taskId}: ${errorMessage(err)}`),
+        ),
+    });
+    const { progress, output } = runLog;
     try {
       // A processor that throws synchronously is treated like one that rejects; one that ignores its signal
       // is abandoned when the signal fires, so it cannot hold a drain or a partition forever.
@@ -384,7 +401,8 @@ export class TaskRunner {
         Promise.resolve().then(async () => {
           const resolved = await this.secrets.resolve(task);
           secretValues = resolved.values;
-          return processor.process(resolved.task, { signal, logger: log, attempt, source });
+          const ctx = { signal, logger: runLog.logger, attempt, source, progress, output };
+          return processor.process(resolved.task, ctx);
         }),
         signal,
       );
@@ -401,6 +419,9 @@ export class TaskRunner {
       linked.dispose();
       cancel.done();
       slot?.release();
+      // Handed to the senders at once, never waited for: the last PROGRESS goes ahead of the status event that
+      // follows (in its produce request or the one before), the last log lines in a request of their own.
+      runLog.close();
     }
     return { succeeded, failure, result, secretValues, durationMs: this.o.clock.now() - started, signal };
   }

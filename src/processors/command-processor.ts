@@ -112,6 +112,8 @@ function run(
     graceMs: number;
     signal: AbortSignal;
     onStop?: () => void;
+    /** Each chunk of output as it comes (the run log). */
+    onOutput?: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
   },
 ): Promise<Exit> {
   return new Promise((resolve, reject) => {
@@ -148,8 +150,14 @@ function run(
     }, o.timeoutMs);
     const onAbort = (): void => stop();
     o.signal.addEventListener('abort', onAbort, { once: true });
-    child.stdout.on('data', (b: Buffer) => stdout.push(b));
-    child.stderr.on('data', (b: Buffer) => stderr.push(b));
+    child.stdout.on('data', (b: Buffer) => {
+      stdout.push(b);
+      o.onOutput?.('stdout', b);
+    });
+    child.stderr.on('data', (b: Buffer) => {
+      stderr.push(b);
+      o.onOutput?.('stderr', b);
+    });
     child.on('error', (err) => {
       clearTimeout(timer);
       o.signal.removeEventListener('abort', onAbort);
@@ -205,7 +213,7 @@ function containerArgv(c: ContainerOptions, name: string, p: CommandPayload): st
 /**
  * `CommandProcessor` (also `command`): runs `payload.command` (argv, no shell), on the host or, with `image`, in a
  * fresh container. Exit 0 succeeds; other codes are retried unless listed as non-retriable; output tails (64 KiB
- * each) and the exit code go in the event. What the policy refuses never starts and goes to the DLQ at once.
+ * each) and the exit code go in the event, and the output, as it comes, in the run log (ctx.output). What the policy refuses never starts and goes to the DLQ at once.
  */
 export function commandProcessor(o: CommandOptions): Processor {
   return {
@@ -236,6 +244,7 @@ export function commandProcessor(o: CommandOptions): Processor {
           timeoutMs,
           graceMs: o.killGraceMs ?? 5000,
           signal: ctx.signal,
+          onOutput: ctx.output,
           // The CLI's death does not stop the container: remove it by name.
           ...(inContainer
             ? {

@@ -10,6 +10,25 @@ export interface ProcessorContext {
   attempt: number;
   /** Where the task was read from. */
   source: { topic: string; partition: number; offset: string };
+  /**
+   * How far the run is: `fraction` from 0 to 1 (clamped; not a number throws a TypeError), with an optional short
+   * message. Becomes a PROGRESS event, at most one a second (the last one is written when the attempt ends).
+   */
+  progress(fraction: number, message?: string): void;
+  /**
+   * A chunk of the processor's output (a command's stdout/stderr, a webhook's response), kept in the run's log on
+   * `taskmanager.logs` line by line, secrets redacted. What `logger` writes at info and above goes there too.
+   */
+  output(stream: OutputStream, chunk: string | Buffer): void;
+}
+
+/** The streams of a processor's output in the run log. */
+export type OutputStream = 'stdout' | 'stderr' | 'response';
+
+/** What `ctx.progress` reported last. */
+export interface Progress {
+  fraction: number;
+  message?: string;
 }
 
 /** What a processor may return: small JSON shown as `result` in the FINISHED event (a status, a message id). */

@@ -131,6 +131,9 @@ export function webhookProcessor(o: { allow: readonly string[] }): Processor {
         ...(body.truncated ? { truncated: true } : {}),
       };
       const what = `${method} ${url.origin}${url.pathname} answered ${res.statusCode}`;
+      // The run log: the answer's status line, then the body's excerpt as it reads.
+      ctx.output('response', `${what}${body.truncated ? ' (body cut)' : ''}\n`);
+      if (body.text !== '') ctx.output('response', body.text.endsWith('\n') ? body.text : `${body.text}\n`);
       if (res.statusCode >= 200 && res.statusCode < 300) return { details };
       if (res.statusCode === 408 || res.statusCode === 429 || res.statusCode >= 500) {
         const wait = retryAfterMs(res.headers['retry-after'], Date.now());

@@ -101,12 +101,13 @@ export async function runBackfill(
   };
 }
 
-/** The latest event of each schedule among the last `tail` events of each partition. */
+/** The latest outcome event of each schedule among the last `tail` events of each partition (PROGRESS left out). */
 export async function lastOutcomes(kafka: KafkaClient, tail: number): Promise<Map<string, StatusEvent>> {
   const out = new Map<string, StatusEvent>();
   for (const r of await kafka.readToEnd(EVENTS_TOPIC, 60_000, tail)) {
     const e = parseStatusEvent(r.value);
-    if (!e) continue;
+    // PROGRESS says how far a run is, not how it went.
+    if (!e || e.status === 'PROGRESS') continue;
     const prev = out.get(e.scheduleId);
     if (!prev || prev.at <= e.at) out.set(e.scheduleId, e);
   }

@@ -1,12 +1,9 @@
-import { resolve } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { brokers, createTopics, deleteTopics, produce, uniqueName } from './helpers/kafka.js';
 import { health, opsUrl, scrape, total } from './helpers/metrics.js';
-import { killAll, ROOT, runCli, startCli } from './helpers/processes.js';
-import { publishTasks, taskMessage } from './helpers/tasks.js';
+import { killAll, runCli } from './helpers/processes.js';
+import { fixtureConsumer, publishTasks, taskMessage } from './helpers/tasks.js';
 import { waitFor } from '../kit/wait.js';
-
-const PROCESSORS = resolve(ROOT, 'test/fixtures/test-processors.js');
 
 describe('taskconsumer metrics, health and status', () => {
   let topic: string;
@@ -24,22 +21,16 @@ describe('taskconsumer metrics, health and status', () => {
   });
 
   it('should count what flows through it on /metrics, be ready, and show members and lag in status', async () => {
-    const consumer = startCli('taskconsumer', [
-      '-b',
-      brokers(),
-      '-t',
+    const consumer = fixtureConsumer(
       topic,
-      '-g',
       group,
-      '--processors',
-      PROCESSORS,
       '--retry-base-ms',
       '10',
       '--max-attempts',
       '3',
       '--metrics-port',
       '0',
-    ]);
+    );
     const base = await opsUrl(consumer);
     expect((await health(base, '/healthz')).status).toBe(200);
     await waitFor(async () => (await health(base, '/readyz')).status === 200, {

@@ -1,16 +1,17 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startApi, TEST_ADMIN } from './helpers/api.js';
+import { heldTask, startApi, TEST_ADMIN } from './helpers/api.js';
 import type { Api } from './helpers/api.js';
 import { hashPassword } from '../../src/api/auth/passwords.js';
 import { USERS_TOPIC } from '../../src/api/auth/user-view.js';
 import { brokers, kafka, TopicReader, uniqueName, useTaskTopic } from './helpers/kafka.js';
 import { killAll, ROOT, startCli } from './helpers/processes.js';
-import { publishTasks, scheduleFile, taskMessage } from './helpers/tasks.js';
+import { fixtureConsumer, publishTasks, scheduleFile, taskMessage } from './helpers/tasks.js';
 import { waitFor } from '../kit/wait.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -122,16 +123,7 @@ describe('the dashboard at /ui in headless Chromium', () => {
     const file = await scheduleFile(fx.topic, [[fileEntry, '*/2 * * * * *']]);
     startCli('taskscheduler', ['-b', brokers(), '-s', file, '--group', group]);
     const consumerGroup = uniqueName('c');
-    startCli('taskconsumer', [
-      '-b',
-      brokers(),
-      '-t',
-      fx.topic,
-      '-g',
-      consumerGroup,
-      '--processors',
-      'test/fixtures/test-processors.js',
-    ]);
+    fixtureConsumer(fx.topic, consumerGroup);
     const id = `${run}-task`;
     expect(
       (
@@ -347,6 +339,39 @@ describe('the dashboard at /ui in headless Chromium', () => {
     await vpage.screenshot({ path: join(SHOTS, 'dashboard-viewer.png') });
     expect(refusedByCsp).toEqual([]);
   }, 180_000);
+
+  it('should show a run’s log lines and progress live on its run view', async (ctx) => {
+    if (skip) return ctx.skip();
+    const api = await startApi(['--topic', fx.topic]);
+    fixtureConsumer(fx.topic);
+    const id = uniqueName('ui-logs');
+    await heldTask(api, id, 'LogsAndProgressProcessor');
+    const go = join(mkdtempSync(join(tmpdir(), 'ui-logs-')), 'go');
+    const task = taskMessage(id, 'LogsAndProgressProcessor', { lines: 10, waitFile: go });
+    await publishTasks(fx.topic, [task]);
+
+    const page = await login(api, TEST_ADMIN.username, TEST_ADMIN.password);
+    // Logged in (the login goes to the overview) before going to the task.
+    await page.waitForSelector('#tasks', { timeout: 15_000 });
+    await page.goto(`${api.url}/ui#/task/${id}`);
+    await page.click(`#runs tr[data-task-id="${task.taskId}"] a.run-link`, { timeout: 30_000 });
+    // While it runs: its lines so far and its progress, refreshed with the page.
+    await page.waitForSelector('#run-state.RUNNING', { timeout: 30_000 });
+    await page.waitForSelector('#run-progress .pct:text("100%")', { timeout: 30_000 });
+    await page.waitForSelector('#run-log:has-text("line 10 of 10")', { timeout: 30_000 });
+    expect(await page.textContent('#run-progress')).toContain('line 10 of 10');
+    expect(await page.locator('#run-log span').count()).toBe(10);
+    writeFileSync(go, '');
+    await page.waitForSelector('#run-state.FINISHED', { timeout: 30_000 });
+    await page.waitForSelector('#run-log span.log-warn:has-text("done")', { timeout: 30_000 });
+    const log = (await page.textContent('#run-log')) ?? '';
+    expect(log.split('\n').map((l) => l.replace(/^\S+ /, ''))).toEqual([
+      ...Array.from({ length: 10 }, (_, i) => `#1 info     line ${i + 1} of 10`),
+      '#1 warn     done',
+    ]);
+    await page.screenshot({ path: join(SHOTS, 'dashboard-run-log.png') });
+    expect(refusedByCsp).toEqual([]);
+  }, 120_000);
 
   it('should have a user whose password came from taskapi’s environment choose a new one first', async (ctx) => {
     if (skip) return ctx.skip();

@@ -216,6 +216,14 @@ describe('taskapi routes × roles', () => {
       ok: 200,
       call: async () => ({ method: 'GET', path: `/api/v1/tasks/${await newTask()}/runs` }),
     },
+    'GET /api/v1/tasks/{id}/runs/{taskId}/logs': {
+      need: 'viewer',
+      ok: 200,
+      call: async () => {
+        const id = await newTask();
+        return { method: 'GET', path: `/api/v1/tasks/${id}/runs/${id}@2099-01-01T00:00:00.000Z/logs` };
+      },
+    },
     'POST /api/v1/tasks/{id}/runs/{taskId}/cancel': {
       need: 'operator',
       ok: 202,
@@ -361,6 +369,14 @@ describe('taskapi routes × roles', () => {
       need: 'operator',
       ok: 204,
       call: async () => ({ method: 'DELETE', path: `/api/v1/calendars/${await newCalendar()}` }),
+    },
+    'GET /api/v1/schedules/{group}/{id}/runs/{taskId}/logs': {
+      need: 'viewer',
+      ok: 200,
+      call: async () => ({
+        method: 'GET',
+        path: `/api/v1/schedules/${group}/${fileEntry}/runs/${fileEntry}@2099-01-01T00:00:00.000Z/logs`,
+      }),
     },
     'POST /api/v1/schedules/{group}/{id}/runs/{taskId}/cancel': {
       need: 'operator',

@@ -24,6 +24,8 @@ const ctx = (logger: Logger = silentLogger) => ({
   logger,
   attempt: 1,
   source: { topic: 't', partition: 0, offset: '0' },
+  progress: () => undefined,
+  output: () => undefined,
 });
 
 describe('when the webhook guard judges an address', () => {

@@ -19,6 +19,8 @@ const ctx = {
   logger: silentLogger,
   attempt: 1,
   source: { topic: 't', partition: 0, offset: '0' },
+  progress: () => undefined,
+  output: () => undefined,
 };
 
 /** A command processor with these policy flags; a container "runtime" that cannot start, so nothing runs in one. */

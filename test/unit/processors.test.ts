@@ -19,6 +19,8 @@ const ctx = (signal: AbortSignal) => ({
   logger: silentLogger,
   attempt: 1,
   source: { topic: 't', partition: 0, offset: '0' },
+  progress: () => undefined,
+  output: () => undefined,
 });
 
 describe('processor registry', () => {

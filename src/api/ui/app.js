@@ -250,14 +250,17 @@ async function tasksView() {
 
 const FINAL_RUN = new Set(['FINISHED', 'FAILED', 'CANCELLED', 'SKIPPED']);
 
-/** A schedule's runs; operators get a Cancel button on each run that has not ended. */
-function runsTable(runs) {
+/**
+ * A schedule's runs, each linking to its run view under `base` (the schedule's page); operators get a Cancel button
+ * on each run that has not ended.
+ */
+function runsTable(runs, base) {
   return `<h3>Runs</h3><table id="runs"><thead><tr><th>Run</th><th>State</th><th>Attempts</th><th>Duration</th><th>Consumer</th><th>Error</th><th></th></tr></thead><tbody>
     ${runs
       .map(
         (
           r,
-        ) => `<tr data-task-id="${esc(r.taskId)}"><td>${esc(r.scheduledFor)}</td><td class="${esc(r.state)}">${esc(r.state)}</td><td>${r.attempts}</td>
+        ) => `<tr data-task-id="${esc(r.taskId)}"><td><a class="run-link" href="${esc(`${base}/run/${encodeURIComponent(r.taskId)}`)}">${esc(r.scheduledFor)}</a></td><td class="${esc(r.state)}">${esc(r.state)}</td><td>${r.attempts}</td>
         <td>${esc(r.durationMs ?? '')}</td><td>${esc(r.consumer ? `${r.consumer.host}:${r.consumer.pid}` : '')}</td><td>${esc(r.cancelled ?? r.skipped ?? r.error ?? '')}</td>
         <td>${can('operator') && !FINAL_RUN.has(r.state) ? `<button class="cancel" data-task-id="${esc(r.taskId)}">Cancel</button>` : ''}</td></tr>`,
       )
@@ -367,7 +370,7 @@ async function scheduleView(group, id) {
           .map((t) => `<tr><td>${esc(t)}</td></tr>`)
           .join('') || '<tr><td>none</td></tr>'
       }</tbody></table></section>
-    <section>${runsTable(s.runs)}${audit}</section></div>`;
+    <section>${runsTable(s.runs, `#/schedule/${encodeURIComponent(group)}/${encodeURIComponent(id)}`)}${audit}</section></div>`;
   if (!can('operator')) return;
   wireCancels(path, again);
   $('#trigger').onclick = () =>
@@ -418,7 +421,7 @@ async function taskView(id) {
       ${can('operator') ? `<h3>Edit</h3><textarea id="edit-text">${esc(draft ?? JSON.stringify(definition, null, 2))}</textarea><button id="save">Save</button>` : ''}</section>
     <section><h3>Next fires (${esc(next.timeZone)} / UTC)</h3><table id="next"><tbody>
       ${next.items.map((n) => `<tr><td>${esc(n.local)}</td><td>${esc(n.jitteredFor ? `${n.utc} due ${n.jitteredFor}` : n.utc)}</td></tr>`).join('') || '<tr><td>none</td></tr>'}</tbody></table>
-    ${runsTable(runs.items)}${audit}</section></div>`;
+    ${runsTable(runs.items, `#/task/${encodeURIComponent(id)}`)}${audit}</section></div>`;
   if (!can('operator')) return;
   const again = () => taskView(id);
   wireCancels(path, again);
@@ -467,6 +470,38 @@ async function taskView(id) {
       },
       again,
     );
+}
+
+/** A run's progress as the processor last reported it (ctx.progress), or nothing. */
+function progressText(p) {
+  if (!p) return '';
+  const pct = Math.round(p.fraction * 100);
+  return `<p id="run-progress"><progress max="100" value="${pct}"></progress> <span class="pct">${pct}%</span>
+    ${esc(p.message ?? '')} <small>(${esc(p.at)})</small></p>`;
+}
+
+/**
+ * One run of a schedule (`path`: its API path, `back`: its page): state, progress and log, refreshed with the page
+ * every 2 s while it runs. The log view stays scrolled to its end unless scrolled up.
+ */
+async function runView(path, back, taskId, runsOf) {
+  const [run, { data: log }] = await Promise.all([
+    runsOf().then((runs) => runs.find((r) => r.taskId === taskId)),
+    api('GET', `${path}/runs/${encodeURIComponent(taskId)}/logs`),
+  ]);
+  const old = $('#run-log');
+  const atEnd = !old || old.scrollTop + old.clientHeight >= old.scrollHeight - 4;
+  const top = old?.scrollTop ?? 0;
+  const dropped = log.dropped.lines + log.dropped.bytes > 0;
+  main.innerHTML = `<h2>Run <code>${esc(taskId)}</code> <small class="${esc(run?.state ?? '')}" id="run-state">${esc(run?.state ?? 'not seen')}</small></h2>
+    <p><a href="${esc(back)}">back</a>${run ? ` attempts ${run.attempts}${run.durationMs === undefined ? '' : `, ${run.durationMs} ms`}${run.consumer ? ` on ${esc(`${run.consumer.host}:${run.consumer.pid}`)}` : ''}` : ''}</p>
+    ${progressText(run?.progress)}
+    ${run?.error || run?.cancelled ? `<p class="failed">${esc(run.cancelled ?? run.error)}</p>` : ''}
+    <h3>Log</h3>${log.note ? `<p id="run-log-note">${esc(log.note)}</p>` : ''}
+    ${dropped ? `<p id="run-dropped">… ${log.dropped.lines} earlier line(s), ${log.dropped.bytes} byte(s) not kept (a run keeps its last 1,000 lines or 64 KiB)</p>` : ''}
+    <pre id="run-log">${log.items.map((l) => `<span class="log-${esc(l.stream)}">${esc(`${l.at} #${l.attempt} ${l.stream.padEnd(8)} ${l.text}`)}</span>`).join('\n')}</pre>`;
+  const pre = $('#run-log');
+  pre.scrollTop = atEnd ? pre.scrollHeight : top;
 }
 
 let dlqTopic = 'taskTopic';
@@ -692,6 +727,25 @@ async function healthView() {
     <h3>Consumer groups</h3><div id="consumers">${consumers || '<p>none with members</p>'}</div>`;
 }
 
+/** The page a hash names: `#/task/ID`, `#/schedule/GROUP/ID`, each with `/run/TASKID` for a run, `#/failures`, … */
+function viewOf(hash) {
+  const parts = hash.split('/');
+  const at = (i) => decodeURIComponent(parts[i] ?? '');
+  const back = (n) => parts.slice(0, n).join('/');
+  if (parts[1] === 'task') {
+    if (parts[3] !== 'run') return () => taskView(at(2));
+    const path = `/api/v1/tasks/${encodeURIComponent(at(2))}`;
+    return () => runView(path, back(3), at(4), async () => (await api('GET', `${path}/runs`)).data.items);
+  }
+  if (parts[1] === 'schedule') {
+    if (parts[4] !== 'run') return () => scheduleView(at(2), at(3));
+    const path = `/api/v1/schedules/${encodeURIComponent(at(2))}/${encodeURIComponent(at(3))}`;
+    return () => runView(path, back(4), at(5), async () => (await api('GET', path)).data.runs);
+  }
+  const pages = { failures: failuresView, audit: auditView, health: healthView };
+  return Object.hasOwn(pages, parts[1] ?? '') ? pages[parts[1]] : tasksView;
+}
+
 async function render() {
   clearInterval(state.timer);
   const shown = ++state.shown;
@@ -701,19 +755,7 @@ async function render() {
   if (state.token) $('#logout').onclick = logout;
   if (!state.token) return loginView();
   if (sessionStorage.getItem('tm-must-change')) return passwordView();
-  const [, page, arg, rest] = (location.hash || '#/tasks').split('/');
-  const view =
-    page === 'task'
-      ? () => taskView(decodeURIComponent(arg ?? ''))
-      : page === 'schedule'
-        ? () => scheduleView(decodeURIComponent(arg ?? ''), decodeURIComponent(rest ?? ''))
-        : page === 'failures'
-          ? failuresView
-          : page === 'audit'
-            ? auditView
-            : page === 'health'
-              ? healthView
-              : tasksView;
+  const view = viewOf(location.hash || '#/tasks');
   const refresh = () =>
     (shown === state.shown ? view() : Promise.resolve()).catch((err) => flash(err.message));
   await refresh();

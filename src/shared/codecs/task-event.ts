@@ -18,10 +18,21 @@ export const EVENTS_TOPIC = 'taskmanager.events';
  * `REPLAYED`: an operator re-published the task from the DLQ to its topic. `CANCELLED` (final): a cancel request
  * stopped the task, before it started (`attempt` 0) or while it ran; `error` says who asked and why. `SKIPPED`
  * (final): its schedule's overlap policy is `skip` and a run of the same schedule was still running or waiting, so
- * it never started (`attempt` 0); `error` names that run.
+ * it never started (`attempt` 0); `error` names that run. `PROGRESS` (never final, changes no run's state): how far
+ * a running attempt is, from its processor's `ctx.progress`.
  */
 export type TaskStatus =
-  'SCHEDULED' | 'EXECUTING' | 'FINISHED' | 'FAILED' | 'REPLAYED' | 'CANCELLED' | 'SKIPPED';
+  'SCHEDULED' | 'EXECUTING' | 'FINISHED' | 'FAILED' | 'REPLAYED' | 'CANCELLED' | 'SKIPPED' | 'PROGRESS';
+export const TASK_STATUSES: readonly TaskStatus[] = [
+  'SCHEDULED',
+  'EXECUTING',
+  'FINISHED',
+  'FAILED',
+  'REPLAYED',
+  'CANCELLED',
+  'SKIPPED',
+  'PROGRESS',
+];
 
 export type EventRole = 'scheduler' | 'consumer' | 'api' | 'operator';
 
@@ -44,6 +55,8 @@ export interface StatusEvent {
   dlqReason?: DlqReason;
   /** What the processor reported: on FINISHED its result, on FAILED the failure's details. */
   result?: Record<string, unknown>;
+  /** On PROGRESS: the fraction done (0..1) and the processor's message. */
+  progress?: { fraction: number; message?: string };
 }
 
 export type AuditAction =
@@ -251,16 +264,18 @@ const eventSchema = {
   required: ['v', 'taskId', 'scheduleId', 'status', 'at', 'attempt', 'by'],
   properties: {
     ...taskIdsSchema,
-    status: {
-      type: 'string',
-      enum: ['SCHEDULED', 'EXECUTING', 'FINISHED', 'FAILED', 'REPLAYED', 'CANCELLED', 'SKIPPED'],
-    },
+    status: { type: 'string', enum: [...TASK_STATUSES] },
     at: { type: 'string' },
     attempt: { type: 'integer' },
     by: {
       type: 'object',
       required: ['host', 'pid', 'role'],
       properties: { host: { type: 'string' }, pid: { type: 'integer' }, role: { type: 'string' } },
+    },
+    progress: {
+      type: 'object',
+      required: ['fraction'],
+      properties: { fraction: { type: 'number', minimum: 0, maximum: 1 }, message: { type: 'string' } },
     },
   },
 } as const;

@@ -125,3 +125,14 @@ export async function startFileScheduler(api: Api, topic: string, group: string,
     { timeoutMs: 30_000, what: 'the scheduler reporting its file entry' },
   );
 }
+
+/** An API task that never fires by itself (disabled): a test publishes its runs, as a scheduler would. */
+export async function heldTask(api: Api, id: string, processor: string): Promise<void> {
+  const made = await api.call('POST', '/api/v1/tasks', {
+    id,
+    processor,
+    schedule: { every: '1h' },
+    enabled: false,
+  });
+  if (made.status !== 201) throw new Error(`POST /api/v1/tasks ${id}: ${made.status} ${made.text}`);
+}

@@ -8,6 +8,7 @@ import { COMMANDS_TOPIC } from '../../../src/shared/codecs/scheduler-control.js'
 import { AUDIT_TOPIC, EVENTS_TOPIC } from '../../../src/shared/codecs/task-event.js';
 import { CANCELS_TOPIC } from '../../../src/shared/codecs/cancel-request.js';
 import { CALENDARS_TOPIC } from '../../../src/shared/tasks/calendars.js';
+import { LOGS_TOPIC } from '../../../src/shared/codecs/run-log.js';
 import { SCHEDULER_STATE_TOPIC } from '../../../src/shared/codecs/scheduler-state.js';
 import { TASKS_TOPIC } from '../../../src/shared/tasks/definition.js';
 
@@ -39,6 +40,7 @@ const SHARED_TOPICS = [
   CANCELS_TOPIC,
   AUDIT_TOPIC,
   CALENDARS_TOPIC,
+  LOGS_TOPIC,
 ];
 
 /**

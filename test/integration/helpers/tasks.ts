@@ -1,7 +1,9 @@
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { produce } from './kafka.js';
+import { brokers, produce, uniqueName } from './kafka.js';
+import { startCli } from './processes.js';
+import type { RunningCli } from './processes.js';
 import type { TopicReader } from './kafka.js';
 import { parseStatusEvent } from '../../../src/shared/codecs/task-event.js';
 import type { StatusEvent } from '../../../src/shared/codecs/task-event.js';
@@ -61,4 +63,19 @@ export async function scheduleFile(
   }));
   await writeFile(file, JSON.stringify(json));
   return file;
+}
+
+/** A taskconsumer of `topic` in `group` with the processors of test/fixtures/test-processors.js loaded (and `flags`). */
+export function fixtureConsumer(topic: string, group = uniqueName('g'), ...flags: string[]): RunningCli {
+  return startCli('taskconsumer', [
+    '-b',
+    brokers(),
+    '-t',
+    topic,
+    '-g',
+    group,
+    '--processors',
+    'test/fixtures/test-processors.js',
+    ...flags,
+  ]);
 }
