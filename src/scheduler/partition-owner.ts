@@ -8,6 +8,7 @@ import { isFencedError, TransactionInDoubtError } from '../shared/kafka/index.js
 import type { KafkaClient, OutRecord, KafkaProducer } from '../shared/kafka/index.js';
 import type { Fire } from './fire-loop.js';
 import { FireEncoder } from './task-records.js';
+import type { TraceSpan, Tracing } from '../shared/tracing.js';
 
 /** The longest wait between two tries to publish (see the pump). */
 const PUBLISH_RETRY_MAX_MS = 500;
@@ -47,6 +48,8 @@ export interface PartitionOwnerOptions {
    * and fencing again allowed (`mayRefence`), no other instance can have owned the partition meanwhile.
    */
   groupJoins(): number;
+  /** Spans of each fire and its publishing (docs/operations.md#traces). @default none */
+  tracing?: Tracing;
 }
 
 /** A fire, or a state record written on its own (pause, resume), in the order they were queued. */
@@ -89,7 +92,7 @@ export class PartitionOwner {
 
   constructor(private readonly o: PartitionOwnerOptions) {
     this.producer = o.kafka.producer({ transactionalId: transactionalIdOf(o.group, o.partition) });
-    this.encoder = new FireEncoder(o.group, o.partition, o.scheduler);
+    this.encoder = new FireEncoder(o.group, o.partition, o.scheduler, o.tracing);
   }
 
   /** Fires and state records queued and not yet committed. */
@@ -191,6 +194,7 @@ export class PartitionOwner {
         if ('fire' in item) fires.push(item.fire);
         else states.push(item.state);
       }
+      const spans: TraceSpan[] | undefined = this.o.tracing?.enabled ? [] : undefined;
       try {
         if (this.producer.needsReset) {
           await this.refence();
@@ -202,7 +206,8 @@ export class PartitionOwner {
         }
         const firedAt = this.o.clock.now();
         if (fires.length + states.length > 0)
-          await this.producer.sendInTransaction([...this.encoder.records(fires, firedAt), ...states]);
+          await this.producer.sendInTransaction([...this.encoder.records(fires, firedAt, spans), ...states]);
+        if (spans) endSpans(spans, { attributes: { 'taskmanager.transaction_fires': fires.length } });
         this.queue = this.queue.slice(batch.length);
         this.settleWaiters();
         this.o.onAcked?.(fires, firedAt, this.o.clock.now());
@@ -212,6 +217,7 @@ export class PartitionOwner {
           });
         this.failures = 0;
       } catch (err) {
+        if (spans) endSpans(spans, { error: errorMessage(err) });
         // Which items the transaction in doubt carried: the state tells whether they committed (dropCommitted).
         if (err instanceof TransactionInDoubtError)
           this.inDoubtItems = err.mayHaveCommitted ? batch.length : 0;
@@ -329,4 +335,9 @@ export class PartitionOwner {
 /** One transactional id per (group, state partition): the next owner of the partition fences the previous one. */
 export function transactionalIdOf(group: string, partition: number): string {
   return `${group}/state-${partition}`;
+}
+
+/** Ends the spans of a transaction's fires, as it ended. */
+function endSpans(spans: readonly TraceSpan[], how: Parameters<TraceSpan['end']>[0]): void {
+  for (const s of spans) s.end(how);
 }
