@@ -2,8 +2,10 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startApi } from './helpers/api.js';
 import { brokers, TopicReader, uniqueName, useTaskTopic } from './helpers/kafka.js';
 import { killAll, startCli } from './helpers/processes.js';
+import type { RunningCli } from './helpers/processes.js';
 import { EVENTS, scheduleFile } from './helpers/tasks.js';
 import { waitFor } from '../kit/wait.js';
+import { exitWithin } from '../kit/processes.js';
 import { OtlpReceiver } from '../kit/otlp-receiver.js';
 import type { ReceivedSpan } from '../kit/otlp-receiver.js';
 import type { ReadRecord } from '../kit/topic-reader.js';
@@ -32,6 +34,9 @@ describe('traces', () => {
     await receiver.stop();
   });
 
+  /** WARN and ERROR lines about traces (others may be about other tests' records of the shared topics). */
+  const traceProblems = (cli: RunningCli): string[] =>
+    cli.problems().filter((l) => /trace|span|otel|opentelemetry/i.test(l));
   /** A scheduler of `file`, in a group of its own, exporting to the receiver. */
   const tracedScheduler = (file: string) => {
     const flags = {
@@ -127,7 +132,7 @@ describe('traces', () => {
     expect(process.endMs).toBeLessThanOrEqual(consume.endMs);
     await expectHeaders(taskId, `00-${traceId}-${publish.spanId}-01`, ['SCHEDULED', 'EXECUTING', 'FINISHED']);
     expect(receiver.refused).toEqual([]);
-    expect([...scheduler.problems(), ...consumer.problems()]).toEqual([]);
+    expect([...traceProblems(scheduler), ...traceProblems(consumer)]).toEqual([]);
   });
 
   it('should keep the traceparent on the events and the DLQ record of a consumer that does not trace', async () => {
@@ -160,6 +165,41 @@ describe('traces', () => {
     expect(publish).toMatchObject({ name: 'publish', service: 'taskscheduler' });
     expect(traceparent).toBe(`00-${publish.traceId}-${publish.spanId}-01`);
     expect(receiver.spans.filter((s) => s.service !== 'taskscheduler')).toEqual([]);
+  });
+
+  it('should fire on with one warning line when the collector cannot be reached, and stop in time', async () => {
+    const away = await new OtlpReceiver().start();
+    const url = away.url;
+    await away.stop();
+    const id = uniqueName('unseen');
+    const file = await scheduleFile(fx.topic, [[id, '* * * * * *']]);
+    const scheduler = startCli('taskscheduler', [
+      '-b',
+      brokers(),
+      '-s',
+      file,
+      '--group',
+      uniqueName('g'),
+      '--otel-endpoint',
+      url,
+    ]);
+    const fired = () => fx.reader.values<{ scheduleId: string }>(fx.topic).filter((t) => t.scheduleId === id);
+    await scheduler.waitForOutput(/cannot export traces to /, 30_000);
+    const before = fired().length;
+    await waitFor(() => fired().length >= before + 3, {
+      timeoutMs: 15_000,
+      what: 'three more fires after the warning',
+    });
+    expect(traceProblems(scheduler)).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `WARN +cannot export traces to ${url}/v1/traces \\(.*ECONNREFUSED.*\\); spans are dropped until it answers`,
+        ),
+      ),
+    ]);
+    scheduler.signal('SIGTERM');
+    const exit = await exitWithin(scheduler, 15_000);
+    expect(exit).toMatchObject({ code: 0, forced: false });
   });
 
   it('should continue the trace of an API create and trigger that came with a traceparent', async () => {
