@@ -58,6 +58,8 @@ interface PartitionWork {
   end: number;
   /** Work in flight: lanes, `allow` runs, skips. */
   work: Set<Promise<void>>;
+  /** Wakes a fetch waiting for room (whileFull) once the partition holds fewer than its most pending records. */
+  onRoom: (() => void) | undefined;
 }
 
 type Overlap = 'queue' | 'skip' | 'replace' | 'allow';
@@ -213,6 +215,7 @@ export class BatchWorker {
         committed: undefined,
         end: 0,
         work: new Set(),
+        onRoom: undefined,
       };
       this.partitions.set(key, pw);
     }
@@ -304,6 +307,10 @@ export class BatchWorker {
 
   private finished(pw: PartitionWork, rec: InRecord): void {
     this.moved(pw, pw.watermark.finish(rec.offset));
+    if (pw.onRoom && pw.watermark.pending < this.maxPending) {
+      pw.onRoom();
+      pw.onRoom = undefined;
+    }
   }
 
   private moved(pw: PartitionWork, position: string | undefined): void {
@@ -339,8 +346,13 @@ export class BatchWorker {
    */
   private async whileFull(pw: PartitionWork, batch: PartitionBatch): Promise<void> {
     while (pw.watermark.pending >= this.maxPending && this.state === 'taking' && !pw.linked.signal.aborted) {
-      const any = Promise.race([...pw.work]);
-      await Promise.race([any, sleep(this.o.clock, this.o.heartbeatEveryMs ?? 500)]);
+      let timer: TimerHandle | undefined;
+      await new Promise<void>((resolve) => {
+        pw.onRoom = resolve;
+        timer = this.o.clock.setTimeout(resolve, this.o.heartbeatEveryMs ?? 500);
+      });
+      pw.onRoom = undefined;
+      if (timer) this.o.clock.clearTimeout(timer);
       try {
         await batch.heartbeat();
       } catch (err) {
