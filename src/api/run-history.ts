@@ -133,6 +133,9 @@ function applyEvent(run: TaskRun, e: StatusEvent): void {
           at: e.at,
         };
       return;
+    case 'ALERT':
+      // An alert about the run (alerts.ts): kept by the alert book, never a state of the run.
+      return;
     case 'EXECUTING':
       // A new attempt starts from nothing.
       if (e.attempt > run.attempts) delete run.progress;

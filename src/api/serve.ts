@@ -23,6 +23,7 @@ import { buildServer } from './server.js';
 import { TaskService } from './task-service.js';
 import { CalendarService } from './calendar-service.js';
 import { AuditTrail } from './audit-trail.js';
+import { parseAuditEvent } from '../shared/codecs/task-event.js';
 import { TaskStore } from './task-store.js';
 import { RunLogIndex } from './run-logs.js';
 import { openTaskStore } from './task-store-dir.js';
@@ -230,6 +231,10 @@ async function startApp(
     clock: systemClock,
     keep: o.auditKeep,
     groupOf: (id) => tasks.view.get(id)?.def.group,
+    onRecord: (r) => {
+      const e = parseAuditEvent(r.value);
+      if (e) tasks.alerts.onAudit(e);
+    },
   });
   // Off the start-up path: the routes answer from what it has read so far (status `reading` until it caught up).
   void audit.start();
@@ -253,6 +258,7 @@ async function startApp(
     kafka,
     cluster,
     audit,
+    alerts: tasks.alerts,
     users: auth,
     health,
     logger,

@@ -5,6 +5,7 @@ import { fastScheduledValue, statusRecordOf } from '../shared/codecs/task-event.
 import { fastStateValue, specHashOf, stateRecord } from '../shared/codecs/scheduler-state.js';
 import type { OutRecord } from '../shared/kafka/index.js';
 import type { Fire } from './fire-loop.js';
+import { lateAlertRecords } from './late-alerts.js';
 
 /** What never changes between two fires of one entry, serialized once. */
 interface EntryParts {
@@ -28,7 +29,7 @@ export class FireEncoder {
   constructor(
     private readonly group: string,
     private readonly partition: number,
-    scheduler: SchedulerOrigin,
+    private readonly scheduler: SchedulerOrigin,
   ) {
     this.schedulerJson = JSON.stringify(scheduler);
     this.byJson = JSON.stringify({ ...scheduler, role: 'scheduler' });
@@ -57,6 +58,7 @@ export class FireEncoder {
           ),
         ),
         statusRecordOf(taskId, fastScheduledValue(taskIdJson, task.idJson, firedAt, this.byJson)),
+        ...(fire.entry.alerts ? lateAlertRecords(fire, firedAtMs, this.scheduler) : []),
       );
       if (fire.manual) continue;
       const prev = latest.get(fire.entry);
@@ -80,6 +82,7 @@ export class FireEncoder {
           param: e.param,
           payload: e.payload,
           overlap: e.overlap,
+          alerts: e.alerts,
         }),
         specHash: specHashOf(e),
       };
