@@ -1,10 +1,10 @@
 import type { Clock } from '../shared/clock.js';
-import { AUDIT_TOPIC } from '../shared/codecs/task-event.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Follower, KafkaClient, OutRecord } from '../shared/kafka/index.js';
 import type { Logger } from '../shared/logger.js';
 import { AuditView, DEFAULT_AUDIT_KEEP } from './audit-view.js';
-import type { InRecord } from '../shared/kafka/index.js';
+import { AUDIT_TOPIC, parseAuditEvent } from '../shared/codecs/task-event.js';
+import type { AnyAuditEvent } from '../shared/codecs/task-event.js';
 
 /** Where audit records go: taskapi's producer (KafkaStore.send). */
 export interface AuditSender {
@@ -39,8 +39,8 @@ export interface AuditTrailOptions {
   groupOf?: (id: string) => string | undefined;
   /** A topic missing at start is looked for again by requests at most this often, ms. @default 60000 */
   recheckMs?: number;
-  /** Each record read, after the view took it (the alert book folds acknowledgements). */
-  onRecord?: (r: InRecord) => void;
+  /** Takes each audit event read (the alert book: its acknowledgements, read again at every start). */
+  alerts?: { onAudit(e: AnyAuditEvent): void };
 }
 
 /**
@@ -121,7 +121,8 @@ export class AuditTrail {
         AUDIT_TOPIC,
         (r) => {
           this.view.add(r);
-          this.o.onRecord?.(r);
+          const e = this.o.alerts ? parseAuditEvent(r.value) : undefined;
+          if (e) this.o.alerts?.onAudit(e);
         },
         { fromOffsets: from },
       );

@@ -23,7 +23,6 @@ import { buildServer } from './server.js';
 import { TaskService } from './task-service.js';
 import { CalendarService } from './calendar-service.js';
 import { AuditTrail } from './audit-trail.js';
-import { parseAuditEvent } from '../shared/codecs/task-event.js';
 import { TaskStore } from './task-store.js';
 import { RunLogIndex } from './run-logs.js';
 import { openTaskStore } from './task-store-dir.js';
@@ -231,10 +230,7 @@ async function startApp(
     clock: systemClock,
     keep: o.auditKeep,
     groupOf: (id) => tasks.view.get(id)?.def.group,
-    onRecord: (r) => {
-      const e = parseAuditEvent(r.value);
-      if (e) tasks.alerts.onAudit(e);
-    },
+    alerts: tasks.alerts,
   });
   // Off the start-up path: the routes answer from what it has read so far (status `reading` until it caught up).
   void audit.start();

@@ -21,6 +21,8 @@ import type { InRecord } from '../../src/shared/kafka/index.js';
 import { NonRetriableError } from '../../src/shared/errors.js';
 import { consumerFixture, taskRecord, TOPIC } from './helpers/consumer-fixture.js';
 import { cronEntry } from './helpers/entries.js';
+import { apiAppPerTest, operatorAndViewer } from './helpers/api-app.js';
+import { AUDIT_TOPIC, statusEventRecord } from '../../src/shared/codecs/task-event.js';
 import { settle } from './helpers/settle.js';
 
 const never = new AbortController().signal;
@@ -295,6 +297,81 @@ describe('alerts', () => {
       expect(parseStatusEvent(Buffer.from(JSON.stringify(alertEvent(id, 'overrun', 'x'))))?.alert?.kind).toBe(
         'overrun',
       );
+    });
+  });
+
+  describe('when taskapi serves alerts', () => {
+    const apis = apiAppPerTest();
+
+    it('should take alerts on a task, list an ALERT event read, and acknowledge it as an audit event', async () => {
+      const api = await apis.open();
+      const [op, viewer] = await operatorAndViewer(api);
+      const call = (token: string, method: 'GET' | 'POST' | 'PATCH', url: string, payload?: object) =>
+        api.app.inject({
+          method,
+          url,
+          headers: { authorization: `Bearer ${token}` },
+          ...(payload ? { payload } : {}),
+        });
+      const created = await call(op, 'POST', '/api/v1/tasks', {
+        id: 'nightly',
+        processor: 'p',
+        schedule: { cron: '0 0 2 * * *' },
+        alerts: HOOK,
+      });
+      expect(created.statusCode, created.body).toBe(201);
+      expect(created.json<{ alerts?: unknown }>().alerts).toEqual(HOOK);
+      const wrong = await call(op, 'PATCH', '/api/v1/tasks/nightly', {
+        alerts: { channel: { webhook: { url: 'ftp://x' } } },
+      });
+      expect([
+        wrong.statusCode,
+        wrong.json<{ errors: Array<{ pointer: string }> }>().errors[0]?.pointer,
+      ]).toEqual([400, '/alerts/channel/webhook/url']);
+
+      const taskId = 'nightly@2026-12-07T02:00:00.000Z';
+      const by = { host: 'c', pid: 1, role: 'consumer' as const };
+      api.kafka.write([
+        statusEventRecord(
+          statusEvent({ taskId, scheduleId: 'nightly' }, 'ALERT', '2026-12-07T02:00:09.000Z', 0, by, {
+            alert: { kind: 'failed', reason: 'attempts-exhausted after 5 attempt(s): boom' },
+          }),
+        ),
+      ]);
+      type Items = {
+        items: Array<{ id: string; kind: string; taskId: string; acknowledged?: { user: string } }>;
+      };
+      await settle();
+      const [open] = (await call(viewer, 'GET', '/api/v1/alerts')).json<Items>().items;
+      expect(open).toMatchObject({
+        kind: 'failed',
+        taskId,
+        deliveryTaskId: 'alert/nightly/failed@2026-12-07T02:00:00.000Z',
+      });
+      expect((await call(viewer, 'POST', `/api/v1/alerts/${open!.id}/ack`)).statusCode).toBe(403);
+      const acked = await call(op, 'POST', `/api/v1/alerts/${open!.id}/ack`);
+      expect([acked.statusCode, acked.json<Items['items'][0]>().acknowledged?.user]).toEqual([200, 'op']);
+      expect((await call(viewer, 'GET', '/api/v1/alerts')).json<Items>().items).toEqual([]);
+      expect(
+        (await call(viewer, 'GET', '/api/v1/alerts?all=true'))
+          .json<Items>()
+          .items.map((a) => a.acknowledged?.user),
+      ).toEqual(['op']);
+      const audit = api.kafka.records(AUDIT_TOPIC, 0);
+      expect(
+        audit
+          .map((r) => JSON.parse(String(r.value)) as Record<string, unknown>)
+          .filter((e) => e.action === 'alert.acknowledged'),
+      ).toEqual([
+        expect.objectContaining({
+          alert: open!.id,
+          schedule: 'nightly',
+          taskId,
+          alertKind: 'failed',
+          user: 'op',
+        }),
+      ]);
+      expect((await call(op, 'POST', '/api/v1/alerts/00000000000000000000/ack')).statusCode).toBe(404);
     });
   });
 
