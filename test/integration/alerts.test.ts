@@ -67,8 +67,17 @@ describe('alerts, delivered through the webhook processor', () => {
       ],
       { env: { TASKMANAGER_SECRET_HOOK: SECRET } },
     );
-  /** A schedule file in the object form: one entry firing once, 2 s from now, and the file's default Alerts. */
-  const oneShot = async (id: string, template: object, alerts: object, own?: object): Promise<string> => {
+  /**
+   * A schedule file in the object form: one entry firing once, 2 s from now (or at `runAt`), and the file's default
+   * Alerts.
+   */
+  const oneShot = async (
+    id: string,
+    template: object,
+    alerts: object,
+    own?: object,
+    runAt = Math.ceil((Date.now() + 2000) / 1000) * 1000,
+  ): Promise<string> => {
     const file = await groupScheduleFile([]);
     await writeFile(
       file,
@@ -77,7 +86,7 @@ describe('alerts, delivered through the webhook processor', () => {
         Schedules: [
           {
             Id: id,
-            RunAt: iso(Math.ceil((Date.now() + 2000) / 1000) * 1000),
+            RunAt: iso(runAt),
             Topic: sg.topic,
             TaskMessageTemplate: template,
             ...(own ? { Alerts: own } : {}),
@@ -216,5 +225,42 @@ describe('alerts, delivered through the webhook processor', () => {
     });
     expect(req?.headers['x-taskmanager-signature']).toBeUndefined();
     expect(requestsTo('/default')).toEqual([]);
+  });
+
+  it('should raise one late alert, from the scheduler, for a fire published past lateSeconds', async () => {
+    const id = uniqueName('late');
+    // A one-shot whose instant passed before any scheduler ran: it fires at once, 10 s after it was due.
+    const due = Math.floor((Date.now() - 10_000) / 1000) * 1000;
+    const file = await oneShot(
+      id,
+      { TaskProcessorName: 'NoopProcessor' },
+      { channel: { webhook: { url: `${hook}/${id}`, secret: { $secret: 'HOOK' } } }, lateSeconds: 5 },
+      undefined,
+      due,
+    );
+    consumer();
+    sg.scheduler(file);
+    await waitFor(() => eventsOf(`alert/${id}/late@`).some((e) => e.status === 'FINISHED'), {
+      timeoutMs: 60_000,
+      what: () =>
+        `the late alert delivered (events: ${eventsOf(id)
+          .map((e) => e.status)
+          .join(', ')})`,
+    });
+    const alerts = eventsOf(`${id}@`).filter((e) => e.status === 'ALERT');
+    expect(alerts.map((e) => [e.taskId, e.alert?.kind, e.by.role])).toEqual([
+      [`${id}@${iso(due)}`, 'late', 'scheduler'],
+    ]);
+    expect(alerts[0]?.alert?.reason).toMatch(/^fired \d+\.\d s after it was due \(lateSeconds 5\)$/);
+    const [req, ...more] = requestsTo(`/${id}`);
+    expect(more).toEqual([]);
+    expect(req?.headers['x-taskmanager-signature']).toBe(
+      `sha256=${createHmac('sha256', SECRET).update(req!.body).digest('hex')}`,
+    );
+    expect(JSON.parse(req!.body.toString('utf8'))).toMatchObject({
+      kind: 'late',
+      scheduleId: id,
+      group: sg.group,
+    });
   });
 });
