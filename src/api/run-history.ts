@@ -65,6 +65,8 @@ export class RunHistory {
     if (!runs) this.bySchedule.set(e.scheduleId, (runs = new Map()));
     let run = runs.get(e.taskId);
     if (!run) {
+      // An alert about an instant that never ran (`missed`) is no run.
+      if (e.status === 'ALERT') return undefined;
       const scheduledFor = scheduledForOf(e.taskId);
       // A late event of a run already dropped from a full history stays dropped.
       if (runs.size >= this.keep && scheduledFor < this.oldest(runs)) return undefined;

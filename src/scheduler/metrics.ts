@@ -2,7 +2,7 @@ import { Counter, Gauge, Histogram } from 'prom-client';
 import type { Registry } from 'prom-client';
 import { SECONDS_BUCKETS } from '../shared/ops/registry.js';
 import type { Fire } from './fire-loop.js';
-import { lateAlertOf } from './late-alerts.js';
+import { lateAlertOf } from './fire-alerts.js';
 
 /** A fire handed over later than this after its instant counts as late. */
 export const LATE_FIRE_MS = 1000;
@@ -74,7 +74,7 @@ export class SchedulerMetrics {
     );
     this.alerts = new Counter({
       name: 'taskmanager_alerts_total',
-      help: 'Alerts raised by this scheduler (written in the transaction of the fire they are about): late',
+      help: 'Alerts raised by this scheduler (written in the transaction of a fire): late, missed',
       labelNames: ['group', 'schedule', 'kind'],
       registers,
     });
@@ -139,6 +139,11 @@ export class SchedulerMetrics {
       this.fireLag.observe({ group: this.group }, lag / 1000);
       this.ackLag.observe({ group: this.group }, (ackedAtMs - due) / 1000);
     }
+  }
+
+  /** An alert this scheduler raised, once its transaction committed. */
+  alerted(schedule: string, kind: string): void {
+    this.alerts.inc({ group: this.group, schedule, kind });
   }
 
   misfired(schedule: string, outcome: 'caught_up' | 'dropped', n = 1): void {

@@ -317,6 +317,7 @@ export class StatePartitions {
       logger,
       metrics: this.o.metrics,
       arm: (e, fromMs, known) => this.o.loop.add(e, fromMs, known),
+      dropped: (e, d) => owner.noteDropped(e.id, d),
     });
     if (differing.length > 0) {
       logger.warn(
@@ -349,6 +350,7 @@ export class StatePartitions {
       logger,
       scheduler: this.o.origin,
       onPublishError: (p) => metrics?.publishFailed(p),
+      onMissedAlert: (id) => metrics?.alerted(id, 'missed'),
       onAcked: (fires, firedAt, at) => {
         this.o.states.acked(fires);
         metrics?.acked(fires, firedAt, at);

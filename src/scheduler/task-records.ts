@@ -5,7 +5,7 @@ import { fastScheduledValue, statusRecordOf } from '../shared/codecs/task-event.
 import { fastStateValue, specHashOf, stateRecord } from '../shared/codecs/scheduler-state.js';
 import type { OutRecord } from '../shared/kafka/index.js';
 import type { Fire } from './fire-loop.js';
-import { lateAlertRecords } from './late-alerts.js';
+import { lateAlertRecords, MissedAlerts } from './fire-alerts.js';
 
 /** What never changes between two fires of one entry, serialized once. */
 interface EntryParts {
@@ -22,6 +22,8 @@ interface EntryParts {
  */
 export class FireEncoder {
   private readonly parts = new WeakMap<ScheduleEntry, EntryParts>();
+  /** Instants a takeover's misfire policy dropped, alerted with the entry's next fire. */
+  readonly missed = new MissedAlerts();
   private readonly schedulerJson: string;
   private readonly byJson: string;
   private iso = { ms: NaN, text: '' };
@@ -69,6 +71,7 @@ export class FireEncoder {
       const value = fastStateValue(this.isoOf(f.scheduledFor), this.partsOf(entry).specHash, firedAt, f.run);
       out.push(stateRecord(this.group, entry.id, this.partition, value));
     }
+    out.push(...this.missed.records(fires, firedAtMs, this.scheduler));
     return out;
   }
 

@@ -5,6 +5,7 @@ import { writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { groupScheduleFile, iso, useSchedulerGroup } from './helpers/scheduler-group.js';
+import type { Entry } from './helpers/scheduler-group.js';
 import { brokers, TopicReader, uniqueName } from './helpers/kafka.js';
 import { startCli } from './helpers/processes.js';
 import type { RunningCli } from './helpers/processes.js';
@@ -262,5 +263,47 @@ describe('alerts, delivered through the webhook processor', () => {
       scheduleId: id,
       group: sg.group,
     });
+  });
+
+  it('should raise one missed alert for the instants Misfire skip dropped while no scheduler ran', async () => {
+    const id = uniqueName('missed');
+    const file = await groupScheduleFile([
+      {
+        Id: id,
+        Cron: '* * * * * *',
+        Topic: sg.topic,
+        Misfire: 'skip',
+        TaskMessageTemplate: { TaskProcessorName: 'NoopProcessor' },
+        Alerts: { channel: { webhook: { url: `${hook}/${id}` } }, failed: false, skipped: true },
+      } as Entry,
+    ]);
+    consumer();
+    const first = sg.scheduler(file);
+    const fired = () => sg.tasks().filter((t) => t.scheduleId === id);
+    await waitFor(() => fired().length >= 2, { timeoutMs: 30_000, what: 'the first fires' });
+    // Killed: the instants until the next instance takes the entry over are missed, and skip drops them.
+    first.signal('SIGKILL');
+    await first.exited;
+    const killedAt = Date.now();
+    sg.scheduler(file);
+    await waitFor(() => eventsOf(`alert/${id}/missed@`).some((e) => e.status === 'FINISHED'), {
+      timeoutMs: 60_000,
+      what: () =>
+        `the missed alert delivered (alerts: ${JSON.stringify(eventsOf(id).filter((e) => e.status === 'ALERT'))})`,
+    });
+    const alerts = events.values<StatusEvent>(EVENTS, (e) => e.status === 'ALERT' && e.scheduleId === id);
+    expect(alerts.map((e) => [e.alert?.kind, e.by.role])).toEqual([['missed', 'scheduler']]);
+    const m =
+      /^(\d+) instant\(s\) from (\S+) to (\S+) not fired: no scheduler owned the entry then, and Misfire skip drops them$/.exec(
+        alerts[0]?.alert?.reason ?? '',
+      );
+    expect(m, alerts[0]?.alert?.reason).not.toBeNull();
+    // The first instant dropped is the one after the last fired before the kill, and none of them fired.
+    const firedIds = new Set(fired().map((t) => t.taskId));
+    expect(alerts[0]?.taskId).toBe(`${id}@${m![2]}`);
+    expect(firedIds.has(`${id}@${m![2]}`)).toBe(false);
+    expect(Date.parse(m![2]!)).toBeLessThanOrEqual(killedAt + 1000);
+    expect(Number(m![1])).toBe((Date.parse(m![3]!) - Date.parse(m![2]!)) / 1000 + 1);
+    expect(requestsTo(`/${id}`)).toHaveLength(1);
   });
 });

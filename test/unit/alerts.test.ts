@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { webhookProcessor, webhookSignature } from '../../src/processors/webhook-processor.js';
 import { FireEncoder } from '../../src/scheduler/task-records.js';
-import { lateAlertOf } from '../../src/scheduler/late-alerts.js';
+import { lateAlertOf } from '../../src/scheduler/fire-alerts.js';
 import { AlertBook } from '../../src/api/alert-book.js';
 import { RunHistory } from '../../src/api/run-history.js';
 import { decodeTaskMessage, encodeTaskMessage, taskMessageOf } from '../../src/shared/codecs/task-message.js';
@@ -21,6 +21,10 @@ import type { InRecord } from '../../src/shared/kafka/index.js';
 import { NonRetriableError } from '../../src/shared/errors.js';
 import { consumerFixture, taskRecord, TOPIC } from './helpers/consumer-fixture.js';
 import { cronEntry } from './helpers/entries.js';
+import { catchUp } from '../../src/scheduler/catch-up.js';
+import { EntryStates } from '../../src/scheduler/entry-states.js';
+import { specHashOf } from '../../src/shared/codecs/scheduler-state.js';
+import type { DroppedInstants } from '../../src/scheduler/fire-alerts.js';
 import { apiAppPerTest, operatorAndViewer } from './helpers/api-app.js';
 import { AUDIT_TOPIC, statusEventRecord } from '../../src/shared/codecs/task-event.js';
 import { settle } from './helpers/settle.js';
@@ -153,6 +157,70 @@ describe('alerts', () => {
       expect(lateAlertOf({ entry: e, scheduledFor: T0, dueAt: T0 + 3000 }, T0 + 5000, 'g')?.kind).toBe(
         'late',
       );
+    });
+  });
+
+  describe('when a takeover’s misfire policy drops instants of a schedule with alerts', () => {
+    const every10 = (misfire: 'skip' | 'fire-once', alerts: AlertsOption = HOOK) =>
+      cronEntry('a', '*/10 * * * * *', { misfire, alerts });
+    const takeOver = (e: ReturnType<typeof every10>) => {
+      const states = new EntryStates('g');
+      states.set('a', { lastFiredMs: T0, specHash: specHashOf(e), paused: false, runs: 0 });
+      const dropped: DroppedInstants[] = [];
+      const { missed } = catchUp([e], states, T0 + 45_000, {
+        logger: silentLogger,
+        metrics: undefined,
+        arm: () => undefined,
+        dropped: (_e, d) => dropped.push(d),
+      });
+      return { missed, dropped };
+    };
+    const alertsIn = (records: ReturnType<FireEncoder['records']>) =>
+      records
+        .filter((r) => r.topic === EVENTS_TOPIC)
+        .map((r) => parseStatusEvent(Buffer.from(text(r.value))))
+        .filter((e) => e?.status === 'ALERT');
+
+    it('should note them only when the alerts ask for skipped (and missed) ones', () => {
+      expect(takeOver(every10('skip')).dropped).toEqual([
+        { count: 4, first: T0 + 10_000, last: T0 + 40_000 },
+      ]);
+      expect(takeOver(every10('fire-once')).dropped).toEqual([
+        { count: 3, first: T0 + 10_000, last: T0 + 30_000 },
+      ]);
+      expect(takeOver(every10('skip', { ...HOOK, skipped: false })).dropped).toEqual([]);
+      expect(takeOver(cronEntry('a', '*/10 * * * * *', { misfire: 'skip' })).dropped).toEqual([]);
+    });
+
+    it('should raise one missed alert with the entry’s first fire after, until that fire commits', () => {
+      const e = every10('fire-once');
+      const { missed, dropped } = takeOver(e);
+      const enc = new FireEncoder('g', 0, scheduler);
+      enc.missed.note('a', dropped[0]!);
+      // A trigger is not the entry's fire: nothing yet.
+      expect(
+        alertsIn(enc.records([{ entry: e, scheduledFor: T0 + 45_001, manual: true }], T0 + 45_000)),
+      ).toEqual([]);
+      const first = enc.records(missed, T0 + 45_000);
+      // A transaction that failed is sent again, with the alert again (it was never committed).
+      expect(enc.records(missed, T0 + 45_100)).toHaveLength(first.length);
+      expect(alertsIn(first)).toEqual([
+        expect.objectContaining({
+          taskId: 'a@2026-11-22T10:00:10.000Z',
+          alert: {
+            kind: 'missed',
+            reason:
+              '3 instant(s) from 2026-11-22T10:00:10.000Z to 2026-11-22T10:00:30.000Z not fired: no scheduler owned the entry then, and Misfire fire-once drops them',
+          },
+        }),
+      ]);
+      expect(
+        first
+          .filter((r) => r.topic === e.topic)
+          .map((r) => decodeTaskMessage(Buffer.from(text(r.value))).taskId),
+      ).toEqual(['a@2026-11-22T10:00:40.000Z', 'alert/a/missed@2026-11-22T10:00:10.000Z']);
+      expect(enc.missed.acked(missed)).toEqual(['a']);
+      expect(alertsIn(enc.records([{ entry: e, scheduledFor: T0 + 50_000 }], T0 + 50_000))).toEqual([]);
     });
   });
 

@@ -1,16 +1,19 @@
 /**
  * A schedule's alerts (docs/schedule-file.md#alerts): which of its runs raise an alert and where it is delivered. An
  * alert is decided by the component that knows (the consumer: `failed`, `skipped`, `overrun`; the scheduler group's
- * owner: `late`), written as an ALERT status event, and delivered as a task of its own on the schedule's task topic
- * for the `webhook` or `email` processor, with a taskId that names the run it is about
+ * owner: `late`, `missed`), written as an ALERT status event, and delivered as a task of its own on the schedule's
+ * task topic for the `webhook` or `email` processor, with a taskId that names the run it is about
  * (`alert/<scheduleId>/<kind>@<instant>`), so a re-raise is recognisable and the processors' retries, dead-lettering,
  * address guard and secret references apply to it as to any task.
  */
 
-/** `failed`: dead-lettered; `skipped`: ended SKIPPED by the overlap policy; `late`: fired `lateSeconds` after its
- * instant; `overrun`: still running `overrunSeconds` after its attempt started. */
-export type AlertKind = 'failed' | 'skipped' | 'late' | 'overrun';
-export const ALERT_KINDS: readonly AlertKind[] = ['failed', 'skipped', 'late', 'overrun'];
+/**
+ * `failed`: dead-lettered; `skipped`: ended SKIPPED by the overlap policy; `missed`: instants a misfire policy did
+ * not fire at a takeover; `late`: fired `lateSeconds` after its instant; `overrun`: still running `overrunSeconds`
+ * after its attempt started.
+ */
+export type AlertKind = 'failed' | 'skipped' | 'missed' | 'late' | 'overrun';
+export const ALERT_KINDS: readonly AlertKind[] = ['failed', 'skipped', 'missed', 'late', 'overrun'];
 
 /** A `{"$secret": NAME}` reference, resolved by the consumer that delivers the alert. */
 export interface SecretRef {
@@ -25,7 +28,7 @@ export interface AlertsOption {
   channel: AlertChannel;
   /** A run that failed for good (dead-lettered). @default true */
   failed?: boolean;
-  /** A run ended SKIPPED by the overlap policy `skip`. @default false */
+  /** A run ended SKIPPED by the overlap policy `skip`, and instants a misfire policy dropped (`missed`). @default false */
   skipped?: boolean;
   /** A fire published more than this many seconds after its instant. */
   lateSeconds?: number;
@@ -48,7 +51,7 @@ export const ALERTS_OPTION_SCHEMA = {
   additionalProperties: false,
   required: ['channel'],
   description:
-    'Alerts of this schedule: failed (dead-lettered, default on), skipped (overlap skip), lateSeconds (fired that long after its instant), overrunSeconds (an attempt still running that long after it started), delivered to one channel',
+    'Alerts of this schedule: failed (dead-lettered, default on), skipped (overlap skip, and instants a misfire policy dropped), lateSeconds (fired that long after its instant), overrunSeconds (an attempt still running that long after it started), delivered to one channel',
   properties: {
     channel: {
       type: 'object',
@@ -98,6 +101,7 @@ export function wantsAlert(a: AlertsOption | undefined, kind: AlertKind): boolea
     case 'failed':
       return a.failed ?? true;
     case 'skipped':
+    case 'missed':
       return a.skipped ?? false;
     case 'late':
       return a.lateSeconds !== undefined;
