@@ -15,6 +15,7 @@ import type { StatusEvent } from '../../src/shared/codecs/task-event.js';
 import { parseScheduleText } from '../../src/shared/config/load.js';
 import { ConfigError } from '../../src/shared/errors.js';
 import { silentLogger } from '../../src/shared/logger.js';
+import { alertDelivery } from '../../src/shared/schedule/alerts.js';
 import type { AlertsOption } from '../../src/shared/schedule/alerts.js';
 import type { ProcessorContext } from '../../src/processors/types.js';
 import type { InRecord } from '../../src/shared/kafka/index.js';
@@ -145,6 +146,35 @@ describe('alerts', () => {
       });
       // The delivery carries no alerts of its own: an alert never raises another.
       expect(delivery[1]?.alerts).toBeUndefined();
+    });
+
+    it('should deliver by email with the alert as the subject and its JSON as the text', () => {
+      const alert = {
+        kind: 'failed' as const,
+        scheduleId: 'a',
+        taskId: 'a@2026-11-22T10:00:00.000Z',
+        scheduledFor: '2026-11-22T10:00:00.000Z',
+        reason: 'non-retriable after 1 attempt(s): boom',
+        at: '2026-11-22T10:00:01.000Z',
+      };
+      const { processor, payload } = alertDelivery(alert, { email: { to: 'ops@example.com' } });
+      expect(processor).toBe('email');
+      expect(payload).toEqual({
+        to: 'ops@example.com',
+        subject:
+          'taskmanager alert: failed of a (a@2026-11-22T10:00:00.000Z): non-retriable after 1 attempt(s): boom',
+        text: JSON.stringify(
+          {
+            kind: 'failed',
+            scheduleId: 'a',
+            taskId: 'a@2026-11-22T10:00:00.000Z',
+            reason: 'non-retriable after 1 attempt(s): boom',
+            at: '2026-11-22T10:00:01.000Z',
+          },
+          null,
+          2,
+        ),
+      });
     });
 
     it('should count no trigger, backfill or jitter delay as late', () => {
