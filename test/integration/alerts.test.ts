@@ -49,8 +49,8 @@ describe('alerts, delivered through the webhook processor', () => {
     await events.stop();
   });
 
-  /** A consumer of the test's topic that may reach the local server and resolves the HOOK secret. */
-  const consumer = (...flags: string[]): RunningCli =>
+  /** A consumer of the test's topic that may reach the local server and resolves the HOOK secret (and `secrets`). */
+  const consumer = (secrets: Record<string, string> = {}, ...flags: string[]): RunningCli =>
     startCli(
       'taskconsumer',
       [
@@ -66,7 +66,12 @@ describe('alerts, delivered through the webhook processor', () => {
         '127.0.0.1',
         ...flags,
       ],
-      { env: { TASKMANAGER_SECRET_HOOK: SECRET } },
+      {
+        env: {
+          TASKMANAGER_SECRET_HOOK: SECRET,
+          ...Object.fromEntries(Object.entries(secrets).map(([k, v]) => [`TASKMANAGER_SECRET_${k}`, v])),
+        },
+      },
     );
   /**
    * A schedule file in the object form: one entry firing once, 2 s from now (or at `runAt`), and the file's default
@@ -110,7 +115,7 @@ describe('alerts, delivered through the webhook processor', () => {
         channel: { webhook: { url: `${hook}/${id}`, secret: { $secret: 'HOOK' } } },
       },
     );
-    consumer('--max-attempts', '1');
+    consumer({}, '--max-attempts', '1');
     sg.scheduler(file);
     const delivered = (): StatusEvent[] =>
       eventsOf(`alert/${id}/failed@`).filter((e) => e.status === 'FINISHED');
@@ -196,9 +201,10 @@ describe('alerts, delivered through the webhook processor', () => {
       { TaskProcessorName: 'SleepProcessor', Payload: { ms: 5000 } },
       // The file's default asks for failed alerts only; the entry's own replaces it.
       { channel: { webhook: { url: `${hook}/default` } } },
-      { channel: { webhook: { url: `${hook}/${id}`, slack: true } }, overrunSeconds: 1 },
+      // A Slack webhook's URL is its credential: a secret reference, resolved by the consumer.
+      { channel: { webhook: { url: { $secret: 'SLACK_URL' }, slack: true } }, overrunSeconds: 1 },
     );
-    consumer();
+    consumer({ SLACK_URL: `${hook}/${id}` });
     sg.scheduler(file);
     await waitFor(
       () =>

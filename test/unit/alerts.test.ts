@@ -61,6 +61,10 @@ describe('alerts', () => {
       );
       expect(a?.alerts).toEqual(own);
       expect(b?.alerts).toEqual(HOOK);
+      // A Slack incoming webhook's URL is its credential: it may be a secret reference too.
+      const slack = { channel: { webhook: { url: { $secret: 'SLACK_URL' }, slack: true } } };
+      const [ref] = parseScheduleText('f.json', `[${entry('s', `"Alerts":${JSON.stringify(slack)},`)}]`);
+      expect(ref?.alerts).toEqual(slack);
       const [bare] = parseScheduleText('f.json', `[${entry('c')}]`);
       expect(bare?.alerts).toBeUndefined();
     });
@@ -86,6 +90,10 @@ describe('alerts', () => {
       );
       expect(problems({ channel: { webhook: { url: 'https://x', secret: { $secret: 'a b' } } } })).toContain(
         'f.json: [0] (Id "a") Alerts.channel.webhook.secret.$secret: must match pattern',
+      );
+      // A value of none of the url's forms is one line, in the words of its description.
+      expect(problems({ channel: { webhook: { url: 'ftp://x' } } })).toBe(
+        'f.json: [0] (Id "a") Alerts.channel.webhook.url: must be an http(s) URL, or {"$secret": NAME} when the URL is itself a credential (Slack)',
       );
       expect(problems({ channel: { webhook: { url: 'https://x', secret: 'plain' } } })).toContain(
         'Alerts.channel.webhook.secret: must be object',

@@ -26,7 +26,8 @@ import { taskTopicProblem } from './topic-name.js';
 import { ALERTS_OPTION_SCHEMA } from '../schedule/alerts.js';
 import type { AlertsOption } from '../schedule/alerts.js';
 
-const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
+// verbose: an error carries its schema, so a value matching none of an anyOf's forms is named by the anyOf's description.
+const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, verbose: true });
 const validateShape = ajv.compile<RawScheduleEntry[]>(scheduleFileSchema);
 
 /**
@@ -77,7 +78,7 @@ function sectionsOf(
     };
   const problems: ConfigProblem[] = validateSections(data)
     ? []
-    : (validateSections.errors ?? []).map((e) => {
+    : oneErrorPerAnyOf(validateSections.errors ?? []).map((e) => {
         const d = describeAjvError(e);
         const at = e.instancePath.split('/').slice(1).join('.');
         const path = [at, d.path].filter(Boolean).join('.');
@@ -134,9 +135,22 @@ function describeAjvError(e: ErrorObject): { path: string; message: string } {
       return { path: String(e.params.additionalProperty), message: 'is not a known field' };
     case 'enum':
       return { path: '', message: `must be one of ${(e.params.allowedValues as unknown[]).join(', ')}` };
+    case 'anyOf': {
+      const description = (e.parentSchema as { description?: unknown } | undefined)?.description;
+      return {
+        path: '',
+        message: typeof description === 'string' ? `must be ${description}` : (e.message ?? 'anyOf'),
+      };
+    }
     default:
       return { path: '', message: e.message ?? e.keyword };
   }
+}
+
+/** The errors of a value matching none of an anyOf's forms, as one: the anyOf's (not one per form). */
+function oneErrorPerAnyOf(errors: readonly ErrorObject[]): ErrorObject[] {
+  const unions = errors.filter((e) => e.keyword === 'anyOf').map((e) => `${e.schemaPath}/`);
+  return errors.filter((e) => !unions.some((u) => e.schemaPath.startsWith(u)));
 }
 
 function idOf(data: unknown, index: number | undefined): string | undefined {
@@ -148,7 +162,7 @@ function idOf(data: unknown, index: number | undefined): string | undefined {
 
 function shapeProblems(file: string, data: unknown): ConfigProblem[] {
   if (validateShape(data)) return [];
-  return (validateShape.errors ?? []).map((e) => {
+  return oneErrorPerAnyOf(validateShape.errors ?? []).map((e) => {
     const at = splitPointer(e.instancePath);
     const d = describeAjvError(e);
     const path = [at.path, d.path].filter(Boolean).join('.');

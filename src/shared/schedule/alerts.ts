@@ -20,8 +20,9 @@ export interface SecretRef {
   $secret: string;
 }
 
+/** Where an alert goes. A webhook's `url` may be a secret reference itself: a Slack incoming webhook's is its key. */
 export type AlertChannel =
-  { webhook: { url: string; secret?: SecretRef; slack?: boolean } } | { email: { to: string } };
+  { webhook: { url: string | SecretRef; secret?: SecretRef; slack?: boolean } } | { email: { to: string } };
 
 /** The `alerts` option of a schedule (the file's `Alerts`). */
 export interface AlertsOption {
@@ -65,7 +66,10 @@ export const ALERTS_OPTION_SCHEMA = {
           additionalProperties: false,
           required: ['url'],
           properties: {
-            url: { type: 'string', pattern: '^https?://' },
+            url: {
+              anyOf: [{ type: 'string', pattern: '^https?://' }, SECRET_REF_SCHEMA],
+              description: 'an http(s) URL, or {"$secret": NAME} when the URL is itself a credential (Slack)',
+            },
             secret: SECRET_REF_SCHEMA,
             slack: {
               type: 'boolean',
