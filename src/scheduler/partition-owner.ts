@@ -310,6 +310,11 @@ export class PartitionOwner {
         leftOut++;
       }
     });
+    // The missed alerts of fires committed already went out with them: no longer pending.
+    const settled = this.queue.filter(
+      (i): i is { fire: Fire } => 'fire' in i && this.committedElsewhere.has(i),
+    );
+    this.encoder.missed.acked(settled.map((i) => i.fire));
     this.inDoubtItems = 0;
     this.recheck = false;
     this.o.logger.warn(
