@@ -30,6 +30,22 @@ export default tseslint.config(
     },
   },
   {
+    // One door to OpenTelemetry: its SDK stays behind src/shared/tracing.ts, whose no-op tracing costs nothing per
+    // fire or task when --otel-endpoint is not set (a separate rule name, so the kafkajs rule above still applies).
+    files: ['src/**/*.ts'],
+    ignores: ['src/shared/tracing.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['@opentelemetry/*'], message: 'Only src/shared/tracing.ts imports OpenTelemetry.' },
+          ],
+        },
+      ],
+    },
+  },
+  {
     // Every test asserts (a test that only waits cannot fail on a wrong outcome).
     files: ['test/**/*.test.ts'],
     plugins: { local: { rules: { 'expect-expect': expectExpect } } },

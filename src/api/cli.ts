@@ -32,6 +32,7 @@ import { DEFAULT_MAX_PAYLOAD_BYTES } from './task-input.js';
 import { DEFAULT_AUDIT_KEEP } from './audit-view.js';
 import { allowedTaskTopics, DEFAULT_TASK_TOPICS } from './task-topics.js';
 import { firstLineOfStdin, formatUsers, readPassword, withUsers } from './users-command.js';
+import { otelEndpointOption } from '../shared/tracing.js';
 
 type RunOpts = Omit<ServeOptions, 'jwtPreviousKeyFile' | 'taskTopics'> & {
   jwtPreviousKeyFile?: string[];
@@ -201,6 +202,7 @@ program
   .addOption(logFormatOption())
   .addOption(metricsPortOption())
   .addOption(metricsHostOption())
+  .addOption(otelEndpointOption())
   .action(run);
 
 const users = program

@@ -34,6 +34,7 @@ import { BACKFILL_BODY_SCHEMA, BACKFILL_SCHEMA, parseBackfillBody } from './back
 import type { BackfillRange } from '../shared/backfill.js';
 import type { ApiTask } from './task-model.js';
 import type { ListRequest, TaskService } from './task-service.js';
+import { TRACEPARENT_HEADER } from '../shared/tracing.js';
 
 /** Our body, or the old `/api/v1/tasks` service's (told apart by its `type` field), as our input. */
 function createBodyParser(service: TaskService): (body: unknown) => Parsed<TaskInput> {
@@ -81,6 +82,12 @@ const CREATE = (parse: Parser<TaskInput>) =>
   );
 
 /** Creates the task in the body: 201, its URL under `base` as Location, its ETag, and the task as `view` shows it. */
+/** The request's W3C `traceparent` header (its first, when repeated). */
+function traceparentOf(req: FastifyRequest): string | undefined {
+  const h = req.headers[TRACEPARENT_HEADER];
+  return Array.isArray(h) ? h[0] : h;
+}
+
 export async function createTask(
   service: TaskService,
   req: FastifyRequest<{ Body: TaskInput }>,
@@ -88,7 +95,7 @@ export async function createTask(
   base = BASE,
   view: (task: ApiTask) => object = (task) => task,
 ): Promise<FastifyReply> {
-  const task = await service.create(req.body, principalOf(req));
+  const task = await service.create(req.body, principalOf(req), traceparentOf(req));
   return sendTask(reply.header('location', `${base}/${encodeURIComponent(task.id)}`), task, 201, view(task));
 }
 
@@ -283,7 +290,7 @@ export function registerTaskRoutes(
     deleteTask(service, req, reply),
   );
   app.post<{ Params: IdParams }>(`${byId}/trigger`, TRIGGER, async (req, reply) =>
-    reply.code(202).send(await service.trigger(req.params.id, principalOf(req))),
+    reply.code(202).send(await service.trigger(req.params.id, principalOf(req), traceparentOf(req))),
   );
   app.post<{ Params: IdParams; Body: BackfillRange }>(`${byId}/backfill`, BACKFILL, async (req, reply) => {
     const answer = await service.backfill(req.params.id, req.body, principalOf(req));

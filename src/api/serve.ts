@@ -27,6 +27,8 @@ import { TaskStore } from './task-store.js';
 import { RunLogIndex } from './run-logs.js';
 import { openTaskStore } from './task-store-dir.js';
 import { TASKS_TOPIC } from '../shared/tasks/definition.js';
+import { createTracing } from '../shared/tracing.js';
+import type { Tracing } from '../shared/tracing.js';
 
 export interface ServeOptions extends KafkaCliOptions {
   port: number;
@@ -56,6 +58,8 @@ export interface ServeOptions extends KafkaCliOptions {
   metricsHost: string;
   /** Newest audit entries kept in memory (GET /api/v1/audit). */
   auditKeep: number;
+  /** `--otel-endpoint`: spans of creates and triggers (docs/operations.md#traces). */
+  otelEndpoint?: string;
 }
 
 function packageVersion(): string {
@@ -181,6 +185,7 @@ interface Running {
   tasks: TaskStore;
   audit: AuditTrail;
   logs: RunLogIndex;
+  tracing: Tracing;
 }
 
 /** Logins, passwords and tokens over the users view: the login limits (started) and the authenticator. */
@@ -237,7 +242,14 @@ async function startApp(
   const logs = new RunLogIndex({ kafka, logger, clock: systemClock, historyMs: o.history });
   // Not waited for: taskapi answers while it reads (the logs routes say so), and starts without the topic.
   void logs.start();
+  const tracing = createTracing({
+    endpoint: o.otelEndpoint,
+    service: 'taskapi',
+    version: packageVersion(),
+    logger,
+  });
   const service = new TaskService({
+    tracing,
     tasks,
     store,
     logger,
@@ -267,7 +279,7 @@ async function startApp(
     version: packageVersion(),
     ...(onResponse ? { onResponse } : {}),
   });
-  return { app, cluster, sweeper, limiter: auth.limiter, store, closeDefs, ops, tasks, audit, logs };
+  return { app, cluster, sweeper, limiter: auth.limiter, store, closeDefs, ops, tasks, audit, logs, tracing };
 }
 
 /** The HTTP server first (no new requests), then the parts it used, the store, and the metrics endpoint last. */
@@ -282,6 +294,7 @@ function installStop(r: Running, logger: Logger): void {
       r.sweeper.stop();
       r.limiter.stop();
       r.tasks.stop();
+      await r.tracing.shutdown();
       await r.store.stop();
       await r.closeDefs();
       await r.ops.close();

@@ -29,6 +29,8 @@ import type { TaskStore } from './task-store.js';
 import type { ViewTask } from './task-view.js';
 import type { CalendarService } from './calendar-service.js';
 import type { RunLogAnswer, RunLogIndex } from './run-logs.js';
+import { continuedTraceparent, inSpan, NO_TRACING } from '../shared/tracing.js';
+import type { Tracing } from '../shared/tracing.js';
 
 export interface ListRequest {
   limit: number;
@@ -83,6 +85,8 @@ export interface TaskServiceOptions {
   calendars?: CalendarService;
   /** The run logs followed from taskmanager.logs (none: the logs routes answer empty lists saying so). */
   logs?: RunLogIndex;
+  /** Spans of creates and triggers (docs/operations.md#traces). @default none */
+  tracing?: Tracing;
 }
 
 /** Retries of a write without If-Match that lost a race: it applies on top of whatever won. */
@@ -104,7 +108,11 @@ function versionOfIfMatch(ifMatch: string | undefined): string | undefined {
 
 /** What the routes do, independent of HTTP: tasks as the API shows them, writes with their preconditions. */
 export class TaskService {
-  constructor(private readonly o: TaskServiceOptions) {}
+  private readonly tracing: Tracing;
+
+  constructor(private readonly o: TaskServiceOptions) {
+    this.tracing = o.tracing ?? NO_TRACING;
+  }
 
   now(): number {
     return this.o.clock.now();
@@ -165,7 +173,16 @@ export class TaskService {
     return this.runLogOf(id, taskId);
   }
 
-  async create(input: TaskInput, by: Principal): Promise<ApiTask> {
+  /** `traceparent`: the request's, which the `create` span continues (when taskapi traces). */
+  create(input: TaskInput, by: Principal, traceparent?: string): Promise<ApiTask> {
+    return inSpan(this.tracing, 'create', { parent: traceparent, kind: 'server' }, async (span) => {
+      const task = await this.createTask(input, by);
+      span?.setAttributes({ 'taskmanager.schedule_id': task.id, 'taskmanager.processor': task.processor });
+      return task;
+    });
+  }
+
+  private async createTask(input: TaskInput, by: Principal): Promise<ApiTask> {
     const actor = actorOf(by);
     const def = {
       ...definitionFromInput(input, this.o.defaults, this.o.clock.now()),
@@ -212,16 +229,36 @@ export class TaskService {
     }
   }
 
-  /** Fires the task once now; its consumers run it like any fire (`taskId` has millisecond precision). */
-  async trigger(id: string, by: Principal): Promise<TriggerResult> {
-    const current = this.found(id);
-    const { def } = current;
-    // A task written before the allow-list was (or an instance with another list) is not fired from here.
-    this.checkAllowedTopic(def.topic);
-    this.o.store.assertWritable();
-    const taskId = await this.o.tasks.fireNow(def);
-    await this.audit('task.triggered', current, actorOf(by), { taskId });
-    return { taskId, message: `fired ${id} now as ${taskId} (topic ${def.topic})` };
+  /**
+   * Fires the task once now; its consumers run it like any fire (`taskId` has millisecond precision). The run
+   * continues the request's `traceparent`: under a `trigger` and a `publish` span when taskapi traces, else as is.
+   */
+  trigger(id: string, by: Principal, traceparent?: string): Promise<TriggerResult> {
+    const attributes = { 'taskmanager.schedule_id': id };
+    return inSpan(
+      this.tracing,
+      'trigger',
+      { parent: traceparent, kind: 'server', attributes },
+      async (span) => {
+        const current = this.found(id);
+        const { def } = current;
+        // A task written before the allow-list was (or an instance with another list) is not fired from here.
+        this.checkAllowedTopic(def.topic);
+        this.o.store.assertWritable();
+        const publishing = { parent: span, kind: 'producer', attributes } as const;
+        const taskId = await inSpan(this.tracing, 'publish', publishing, async (publish) => {
+          const tid = await this.o.tasks.fireNow(
+            def,
+            publish?.traceparent ?? continuedTraceparent(traceparent),
+          );
+          publish?.setAttributes({ 'taskmanager.task_id': tid, 'messaging.destination.name': def.topic });
+          return tid;
+        });
+        span?.setAttributes({ 'taskmanager.task_id': taskId, 'taskmanager.processor': def.processor });
+        await this.audit('task.triggered', current, actorOf(by), { taskId });
+        return { taskId, message: `fired ${id} now as ${taskId} (topic ${def.topic})` };
+      },
+    );
   }
 
   /**

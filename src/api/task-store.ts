@@ -10,6 +10,7 @@ import type { TaskDefinition } from '../shared/tasks/definition.js';
 import { ACTOR_HEADER, BASE_HEADER, OP_HEADER } from '../shared/tasks/task-log.js';
 import type { TaskLogOutcome, TaskOp } from '../shared/tasks/task-log.js';
 import type { FollowOptions } from '../shared/kafka/index.js';
+import { TRACEPARENT_HEADER } from '../shared/tracing.js';
 import type { FollowedTopic, KafkaStore } from './kafka-store.js';
 import type { TaskDefs } from './task-defs.js';
 import { EventRates } from './event-rates.js';
@@ -175,9 +176,10 @@ export class TaskStore {
 
   /**
    * Fires a task once now, outside its schedule: its task message and SCHEDULED event, straight to Kafka (no
-   * scheduler needed; like `taskscheduler trigger`, the taskId's instant is never a whole second).
+   * scheduler needed; like `taskscheduler trigger`, the taskId's instant is never a whole second). `traceparent`:
+   * the run's trace context, carried by both records as their `traceparent` header.
    */
-  async fireNow(def: TaskDefinition): Promise<string> {
+  async fireNow(def: TaskDefinition, traceparent?: string): Promise<string> {
     const nowMs = this.o.clock.now();
     const origin = { host: hostname(), pid: process.pid };
     const task = taskMessageOf(
@@ -194,10 +196,13 @@ export class TaskStore {
       { ...origin, group: def.group },
     );
     const { taskId } = task;
-    await this.o.store.send([
+    const records = [
       taskRecord(def.topic, task),
       statusEventRecord(scheduledEvent(task, task.firedAt, { ...origin, role: 'api' })),
-    ]);
+    ];
+    if (traceparent !== undefined)
+      for (const r of records) (r.headers ??= {})[TRACEPARENT_HEADER] = traceparent;
+    await this.o.store.send(records);
     return taskId;
   }
 

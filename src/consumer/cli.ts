@@ -36,6 +36,7 @@ import {
   cancelRequest,
   MAX_CANCEL_REASON,
 } from '../shared/codecs/cancel-request.js';
+import { createTracing, otelEndpointOption } from '../shared/tracing.js';
 
 interface RunOpts extends WorkProcessorOptions {
   brokers?: string;
@@ -54,6 +55,7 @@ interface RunOpts extends WorkProcessorOptions {
   metricsPort?: number;
   metricsHost: string;
   secretsDir?: string;
+  otelEndpoint?: string;
 }
 
 /** `--secrets-dir`: a directory that exists, or a usage error at start rather than a DLQ full of tasks. */
@@ -102,6 +104,7 @@ async function run(opts: RunOpts): Promise<void> {
     const added = await registry.loadModule(m);
     logger.info(`loaded processors from ${m}: ${added.join(', ')}`);
   }
+  const tracing = createTracing({ endpoint: opts.otelEndpoint, service: 'taskconsumer', logger });
   const kafka = await connectKafka(opts, logger, `taskconsumer-${process.pid}`);
   const ops = new MetricsEndpoint(opts, 'taskconsumer');
   const consumer = new TaskConsumer({
@@ -118,12 +121,14 @@ async function run(opts: RunOpts): Promise<void> {
     taskTimeoutMs: opts.taskTimeoutMs,
     backoff: { baseMs: opts.retryBaseMs, maxMs: opts.retryMaxMs },
     secrets: new SecretSource(secretsDir === undefined ? {} : { dir: secretsDir }),
+    tracing,
   });
   await ops.start(() => consumer.readiness(), logger);
   installShutdown({
     logger,
     graceful: async () => {
       await consumer.stop({ deadlineMs: opts.drainTimeoutMs });
+      await tracing.shutdown();
       await ops.close();
       return 0;
     },
@@ -197,7 +202,8 @@ const program = cliProgram(
   .addOption(logLevelOption())
   .addOption(logFormatOption())
   .addOption(metricsPortOption())
-  .addOption(metricsHostOption());
+  .addOption(metricsHostOption())
+  .addOption(otelEndpointOption());
 for (const o of workProcessorCliOptions()) program.addOption(o);
 program.action(async (opts: RunOpts) => run({ ...opts, topic: opts.topic ?? [] }));
 

@@ -18,6 +18,7 @@ import { TaskRunner } from './task-runner.js';
 import type { TaskOutcome } from './task-runner.js';
 import { ConsumerMetrics } from './metrics.js';
 import type { Registry } from 'prom-client';
+import type { Tracing } from '../shared/tracing.js';
 
 export interface TaskConsumerOptions {
   kafka: KafkaClient;
@@ -42,6 +43,8 @@ export interface TaskConsumerOptions {
   metricsRegistry?: Registry;
   /** Resolves secret references in payloads. @default `TASKMANAGER_SECRET_*` of the environment */
   secrets?: SecretSource;
+  /** The `consume` and `process` spans (docs/operations.md#traces). @default none */
+  tracing?: Tracing;
 }
 
 /**
@@ -101,6 +104,7 @@ export class TaskConsumer {
       ...(this.o.secrets ? { secrets: this.o.secrets } : {}),
       cancels: this.cancels,
       runLogs,
+      ...(this.o.tracing ? { tracing: this.o.tracing } : {}),
     });
     this.worker = new BatchWorker({
       runner,

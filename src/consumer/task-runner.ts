@@ -26,6 +26,9 @@ import type { RunLogSink } from './run-logs.js';
 import { wantsAlert } from '../shared/schedule/alerts.js';
 import type { AlertKind } from '../shared/schedule/alerts.js';
 import { alertRecords } from '../shared/codecs/alert-records.js';
+import { NO_TRACING, TRACEPARENT_HEADER } from '../shared/tracing.js';
+import type { Tracing } from '../shared/tracing.js';
+import { endProcess, RunSpans } from './run-spans.js';
 
 export interface TaskRunnerOptions {
   registry: ProcessorRegistry;
@@ -47,6 +50,8 @@ export interface TaskRunnerOptions {
   cancels?: Cancels;
   /** Where run logs go (`taskmanager.logs`): none are kept without it. */
   runLogs?: RunLogSink;
+  /** The `consume` and `process` spans (docs/operations.md#traces). @default none */
+  tracing?: Tracing;
 }
 
 /** `done`: the record may be committed (finished or dead-lettered). `interrupted`: leave it for re-delivery. */
@@ -119,8 +124,20 @@ export class TaskRunner {
   private readonly secrets: SecretSource;
   /** The cancel requests read, and those this consumer made itself (overlap `replace`). */
   private readonly cancels: Cancels;
+  private readonly spans: RunSpans;
 
   constructor(private readonly o: TaskRunnerOptions) {
+    this.spans = new RunSpans(o.tracing ?? NO_TRACING);
+    if (this.spans.enabled) {
+      const { onOutcome } = o;
+      this.o = {
+        ...o,
+        onOutcome: (out) => {
+          this.spans.outcome(out.status, out.attempts);
+          onOutcome?.(out);
+        },
+      };
+    }
     this.secrets = o.secrets ?? new SecretSource();
     if (o.cancels) this.cancels = o.cancels;
     else {
@@ -145,7 +162,12 @@ export class TaskRunner {
    * Overlap `skip`: the task is not run, because a run of its schedule was still running or waiting (`why`); done
    * once its SKIPPED event is acknowledged. A record that is no task goes to the DLQ as any other.
    */
-  async skip(rec: InRecord, why: string, drain: AbortSignal): Promise<RunResult> {
+  skip(rec: InRecord, why: string, drain: AbortSignal): Promise<RunResult> {
+    if (this.spans.enabled) return this.spans.consume(rec, () => this.skipRecord(rec, why, drain));
+    return this.skipRecord(rec, why, drain);
+  }
+
+  private async skipRecord(rec: InRecord, why: string, drain: AbortSignal): Promise<RunResult> {
     const resolved = await this.resolve(rec, drain, undefined);
     if (resolved === 'done' || resolved === 'interrupted') return resolved;
     const { task, processor, log } = resolved;
@@ -167,7 +189,12 @@ export class TaskRunner {
    *   processor settled (the FINISHED acknowledgement, a DLQ write or a retry backoff need no slot, and holding one
    *   through a broker round trip would cap throughput at concurrency / round trip), taken again for a retry.
    */
-  async run(rec: InRecord, drain: AbortSignal, slot?: SlotLease): Promise<RunResult> {
+  run(rec: InRecord, drain: AbortSignal, slot?: SlotLease): Promise<RunResult> {
+    if (this.spans.enabled) return this.spans.consume(rec, () => this.runRecord(rec, drain, slot));
+    return this.runRecord(rec, drain, slot);
+  }
+
+  private async runRecord(rec: InRecord, drain: AbortSignal, slot?: SlotLease): Promise<RunResult> {
     const resolved = await this.resolve(rec, drain, slot);
     if (resolved === 'done' || resolved === 'interrupted') return resolved;
     const { task, processor, log } = resolved;
@@ -374,6 +401,7 @@ export class TaskRunner {
     );
     const started = this.o.clock.now();
     const overrun = this.overrunTimer(task, rec, attempt, started, log, raised);
+    const span = this.spans.enabled ? this.spans.process(attempt, task) : undefined;
     this.o.metrics?.attemptStarted(processor.name);
     const cancel = this.cancels.watch(task.taskId);
     const linked = linkSignals(
@@ -435,6 +463,7 @@ export class TaskRunner {
       // Handed to the senders at once, never waited for: the last PROGRESS goes ahead of the status event that
       // follows (in its produce request or the one before), the last log lines in a request of their own.
       runLog.close();
+      if (span) endProcess(span, succeeded ? 'succeeded' : outcomeOf(failure, signal), failure);
     }
     return { succeeded, failure, result, secretValues, durationMs: this.o.clock.now() - started, signal };
   }
@@ -572,11 +601,21 @@ export class TaskRunner {
     const at = new Date(this.o.clock.now()).toISOString();
     const source = { topic: rec.topic, partition: rec.partition, offset: rec.offset };
     const by = { ...this.o.origin, role: 'consumer' as const };
-    return statusEventRecord(statusEvent(ids, status, at, attempt, by, { source, ...extra }));
+    const record = statusEventRecord(statusEvent(ids, status, at, attempt, by, { source, ...extra }));
+    // The run's trace goes on with its events, whether or not this consumer traces (the DLQ record keeps all headers).
+    const traceparent = rec.headers[TRACEPARENT_HEADER];
+    if (traceparent !== undefined) (record.headers ??= {})[TRACEPARENT_HEADER] = traceparent;
+    return record;
   }
 }
 
 const MAX_RETRY_AFTER_MS = 10 * 60_000;
+
+/** How a failed attempt ended, for its span. */
+function outcomeOf(failure: unknown, signal: AbortSignal): string {
+  if (failure instanceof CancelledError || signal.reason instanceof CancelledError) return 'cancelled';
+  return signal.aborted ? 'aborted' : 'failed';
+}
 
 /**
  * A failed attempt in words, secrets redacted: the processor's message, the error to record (saying so when the

@@ -33,6 +33,7 @@ import { ApiTaskSource } from './api-tasks.js';
 import { EntrySources } from './entry-sources.js';
 import { CalendarFollower } from './calendar-follower.js';
 import { DEFAULT_API_GROUP } from '../shared/tasks/definition.js';
+import { createTracing, otelEndpointOption } from '../shared/tracing.js';
 
 const DEFAULT_SCHEDULE = 'config/taskscheduler.json';
 
@@ -83,6 +84,7 @@ interface RunOpts {
   logFormat: string;
   metricsPort?: number;
   metricsHost: string;
+  otelEndpoint?: string;
 }
 
 /** `--schedule none`: no file, only the tasks created over HTTP for the group. */
@@ -95,6 +97,7 @@ async function run(opts: RunOpts): Promise<void> {
   const group = opts.group ?? (noFile ? DEFAULT_API_GROUP : defaultGroup(opts.schedule));
   const sources = new EntrySources(logger);
   sources.setFile(entries);
+  const tracing = createTracing({ endpoint: opts.otelEndpoint, service: 'taskscheduler', logger });
   const kafka = await connectKafka(opts, logger, `taskscheduler-${process.pid}`);
   // Holds the group's API tasks of the owned state partitions only; loaded before a gained partition is armed.
   const apiTasks = new ApiTaskSource(kafka, group, logger, sources, systemClock, (names) =>
@@ -111,6 +114,7 @@ async function run(opts: RunOpts): Promise<void> {
     clock: systemClock,
     logger,
     definitions: apiTasks,
+    tracing,
     ...(ops.registry ? { metricsRegistry: ops.registry } : {}),
   });
   sources.scheduler = scheduler;
@@ -133,6 +137,7 @@ async function run(opts: RunOpts): Promise<void> {
       await calendars.stop();
       await commands.stop();
       const unsent = await scheduler.stop({ deadlineMs: 10_000 });
+      await tracing.shutdown();
       await ops.close();
       return unsent === 0 ? 0 : 1;
     },
@@ -211,6 +216,7 @@ program
   .addOption(logFormatOption())
   .addOption(metricsPortOption())
   .addOption(metricsHostOption())
+  .addOption(otelEndpointOption())
   .action(run);
 
 for (const [type, what] of [

@@ -20,6 +20,7 @@ import type { PartitionOwner } from './partition-owner.js';
 import { schedulerReadiness } from './readiness.js';
 import type { SchedulerReadiness } from './readiness.js';
 import { StatePartitions } from './state-partitions.js';
+import type { Tracing } from '../shared/tracing.js';
 import type { PartitionDefinitions } from './state-partitions.js';
 
 export interface GroupSchedulerOptions {
@@ -36,6 +37,8 @@ export interface GroupSchedulerOptions {
   onAcked?(fires: readonly Fire[], ackedAtMs: number): void;
   /** Entries kept per state partition (the tasks created over HTTP): loaded before a gained partition is armed. */
   definitions?: PartitionDefinitions;
+  /** Spans of each fire and its publishing (docs/operations.md#traces). @default none */
+  tracing?: Tracing;
 }
 
 /**
@@ -95,6 +98,7 @@ export class GroupScheduler {
       sessionTimeoutMs,
       ...(o.definitions ? { definitions: o.definitions } : {}),
       ...(o.onAcked ? { onAcked: o.onAcked } : {}),
+      ...(o.tracing ? { tracing: o.tracing } : {}),
     });
     this.control = new EntryControl({
       group: o.group,

@@ -9,6 +9,7 @@ import type { KafkaClient, OutRecord, KafkaProducer } from '../shared/kafka/inde
 import type { Fire } from './fire-loop.js';
 import { FireEncoder } from './task-records.js';
 import type { DroppedInstants } from './fire-alerts.js';
+import type { TraceSpan, Tracing } from '../shared/tracing.js';
 
 /** The longest wait between two tries to publish (see the pump). */
 const PUBLISH_RETRY_MAX_MS = 500;
@@ -50,6 +51,8 @@ export interface PartitionOwnerOptions {
    * and fencing again allowed (`mayRefence`), no other instance can have owned the partition meanwhile.
    */
   groupJoins(): number;
+  /** Spans of each fire and its publishing (docs/operations.md#traces). @default none */
+  tracing?: Tracing;
 }
 
 /** A fire, or a state record written on its own (pause, resume), in the order they were queued. */
@@ -92,7 +95,7 @@ export class PartitionOwner {
 
   constructor(private readonly o: PartitionOwnerOptions) {
     this.producer = o.kafka.producer({ transactionalId: transactionalIdOf(o.group, o.partition) });
-    this.encoder = new FireEncoder(o.group, o.partition, o.scheduler);
+    this.encoder = new FireEncoder(o.group, o.partition, o.scheduler, o.tracing);
   }
 
   /** Instants of `entryId` its takeover's misfire policy dropped: alerted with the entry's next fire. */
@@ -199,6 +202,7 @@ export class PartitionOwner {
         if ('fire' in item) fires.push(item.fire);
         else states.push(item.state);
       }
+      const spans: TraceSpan[] | undefined = this.o.tracing?.enabled ? [] : undefined;
       try {
         if (this.producer.needsReset) {
           await this.refence();
@@ -210,7 +214,8 @@ export class PartitionOwner {
         }
         const firedAt = this.o.clock.now();
         if (fires.length + states.length > 0)
-          await this.producer.sendInTransaction([...this.encoder.records(fires, firedAt), ...states]);
+          await this.producer.sendInTransaction([...this.encoder.records(fires, firedAt, spans), ...states]);
+        if (spans) endSpans(spans, { attributes: { 'taskmanager.transaction_fires': fires.length } });
         this.queue = this.queue.slice(batch.length);
         this.settleWaiters();
         for (const id of this.encoder.missed.acked(fires)) this.o.onMissedAlert?.(id);
@@ -221,6 +226,7 @@ export class PartitionOwner {
           });
         this.failures = 0;
       } catch (err) {
+        if (spans) endSpans(spans, { error: errorMessage(err) });
         // Which items the transaction in doubt carried: the state tells whether they committed (dropCommitted).
         if (err instanceof TransactionInDoubtError)
           this.inDoubtItems = err.mayHaveCommitted ? batch.length : 0;
@@ -343,4 +349,9 @@ export class PartitionOwner {
 /** One transactional id per (group, state partition): the next owner of the partition fences the previous one. */
 export function transactionalIdOf(group: string, partition: number): string {
   return `${group}/state-${partition}`;
+}
+
+/** Ends the spans of a transaction's fires, as it ended. */
+function endSpans(spans: readonly TraceSpan[], how: Parameters<TraceSpan['end']>[0]): void {
+  for (const s of spans) s.end(how);
 }

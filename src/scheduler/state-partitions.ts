@@ -14,6 +14,7 @@ import type { EntryStates } from './entry-states.js';
 import type { Fire, FireLoop } from './fire-loop.js';
 import type { SchedulerMetrics } from './metrics.js';
 import { PartitionOwner } from './partition-owner.js';
+import type { Tracing } from '../shared/tracing.js';
 import { inGoodStanding } from './readiness.js';
 import { TakeoverReads } from './takeover-reads.js';
 
@@ -55,6 +56,8 @@ export interface StatePartitionsOptions {
   /** Entries held per partition (tasks created over HTTP): released with a partition, loaded before a takeover. */
   definitions?: PartitionDefinitions;
   onAcked?(fires: readonly Fire[], ackedAtMs: number): void;
+  /** Spans of each fire and its publishing (docs/operations.md#traces). @default none */
+  tracing?: Tracing;
 }
 
 /**
@@ -349,6 +352,7 @@ export class StatePartitions {
       clock: this.o.clock,
       logger,
       scheduler: this.o.origin,
+      ...(this.o.tracing ? { tracing: this.o.tracing } : {}),
       onPublishError: (p) => metrics?.publishFailed(p),
       onMissedAlert: (id) => metrics?.alerted(id, 'missed'),
       onAcked: (fires, firedAt, at) => {

@@ -4,6 +4,8 @@ import type { PreEncodedTask, SchedulerOrigin } from '../shared/codecs/task-mess
 import { fastScheduledValue, statusRecordOf } from '../shared/codecs/task-event.js';
 import { fastStateValue, specHashOf, stateRecord } from '../shared/codecs/scheduler-state.js';
 import type { OutRecord } from '../shared/kafka/index.js';
+import { NO_TRACING, TRACEPARENT_HEADER } from '../shared/tracing.js';
+import type { TraceSpan, Tracing } from '../shared/tracing.js';
 import type { Fire } from './fire-loop.js';
 import { lateAlertRecords, MissedAlerts } from './fire-alerts.js';
 
@@ -18,7 +20,9 @@ interface EntryParts {
  * SCHEDULED event (key = taskId), and per entry one state record for its latest fire (manual fires move no state).
  * This runs on the firing path for every fire, so it uses the codecs' fast paths: the parts of an entry's JSON that
  * never change are serialized once per entry and the rest is concatenated; the result is byte for byte what the
- * codecs' typed encoders give for the same fire (test/unit/codecs.test.ts).
+ * codecs' typed encoders give for the same fire (test/unit/codecs.test.ts). With tracing on, each fire also starts
+ * its `fire` span and, under it, its `publish` span, whose context the task record and the SCHEDULED event carry as
+ * their `traceparent` header (docs/operations.md#traces); with tracing off nothing of that is done.
  */
 export class FireEncoder {
   private readonly parts = new WeakMap<ScheduleEntry, EntryParts>();
@@ -32,12 +36,17 @@ export class FireEncoder {
     private readonly group: string,
     private readonly partition: number,
     private readonly scheduler: SchedulerOrigin,
+    private readonly tracing: Tracing = NO_TRACING,
   ) {
     this.schedulerJson = JSON.stringify(scheduler);
     this.byJson = JSON.stringify({ ...scheduler, role: 'scheduler' });
   }
 
-  records(fires: readonly Fire[], firedAtMs: number): OutRecord[] {
+  /**
+   * @param spans with tracing on, receives each fire's `fire` and `publish` spans, for the caller to end once the
+   *   transaction is committed (or failed).
+   */
+  records(fires: readonly Fire[], firedAtMs: number, spans?: TraceSpan[]): OutRecord[] {
     const firedAt = new Date(firedAtMs).toISOString();
     const out: OutRecord[] = [];
     const latest = new Map<ScheduleEntry, Fire>();
@@ -46,20 +55,27 @@ export class FireEncoder {
       const scheduledFor = this.isoOf(fire.scheduledFor);
       const taskId = `${fire.entry.id}@${scheduledFor}`;
       const taskIdJson = JSON.stringify(taskId);
-      out.push(
-        taskRecordOf(
-          fire.entry.topic,
-          { taskId, scheduleId: fire.entry.id, scheduledFor, overlap: task.overlap },
-          fastTaskValue(
-            task,
-            taskIdJson,
-            scheduledFor,
-            firedAt,
-            this.schedulerJson,
-            fire.dueAt === undefined ? undefined : new Date(fire.dueAt).toISOString(),
-          ),
+      const taskRec = taskRecordOf(
+        fire.entry.topic,
+        { taskId, scheduleId: fire.entry.id, scheduledFor, overlap: task.overlap },
+        fastTaskValue(
+          task,
+          taskIdJson,
+          scheduledFor,
+          firedAt,
+          this.schedulerJson,
+          fire.dueAt === undefined ? undefined : new Date(fire.dueAt).toISOString(),
         ),
-        statusRecordOf(taskId, fastScheduledValue(taskIdJson, task.idJson, firedAt, this.byJson)),
+      );
+      const event = statusRecordOf(taskId, fastScheduledValue(taskIdJson, task.idJson, firedAt, this.byJson));
+      if (spans && this.tracing.enabled) {
+        const traceparent = this.traceFire(fire, taskId, firedAtMs, spans);
+        (taskRec.headers ??= {})[TRACEPARENT_HEADER] = traceparent;
+        (event.headers ??= {})[TRACEPARENT_HEADER] = traceparent;
+      }
+      out.push(
+        taskRec,
+        event,
         ...(fire.entry.alerts ? lateAlertRecords(fire, firedAtMs, this.scheduler) : []),
       );
       if (fire.manual) continue;
@@ -73,6 +89,38 @@ export class FireEncoder {
     }
     out.push(...this.missed.records(fires, firedAtMs, this.scheduler));
     return out;
+  }
+
+  /** Starts a fire's `fire` span (from when it was due) and its `publish` span; answers the latter's traceparent. */
+  private traceFire(fire: Fire, taskId: string, firedAtMs: number, spans: TraceSpan[]): string {
+    const { entry } = fire;
+    const due = fire.manual ? firedAtMs : (fire.dueAt ?? fire.scheduledFor);
+    const fireSpan = this.tracing.startSpan('fire', {
+      startTimeMs: Math.min(due, firedAtMs),
+      attributes: {
+        'taskmanager.task_id': taskId,
+        'taskmanager.schedule_id': entry.id,
+        'taskmanager.processor': entry.processor,
+        'taskmanager.scheduler_group': this.group,
+        'taskmanager.state_partition': this.partition,
+        'taskmanager.manual': fire.manual === true,
+        'taskmanager.fire_lag_ms': Math.max(0, firedAtMs - due),
+      },
+    });
+    const publish = this.tracing.startSpan('publish', {
+      parent: fireSpan,
+      kind: 'producer',
+      startTimeMs: firedAtMs,
+      attributes: {
+        'messaging.system': 'kafka',
+        'messaging.operation.type': 'send',
+        'messaging.destination.name': entry.topic,
+        'messaging.kafka.message.key': entry.id,
+        'taskmanager.task_id': taskId,
+      },
+    });
+    spans.push(publish, fireSpan);
+    return publish.traceparent;
   }
 
   private partsOf(e: ScheduleEntry): EntryParts {

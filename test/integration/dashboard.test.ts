@@ -229,6 +229,13 @@ describe('the dashboard at /ui in headless Chromium', () => {
         (r) => Date.parse(r.scheduledFor) > pausedAt + 1000 && r.taskId.endsWith('Z'),
       ),
     ).toEqual([]);
+    // Overlap: chosen on the task's page, saved as the task's own, shown there after its redraws.
+    await page.goto(`${api.url}/ui#/task/${id}`);
+    await page.selectOption('#overlap', 'skip');
+    await flashSays(page, /^overlap skip$/);
+    expect((await api.call<{ overlap?: string }>('GET', `/api/v1/tasks/${id}`)).body.overlap).toBe('skip');
+    await expect.poll(() => page.inputValue('#overlap'), POLL).toBe('skip');
+    expect(await page.textContent('#main')).toContain('"overlap": "skip"');
 
     // Failures: a dead-lettered task, replayed from the page.
     const bad = taskMessage(uniqueName('ui-bad'), 'BadInputProcessor');
