@@ -165,7 +165,7 @@ plan_acls() {
   fi
   if [[ -n "$CONSUMER" ]]; then
     local c=$CONSUMER
-    acl "$c" Topic LITERAL Read "consumes task messages" "${tasks[@]}"
+    acl "$c" Topic LITERAL Read,Write "consumes task messages; writes the tasks that deliver its alerts (failed, skipped, overrun)" "${tasks[@]}"
     acl "$c" Group LITERAL Read "its consumer group: joins, commits offsets" "${CONSUMER_GROUPS[@]}"
     acl "$c" Topic LITERAL Write "dead-letters tasks that failed for good" "${dlqs[@]}"
     acl "$c" Topic LITERAL Write "EXECUTING/FINISHED/FAILED/CANCELLED events" "$EVENTS"

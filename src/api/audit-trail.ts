@@ -1,9 +1,10 @@
 import type { Clock } from '../shared/clock.js';
-import { AUDIT_TOPIC } from '../shared/codecs/task-event.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Follower, KafkaClient, OutRecord } from '../shared/kafka/index.js';
 import type { Logger } from '../shared/logger.js';
 import { AuditView, DEFAULT_AUDIT_KEEP } from './audit-view.js';
+import { AUDIT_TOPIC, parseAuditEvent } from '../shared/codecs/task-event.js';
+import type { AnyAuditEvent } from '../shared/codecs/task-event.js';
 
 /** Where audit records go: taskapi's producer (KafkaStore.send). */
 export interface AuditSender {
@@ -38,6 +39,8 @@ export interface AuditTrailOptions {
   groupOf?: (id: string) => string | undefined;
   /** A topic missing at start is looked for again by requests at most this often, ms. @default 60000 */
   recheckMs?: number;
+  /** Takes each audit event read (the alert book: its acknowledgements, read again at every start). */
+  alerts?: { onAudit(e: AnyAuditEvent): void };
 }
 
 /**
@@ -75,6 +78,11 @@ export class AuditTrail {
     return sendAudit(this.o, record, what);
   }
 
+  /** Writes one audit event that is the action itself (an acknowledgement): a failure is the caller's. */
+  write(record: OutRecord): Promise<void> {
+    return this.o.store.send([record]);
+  }
+
   /** Called by each read of the trail: a topic missing so far is looked for again, at most every recheckMs. */
   poke(): void {
     if (this.state !== 'no-topic' || this.starting) return;
@@ -109,7 +117,15 @@ export class AuditTrail {
       const keep = BigInt(this.view.keep);
       const ends = await kafka.endOffsets(AUDIT_TOPIC);
       const from = new Map([...ends].map(([p, end]) => [p, (end > keep ? end - keep : 0n).toString()]));
-      const follower = await kafka.follow(AUDIT_TOPIC, (r) => this.view.add(r), { fromOffsets: from });
+      const follower = await kafka.follow(
+        AUDIT_TOPIC,
+        (r) => {
+          this.view.add(r);
+          const e = this.o.alerts ? parseAuditEvent(r.value) : undefined;
+          if (e) this.o.alerts?.onAudit(e);
+        },
+        { fromOffsets: from },
+      );
       if (this.state === 'stopped') return void (await follower.stop());
       this.follower = follower;
       this.state = 'reading';

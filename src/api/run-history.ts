@@ -65,6 +65,8 @@ export class RunHistory {
     if (!runs) this.bySchedule.set(e.scheduleId, (runs = new Map()));
     let run = runs.get(e.taskId);
     if (!run) {
+      // An alert about an instant that never ran (`missed`) is no run.
+      if (e.status === 'ALERT') return undefined;
       const scheduledFor = scheduledForOf(e.taskId);
       // A late event of a run already dropped from a full history stays dropped.
       if (runs.size >= this.keep && scheduledFor < this.oldest(runs)) return undefined;
@@ -132,6 +134,9 @@ function applyEvent(run: TaskRun, e: StatusEvent): void {
           ...(e.progress.message === undefined ? {} : { message: e.progress.message }),
           at: e.at,
         };
+      return;
+    case 'ALERT':
+      // An alert about the run (alerts.ts): kept by the alert book, never a state of the run.
       return;
     case 'EXECUTING':
       // A new attempt starts from nothing.

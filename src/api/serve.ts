@@ -235,6 +235,7 @@ async function startApp(
     clock: systemClock,
     keep: o.auditKeep,
     groupOf: (id) => tasks.view.get(id)?.def.group,
+    alerts: tasks.alerts,
   });
   // Off the start-up path: the routes answer from what it has read so far (status `reading` until it caught up).
   void audit.start();
@@ -265,6 +266,7 @@ async function startApp(
     kafka,
     cluster,
     audit,
+    alerts: tasks.alerts,
     users: auth,
     health,
     logger,

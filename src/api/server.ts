@@ -28,6 +28,8 @@ import { registerCalendarRoutes } from './routes-calendars.js';
 import type { CalendarService } from './calendar-service.js';
 import type { AuditTrail } from './audit-trail.js';
 import { registerAuditRoutes } from './routes-audit.js';
+import { registerAlertRoutes } from './routes-alerts.js';
+import type { AlertBook } from './alert-book.js';
 import { auditStamp, dlqAuditRecord, scheduleAuditRecord } from '../shared/codecs/task-event.js';
 
 export interface ApiServerOptions {
@@ -40,6 +42,8 @@ export interface ApiServerOptions {
   cluster: ClusterStatus;
   /** `GET /api/v1/audit`, and the audit events of schedule actions and DLQ replays. */
   audit: AuditTrail;
+  /** `GET /api/v1/alerts` and their acknowledgement; none without it. */
+  alerts?: AlertBook;
   users: UserRoutesOptions;
   health: HealthSource;
   logger: Logger;
@@ -160,6 +164,10 @@ function openApiInfo(version: string): FastifyDynamicSwaggerOptions['openapi'] {
       { name: 'dlq', description: 'Dead-lettered tasks and their replay' },
       { name: 'cluster', description: 'Schedules of every source, scheduler and consumer groups, rates' },
       { name: 'audit', description: 'Who did what when: the audit trail of taskmanager.audit' },
+      {
+        name: 'alerts',
+        description: 'Alerts of schedules (failed, skipped, late, overrun runs) and their acknowledgement',
+      },
       { name: 'compat', description: 'Request bodies of the task services taskapi replaces' },
       { name: 'health', description: 'Liveness and readiness' },
     ],
@@ -234,6 +242,12 @@ function registerRoutes(app: FastifyInstance, o: ApiServerOptions): void {
       ),
   });
   registerAuditRoutes(app, o.audit);
+  if (o.alerts)
+    registerAlertRoutes(app, {
+      book: o.alerts,
+      write: (r) => o.audit.write(r),
+      clock: o.clock ?? systemClock,
+    });
   registerLegacyRoutes(app, o.service, payloadLimit);
   registerHealthRoutes(app, o.health, o.logger);
 }

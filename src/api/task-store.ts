@@ -17,6 +17,7 @@ import { EventRates } from './event-rates.js';
 import { ApiError } from './problem.js';
 import { DEFAULT_KEEP_FINISHED_MS, Retirement, RETIREMENT_ACTOR, retiredRunHeader } from './retirement.js';
 import { TaskView } from './task-view.js';
+import { AlertBook } from './alert-book.js';
 import type { ViewTask } from './task-view.js';
 
 export interface TaskStoreOptions {
@@ -61,6 +62,8 @@ export class TaskStore {
   readonly rates: EventRates;
   /** Removes one-shot tasks whose run ended `keepFinished` ago. */
   readonly retirement: Retirement;
+  /** The alerts of ALERT events read, and their acknowledgements (`alert-book.ts`). */
+  readonly alerts = new AlertBook();
   private forgetTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly o: TaskStoreOptions) {
@@ -103,6 +106,7 @@ export class TaskStore {
           if (!e) return;
           this.rates.add(e);
           this.retirement.onEvent(e);
+          this.alerts.onEvent(e);
         },
         // Far enough back for the runs whose tasks are still to be retired. Read in fetches of up to 50 ms: every
         // task run writes several events, and nothing waits on one to answer a request.
@@ -185,6 +189,7 @@ export class TaskStore {
         param: def.param,
         payload: def.payload,
         overlap: def.overlap,
+        alerts: def.alerts,
       },
       manualFireInstant(nowMs),
       nowMs,

@@ -24,6 +24,7 @@ export class ConsumerMetrics {
   private readonly duration: Histogram<'processor' | 'outcome'>;
   private readonly lagGauge: Gauge<'topic' | 'partition'>;
   private readonly rebalances: Counter;
+  private readonly alerts: Counter<'schedule' | 'kind'>;
 
   constructor(registry: Registry, source: ConsumerGaugeSource) {
     const registers = [registry];
@@ -51,6 +52,12 @@ export class ConsumerMetrics {
       'Tasks ended SKIPPED (event acknowledged by Kafka): overlap skip, a run of the same schedule was still going',
       ['processor'],
     );
+    this.alerts = new Counter({
+      name: 'taskmanager_alerts_total',
+      help: 'Alerts raised by this consumer (written with the run they are about): failed, skipped, overrun',
+      labelNames: ['schedule', 'kind'],
+      registers,
+    });
     this.retries = counter('task_retries_total', 'Attempts scheduled again after a failure', ['processor']);
     this.rebalances = counter(
       'rebalances_total',
@@ -113,6 +120,10 @@ export class ConsumerMetrics {
 
   deadLetter(processor: string, reason: DlqReason): void {
     this.deadLettered.inc({ processor, reason });
+  }
+
+  alert(schedule: string, kind: string): void {
+    this.alerts.inc({ schedule, kind });
   }
 
   lag(topic: string, partition: number, records: number): void {

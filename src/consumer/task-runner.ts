@@ -1,6 +1,6 @@
 import { backoffDelayMs } from '../shared/backoff.js';
 import type { BackoffOptions } from '../shared/backoff.js';
-import type { Clock } from '../shared/clock.js';
+import type { Clock, TimerHandle } from '../shared/clock.js';
 import { sleep } from '../shared/clock.js';
 import { linkSignals } from '../shared/abort.js';
 import { AppError, errorMessage, NonRetriableError } from '../shared/errors.js';
@@ -23,6 +23,9 @@ import type { CancelRequest } from '../shared/codecs/cancel-request.js';
 import type { SlotLease } from './semaphore.js';
 import { AttemptLog } from './run-logs.js';
 import type { RunLogSink } from './run-logs.js';
+import { wantsAlert } from '../shared/schedule/alerts.js';
+import type { AlertKind } from '../shared/schedule/alerts.js';
+import { alertRecords } from '../shared/codecs/alert-records.js';
 import { NO_TRACING, TRACEPARENT_HEADER } from '../shared/tracing.js';
 import type { Tracing } from '../shared/tracing.js';
 import { endProcess, RunSpans } from './run-spans.js';
@@ -168,8 +171,13 @@ export class TaskRunner {
     const resolved = await this.resolve(rec, drain, undefined);
     if (resolved === 'done' || resolved === 'interrupted') return resolved;
     const { task, processor, log } = resolved;
-    const ok = await this.durably(drain, log, () => this.emit(task, 'SKIPPED', 0, rec, { error: why }));
+    // The alert, when the schedule asks for one, in the same request as the SKIPPED event.
+    const alert = this.alertRecords(task, 'skipped', `not run: ${why}`, rec);
+    const ok = await this.durably(drain, log, () =>
+      this.o.sender.send([this.eventRecord(task, 'SKIPPED', 0, rec, { error: why }), ...alert]),
+    );
     if (!ok) return this.interrupted(task, 0);
+    if (alert.length > 0) this.o.metrics?.alert(task.scheduleId, 'skipped');
     this.o.metrics?.skipped(processor.name);
     log.info(`task ${task.taskId} at ${where(rec)} skipped: ${why}`);
     this.o.onOutcome?.({ taskId: task.taskId, status: 'SKIPPED', attempts: 0 });
@@ -191,6 +199,8 @@ export class TaskRunner {
     if (resolved === 'done' || resolved === 'interrupted') return resolved;
     const { task, processor, log } = resolved;
     await this.cancels.ready;
+    /** What this run raised already: an overrun alert once per run, whichever attempt overran. */
+    const raised = { overrun: false };
     for (let attempt = 1; ; attempt++) {
       if (attempt > 1) {
         await slot?.acquire();
@@ -202,7 +212,7 @@ export class TaskRunner {
         slot?.release();
         return this.cancelled(task, processor.name, rec, attempt - 1, log, drain, early);
       }
-      const a = await this.attempt(task, processor, rec, attempt, log, drain, slot);
+      const a = await this.attempt(task, processor, rec, attempt, log, drain, slot, raised);
       const { failure, durationMs } = a;
       if (a.succeeded) return this.finished(task, processor.name, rec, attempt, log, drain, a);
       if (failure instanceof CancelledError || a.signal.reason instanceof CancelledError) {
@@ -384,11 +394,13 @@ export class TaskRunner {
     log: Logger,
     drain: AbortSignal,
     slot: SlotLease | undefined,
+    raised: { overrun: boolean },
   ): Promise<Attempt> {
     void this.emit(task, 'EXECUTING', attempt, rec).catch((err: unknown) =>
       log.warn(`could not publish EXECUTING event: ${errorMessage(err)}`),
     );
     const started = this.o.clock.now();
+    const overrun = this.overrunTimer(task, rec, attempt, started, log, raised);
     const span = this.spans.enabled ? this.spans.process(attempt, task) : undefined;
     this.o.metrics?.attemptStarted(processor.name);
     const cancel = this.cancels.watch(task.taskId);
@@ -446,6 +458,7 @@ export class TaskRunner {
       // on the batch's signal, and adding one costs as many steps as there are.
       linked.dispose();
       cancel.done();
+      if (overrun) this.o.clock.clearTimeout(overrun);
       slot?.release();
       // Handed to the senders at once, never waited for: the last PROGRESS goes ahead of the status event that
       // follows (in its produce request or the one before), the last log lines in a request of their own.
@@ -459,6 +472,8 @@ export class TaskRunner {
     const { rec, task, processorName, taskId, reason, error, attempts, drain, durationMs, details } = d;
     const now = this.o.clock.now();
     const records: OutRecord[] = [dlqRecord(rec, reason, error, attempts, now)];
+    // The failed alert, when the schedule asks for one, goes in the same request: raised once the DLQ record is.
+    const alert = this.alertRecords(task, 'failed', `${reason} after ${attempts} attempt(s): ${error}`, rec);
     records.push(
       this.eventRecord(
         { taskId, scheduleId: task?.scheduleId ?? rec.key?.toString('utf8') ?? '' },
@@ -474,6 +489,7 @@ export class TaskRunner {
         },
       ),
     );
+    records.push(...alert);
     // The DLQ record and the final event go in one request: the offset is resolved only after both are acked.
     const ok = await this.durably(drain, this.o.logger, () => this.o.sender.send(records));
     if (!ok) {
@@ -482,8 +498,68 @@ export class TaskRunner {
     }
     // Counted once acknowledged, like FINISHED: an interrupted write is read again and would count twice.
     this.o.metrics?.deadLetter(processorName, reason);
+    if (task && alert.length > 0) this.o.metrics?.alert(task.scheduleId, 'failed');
     this.o.onOutcome?.({ taskId, status: 'DLQ', attempts, reason });
     return 'done';
+  }
+
+  /**
+   * The records of an alert of `kind` about `task` (its ALERT event and its delivery task on the task's topic), when
+   * the task's schedule asks for that kind; none otherwise.
+   */
+  private alertRecords(
+    task: TaskMessage | undefined,
+    kind: AlertKind,
+    reason: string,
+    rec: InRecord,
+  ): OutRecord[] {
+    if (!task?.alerts || !wantsAlert(task.alerts, kind)) return [];
+    const group = task.scheduler.group;
+    const alert = {
+      kind,
+      scheduleId: task.scheduleId,
+      taskId: task.taskId,
+      scheduledFor: task.scheduledFor,
+      reason,
+      at: new Date(this.o.clock.now()).toISOString(),
+      group,
+    };
+    const by = { ...this.o.origin, role: 'consumer' as const };
+    return alertRecords(alert, task.alerts, rec.topic, by, { ...this.o.origin, group });
+  }
+
+  /**
+   * The timer of an attempt's overrun alert, when the task's schedule asks for one and this run raised none yet: at
+   * `overrunSeconds` after the attempt started it writes the alert (the attempt clears it when it ends before).
+   */
+  private overrunTimer(
+    task: TaskMessage,
+    rec: InRecord,
+    attempt: number,
+    startedMs: number,
+    log: Logger,
+    raised: { overrun: boolean },
+  ): TimerHandle | undefined {
+    const seconds = task.alerts?.overrunSeconds;
+    if (seconds === undefined || raised.overrun) return undefined;
+    return this.o.clock.setTimeout(() => {
+      raised.overrun = true;
+      const since = new Date(startedMs).toISOString();
+      const records = this.alertRecords(
+        task,
+        'overrun',
+        `attempt ${attempt} still running ${seconds} s after it started (${since})`,
+        rec,
+      );
+      log.warn(
+        `task ${task.taskId}: attempt ${attempt} still running ${seconds} s after it started; alert raised`,
+      );
+      this.o.sender.send(records).then(
+        () => this.o.metrics?.alert(task.scheduleId, 'overrun'),
+        (err: unknown) =>
+          log.error(`could not write the overrun alert of task ${task.taskId}: ${errorMessage(err)}`),
+      );
+    }, seconds * 1000);
   }
 
   /** Retries a Kafka write until it succeeds or the drain aborts; false when it never got through. */

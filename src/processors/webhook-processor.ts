@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { isIP } from 'node:net';
 import { Agent, request } from 'undici';
 import type { Dispatcher } from 'undici';
@@ -13,6 +14,19 @@ export interface WebhookPayload {
   headers?: Record<string, string>;
   body?: unknown;
   timeoutMs?: number;
+  /**
+   * Signs the request: the header (default `x-taskmanager-signature`) holds `sha256=<hex HMAC-SHA256 of the exact
+   * body bytes>` keyed by `secret`, which is to be a `{"$secret": NAME}` reference (resolved by the consumer).
+   */
+  sign?: { secret: string; header?: string };
+}
+
+/** The header a signed webhook's signature goes in unless the payload names another. */
+export const SIGNATURE_HEADER = 'x-taskmanager-signature';
+
+/** `sha256=<hex>`: the HMAC-SHA256 of `body` (its UTF-8 bytes) keyed by `secret`, as the signature header holds it. */
+export function webhookSignature(secret: string, body: string | Buffer): string {
+  return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
 }
 
 const parse = payloadParser<WebhookPayload>('WebhookProcessor', {
@@ -25,6 +39,15 @@ const parse = payloadParser<WebhookPayload>('WebhookProcessor', {
     headers: { type: 'object', additionalProperties: { type: 'string' } },
     body: {},
     timeoutMs: { type: 'integer', minimum: 1, maximum: 600_000 },
+    sign: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['secret'],
+      properties: {
+        secret: { type: 'string', minLength: 1 },
+        header: { type: 'string', pattern: '^[A-Za-z0-9-]{1,100}$' },
+      },
+    },
   },
 });
 
@@ -90,11 +113,21 @@ export function webhookProcessor(o: { allow: readonly string[] }): Processor {
       const host = url.hostname.replace(/^\[|\]$/g, '');
       const method = p.method ?? (p.body === undefined ? 'GET' : 'POST');
       const json = p.body !== undefined && typeof p.body !== 'string';
+      // The bytes sent are the bytes signed.
+      const body = p.body === undefined ? undefined : json ? JSON.stringify(p.body) : (p.body as string);
       const headers: Record<string, string> = {
         'user-agent': 'taskmanager-webhook',
         ...(json ? { 'content-type': 'application/json' } : {}),
         ...payloadHeaders(p.headers, task.taskId, ctx.logger),
         'idempotency-key': task.taskId,
+        ...(p.sign
+          ? {
+              [(p.sign.header ?? SIGNATURE_HEADER).toLowerCase()]: webhookSignature(
+                p.sign.secret,
+                body ?? '',
+              ),
+            }
+          : {}),
       };
       const signal = AbortSignal.any([ctx.signal, AbortSignal.timeout(p.timeoutMs ?? DEFAULT_TIMEOUT_MS)]);
       let res: Dispatcher.ResponseData;
@@ -106,7 +139,7 @@ export function webhookProcessor(o: { allow: readonly string[] }): Processor {
           headers,
           dispatcher: agent,
           signal,
-          ...(p.body === undefined ? {} : { body: json ? JSON.stringify(p.body) : (p.body as string) }),
+          ...(body === undefined ? {} : { body }),
         });
       } catch (err) {
         if (ctx.signal.aborted) throw ctx.signal.reason;
@@ -124,16 +157,17 @@ export function webhookProcessor(o: { allow: readonly string[] }): Processor {
           details: { url: `${url.origin}${url.pathname}`, error: errorMessage(err) },
         });
       }
-      const body = await excerpt(res.body);
+      const answer = await excerpt(res.body);
       const details = {
         status: res.statusCode,
-        body: body.text,
-        ...(body.truncated ? { truncated: true } : {}),
+        body: answer.text,
+        ...(answer.truncated ? { truncated: true } : {}),
       };
       const what = `${method} ${url.origin}${url.pathname} answered ${res.statusCode}`;
       // The run log: the answer's status line, then the body's excerpt as it reads.
-      ctx.output('response', `${what}${body.truncated ? ' (body cut)' : ''}\n`);
-      if (body.text !== '') ctx.output('response', body.text.endsWith('\n') ? body.text : `${body.text}\n`);
+      ctx.output('response', `${what}${answer.truncated ? ' (body cut)' : ''}\n`);
+      if (answer.text !== '')
+        ctx.output('response', answer.text.endsWith('\n') ? answer.text : `${answer.text}\n`);
       if (res.statusCode >= 200 && res.statusCode < 300) return { details };
       if (res.statusCode === 408 || res.statusCode === 429 || res.statusCode >= 500) {
         const wait = retryAfterMs(res.headers['retry-after'], Date.now());

@@ -6,6 +6,8 @@ import type { EntryStates } from './entry-states.js';
 import type { SchedulerMetrics } from './metrics.js';
 import { misfireOf, overdueOnce } from './misfire.js';
 import { specHashOf } from '../shared/codecs/scheduler-state.js';
+import { wantsAlert } from '../shared/schedule/alerts.js';
+import type { DroppedInstants } from './fire-alerts.js';
 
 /** A one-shot entry whose instant passed unfired goes out now (unless its MaxRuns are used up), and says so. */
 export function overdueFire(
@@ -39,6 +41,8 @@ export function catchUp(
     logger: Logger;
     metrics: SchedulerMetrics | undefined;
     arm(e: ScheduleEntry, fromMs: number, known: { lastFiredMs?: number; runs: number }): void;
+    /** Instants the entry's misfire policy did not fire, for an entry whose alerts ask for `missed`. */
+    dropped?(e: ScheduleEntry, dropped: DroppedInstants): void;
   },
 ): { missed: Fire[]; differing: string[] } {
   const missed: Fire[] = [];
@@ -59,6 +63,8 @@ export function catchUp(
     for (const t of caught) missed.push(fireOf(e, t, times.dueOf(t), ++runs));
     o.metrics?.misfired(e.id, 'caught_up', caught.length);
     o.metrics?.misfired(e.id, 'dropped', m.missed - caught.length);
+    if (m.dropped && wantsAlert(e.alerts, 'missed'))
+      o.dropped?.(e, { count: m.missed - m.fire.length, ...m.dropped });
     // After the instants just caught up: the loop takes the first due after now and after the last of them.
     o.arm(e, now, { lastFiredMs: caught.at(-1) ?? overdue?.scheduledFor ?? known?.lastFiredMs, runs });
   }

@@ -101,13 +101,13 @@ export async function runBackfill(
   };
 }
 
-/** The latest outcome event of each schedule among the last `tail` events of each partition (PROGRESS left out). */
+/** The latest outcome event of each schedule among the last `tail` events of each partition (PROGRESS and ALERT left out). */
 export async function lastOutcomes(kafka: KafkaClient, tail: number): Promise<Map<string, StatusEvent>> {
   const out = new Map<string, StatusEvent>();
   for (const r of await kafka.readToEnd(EVENTS_TOPIC, 60_000, tail)) {
     const e = parseStatusEvent(r.value);
-    // PROGRESS says how far a run is, not how it went.
-    if (!e || e.status === 'PROGRESS') continue;
+    // PROGRESS says how far a run is, ALERT what was noticed about it: neither how it went.
+    if (!e || e.status === 'PROGRESS' || e.status === 'ALERT') continue;
     const prev = out.get(e.scheduleId);
     if (!prev || prev.at <= e.at) out.set(e.scheduleId, e);
   }

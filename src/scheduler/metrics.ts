@@ -2,6 +2,7 @@ import { Counter, Gauge, Histogram } from 'prom-client';
 import type { Registry } from 'prom-client';
 import { SECONDS_BUCKETS } from '../shared/ops/registry.js';
 import type { Fire } from './fire-loop.js';
+import { lateAlertOf } from './fire-alerts.js';
 
 /** A fire handed over later than this after its instant counts as late. */
 export const LATE_FIRE_MS = 1000;
@@ -27,6 +28,7 @@ export class SchedulerMetrics {
   private readonly triggers: Counter<'group' | 'schedule'>;
   private readonly backfills: Counter<'group' | 'schedule'>;
   private readonly publishErrors: Counter<'group' | 'partition'>;
+  private readonly alerts: Counter<'group' | 'schedule' | 'kind'>;
   private readonly fireLag: Histogram<'group'>;
   private readonly ackLag: Histogram<'group'>;
 
@@ -70,6 +72,12 @@ export class SchedulerMetrics {
       'Instants published by a backfill (taskscheduler backfill, POST /api/v1/tasks/{id}/backfill)',
       ['group', 'schedule'],
     );
+    this.alerts = new Counter({
+      name: 'taskmanager_alerts_total',
+      help: 'Alerts raised by this scheduler (written in the transaction of a fire): late, missed',
+      labelNames: ['group', 'schedule', 'kind'],
+      registers,
+    });
     this.publishErrors = counter(
       'publish_errors_total',
       'Transactions that failed and were retried, per state partition',
@@ -127,9 +135,15 @@ export class SchedulerMetrics {
       const due = f.dueAt ?? f.scheduledFor;
       const lag = firedAtMs - due;
       if (lag > LATE_FIRE_MS) this.late.inc(labels);
+      if (lateAlertOf(f, firedAtMs, this.group)) this.alerts.inc({ ...labels, kind: 'late' });
       this.fireLag.observe({ group: this.group }, lag / 1000);
       this.ackLag.observe({ group: this.group }, (ackedAtMs - due) / 1000);
     }
+  }
+
+  /** An alert this scheduler raised, once its transaction committed. */
+  alerted(schedule: string, kind: string): void {
+    this.alerts.inc({ group: this.group, schedule, kind });
   }
 
   misfired(schedule: string, outcome: 'caught_up' | 'dropped', n = 1): void {

@@ -17,12 +17,16 @@ export function misfireOf(
   cron: CompiledSchedule,
   lastFiredMs: number | undefined,
   nowMs: number,
-): { fire: number[]; missed: number } {
+): { fire: number[]; missed: number; dropped?: { first: number; last: number } } {
   if (lastFiredMs === undefined || !entry.enabled) return { fire: [], missed: 0 };
   const windowStart = nowMs - entry.misfireWindowSeconds * 1000;
   const times = new JitteredSchedule(cron, entry.id, entry.jitter);
   const out: number[] = [];
   let missed = 0;
+  /** The first and last instants missed, and the last one `fire-all`'s limit pushed out. */
+  let first: number | undefined;
+  let last: number | undefined;
+  let pushedOut: number | undefined;
   let t = cron.nextAfter(Math.max(lastFiredMs, windowStart - 1 - times.jitterMs));
   for (; t !== undefined && t <= nowMs; t = cron.nextAfter(t)) {
     if (times.jitterMs > 0) {
@@ -32,14 +36,21 @@ export function misfireOf(
       if (due < windowStart) continue;
     }
     missed++;
+    first ??= t;
+    last = t;
     // Counting what `skip` drops is only for metrics: stop at the fire-all limit rather than walk a long window.
     if (entry.misfire === 'skip' && missed >= FIRE_ALL_LIMIT) break;
     if (entry.misfire !== 'skip') {
       out.push(t);
-      if (out.length > FIRE_ALL_LIMIT) out.shift();
+      if (out.length > FIRE_ALL_LIMIT) pushedOut = out.shift();
     }
   }
-  return { fire: entry.misfire === 'fire-once' ? out.slice(-1) : out, missed };
+  const fire = entry.misfire === 'fire-once' ? out.slice(-1) : out;
+  if (first === undefined || last === undefined || missed === fire.length) return { fire, missed };
+  // What is not fired is the oldest part of what was missed: from the first instant to the one before the first fired.
+  const lastDropped =
+    entry.misfire === 'skip' ? last : entry.misfire === 'fire-once' ? (out.at(-2) ?? pushedOut) : pushedOut;
+  return { fire, missed, dropped: { first, last: lastDropped ?? first } };
 }
 
 /** The instants `misfireOf` says to fire. */

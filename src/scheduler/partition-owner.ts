@@ -8,6 +8,7 @@ import { isFencedError, TransactionInDoubtError } from '../shared/kafka/index.js
 import type { KafkaClient, OutRecord, KafkaProducer } from '../shared/kafka/index.js';
 import type { Fire } from './fire-loop.js';
 import { FireEncoder } from './task-records.js';
+import type { DroppedInstants } from './fire-alerts.js';
 import type { TraceSpan, Tracing } from '../shared/tracing.js';
 
 /** The longest wait between two tries to publish (see the pump). */
@@ -27,6 +28,8 @@ export interface PartitionOwnerOptions {
   /** Fires per transaction. @default 5000 */
   maxBatch?: number;
   onAcked?(fires: readonly Fire[], firedAtMs: number, ackedAtMs: number): void;
+  /** The `missed` alert of an entry went out with a committed fire (`fire-alerts.ts`). */
+  onMissedAlert?(scheduleId: string): void;
   /** A transaction failed (it is retried). */
   onPublishError?(partition: number): void;
   /** The producer was fenced by a newer owner: stop firing this partition's entries. */
@@ -93,6 +96,11 @@ export class PartitionOwner {
   constructor(private readonly o: PartitionOwnerOptions) {
     this.producer = o.kafka.producer({ transactionalId: transactionalIdOf(o.group, o.partition) });
     this.encoder = new FireEncoder(o.group, o.partition, o.scheduler, o.tracing);
+  }
+
+  /** Instants of `entryId` its takeover's misfire policy dropped: alerted with the entry's next fire. */
+  noteDropped(entryId: string, dropped: DroppedInstants): void {
+    this.encoder.missed.note(entryId, dropped);
   }
 
   /** Fires and state records queued and not yet committed. */
@@ -210,6 +218,7 @@ export class PartitionOwner {
         if (spans) endSpans(spans, { attributes: { 'taskmanager.transaction_fires': fires.length } });
         this.queue = this.queue.slice(batch.length);
         this.settleWaiters();
+        for (const id of this.encoder.missed.acked(fires)) this.o.onMissedAlert?.(id);
         this.o.onAcked?.(fires, firedAt, this.o.clock.now());
         if (this.failures > 0)
           this.o.logger.info(`partition ${this.o.partition}: publishing again`, {
@@ -307,6 +316,11 @@ export class PartitionOwner {
         leftOut++;
       }
     });
+    // The missed alerts of fires committed already went out with them: no longer pending.
+    const settled = this.queue.filter(
+      (i): i is { fire: Fire } => 'fire' in i && this.committedElsewhere.has(i),
+    );
+    this.encoder.missed.acked(settled.map((i) => i.fire));
     this.inDoubtItems = 0;
     this.recheck = false;
     this.o.logger.warn(

@@ -320,6 +320,7 @@ export class StatePartitions {
       logger,
       metrics: this.o.metrics,
       arm: (e, fromMs, known) => this.o.loop.add(e, fromMs, known),
+      dropped: (e, d) => owner.noteDropped(e.id, d),
     });
     if (differing.length > 0) {
       logger.warn(
@@ -353,6 +354,7 @@ export class StatePartitions {
       scheduler: this.o.origin,
       ...(this.o.tracing ? { tracing: this.o.tracing } : {}),
       onPublishError: (p) => metrics?.publishFailed(p),
+      onMissedAlert: (id) => metrics?.alerted(id, 'missed'),
       onAcked: (fires, firedAt, at) => {
         this.o.states.acked(fires);
         metrics?.acked(fires, firedAt, at);

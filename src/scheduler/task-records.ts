@@ -7,6 +7,7 @@ import type { OutRecord } from '../shared/kafka/index.js';
 import { NO_TRACING, TRACEPARENT_HEADER } from '../shared/tracing.js';
 import type { TraceSpan, Tracing } from '../shared/tracing.js';
 import type { Fire } from './fire-loop.js';
+import { lateAlertRecords, MissedAlerts } from './fire-alerts.js';
 
 /** What never changes between two fires of one entry, serialized once. */
 interface EntryParts {
@@ -25,6 +26,8 @@ interface EntryParts {
  */
 export class FireEncoder {
   private readonly parts = new WeakMap<ScheduleEntry, EntryParts>();
+  /** Instants a takeover's misfire policy dropped, alerted with the entry's next fire. */
+  readonly missed = new MissedAlerts();
   private readonly schedulerJson: string;
   private readonly byJson: string;
   private iso = { ms: NaN, text: '' };
@@ -32,7 +35,7 @@ export class FireEncoder {
   constructor(
     private readonly group: string,
     private readonly partition: number,
-    scheduler: SchedulerOrigin,
+    private readonly scheduler: SchedulerOrigin,
     private readonly tracing: Tracing = NO_TRACING,
   ) {
     this.schedulerJson = JSON.stringify(scheduler);
@@ -70,7 +73,11 @@ export class FireEncoder {
         (taskRec.headers ??= {})[TRACEPARENT_HEADER] = traceparent;
         (event.headers ??= {})[TRACEPARENT_HEADER] = traceparent;
       }
-      out.push(taskRec, event);
+      out.push(
+        taskRec,
+        event,
+        ...(fire.entry.alerts ? lateAlertRecords(fire, firedAtMs, this.scheduler) : []),
+      );
       if (fire.manual) continue;
       const prev = latest.get(fire.entry);
       if (!prev || prev.scheduledFor < fire.scheduledFor) latest.set(fire.entry, fire);
@@ -80,6 +87,7 @@ export class FireEncoder {
       const value = fastStateValue(this.isoOf(f.scheduledFor), this.partsOf(entry).specHash, firedAt, f.run);
       out.push(stateRecord(this.group, entry.id, this.partition, value));
     }
+    out.push(...this.missed.records(fires, firedAtMs, this.scheduler));
     return out;
   }
 
@@ -125,6 +133,7 @@ export class FireEncoder {
           param: e.param,
           payload: e.payload,
           overlap: e.overlap,
+          alerts: e.alerts,
         }),
         specHash: specHashOf(e),
       };

@@ -9,7 +9,8 @@ import { heldTask, startApi, TEST_ADMIN } from './helpers/api.js';
 import type { Api } from './helpers/api.js';
 import { hashPassword } from '../../src/api/auth/passwords.js';
 import { USERS_TOPIC } from '../../src/api/auth/user-view.js';
-import { brokers, kafka, TopicReader, uniqueName, useTaskTopic } from './helpers/kafka.js';
+import { brokers, kafka, produce, TopicReader, uniqueName, useTaskTopic } from './helpers/kafka.js';
+import { EVENTS_TOPIC, statusEvent, statusEventRecord } from '../../src/shared/codecs/task-event.js';
 import { killAll, ROOT, startCli } from './helpers/processes.js';
 import { fixtureConsumer, publishTasks, scheduleFile, taskMessage } from './helpers/tasks.js';
 import { waitFor } from '../kit/wait.js';
@@ -377,6 +378,48 @@ describe('the dashboard at /ui in headless Chromium', () => {
       '#1 warn     done',
     ]);
     await page.screenshot({ path: join(SHOTS, 'dashboard-run-log.png') });
+    expect(refusedByCsp).toEqual([]);
+  }, 120_000);
+
+  it('should list open alerts and let an operator acknowledge one', async (ctx) => {
+    if (skip) return ctx.skip();
+    const api = await startApi(['--topic', fx.topic]);
+    const id = uniqueName('ui-alert');
+    const taskId = `${id}@2026-12-07T02:00:00.000Z`;
+    // An ALERT event as a consumer writes it for a run that failed for good.
+    const event = statusEventRecord(
+      statusEvent(
+        { taskId, scheduleId: id },
+        'ALERT',
+        new Date().toISOString(),
+        0,
+        {
+          host: 'test',
+          pid: process.pid,
+          role: 'consumer',
+        },
+        { alert: { kind: 'failed', reason: 'attempts-exhausted after 5 attempt(s): exit code 1' } },
+      ),
+    );
+    await produce(EVENTS_TOPIC, [
+      { key: event.key, value: event.value, headers: event.headers as Record<string, string> },
+    ]);
+
+    const page = await login(api, TEST_ADMIN.username, TEST_ADMIN.password);
+    await page.waitForSelector('#tasks', { timeout: 15_000 });
+    await page.goto(`${api.url}/ui#/alerts`);
+    const row = page.locator('#alerts tbody tr').filter({ hasText: taskId });
+    await row.waitFor({ timeout: 30_000 });
+    expect(await row.textContent()).toContain('attempts-exhausted after 5 attempt(s): exit code 1');
+    await page.screenshot({ path: join(SHOTS, 'dashboard-alerts.png') });
+    await row.locator('button.ack').click();
+    await flashSays(page, /acknowledged/);
+    await expect.poll(() => row.count(), POLL).toBe(0);
+    const acked = await api.call<{ items: Array<{ taskId: string; acknowledged?: { user: string } }> }>(
+      'GET',
+      '/api/v1/alerts?all=true',
+    );
+    expect(acked.body.items.find((a) => a.taskId === taskId)?.acknowledged?.user).toBe(TEST_ADMIN.username);
     expect(refusedByCsp).toEqual([]);
   }, 120_000);
 

@@ -397,6 +397,17 @@ describe('taskapi routes × roles', () => {
       ok: 200,
       call: async () => ({ method: 'GET', path: `/api/v1/audit?group=${group}&limit=5` }),
     },
+    'GET /api/v1/alerts': {
+      need: 'viewer',
+      ok: 200,
+      call: async () => ({ method: 'GET', path: '/api/v1/alerts' }),
+    },
+    // An id no alert has: the roles allowed reach the handler, which answers 404 (alerts.test.ts acknowledges one).
+    'POST /api/v1/alerts/{id}/ack': {
+      need: 'operator',
+      ok: 404,
+      call: async () => ({ method: 'POST', path: '/api/v1/alerts/00000000000000000000/ack' }),
+    },
   };
   const newCommandTask = async (): Promise<string> => {
     const r = await api.call<{ id: string }>('POST', '/api/v1/tasks', commandBody());

@@ -38,8 +38,19 @@ describe('missed fire times on takeover', () => {
     });
 
     it('should count every missed instant whatever fires (for the misfire metrics)', () => {
-      expect(misfireOf(entry('skip'), cron, T0, T0 + 45_000)).toEqual({ fire: [], missed: 4 });
+      expect(misfireOf(entry('skip'), cron, T0, T0 + 45_000)).toEqual({
+        fire: [],
+        missed: 4,
+        dropped: { first: T0 + 10_000, last: T0 + 40_000 },
+      });
       expect(misfireOf(entry('fire-once'), cron, T0, T0 + 45_000).missed).toBe(4);
+    });
+    it('should say which instants it does not fire (for the missed alert), none when it fires all', () => {
+      expect(misfireOf(entry('fire-once'), cron, T0, T0 + 45_000).dropped).toEqual({
+        first: T0 + 10_000,
+        last: T0 + 30_000,
+      });
+      expect(misfireOf(entry('fire-all'), cron, T0, T0 + 45_000).dropped).toBeUndefined();
     });
     it('should drop times older than the misfire window', () => {
       expect(rel(missedInstants(entry('fire-all', 25), cron, T0, T0 + 45_000))).toEqual([20, 30, 40]);

@@ -318,6 +318,8 @@ function auditWhat(e) {
       return 'resumed';
     case 'dlq.replayed':
       return `replayed${run} from ${e.dlq} (${e.entry})`;
+    case 'alert.acknowledged':
+      return `acknowledged the ${e.alertKind} alert of${run}`;
     case 'calendar.changed':
     case 'calendar.deleted':
       return `${e.action.slice('calendar.'.length)} calendar ${e.calendar}`;
@@ -587,6 +589,32 @@ async function failuresView() {
   if (all) all.onclick = () => replay({ all: true }, 'Replay every waiting task?');
 }
 
+/** The open alerts of schedules (failed, skipped, late, overrun runs), newest first; operators acknowledge them. */
+async function alertsView() {
+  const { data } = await api('GET', '/api/v1/alerts');
+  main.innerHTML = `<h2>Alerts <small>${data.items.length} open</small></h2>${
+    data.items.length === 0
+      ? '<p id="no-alerts">No open alerts.</p>'
+      : `<table id="alerts"><thead><tr><th>Raised (UTC)</th><th>Kind</th><th>Schedule</th><th>Run</th><th>Reason</th><th>By</th><th></th></tr></thead><tbody>${data.items
+          .map(
+            (a) =>
+              `<tr data-alert="${esc(a.id)}"><td>${esc(a.at)}</td><td class="${a.kind === 'failed' ? 'failed' : ''}">${esc(a.kind)}</td><td>${esc(a.scheduleId)}</td><td>${esc(a.taskId)}</td><td>${esc(a.reason)}</td><td>${esc(a.raisedBy)}</td>
+        <td>${can('operator') ? `<button class="ack" data-alert="${esc(a.id)}">Acknowledge</button>` : ''}</td></tr>`,
+          )
+          .join('')}</tbody></table>`
+  }`;
+  for (const b of main.querySelectorAll('button.ack'))
+    b.onclick = () =>
+      act(
+        'Acknowledge this alert? It leaves the open list; the audit trail keeps who did it.',
+        async () => {
+          await api('POST', `/api/v1/alerts/${encodeURIComponent(b.dataset.alert)}/ack`);
+          return 'acknowledged';
+        },
+        alertsView,
+      );
+}
+
 const AUDIT_FILTERS = [
   ['task', 'task or schedule id'],
   ['group', 'scheduler group'],
@@ -742,7 +770,7 @@ function viewOf(hash) {
     const path = `/api/v1/schedules/${encodeURIComponent(at(2))}/${encodeURIComponent(at(3))}`;
     return () => runView(path, back(4), at(5), async () => (await api('GET', path)).data.runs);
   }
-  const pages = { failures: failuresView, audit: auditView, health: healthView };
+  const pages = { failures: failuresView, alerts: alertsView, audit: auditView, health: healthView };
   return Object.hasOwn(pages, parts[1] ?? '') ? pages[parts[1]] : tasksView;
 }
 

@@ -5,6 +5,8 @@ import type { Origin } from '../messages.js';
 import { parseValidJson } from '../messages.js';
 import type { DlqReason } from './dlq-record.js';
 import { taskIdsSchema } from './task-message.js';
+import { ALERT_KINDS } from '../schedule/alerts.js';
+import type { AlertKind } from '../schedule/alerts.js';
 
 /**
  * The records of `taskmanager.events` (docs/messages-and-topics.md#status-and-audit-events): status events (key = taskId, header `task-id`) and
@@ -19,10 +21,20 @@ export const EVENTS_TOPIC = 'taskmanager.events';
  * stopped the task, before it started (`attempt` 0) or while it ran; `error` says who asked and why. `SKIPPED`
  * (final): its schedule's overlap policy is `skip` and a run of the same schedule was still running or waiting, so
  * it never started (`attempt` 0); `error` names that run. `PROGRESS` (never final, changes no run's state): how far
- * a running attempt is, from its processor's `ctx.progress`.
+ * a running attempt is, from its processor's `ctx.progress`. `ALERT` (never final, changes no run's state): an
+ * alert about the run was raised (`alert`: its kind and reason), by the consumer (`failed`, `skipped`, `overrun`) or
+ * the scheduler (`late`, `missed`); its delivery is a task of its own, `alert/<scheduleId>/<kind>@<instant>`.
  */
 export type TaskStatus =
-  'SCHEDULED' | 'EXECUTING' | 'FINISHED' | 'FAILED' | 'REPLAYED' | 'CANCELLED' | 'SKIPPED' | 'PROGRESS';
+  | 'SCHEDULED'
+  | 'EXECUTING'
+  | 'FINISHED'
+  | 'FAILED'
+  | 'REPLAYED'
+  | 'CANCELLED'
+  | 'SKIPPED'
+  | 'PROGRESS'
+  | 'ALERT';
 export const TASK_STATUSES: readonly TaskStatus[] = [
   'SCHEDULED',
   'EXECUTING',
@@ -32,6 +44,7 @@ export const TASK_STATUSES: readonly TaskStatus[] = [
   'CANCELLED',
   'SKIPPED',
   'PROGRESS',
+  'ALERT',
 ];
 
 export type EventRole = 'scheduler' | 'consumer' | 'api' | 'operator';
@@ -57,6 +70,8 @@ export interface StatusEvent {
   result?: Record<string, unknown>;
   /** On PROGRESS: the fraction done (0..1) and the processor's message. */
   progress?: { fraction: number; message?: string };
+  /** On ALERT: what kind of alert and why. */
+  alert?: { kind: AlertKind; reason: string };
 }
 
 export type AuditAction =
@@ -168,8 +183,32 @@ export function dlqAuditRecord(event: DlqAuditEvent): OutRecord {
   return { topic: AUDIT_TOPIC, key: `dlq:${event.dlq}`, value: JSON.stringify(event) };
 }
 
+/**
+ * An alert acknowledged through `taskapi` (`POST /api/v1/alerts/{id}/ack`), on `taskmanager.audit` (key =
+ * `alert:<id>`): the acknowledgement itself, read again at every start of taskapi.
+ */
+export interface AlertAuditEvent {
+  v: 1;
+  kind: 'audit';
+  action: 'alert.acknowledged';
+  /** The alert's id, the schedule and the run it is about, and its kind. */
+  alert: string;
+  schedule: string;
+  taskId: string;
+  alertKind: AlertKind;
+  user: string;
+  at: string;
+  from: { host: string; pid: number };
+}
+
+/** An alert's acknowledgement as its record. */
+export function alertAuditRecord(event: AlertAuditEvent): OutRecord {
+  return { topic: AUDIT_TOPIC, key: `alert:${event.alert}`, value: JSON.stringify(event) };
+}
+
 /** Every audit event taskapi writes. */
-export type AnyAuditEvent = AuditEvent | CalendarAuditEvent | ScheduleAuditEvent | DlqAuditEvent;
+export type AnyAuditEvent =
+  AuditEvent | CalendarAuditEvent | ScheduleAuditEvent | DlqAuditEvent | AlertAuditEvent;
 
 /** Who wrote an audit event, where and when: the fields every kind has besides its action. */
 export function auditStamp(user: string, nowMs: number): Pick<AuditEvent, 'user' | 'at' | 'from'> {
@@ -276,6 +315,11 @@ const eventSchema = {
       type: 'object',
       required: ['fraction'],
       properties: { fraction: { type: 'number', minimum: 0, maximum: 1 }, message: { type: 'string' } },
+    },
+    alert: {
+      type: 'object',
+      required: ['kind', 'reason'],
+      properties: { kind: { type: 'string', enum: [...ALERT_KINDS] }, reason: { type: 'string' } },
     },
   },
 } as const;

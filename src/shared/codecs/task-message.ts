@@ -4,6 +4,8 @@ import { AppError } from '../errors.js';
 import type { OutRecord, RecordHeaders } from '../kafka/types.js';
 import type { Origin } from '../messages.js';
 import type { OverlapPolicy } from '../schedule/model.js';
+import { ALERTS_OPTION_SCHEMA } from '../schedule/alerts.js';
+import type { AlertsOption } from '../schedule/alerts.js';
 
 /**
  * The task message of docs/messages-and-topics.md#task-message, one per fire: its type, its headers, the typed encoder and the decoder
@@ -30,6 +32,11 @@ export interface TaskMessage {
    * `jitteredFor`; the record's `overlap` header says the same, so a consumer routes the record before decoding it.
    */
   overlap?: Exclude<OverlapPolicy, 'queue'>;
+  /**
+   * The schedule's alerts, when it has any (docs/messages-and-topics.md#task-message): the consumer raises the
+   * `failed`, `skipped` and `overrun` alerts of the run from them. Added in 1.x without a version change.
+   */
+  alerts?: AlertsOption;
   scheduledFor: string;
   /**
    * When the fire was due, for a schedule with jitter: `scheduledFor` (the nominal instant, the taskId's) plus the
@@ -48,6 +55,7 @@ export interface TaskFields {
   param?: string;
   payload?: unknown;
   overlap?: OverlapPolicy;
+  alerts?: AlertsOption;
 }
 
 /** The overlap policy a task message carries: none for the default, `queue`. */
@@ -87,6 +95,7 @@ export function taskMessageOf(
     ...(fields.param === undefined ? {} : { param: fields.param }),
     ...(fields.payload === undefined ? {} : { payload: fields.payload }),
     ...(overlapOf(fields) === undefined ? {} : { overlap: overlapOf(fields) }),
+    ...(fields.alerts === undefined ? {} : { alerts: fields.alerts }),
     scheduledFor: new Date(scheduledForMs).toISOString(),
     ...(dueAtMs === undefined ? {} : { jitteredFor: new Date(dueAtMs).toISOString() }),
     firedAt: new Date(firedAtMs).toISOString(),
@@ -143,7 +152,7 @@ export interface PreEncodedTask {
   scheduleId: string;
   /** The schedule Id as JSON. */
   idJson: string;
-  /** `"scheduleId":…,"processor":…` plus param, payload and overlap when set. */
+  /** `"scheduleId":…,"processor":…` plus param, payload, overlap and alerts when set. */
   middle: string;
   overlap?: TaskMessage['overlap'];
 }
@@ -155,6 +164,7 @@ export function preEncodeTask(fields: TaskFields): PreEncodedTask {
     ...(fields.param === undefined ? {} : { param: fields.param }),
     ...(fields.payload === undefined ? {} : { payload: fields.payload }),
     ...(overlapOf(fields) === undefined ? {} : { overlap: overlapOf(fields) }),
+    ...(fields.alerts === undefined ? {} : { alerts: fields.alerts }),
   });
   const overlap = overlapOf(fields);
   return {
@@ -211,6 +221,10 @@ const taskMessageSchema: JSONSchemaType<TaskMessage> = {
     param: { type: 'string', nullable: true },
     payload: {} as JSONSchemaType<TaskMessage>['properties']['payload'],
     overlap: { type: 'string', enum: ['skip', 'replace', 'allow'], nullable: true },
+    alerts: {
+      ...ALERTS_OPTION_SCHEMA,
+      nullable: true,
+    } as unknown as JSONSchemaType<TaskMessage>['properties']['alerts'],
     scheduledFor: { type: 'string', format: 'date-time' },
     jitteredFor: { type: 'string', format: 'date-time', nullable: true },
     firedAt: { type: 'string', format: 'date-time' },

@@ -23,13 +23,17 @@ import type { ExcludedDays } from '../schedule/calendar.js';
 import { scheduleFileSchema } from './schema.js';
 import type { RawScheduleEntry, ScheduleEntry } from './schema.js';
 import { taskTopicProblem } from './topic-name.js';
+import { ALERTS_OPTION_SCHEMA } from '../schedule/alerts.js';
+import type { AlertsOption } from '../schedule/alerts.js';
 
-const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
+// verbose: an error carries its schema, so a value matching none of an anyOf's forms is named by the anyOf's description.
+const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, verbose: true });
 const validateShape = ajv.compile<RawScheduleEntry[]>(scheduleFileSchema);
 
 /**
- * A file with sections: `Schedules` (the entries) and `Calendars` (name → dates). A file that is a bare array of
- * entries (the old Go tool's, and every file before calendars) has no calendars.
+ * A file with sections: `Schedules` (the entries), `Calendars` (name → dates) and `Alerts` (the alerts of every entry
+ * without its own). A file that is a bare array of entries (the old Go tool's, and every file before calendars) has
+ * neither.
  */
 const sectionsSchema = {
   type: 'object',
@@ -42,20 +46,23 @@ const sectionsSchema = {
       additionalProperties: CALENDAR_DATES_SCHEMA,
     },
     Schedules: { type: 'array' },
+    Alerts: ALERTS_OPTION_SCHEMA,
   },
 } as const;
-const validateSections = ajv.compile<{ Calendars?: Record<string, string[]>; Schedules: unknown[] }>(
-  sectionsSchema,
-);
+const validateSections = ajv.compile<{
+  Calendars?: Record<string, string[]>;
+  Schedules: unknown[];
+  Alerts?: AlertsOption;
+}>(sectionsSchema);
 
 /** The calendars of a file by name (dates as written). */
 type FileCalendars = ReadonlyMap<string, readonly string[]>;
 
-/** A file's entries (unchecked) and calendars, with the problems of its sections and calendars. */
+/** A file's entries (unchecked), calendars and default alerts, with the problems of its sections and calendars. */
 function sectionsOf(
   file: string,
   data: unknown,
-): { entries: unknown; calendars: FileCalendars; problems: ConfigProblem[] } {
+): { entries: unknown; calendars: FileCalendars; alerts?: AlertsOption; problems: ConfigProblem[] } {
   if (Array.isArray(data)) return { entries: data, calendars: new Map(), problems: [] };
   if (data === null || typeof data !== 'object')
     return {
@@ -71,7 +78,7 @@ function sectionsOf(
     };
   const problems: ConfigProblem[] = validateSections(data)
     ? []
-    : (validateSections.errors ?? []).map((e) => {
+    : oneErrorPerAnyOf(validateSections.errors ?? []).map((e) => {
         const d = describeAjvError(e);
         const at = e.instancePath.split('/').slice(1).join('.');
         const path = [at, d.path].filter(Boolean).join('.');
@@ -92,7 +99,13 @@ function sectionsOf(
       calendars.set(name, dates as string[]);
     }
   const entries = (data as Record<string, unknown>).Schedules;
-  return { entries: Array.isArray(entries) ? entries : [], calendars, problems };
+  const alerts = (data as Record<string, unknown>).Alerts as AlertsOption | undefined;
+  return {
+    entries: Array.isArray(entries) ? entries : [],
+    calendars,
+    problems,
+    ...(alerts ? { alerts } : {}),
+  };
 }
 
 function deepFreeze<T>(value: T): T {
@@ -122,9 +135,22 @@ function describeAjvError(e: ErrorObject): { path: string; message: string } {
       return { path: String(e.params.additionalProperty), message: 'is not a known field' };
     case 'enum':
       return { path: '', message: `must be one of ${(e.params.allowedValues as unknown[]).join(', ')}` };
+    case 'anyOf': {
+      const description = (e.parentSchema as { description?: unknown } | undefined)?.description;
+      return {
+        path: '',
+        message: typeof description === 'string' ? `must be ${description}` : (e.message ?? 'anyOf'),
+      };
+    }
     default:
       return { path: '', message: e.message ?? e.keyword };
   }
+}
+
+/** The errors of a value matching none of an anyOf's forms, as one: the anyOf's (not one per form). */
+function oneErrorPerAnyOf(errors: readonly ErrorObject[]): ErrorObject[] {
+  const unions = errors.filter((e) => e.keyword === 'anyOf').map((e) => `${e.schemaPath}/`);
+  return errors.filter((e) => !unions.some((u) => e.schemaPath.startsWith(u)));
 }
 
 function idOf(data: unknown, index: number | undefined): string | undefined {
@@ -136,7 +162,7 @@ function idOf(data: unknown, index: number | undefined): string | undefined {
 
 function shapeProblems(file: string, data: unknown): ConfigProblem[] {
   if (validateShape(data)) return [];
-  return (validateShape.errors ?? []).map((e) => {
+  return oneErrorPerAnyOf(validateShape.errors ?? []).map((e) => {
     const at = splitPointer(e.instancePath);
     const d = describeAjvError(e);
     const path = [at.path, d.path].filter(Boolean).join('.');
@@ -222,9 +248,11 @@ function normalize(
   e: RawScheduleEntry,
   index: number,
   excludedOf: (names: readonly string[] | undefined) => ExcludedDays | undefined,
+  defaultAlerts: AlertsOption | undefined,
 ): ScheduleEntry {
   const t = e.TaskMessageTemplate;
   const excluded = excludedOf(e.Calendars);
+  const alerts = e.Alerts ?? defaultAlerts;
   return deepFreeze({
     id: e.Id,
     // File entries count their intervals from the Unix epoch: every instance of a group agrees, and `Every: 10s`
@@ -232,6 +260,8 @@ function normalize(
     spec: specOf({ cron: e.Cron, runAt: e.RunAt, every: e.Every }, 0),
     topic: e.Topic,
     ...optionsOf(scheduleFieldsOf(e) as Partial<ScheduleOptions>, 'UTC'),
+    // The file's `Alerts` section holds for every entry without its own.
+    ...(alerts ? { alerts: structuredClone(alerts) } : {}),
     enabled: e.Enabled ?? true,
     misfireWindowSeconds: e.MisfireWindowSeconds ?? 3600,
     processor: t.TaskProcessorName,
@@ -260,7 +290,7 @@ export function parseScheduleText(file: string, text: string): readonly Schedule
     throw new ConfigError([{ file, path: '', message: `malformed JSON${where}: ${msg}` }]);
   }
   const sections = sectionsOf(file, data);
-  const { entries, calendars } = sections;
+  const { entries, calendars, alerts } = sections;
   const problems = [
     ...sections.problems,
     ...shapeProblems(file, entries),
@@ -272,7 +302,7 @@ export function parseScheduleText(file: string, text: string): readonly Schedule
     throw new ConfigError(problems);
   }
   const excludedOf = calendarResolver(calendars);
-  return Object.freeze((entries as RawScheduleEntry[]).map((e, i) => normalize(e, i, excludedOf)));
+  return Object.freeze((entries as RawScheduleEntry[]).map((e, i) => normalize(e, i, excludedOf, alerts)));
 }
 
 /** Reads, validates and normalizes a schedule file. Throws {@link ConfigError} (every problem at once). */

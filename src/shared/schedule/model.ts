@@ -1,6 +1,8 @@
 import { CronSpecError, isValidTimeZone, validateCronSpec } from '../cron.js';
 import { formatDuration, parseDuration } from '../duration.js';
 import { parseRfc3339 } from '../rfc3339.js';
+import { ALERTS_OPTION_SCHEMA } from './alerts.js';
+import type { AlertsOption } from './alerts.js';
 import { CALENDARS_OPTION_SCHEMA } from './calendar.js';
 import { MAX_EVERY_MS, MIN_EVERY_MS } from './spec.js';
 import type { ScheduleSpec } from './spec.js';
@@ -65,6 +67,8 @@ export interface ScheduleOptions {
   calendars?: string[];
   /** What a run does when the schedule's previous run is still running or waiting. Absent: `queue`. */
   overlap?: OverlapPolicy;
+  /** Which runs raise an alert and where it is delivered (`alerts.ts`). The file names it `Alerts`. */
+  alerts?: AlertsOption;
 }
 
 /** The longest jitter, in seconds (a day): a longer delay would spread nothing a day's schedules do not. */
@@ -174,6 +178,7 @@ export const OPTION_SCHEMAS = {
       'When a run of this schedule is still running or waiting as the next one comes: queue runs it after (default), skip ends the new one SKIPPED, replace cancels the running one, allow runs both side by side',
     examples: ['skip'],
   },
+  alerts: ALERTS_OPTION_SCHEMA,
 } as const;
 
 const OPTION_FIELDS = Object.keys(OPTION_SCHEMAS) as Array<keyof ScheduleOptions>;

@@ -94,6 +94,7 @@ export async function apiApp(
     logger,
     clock,
     groupOf: (id) => tasks.view.get(id)?.def.group,
+    alerts: tasks.alerts,
   });
   await audit.start();
   const app = await buildServer({
@@ -111,6 +112,7 @@ export async function apiApp(
     kafka: kafka.client(),
     cluster,
     audit,
+    alerts: tasks.alerts,
     clock,
     users: {
       users,
