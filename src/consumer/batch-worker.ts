@@ -6,6 +6,8 @@ import type { LinkedSignal } from '../shared/abort.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { OVERLAP_HEADER } from '../shared/codecs/task-message.js';
+import { OVERLAP_POLICIES } from '../shared/schedule/model.js';
+import type { OverlapPolicy } from '../shared/schedule/model.js';
 import { isRebalancing, kafkaErrorType } from '../shared/kafka/index.js';
 import type { CommitPosition, InRecord, PartitionBatch } from '../shared/kafka/index.js';
 import { CommitPump } from './commit-pump.js';
@@ -62,11 +64,10 @@ interface PartitionWork {
   onRoom: (() => void) | undefined;
 }
 
-type Overlap = 'queue' | 'skip' | 'replace' | 'allow';
-
-function overlapOf(rec: InRecord): Overlap {
-  const o = rec.headers[OVERLAP_HEADER];
-  return o === 'skip' || o === 'replace' || o === 'allow' ? o : 'queue';
+/** The record's overlap policy: its header, `queue` when it has none (or one this consumer does not know). */
+function overlapOf(rec: InRecord): OverlapPolicy {
+  const o = rec.headers[OVERLAP_HEADER] as OverlapPolicy | undefined;
+  return o !== undefined && OVERLAP_POLICIES.includes(o) ? o : 'queue';
 }
 
 function taskIdOf(rec: InRecord): string {

@@ -127,7 +127,12 @@ export interface CalendarAuditEvent {
 
 /** A calendar's audit event as its record. */
 export function calendarAuditRecord(event: CalendarAuditEvent): OutRecord {
-  return { topic: AUDIT_TOPIC, key: `calendar:${event.calendar}`, value: JSON.stringify(event) };
+  return auditRecordOf(`calendar:${event.calendar}`, event);
+}
+
+/** An audit event of any kind as its record on `taskmanager.audit`, keyed by what it is about (no headers). */
+function auditRecordOf(key: string, event: AnyAuditEvent): OutRecord {
+  return { topic: AUDIT_TOPIC, key, value: JSON.stringify(event) };
 }
 
 export type ScheduleAuditAction =
@@ -152,11 +157,7 @@ export interface ScheduleAuditEvent {
 
 /** A schedule's audit event as its record. */
 export function scheduleAuditRecord(event: ScheduleAuditEvent): OutRecord {
-  return {
-    topic: AUDIT_TOPIC,
-    key: `schedule:${event.group}/${event.schedule}`,
-    value: JSON.stringify(event),
-  };
+  return auditRecordOf(`schedule:${event.group}/${event.schedule}`, event);
 }
 
 /**
@@ -180,7 +181,7 @@ export interface DlqAuditEvent {
 
 /** A DLQ replay's audit event as its record. */
 export function dlqAuditRecord(event: DlqAuditEvent): OutRecord {
-  return { topic: AUDIT_TOPIC, key: `dlq:${event.dlq}`, value: JSON.stringify(event) };
+  return auditRecordOf(`dlq:${event.dlq}`, event);
 }
 
 /**
@@ -203,7 +204,7 @@ export interface AlertAuditEvent {
 
 /** An alert's acknowledgement as its record. */
 export function alertAuditRecord(event: AlertAuditEvent): OutRecord {
-  return { topic: AUDIT_TOPIC, key: `alert:${event.alert}`, value: JSON.stringify(event) };
+  return auditRecordOf(`alert:${event.alert}`, event);
 }
 
 /** Every audit event taskapi writes. */
@@ -278,7 +279,7 @@ export function statusRecordOf(taskId: string, value: string): OutRecord {
 
 /** An audit event as its record (key = task id, no headers). */
 export function auditEventRecord(event: AuditEvent): OutRecord {
-  return { topic: AUDIT_TOPIC, key: event.task, value: encodeEvent(event) };
+  return auditRecordOf(event.task, event);
 }
 
 /**
