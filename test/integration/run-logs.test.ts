@@ -118,17 +118,22 @@ describe('run logs and progress', () => {
       command: ['sh', '-c', 'echo first; echo oops >&2; printf "no newline at the end"'],
     });
     await publishTasks(fx.topic, [task]);
+    // The log's end and the run's FINISHED come from two topics that taskapi follows apart: wait for both.
+    let seen: unknown;
     const log = await waitFor(
       async () => {
-        const l = await logOf(task.taskId);
-        return l.ended.length > 0 ? l : undefined;
+        const [r, l] = [await run(task.taskId), await logOf(task.taskId)];
+        seen = { state: r?.state, ended: l.ended };
+        return r?.state === 'FINISHED' && l.ended.length > 0 ? l : undefined;
       },
-      { timeoutMs: 30_000, what: `the log of ${task.taskId} ended` },
+      {
+        timeoutMs: 30_000,
+        what: () => `${task.taskId} FINISHED with its log ended (saw ${JSON.stringify(seen)})`,
+      },
     );
     expect(log.items.map((l) => `${l.stream} ${l.text}`).sort()).toEqual(
       ['stdout first', 'stderr oops', 'stdout no newline at the end'].sort(),
     );
-    expect((await run(task.taskId))?.state).toBe('FINISHED');
   });
 
   it('should answer 404 for a taskId of another schedule', async () => {
