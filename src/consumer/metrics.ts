@@ -24,7 +24,7 @@ export class ConsumerMetrics {
   private readonly duration: Histogram<'processor' | 'outcome'>;
   private readonly lagGauge: Gauge<'topic' | 'partition'>;
   private readonly rebalances: Counter;
-  private readonly alerts: Counter<'schedule' | 'kind'>;
+  private readonly alerts: Counter<'group' | 'schedule' | 'kind'>;
 
   constructor(registry: Registry, source: ConsumerGaugeSource) {
     const registers = [registry];
@@ -55,7 +55,7 @@ export class ConsumerMetrics {
     this.alerts = new Counter({
       name: 'taskmanager_alerts_total',
       help: 'Alerts raised by this consumer (written with the run they are about): failed, skipped, overrun',
-      labelNames: ['schedule', 'kind'],
+      labelNames: ['group', 'schedule', 'kind'],
       registers,
     });
     this.retries = counter('task_retries_total', 'Attempts scheduled again after a failure', ['processor']);
@@ -122,8 +122,9 @@ export class ConsumerMetrics {
     this.deadLettered.inc({ processor, reason });
   }
 
-  alert(schedule: string, kind: string): void {
-    this.alerts.inc({ schedule, kind });
+  /** An alert about a run of `task`, labelled like the scheduler's: its scheduler group, schedule and kind. */
+  alert(task: { scheduleId: string; scheduler: { group: string } }, kind: string): void {
+    this.alerts.inc({ group: task.scheduler.group, schedule: task.scheduleId, kind });
   }
 
   lag(topic: string, partition: number, records: number): void {

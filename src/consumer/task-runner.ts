@@ -177,7 +177,7 @@ export class TaskRunner {
       this.o.sender.send([this.eventRecord(task, 'SKIPPED', 0, rec, { error: why }), ...alert]),
     );
     if (!ok) return this.interrupted(task, 0);
-    if (alert.length > 0) this.o.metrics?.alert(task.scheduleId, 'skipped');
+    if (alert.length > 0) this.o.metrics?.alert(task, 'skipped');
     this.o.metrics?.skipped(processor.name);
     log.info(`task ${task.taskId} at ${where(rec)} skipped: ${why}`);
     this.o.onOutcome?.({ taskId: task.taskId, status: 'SKIPPED', attempts: 0 });
@@ -400,7 +400,7 @@ export class TaskRunner {
       log.warn(`could not publish EXECUTING event: ${errorMessage(err)}`),
     );
     const started = this.o.clock.now();
-    const overrun = this.overrunTimer(task, rec, attempt, started, log, raised);
+    const overrun = this.overrunTimer(task, rec, attempt, started, log, drain, raised);
     const span = this.spans.enabled ? this.spans.process(attempt, task) : undefined;
     this.o.metrics?.attemptStarted(processor.name);
     const cancel = this.cancels.watch(task.taskId);
@@ -498,7 +498,7 @@ export class TaskRunner {
     }
     // Counted once acknowledged, like FINISHED: an interrupted write is read again and would count twice.
     this.o.metrics?.deadLetter(processorName, reason);
-    if (task && alert.length > 0) this.o.metrics?.alert(task.scheduleId, 'failed');
+    if (task && alert.length > 0) this.o.metrics?.alert(task, 'failed');
     this.o.onOutcome?.({ taskId, status: 'DLQ', attempts, reason });
     return 'done';
   }
@@ -538,6 +538,7 @@ export class TaskRunner {
     attempt: number,
     startedMs: number,
     log: Logger,
+    drain: AbortSignal,
     raised: { overrun: boolean },
   ): TimerHandle | undefined {
     const seconds = task.alerts?.overrunSeconds;
@@ -554,11 +555,12 @@ export class TaskRunner {
       log.warn(
         `task ${task.taskId}: attempt ${attempt} still running ${seconds} s after it started; alert raised`,
       );
-      this.o.sender.send(records).then(
-        () => this.o.metrics?.alert(task.scheduleId, 'overrun'),
-        (err: unknown) =>
-          log.error(`could not write the overrun alert of task ${task.taskId}: ${errorMessage(err)}`),
-      );
+      // Retried like the run's own events (the attempt does not wait for it), until written or the drain.
+      void this.durably(drain, log, () => this.o.sender.send(records)).then((ok) => {
+        if (ok) this.o.metrics?.alert(task, 'overrun');
+        else
+          log.error(`could not write the overrun alert of task ${task.taskId} before the consumer stopped`);
+      });
     }, seconds * 1000);
   }
 

@@ -7,7 +7,7 @@ import type { SchedulerMetrics } from './metrics.js';
 import { misfireOf, overdueOnce } from './misfire.js';
 import { specHashOf } from '../shared/codecs/scheduler-state.js';
 import { wantsAlert } from '../shared/schedule/alerts.js';
-import type { DroppedInstants } from './fire-alerts.js';
+import type { DroppedInstants } from './misfire.js';
 
 /** A one-shot entry whose instant passed unfired goes out now (unless its MaxRuns are used up), and says so. */
 export function overdueFire(
@@ -62,9 +62,8 @@ export function catchUp(
     const caught = e.maxRuns === undefined ? m.fire : m.fire.slice(0, Math.max(0, e.maxRuns - runs));
     for (const t of caught) missed.push(fireOf(e, t, times.dueOf(t), ++runs));
     o.metrics?.misfired(e.id, 'caught_up', caught.length);
-    o.metrics?.misfired(e.id, 'dropped', m.missed - caught.length);
-    if (m.dropped && wantsAlert(e.alerts, 'missed'))
-      o.dropped?.(e, { count: m.missed - m.fire.length, ...m.dropped });
+    o.metrics?.misfired(e.id, 'dropped', m.missed - caught.length + (m.dropped?.expired ?? 0));
+    if (m.dropped && wantsAlert(e.alerts, 'missed')) o.dropped?.(e, m.dropped);
     // After the instants just caught up: the loop takes the first due after now and after the last of them.
     o.arm(e, now, { lastFiredMs: caught.at(-1) ?? overdue?.scheduledFor ?? known?.lastFiredMs, runs });
   }

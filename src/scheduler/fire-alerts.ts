@@ -4,6 +4,7 @@ import type { SchedulerOrigin } from '../shared/codecs/task-message.js';
 import type { OutRecord } from '../shared/kafka/index.js';
 import type { Alert } from '../shared/schedule/alerts.js';
 import type { Fire } from './fire-loop.js';
+import type { DroppedInstants } from './misfire.js';
 
 /**
  * The `late` alert of a fire published at `firedAtMs`, when its schedule has `lateSeconds` and the fire was handed
@@ -37,13 +38,6 @@ export function lateAlertRecords(fire: Fire, firedAtMs: number, scheduler: Sched
   return alertRecords(alert, fire.entry.alerts, fire.entry.topic, by, scheduler);
 }
 
-/** Instants of an entry a misfire policy did not fire at a takeover: how many, the first and the last. */
-export interface DroppedInstants {
-  count: number;
-  first: number;
-  last: number;
-}
-
 /**
  * The `missed` alerts of one state partition's owner: the instants its takeover's misfire policy dropped, per entry
  * whose alerts ask for them, written in the transaction of the entry's first fire after the takeover (the caught-up
@@ -54,8 +48,21 @@ export interface DroppedInstants {
 export class MissedAlerts {
   private readonly pending = new Map<string, DroppedInstants>();
 
+  /** Instants of an entry not fired; with some still to alert, one alert says both. */
   note(entryId: string, dropped: DroppedInstants): void {
-    this.pending.set(entryId, dropped);
+    const before = this.pending.get(entryId);
+    if (!before) {
+      this.pending.set(entryId, dropped);
+      return;
+    }
+    const more = before.more === true || dropped.more === true;
+    this.pending.set(entryId, {
+      count: before.count + dropped.count,
+      first: Math.min(before.first, dropped.first),
+      last: Math.max(before.last, dropped.last),
+      expired: before.expired + dropped.expired,
+      ...(more ? { more } : {}),
+    });
   }
 
   /** The alert records of the first fire of each entry in `fires` with dropped instants pending (none usually). */
@@ -72,9 +79,7 @@ export class MissedAlerts {
         scheduleId: fire.entry.id,
         taskId: taskIdFor(fire.entry.id, d.first),
         scheduledFor: new Date(d.first).toISOString(),
-        reason:
-          `${d.count} instant(s) from ${new Date(d.first).toISOString()} to ${new Date(d.last).toISOString()} not ` +
-          `fired: no scheduler owned the entry then, and Misfire ${fire.entry.misfire} drops them`,
+        reason: missedReason(fire.entry, d),
         at: new Date(firedAtMs).toISOString(),
         group: scheduler.group,
       };
@@ -92,4 +97,17 @@ export class MissedAlerts {
       if (!f.manual && f.entry.alerts && this.pending.delete(f.entry.id)) raised.add(f.entry.id);
     return [...raised];
   }
+}
+
+/** Why instants were not fired: older than the misfire window (the owner was down, or stalled, that long), or the policy. */
+export function missedReason(
+  e: { misfire: string; misfireWindowSeconds: number },
+  d: DroppedInstants,
+): string {
+  const range = `${d.more ? 'more than ' : ''}${d.count} instant(s) from ${new Date(d.first).toISOString()} to ${new Date(d.last).toISOString()} not fired`;
+  const old = `older than MisfireWindowSeconds (${e.misfireWindowSeconds}) when a scheduler could fire them`;
+  const policy = `Misfire ${e.misfire} drops them`;
+  if (d.expired === d.count) return `${range}: ${old}`;
+  if (d.expired === 0) return `${range}: no scheduler owned the entry then, and ${policy}`;
+  return `${range}: no scheduler owned the entry then; ${d.more ? 'more than ' : ''}${d.expired} ${old}, and of the others ${policy}`;
 }

@@ -5,6 +5,8 @@ import { JitteredSchedule, scheduleTimes } from '../shared/schedule/jitter.js';
 import type { CompiledSchedule } from '../shared/schedule/compiled.js';
 import { MinHeap } from '../shared/heap.js';
 import { MAX_EXCLUDED_SKIPS } from '../shared/schedule/calendar.js';
+import { expiredGap } from './misfire.js';
+import type { DroppedInstants } from './misfire.js';
 
 /** One instant of one entry that came due. */
 export interface Fire {
@@ -79,8 +81,8 @@ export interface FireLoopOptions {
   logger: Logger;
   /** Receives every due fire, in scheduled order per entry; must not throw and must return quickly. */
   onFires(fires: Fire[]): void;
-  /** An entry's overdue fire times older than its misfire window were dropped (counted once per gap). */
-  onDropped?(id: string): void;
+  /** An entry's overdue fire times older than its misfire window were dropped (once per gap, with what it held). */
+  onDropped?(entry: ScheduleEntry, dropped: DroppedInstants): void;
   /**
    * The longest the loop sleeps before re-reading the clock. Bounds how late a wall-clock step forward is noticed
    * and keeps every delay far under setTimeout's 24.8-day limit. @default 1000
@@ -244,8 +246,9 @@ export class FireLoop {
         `MisfireWindowSeconds (${a.entry.misfireWindowSeconds}) and were dropped`,
       { scheduleId: a.entry.id, firstDropped: new Date(a.next).toISOString() },
     );
-    this.options.onDropped?.(a.entry.id);
-    // Skip the gap in one step rather than walking it instant by instant.
+    // Skip the gap in one step rather than firing it instant by instant.
+    const gap = expiredGap(a.cron, a.next - 1, windowStart - 1);
+    if (gap) this.options.onDropped?.(a.entry, gap);
     a.last = Math.max(a.last, windowStart - 1);
   }
 

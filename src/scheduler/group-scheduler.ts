@@ -16,6 +16,7 @@ import { EntryStates } from './entry-states.js';
 import { FireLoop } from './fire-loop.js';
 import type { Fire } from './fire-loop.js';
 import { SchedulerMetrics } from './metrics.js';
+import { wantsAlert } from '../shared/schedule/alerts.js';
 import type { PartitionOwner } from './partition-owner.js';
 import { schedulerReadiness } from './readiness.js';
 import type { SchedulerReadiness } from './readiness.js';
@@ -73,7 +74,11 @@ export class GroupScheduler {
       clock: o.clock,
       logger: o.logger,
       onFires: (fires) => this.route(fires),
-      onDropped: (id) => this.metrics?.misfired(id, 'dropped'),
+      onDropped: (e, d) => {
+        this.metrics?.misfired(e.id, 'dropped', d.count);
+        // A running owner that stalled past the window (a paused VM, a blocked event loop): alerted like a takeover's.
+        if (wantsAlert(e.alerts, 'missed')) this.ownerOf(e.id)?.noteDropped(e.id, d);
+      },
     });
     // Waiting up to 1 s for data costs nothing to a takeover (a partition being read has data) and keeps an idle
     // scheduler, whose partitions are all paused, from polling ten times a second.

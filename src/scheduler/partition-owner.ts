@@ -8,7 +8,7 @@ import { isFencedError, TransactionInDoubtError } from '../shared/kafka/index.js
 import type { KafkaClient, OutRecord, KafkaProducer } from '../shared/kafka/index.js';
 import type { Fire } from './fire-loop.js';
 import { FireEncoder } from './task-records.js';
-import type { DroppedInstants } from './fire-alerts.js';
+import type { DroppedInstants } from './misfire.js';
 import type { TraceSpan, Tracing } from '../shared/tracing.js';
 
 /** The longest wait between two tries to publish (see the pump). */

@@ -271,14 +271,16 @@ describe('alerts, delivered through the webhook processor', () => {
     });
   });
 
-  it('should raise one missed alert for the instants Misfire skip dropped while no scheduler ran', async () => {
+  it('should raise one missed alert for the instants dropped while no scheduler ran, past the window too, with two survivors racing', async () => {
     const id = uniqueName('missed');
+    const windowSeconds = 2;
     const file = await groupScheduleFile([
       {
         Id: id,
         Cron: '* * * * * *',
         Topic: sg.topic,
         Misfire: 'skip',
+        MisfireWindowSeconds: windowSeconds,
         TaskMessageTemplate: { TaskProcessorName: 'NoopProcessor' },
         Alerts: { channel: { webhook: { url: `${hook}/${id}` } }, failed: false, skipped: true },
       } as Entry,
@@ -287,22 +289,35 @@ describe('alerts, delivered through the webhook processor', () => {
     const first = sg.scheduler(file);
     const fired = () => sg.tasks().filter((t) => t.scheduleId === id);
     await waitFor(() => fired().length >= 2, { timeoutMs: 30_000, what: 'the first fires' });
-    // Killed: the instants until the next instance takes the entry over are missed, and skip drops them.
+    // Killed: the instants until the next instance takes the entry over are missed; those older than the misfire
+    // window when it does are dropped whatever the policy, and skip drops the others.
     first.signal('SIGKILL');
     await first.exited;
     const killedAt = Date.now();
+    // Down past the window: until the first instant after the kill is older than it.
+    await waitFor(() => Date.now() > killedAt + (windowSeconds + 2) * 1000, {
+      timeoutMs: (windowSeconds + 10) * 1000,
+      what: 'the window passed',
+    });
+    // Two survivors start at once and race for the entry's state partition.
+    sg.scheduler(file);
     sg.scheduler(file);
     await waitFor(() => eventsOf(`alert/${id}/missed@`).some((e) => e.status === 'FINISHED'), {
       timeoutMs: 60_000,
       what: () =>
         `the missed alert delivered (alerts: ${JSON.stringify(eventsOf(id).filter((e) => e.status === 'ALERT'))})`,
     });
+    // Both survivors own their partitions and the entry fires again, after the alert went out with its first fire.
+    await waitFor(() => fired().some((t) => Date.parse(t.scheduledFor) > Date.now() - 1000), {
+      timeoutMs: 30_000,
+      what: 'fires again',
+    });
     const alerts = events.values<StatusEvent>(EVENTS, (e) => e.status === 'ALERT' && e.scheduleId === id);
     expect(alerts.map((e) => [e.alert?.kind, e.by.role])).toEqual([['missed', 'scheduler']]);
-    const m =
-      /^(\d+) instant\(s\) from (\S+) to (\S+) not fired: no scheduler owned the entry then, and Misfire skip drops them$/.exec(
-        alerts[0]?.alert?.reason ?? '',
-      );
+    const m = new RegExp(
+      '^(\\d+) instant\\(s\\) from (\\S+) to (\\S+) not fired: no scheduler owned the entry then; (\\d+) older than ' +
+        `MisfireWindowSeconds \\(${windowSeconds}\\) when a scheduler could fire them, and of the others Misfire skip drops them$`,
+    ).exec(alerts[0]?.alert?.reason ?? '');
     expect(m, alerts[0]?.alert?.reason).not.toBeNull();
     // The first instant dropped is the one after the last fired before the kill, and none of them fired.
     const firedIds = new Set(fired().map((t) => t.taskId));
@@ -310,6 +325,9 @@ describe('alerts, delivered through the webhook processor', () => {
     expect(firedIds.has(`${id}@${m![2]}`)).toBe(false);
     expect(Date.parse(m![2]!)).toBeLessThanOrEqual(killedAt + 1000);
     expect(Number(m![1])).toBe((Date.parse(m![3]!) - Date.parse(m![2]!)) / 1000 + 1);
+    // Down longer than the window: at least the seconds from the kill to the window's start were too old.
+    expect(Number(m![4])).toBeGreaterThanOrEqual(2);
+    expect(Number(m![4])).toBeLessThan(Number(m![1]));
     expect(requestsTo(`/${id}`)).toHaveLength(1);
   });
 });

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { webhookProcessor, webhookSignature } from '../../src/processors/webhook-processor.js';
 import { FireEncoder } from '../../src/scheduler/task-records.js';
-import { lateAlertOf } from '../../src/scheduler/fire-alerts.js';
+import { lateAlertOf, missedReason } from '../../src/scheduler/fire-alerts.js';
 import { AlertBook } from '../../src/api/alert-book.js';
 import { RunHistory } from '../../src/api/run-history.js';
 import { decodeTaskMessage, encodeTaskMessage, taskMessageOf } from '../../src/shared/codecs/task-message.js';
@@ -25,7 +25,7 @@ import { cronEntry } from './helpers/entries.js';
 import { catchUp } from '../../src/scheduler/catch-up.js';
 import { EntryStates } from '../../src/scheduler/entry-states.js';
 import { specHashOf } from '../../src/shared/codecs/scheduler-state.js';
-import type { DroppedInstants } from '../../src/scheduler/fire-alerts.js';
+import type { DroppedInstants } from '../../src/scheduler/misfire.js';
 import { apiAppPerTest, operatorAndViewer } from './helpers/api-app.js';
 import { AUDIT_TOPIC, statusEventRecord } from '../../src/shared/codecs/task-event.js';
 import { settle } from './helpers/settle.js';
@@ -221,13 +221,50 @@ describe('alerts', () => {
 
     it('should note them only when the alerts ask for skipped (and missed) ones', () => {
       expect(takeOver(every10('skip')).dropped).toEqual([
-        { count: 4, first: T0 + 10_000, last: T0 + 40_000 },
+        { count: 4, first: T0 + 10_000, last: T0 + 40_000, expired: 0 },
       ]);
       expect(takeOver(every10('fire-once')).dropped).toEqual([
-        { count: 3, first: T0 + 10_000, last: T0 + 30_000 },
+        { count: 3, first: T0 + 10_000, last: T0 + 30_000, expired: 0 },
       ]);
       expect(takeOver(every10('skip', { ...HOOK, skipped: false })).dropped).toEqual([]);
       expect(takeOver(cronEntry('a', '*/10 * * * * *', { misfire: 'skip' })).dropped).toEqual([]);
+    });
+
+    it('should say which instants were older than the misfire window (the owner was down past it)', () => {
+      const e = cronEntry('a', '*/10 * * * * *', {
+        misfire: 'fire-once',
+        alerts: HOOK,
+        misfireWindowSeconds: 25,
+      });
+      const { dropped } = takeOver(e);
+      expect(dropped).toEqual([{ count: 3, first: T0 + 10_000, last: T0 + 30_000, expired: 1 }]);
+      expect(missedReason(e, dropped[0]!)).toBe(
+        '3 instant(s) from 2026-11-22T10:00:10.000Z to 2026-11-22T10:00:30.000Z not fired: no scheduler owned ' +
+          'the entry then; 1 older than MisfireWindowSeconds (25) when a scheduler could fire them, and of the ' +
+          'others Misfire fire-once drops them',
+      );
+      expect(
+        missedReason(e, { count: 10_000, first: T0, last: T0 + 9_999_000, expired: 10_000, more: true }),
+      ).toBe(
+        'more than 10000 instant(s) from 2026-11-22T10:00:00.000Z to 2026-11-22T12:46:39.000Z not fired: older ' +
+          'than MisfireWindowSeconds (25) when a scheduler could fire them',
+      );
+    });
+
+    it('should merge instants noted before the alert went out into one alert', () => {
+      const enc = new FireEncoder('g', 0, scheduler);
+      enc.missed.note('a', { count: 2, first: T0 + 10_000, last: T0 + 20_000, expired: 0 });
+      enc.missed.note('a', { count: 3, first: T0 + 60_000, last: T0 + 80_000, expired: 3 });
+      const e = every10('skip');
+      const alerts = alertsIn(enc.records([{ entry: e, scheduledFor: T0 + 90_000 }], T0 + 90_000));
+      expect(alerts.map((a) => [a?.taskId, a?.alert?.reason])).toEqual([
+        [
+          'a@2026-11-22T10:00:10.000Z',
+          '5 instant(s) from 2026-11-22T10:00:10.000Z to 2026-11-22T10:01:20.000Z not fired: no scheduler owned ' +
+            'the entry then; 3 older than MisfireWindowSeconds (3600) when a scheduler could fire them, and of ' +
+            'the others Misfire skip drops them',
+        ],
+      ]);
     });
 
     it('should raise one missed alert with the entry’s first fire after, until that fire commits', () => {
@@ -351,6 +388,28 @@ describe('alerts', () => {
       quick.clock.advance(60_000);
       await settle();
       expect([alertsOf(quick), quick.clock.pendingTimers]).toEqual([[], 0]);
+    });
+
+    it('should write an overrun alert again when Kafka refused it, until it is taken', async () => {
+      let finish = (): void => undefined;
+      const fx = consumerFixture([
+        { name: 'P', process: () => new Promise((resolve) => (finish = () => resolve({}))) },
+      ]);
+      const run = fx.runner.run(alerting(1), never);
+      await settle();
+      fx.failSends(2);
+      fx.clock.advance(5000);
+      await settle();
+      expect(alertsOf(fx)).toEqual([]);
+      // Retried with backoff (100 ms, then 200 ms).
+      for (let i = 0; i < 10 && alertsOf(fx).length === 0; i++) {
+        fx.clock.advance(250);
+        await settle();
+      }
+      expect(alertsOf(fx).map((e) => e.alert?.kind)).toEqual(['overrun']);
+      expect(deliveries(fx).map((t) => t.taskId)).toEqual(['alert/nightly/overrun@2026-11-25T08:00:01.000Z']);
+      finish();
+      await expect(run).resolves.toBe('done');
     });
   });
 

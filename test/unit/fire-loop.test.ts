@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { FireLoop } from '../../src/scheduler/fire-loop.js';
+import type { DroppedInstants } from '../../src/scheduler/misfire.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import { cronEntry } from './helpers/entries.js';
 import { FakeClock } from './helpers/fake-clock.js';
@@ -92,6 +93,25 @@ describe('FireLoop', () => {
       clock.set(T0 + 60_000);
       clock.advance(1000);
       expect(fires.map((f) => f.scheduledFor - T0)).toEqual([50_000, 60_000]);
+    });
+
+    it('should tell which instants it dropped, once per gap (for the metric and the missed alert)', () => {
+      const clock = new FakeClock(T0 + 300);
+      const dropped: Array<[string, DroppedInstants]> = [];
+      const loop = new FireLoop({
+        clock,
+        logger: silentLogger,
+        onFires: () => undefined,
+        onDropped: (e, d) => dropped.push([e.id, d]),
+      });
+      loop.add(entry('a', '*/10 * * * * *', { misfireWindowSeconds: 15 }));
+      loop.start();
+      // Stalled (a paused VM) from T0 to T0 + 61 s: 10..40 are older than the window, 50 and 60 fire.
+      clock.set(T0 + 60_000);
+      clock.advance(1000);
+      expect(dropped).toEqual([['a', { count: 4, first: T0 + 10_000, last: T0 + 40_000, expired: 4 }]]);
+      clock.advance(30_000);
+      expect(dropped).toHaveLength(1);
     });
   });
 

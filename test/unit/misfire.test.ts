@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { misfireOf, missedInstants } from '../../src/scheduler/misfire.js';
+import { expiredGap, misfireOf, missedInstants } from '../../src/scheduler/misfire.js';
 import { partitionForKey } from '../../src/shared/kafka/index.js';
 import type { ScheduleEntry } from '../../src/shared/config/schema.js';
 import { compileCron } from '../../src/shared/cron.js';
@@ -41,19 +41,61 @@ describe('missed fire times on takeover', () => {
       expect(misfireOf(entry('skip'), cron, T0, T0 + 45_000)).toEqual({
         fire: [],
         missed: 4,
-        dropped: { first: T0 + 10_000, last: T0 + 40_000 },
+        dropped: { count: 4, first: T0 + 10_000, last: T0 + 40_000, expired: 0 },
       });
       expect(misfireOf(entry('fire-once'), cron, T0, T0 + 45_000).missed).toBe(4);
     });
     it('should say which instants it does not fire (for the missed alert), none when it fires all', () => {
       expect(misfireOf(entry('fire-once'), cron, T0, T0 + 45_000).dropped).toEqual({
+        count: 3,
         first: T0 + 10_000,
         last: T0 + 30_000,
+        expired: 0,
       });
       expect(misfireOf(entry('fire-all'), cron, T0, T0 + 45_000).dropped).toBeUndefined();
     });
-    it('should drop times older than the misfire window', () => {
+    it('should drop times older than the misfire window, and say so (the owner was down past the window)', () => {
       expect(rel(missedInstants(entry('fire-all', 25), cron, T0, T0 + 45_000))).toEqual([20, 30, 40]);
+      expect(misfireOf(entry('fire-all', 25), cron, T0, T0 + 45_000).dropped).toEqual({
+        count: 1,
+        first: T0 + 10_000,
+        last: T0 + 10_000,
+        expired: 1,
+      });
+      // fire-once: the older than the window and those but the latest in it.
+      expect(misfireOf(entry('fire-once', 25), cron, T0, T0 + 45_000).dropped).toEqual({
+        count: 3,
+        first: T0 + 10_000,
+        last: T0 + 30_000,
+        expired: 1,
+      });
+      // None in the window at all: every instant since the last fired one expired.
+      expect(misfireOf(entry('fire-once', 5), cron, T0, T0 + 48_000)).toEqual({
+        fire: [],
+        missed: 0,
+        dropped: { count: 4, first: T0 + 10_000, last: T0 + 40_000, expired: 4 },
+      });
+    });
+    it('should count at most 10,000 instants older than the window, and still name the last of them', () => {
+      const every = compileCron('* * * * * *', 'UTC');
+      const e = { ...entry('skip', 60), spec: { kind: 'cron' as const, cron: '* * * * * *' } };
+      // Down five hours with a window of a minute: 17,939 seconds expired, the 61 in the window dropped by skip.
+      const m = misfireOf(e, every, T0, T0 + 5 * 3600_000);
+      expect(m.dropped).toEqual({
+        count: 10_061,
+        first: T0 + 1000,
+        last: T0 + 5 * 3600_000,
+        expired: 10_000,
+        more: true,
+      });
+      expect(expiredGap(every, T0, T0 + 20_000_000)).toMatchObject({ count: 10_000, last: T0 + 20_000_000 });
+      expect(expiredGap(every, T0, T0 + 3000)).toEqual({
+        count: 3,
+        first: T0 + 1000,
+        last: T0 + 3000,
+        expired: 3,
+      });
+      expect(expiredGap(cron, T0, T0 + 9_999)).toBeUndefined();
     });
     it('should cap fire-all at the latest 1000', () => {
       const every = compileCron('* * * * * *', 'UTC');
