@@ -13,7 +13,8 @@
  *   npm run bench:throughput -- [--n 200000] [--partitions 6] [--keys 40000] [--concurrency 10]
  *        [--schedules 40000] [--window 20] [--perf-n 1000000] [--parts consume,e2e,broker] [--smoke]
  *   env: BENCH_TOPIC (prefix of the topics made; default bench-throughput-<random>), KAFKA_BROKERS, KAFKA_HOME,
- *        KAFKA_VERSION, BENCH_LOG_LEVEL (our consumer's log level; default warn)
+ *        KAFKA_VERSION, BENCH_LOG_LEVEL (our consumer's log level; default warn), CPU_PROF_FOR=taskscheduler
+ *        (and CPU_PROF_DIR): a CPU profile of the scheduler
  */
 import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -42,7 +43,7 @@ import {
 } from './lib/report.js';
 import type { Summary } from './lib/report.js';
 import { sleep, within } from '../test/kit/wait.js';
-import { ROOT } from '../test/kit/processes.js';
+import { profiling, ROOT } from '../test/kit/processes.js';
 import { createTaskTopics, deleteGroups, deleteTopics } from '../test/kit/kafka.js';
 
 const PARTS = ['consume', 'e2e', 'broker'] as const;
@@ -322,6 +323,7 @@ async function runEndToEnd(p: Params, topic: string): Promise<E2eResult> {
   const child = spawn(
     process.execPath,
     [
+      ...profiling('taskscheduler'),
       join(ROOT, 'dist/src/scheduler/cli.js'),
       'run',
       '--brokers',

@@ -134,7 +134,7 @@ export function startNode(name: string, script: string, args: string[], options:
  * `--cpu-prof` for the programs named in env CPU_PROF_FOR (comma-separated, e.g. `taskapi,taskscheduler`), writing
  * into CPU_PROF_DIR (default the working directory): a profile of a program as a test or benchmark runs it.
  */
-function profiling(name: string): string[] {
+export function profiling(name: string): string[] {
   const names = process.env.CPU_PROF_FOR?.split(',') ?? [];
   if (!names.includes(name)) return [];
   return ['--cpu-prof', ...(process.env.CPU_PROF_DIR ? ['--cpu-prof-dir', process.env.CPU_PROF_DIR] : [])];
