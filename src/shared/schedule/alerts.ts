@@ -134,10 +134,7 @@ export function wantsAlert(a: AlertsOption | undefined, kind: AlertKind): boolea
   }
 }
 
-/**
- * The alerts a task message carries for the consumer: without `deadlineSeconds`, which only the scheduler acts on
- * (a consumer of an earlier version rejects a message whose alerts have a field it does not know).
- */
+/** The alerts a task message carries for the consumer: without `deadlineSeconds`, which only the scheduler acts on. */
 export function consumerAlerts(a: AlertsOption | undefined): AlertsOption | undefined {
   if (a?.deadlineSeconds === undefined) return a;
   const { deadlineSeconds: _, ...rest } = a;
