@@ -87,9 +87,14 @@ export interface DeadlineTimersOptions {
   entry(id: string): ScheduleEntry | undefined;
   /**
    * Writes records in one transaction of the active owner of `partition`, resolving once committed; undefined when
-   * the partition is not active here.
+   * the partition is not active here. `written` tells, after the partition's state was read again (a transaction
+   * in doubt), whether they are committed already: not sent again then.
    */
-  publish(partition: number, records: readonly OutRecord[]): Promise<void> | undefined;
+  publish(
+    partition: number,
+    records: readonly OutRecord[],
+    written: () => boolean,
+  ): Promise<void> | undefined;
   /** Starts following the events topic from `fromMs` (read_committed), handing each record to `onRecord`. */
   follow(fromMs: number, onRecord: (r: InRecord) => void): Promise<EventFollower>;
   parseEvent(value: Buffer | null): StatusEvent | undefined;
@@ -111,6 +116,8 @@ export interface DeadlineTimersOptions {
 export class DeadlineTimers {
   private readonly byTaskId = new Map<string, Pending>();
   private readonly active = new Set<number>();
+  /** Per state partition, the offset after the last record read. */
+  private readonly readTo = new Map<number, bigint>();
   private readonly prefix: string;
   private follower: EventFollower | undefined;
   private following: Promise<void> = Promise.resolve();
@@ -130,6 +137,18 @@ export class DeadlineTimers {
   /** The pending timers of the partitions active here. */
   pendingActive(): DeadlineTimer[] {
     return [...this.byTaskId.values()].filter((p) => this.active.has(p.partition)).map((p) => p.timer);
+  }
+
+  /**
+   * A batch of the state topic starts at `firstOffset`. Read again from an earlier offset (a new assignment reads a
+   * partition from its start): the timers of the partition are forgotten and read again, so a timer that another
+   * owner deleted meanwhile, and that compaction removed with its tombstone, is not kept from an earlier read.
+   */
+  reading(partition: number, firstOffset: bigint, lastOffset: bigint): void {
+    const readTo = this.readTo.get(partition);
+    if (readTo !== undefined && firstOffset < readTo)
+      for (const [taskId, p] of this.byTaskId) if (p.partition === partition) this.byTaskId.delete(taskId);
+    this.readTo.set(partition, lastOffset + 1n);
   }
 
   /**
@@ -196,15 +215,12 @@ export class DeadlineTimers {
     await f?.stop();
   }
 
+  /** Arms a timer; one known already (read again, or armed here and then read) keeps what its run was seen doing. */
   private add(partition: number, timer: DeadlineTimer): void {
-    const prev = this.byTaskId.get(timer.taskId);
-    this.byTaskId.set(timer.taskId, {
-      ...prev,
-      timer,
-      partition,
-      dueMs: Date.parse(timer.dueAt),
-      firedMs: Date.parse(timer.firedAt),
-    });
+    const known = this.byTaskId.get(timer.taskId);
+    const at = { timer, partition, dueMs: Date.parse(timer.dueAt), firedMs: Date.parse(timer.firedAt) };
+    if (known) Object.assign(known, at);
+    else this.byTaskId.set(timer.taskId, at);
   }
 
   private onEvent(p: Pending, e: StatusEvent): void {
@@ -281,32 +297,16 @@ export class DeadlineTimers {
       const due = pending.filter((p) => !inTime.includes(p) && p.dueMs <= now);
       // A run may have FINISHED just before its due time: decide only once every event written until now was read.
       const decided = due.length > 0 && this.follower ? await this.follower.readThroughNow() : false;
-      const out = new Map<number, { records: OutRecord[]; alerts: Pending[]; cleared: Pending[] }>();
-      const batchOf = (p: Pending) => {
-        let b = out.get(p.partition);
-        if (!b) out.set(p.partition, (b = { records: [], alerts: [], cleared: [] }));
-        return b;
-      };
-      for (const p of inTime) {
-        const b = batchOf(p);
-        b.records.push(deadlineTombstone(this.o.group, p.partition, p.timer.taskId));
-        b.cleared.push(p);
-      }
+      const decisions: Array<{ p: Pending; records: OutRecord[] }> = inTime.map((p) => ({ p, records: [] }));
+      // Decided again for a FINISHED that came while the events were read through.
       if (decided)
-        for (const p of due) {
-          const b = batchOf(p);
-          // Decided again in case a FINISHED came while the events were read through.
-          if (p.finishedMs !== undefined && p.finishedMs <= p.dueMs) {
-            b.cleared.push(p);
-          } else {
-            const records = this.alertRecordsOf(p, now);
-            if (records.length > 0) b.alerts.push(p);
-            else b.cleared.push(p);
-            b.records.push(...records);
-          }
-          b.records.push(deadlineTombstone(this.o.group, p.partition, p.timer.taskId));
-        }
-      await Promise.all([...out].map(([partition, b]) => this.commit(partition, b)));
+        for (const p of due)
+          decisions.push({
+            p,
+            records: (p.finishedMs ?? Infinity) <= p.dueMs ? [] : this.alertRecordsOf(p, now),
+          });
+      // Each timer's alert with its tombstone, in one transaction (the owner may put several timers in one).
+      await Promise.all(decisions.map((d) => this.commit(d.p, d.records)));
     } finally {
       this.checking = false;
       // No follower while timers are pending (its start failed), or one while none are: see to it.
@@ -316,30 +316,30 @@ export class DeadlineTimers {
     }
   }
 
-  private async commit(
-    partition: number,
-    b: { records: OutRecord[]; alerts: Pending[]; cleared: Pending[] },
-  ): Promise<void> {
-    const sent = this.o.publish(partition, b.records);
+  private async commit(p: Pending, alert: OutRecord[]): Promise<void> {
+    const { taskId, scheduleId } = p.timer;
+    const records = [...alert, deadlineTombstone(this.o.group, p.partition, taskId)];
+    // Committed when the state read again no longer has the timer (its tombstone is there).
+    const sent = this.o.publish(p.partition, records, () => !this.byTaskId.has(taskId));
     if (!sent) return;
     try {
       await sent;
     } catch (err) {
-      for (const p of b.alerts)
+      if (alert.length > 0)
         this.o.logger.error(
-          `deadline alert of ${p.timer.taskId} not written (${errorMessage(err)}); it is tried again`,
-          { scheduleId: p.timer.scheduleId, partition },
+          `deadline alert of ${taskId} not written (${errorMessage(err)}); it is tried again`,
+          {
+            scheduleId,
+            partition: p.partition,
+          },
         );
       return;
     }
-    for (const p of [...b.alerts, ...b.cleared])
-      if (this.byTaskId.get(p.timer.taskId) === p) this.byTaskId.delete(p.timer.taskId);
-    for (const p of b.alerts) {
-      this.o.onAlerted?.(p.timer.scheduleId);
-      this.o.logger.warn(`deadline alert raised: ${p.timer.taskId} ${reasonOf(p)}`, {
-        scheduleId: p.timer.scheduleId,
-      });
-    }
+    // An instant fires once: its timer is never armed again (a read from the start reads its tombstone too).
+    this.byTaskId.delete(taskId);
+    if (alert.length === 0) return;
+    this.o.onAlerted?.(scheduleId);
+    this.o.logger.warn(`deadline alert raised: ${taskId} ${reasonOf(p)}`, { scheduleId });
   }
 
   /** The alert's records, none when its schedule no longer asks for deadline alerts here. */

@@ -45,6 +45,8 @@ export class EntryStates {
   /** Every record of a fetched batch of the state topic: our group's keys update the last fired instants. */
   foldBatch(b: PartitionBatch): void {
     const prefix = `${this.group}/`;
+    const first = b.records[0];
+    if (first) this.deadlines?.reading(b.partition, BigInt(first.offset), BigInt(b.lastOffset()));
     for (const r of b.records) this.foldRecord(prefix, r, b.partition);
     // Without this the next fetch starts where this one did: a partition longer than one fetch (1 MiB) was
     // re-read forever and its takeover never finished.

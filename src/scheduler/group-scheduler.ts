@@ -69,7 +69,8 @@ export class GroupScheduler {
       logger: o.logger,
       scheduler: origin,
       entry: (id) => this.entries.get(id),
-      publish: (partition, records) => this.partitions.activeOwner(partition)?.publish([], records),
+      publish: (partition, records, written) =>
+        this.partitions.activeOwner(partition)?.publish([], records, written),
       follow: (fromMs, onRecord) => followEvents(o.kafka, o.clock, fromMs, onRecord),
       parseEvent: parseStatusEvent,
       onAlerted: (id) => this.metrics?.alerted(id, 'deadline'),

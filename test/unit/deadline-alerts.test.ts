@@ -38,11 +38,11 @@ const TASK_ID = `nightly@${new Date(T0).toISOString()}`;
 const text = (v: unknown): string => (Buffer.isBuffer(v) ? v.toString('utf8') : String(v));
 
 /** Records as a consumer of the state topic gets them, one batch of partition `partition`. */
-function batchOf(partition: number, records: readonly OutRecord[]): PartitionBatch {
+function batchOf(partition: number, records: readonly OutRecord[], from = 0): PartitionBatch {
   const recs: InRecord[] = records.map((r, i) => ({
     topic: r.topic,
     partition,
-    offset: String(i),
+    offset: String(from + i),
     key: r.key === null ? null : Buffer.from(r.key),
     value: r.value === null ? null : Buffer.from(text(r.value)),
     headers: {},
@@ -53,7 +53,7 @@ function batchOf(partition: number, records: readonly OutRecord[]): PartitionBat
     partition,
     highWatermark: String(recs.length),
     records: recs,
-    lastOffset: () => String(recs.length - 1),
+    lastOffset: () => String(from + recs.length - 1),
     resolveOffset: () => undefined,
     commitIfNecessary: () => Promise.resolve(),
   } as unknown as PartitionBatch;
@@ -218,7 +218,19 @@ describe('deadline alerts', () => {
       states.foldBatch(batchOf(0, [...records, odd]));
       expect(timers.size).toBe(1);
       expect(states.has('deadline/x')).toBe(true);
-      states.foldBatch(batchOf(0, [{ ...records[1]!, value: null }]));
+      states.foldBatch(batchOf(0, [{ ...records[1]!, value: null }], 3));
+      expect(timers.size).toBe(0);
+    });
+
+    it('should forget a timer when the partition is read again from its start without it (deleted and compacted)', () => {
+      const { timers } = instance(new FakeClock(T0));
+      const states = new EntryStates('g', timers);
+      states.foldBatch(batchOf(0, records));
+      // Read on from where it stopped (a re-take without a new assignment): kept.
+      states.foldBatch(batchOf(0, [records[0]!], 2));
+      expect(timers.size).toBe(1);
+      // A new assignment reads from the start: another owner deleted the timer, compaction removed both records.
+      states.foldBatch(batchOf(0, [records[0]!], 0));
       expect(timers.size).toBe(0);
     });
   });
