@@ -26,6 +26,7 @@ import { cronEntry } from './helpers/entries.js';
 import { FakeClock } from './helpers/fake-clock.js';
 import { recordingLogger } from './helpers/recording-logger.js';
 import { settle } from './helpers/settle.js';
+import { apiAppPerTest, operatorAndViewer } from './helpers/api-app.js';
 
 const T0 = Date.parse('2026-11-22T10:00:00.000Z');
 const scheduler = { host: 'h1', pid: 42, group: 'g' };
@@ -359,6 +360,61 @@ describe('deadline alerts', () => {
       expect(next.alerted).toEqual(['nightly']);
       await first.timers.stop();
       await next.timers.stop();
+    });
+  });
+  describe('when taskapi serves a task with deadlineSeconds', () => {
+    const apis = apiAppPerTest();
+
+    it('should take it in the task’s alerts and list its deadline alerts', async () => {
+      const api = await apis.open();
+      const [op, viewer] = await operatorAndViewer(api);
+      const call = (token: string, method: 'GET' | 'POST', url: string, payload?: object) =>
+        api.app.inject({
+          method,
+          url,
+          headers: { authorization: `Bearer ${token}` },
+          ...(payload ? { payload } : {}),
+        });
+      const created = await call(op, 'POST', '/api/v1/tasks', {
+        id: 'nightly',
+        processor: 'p',
+        schedule: { cron: '0 0 * * * *' },
+        alerts: ALERTS,
+      });
+      expect(created.statusCode, created.body).toBe(201);
+      expect(created.json<{ alerts?: unknown }>().alerts).toEqual(ALERTS);
+      const zero = await call(op, 'POST', '/api/v1/tasks', {
+        id: 'other',
+        processor: 'p',
+        schedule: { cron: '0 0 * * * *' },
+        alerts: { ...ALERTS, deadlineSeconds: 0 },
+      });
+      expect(zero.statusCode).toBe(400);
+
+      const by = { host: 's', pid: 1, role: 'scheduler' as const };
+      api.kafka.write([
+        statusEventRecord(
+          statusEvent(
+            { taskId: TASK_ID, scheduleId: 'nightly' },
+            'ALERT',
+            new Date(T0 + 30_000).toISOString(),
+            0,
+            by,
+            {
+              alert: { kind: 'deadline', reason: 'not FINISHED 30 s after its instant: EXECUTING attempt 1' },
+            },
+          ),
+        ),
+      ]);
+      await settle();
+      const listed = (await call(viewer, 'GET', '/api/v1/alerts')).json<{ items: unknown[] }>().items;
+      expect(listed).toMatchObject([
+        {
+          kind: 'deadline',
+          taskId: TASK_ID,
+          deliveryTaskId: `alert/nightly/deadline@${new Date(T0).toISOString()}`,
+        },
+      ]);
     });
   });
 });
