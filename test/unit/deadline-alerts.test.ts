@@ -26,7 +26,7 @@ import { cronEntry } from './helpers/entries.js';
 import { FakeClock } from './helpers/fake-clock.js';
 import { recordingLogger } from './helpers/recording-logger.js';
 import { settle } from './helpers/settle.js';
-import { apiAppPerTest, operatorAndViewer } from './helpers/api-app.js';
+import { apiAppPerTest, callAs, nightlyWithAlerts, operatorAndViewer } from './helpers/api-app.js';
 
 const T0 = Date.parse('2026-11-22T10:00:00.000Z');
 const scheduler = { host: 'h1', pid: 42, group: 'g' };
@@ -368,21 +368,8 @@ describe('deadline alerts', () => {
     it('should take it in the task’s alerts and list its deadline alerts', async () => {
       const api = await apis.open();
       const [op, viewer] = await operatorAndViewer(api);
-      const call = (token: string, method: 'GET' | 'POST', url: string, payload?: object) =>
-        api.app.inject({
-          method,
-          url,
-          headers: { authorization: `Bearer ${token}` },
-          ...(payload ? { payload } : {}),
-        });
-      const created = await call(op, 'POST', '/api/v1/tasks', {
-        id: 'nightly',
-        processor: 'p',
-        schedule: { cron: '0 0 * * * *' },
-        alerts: ALERTS,
-      });
-      expect(created.statusCode, created.body).toBe(201);
-      expect(created.json<{ alerts?: unknown }>().alerts).toEqual(ALERTS);
+      const call = callAs(api);
+      await nightlyWithAlerts(api, op, ALERTS, '0 0 * * * *');
       const zero = await call(op, 'POST', '/api/v1/tasks', {
         id: 'other',
         processor: 'p',
