@@ -187,8 +187,9 @@ export class DeadlineTimers {
   }
 
   /**
-   * The partition is no longer owned here: its timers are left to its next owner (the view of them is kept, as a
-   * later takeover reads only what was written since).
+   * The partition is no longer owned here: its timers are left to its next owner. The view of them is kept: a
+   * re-take of a partition still assigned here reads on from where it stopped (a new assignment reads it from its
+   * start, see {@link reading}).
    */
   release(partition: number): void {
     if (this.active.delete(partition)) this.changed();

@@ -11,6 +11,7 @@ import { startCli } from './helpers/processes.js';
 import type { RunningCli } from './helpers/processes.js';
 import { EVENTS } from './helpers/tasks.js';
 import { startApi } from './helpers/api.js';
+import { opsUrl, scrape, total } from './helpers/metrics.js';
 import { waitFor } from '../kit/wait.js';
 import type { StatusEvent } from '../../src/shared/codecs/task-event.js';
 import { SCHEDULER_STATE_TOPIC } from '../../src/shared/codecs/scheduler-state.js';
@@ -416,8 +417,11 @@ describe('alerts, delivered through the webhook processor', () => {
         { id, processor: 'SleepProcessor', payload: { ms: 25_000 }, deadlineSeconds: 6 },
       ]);
       consumer();
-      const a = sg.scheduler(file);
-      const b = sg.scheduler(file);
+      // Both with their metrics port: the survivor counts the alert it raised.
+      const scheduler = () =>
+        startCli('taskscheduler', ['-b', brokers(), '-s', file, '--group', sg.group, '--metrics-port', '0']);
+      const a = scheduler();
+      const b = scheduler();
       await a.waitForOutput(/owning state partitions/, 30_000);
       await b.waitForOutput(/owning state partitions/, 30_000);
       const runId = `${id}@${iso(runAt)}`;
@@ -458,6 +462,14 @@ describe('alerts, delivered through the webhook processor', () => {
       expect(eventsOf(`alert/${id}/`).filter((e) => e.status === 'FINISHED')).toHaveLength(1);
       expect(requestsTo(`/${id}`)).toHaveLength(1);
       expect(timerRecords(runId)).toEqual(['armed', 'deleted']);
+      const counted = async () =>
+        total(await scrape(await opsUrl(survivor)), 'taskmanager_alerts_total', {
+          group: sg.group,
+          schedule: id,
+          kind: 'deadline',
+        });
+      await waitFor(async () => (await counted()) > 0, { timeoutMs: 10_000, what: 'the alert counted' });
+      expect(await counted()).toBe(1);
     });
   });
 });
