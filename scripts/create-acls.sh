@@ -154,12 +154,12 @@ plan_acls() {
     local s=$SCHEDULER
     acl "$s" Topic LITERAL Read,Write "its group reads its state partitions at takeover; its transactions write the new fire state" "$STATE"
     acl "$s" Topic LITERAL Read,Write "fires task messages (in transactions); a backfill reads which instants have one" "${tasks[@]}"
-    acl "$s" Topic LITERAL Write "SCHEDULED events, in the same transactions" "$EVENTS"
+    acl "$s" Topic LITERAL Read,Write "SCHEDULED and ALERT events, in the same transactions; follows the status events of runs with a deadline pending" "$EVENTS"
     acl "$s" Topic LITERAL Read,Write "follows trigger/pause/resume/status/backfill commands and writes its answers" "$COMMANDS"
     acl "$s" Topic LITERAL Read,DescribeConfigs "follows the tasks created over HTTP (forgets deleted ids after its delete.retention.ms)" "$TASKS"
     acl "$s" Topic LITERAL Read "follows the exclusion calendars those tasks name" "$CALENDARS"
     acl "$s" Group PREFIXED Read "its scheduler group (taskscheduler-<schedule>, taskscheduler-api): joins, commits offsets" "$SCHEDULER_PREFIX"
-    acl "$s" Group PREFIXED Read,Delete "throw-away groups following commands and tasks, deleted at stop" "$FOLLOWER_GROUPS"
+    acl "$s" Group PREFIXED Read,Delete "throw-away groups following commands, tasks and events, deleted at stop" "$FOLLOWER_GROUPS"
     acl "$s" Group PREFIXED Read,Delete "throw-away groups of a backfill reading a task topic partition, deleted after" "$READER_GROUPS"
     acl "$s" TransactionalId PREFIXED Write "<group>/state-<partition>: one transactional producer per state partition" "$SCHEDULER_PREFIX"
   fi

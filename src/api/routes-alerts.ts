@@ -24,7 +24,7 @@ const ALERT_SCHEMA = {
     taskId: text('The run it is about'),
     reason: STRING,
     at: text('When it was raised'),
-    raisedBy: text('consumer (failed, skipped, overrun) or scheduler (late, missed)'),
+    raisedBy: text('consumer (failed, skipped, overrun) or scheduler (late, missed, deadline)'),
     deliveryTaskId: text(
       'The task that delivers it to the schedule’s channel: alert/<scheduleId>/<kind>@<instant>',
     ),

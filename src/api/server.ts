@@ -166,7 +166,8 @@ function openApiInfo(version: string): FastifyDynamicSwaggerOptions['openapi'] {
       { name: 'audit', description: 'Who did what when: the audit trail of taskmanager.audit' },
       {
         name: 'alerts',
-        description: 'Alerts of schedules (failed, skipped, late, overrun runs) and their acknowledgement',
+        description:
+          'Alerts of schedules (failed, skipped, missed, late, overrun runs, and runs past their deadline) and their acknowledgement',
       },
       { name: 'compat', description: 'Request bodies of the task services taskapi replaces' },
       { name: 'health', description: 'Liveness and readiness' },

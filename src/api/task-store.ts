@@ -18,6 +18,7 @@ import { ApiError } from './problem.js';
 import { DEFAULT_KEEP_FINISHED_MS, Retirement, RETIREMENT_ACTOR, retiredRunHeader } from './retirement.js';
 import { TaskView } from './task-view.js';
 import { AlertBook } from './alert-book.js';
+import { consumerAlerts } from '../shared/schedule/alerts.js';
 import type { ViewTask } from './task-view.js';
 
 export interface TaskStoreOptions {
@@ -189,7 +190,7 @@ export class TaskStore {
         param: def.param,
         payload: def.payload,
         overlap: def.overlap,
-        alerts: def.alerts,
+        alerts: consumerAlerts(def.alerts),
       },
       manualFireInstant(nowMs),
       nowMs,

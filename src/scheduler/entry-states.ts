@@ -2,6 +2,7 @@ import type { InRecord, PartitionBatch } from '../shared/kafka/index.js';
 import type { Fire } from './fire-loop.js';
 import { parseState, specHashOf } from '../shared/codecs/scheduler-state.js';
 import type { EntryState } from '../shared/codecs/scheduler-state.js';
+import type { DeadlineTimers } from './deadlines.js';
 
 /**
  * What this instance knows of each entry from the state topic and from its own commits: the last fired instant
@@ -10,7 +11,11 @@ import type { EntryState } from '../shared/codecs/scheduler-state.js';
 export class EntryStates {
   private readonly byId = new Map<string, EntryState>();
 
-  constructor(private readonly group: string) {}
+  /** @param deadlines the view of the deadline timers, which the state topic also holds (`deadlines.ts`). */
+  constructor(
+    private readonly group: string,
+    private readonly deadlines?: DeadlineTimers,
+  ) {}
 
   get(id: string): EntryState | undefined {
     return this.byId.get(id);
@@ -40,15 +45,18 @@ export class EntryStates {
   /** Every record of a fetched batch of the state topic: our group's keys update the last fired instants. */
   foldBatch(b: PartitionBatch): void {
     const prefix = `${this.group}/`;
-    for (const r of b.records) this.foldRecord(prefix, r);
+    const first = b.records[0];
+    if (first) this.deadlines?.reading(b.partition, BigInt(first.offset), BigInt(b.lastOffset()));
+    for (const r of b.records) this.foldRecord(prefix, r, b.partition);
     // Without this the next fetch starts where this one did: a partition longer than one fetch (1 MiB) was
     // re-read forever and its takeover never finished.
     b.resolveOffset(b.lastOffset());
   }
 
-  private foldRecord(prefix: string, r: InRecord): void {
+  private foldRecord(prefix: string, r: InRecord, partition: number): void {
     const key = r.key?.toString('utf8');
     if (!key?.startsWith(prefix)) return;
+    if (this.deadlines?.foldRecord(partition, key, r.value)) return;
     const id = key.slice(prefix.length);
     const s = parseState(r.value);
     if (!s) return;

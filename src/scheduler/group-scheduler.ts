@@ -13,6 +13,8 @@ import { publishedTaskIds } from './backfill.js';
 import type { BackfillRange } from '../shared/backfill.js';
 import type { ControlOutcome, EntryStatus } from '../shared/codecs/scheduler-control.js';
 import { EntryStates } from './entry-states.js';
+import { DeadlineTimers, followEvents } from './deadlines.js';
+import { parseStatusEvent } from '../shared/codecs/task-event.js';
 import { FireLoop } from './fire-loop.js';
 import type { Fire } from './fire-loop.js';
 import { SchedulerMetrics } from './metrics.js';
@@ -57,10 +59,24 @@ export class GroupScheduler {
   private readonly control: EntryControl;
   private stopping: Promise<number> | undefined;
   private readonly metrics: SchedulerMetrics | undefined;
+  private readonly deadlines: DeadlineTimers;
 
   constructor(private readonly o: GroupSchedulerOptions) {
     this.entries = new EntryCatalog(o.group, o.entries);
-    this.states = new EntryStates(o.group);
+    const origin = { host: hostname(), pid: process.pid, group: o.group };
+    this.deadlines = new DeadlineTimers({
+      group: o.group,
+      clock: o.clock,
+      logger: o.logger,
+      scheduler: origin,
+      entry: (id) => this.entries.get(id),
+      publish: (partition, records, written) =>
+        this.partitions.activeOwner(partition)?.publish([], records, written),
+      follow: (fromMs, onRecord) => followEvents(o.kafka, o.clock, fromMs, onRecord),
+      parseEvent: parseStatusEvent,
+      onAlerted: (id) => this.metrics?.alerted(id, 'deadline'),
+    });
+    this.states = new EntryStates(o.group, this.deadlines);
     this.metrics = o.metricsRegistry
       ? new SchedulerMetrics(o.metricsRegistry, o.group, {
           ownedPartitions: () => this.partitions.ownedCount,
@@ -95,8 +111,9 @@ export class GroupScheduler {
       group: o.group,
       clock: o.clock,
       logger: o.logger,
-      origin: { host: hostname(), pid: process.pid, group: o.group },
+      origin,
       entries: this.entries,
+      deadlines: this.deadlines,
       states: this.states,
       loop: this.loop,
       metrics: this.metrics,
@@ -274,6 +291,7 @@ export class GroupScheduler {
     this.stopping ??= (async () => {
       this.partitions.halt();
       this.loop.stop();
+      await this.deadlines.stop();
       const unsent = await this.partitions.stopOwners({ deadlineMs });
       await this.consumer.stop().catch(() => undefined);
       await this.consumer.disconnect().catch(() => undefined);

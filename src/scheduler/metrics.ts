@@ -74,7 +74,7 @@ export class SchedulerMetrics {
     );
     this.alerts = new Counter({
       name: 'taskmanager_alerts_total',
-      help: 'Alerts raised by this scheduler (written in the transaction of a fire): late, missed',
+      help: 'Alerts raised by this scheduler (written in one transaction with what they are about): late, missed, deadline',
       labelNames: ['group', 'schedule', 'kind'],
       registers,
     });

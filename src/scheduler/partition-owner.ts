@@ -55,8 +55,12 @@ export interface PartitionOwnerOptions {
   tracing?: Tracing;
 }
 
-/** A fire, or a state record written on its own (pause, resume), in the order they were queued. */
-type Item = { fire: Fire } | { state: OutRecord };
+/**
+ * A fire, or a record written on its own (pause, resume, a deadline alert), in the order they were queued. A record
+ * with `written` is judged by it after the partition's state was read again (a transaction in doubt, another owner
+ * meanwhile): true when what it writes is committed already.
+ */
+type Item = { fire: Fire } | { state: OutRecord; written?: () => boolean };
 
 interface Waiter {
   /** Resolved once every item up to this sequence number is committed. */
@@ -132,10 +136,15 @@ export class PartitionOwner {
 
   /**
    * Queues fires and state records like `enqueue` and resolves once they are committed; rejects when this
-   * instance stops owning the partition first (fenced or stopped).
+   * instance stops owning the partition first (fenced or stopped). With `written`, the records are not sent again
+   * after a transaction in doubt when it answers, once the partition's state was read again, that they are
+   * committed (a deadline alert, whose timer's tombstone the state shows).
    */
-  publish(fires: readonly Fire[], states: readonly OutRecord[] = []): Promise<void> {
-    const items: Item[] = [...fires.map((fire) => ({ fire })), ...states.map((state) => ({ state }))];
+  publish(fires: readonly Fire[], states: readonly OutRecord[] = [], written?: () => boolean): Promise<void> {
+    const items: Item[] = [
+      ...fires.map((fire) => ({ fire })),
+      ...states.map((state) => (written ? { state, written } : { state })),
+    ];
     this.push(items);
     return this.flushed().then(() => {
       if (items.some((i) => this.leftOut.has(i)))
@@ -283,21 +292,23 @@ export class PartitionOwner {
    * its group (it owned the partition meanwhile, then the partition came back here with this queue still full).
    * Those leave the queue unsent; only the rest goes out. Manual fires (a trigger may repeat an instant, a backfill
    * publishes instants before the last fired one) and state
-   * records are judged with the transaction in doubt they were part of.
+   * records are judged with the transaction in doubt they were part of; records queued with `written` by it too.
    */
   private async dropCommitted(): Promise<void> {
     const inDoubt = this.queue.slice(0, this.inDoubtItems);
     const scheduled = (i: Item): i is { fire: Fire } => 'fire' in i && !i.fire.manual;
     const backfilled = (i: Item): i is { fire: Fire } => 'fire' in i && i.fire.backfill === true;
     let done: (f: Fire) => boolean = () => false;
-    if (this.queue.some(scheduled)) {
+    const judged = (i: Item): i is { state: OutRecord; written: () => boolean } =>
+      'state' in i && i.written !== undefined;
+    if (this.queue.some((i) => scheduled(i) || judged(i))) {
       const lastCommitted = await this.o.readCommitted();
       done = (f) => f.scheduledFor <= (lastCommitted(f.entry.id) ?? -Infinity);
     }
     // A transaction of backfilled fires only moved no state: the task topic tells whether its first one is there.
     const firstBackfilled = inDoubt.find(backfilled);
-    const committed = inDoubt.some(scheduled)
-      ? inDoubt.some((i) => scheduled(i) && done(i.fire))
+    const committed = inDoubt.some((i) => scheduled(i) || judged(i))
+      ? inDoubt.some((i) => (scheduled(i) && done(i.fire)) || (judged(i) && i.written()))
       : firstBackfilled !== undefined && (await this.o.isPublished(firstBackfilled.fire));
     // Another instance may have owned the partition meanwhile, and backfilled the same instants: a backfill queued
     // here is left out, and its publish fails (run again, it publishes what is still missing).
@@ -307,7 +318,7 @@ export class PartitionOwner {
     this.queue.forEach((item, index) => {
       if (index < inDoubt.length) {
         if (committed) this.committedElsewhere.add(item);
-      } else if (scheduled(item) && done(item.fire)) {
+      } else if ((scheduled(item) && done(item.fire)) || (judged(item) && item.written())) {
         this.committedElsewhere.add(item);
         elsewhere++;
       } else if (mayHaveMoved && backfilled(item)) {

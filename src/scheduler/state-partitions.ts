@@ -17,6 +17,7 @@ import { PartitionOwner } from './partition-owner.js';
 import type { Tracing } from '../shared/tracing.js';
 import { inGoodStanding } from './readiness.js';
 import { TakeoverReads } from './takeover-reads.js';
+import type { DeadlineTimers } from './deadlines.js';
 
 /**
  * After a fence, how long to wait for the rebalance that explains it before taking the partition over again, when
@@ -58,6 +59,8 @@ export interface StatePartitionsOptions {
   onAcked?(fires: readonly Fire[], ackedAtMs: number): void;
   /** Spans of each fire and its publishing (docs/operations.md#traces). @default none */
   tracing?: Tracing;
+  /** The deadline timers, decided for the partitions active here. */
+  deadlines?: DeadlineTimers;
 }
 
 /**
@@ -266,6 +269,7 @@ export class StatePartitions {
   }
 
   private async release(partition: number): Promise<void> {
+    this.o.deadlines?.release(partition);
     for (const e of this.o.entries.entriesOf(partition)) this.o.loop.remove(e.id);
     const owner = this.owners.get(partition);
     this.owners.delete(partition);
@@ -340,6 +344,7 @@ export class StatePartitions {
       owner.enqueue(missed);
     }
     owner.activate();
+    this.o.deadlines?.activate(partition);
   }
 
   /** The publisher of one partition's fires, wired to the state, the metrics and the re-take after a fence. */
@@ -357,6 +362,7 @@ export class StatePartitions {
       onMissedAlert: (id) => metrics?.alerted(id, 'missed'),
       onAcked: (fires, firedAt, at) => {
         this.o.states.acked(fires);
+        this.o.deadlines?.armed(partition, fires, firedAt);
         metrics?.acked(fires, firedAt, at);
         if (logger.isDebugEnabled())
           for (const f of fires) {
@@ -378,6 +384,7 @@ export class StatePartitions {
       },
       onFenced: (p) => {
         if (this.owners.get(p) !== owner) return;
+        this.o.deadlines?.release(p);
         for (const e of this.o.entries.entriesOf(p)) this.o.loop.remove(e.id);
         this.retakeIfStillAssigned(p, owner);
       },

@@ -2,12 +2,14 @@ import type { ScheduleEntry } from '../shared/config/schema.js';
 import { fastTaskValue, preEncodeTask, taskRecordOf } from '../shared/codecs/task-message.js';
 import type { PreEncodedTask, SchedulerOrigin } from '../shared/codecs/task-message.js';
 import { fastScheduledValue, statusRecordOf } from '../shared/codecs/task-event.js';
-import { fastStateValue, specHashOf, stateRecord } from '../shared/codecs/scheduler-state.js';
+import { deadlineRecord, fastStateValue, specHashOf, stateRecord } from '../shared/codecs/scheduler-state.js';
 import type { OutRecord } from '../shared/kafka/index.js';
 import { NO_TRACING, TRACEPARENT_HEADER } from '../shared/tracing.js';
 import type { TraceSpan, Tracing } from '../shared/tracing.js';
 import type { Fire } from './fire-loop.js';
 import { lateAlertRecords, MissedAlerts } from './fire-alerts.js';
+import { consumerAlerts } from '../shared/schedule/alerts.js';
+import { deadlineTimerOf } from './deadlines.js';
 
 /** What never changes between two fires of one entry, serialized once. */
 interface EntryParts {
@@ -17,7 +19,8 @@ interface EntryParts {
 
 /**
  * Builds the records of a batch of fires (docs/messages-and-topics.md#task-message): per fire the task message (key = schedule Id) and its
- * SCHEDULED event (key = taskId), and per entry one state record for its latest fire (manual fires move no state).
+ * SCHEDULED event (key = taskId), its alerts' records (a late alert, a deadline timer), and per entry one state
+ * record for its latest fire (manual fires move no state).
  * This runs on the firing path for every fire, so it uses the codecs' fast paths: the parts of an entry's JSON that
  * never change are serialized once per entry and the rest is concatenated; the result is byte for byte what the
  * codecs' typed encoders give for the same fire (test/unit/codecs.test.ts). With tracing on, each fire also starts
@@ -73,11 +76,13 @@ export class FireEncoder {
         (taskRec.headers ??= {})[TRACEPARENT_HEADER] = traceparent;
         (event.headers ??= {})[TRACEPARENT_HEADER] = traceparent;
       }
-      out.push(
-        taskRec,
-        event,
-        ...(fire.entry.alerts ? lateAlertRecords(fire, firedAtMs, this.scheduler) : []),
-      );
+      out.push(taskRec, event);
+      if (fire.entry.alerts) {
+        out.push(...lateAlertRecords(fire, firedAtMs, this.scheduler));
+        // Its deadline timer, armed with the fire: whoever owns the partition next finds it (deadlines.ts).
+        const timer = deadlineTimerOf(fire, firedAtMs);
+        if (timer) out.push(deadlineRecord(this.group, this.partition, timer));
+      }
       if (fire.manual) continue;
       const prev = latest.get(fire.entry);
       if (!prev || prev.scheduledFor < fire.scheduledFor) latest.set(fire.entry, fire);
@@ -133,7 +138,7 @@ export class FireEncoder {
           param: e.param,
           payload: e.payload,
           overlap: e.overlap,
-          alerts: e.alerts,
+          alerts: consumerAlerts(e.alerts),
         }),
         specHash: specHashOf(e),
       };

@@ -11,8 +11,11 @@ import { startCli } from './helpers/processes.js';
 import type { RunningCli } from './helpers/processes.js';
 import { EVENTS } from './helpers/tasks.js';
 import { startApi } from './helpers/api.js';
+import { opsUrl, scrape, total } from './helpers/metrics.js';
 import { waitFor } from '../kit/wait.js';
 import type { StatusEvent } from '../../src/shared/codecs/task-event.js';
+import { SCHEDULER_STATE_TOPIC } from '../../src/shared/codecs/scheduler-state.js';
+import type { TaskMessage } from '../../src/shared/codecs/task-message.js';
 
 const SECRET = 'alert-hook-secret-value';
 
@@ -329,5 +332,162 @@ describe('alerts, delivered through the webhook processor', () => {
     expect(Number(m![4])).toBeGreaterThanOrEqual(2);
     expect(Number(m![4])).toBeLessThan(Number(m![1]));
     expect(requestsTo(`/${id}`)).toHaveLength(1);
+  });
+  describe('deadline alerts', () => {
+    let state: TopicReader;
+    beforeEach(async () => {
+      state = await new TopicReader([{ topic: SCHEDULER_STATE_TOPIC, fromEnd: true }]).start();
+    });
+    afterEach(async () => {
+      await state.stop();
+    });
+
+    /** The deadline timer records of a run on the state topic: `armed` (its value) or `deleted` (its tombstone). */
+    const timerRecords = (taskId: string): string[] =>
+      state.records
+        .filter((r) => r.topic === SCHEDULER_STATE_TOPIC && r.key === `${sg.group}/deadline/${taskId}`)
+        .map((r) => (r.value === null ? 'deleted' : 'armed'));
+    /** A schedule file of one-shot entries at `runAt`, each with its processor's payload and deadlineSeconds. */
+    const deadlineFile = async (
+      runAt: number,
+      entries: Array<{ id: string; processor: string; payload?: object; deadlineSeconds: number }>,
+    ): Promise<string> => {
+      const file = await groupScheduleFile([]);
+      await writeFile(
+        file,
+        JSON.stringify({
+          Schedules: entries.map((e) => ({
+            Id: e.id,
+            RunAt: iso(runAt),
+            Topic: sg.topic,
+            TaskMessageTemplate: {
+              TaskProcessorName: e.processor,
+              ...(e.payload ? { Payload: e.payload } : {}),
+            },
+            Alerts: {
+              channel: { webhook: { url: `${hook}/${e.id}`, secret: { $secret: 'HOOK' } } },
+              deadlineSeconds: e.deadlineSeconds,
+            },
+          })),
+        }),
+      );
+      return file;
+    };
+    const deliveries = (id: string): TaskMessage[] =>
+      sg.tasks().filter((t) => t.taskId.startsWith(`alert/${id}/deadline@`));
+
+    it('should raise one deadline alert of a run not FINISHED in time, and none of a run that finished in time', async () => {
+      const slow = uniqueName('slow');
+      const quick = uniqueName('quick');
+      const runAt = Math.ceil((Date.now() + 2000) / 1000) * 1000;
+      const file = await deadlineFile(runAt, [
+        { id: slow, processor: 'SleepProcessor', payload: { ms: 8000 }, deadlineSeconds: 3 },
+        { id: quick, processor: 'NoopProcessor', deadlineSeconds: 5 },
+      ]);
+      consumer();
+      sg.scheduler(file);
+      const slowRun = `${slow}@${iso(runAt)}`;
+      const quickRun = `${quick}@${iso(runAt)}`;
+      await waitFor(
+        () =>
+          eventsOf(`alert/${slow}/deadline@`).some((e) => e.status === 'FINISHED') &&
+          eventsOf(`${slow}@`).some((e) => e.status === 'FINISHED') &&
+          timerRecords(quickRun).includes('deleted') &&
+          timerRecords(slowRun).includes('deleted'),
+        {
+          timeoutMs: 60_000,
+          what: () =>
+            `the deadline alert delivered, the run finished and both timers deleted (events: ${eventsOf(slow)
+              .map((e) => e.status)
+              .join(
+                ', ',
+              )}; timers: ${timerRecords(slowRun).join(',')} / ${timerRecords(quickRun).join(',')})`,
+        },
+      );
+      const run = eventsOf(`${slow}@`);
+      const alerts = run.filter((e) => e.status === 'ALERT');
+      expect(alerts.map((e) => [e.taskId, e.alert?.kind, e.by.role])).toEqual([
+        [slowRun, 'deadline', 'scheduler'],
+      ]);
+      expect(alerts[0]?.alert?.reason).toBe('not FINISHED 3 s after its instant: EXECUTING attempt 1');
+      // Raised at its deadline, while the run went on.
+      const finished = run.find((e) => e.status === 'FINISHED');
+      expect(Date.parse(alerts[0]!.at)).toBeGreaterThanOrEqual(runAt + 3000);
+      expect(Date.parse(alerts[0]!.at)).toBeLessThan(Date.parse(finished!.at));
+      expect(deliveries(slow).map((t) => t.taskId)).toEqual([`alert/${slow}/deadline@${iso(runAt)}`]);
+      const [req, ...more] = requestsTo(`/${slow}`);
+      expect(more).toEqual([]);
+      expect(req?.headers['x-taskmanager-signature']).toBe(
+        `sha256=${createHmac('sha256', SECRET).update(req!.body).digest('hex')}`,
+      );
+      expect(JSON.parse(req!.body.toString('utf8'))).toMatchObject({ kind: 'deadline', taskId: slowRun });
+      // The quick run FINISHED before its deadline: its timer was deleted with no alert.
+      expect(timerRecords(quickRun)).toEqual(['armed', 'deleted']);
+      expect(eventsOf(`${quick}@`).filter((e) => e.status === 'ALERT')).toEqual([]);
+      expect(deliveries(quick)).toEqual([]);
+      expect(requestsTo(`/${quick}`)).toEqual([]);
+    });
+
+    it('should raise a deadline alert once across a scheduler failover', async () => {
+      const id = uniqueName('failover');
+      const runAt = Math.ceil((Date.now() + 8000) / 1000) * 1000;
+      const file = await deadlineFile(runAt, [
+        { id, processor: 'SleepProcessor', payload: { ms: 25_000 }, deadlineSeconds: 6 },
+      ]);
+      consumer();
+      // Both with their metrics port: the survivor counts the alert it raised.
+      const scheduler = () =>
+        startCli('taskscheduler', ['-b', brokers(), '-s', file, '--group', sg.group, '--metrics-port', '0']);
+      const a = scheduler();
+      const b = scheduler();
+      await a.waitForOutput(/owning state partitions/, 30_000);
+      await b.waitForOutput(/owning state partitions/, 30_000);
+      const runId = `${id}@${iso(runAt)}`;
+      const fire = await waitFor(() => sg.tasks().find((t) => t.taskId === runId), {
+        timeoutMs: 30_000,
+        what: 'the fire',
+      });
+      // The owner of the entry's state partition fired it, its timer in the same transaction: killed before the
+      // deadline, with the run still going.
+      const owner = fire.scheduler.pid === a.pid ? a : b;
+      const survivor = owner === a ? b : a;
+      owner.signal('SIGKILL');
+      await owner.exited;
+      expect(Date.now()).toBeLessThan(runAt + 6000);
+      await waitFor(() => timerRecords(runId).includes('armed'), {
+        timeoutMs: 30_000,
+        what: 'the armed timer',
+      });
+      await waitFor(
+        () =>
+          eventsOf(`alert/${id}/deadline@`).some((e) => e.status === 'FINISHED') &&
+          timerRecords(runId).includes('deleted'),
+        {
+          timeoutMs: 60_000,
+          what: () =>
+            `the deadline alert delivered and its timer deleted (events: ${eventsOf(id)
+              .map((e) => e.status)
+              .join(', ')}; timer: ${timerRecords(runId).join(',')})`,
+        },
+      );
+      const alerts = eventsOf(`${id}@`).filter((e) => e.status === 'ALERT');
+      expect(alerts.map((e) => [e.alert?.kind, e.by.role, e.by.pid])).toEqual([
+        ['deadline', 'scheduler', survivor.pid],
+      ]);
+      expect(alerts[0]?.alert?.reason).toBe('not FINISHED 6 s after its instant: EXECUTING attempt 1');
+      expect(deliveries(id).map((t) => t.taskId)).toEqual([`alert/${id}/deadline@${iso(runAt)}`]);
+      // One delivery, run once: the webhook got one request.
+      expect(eventsOf(`alert/${id}/`).filter((e) => e.status === 'FINISHED')).toHaveLength(1);
+      expect(requestsTo(`/${id}`)).toHaveLength(1);
+      expect(timerRecords(runId)).toEqual(['armed', 'deleted']);
+      const counted = async () =>
+        total(await scrape(await opsUrl(survivor)), 'taskmanager_alerts_total', {
+          group: sg.group,
+          schedule: id,
+          kind: 'deadline',
+        });
+      await waitFor(async () => (await counted()) > 0, { timeoutMs: 10_000, what: 'the alert counted' });
+      expect(await counted()).toBe(1);
+    });
   });
 });

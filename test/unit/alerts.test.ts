@@ -26,7 +26,7 @@ import { catchUp } from '../../src/scheduler/catch-up.js';
 import { EntryStates } from '../../src/scheduler/entry-states.js';
 import { specHashOf } from '../../src/shared/codecs/scheduler-state.js';
 import type { DroppedInstants } from '../../src/scheduler/misfire.js';
-import { apiAppPerTest, operatorAndViewer } from './helpers/api-app.js';
+import { apiAppPerTest, callAs, nightlyWithAlerts, operatorAndViewer } from './helpers/api-app.js';
 import { AUDIT_TOPIC, statusEventRecord } from '../../src/shared/codecs/task-event.js';
 import { settle } from './helpers/settle.js';
 
@@ -471,21 +471,8 @@ describe('alerts', () => {
     it('should take alerts on a task, list an ALERT event read, and acknowledge it as an audit event', async () => {
       const api = await apis.open();
       const [op, viewer] = await operatorAndViewer(api);
-      const call = (token: string, method: 'GET' | 'POST' | 'PATCH', url: string, payload?: object) =>
-        api.app.inject({
-          method,
-          url,
-          headers: { authorization: `Bearer ${token}` },
-          ...(payload ? { payload } : {}),
-        });
-      const created = await call(op, 'POST', '/api/v1/tasks', {
-        id: 'nightly',
-        processor: 'p',
-        schedule: { cron: '0 0 2 * * *' },
-        alerts: HOOK,
-      });
-      expect(created.statusCode, created.body).toBe(201);
-      expect(created.json<{ alerts?: unknown }>().alerts).toEqual(HOOK);
+      const call = callAs(api);
+      await nightlyWithAlerts(api, op, HOOK, '0 0 2 * * *');
       const wrong = await call(op, 'PATCH', '/api/v1/tasks/nightly', {
         alerts: { channel: { webhook: { url: 'ftp://x' } } },
       });

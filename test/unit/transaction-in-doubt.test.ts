@@ -247,14 +247,20 @@ describe('a partition owner whose transaction ended in doubt', () => {
     expect(reads.count).toBe(1);
   });
 
+  /** An active owner whose next commit fails `mode`. */
+  const activeOwner = async (mode: 'after' | 'lost') => {
+    const c = new Coordinator();
+    const owner = ownerOf(c);
+    await owner.fence();
+    owner.activate();
+    c.failNextCommit = mode;
+    return { c, owner };
+  };
+
   for (const mode of ['after', 'lost'] as const) {
     it(`should publish a backfill exactly once when its transaction's commit was ${mode === 'after' ? 'applied' : 'lost'}`, async () => {
       // Backfilled fires move no state: whether their transaction committed is read from the task topic.
-      const c = new Coordinator();
-      const owner = ownerOf(c);
-      await owner.fence();
-      owner.activate();
-      c.failNextCommit = mode;
+      const { c, owner } = await activeOwner(mode);
       await owner.publish([backfillFire(entry, t0 - 2000), backfillFire(entry, t0 - 1000)]);
       await owner.publish([{ entry, scheduledFor: t0 }]);
       await owner.stop({ deadlineMs: 1000 });
@@ -263,6 +269,18 @@ describe('a partition owner whose transaction ended in doubt', () => {
         'e1@2026-12-06T09:59:59.000Z',
         'e1@2026-12-06T10:00:00.000Z',
       ]);
+    });
+  }
+
+  for (const mode of ['after', 'lost'] as const) {
+    it(`should write a deadline alert once when its transaction's commit was ${mode === 'after' ? 'applied' : 'lost'}`, async () => {
+      // A deadline alert moves no entry state: the timer's tombstone in the state read again tells (`written`).
+      const { c, owner } = await activeOwner(mode);
+      const alert = [record('alert'), { topic: SCHEDULER_STATE_TOPIC, key: 'g/deadline/e1@x', value: null }];
+      const written = () => c.committed.some((m) => m.key === 'g/deadline/e1@x');
+      await owner.publish([], alert, written);
+      await owner.stop({ deadlineMs: 1000 });
+      expect(c.committed.map((m) => m.key)).toEqual(['alert', 'g/deadline/e1@x']);
     });
   }
 

@@ -589,7 +589,7 @@ async function failuresView() {
   if (all) all.onclick = () => replay({ all: true }, 'Replay every waiting task?');
 }
 
-/** The open alerts of schedules (failed, skipped, late, overrun runs), newest first; operators acknowledge them. */
+/** The open alerts of schedules (failed, skipped, missed, late, overrun runs, and runs past their deadline), newest first; operators acknowledge them. */
 async function alertsView() {
   const { data } = await api('GET', '/api/v1/alerts');
   main.innerHTML = `<h2>Alerts <small>${data.items.length} open</small></h2>${

@@ -6,7 +6,8 @@ import type { OutRecord } from '../kafka/types.js';
 
 /**
  * The records of `taskmanager.scheduler-state` (docs/messages-and-topics.md#scheduler-state): per scheduler group and entry, the last
- * instant fired, whether it is paused, and a hash of its definition. The scheduler's fast path,
+ * instant fired, whether it is paused, and a hash of its definition; and the deadline timers of runs whose schedule has
+ * `deadlineSeconds` ({@link DeadlineTimer}). The scheduler's fast path,
  * {@link fastStateValue}, gives byte for byte what {@link encodeState} gives for the same fields.
  */
 
@@ -165,4 +166,96 @@ export function pauseStateValue(
   runs = 0,
 ): string {
   return encodeState({ ...firedState(e, lastFiredMs, nowMs, runsOf(e, runs)), paused, changedBy });
+}
+
+/**
+ * The key prefix of a deadline timer of `group`: `<group>/deadline/<taskId>`. A reader that only knows entry records
+ * takes it for the state of an entry `deadline/<taskId>`, finds no `lastFiredAt` in its value, and skips it; the
+ * state record of an entry whose id does begin with `deadline/` still reads as one (a timer's value has
+ * `kind: deadline`, an entry state's has not).
+ */
+export function deadlineKeyPrefix(group: string): string {
+  return `${group}/deadline/`;
+}
+
+/**
+ * A deadline timer (docs/messages-and-topics.md#scheduler-state), key `<group>/deadline/<taskId>`, on the state
+ * partition of its entry: armed in the transaction of the fire, deleted (tombstone) in the transaction that raises
+ * its `deadline` alert, or once the run FINISHED in time.
+ */
+export interface DeadlineTimer {
+  v: 1;
+  kind: 'deadline';
+  taskId: string;
+  scheduleId: string;
+  /** The run's instant (ISO). */
+  scheduledFor: string;
+  /** When it fired (ISO): its events are on `taskmanager.events` from then on. */
+  firedAt: string;
+  /** Its instant plus `deadlineSeconds` (ISO). */
+  dueAt: string;
+  /** The schedule's task topic, where the alert's delivery task goes. */
+  topic: string;
+  deadlineSeconds: number;
+}
+
+const timerSchema: JSONSchemaType<DeadlineTimer> = {
+  type: 'object',
+  required: [
+    'v',
+    'kind',
+    'taskId',
+    'scheduleId',
+    'scheduledFor',
+    'firedAt',
+    'dueAt',
+    'topic',
+    'deadlineSeconds',
+  ],
+  properties: {
+    v: { type: 'integer', const: 1 },
+    kind: { type: 'string', const: 'deadline' },
+    taskId: { type: 'string', minLength: 1 },
+    scheduleId: { type: 'string', minLength: 1 },
+    scheduledFor: { type: 'string' },
+    firedAt: { type: 'string' },
+    dueAt: { type: 'string' },
+    topic: { type: 'string', minLength: 1 },
+    deadlineSeconds: { type: 'integer', minimum: 1 },
+  },
+};
+const validateTimer = new Ajv({ strict: true }).compile(timerSchema);
+
+export function deadlineKey(group: string, taskId: string): string {
+  return `${deadlineKeyPrefix(group)}${taskId}`;
+}
+
+/** Parses a deadline timer value; `undefined` for a tombstone or a value this version cannot read. */
+export function parseDeadlineTimer(value: Buffer | null): DeadlineTimer | undefined {
+  if (value === null) return undefined;
+  try {
+    const data: unknown = JSON.parse(value.toString('utf8'));
+    return validateTimer(data) &&
+      Number.isFinite(Date.parse(data.dueAt)) &&
+      Number.isFinite(Date.parse(data.firedAt))
+      ? data
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The record arming a deadline timer, on state partition `partition`. */
+export function deadlineRecord(group: string, partition: number, timer: DeadlineTimer): OutRecord {
+  return {
+    topic: SCHEDULER_STATE_TOPIC,
+    key: deadlineKey(group, timer.taskId),
+    value: JSON.stringify(timer),
+    partition,
+  };
+}
+
+/** The tombstone of a deadline timer: its alert was raised, or its run FINISHED in time. */
+export function deadlineTombstone(group: string, partition: number, taskId: string): OutRecord {
+  return { topic: SCHEDULER_STATE_TOPIC, key: deadlineKey(group, taskId), value: null, partition };
 }

@@ -23,7 +23,7 @@ export const EVENTS_TOPIC = 'taskmanager.events';
  * it never started (`attempt` 0); `error` names that run. `PROGRESS` (never final, changes no run's state): how far
  * a running attempt is, from its processor's `ctx.progress`. `ALERT` (never final, changes no run's state): an
  * alert about the run was raised (`alert`: its kind and reason), by the consumer (`failed`, `skipped`, `overrun`) or
- * the scheduler (`late`, `missed`); its delivery is a task of its own, `alert/<scheduleId>/<kind>@<instant>`.
+ * the scheduler (`late`, `missed`, `deadline`); its delivery is a task of its own, `alert/<scheduleId>/<kind>@<instant>`.
  */
 export type TaskStatus =
   | 'SCHEDULED'

@@ -34,7 +34,8 @@ export interface TaskMessage {
   overlap?: Exclude<OverlapPolicy, 'queue'>;
   /**
    * The schedule's alerts, when it has any (docs/messages-and-topics.md#task-message): the consumer raises the
-   * `failed`, `skipped` and `overrun` alerts of the run from them. Added in 1.x without a version change.
+   * `failed`, `skipped` and `overrun` alerts of the run from them. Added in 1.x without a version change. Without
+   * `deadlineSeconds`, which only the scheduler acts on (`consumerAlerts`).
    */
   alerts?: AlertsOption;
   scheduledFor: string;

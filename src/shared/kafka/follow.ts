@@ -23,6 +23,11 @@ export interface FollowOptions {
 export interface Follower {
   /** Resolves once everything written before the follower started was read (at once when following from the end). */
   readonly caughtUp: Promise<void>;
+  /**
+   * The next offset it reads of a partition (transaction markers read included): every record before it reached
+   * `onRecord`, or was aborted.
+   */
+  position(partition: number): bigint | undefined;
   stop(): Promise<void>;
 }
 
@@ -43,6 +48,8 @@ export async function followTopic(
   const groupId = `taskmanager-follower-${randomUUID()}`;
   const consumer = newConsumer(groupId);
   const remaining = new Map<number, bigint>();
+  /** Where to go on from, per partition (see below). */
+  const next = new Map<number, string>();
   let caughtUp: () => void = () => undefined;
   const done = new Promise<void>((r) => (caughtUp = r));
   try {
@@ -67,7 +74,7 @@ export async function followTopic(
     if (remaining.size === 0) caughtUp();
     // Where to go on from, per partition. Nothing is committed, so a member restarted after a crash (a broker
     // restart) would start at the latest offsets and skip what was written meanwhile: every join seeks here.
-    const next = new Map<number, string>(offsets.map((p) => [p.partition, start.get(p.partition) ?? p.high]));
+    for (const p of offsets) next.set(p.partition, start.get(p.partition) ?? p.high);
     // On every join, the first one included: a first join that fails is retried by a restarted member, and a
     // seek made before it would be lost with the old one.
     consumer.onGroupJoin(() => {
@@ -102,6 +109,10 @@ export async function followTopic(
   }
   return {
     caughtUp: done,
+    position: (partition) => {
+      const at = next.get(partition);
+      return at === undefined ? undefined : BigInt(at);
+    },
     stop: async () => {
       await consumer.disconnect().catch(() => undefined);
       await admin.deleteGroups([groupId]).catch(() => undefined);

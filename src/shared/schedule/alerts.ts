@@ -1,7 +1,7 @@
 /**
  * A schedule's alerts (docs/schedule-file.md#alerts): which of its runs raise an alert and where it is delivered. An
  * alert is decided by the component that knows (the consumer: `failed`, `skipped`, `overrun`; the scheduler group's
- * owner: `late`, `missed`), written as an ALERT status event, and delivered as a task of its own on the schedule's
+ * owner: `late`, `missed`, `deadline`), written as an ALERT status event, and delivered as a task of its own on the schedule's
  * task topic for the `webhook` or `email` processor, with a taskId that names the run it is about
  * (`alert/<scheduleId>/<kind>@<instant>`), so a re-raise is recognisable and the processors' retries, dead-lettering,
  * address guard and secret references apply to it as to any task.
@@ -10,10 +10,17 @@
 /**
  * `failed`: dead-lettered; `skipped`: ended SKIPPED by the overlap policy; `missed`: instants a misfire policy did
  * not fire at a takeover; `late`: fired `lateSeconds` after its instant; `overrun`: still running `overrunSeconds`
- * after its attempt started.
+ * after its attempt started; `deadline`: not FINISHED `deadlineSeconds` after its instant.
  */
-export type AlertKind = 'failed' | 'skipped' | 'missed' | 'late' | 'overrun';
-export const ALERT_KINDS: readonly AlertKind[] = ['failed', 'skipped', 'missed', 'late', 'overrun'];
+export type AlertKind = 'failed' | 'skipped' | 'missed' | 'late' | 'overrun' | 'deadline';
+export const ALERT_KINDS: readonly AlertKind[] = [
+  'failed',
+  'skipped',
+  'missed',
+  'late',
+  'overrun',
+  'deadline',
+];
 
 /** A `{"$secret": NAME}` reference, resolved by the consumer that delivers the alert. */
 export interface SecretRef {
@@ -35,6 +42,11 @@ export interface AlertsOption {
   lateSeconds?: number;
   /** An attempt still running this many seconds after it started (once per run). */
   overrunSeconds?: number;
+  /**
+   * A run of an instant not FINISHED this many seconds after that instant (decided by the scheduler group's owner;
+   * triggers and backfills have none).
+   */
+  deadlineSeconds?: number;
 }
 
 const SECRET_REF_SCHEMA = {
@@ -52,7 +64,7 @@ export const ALERTS_OPTION_SCHEMA = {
   additionalProperties: false,
   required: ['channel'],
   description:
-    'Alerts of this schedule: failed (dead-lettered, default on), skipped (overlap skip, and instants a misfire policy dropped), lateSeconds (fired that long after its instant), overrunSeconds (an attempt still running that long after it started), delivered to one channel',
+    'Alerts of this schedule: failed (dead-lettered, default on), skipped (overlap skip, and instants a misfire policy dropped), lateSeconds (fired that long after its instant), overrunSeconds (an attempt still running that long after it started), deadlineSeconds (a run not FINISHED that long after its instant), delivered to one channel',
   properties: {
     channel: {
       type: 'object',
@@ -89,6 +101,12 @@ export const ALERTS_OPTION_SCHEMA = {
     skipped: { type: 'boolean' },
     lateSeconds: { type: 'integer', minimum: 1 },
     overrunSeconds: { type: 'integer', minimum: 1 },
+    deadlineSeconds: {
+      type: 'integer',
+      minimum: 1,
+      description:
+        'Alert when a run is not FINISHED this many seconds after its instant (not for triggers or backfills)',
+    },
   },
   examples: [
     {
@@ -111,7 +129,16 @@ export function wantsAlert(a: AlertsOption | undefined, kind: AlertKind): boolea
       return a.lateSeconds !== undefined;
     case 'overrun':
       return a.overrunSeconds !== undefined;
+    case 'deadline':
+      return a.deadlineSeconds !== undefined;
   }
+}
+
+/** The alerts a task message carries for the consumer: without `deadlineSeconds`, which only the scheduler acts on. */
+export function consumerAlerts(a: AlertsOption | undefined): AlertsOption | undefined {
+  if (a?.deadlineSeconds === undefined) return a;
+  const { deadlineSeconds: _, ...rest } = a;
+  return rest;
 }
 
 /** An alert about one run of a schedule. */

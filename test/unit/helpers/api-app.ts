@@ -1,4 +1,4 @@
-import { afterEach } from 'vitest';
+import { afterEach, expect } from 'vitest';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -163,4 +163,32 @@ export function apiAppPerTest(): { open(): Promise<ApiApp> } {
     api = undefined;
   });
   return { open: async () => (api = await apiApp()) };
+}
+
+/** Requests to `api` as the holder of a token: `call(token, method, url, payload?)`. */
+export function callAs(api: ApiApp) {
+  return (token: string, method: 'GET' | 'POST' | 'PATCH', url: string, payload?: object) =>
+    api.app.inject({
+      method,
+      url,
+      headers: { authorization: `Bearer ${token}` },
+      ...(payload ? { payload } : {}),
+    });
+}
+
+/** Creates the task `nightly` (processor `p`, `cron`) with `alerts` over HTTP, and checks taskapi kept them. */
+export async function nightlyWithAlerts(
+  api: ApiApp,
+  token: string,
+  alerts: object,
+  cron: string,
+): Promise<void> {
+  const created = await callAs(api)(token, 'POST', '/api/v1/tasks', {
+    id: 'nightly',
+    processor: 'p',
+    schedule: { cron },
+    alerts,
+  });
+  expect(created.statusCode, created.body).toBe(201);
+  expect(created.json<{ alerts?: unknown }>().alerts).toEqual(alerts);
 }

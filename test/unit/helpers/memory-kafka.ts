@@ -2,6 +2,7 @@ import type { Clock } from '../../../src/shared/clock.js';
 import { systemClock } from '../../../src/shared/clock.js';
 import { partitionForKey } from '../../../src/shared/kafka/index.js';
 import type {
+  Follower,
   FollowOptions,
   InRecord,
   KafkaClient,
@@ -189,11 +190,7 @@ export class MemoryKafka {
     return member;
   }
 
-  follow(
-    topic: string,
-    onRecord: (r: InRecord) => void,
-    options: FollowOptions = {},
-  ): Promise<{ caughtUp: Promise<void>; stop(): Promise<void> }> {
+  follow(topic: string, onRecord: (r: InRecord) => void, options: FollowOptions = {}): Promise<Follower> {
     this.followed.push(topic);
     const from = (p: number) => BigInt(options.fromOffsets?.get(p) ?? '0');
     for (const r of this.log(topic)) if (BigInt(r.offset) >= from(r.partition)) onRecord(r);
@@ -205,7 +202,9 @@ export class MemoryKafka {
       );
       return Promise.resolve();
     };
-    return Promise.resolve({ caughtUp: Promise.resolve(), stop });
+    // Records reach a follower as they are written: it has read every one.
+    const position = (p: number) => BigInt(this.log(topic).filter((r) => r.partition === p).length);
+    return Promise.resolve({ caughtUp: Promise.resolve(), position, stop });
   }
 
   private partitionsOf(topic: string): number {
