@@ -465,7 +465,9 @@ export class TaskRunner {
             get signal(): AbortSignal {
               return abort.signal;
             },
-            logger: runLog.logger,
+            get logger(): Logger {
+              return runLog.logger;
+            },
             attempt,
             source,
             progress,
