@@ -117,6 +117,19 @@ export class RunHistory {
   }
 }
 
+/**
+ * What an event of a consumer's attempt tells of it, whichever event it is: an attempt whose EXECUTING was never
+ * written (it ended within `--executing-after-ms`) is known from its final event alone, which says when it started
+ * (`startedAt`) and who ran it (`by`). Events of consumers before `startedAt` leave the EXECUTING's start in place.
+ */
+function attemptOf(run: TaskRun, e: StatusEvent): void {
+  if (e.attempt <= 0 || e.by.role !== 'consumer') return;
+  // A new attempt starts from nothing.
+  if (e.attempt > run.attempts) delete run.progress;
+  if (e.startedAt !== undefined) run.startedAt = e.startedAt;
+  run.consumer = { host: e.by.host, pid: e.by.pid };
+}
+
 function applyEvent(run: TaskRun, e: StatusEvent): void {
   switch (e.status) {
     case 'SCHEDULED':
@@ -139,20 +152,20 @@ function applyEvent(run: TaskRun, e: StatusEvent): void {
       // An alert about the run (alerts.ts): kept by the alert book, never a state of the run.
       return;
     case 'EXECUTING':
-      // A new attempt starts from nothing.
-      if (e.attempt > run.attempts) delete run.progress;
+      attemptOf(run, e);
       run.state = 'RUNNING';
-      run.startedAt = e.at;
+      run.startedAt = e.startedAt ?? e.at;
       run.attempts = Math.max(run.attempts, e.attempt);
-      run.consumer = { host: e.by.host, pid: e.by.pid };
       return;
     case 'FINISHED':
+      attemptOf(run, e);
       run.state = 'FINISHED';
       run.finishedAt = e.at;
       run.attempts = Math.max(run.attempts, e.attempt);
       if (e.durationMs !== undefined) run.durationMs = e.durationMs;
       return;
     case 'CANCELLED':
+      attemptOf(run, e);
       run.state = 'CANCELLED';
       run.finishedAt = e.at;
       run.attempts = Math.max(run.attempts, e.attempt);
@@ -165,6 +178,7 @@ function applyEvent(run: TaskRun, e: StatusEvent): void {
       if (e.error !== undefined) run.skipped = e.error;
       return;
     case 'FAILED':
+      attemptOf(run, e);
       run.state = e.final ? 'FAILED' : 'RETRYING';
       run.attempts = Math.max(run.attempts, e.attempt);
       if (e.error !== undefined) run.error = e.error;

@@ -1,6 +1,7 @@
 import { describeCancel } from '../shared/codecs/cancel-request.js';
 import type { CancelRequest } from '../shared/codecs/cancel-request.js';
 import { AppError } from '../shared/errors.js';
+import type { Abortable } from './attempt-signal.js';
 
 /** What a cancelled attempt's signal aborts with: the request, said in words. */
 export class CancelledError extends AppError {
@@ -15,7 +16,8 @@ export class CancelledError extends AppError {
  */
 export class Cancels {
   private readonly requests = new Map<string, CancelRequest>();
-  private readonly running = new Map<string, Set<AbortController>>();
+  /** The attempts running per taskId: the one itself (nearly always), or a set when several run at once. */
+  private readonly running = new Map<string, Abortable | Set<Abortable>>();
   private addsSinceSweep = 0;
   private markReady: () => void = () => undefined;
   /**
@@ -43,7 +45,9 @@ export class Cancels {
     if (++this.addsSinceSweep >= 1000) this.sweep();
     this.requests.delete(req.taskId); // re-inserted: the map stays in the order requests were made
     this.requests.set(req.taskId, req);
-    for (const c of this.running.get(req.taskId) ?? []) c.abort(new CancelledError(req));
+    const r = this.running.get(req.taskId);
+    if (r instanceof Set) for (const t of [...r]) t.abort(new CancelledError(req));
+    else r?.abort(new CancelledError(req));
   }
 
   /** The request to cancel `taskId`, if one was read. */
@@ -67,22 +71,25 @@ export class Cancels {
   }
 
   /**
-   * A signal for one attempt of `taskId` that aborts when a request to cancel it is read (at once when one was
-   * read already); `done` when the attempt settled.
+   * `target` (one attempt of `taskId`, or its wait for the next) is aborted when a request to cancel the task is
+   * read (at once when one was read already), until {@link unwatch}.
    */
-  watch(taskId: string): { signal: AbortSignal; done(): void } {
-    const c = new AbortController();
+  watch(taskId: string, target: Abortable): void {
     const req = this.requests.get(taskId);
-    if (req) c.abort(new CancelledError(req));
-    let set = this.running.get(taskId);
-    if (!set) this.running.set(taskId, (set = new Set()));
-    set.add(c);
-    return {
-      signal: c.signal,
-      done: () => {
-        set.delete(c);
-        if (set.size === 0 && this.running.get(taskId) === set) this.running.delete(taskId);
-      },
-    };
+    if (req) target.abort(new CancelledError(req));
+    const r = this.running.get(taskId);
+    if (r === undefined) this.running.set(taskId, target);
+    else if (r instanceof Set) r.add(target);
+    else this.running.set(taskId, new Set([r, target]));
+  }
+
+  /** The attempt (or wait) settled. */
+  unwatch(taskId: string, target: Abortable): void {
+    const r = this.running.get(taskId);
+    if (r === target) this.running.delete(taskId);
+    else if (r instanceof Set) {
+      r.delete(target);
+      if (r.size === 0) this.running.delete(taskId);
+    }
   }
 }

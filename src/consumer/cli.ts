@@ -25,6 +25,7 @@ import { builtInProcessors, workProcessorCliOptions } from '../processors/built-
 import type { WorkProcessorOptions } from '../processors/built-in.js';
 import { SecretSource } from './secrets.js';
 import { TaskConsumer } from './task-consumer.js';
+import { DEFAULT_EXECUTING_AFTER_MS } from './task-runner.js';
 import { formatDlq } from './dlq-commands.js';
 import { listDlq, replayDlq } from '../shared/dlq-replay.js';
 import { consumerGroupStatus } from './status-command.js';
@@ -48,6 +49,7 @@ interface RunOpts extends WorkProcessorOptions {
   maxAttempts: number;
   drainTimeoutMs: number;
   taskTimeoutMs: number;
+  executingAfterMs: number;
   retryBaseMs: number;
   retryMaxMs: number;
   logLevel: string;
@@ -119,6 +121,7 @@ async function run(opts: RunOpts): Promise<void> {
     maxAttempts: opts.maxAttempts,
     drainTimeoutMs: opts.drainTimeoutMs,
     taskTimeoutMs: opts.taskTimeoutMs,
+    executingAfterMs: opts.executingAfterMs,
     backoff: { baseMs: opts.retryBaseMs, maxMs: opts.retryMaxMs },
     secrets: new SecretSource(secretsDir === undefined ? {} : { dir: secretsDir }),
     tracing,
@@ -179,6 +182,14 @@ const program = cliProgram(
     new Option('--task-timeout-ms <ms>', 'abort one attempt of a task after this long (0 = no limit)')
       .argParser(nonNegativeInt('--task-timeout-ms'))
       .default(0),
+  )
+  .addOption(
+    new Option(
+      '--executing-after-ms <ms>',
+      "write a run's EXECUTING event once it has run this long (0 = as it starts); a shorter run writes only its final event",
+    )
+      .argParser(nonNegativeInt('--executing-after-ms'))
+      .default(DEFAULT_EXECUTING_AFTER_MS),
   )
   .addOption(
     new Option(

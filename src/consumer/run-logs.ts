@@ -125,17 +125,22 @@ export class AttemptLog {
   private everWritten = false;
   private timer: TimerHandle | undefined;
   private closed = false;
-  private readonly partial = new Map<OutputStream, { decoder: StringDecoder; text: string }>();
+  /** Made at the first output (most processors write none). */
+  private partial: Map<OutputStream, { decoder: StringDecoder; text: string }> | undefined;
   private lastProgress: Progress | undefined;
   private pendingProgress: Progress | undefined;
   private progressAt = -Infinity;
   private progressTimer: TimerHandle | undefined;
   private readonly live: boolean;
-  readonly logger: Logger;
+  private teed: Logger | undefined;
 
   constructor(private readonly o: AttemptLogOptions) {
     this.live = o.sink?.enabled ?? false;
-    this.logger = this.tee(o.logger);
+  }
+
+  /** `ctx.logger`: made when the processor first reads it (most never log). */
+  get logger(): Logger {
+    return (this.teed ??= this.tee(this.o.logger));
   }
 
   /** `ctx.progress`: fraction clamped to 0..1 (not a number: TypeError), the message cut and redacted. */
@@ -159,6 +164,7 @@ export class AttemptLog {
   /** `ctx.output`: a chunk of a processor's output; split into lines (a long one without newline is cut). */
   readonly output = (stream: OutputStream, chunk: string | Buffer): void => {
     if (this.closed || !this.live) return;
+    this.partial ??= new Map();
     let p = this.partial.get(stream);
     if (!p) this.partial.set(stream, (p = { decoder: new StringDecoder('utf8'), text: '' }));
     p.text += typeof chunk === 'string' ? chunk : p.decoder.write(chunk);
@@ -181,7 +187,7 @@ export class AttemptLog {
     if (!same(this.pendingProgress, this.lastProgress)) this.writeProgress();
     this.closed = true;
     if (!this.live) return;
-    for (const [stream, p] of this.partial) {
+    for (const [stream, p] of this.partial ?? []) {
       p.text += p.decoder.end();
       if (p.text !== '') this.add(stream, p.text, true);
     }

@@ -36,6 +36,11 @@ export interface TaskConsumerOptions {
   drainTimeoutMs: number;
   /** Per-attempt timeout; 0 = none. @default 0 */
   taskTimeoutMs: number;
+  /**
+   * An attempt's EXECUTING event is written once it has run this long (0 = as it starts): a shorter run writes only
+   * its final event. @default 500
+   */
+  executingAfterMs?: number;
   /** Waits between attempts of a task (always with full jitter). @default 200 ms doubling to 30 s */
   backoff?: BackoffOptions;
   onOutcome?(outcome: TaskOutcome): void;
@@ -98,6 +103,7 @@ export class TaskConsumer {
       origin: { host: hostname(), pid: process.pid },
       maxAttempts: this.o.maxAttempts,
       taskTimeoutMs: this.o.taskTimeoutMs,
+      ...(this.o.executingAfterMs === undefined ? {} : { executingAfterMs: this.o.executingAfterMs }),
       backoff: this.o.backoff,
       onOutcome: this.o.onOutcome,
       ...(this.metrics ? { metrics: this.metrics } : {}),

@@ -2,9 +2,9 @@ import { backoffDelayMs } from '../shared/backoff.js';
 import type { BackoffOptions } from '../shared/backoff.js';
 import type { Clock, TimerHandle } from '../shared/clock.js';
 import { sleep } from '../shared/clock.js';
-import { linkSignals } from '../shared/abort.js';
 import { AppError, errorMessage, NonRetriableError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
+import { lazyChild } from '../shared/logger.js';
 import { decodeTaskMessage, DecodeError } from '../shared/codecs/task-message.js';
 import { statusEvent, statusEventRecord } from '../shared/codecs/task-event.js';
 import type { DlqReason } from '../shared/codecs/dlq-record.js';
@@ -29,6 +29,11 @@ import { alertRecords } from '../shared/codecs/alert-records.js';
 import { NO_TRACING, TRACEPARENT_HEADER } from '../shared/tracing.js';
 import type { Tracing } from '../shared/tracing.js';
 import { endProcess, RunSpans } from './run-spans.js';
+import { AttemptSignal, DrainLinks } from './attempt-signal.js';
+import { LateStarts } from './late-starts.js';
+
+/** `--executing-after-ms` by default: a run shorter than this writes only its final event. */
+export const DEFAULT_EXECUTING_AFTER_MS = 500;
 
 export interface TaskRunnerOptions {
   registry: ProcessorRegistry;
@@ -52,6 +57,12 @@ export interface TaskRunnerOptions {
   runLogs?: RunLogSink;
   /** The `consume` and `process` spans (docs/operations.md#traces). @default none */
   tracing?: Tracing;
+  /**
+   * An attempt's EXECUTING event is written once it has run this long; 0 = as it starts. A shorter attempt writes
+   * only its final event, which says when it started (docs/messages-and-topics.md#status-and-audit-events).
+   * @default DEFAULT_EXECUTING_AFTER_MS
+   */
+  executingAfterMs?: number;
 }
 
 /** `done`: the record may be committed (finished or dead-lettered). `interrupted`: leave it for re-delivery. */
@@ -62,25 +73,6 @@ export interface TaskOutcome {
   status: 'FINISHED' | 'DLQ' | 'INTERRUPTED' | 'CANCELLED' | 'SKIPPED';
   attempts: number;
   reason?: DlqReason;
-}
-
-/** Settles with the promise, or rejects with the signal's reason as soon as it aborts. */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason as Error);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason as Error);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err as Error);
-      },
-    );
-  });
 }
 
 /** What to dead-letter, and why (see TaskRunner.deadLetter). */
@@ -96,7 +88,15 @@ interface DeadLetter {
   attempts: number;
   drain: AbortSignal;
   durationMs?: number;
+  /** When the attempt that failed started, when one did. */
+  startedAt?: string;
   details?: Record<string, unknown>;
+}
+
+/** Whether and why an attempt was aborted (its {@link AttemptSignal}). */
+interface AbortState {
+  readonly aborted: boolean;
+  readonly reason: unknown;
 }
 
 /** How one attempt ended. */
@@ -107,8 +107,10 @@ interface Attempt {
   result: Record<string, unknown> | undefined;
   secretValues: readonly string[];
   durationMs: number;
-  /** The attempt's signal: aborted by the drain or the task timeout. */
-  signal: AbortSignal;
+  /** When it started (ISO 8601): every event that ends it says so. */
+  startedAt: string;
+  /** Whether the drain, a cancel request or the task timeout aborted it. */
+  abort: AbortState;
 }
 
 /** The identity of a record for log lines: topic/partition/offset, plus the taskId when it is known. */
@@ -125,8 +127,16 @@ export class TaskRunner {
   /** The cancel requests read, and those this consumer made itself (overlap `replace`). */
   private readonly cancels: Cancels;
   private readonly spans: RunSpans;
+  /** The EXECUTING events waiting for `executingAfterMs`. */
+  private readonly lateStarts: LateStarts;
+  /** The attempts (and waits between them) aborted by each drain signal. */
+  private readonly drains = new DrainLinks();
+  /** `by` of every event this runner writes. */
+  private readonly by: StatusEvent['by'];
 
   constructor(private readonly o: TaskRunnerOptions) {
+    this.lateStarts = new LateStarts(o.clock, o.executingAfterMs ?? DEFAULT_EXECUTING_AFTER_MS);
+    this.by = { ...o.origin, role: 'consumer' };
     this.spans = new RunSpans(o.tracing ?? NO_TRACING);
     if (this.spans.enabled) {
       const { onOutcome } = o;
@@ -215,19 +225,21 @@ export class TaskRunner {
       const a = await this.attempt(task, processor, rec, attempt, log, drain, slot, raised);
       const { failure, durationMs } = a;
       if (a.succeeded) return this.finished(task, processor.name, rec, attempt, log, drain, a);
-      if (failure instanceof CancelledError || a.signal.reason instanceof CancelledError) {
-        const req = (failure instanceof CancelledError ? failure : (a.signal.reason as CancelledError))
+      if (failure instanceof CancelledError || a.abort.reason instanceof CancelledError) {
+        const req = (failure instanceof CancelledError ? failure : (a.abort.reason as CancelledError))
           .request;
-        return this.cancelled(task, processor.name, rec, attempt, log, drain, req, durationMs);
+        return this.cancelled(task, processor.name, rec, attempt, log, drain, req, a);
       }
       const { msg, error, details } = describeFailure(a, drain, this.o.taskTimeoutMs);
       if (drain.aborted) {
         log.warn(
           `task ${task.taskId} at ${where(rec)} interrupted by the drain deadline; it will be re-delivered`,
         );
-        void this.emit(task, 'FAILED', attempt, rec, { durationMs, error: `interrupted: ${msg}` }).catch(
-          () => undefined,
-        );
+        void this.emit(task, 'FAILED', attempt, rec, {
+          startedAt: a.startedAt,
+          durationMs,
+          error: `interrupted: ${msg}`,
+        }).catch(() => undefined);
         return this.interrupted(task, attempt);
       }
       const nonRetriable =
@@ -250,6 +262,7 @@ export class TaskRunner {
           attempts: attempt,
           drain,
           durationMs,
+          startedAt: a.startedAt,
           ...(details ? { details } : {}),
         });
       }
@@ -262,20 +275,21 @@ export class TaskRunner {
         `task ${task.taskId} attempt ${attempt}/${this.o.maxAttempts} failed: ${error}; retrying in ${delay} ms`,
       );
       void this.emit(task, 'FAILED', attempt, rec, {
+        startedAt: a.startedAt,
         durationMs,
         error,
         ...(details ? { result: details } : {}),
       }).catch(() => undefined);
       // A cancel during the wait ends it at once: the next turn of the loop finds the request.
-      const cancel = this.cancels.watch(task.taskId);
-      const waiting = linkSignals([drain, cancel.signal]);
+      const waiting = new AttemptSignal();
+      this.watch(task.taskId, drain, waiting);
       try {
         await sleep(this.o.clock, delay, waiting.signal);
       } catch {
-        if (drain.aborted || !cancel.signal.aborted) return this.interrupted(task, attempt);
+        if (drain.aborted || !(waiting.reason instanceof CancelledError))
+          return this.interrupted(task, attempt);
       } finally {
-        waiting.dispose();
-        cancel.done();
+        this.unwatch(task.taskId, drain, waiting);
       }
     }
   }
@@ -288,14 +302,14 @@ export class TaskRunner {
     attempt: number,
     log: Logger,
     drain: AbortSignal,
-    { durationMs, result }: Attempt,
+    { durationMs, result, startedAt }: Attempt,
   ): Promise<RunResult> {
     const ok = await this.durably(drain, log, () =>
-      this.emit(task, 'FINISHED', attempt, rec, { durationMs, ...(result ? { result } : {}) }),
+      this.emit(task, 'FINISHED', attempt, rec, { startedAt, durationMs, ...(result ? { result } : {}) }),
     );
     if (!ok) return this.interrupted(task, attempt);
     this.o.metrics?.attemptFinished(processorName, durationMs);
-    log.debug(`task ${task.taskId} finished`, { attempt, durationMs });
+    if (log.isDebugEnabled()) log.debug(`task ${task.taskId} finished`, { attempt, durationMs });
     this.o.onOutcome?.({ taskId: task.taskId, status: 'FINISHED', attempts: attempt });
     return 'done';
   }
@@ -312,13 +326,13 @@ export class TaskRunner {
     log: Logger,
     drain: AbortSignal,
     req: CancelRequest,
-    durationMs?: number,
+    ran?: Attempt,
   ): Promise<RunResult> {
     const error = new CancelledError(req).message;
     const ok = await this.durably(drain, log, () =>
       this.emit(task, 'CANCELLED', attempts, rec, {
         error,
-        ...(durationMs === undefined ? {} : { durationMs }),
+        ...(ran ? { startedAt: ran.startedAt, durationMs: ran.durationMs } : {}),
       }),
     );
     if (!ok) return this.interrupted(task, attempts);
@@ -362,7 +376,7 @@ export class TaskRunner {
         drain,
       });
     }
-    const log = this.o.logger.child({ taskId: task.taskId });
+    const log = lazyChild(this.o.logger, { taskId: task.taskId });
     const processor = this.o.registry.resolve(task.processor);
     if (!processor) {
       const msg = `unknown processor ${JSON.stringify(task.processor)}; known: ${this.o.registry.names().join(', ')}`;
@@ -383,8 +397,8 @@ export class TaskRunner {
   }
 
   /**
-   * One attempt: the EXECUTING event, the processor run under the drain and the task timeout, with the slot
-   * given back as soon as the processor settled.
+   * One attempt: the processor run under the drain, cancel requests and the task timeout, its EXECUTING event
+   * written once it has run `executingAfterMs`, the slot given back as soon as the processor settled.
    */
   private async attempt(
     task: TaskMessage,
@@ -396,25 +410,27 @@ export class TaskRunner {
     slot: SlotLease | undefined,
     raised: { overrun: boolean },
   ): Promise<Attempt> {
-    void this.emit(task, 'EXECUTING', attempt, rec).catch((err: unknown) =>
-      log.warn(`could not publish EXECUTING event: ${errorMessage(err)}`),
-    );
     const started = this.o.clock.now();
+    const startedAt = new Date(started).toISOString();
+    const late = this.lateStarts.add(
+      started,
+      () =>
+        void this.emit(task, 'EXECUTING', attempt, rec, { startedAt }).catch((err: unknown) =>
+          log.warn(`could not publish the EXECUTING event of task ${task.taskId}: ${errorMessage(err)}`),
+        ),
+    );
     const overrun = this.overrunTimer(task, rec, attempt, started, log, drain, raised);
     const span = this.spans.enabled ? this.spans.process(attempt, task) : undefined;
     this.o.metrics?.attemptStarted(processor.name);
-    const cancel = this.cancels.watch(task.taskId);
-    const linked = linkSignals(
-      [drain, cancel.signal],
-      this.o.taskTimeoutMs > 0
-        ? {
-            clock: this.o.clock,
-            ms: this.o.taskTimeoutMs,
-            reason: () => new AppError('PROCESSOR_TIMEOUT', `timed out after ${this.o.taskTimeoutMs} ms`),
-          }
-        : undefined,
-    );
-    const signal = linked.signal;
+    const abort = new AttemptSignal();
+    this.watch(task.taskId, drain, abort);
+    const timeoutMs = this.o.taskTimeoutMs;
+    if (timeoutMs > 0)
+      abort.timeout(
+        this.o.clock,
+        timeoutMs,
+        () => new AppError('PROCESSOR_TIMEOUT', `timed out after ${timeoutMs} ms`),
+      );
     const source = { topic: rec.topic, partition: rec.partition, offset: rec.offset };
     let succeeded = false;
     let failure: unknown;
@@ -428,23 +444,37 @@ export class TaskRunner {
       logger: log,
       ...(this.o.runLogs ? { sink: this.o.runLogs } : {}),
       secrets: () => secretValues,
-      onProgress: (progress) =>
+      onProgress: (progress) => {
+        // A reader folds progress into a run it knows started: the EXECUTING goes first.
+        this.lateStarts.now(late);
         void this.emit(task, 'PROGRESS', attempt, rec, { progress }).catch((err: unknown) =>
           log.warn(`could not publish a PROGRESS event of task ${task.taskId}: ${errorMessage(err)}`),
-        ),
+        );
+      },
     });
     const { progress, output } = runLog;
     try {
       // A processor that throws synchronously is treated like one that rejects; one that ignores its signal
       // is abandoned when the signal fires, so it cannot hold a drain or a partition forever.
-      const outcome = await untilAborted(
+      const outcome = await abort.race(
         Promise.resolve().then(async () => {
           const resolved = await this.secrets.resolve(task);
           secretValues = resolved.values;
-          const ctx = { signal, logger: runLog.logger, attempt, source, progress, output };
+          const ctx = {
+            // Made only when the processor reads it (AttemptSignal).
+            get signal(): AbortSignal {
+              return abort.signal;
+            },
+            get logger(): Logger {
+              return runLog.logger;
+            },
+            attempt,
+            source,
+            progress,
+            output,
+          };
           return processor.process(resolved.task, ctx);
         }),
-        signal,
       );
       result = redactSecrets(
         outcome && typeof outcome === 'object' ? outcome.details : undefined,
@@ -454,22 +484,53 @@ export class TaskRunner {
     } catch (err) {
       failure = err;
     } finally {
-      // Unlinked now, not after the acknowledgement: every task waiting for Kafka would otherwise keep a listener
-      // on the batch's signal, and adding one costs as many steps as there are.
-      linked.dispose();
-      cancel.done();
+      // Unlinked now, not after the acknowledgement: every task waiting for Kafka would otherwise stay linked.
+      this.unwatch(task.taskId, drain, abort);
+      this.lateStarts.end(late);
       if (overrun) this.o.clock.clearTimeout(overrun);
       slot?.release();
       // Handed to the senders at once, never waited for: the last PROGRESS goes ahead of the status event that
       // follows (in its produce request or the one before), the last log lines in a request of their own.
       runLog.close();
-      if (span) endProcess(span, succeeded ? 'succeeded' : outcomeOf(failure, signal), failure);
+      if (span) endProcess(span, succeeded ? 'succeeded' : outcomeOf(failure, abort), failure);
     }
-    return { succeeded, failure, result, secretValues, durationMs: this.o.clock.now() - started, signal };
+    return {
+      succeeded,
+      failure,
+      result,
+      secretValues,
+      durationMs: this.o.clock.now() - started,
+      startedAt,
+      abort,
+    };
+  }
+
+  /** `target` (an attempt, or the wait before the next) is aborted by the drain and by a cancel of the task. */
+  private watch(taskId: string, drain: AbortSignal, target: AttemptSignal): void {
+    this.drains.link(drain, target);
+    this.cancels.watch(taskId, target);
+  }
+
+  private unwatch(taskId: string, drain: AbortSignal, target: AttemptSignal): void {
+    target.dispose();
+    this.drains.unlink(drain, target);
+    this.cancels.unwatch(taskId, target);
   }
 
   private async deadLetter(d: DeadLetter): Promise<RunResult> {
-    const { rec, task, processorName, taskId, reason, error, attempts, drain, durationMs, details } = d;
+    const {
+      rec,
+      task,
+      processorName,
+      taskId,
+      reason,
+      error,
+      attempts,
+      drain,
+      durationMs,
+      startedAt,
+      details,
+    } = d;
     const now = this.o.clock.now();
     const records: OutRecord[] = [dlqRecord(rec, reason, error, attempts, now)];
     // The failed alert, when the schedule asks for one, goes in the same request: raised once the DLQ record is.
@@ -484,6 +545,7 @@ export class TaskRunner {
           error,
           final: true,
           dlqReason: reason,
+          ...(startedAt === undefined ? {} : { startedAt }),
           ...(durationMs === undefined ? {} : { durationMs }),
           ...(details ? { result: details } : {}),
         },
@@ -602,8 +664,7 @@ export class TaskRunner {
   ): OutRecord {
     const at = new Date(this.o.clock.now()).toISOString();
     const source = { topic: rec.topic, partition: rec.partition, offset: rec.offset };
-    const by = { ...this.o.origin, role: 'consumer' as const };
-    const record = statusEventRecord(statusEvent(ids, status, at, attempt, by, { source, ...extra }));
+    const record = statusEventRecord(statusEvent(ids, status, at, attempt, this.by, { source, ...extra }));
     // The run's trace goes on with its events, whether or not this consumer traces (the DLQ record keeps all headers).
     const traceparent = rec.headers[TRACEPARENT_HEADER];
     if (traceparent !== undefined) (record.headers ??= {})[TRACEPARENT_HEADER] = traceparent;
@@ -614,9 +675,9 @@ export class TaskRunner {
 const MAX_RETRY_AFTER_MS = 10 * 60_000;
 
 /** How a failed attempt ended, for its span. */
-function outcomeOf(failure: unknown, signal: AbortSignal): string {
-  if (failure instanceof CancelledError || signal.reason instanceof CancelledError) return 'cancelled';
-  return signal.aborted ? 'aborted' : 'failed';
+function outcomeOf(failure: unknown, abort: AbortState): string {
+  if (failure instanceof CancelledError || abort.reason instanceof CancelledError) return 'cancelled';
+  return abort.aborted ? 'aborted' : 'failed';
 }
 
 /**
@@ -630,7 +691,7 @@ function describeFailure(
 ): { msg: string; error: string; details: Record<string, unknown> | undefined } {
   const msg = redactSecrets(errorMessage(a.failure), a.secretValues);
   const details = redactSecrets(detailsOf(a.failure), a.secretValues);
-  const timedOut = a.signal.aborted && !drain.aborted;
+  const timedOut = a.abort.aborted && !drain.aborted;
   const error =
     timedOut && !msg.startsWith('timed out') ? `timed out after ${taskTimeoutMs} ms (${msg})` : msg;
   return { msg, error, details };

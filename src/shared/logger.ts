@@ -43,3 +43,48 @@ export function parseLogLevel(name: string): LogLevel | undefined {
 }
 
 export const LOG_LEVEL_NAMES = Object.keys(LEVEL_ALIASES);
+
+/**
+ * `logger.child(fields)`, made only when a line is written through it (a debug line only when debug is on): a hot
+ * path can hold one per unit of work (a task) without building a child logger for each.
+ */
+export function lazyChild(logger: Logger, fields: LogFields): Logger {
+  return new LazyChild(logger, fields);
+}
+
+class LazyChild implements Logger {
+  private made: Logger | undefined;
+
+  constructor(
+    private readonly base: Logger,
+    private readonly fields: LogFields,
+  ) {}
+
+  private get logger(): Logger {
+    return (this.made ??= this.base.child(this.fields));
+  }
+
+  error(message: string, fields?: LogFields): void {
+    this.logger.error(message, fields);
+  }
+
+  warn(message: string, fields?: LogFields): void {
+    this.logger.warn(message, fields);
+  }
+
+  info(message: string, fields?: LogFields): void {
+    this.logger.info(message, fields);
+  }
+
+  debug(message: string, fields?: LogFields): void {
+    if (this.base.isDebugEnabled()) this.logger.debug(message, fields);
+  }
+
+  child(fields: LogFields): Logger {
+    return this.logger.child(fields);
+  }
+
+  isDebugEnabled(): boolean {
+    return this.base.isDebugEnabled();
+  }
+}

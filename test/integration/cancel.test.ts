@@ -53,6 +53,11 @@ describe('cancelling tasks', () => {
       what: 'the first command running',
     });
     const sleepPid = Number(readFileSync(pidFile, 'utf8').trim());
+    // Still running past --executing-after-ms (500 ms): its EXECUTING is written.
+    await waitFor(() => event(running.taskId, 'EXECUTING'), {
+      timeoutMs: 30_000,
+      what: 'the first run EXECUTING',
+    });
 
     await cancel(waiting.taskId, '--reason', 'not needed');
     await cancel(running.taskId);

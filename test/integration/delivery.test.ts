@@ -32,8 +32,12 @@ describe('delivery guarantees under faults', () => {
     await deleteTopics([topic]);
   });
 
+  // EXECUTING as each attempt starts (`--executing-after-ms 0`): this test counts starts by it.
   const consumer = (...extra: string[]): RunningCli =>
-    startCli('taskconsumer', ['-b', brokers(), '-t', topic, '-g', group, '--processors', FIXTURES, ...extra]);
+    startCli('taskconsumer', [
+      ...['-b', brokers(), '-t', topic, '-g', group, '--processors', FIXTURES],
+      ...['--executing-after-ms', '0', ...extra],
+    ]);
   const dlq = (): ReadRecord[] => reader.records.filter((r) => r.topic === `${topic}.dlq`);
   const finished = () => countBy(eventsOf(reader, prefix), 'FINISHED');
 

@@ -18,7 +18,10 @@ describe('taskconsumer with bad input and failing processors', () => {
     prefix = `${uniqueName('f')}-`;
     await createTopics([topic]);
     reader = await new TopicReader([topic, `${topic}.dlq`, EVENTS]).start();
+    // EXECUTING as each attempt starts (`--executing-after-ms 0`): this test counts attempts by it.
     startCli('taskconsumer', [
+      '--executing-after-ms',
+      '0',
       '-b',
       brokers(),
       '-t',

@@ -62,8 +62,9 @@ describe('overlap policies, with tasks slower than their schedule', () => {
           e.taskId,
           (r = { taskId: e.taskId, pid: undefined, start: undefined, end: undefined, final: undefined }),
         );
-      if (e.status === 'EXECUTING') {
-        r.start = Date.parse(e.at);
+      // When the attempt started: on its EXECUTING, or on its final event alone when it was short.
+      if (e.status === 'EXECUTING' || e.startedAt !== undefined) {
+        r.start = Date.parse(e.startedAt ?? e.at);
         r.pid = e.by.pid;
       }
       if (FINAL.has(e.status)) {

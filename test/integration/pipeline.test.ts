@@ -52,8 +52,12 @@ describe('the pipeline: taskscheduler → Kafka → taskconsumer group', () => {
     await deleteTopics([topic]);
   });
 
+  // EXECUTING as each attempt starts (`--executing-after-ms 0`): this test counts starts by it.
   const consumer = (...extra: string[]): RunningCli =>
-    startCli('taskconsumer', [`-brokers=${brokers()}`, `-topic=${topic}`, '-g', group, '-l=INFO', ...extra]);
+    startCli('taskconsumer', [
+      ...[`-brokers=${brokers()}`, `-topic=${topic}`, '-g', group, '-l=INFO'],
+      ...['--executing-after-ms', '0', ...extra],
+    ]);
 
   describe("when the old tool's file runs with the old Go-style flags", () => {
     it('should publish 4 tasks a second with unique taskIds, each processed exactly once by two consumers', async () => {

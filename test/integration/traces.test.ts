@@ -47,9 +47,18 @@ describe('traces', () => {
     };
     return startCli('taskscheduler', Object.entries(flags).flat());
   };
-  /** A consumer of the test's topic, in a group of its own, exporting to the receiver. */
+  /**
+   * A consumer of the test's topic, in a group of its own, exporting to the receiver; EXECUTING as each attempt
+   * starts (`--executing-after-ms 0`), so that every event a run can have is checked for the header.
+   */
   const tracedConsumer = () => {
-    const flags = { '-b': brokers(), '-t': fx.topic, '-g': uniqueName('c'), '--otel-endpoint': receiver.url };
+    const flags = {
+      '-b': brokers(),
+      '-t': fx.topic,
+      '-g': uniqueName('c'),
+      '--otel-endpoint': receiver.url,
+      '--executing-after-ms': '0',
+    };
     return startCli('taskconsumer', Object.entries(flags).flat());
   };
   const byId = (spanId: string): ReceivedSpan | undefined => receiver.spans.find((s) => s.spanId === spanId);

@@ -62,6 +62,13 @@ export interface StatusEvent {
   error?: string;
   /** On FAILED: the task went to the DLQ and will not be retried. */
   final?: boolean;
+  /**
+   * When the attempt started, on the consumer's EXECUTING and on the events that end a started attempt (FINISHED,
+   * FAILED, CANCELLED with `attempt` > 0). Absent from events written before it was added: readers take the
+   * EXECUTING event's `at` then. A consumer writes EXECUTING only once an attempt has run `--executing-after-ms`,
+   * so a short attempt's final event is its only one.
+   */
+  startedAt?: string;
   /** Where the task record was read from, on consumer events. */
   source?: { topic: string; partition: number; offset: string };
   /** On FAILED with final: the DLQ reason. */

@@ -54,7 +54,8 @@ export class BatchingSender {
       let count = 0;
       let bytes = 0;
       for (const p of this.queue) {
-        const size = p.records.reduce((sum, r) => sum + recordBytes(r), 0);
+        let size = 0;
+        for (const r of p.records) size += recordBytes(r);
         if (n > 0 && (count + p.records.length > this.maxRecords || bytes + size > MAX_REQUEST_BYTES)) break;
         n++;
         count += p.records.length;
@@ -73,7 +74,7 @@ export class BatchingSender {
           }
         } else {
           await this.producer.send(records);
-          for (const p of take) p.resolve([]);
+          for (const p of take) p.resolve(NOT_PLACED);
         }
       } catch (err) {
         for (const p of take) p.reject(err);
@@ -83,9 +84,13 @@ export class BatchingSender {
   }
 }
 
-/** About what a record weighs in a produce request. */
+/** About what a record weighs in a produce request (counted without an array per record: it runs for each one). */
 function recordBytes(r: OutRecord): number {
   let n = 70 + (r.key?.length ?? 0) + (r.value?.length ?? 0);
-  for (const [k, v] of Object.entries(r.headers ?? {})) n += k.length + v.length;
+  const h = r.headers;
+  if (h) for (const k in h) n += k.length + (h[k]?.length ?? 0);
   return n;
 }
+
+/** What a plain send's callers are resolved with: one array for all. */
+const NOT_PLACED: Placed[] = [];

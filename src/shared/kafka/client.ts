@@ -1,4 +1,4 @@
-import { Kafka, Partitioners, CompressionTypes } from 'kafkajs';
+import { Kafka, CompressionTypes } from 'kafkajs';
 import type { ConfigResourceTypes, Producer, Message, RecordMetadata } from 'kafkajs';
 import { hostname } from 'node:os';
 import type { Clock } from '../clock.js';
@@ -13,7 +13,7 @@ import type { Follower, FollowOptions } from './follow.js';
 import { readTopicToEnd } from './read-to-end.js';
 import { leaveGroupAs, transactionLedger, useKafkajsInternals } from './kafkajs/index.js';
 import { GroupConsumer } from './group-consumer.js';
-import { partitionForKey } from './partition.js';
+import { javaCompatiblePartitioner, partitionForKey } from './partition.js';
 import { preflight } from './preflight.js';
 import { PLAINTEXT, describeConnection } from './security.js';
 import type { KafkaConnection } from './security.js';
@@ -100,7 +100,7 @@ export class KafkaClient {
     const make = () =>
       this.kafka.producer({
         // The Java client's murmur2 partitioner: keys land on the same partition as any Java/Go producer.
-        createPartitioner: Partitioners.DefaultPartitioner,
+        createPartitioner: javaCompatiblePartitioner,
         idempotent: options.idempotent ?? true,
         maxInFlightRequests: options.idempotent === false ? undefined : 5,
         ...(options.transactionalId ? { transactionalId: options.transactionalId } : {}),

@@ -42,7 +42,8 @@ export function taskRecord(
 }
 
 /**
- * A TaskRunner publishing through MemoryKafka, on a FakeClock. `failSends` makes that many of the next produce
+ * A TaskRunner publishing through MemoryKafka, on a FakeClock, writing EXECUTING as an attempt starts unless
+ * `executingAfterMs` says otherwise. `failSends` makes that many of the next produce
  * requests fail (a broker away). Events and DLQ records are read back from the fake topics.
  */
 export function consumerFixture(processors: Processor[], options: Partial<TaskRunnerOptions> = {}) {
@@ -70,6 +71,9 @@ export function consumerFixture(processors: Processor[], options: Partial<TaskRu
     taskTimeoutMs: 0,
     backoff: { baseMs: 1000, maxMs: 1000 },
     onOutcome: (o) => outcomes.push(o),
+    // Every attempt's EXECUTING as it starts: what the tests of whole event sequences read (late-starts.test.ts
+    // and task-runner-executing.test.ts test the threshold).
+    executingAfterMs: 0,
     ...options,
   });
   const events = (): StatusEvent[] =>
