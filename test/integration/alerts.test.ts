@@ -122,7 +122,9 @@ describe('alerts, delivered through the webhook processor', () => {
     sg.scheduler(file);
     const delivered = (): StatusEvent[] =>
       eventsOf(`alert/${id}/failed@`).filter((e) => e.status === 'FINISHED');
-    await waitFor(() => delivered().length > 0, {
+    // The delivery's events and the run's are on other partitions of the events topic: wait for both.
+    const runDone = () => eventsOf(`${id}@`).some((e) => e.status === 'ALERT');
+    await waitFor(() => delivered().length > 0 && runDone(), {
       timeoutMs: 60_000,
       what: () =>
         `the failed alert delivered (events: ${eventsOf(id)
@@ -250,7 +252,9 @@ describe('alerts, delivered through the webhook processor', () => {
     );
     consumer();
     sg.scheduler(file);
-    await waitFor(() => eventsOf(`alert/${id}/late@`).some((e) => e.status === 'FINISHED'), {
+    // The delivery's events and the run's ALERT are on different partitions of the events topic: wait for both.
+    const raised = (): boolean => eventsOf(`${id}@`).some((e) => e.status === 'ALERT');
+    await waitFor(() => eventsOf(`alert/${id}/late@`).some((e) => e.status === 'FINISHED') && raised(), {
       timeoutMs: 60_000,
       what: () =>
         `the late alert delivered (events: ${eventsOf(id)
@@ -305,7 +309,8 @@ describe('alerts, delivered through the webhook processor', () => {
     // Two survivors start at once and race for the entry's state partition.
     sg.scheduler(file);
     sg.scheduler(file);
-    await waitFor(() => eventsOf(`alert/${id}/missed@`).some((e) => e.status === 'FINISHED'), {
+    const raised = (): boolean => eventsOf(`${id}@`).some((e) => e.status === 'ALERT');
+    await waitFor(() => eventsOf(`alert/${id}/missed@`).some((e) => e.status === 'FINISHED') && raised(), {
       timeoutMs: 60_000,
       what: () =>
         `the missed alert delivered (alerts: ${JSON.stringify(eventsOf(id).filter((e) => e.status === 'ALERT'))})`,
@@ -461,6 +466,7 @@ describe('alerts, delivered through the webhook processor', () => {
       await waitFor(
         () =>
           eventsOf(`alert/${id}/deadline@`).some((e) => e.status === 'FINISHED') &&
+          eventsOf(`${id}@`).some((e) => e.status === 'ALERT') &&
           timerRecords(runId).includes('deleted'),
         {
           timeoutMs: 60_000,
