@@ -19,7 +19,8 @@
  *
  *   npm run bench:volume -- [--n 100000] [--clients 20,100] [--due-rate 1000] [--due-seconds 10]
  *                           [--retire 2000] [--broker-port P] [--smoke]
- *   --broker-port: the broker's port (its controller's is P+1); default free ports. Not a test: it prints figures
+ *   --broker-port: the broker's port (its controller's is P+1); default free ports. Env CPU_PROF_FOR=taskscheduler
+ *   (and CPU_PROF_DIR): a CPU profile of the scheduler, written as the run ends. Not a test: it prints figures
  *   (targets are reported, not asserted) and writes bench/results/volume-*.json. Logs go to a temporary folder.
  */
 import { randomUUID } from 'node:crypto';
