@@ -222,11 +222,16 @@ export const SCHEDULE_FIELDS = [...SCHEDULE_KINDS, ...OPTION_FIELDS];
 /** A schedule's fields under canonical names, as written (unchecked). */
 export type ScheduleFields = Partial<Record<(typeof SCHEDULE_FIELDS)[number], unknown>>;
 
+/** The types each kind's schema gives, as a list (`every`: a string or an integer). */
+const KIND_TYPES = Object.fromEntries(
+  SCHEDULE_KINDS.map((k) => [k, [KIND_SCHEMAS[k].type].flat() as readonly string[]]),
+) as Record<ScheduleKind, readonly string[]>;
+
 /** Whether a kind's value has the type its schema gives (`every`: a string or an integer). */
 function hasKindType(s: ScheduleFields, kind: ScheduleKind): boolean {
   const v = s[kind];
-  const types: readonly string[] = [KIND_SCHEMAS[kind].type].flat();
-  return types.some((t) => (t === 'integer' ? Number.isInteger(v) : typeof v === t));
+  for (const t of KIND_TYPES[kind]) if (t === 'integer' ? Number.isInteger(v) : typeof v === t) return true;
+  return false;
 }
 
 /** An interval's problem, or none: a duration (or ms) from 1 s to 87600 h (10 years). */
