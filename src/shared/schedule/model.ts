@@ -79,9 +79,10 @@ export const OPTION_DEFAULTS: Omit<ScheduleOptions, 'timeZone'> = { misfire: 'fi
 
 /** A schedule's options (picked from `given`, which may hold other fields), defaults filled in. */
 export function optionsOf(given: Partial<ScheduleOptions>, zone: string): ScheduleOptions {
-  const set = OPTION_FIELDS.filter((f) => given[f] !== undefined).map((f) => [f, given[f]]);
   // Keys in the order records have always had them (timeZone, misfire, then newer options).
-  return { timeZone: zone, ...OPTION_DEFAULTS, ...(Object.fromEntries(set) as Partial<ScheduleOptions>) };
+  const out: Record<string, unknown> = { timeZone: zone, ...OPTION_DEFAULTS };
+  for (const f of OPTION_FIELDS) if (given[f] !== undefined) out[f] = given[f];
+  return out as unknown as ScheduleOptions;
 }
 
 /** File names that are not the canonical name capitalized: the file spells the unit, as `MisfireWindowSeconds`. */
