@@ -4,7 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { ROOT } from '../../test/kit/processes.js';
+import { profiling, ROOT } from '../../test/kit/processes.js';
 import { sleep, waitFor } from '../../test/kit/wait.js';
 
 export interface Scheduler {
@@ -21,11 +21,38 @@ export function killSchedulers(): void {
   for (const c of children) c.kill('SIGKILL');
 }
 
-/** Starts `node <cli> -s none --group <group>` against `brokers` and resolves once it reports ready. */
+/**
+ * Ends every scheduler still running: SIGKILL, but a profiled one (CPU_PROF_FOR=taskscheduler) gets SIGTERM and up to
+ * 15 s to exit first, as its profile is written at exit.
+ */
+export async function endSchedulers(): Promise<void> {
+  if (profiling('taskscheduler').length > 0) {
+    const exits = [...children].map((c) => new Promise((r) => c.once('exit', r)));
+    for (const c of children) c.kill('SIGTERM');
+    await Promise.race([Promise.all(exits), sleep(15_000)]);
+  }
+  killSchedulers();
+}
+
+/**
+ * Starts `node <cli> -s none --group <group>` against `brokers` and resolves once it reports ready; with
+ * CPU_PROF_FOR=taskscheduler (and CPU_PROF_DIR), it writes a CPU profile at exit (test/kit/processes.ts).
+ */
 export async function startScheduler(cli: string, group: string, brokers: string[]): Promise<Scheduler> {
   const child = spawn(
     process.execPath,
-    [cli, '-b', brokers.join(','), '-s', 'none', '--group', group, '--metrics-port', '0'],
+    [
+      ...profiling('taskscheduler'),
+      cli,
+      '-b',
+      brokers.join(','),
+      '-s',
+      'none',
+      '--group',
+      group,
+      '--metrics-port',
+      '0',
+    ],
     {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],

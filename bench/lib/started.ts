@@ -3,7 +3,7 @@
  * the one clean-up that ends it all, whether the run ended, failed or was interrupted.
  */
 import type { BareServer } from './api-bare.js';
-import { killSchedulers } from './bench-scheduler.js';
+import { endSchedulers, killSchedulers } from './bench-scheduler.js';
 import { killAll } from '../../test/kit/processes.js';
 import type { OwnBroker } from '../../test/kit/own-broker.js';
 
@@ -20,7 +20,7 @@ let cleaning: Promise<void> | undefined;
  */
 export function cleanUp(started: Started, logDir: string): Promise<void> {
   cleaning ??= (async () => {
-    killSchedulers();
+    await endSchedulers();
     await killAll();
     await started.bare?.stop();
     await started.broker?.dispose(logDir);

@@ -57,6 +57,11 @@ export class EntryCatalog {
     return [...this.entries.values()];
   }
 
+  /** The entries, without a copy (not to be changed while iterated). */
+  values(): IterableIterator<ScheduleEntry> {
+    return this.entries.values();
+  }
+
   /**
    * The state partition owning an entry; memoized for the schedule file's entries, as it is asked for on every fire.
    * Not for tasks created over HTTP: mostly one-shots, a million of them, say, each firing once.

@@ -104,6 +104,8 @@ export class FireLoop {
    */
   private readonly ended = new Map<string, number>();
   private timer: TimerHandle | undefined;
+  /** When `timer` wakes (epoch ms). */
+  private timerDueMs = Infinity;
   private running = false;
   private readonly maxSleepMs: number;
 
@@ -157,7 +159,9 @@ export class FireLoop {
     };
     this.byId.set(entry.id, armed);
     this.heap.push(armed);
-    if (this.running) this.rearm();
+    // The timer is set again only for an entry due before it wakes (a tick sets it for what comes next anyway):
+    // adding a thousand one-shots due later costs no timer each.
+    if (this.running && !(this.timer && armed.next + armed.delay >= this.timerDueMs)) this.rearm();
   }
 
   /**
@@ -195,11 +199,9 @@ export class FireLoop {
     if (this.timer) this.options.clock.clearTimeout(this.timer);
     this.timer = undefined;
     const top = this.heap.peek();
-    if (!top) {
-      this.timer = this.options.clock.setTimeout(() => this.tick(), this.maxSleepMs);
-      return;
-    }
-    const delay = Math.min(Math.max(0, top.next + top.delay - this.options.clock.now()), this.maxSleepMs);
+    const now = this.options.clock.now();
+    const delay = top ? Math.min(Math.max(0, top.next + top.delay - now), this.maxSleepMs) : this.maxSleepMs;
+    this.timerDueMs = now + delay;
     this.timer = this.options.clock.setTimeout(() => this.tick(), delay);
   }
 

@@ -200,9 +200,14 @@ export class GroupScheduler {
   private scheduleCounts(): { armed: number; paused: number; disabled: number } {
     let paused = 0;
     let disabled = 0;
-    for (const e of this.entries.entriesIn(new Set(this.partitions.ownedPartitions))) {
+    const owned = new Set(this.partitions.ownedPartitions);
+    // One pass without a copy; only a disabled or paused entry is hashed to its partition (a scrape of a million
+    // armed entries hashes none).
+    for (const e of this.entries.values()) {
+      if (e.enabled && !this.states.isPaused(e.id)) continue;
+      if (!owned.has(this.partitionOf(e.id))) continue;
       if (!e.enabled) disabled++;
-      else if (this.states.isPaused(e.id)) paused++;
+      else paused++;
     }
     return { armed: this.loop.size, paused, disabled };
   }

@@ -201,4 +201,28 @@ describe('FireLoop', () => {
       expect(calls).toEqual([1000]);
     });
   });
+
+  describe('when entries are added while it runs', () => {
+    it('should set its timer again only for an entry due before it wakes, and fire each entry once at its instant', () => {
+      const { clock, loop, iso } = setup();
+      let timersSet = 0;
+      const setTimeout = clock.setTimeout.bind(clock);
+      clock.setTimeout = (fn, ms) => (timersSet++, setTimeout(fn, ms));
+      loop.start();
+      const once = (id: string, atMs: number) =>
+        entry(id, '* * * * * *', { spec: { kind: 'once', runAt: T0 + atMs } });
+      loop.add(once('late', 900));
+      const afterFirst = timersSet;
+      for (let i = 0; i < 100; i++) loop.add(once(`later-${i}`, 950 + i));
+      expect(timersSet).toBe(afterFirst);
+      loop.add(once('sooner', 600));
+      expect(timersSet).toBe(afterFirst + 1);
+      clock.advance(2000);
+      expect(iso()).toEqual([
+        'sooner@2026-11-22T10:00:00.600Z',
+        'late@2026-11-22T10:00:00.900Z',
+        ...Array.from({ length: 100 }, (_, i) => `later-${i}@${new Date(T0 + 950 + i).toISOString()}`),
+      ]);
+    });
+  });
 });

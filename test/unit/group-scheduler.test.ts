@@ -1,9 +1,11 @@
+import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { GroupScheduler } from '../../src/scheduler/group-scheduler.js';
 import { transactionalIdOf } from '../../src/scheduler/partition-owner.js';
 import { REFENCED_GRACE_MS } from '../../src/scheduler/state-partitions.js';
 import { pauseStateValue, SCHEDULER_STATE_TOPIC, stateKey } from '../../src/shared/codecs/scheduler-state.js';
 import type { ScheduleEntry } from '../../src/shared/config/schema.js';
+import { partitionForKey } from '../../src/shared/kafka/index.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import { cronEntry } from './helpers/entries.js';
 import { FakeClock } from './helpers/fake-clock.js';
@@ -123,6 +125,47 @@ describe('GroupScheduler', () => {
       await run(3000);
       expect(fired()).toEqual([]);
       expect(scheduler.readiness()).toMatchObject({ ready: true, assigned: [0], active: [0] });
+    });
+  });
+
+  describe('when its metrics are scraped', () => {
+    it('should count the armed, paused and disabled entries of the owned partitions only', async () => {
+      const { clock, kafka, run } = cluster();
+      kafka.partitions.set(STATE, 2);
+      const partitionOf = (id: string): number => partitionForKey(stateKey(GROUP, id), 2);
+      const ids = (p: number, n: number): string[] =>
+        Array.from({ length: 40 }, (_, i) => `e${i}`)
+          .filter((id) => partitionOf(id) === p)
+          .slice(0, n);
+      const [armed, paused, disabled] = ids(0, 3).map((id) => cronEntry(id, '* * * * * *'));
+      const others = ids(1, 2).map((id, i) => cronEntry(id, '* * * * * *', { enabled: i === 0 }));
+      for (const e of [paused!, others[0]!])
+        kafka.write([
+          {
+            topic: STATE,
+            key: stateKey(GROUP, e.id),
+            value: pauseStateValue(e, T0 - 1000, true, T0 - 1000, 'an earlier run'),
+            partition: partitionOf(e.id),
+          },
+        ]);
+      const registry = new Registry();
+      const scheduler = new GroupScheduler({
+        kafka: kafka.client(),
+        entries: [armed!, paused!, { ...disabled!, enabled: false }, ...others],
+        group: GROUP,
+        clock,
+        logger: silentLogger,
+        metricsRegistry: registry,
+      });
+      const member = kafka.members[kafka.members.length - 1] as MemoryGroupMember;
+      await scheduler.start();
+      running.push(scheduler);
+      member.join({ [STATE]: [0] });
+      await run(1000);
+      const text = await registry.getSingleMetricAsString('taskmanager_scheduler_schedules');
+      const count = (state: string): string | undefined =>
+        new RegExp(`state="${state}"[^}]*} (\\d+)`).exec(text)?.[1];
+      expect([count('armed'), count('paused'), count('disabled')]).toEqual(['1', '1', '1']);
     });
   });
 

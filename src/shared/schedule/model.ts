@@ -79,9 +79,10 @@ export const OPTION_DEFAULTS: Omit<ScheduleOptions, 'timeZone'> = { misfire: 'fi
 
 /** A schedule's options (picked from `given`, which may hold other fields), defaults filled in. */
 export function optionsOf(given: Partial<ScheduleOptions>, zone: string): ScheduleOptions {
-  const set = OPTION_FIELDS.filter((f) => given[f] !== undefined).map((f) => [f, given[f]]);
   // Keys in the order records have always had them (timeZone, misfire, then newer options).
-  return { timeZone: zone, ...OPTION_DEFAULTS, ...(Object.fromEntries(set) as Partial<ScheduleOptions>) };
+  const out: Record<string, unknown> = { timeZone: zone, ...OPTION_DEFAULTS };
+  for (const f of OPTION_FIELDS) if (given[f] !== undefined) out[f] = given[f];
+  return out as unknown as ScheduleOptions;
 }
 
 /** File names that are not the canonical name capitalized: the file spells the unit, as `MisfireWindowSeconds`. */
@@ -222,11 +223,16 @@ export const SCHEDULE_FIELDS = [...SCHEDULE_KINDS, ...OPTION_FIELDS];
 /** A schedule's fields under canonical names, as written (unchecked). */
 export type ScheduleFields = Partial<Record<(typeof SCHEDULE_FIELDS)[number], unknown>>;
 
+/** The types each kind's schema gives, as a list (`every`: a string or an integer). */
+const KIND_TYPES = Object.fromEntries(
+  SCHEDULE_KINDS.map((k) => [k, [KIND_SCHEMAS[k].type].flat() as readonly string[]]),
+) as Record<ScheduleKind, readonly string[]>;
+
 /** Whether a kind's value has the type its schema gives (`every`: a string or an integer). */
 function hasKindType(s: ScheduleFields, kind: ScheduleKind): boolean {
   const v = s[kind];
-  const types: readonly string[] = [KIND_SCHEMAS[kind].type].flat();
-  return types.some((t) => (t === 'integer' ? Number.isInteger(v) : typeof v === t));
+  for (const t of KIND_TYPES[kind]) if (t === 'integer' ? Number.isInteger(v) : typeof v === t) return true;
+  return false;
 }
 
 /** An interval's problem, or none: a duration (or ms) from 1 s to 87600 h (10 years). */
