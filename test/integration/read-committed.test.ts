@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { KafkaClient } from '../../src/shared/kafka/client.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import { brokers, createTopics, deleteTopics, kafka, uniqueName } from './helpers/kafka.js';
+import { waitFor } from '../kit/wait.js';
 
 /** A transactional producer of its own id, fenced in (its first transaction sends InitProducerId). */
 async function transactional(id: string) {
@@ -42,8 +43,17 @@ describe('reading a topic read_committed', () => {
         await Promise.all([a, b, c].map((p) => p.disconnect()));
       }
       const client = new KafkaClient({ brokers: [brokers()], logger: silentLogger });
-      const read = await client.readToEnd(topic);
-      expect(read.map((r) => r.value?.toString())).toEqual(['committed by c']);
+      // A commit returns once the coordinator decided it; its markers (and so the last stable offset that a read
+      // to the end stops at) follow a moment later: read again until c's record is there, then look at all of it.
+      let seen: string[] = [];
+      const read = await waitFor(
+        async () => {
+          seen = (await client.readToEnd(topic)).map((r) => r.value?.toString() ?? '');
+          return seen.includes('committed by c') ? seen : undefined;
+        },
+        { timeoutMs: 30_000, what: () => `c's committed record read (saw ${JSON.stringify(seen)})` },
+      );
+      expect(read).toEqual(['committed by c']);
     });
   });
 });
