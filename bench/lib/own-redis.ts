@@ -15,6 +15,7 @@ import { processCpuMs } from './child-cpu.js';
 
 const START_TIMEOUT_MS = 15_000;
 const STOP_TIMEOUT_MS = 10_000;
+const SIGNALS = ['SIGINT', 'SIGTERM'] as const;
 
 export class OwnRedis {
   private readonly exited: Promise<void>;
@@ -26,8 +27,10 @@ export class OwnRedis {
     private readonly dir: string,
   ) {
     this.exited = new Promise((r) => child.on('exit', () => r()));
-    // The benchmark ends with process.exit on every path: a Redis left running would be ours and nobody's.
+    // The benchmark ends with process.exit on every path, or is stopped by a signal: a Redis left running would be
+    // ours and nobody's.
     process.once('exit', this.kill);
+    for (const sig of SIGNALS) process.once(sig, this.onSignal);
   }
 
   /** Starts one, or says in one line why it cannot (no redis-server and no way to install it, or it did not start). */
@@ -79,6 +82,7 @@ export class OwnRedis {
   /** SIGTERM by its pid (SIGKILL after 10 s), waits for its exit, deletes its dir. */
   async stop(): Promise<void> {
     process.removeListener('exit', this.kill);
+    for (const sig of SIGNALS) process.removeListener(sig, this.onSignal);
     if (this.child.exitCode === null && this.child.signalCode === null) {
       this.child.kill('SIGTERM');
       const timer = setTimeout(() => this.child.kill('SIGKILL'), STOP_TIMEOUT_MS);
@@ -90,6 +94,13 @@ export class OwnRedis {
 
   private readonly kill = (): void => {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+  };
+
+  /** Ctrl+C or SIGTERM while it runs: it goes too (its temp dir with it), then exit 130. */
+  private readonly onSignal = (): void => {
+    this.kill();
+    rmSync(this.dir, { recursive: true, force: true });
+    process.exit(130);
   };
 }
 
