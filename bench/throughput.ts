@@ -2,8 +2,11 @@
  * Throughput benchmark (issue "Benchmarks", item 4), three parts, each against fresh topics:
  *
  *  consume  N task messages pre-filled on a topic, read by a plain kafkajs consumer (JSON.parse, resolve, commit)
- *           and by our TaskConsumer (NoopProcessor), each in a new group, interleaved raw, ours, raw, ours; the
- *           best of each and the ratio ours/raw (target ≥ 90 %).
+ *           and by our TaskConsumer (NoopProcessor), each in a new group, and the peer (issue 25): the same N task
+ *           messages as BullMQ jobs drained by a BullMQ Worker (same concurrency, no-op processor) from a Redis the
+ *           benchmark starts; interleaved raw, ours, BullMQ, raw, ours, BullMQ; the best of each, the ratio
+ *           ours/raw (target ≥ 90 %) and ours against BullMQ. The peer needs `redis-server` (installed with apt as
+ *           root when missing; else the row says why it was skipped) and is off in --smoke.
  *  e2e      our scheduler (the built `taskscheduler` CLI, its own process) with S schedules `* * * * * *` and our
  *           TaskConsumer (this process) on one topic: tasks published and processed per second over a window
  *           (target ≥ 30,000/s processed).
@@ -12,6 +15,7 @@
  *
  *   npm run bench:throughput -- [--n 200000] [--partitions 6] [--keys 40000] [--concurrency 10]
  *        [--schedules 40000] [--window 20] [--perf-n 1000000] [--parts consume,e2e,broker] [--smoke]
+ *        [--peers | --no-peers] (the BullMQ peer of consume; default on, off with --smoke)
  *   env: BENCH_TOPIC (prefix of the topics made; default bench-throughput-<random>), KAFKA_BROKERS, KAFKA_HOME,
  *        KAFKA_VERSION, BENCH_LOG_LEVEL (our consumer's log level; default warn), CPU_PROF_FOR=taskscheduler
  *        (and CPU_PROF_DIR): a CPU profile of the scheduler
@@ -25,7 +29,15 @@ import { parseArgs } from 'node:util';
 import { ProcessorRegistry } from '../src/processors/registry.js';
 import type { RawScheduleEntry } from '../src/shared/config/schema.js';
 import { processCpuMs } from './lib/child-cpu.js';
-import { prefillTasks, produceAll, rawConsume, rawKafka, scanTopic } from './lib/kafka-bench.js';
+import {
+  prefillRecords,
+  prefillTasks,
+  produceAll,
+  rawConsume,
+  rawKafka,
+  scanTopic,
+} from './lib/kafka-bench.js';
+import { OwnRedis } from './lib/own-redis.js';
 import { startOurConsumer } from './lib/our-consumer.js';
 import { findProducerPerf, runProducerPerf } from './lib/producer-perf.js';
 import type { PerfResult } from './lib/producer-perf.js';
@@ -60,6 +72,8 @@ interface Params {
   recordSize: number;
   parts: Part[];
   smoke: boolean;
+  /** Run the BullMQ peer in consume. */
+  peers: boolean;
   brokers: string[];
   topic: string;
 }
@@ -76,7 +90,9 @@ function parseParams(): Params {
       'perf-n': { type: 'string' },
       parts: { type: 'string' },
       smoke: { type: 'boolean', default: false },
+      peers: { type: 'boolean' },
     },
+    allowNegative: true,
   });
   const smoke = values.smoke === true;
   const int = (name: string, v: string | undefined, dflt: number): number => {
@@ -100,24 +116,39 @@ function parseParams(): Params {
     recordSize: 300,
     parts: parts as Part[],
     smoke,
+    peers: values.peers ?? !smoke,
     brokers: benchBrokers(),
     topic: process.env['BENCH_TOPIC'] ?? `bench-throughput-${randomBytes(3).toString('hex')}`,
   };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// consume: raw kafkajs vs our TaskConsumer on the same pre-filled topic
+// consume: raw kafkajs vs our TaskConsumer on the same pre-filled topic, and BullMQ on the same tasks in Redis
+
+type ConsumerKind = 'raw' | 'ours' | 'bullmq';
 
 interface ConsumeRow {
   consumer: string;
+  kind: ConsumerKind;
   run: number;
   tasks: number;
   joinMs: number;
-  /** First task in hand (raw) or finished (ours) to the last. */
+  /** First task in hand (raw) or finished (ours, BullMQ) to the last. */
   ms: number;
   totalMs: number;
   perSec: number;
   cpuPct: number;
+}
+
+/** The BullMQ peer: what it ran against, or why it did not run. */
+interface BullmqPeer {
+  skipped?: string;
+  bullmq?: string;
+  redis?: string;
+  /** Jobs added with it (see bench/lib/bullmq-peer.ts). */
+  removeOnComplete?: boolean;
+  /** Per run: adding the jobs (not timed in the rate), and redis-server's CPU while the worker drained them. */
+  runs: { run: number; addMs: number; redisCpuPct: number | undefined }[];
 }
 
 interface ConsumeResult {
@@ -126,6 +157,11 @@ interface ConsumeResult {
   bestRaw: number;
   bestOurs: number;
   ratio: number;
+  /** Absent when the peer did not run. */
+  bestBullmq?: number;
+  /** Best ours / best BullMQ. */
+  oursVsBullmq?: number;
+  peer?: BullmqPeer;
   failures: string[];
 }
 
@@ -144,6 +180,7 @@ async function runRaw(p: Params, topic: string, run: number, groups: string[]): 
   );
   return {
     consumer: `kafkajs ${versionOf('kafkajs')} raw`,
+    kind: 'raw',
     run,
     tasks: s.records,
     joinMs: s.joinMs,
@@ -198,6 +235,7 @@ async function runOurs(
   const joinedAt = await c.joined;
   return {
     consumer: 'taskmanager TaskConsumer',
+    kind: 'ours',
     run,
     tasks: finished,
     joinMs: joinedAt - t0,
@@ -208,30 +246,85 @@ async function runOurs(
   };
 }
 
+async function runBullmq(
+  p: Params,
+  redis: OwnRedis,
+  run: number,
+  peer: BullmqPeer,
+  failures: string[],
+): Promise<ConsumeRow> {
+  // Loaded here only: --smoke and --no-peers need no bullmq.
+  const { runBullmqPeer } = await import('./lib/bullmq-peer.js');
+  // The same task messages as on the topic, as job data.
+  const record = prefillRecords(p.n, p.keys, 'NoopProcessor');
+  const r = await runBullmqPeer({
+    port: redis.port,
+    n: p.n,
+    concurrency: p.concurrency,
+    data: (i) => JSON.parse(String(record(i).value)) as Record<string, unknown>,
+    timeoutMs: consumeTimeoutMs(p.n),
+    failures,
+    run,
+    redisCpuMs: () => redis.cpuMs(),
+  });
+  peer.runs.push({ run, addMs: r.addMs, redisCpuPct: r.redisCpuPct });
+  return {
+    consumer: `BullMQ ${peer.bullmq} Worker`,
+    kind: 'bullmq',
+    run,
+    tasks: r.jobs,
+    joinMs: r.joinMs,
+    ms: r.ms,
+    totalMs: r.totalMs,
+    perSec: (r.jobs / r.ms) * 1000,
+    cpuPct: r.cpuPct,
+  };
+}
+
 async function runConsume(p: Params, topic: string): Promise<ConsumeResult> {
   const kafka = rawKafka(p.brokers, 'bench-throughput', benchConnection());
   await createTaskTopics(kafka, [topic], p.partitions, { fresh: true });
   const groups: string[] = [];
   const failures: string[] = [];
+  let redis: OwnRedis | undefined;
+  let peer: BullmqPeer | undefined;
+  if (p.peers) {
+    const started = await OwnRedis.start();
+    if ('skipped' in started) peer = { skipped: started.skipped, runs: [] };
+    else {
+      redis = started;
+      peer = {
+        bullmq: versionOf('bullmq'),
+        redis: `${started.version} (127.0.0.1:${started.port}, pid ${started.pid})`,
+        removeOnComplete: true,
+        runs: [],
+      };
+    }
+  }
   try {
     const fill = await prefillTasks(kafka, topic, p.n, p.keys, 'NoopProcessor');
     const rows: ConsumeRow[] = [];
-    // Interleaved, the machine being noisy: raw, ours, raw, ours; the best of each is compared.
+    // Interleaved, the machine being noisy: raw, ours, BullMQ, raw, ours, BullMQ; the best of each is compared.
     for (const run of [1, 2]) {
       rows.push(await runRaw(p, topic, run, groups));
       rows.push(await runOurs(p, topic, run, groups, failures));
+      if (redis && peer) rows.push(await runBullmq(p, redis, run, peer, failures));
     }
-    const best = (raw: boolean): number =>
-      Math.max(...rows.filter((r) => r.consumer.endsWith('raw') === raw).map((r) => r.perSec));
+    const best = (kind: ConsumerKind): number =>
+      Math.max(...rows.filter((r) => r.kind === kind).map((r) => r.perSec));
+    const bestBullmq = redis ? best('bullmq') : undefined;
     return {
       prefill: { records: fill.records, ms: fill.ms, perSec: (fill.records / fill.ms) * 1000 },
       rows,
-      bestRaw: best(true),
-      bestOurs: best(false),
-      ratio: best(false) / best(true),
+      bestRaw: best('raw'),
+      bestOurs: best('ours'),
+      ratio: best('ours') / best('raw'),
+      ...(bestBullmq === undefined ? {} : { bestBullmq, oursVsBullmq: best('ours') / bestBullmq }),
+      ...(peer ? { peer } : {}),
       failures,
     };
   } finally {
+    await redis?.stop();
     await deleteGroups(kafka, groups);
     await deleteTopics(kafka, [topic]);
   }
@@ -240,10 +333,29 @@ async function runConsume(p: Params, topic: string): Promise<ConsumeResult> {
 function printConsume(p: Params, r: ConsumeResult): void {
   console.log(
     `\nconsume: ${p.n} task messages (${p.keys} schedules, ${p.partitions} partitions) pre-filled at ` +
-      `${cell(r.prefill.perSec)}/s; our consumer --concurrency ${p.concurrency}, NoopProcessor\n`,
+      `${cell(r.prefill.perSec)}/s; our consumer --concurrency ${p.concurrency}, NoopProcessor`,
   );
+  const peer = r.peer;
+  if (peer?.skipped) console.log(`BullMQ peer: skipped: ${peer.skipped}`);
+  else if (peer)
+    console.log(
+      `BullMQ peer: the same ${p.n} task messages as jobs (addBulk, not timed; removeOnComplete: true), one Worker ` +
+        `--concurrency ${p.concurrency}, no-op processor; Redis ${peer.redis}, no persistence`,
+    );
+  console.log('');
+  const share = (x: number, of: number): string => `${cell((x / of) * 100, 1)} %`;
   printTable(
-    ['consumer', 'run', 'tasks', 'join ms', 'first→last s', 'tasks/s', 'CPU %'],
+    [
+      'consumer',
+      'run',
+      'tasks',
+      'join ms',
+      'first→last s',
+      'tasks/s',
+      'CPU %',
+      'of best raw',
+      'of best ours',
+    ],
     r.rows.map((x) => [
       x.consumer,
       String(x.run),
@@ -252,6 +364,8 @@ function printConsume(p: Params, r: ConsumeResult): void {
       cell(x.ms / 1000, 2),
       cell(x.perSec),
       cell(x.cpuPct),
+      share(x.perSec, r.bestRaw),
+      share(x.perSec, r.bestOurs),
     ]),
   );
   const pct = r.ratio * 100;
@@ -259,6 +373,16 @@ function printConsume(p: Params, r: ConsumeResult): void {
     `\nbest raw ${cell(r.bestRaw)}/s, best ours ${cell(r.bestOurs)}/s: ours/raw ${cell(pct, 1)} % ` +
       `(target ≥ 90 %: ${pct >= 90 ? 'met' : 'MISSED'})`,
   );
+  if (r.bestBullmq !== undefined && r.oursVsBullmq !== undefined)
+    console.log(
+      `best BullMQ ${cell(r.bestBullmq)}/s: BullMQ/raw ${cell((r.bestBullmq / r.bestRaw) * 100, 1)} %, ` +
+        `ours/BullMQ ${cell(r.oursVsBullmq, 2)}× (target: ours ahead: ${r.oursVsBullmq > 1 ? 'met' : 'MISSED'})`,
+    );
+  for (const x of peer?.runs ?? [])
+    console.log(
+      `BullMQ run ${x.run}: jobs added in ${cell(x.addMs / 1000, 2)} s; redis-server used ` +
+        `${cell(x.redisCpuPct)} % of a core while the worker drained them (not in the CPU % column)`,
+    );
   for (const f of r.failures.slice(0, 10)) console.log(`failure: ${f}`);
 }
 

@@ -84,9 +84,16 @@ export async function produceAll(
 }
 
 /**
- * Pre-fills `topic` with `n` valid task messages: `keys` schedules, each firing once per second, in time order
- * (second 0 for every schedule, then second 1, …), as a scheduler with `keys` entries `* * * * * *` would.
+ * Record `i` of `n` valid task messages: `keys` schedules, each firing once per second, in time order (second 0 for
+ * every schedule, then second 1, …, the last second just past), as a scheduler with `keys` entries `* * * * * *`
+ * would publish them.
  */
+export function prefillRecords(n: number, keys: number, processor: string): (i: number) => Message {
+  const base = Math.floor(Date.now() / 1000) * 1000 - Math.ceil(n / keys) * 1000;
+  return (i) => taskRecord(`bench-${i % keys}`, base + Math.floor(i / keys) * 1000, processor);
+}
+
+/** Pre-fills `topic` with the `n` task messages of {@link prefillRecords}. */
 export function prefillTasks(
   kafka: Kafka,
   topic: string,
@@ -94,10 +101,7 @@ export function prefillTasks(
   keys: number,
   processor: string,
 ): Promise<ProduceStats> {
-  const base = Math.floor(Date.now() / 1000) * 1000 - Math.ceil(n / keys) * 1000;
-  return produceAll(kafka, topic, n, (i) =>
-    taskRecord(`bench-${i % keys}`, base + Math.floor(i / keys) * 1000, processor),
-  );
+  return produceAll(kafka, topic, n, prefillRecords(n, keys, processor));
 }
 
 export interface ConsumeStats {

@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +12,7 @@ import { brokers, kafka, produce, TopicReader, uniqueName, useTaskTopic } from '
 import { EVENTS_TOPIC, statusEvent, statusEventRecord } from '../../src/shared/codecs/task-event.js';
 import { killAll, ROOT, startCli } from './helpers/processes.js';
 import { fixtureConsumer, publishTasks, scheduleFile, taskMessage } from './helpers/tasks.js';
+import { aptInstall } from '../kit/apt.js';
 import { waitFor } from '../kit/wait.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -21,19 +21,9 @@ const SHOTS = join(ROOT, 'test-results');
 /** Debian's chromium, installed with apt when missing (never skipped in CI). */
 function ensureChromium(): string | undefined {
   if (existsSync(CHROMIUM)) return undefined;
-  // One apt at a time: the container tests may be installing docker.io now (same lock as docker-test-engine.sh).
-  const apt =
-    'flock /tmp/taskmanager-apt.lock env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600';
-  const r = spawnSync(
-    'bash',
-    ['-c', `${apt} update -qq && ${apt} install -y -qq --no-install-recommends chromium`],
-    {
-      encoding: 'utf8',
-      timeout: 600_000,
-    },
-  );
+  const failed = aptInstall(['chromium']);
   if (existsSync(CHROMIUM)) return undefined;
-  const why = `apt-get install chromium failed (exit ${r.status}): ${(r.stderr ?? '').trim().split('\n').at(-1) ?? ''}`;
+  const why = failed ?? `apt-get install chromium left no ${CHROMIUM}`;
   if (process.env.CI) throw new Error(why);
   return why;
 }
