@@ -11,7 +11,7 @@ import { activeGroups, describeGroup, groupMembers } from './group-status.js';
 import type { GroupMember, GroupStatus } from './group-status.js';
 import type { Follower, FollowOptions } from './follow.js';
 import { readTopicToEnd } from './read-to-end.js';
-import { leaveGroupAs, transactionLedger, useKafkajsInternals, waitForBatches } from './kafkajs/index.js';
+import { leaveGroupAs, transactionLedger, useKafkajsInternals } from './kafkajs/index.js';
 import { GroupConsumer } from './group-consumer.js';
 import { javaCompatiblePartitioner, partitionForKey } from './partition.js';
 import { preflight } from './preflight.js';
@@ -194,36 +194,18 @@ export class KafkaClient {
   }
 
   /** Calls `onRecord` with every record written to `topic` from now on (or from its start), until stopped. */
-  async follow(topic: string, onRecord: (r: InRecord) => void, options?: FollowOptions): Promise<Follower> {
+  follow(topic: string, onRecord: (r: InRecord) => void, options?: FollowOptions): Promise<Follower> {
     // A follower mostly waits: long polls, and a session long enough for a rebuild's big batches. With `batchMs`,
-    // the broker holds each fetch until it has 64 KiB or `batchMs` passed while records come, and once a fetch came
-    // back empty, until the first record (up to 1 s): kafkajs/fetch-wait.ts.
+    // the broker holds each fetch until it has 64 KiB or `batchMs` passed.
     const batchMs = options?.batchMs;
-    const stopWaits: Array<() => void> = [];
-    const consumer = (groupId: string) => {
-      if (batchMs !== undefined)
-        stopWaits.push(
-          waitForBatches(groupId, { maxWaitMs: batchMs, minBytes: 64 * 1024, idleMaxWaitMs: 1000 }),
-        );
-      return this.consumer({
+    const consumer = (groupId: string) =>
+      this.consumer({
         groupId,
         maxWaitTimeMs: batchMs ?? 1000,
-        minBytes: 1,
+        minBytes: batchMs === undefined ? 1 : 64 * 1024,
         sessionTimeoutMs: 10_000,
       });
-    };
-    const stopAll = () => stopWaits.forEach((stop) => stop());
-    try {
-      const follower = await followTopic(this.kafka, consumer, topic, onRecord, options);
-      return {
-        caughtUp: follower.caughtUp,
-        position: (partition) => follower.position(partition),
-        stop: () => follower.stop().finally(stopAll),
-      };
-    } catch (err) {
-      stopAll();
-      throw err;
-    }
+    return followTopic(this.kafka, consumer, topic, onRecord, options);
   }
 
   /** Number of partitions of a topic (throws when it does not exist). */

@@ -4,12 +4,10 @@ import { fixStaleGroupCoordinator } from './coordinator-fix.js';
 import { fixAbortedTransactionFilter } from './fetch-fixes.js';
 import { fixConcurrentProduceRetries } from './produce-fixes.js';
 import { fixIdleRequestQueueLoop } from './request-queue-fix.js';
-import { fixFetchWaits } from './fetch-wait.js';
 import { runHooksBeforeJoin } from './rejoin-hook.js';
 
 export { transactionLedger } from './produce-fixes.js';
 export { beforeGroupJoin } from './rejoin-hook.js';
-export { waitForBatches } from './fetch-wait.js';
 
 /**
  * Everything taskmanager takes from kafkajs beyond its public API lives in this folder: the fixes it applies to
@@ -47,10 +45,6 @@ const CHECKS: InternalCheck[] = [
   {
     what: 'consumer/filterAbortedMessages and the Fetch v4-v11 answers (read_committed)',
     apply: fixAbortedTransactionFilter,
-  },
-  {
-    what: 'consumer/consumerGroup fetch (its maxWaitTime and minBytes, set per fetch for batching followers)',
-    apply: fixFetchWaits,
   },
   {
     what: 'consumer/consumerGroup heartbeat and join (group coordinator looked up again when unreachable)',
