@@ -5,12 +5,12 @@
  * package with apt (as root), under the lock the other apt installs take.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { aptInstall } from '../../test/kit/apt.js';
-import { freePort } from '../../test/kit/processes.js';
+import { Cli, freePort } from '../../test/kit/processes.js';
+import { poll } from '../../test/kit/wait.js';
 import { processCpuMs } from './child-cpu.js';
 
 const START_TIMEOUT_MS = 15_000;
@@ -18,15 +18,12 @@ const STOP_TIMEOUT_MS = 10_000;
 const SIGNALS = ['SIGINT', 'SIGTERM'] as const;
 
 export class OwnRedis {
-  private readonly exited: Promise<void>;
-
   private constructor(
-    private readonly child: ChildProcess,
+    private readonly cli: Cli,
     readonly port: number,
     readonly version: string,
     private readonly dir: string,
   ) {
-    this.exited = new Promise((r) => child.on('exit', () => r()));
     // The benchmark ends with process.exit on every path, or is stopped by a signal: a Redis left running would be
     // ours and nobody's.
     process.once('exit', this.kill);
@@ -44,34 +41,20 @@ export class OwnRedis {
       cwd: dir,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    const redis = new OwnRedis(child, port, found.version, dir);
-    let out = '';
-    const ready = new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => resolve(false), START_TIMEOUT_MS);
-      const onData = (d: Buffer): void => {
-        out += d.toString();
-        if (/Ready to accept connections/.test(out)) {
-          clearTimeout(timer);
-          resolve(true);
-        }
-      };
-      child.stdout?.on('data', onData);
-      child.stderr?.on('data', onData);
-      child.on('exit', () => {
-        clearTimeout(timer);
-        resolve(false);
-      });
-    });
-    if (await ready) return redis;
+    const cli = new Cli('redis-server', child);
+    const redis = new OwnRedis(cli, port, found.version, dir);
+    const ready = () => /Ready to accept connections/.test(cli.output);
+    await poll(() => (ready() || !cli.alive ? true : undefined), START_TIMEOUT_MS);
+    if (ready()) return redis;
     await redis.stop();
-    const last = out.trim().split('\n').slice(-2).join(' / ');
+    const last = cli.output.trim().split('\n').slice(-2).join(' / ');
     return {
       skipped: `redis-server on port ${port} did not become ready within ${START_TIMEOUT_MS} ms: ${last}`,
     };
   }
 
   get pid(): number {
-    return this.child.pid ?? -1;
+    return this.cli.pid;
   }
 
   /** CPU (user + system) it used so far, ms; undefined without /proc. */
@@ -83,18 +66,16 @@ export class OwnRedis {
   async stop(): Promise<void> {
     process.removeListener('exit', this.kill);
     for (const sig of SIGNALS) process.removeListener(sig, this.onSignal);
-    if (this.child.exitCode === null && this.child.signalCode === null) {
-      this.child.kill('SIGTERM');
-      const timer = setTimeout(() => this.child.kill('SIGKILL'), STOP_TIMEOUT_MS);
-      await this.exited;
+    if (this.cli.alive) {
+      this.cli.signal('SIGTERM');
+      const timer = setTimeout(() => this.kill(), STOP_TIMEOUT_MS);
+      await this.cli.exited;
       clearTimeout(timer);
     }
     rmSync(this.dir, { recursive: true, force: true });
   }
 
-  private readonly kill = (): void => {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
-  };
+  private readonly kill = (): void => this.cli.signal('SIGKILL');
 
   /** Ctrl+C or SIGTERM while it runs: it goes too (its temp dir with it), then exit 130. */
   private readonly onSignal = (): void => {
