@@ -23,6 +23,7 @@ describe('scheduler benchmarks, --smoke', () => {
     expect(code, out).toBe(0);
     expect(out).toMatch(/\| taskmanager \(this tree\)\s+\|\s+500 \|\s+0 \|/);
     expect(out).toContain('raw kafkajs producer (baseline)');
+    expect(out).toMatch(/\| raw kafkajs producer, task records only\s+\|\s+500 \|/);
   });
 
   it('bench/footprint should report heap per schedule and arm time for us and the peers', async () => {

@@ -11,7 +11,12 @@ import { activeGroups, describeGroup, groupMembers } from './group-status.js';
 import type { GroupMember, GroupStatus } from './group-status.js';
 import type { Follower, FollowOptions } from './follow.js';
 import { readTopicToEnd } from './read-to-end.js';
-import { leaveGroupAs, transactionLedger, useKafkajsInternals } from './kafkajs/index.js';
+import {
+  leaveGroupAs,
+  PartitionedMessages,
+  transactionLedger,
+  useKafkajsInternals,
+} from './kafkajs/index.js';
 import { GroupConsumer } from './group-consumer.js';
 import { javaCompatiblePartitioner, partitionForKey } from './partition.js';
 import { preflight } from './preflight.js';
@@ -531,7 +536,8 @@ function byTopic(records: readonly OutRecord[]): Array<{ topic: string; messages
   const groups = new Map<string, Message[]>();
   for (const r of records) {
     let list = groups.get(r.topic);
-    if (!list) groups.set(r.topic, (list = []));
+    // Grouped by partition in linear time by kafkajs (see PartitionedMessages).
+    if (!list) groups.set(r.topic, (list = new PartitionedMessages<Message>()));
     list.push({
       key: r.key,
       value: r.value,

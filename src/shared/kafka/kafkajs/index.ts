@@ -4,9 +4,12 @@ import { fixStaleGroupCoordinator } from './coordinator-fix.js';
 import { fixAbortedTransactionFilter } from './fetch-fixes.js';
 import { fixConcurrentProduceRetries } from './produce-fixes.js';
 import { fixIdleRequestQueueLoop } from './request-queue-fix.js';
+import { useFastRecordEncoder } from './record-encoder.js';
+import { fixQuadraticGrouping } from './grouping-fix.js';
 import { runHooksBeforeJoin } from './rejoin-hook.js';
 
 export { transactionLedger } from './produce-fixes.js';
+export { PartitionedMessages } from './grouping-fix.js';
 export { beforeGroupJoin } from './rejoin-hook.js';
 
 /**
@@ -41,6 +44,14 @@ const CHECKS: InternalCheck[] = [
   {
     what: 'producer/sendMessages and Broker.produce/addPartitionsToTxn (transactional retries)',
     apply: fixConcurrentProduceRetries,
+  },
+  {
+    what: 'protocol/recordBatch/record/v0 and the Produce v3-v7 requests (records encoded in one buffer each)',
+    apply: useFastRecordEncoder,
+  },
+  {
+    what: 'producer/groupMessagesPerPartition (messages grouped by partition in linear time)',
+    apply: fixQuadraticGrouping,
   },
   {
     what: 'consumer/filterAbortedMessages and the Fetch v4-v11 answers (read_committed)',
