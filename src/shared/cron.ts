@@ -89,9 +89,14 @@ function offsetAt(ms: number, zone: string): number {
   return wallAsUtc(ms, zone) - ms;
 }
 
-/** The first instant at or after which the zone's offset is `offsetAt(hi)`, for an offset change in (lo, hi]. */
+/**
+ * The first instant at or after which the zone's offset is `offsetAt(hi)`, for an offset change in (lo, hi]. Zones
+ * change offset on a whole second, so the search runs on whole seconds: from a fractional `lo` it used to answer
+ * the transition plus `lo`'s milliseconds (a spring-forward fire at 03:00:00.892 for a question asked at .892).
+ */
 function transitionIn(lo: number, hi: number, zone: string): number {
   const target = offsetAt(hi, zone);
+  lo = Math.floor(lo / 1000) * 1000;
   while (hi - lo > 1000) {
     const mid = lo + Math.floor((hi - lo) / 2000) * 1000;
     if (offsetAt(mid, zone) === target) hi = mid;
@@ -150,6 +155,40 @@ function withDstRule(
 
 const cache = new Map<string, CompiledSchedule>();
 
+/** The last two answers of a next-instant function, each good for the range from what was asked to the answer. */
+export class NextMemo {
+  private after0 = NaN;
+  private next0: number | undefined;
+  private after1 = NaN;
+  private next1: number | undefined;
+  /** The slot a miss overwrites: the one not used last. */
+  private older: 0 | 1 = 0;
+
+  constructor(private readonly next: (afterMs: number) => number | undefined) {}
+
+  nextAfter(afterMs: number): number | undefined {
+    if (afterMs >= this.after0 && (this.next0 === undefined || afterMs < this.next0)) {
+      this.older = 1;
+      return this.next0;
+    }
+    if (afterMs >= this.after1 && (this.next1 === undefined || afterMs < this.next1)) {
+      this.older = 0;
+      return this.next1;
+    }
+    const n = this.next(afterMs);
+    if (this.older === 0) {
+      this.after0 = afterMs;
+      this.next0 = n;
+      this.older = 1;
+    } else {
+      this.after1 = afterMs;
+      this.next1 = n;
+      this.older = 0;
+    }
+    return n;
+  }
+}
+
 function utcNext(expr: CronExpression): (afterMs: number) => number | undefined {
   return (afterMs) => {
     // The expression object is shared and stateful; reset-then-next is synchronous, so no interleaving.
@@ -166,6 +205,12 @@ function utcNext(expr: CronExpression): (afterMs: number) => number | undefined 
   };
 }
 
+/** The next-instant function of (spec, zone), with nothing remembered (compileCron remembers). */
+export function cronNext(spec: string, zone: string): (afterMs: number) => number | undefined {
+  const expr = parse(spec.trim(), zone);
+  return zone !== 'UTC' && zone !== 'Etc/UTC' ? withDstRule(spec.trim(), zone, expr) : utcNext(expr);
+}
+
 /**
  * Compiles (spec, zone) once and shares it: parsing costs ~50 µs, next-instant math ~8 µs (UTC) to ~30 µs
  * (zoned), so parsing per fire would dominate the loop. Callers validate first; this throws on a bad spec.
@@ -174,23 +219,13 @@ export function compileCron(spec: string, zone: string): CompiledSchedule {
   const key = `${zone}\u0000${spec}`;
   const hit = cache.get(key);
   if (hit) return hit;
-  const expr = parse(spec.trim(), zone);
-  const next = zone !== 'UTC' && zone !== 'Etc/UTC' ? withDstRule(spec.trim(), zone, expr) : utcNext(expr);
-  // Entries sharing a spec mostly ask for the next instant after the same one (armed at the same moment, or
-  // fired together): remember the last answer, so a herd of 10k costs one computation rather than 10k.
-  let lastAfter = NaN;
-  let lastNext: number | undefined;
-  const compiled: CompiledSchedule = {
-    spec,
-    zone,
-    nextAfter(afterMs) {
-      if (afterMs !== lastAfter) {
-        lastNext = next(afterMs);
-        lastAfter = afterMs;
-      }
-      return lastNext;
-    },
-  };
+  const next = cronNext(spec, zone);
+  // Entries sharing a spec mostly ask for the next instant after nearly the same one (armed one after another, or
+  // fired together). An answer holds for every `afterMs` from the one asked up to the answer (no instant lies
+  // between them); two are kept, because arming asks alternately after now and after the instant found. So arming
+  // or firing a herd of 10k costs two computations rather than 20k.
+  const memo = new NextMemo(next);
+  const compiled: CompiledSchedule = { spec, zone, nextAfter: (afterMs) => memo.nextAfter(afterMs) };
   cache.set(key, compiled);
   return compiled;
 }

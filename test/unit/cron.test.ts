@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compileCron, validateCronSpec } from '../../src/shared/cron.js';
+import { compileCron, cronNext, NextMemo, validateCronSpec } from '../../src/shared/cron.js';
 import { nextInstants } from '../../src/shared/schedule/compiled.js';
 
 const iso = (ms: number[]) => ms.map((t) => new Date(t).toISOString());
@@ -157,5 +157,70 @@ describe('cron math', () => {
         iso(nextInstants(compileCron('0 0 0 L * *', 'UTC'), Date.parse('2028-02-01T00:00:00Z'), 1)),
       ).toEqual(['2028-02-29T00:00:00.000Z']);
     });
+  });
+});
+
+describe('the next-instant memo of a compiled cron spec', () => {
+  /** A deterministic pseudo-random generator, so a failure can be replayed. */
+  function prng(seed: number): () => number {
+    let s = seed >>> 0;
+    return () => {
+      s = (s * 1664525 + 1013904223) >>> 0;
+      return s / 2 ** 32;
+    };
+  }
+
+  const cases: Array<[string, string, string]> = [
+    ['0 30 2 * * *', 'America/New_York', '2026-03-08T00:00:00Z'],
+    ['0 30 1 * * *', 'America/New_York', '2026-11-01T00:00:00Z'],
+    ['0 */20 1-3 * * *', 'Europe/Berlin', '2026-10-25T00:00:00Z'],
+    ['0 15 2 * * *', 'Australia/Lord_Howe', '2026-04-05T00:00:00Z'],
+    ['*/7 * * * * *', 'UTC', '2026-12-07T20:00:00Z'],
+    ['0 0 0 1 * *', 'UTC', '2026-12-01T00:00:00Z'],
+    ['0 0 12 * * MON', 'Asia/Kolkata', '2026-12-01T00:00:00Z'],
+  ];
+
+  it.each(cases)(
+    '%s in %s: what the memo answers is what the spec answers, for any order of questions',
+    (spec, zone, from) => {
+      const raw = cronNext(spec, zone);
+      let computed = 0;
+      const memo = new NextMemo((t) => (computed++, raw(t)));
+      const rand = prng(spec.length * 7919 + zone.length);
+      const start = Date.parse(from);
+      let t = start;
+      const asked = 1500;
+      for (let i = 0; i < asked; i++) {
+        // Mostly near the last question (arming, firing), sometimes after the answer, sometimes anywhere in 3 days.
+        const r = rand();
+        if (r < 0.4) t += Math.floor(rand() * 5000);
+        else if (r < 0.7) t = memo.nextAfter(t) ?? t;
+        else t = start + Math.floor(rand() * 3 * 86_400_000);
+        expect(memo.nextAfter(t), `${spec} ${zone} after ${new Date(t).toISOString()}`).toBe(raw(t));
+      }
+      // Remembering saves work only when it answers: fewer computations than questions.
+      expect(computed).toBeLessThan(asked * 2);
+    },
+  );
+
+  it('should fire a spring-forward gap time on the whole second the gap ends, whatever the millisecond asked', () => {
+    const next = cronNext('0 30 2 * * *', 'America/New_York');
+    // 01:00:00.892 EST on the day 02:00-03:00 is skipped: 02:30 fires at 03:00:00.000 EDT.
+    expect(new Date(next(Date.parse('2026-03-08T06:00:00.892Z')) as number).toISOString()).toBe(
+      '2026-03-08T07:00:00.000Z',
+    );
+  });
+
+  it('should compute twice, not 20,000 times, to arm 10,000 entries of one spec one after another', () => {
+    let computed = 0;
+    const raw = cronNext('0 0 9 * * *', 'Europe/Paris');
+    const memo = new NextMemo((t) => (computed++, raw(t)));
+    const now = Date.parse('2026-12-07T20:00:00Z');
+    for (let i = 0; i < 10_000; i++) {
+      // What arming asks (JitteredSchedule.firstDueAfter): the first instant after now, then the one after it.
+      const first = memo.nextAfter(now + i) as number;
+      memo.nextAfter(first);
+    }
+    expect(computed).toBe(2);
   });
 });

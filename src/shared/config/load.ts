@@ -176,10 +176,15 @@ function str(entry: unknown, field: string): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
 
+/** Each schedule field's model name and file name, worked out once (a file may hold 100,000 entries). */
+const SCHEDULE_FILE_KEYS = SCHEDULE_FIELDS.map((f) => [f, fileKey(f)] as const);
+
 /** An entry's schedule fields under the model's names (`Every` → `every`), as written. */
 function scheduleFieldsOf(e: unknown): ScheduleFields {
-  if (e === null || typeof e !== 'object') return {};
-  return Object.fromEntries(SCHEDULE_FIELDS.map((f) => [f, (e as Record<string, unknown>)[fileKey(f)]]));
+  const out: Record<string, unknown> = {};
+  if (e === null || typeof e !== 'object') return out;
+  for (const [f, key] of SCHEDULE_FILE_KEYS) out[f] = (e as Record<string, unknown>)[key];
+  return out;
 }
 
 /**
