@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { compileCron, cronNext, NextMemo, validateCronSpec } from '../../src/shared/cron.js';
 import { nextInstants } from '../../src/shared/schedule/compiled.js';
+import { seededRandom } from '../kit/random.js';
 
 const iso = (ms: number[]) => ms.map((t) => new Date(t).toISOString());
 
@@ -161,15 +162,6 @@ describe('cron math', () => {
 });
 
 describe('the next-instant memo of a compiled cron spec', () => {
-  /** A deterministic pseudo-random generator, so a failure can be replayed. */
-  function prng(seed: number): () => number {
-    let s = seed >>> 0;
-    return () => {
-      s = (s * 1664525 + 1013904223) >>> 0;
-      return s / 2 ** 32;
-    };
-  }
-
   const cases: Array<[string, string, string]> = [
     ['0 30 2 * * *', 'America/New_York', '2026-03-08T00:00:00Z'],
     ['0 30 1 * * *', 'America/New_York', '2026-11-01T00:00:00Z'],
@@ -186,7 +178,7 @@ describe('the next-instant memo of a compiled cron spec', () => {
       const raw = cronNext(spec, zone);
       let computed = 0;
       const memo = new NextMemo((t) => (computed++, raw(t)));
-      const rand = prng(spec.length * 7919 + zone.length);
+      const rand = seededRandom(spec.length * 7919 + zone.length);
       const start = Date.parse(from);
       let t = start;
       const asked = 1500;

@@ -2,6 +2,7 @@ import { Partitioners } from 'kafkajs';
 import type { PartitionMetadata } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
 import { murmur2, partitionForKey } from '../../src/shared/kafka/partition.js';
+import { seededRandom } from '../kit/random.js';
 
 /** kafkajs's own DefaultPartitioner (the Java client's), through its public API. */
 function kafkajsPartition(key: string | Buffer, count: number): number {
@@ -16,15 +17,6 @@ function kafkajsPartition(key: string | Buffer, count: number): number {
   return Partitioners.DefaultPartitioner()({ topic: 't', partitionMetadata, message: { key, value: null } });
 }
 
-/** A deterministic pseudo-random generator (tests must not depend on the run). */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
-
 describe('partitionForKey', () => {
   it("should give the Java client's murmur2 for Kafka's own test vectors", () => {
     // org.apache.kafka.common.utils.UtilsTest#testMurmur2
@@ -37,7 +29,7 @@ describe('partitionForKey', () => {
   });
 
   it("should put every key where kafkajs's DefaultPartitioner puts it: ASCII, UTF-8, lone surrogates, Buffers", () => {
-    const next = rng(22);
+    const next = seededRandom(22);
     const alphabets = [
       'abcdefghijklmnopqrstuvwxyz0123456789-/_.',
       'aÜéßñ€中文🙂/-',

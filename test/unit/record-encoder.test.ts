@@ -1,13 +1,11 @@
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { fastRecordOf, useFastRecordEncoder } from '../../src/shared/kafka/kafkajs/record-encoder.js';
-import type { RecordInput } from '../../src/shared/kafka/kafkajs/record-encoder.js';
+import type { RecordFn, RecordInput } from '../../src/shared/kafka/kafkajs/record-encoder.js';
+import { seededRandom } from '../kit/random.js';
 
 const require = createRequire(import.meta.url);
 const RECORD = 'kafkajs/src/protocol/recordBatch/record/v0/index.js';
-type EncoderLike = { buf: Buffer; offset: number; readonly buffer: Buffer };
-type RecordFn = ((r: RecordInput) => EncoderLike) & { fast?: boolean };
-const Encoder = require('kafkajs/src/protocol/encoder.js') as { prototype: EncoderLike };
 const Decoder = require('kafkajs/src/protocol/decoder.js') as new (b: Buffer) => {
   readVarIntBytes(): Buffer;
 };
@@ -28,21 +26,7 @@ function kafkajsRecord(): RecordFn {
 }
 
 const original = kafkajsRecord();
-const fast = fastRecordOf(original, (buf) => {
-  const e = Object.create(Encoder.prototype) as EncoderLike;
-  e.buf = buf;
-  e.offset = buf.length;
-  return e;
-});
-
-/** A deterministic pseudo-random generator, so a failure can be replayed. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
+const fast = fastRecordOf(original);
 
 function textOf(rand: () => number, max: number): string {
   const alphabet = ['a', 'Z', '9', '/', '@', 'é', '€', '𝄞', '"', ' '];
@@ -62,7 +46,7 @@ function bytesOf(rand: () => number, max: number): unknown {
 
 describe('the record encoder of the produce path (kafkajs adapter)', () => {
   it('should give byte for byte what kafkajs 2.2.4 gives, for any key, value, headers and deltas', () => {
-    const rand = prng(20261207);
+    const rand = seededRandom(20261207);
     for (let i = 0; i < 3000; i++) {
       const headers: Record<string, unknown> = {};
       const nh = Math.floor(rand() * 4);

@@ -10,12 +10,13 @@ export interface RecordInput {
 }
 
 /** kafkajs's Encoder, as far as a RecordBatch reads an encoded record: `buf` and `buffer` (writeEncoderArray). */
-interface EncoderLike {
+export interface EncoderLike {
   buf: Buffer;
   offset: number;
   readonly buffer: Buffer;
 }
-type RecordFn = ((r: RecordInput) => EncoderLike) & { fast?: boolean };
+/** kafkajs's Record function; `fast` marks ours. */
+export type RecordFn = ((r: RecordInput) => EncoderLike) & { fast?: boolean };
 
 const RECORD = 'kafkajs/src/protocol/recordBatch/record/v0/index.js';
 const ENCODER = 'kafkajs/src/protocol/encoder.js';
@@ -92,7 +93,8 @@ function writeBytes(buf: Buffer, at: number, v: Bytes, length: number): number {
  * that is no safe integer, a value that is neither text, bytes nor null, a header value of another kind) goes to
  * kafkajs's own Record, errors included.
  */
-export function fastRecordOf(original: RecordFn, makeEncoder: (buf: Buffer) => EncoderLike): RecordFn {
+export function fastRecordOf(original: RecordFn): RecordFn {
+  const Encoder = createRequire(import.meta.url)(ENCODER) as { prototype: EncoderLike };
   const fast: RecordFn = (input: RecordInput) => {
     const { offsetDelta = 0, timestampDelta = 0, headers = {} } = input;
     const key = input.key === undefined ? null : input.key;
@@ -149,7 +151,11 @@ export function fastRecordOf(original: RecordFn, makeEncoder: (buf: Buffer) => E
       at = writeBytes(buf, at, hKeys[i] as string, hKeyLengths[i] as number);
       at = writeBytes(buf, at, hValues[i] as Buffer | string, hValueLengths[i] as number);
     }
-    return makeEncoder(buf);
+    // An Encoder holding exactly the record, made without the 512-byte buffer its constructor allocates.
+    const encoder = Object.create(Encoder.prototype) as EncoderLike;
+    encoder.buf = buf;
+    encoder.offset = buf.length;
+    return encoder;
   };
   fast.fast = true;
   return fast;
@@ -172,16 +178,9 @@ export function useFastRecordEncoder(): boolean {
     !/\.writeVarIntArray\(headersArray\.map\(Header\)\)/.test(src)
   )
     return false;
-  const Encoder = require(ENCODER) as { prototype: EncoderLike };
   const cached = require.cache[recordPath];
   if (!cached) return false;
-  cached.exports = fastRecordOf(original, (buf) => {
-    // An Encoder holding exactly the record, made without the 512-byte buffer its constructor allocates.
-    const e = Object.create(Encoder.prototype) as EncoderLike;
-    e.buf = buf;
-    e.offset = buf.length;
-    return e;
-  });
+  cached.exports = fastRecordOf(original);
   for (const path of PRODUCE_REQUESTS) delete require.cache[require.resolve(path)];
   return true;
 }
