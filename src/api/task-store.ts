@@ -103,11 +103,11 @@ export class TaskStore {
       {
         topic: EVENTS_TOPIC,
         onRecord: (r) => {
-          const e = this.view.onEventRecord(r);
-          if (!e) return;
-          this.rates.add(e);
-          this.retirement.onEvent(e);
-          this.alerts.onEvent(e);
+          for (const e of this.view.onEventRecord(r)) {
+            this.rates.add(e);
+            this.retirement.onEvent(e);
+            this.alerts.onEvent(e);
+          }
         },
         // Far enough back for the runs whose tasks are still to be retired. Read in fetches of up to 50 ms: every
         // task run writes several events, and nothing waits on one to answer a request.

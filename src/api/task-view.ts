@@ -1,7 +1,7 @@
 import { AppError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { InRecord } from '../shared/kafka/index.js';
-import { parseStatusEvent, TASK_ID_HEADER } from '../shared/codecs/task-event.js';
+import { parseStatusEvents } from '../shared/codecs/task-event.js';
 import type { StatusEvent } from '../shared/codecs/task-event.js';
 import { readTaskRecord } from '../shared/tasks/definition.js';
 import type { TaskDefinition } from '../shared/tasks/definition.js';
@@ -128,20 +128,23 @@ export class TaskView {
     }
   }
 
-  /** Folds a status event into run history and task states; returns it (undefined for any other record). */
-  onEventRecord(r: InRecord): StatusEvent | undefined {
-    // Audit events (one per change over HTTP: a million creates are a million of them) carry no task-id header:
-    // skipped without parsing, which is most of a restart's reading after a day of creates.
-    if (r.headers[TASK_ID_HEADER] === undefined) return undefined;
-    const e = parseStatusEvent(r.value);
-    if (!e) return undefined;
-    const id = this.runs.fold(e);
-    const t = id === undefined ? undefined : this.tasks.get(id);
-    if (!t) return e;
-    this.counted(t, -1);
-    t.state = stateOf(t, this.runs.latest(t.id));
-    this.counted(t, 1);
-    return e;
+  /**
+   * Folds the status events of a record (one, or a batch of SCHEDULED) into run history and task states; returns
+   * them (none for any other record).
+   */
+  onEventRecord(r: InRecord): StatusEvent[] {
+    // Audit events of earlier releases (one per change over HTTP: a million creates were a million of them) carry
+    // no status header: skipped without parsing.
+    const events = parseStatusEvents(r.value, r.headers);
+    for (const e of events) {
+      const id = this.runs.fold(e);
+      const t = id === undefined ? undefined : this.tasks.get(id);
+      if (!t) continue;
+      this.counted(t, -1);
+      t.state = stateOf(t, this.runs.latest(t.id));
+      this.counted(t, 1);
+    }
+    return events;
   }
 
   /**

@@ -34,6 +34,8 @@ import { EntrySources } from './entry-sources.js';
 import { CalendarFollower } from './calendar-follower.js';
 import { DEFAULT_API_GROUP } from '../shared/tasks/definition.js';
 import { createTracing, otelEndpointOption } from '../shared/tracing.js';
+import { SCHEDULED_EVENTS_FORMS } from './task-records.js';
+import type { ScheduledEventsForm } from './task-records.js';
 
 const DEFAULT_SCHEDULE = 'config/taskscheduler.json';
 
@@ -85,6 +87,7 @@ interface RunOpts {
   metricsPort?: number;
   metricsHost: string;
   otelEndpoint?: string;
+  scheduledEvents: ScheduledEventsForm;
 }
 
 /** `--schedule none`: no file, only the tasks created over HTTP for the group. */
@@ -115,6 +118,7 @@ async function run(opts: RunOpts): Promise<void> {
     logger,
     definitions: apiTasks,
     tracing,
+    scheduledEvents: opts.scheduledEvents,
     ...(ops.registry ? { metricsRegistry: ops.registry } : {}),
   });
   sources.scheduler = scheduler;
@@ -217,6 +221,16 @@ program
   .addOption(metricsPortOption())
   .addOption(metricsHostOption())
   .addOption(otelEndpointOption())
+  .addOption(
+    new Option(
+      '--scheduled-events <form>',
+      "how the fires' SCHEDULED events are written: batched (one record per transaction) or per-task " +
+        '(one record per fire: for readers of earlier releases during an upgrade)',
+    )
+      .choices(SCHEDULED_EVENTS_FORMS)
+      .default('batched')
+      .env('TASKSCHEDULER_SCHEDULED_EVENTS'),
+  )
   .action(run);
 
 for (const [type, what] of [

@@ -1,4 +1,4 @@
-import { EVENTS_TOPIC, parseStatusEvent } from '../shared/codecs/task-event.js';
+import { EVENTS_TOPIC, parseStatusEvents } from '../shared/codecs/task-event.js';
 import { fireText } from '../shared/schedule/jitter.js';
 import { optionsNote } from '../shared/schedule/model.js';
 import { SCHEDULER_STATE_TOPIC } from '../shared/codecs/scheduler-state.js';
@@ -105,11 +105,12 @@ export async function runBackfill(
 export async function lastOutcomes(kafka: KafkaClient, tail: number): Promise<Map<string, StatusEvent>> {
   const out = new Map<string, StatusEvent>();
   for (const r of await kafka.readToEnd(EVENTS_TOPIC, 60_000, tail)) {
-    const e = parseStatusEvent(r.value);
-    // PROGRESS says how far a run is, ALERT what was noticed about it: neither how it went.
-    if (!e || e.status === 'PROGRESS' || e.status === 'ALERT') continue;
-    const prev = out.get(e.scheduleId);
-    if (!prev || prev.at <= e.at) out.set(e.scheduleId, e);
+    for (const e of parseStatusEvents(r.value, r.headers)) {
+      // PROGRESS says how far a run is, ALERT what was noticed about it: neither how it went.
+      if (e.status === 'PROGRESS' || e.status === 'ALERT') continue;
+      const prev = out.get(e.scheduleId);
+      if (!prev || prev.at <= e.at) out.set(e.scheduleId, e);
+    }
   }
   return out;
 }

@@ -12,7 +12,7 @@ import type { ScheduleEntry } from '../shared/config/schema.js';
 import { errorMessage } from '../shared/errors.js';
 import type { InRecord, KafkaClient, OutRecord } from '../shared/kafka/index.js';
 import { sleep } from '../shared/clock.js';
-import { EVENTS_TOPIC } from '../shared/codecs/task-event.js';
+import { EVENTS_TOPIC, SCHEDULED_BATCH_HEADER } from '../shared/codecs/task-event.js';
 import type { Logger } from '../shared/logger.js';
 import type { Alert } from '../shared/schedule/alerts.js';
 import type { Fire } from './fire-loop.js';
@@ -97,7 +97,8 @@ export interface DeadlineTimersOptions {
   ): Promise<void> | undefined;
   /** Starts following the events topic from `fromMs` (read_committed), handing each record to `onRecord`. */
   follow(fromMs: number, onRecord: (r: InRecord) => void): Promise<EventFollower>;
-  parseEvent(value: Buffer | null): StatusEvent | undefined;
+  /** The status events of a record of the events topic (one, or a batch of SCHEDULED). */
+  parseEvents(value: Buffer | null, headers: Readonly<Record<string, string>>): StatusEvent[];
   /** A deadline alert was committed. */
   onAlerted?(scheduleId: string): void;
 }
@@ -197,12 +198,19 @@ export class DeadlineTimers {
 
   /** A record of the events topic. */
   onEventRecord(r: InRecord): void {
+    if (r.headers[SCHEDULED_BATCH_HEADER] !== undefined) {
+      // SCHEDULED events of many fires, keyed by their state partition.
+      for (const e of this.o.parseEvents(r.value, r.headers)) {
+        const p = this.byTaskId.get(e.taskId);
+        if (p) this.onEvent(p, e);
+      }
+      return;
+    }
     const key = r.key?.toString('utf8');
     const p = key === undefined ? undefined : this.byTaskId.get(key);
     if (!p) return;
-    const e = this.o.parseEvent(r.value);
-    if (!e || e.taskId !== p.timer.taskId) return;
-    this.onEvent(p, e);
+    for (const e of this.o.parseEvents(r.value, r.headers))
+      if (e.taskId === p.timer.taskId) this.onEvent(p, e);
   }
 
   /** Stops following and checking. */
@@ -227,6 +235,8 @@ export class DeadlineTimers {
   private onEvent(p: Pending, e: StatusEvent): void {
     const atMs = Date.parse(e.at);
     if (e.status === 'ALERT') return;
+    // A batch of SCHEDULED events is on another partition than the run's later events: it may come after them.
+    if (e.status === 'SCHEDULED' && p.last) return;
     if (e.status === 'FINISHED') p.finishedMs = Math.min(p.finishedMs ?? Infinity, atMs);
     const status = e.status === 'PROGRESS' ? 'EXECUTING' : e.status;
     p.last = { status, attempt: e.attempt, final: e.final === true, atMs };

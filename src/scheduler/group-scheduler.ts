@@ -14,7 +14,7 @@ import type { BackfillRange } from '../shared/backfill.js';
 import type { ControlOutcome, EntryStatus } from '../shared/codecs/scheduler-control.js';
 import { EntryStates } from './entry-states.js';
 import { DeadlineTimers, followEvents } from './deadlines.js';
-import { parseStatusEvent } from '../shared/codecs/task-event.js';
+import { parseStatusEvents } from '../shared/codecs/task-event.js';
 import { FireLoop } from './fire-loop.js';
 import type { Fire } from './fire-loop.js';
 import { SchedulerMetrics } from './metrics.js';
@@ -24,6 +24,7 @@ import { schedulerReadiness } from './readiness.js';
 import type { SchedulerReadiness } from './readiness.js';
 import { StatePartitions } from './state-partitions.js';
 import type { Tracing } from '../shared/tracing.js';
+import type { ScheduledEventsForm } from './task-records.js';
 import type { PartitionDefinitions } from './state-partitions.js';
 
 export interface GroupSchedulerOptions {
@@ -42,6 +43,8 @@ export interface GroupSchedulerOptions {
   definitions?: PartitionDefinitions;
   /** Spans of each fire and its publishing (docs/operations.md#traces). @default none */
   tracing?: Tracing;
+  /** How the fires' SCHEDULED events are written (docs/messages-and-topics.md#scheduled-batches). @default 'batched' */
+  scheduledEvents?: ScheduledEventsForm;
 }
 
 /**
@@ -73,7 +76,7 @@ export class GroupScheduler {
       publish: (partition, records, written) =>
         this.partitions.activeOwner(partition)?.publish([], records, written),
       follow: (fromMs, onRecord) => followEvents(o.kafka, o.clock, fromMs, onRecord),
-      parseEvent: parseStatusEvent,
+      parseEvents: parseStatusEvents,
       onAlerted: (id) => this.metrics?.alerted(id, 'deadline'),
     });
     this.states = new EntryStates(o.group, this.deadlines);
@@ -121,6 +124,7 @@ export class GroupScheduler {
       ...(o.definitions ? { definitions: o.definitions } : {}),
       ...(o.onAcked ? { onAcked: o.onAcked } : {}),
       ...(o.tracing ? { tracing: o.tracing } : {}),
+      ...(o.scheduledEvents ? { scheduledEvents: o.scheduledEvents } : {}),
     });
     this.control = new EntryControl({
       group: o.group,

@@ -8,6 +8,7 @@ import { isFencedError, TransactionInDoubtError } from '../shared/kafka/index.js
 import type { KafkaClient, OutRecord, KafkaProducer } from '../shared/kafka/index.js';
 import type { Fire } from './fire-loop.js';
 import { FireEncoder } from './task-records.js';
+import type { ScheduledEventsForm } from './task-records.js';
 import type { DroppedInstants } from './misfire.js';
 import type { TraceSpan, Tracing } from '../shared/tracing.js';
 
@@ -27,6 +28,8 @@ export interface PartitionOwnerOptions {
   scheduler: Origin & { group: string };
   /** Fires per transaction. @default 5000 */
   maxBatch?: number;
+  /** How the fires' SCHEDULED events are written. @default 'batched' */
+  scheduledEvents?: ScheduledEventsForm;
   onAcked?(fires: readonly Fire[], firedAtMs: number, ackedAtMs: number): void;
   /** The `missed` alert of an entry went out with a committed fire (`fire-alerts.ts`). */
   onMissedAlert?(scheduleId: string): void;
@@ -99,7 +102,7 @@ export class PartitionOwner {
 
   constructor(private readonly o: PartitionOwnerOptions) {
     this.producer = o.kafka.producer({ transactionalId: transactionalIdOf(o.group, o.partition) });
-    this.encoder = new FireEncoder(o.group, o.partition, o.scheduler, o.tracing);
+    this.encoder = new FireEncoder(o.group, o.partition, o.scheduler, o.tracing, o.scheduledEvents);
   }
 
   /** Instants of `entryId` its takeover's misfire policy dropped: alerted with the entry's next fire. */

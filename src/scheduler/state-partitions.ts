@@ -15,6 +15,7 @@ import type { Fire, FireLoop } from './fire-loop.js';
 import type { SchedulerMetrics } from './metrics.js';
 import { PartitionOwner } from './partition-owner.js';
 import type { Tracing } from '../shared/tracing.js';
+import type { ScheduledEventsForm } from './task-records.js';
 import { inGoodStanding } from './readiness.js';
 import { TakeoverReads } from './takeover-reads.js';
 import type { DeadlineTimers } from './deadlines.js';
@@ -59,6 +60,8 @@ export interface StatePartitionsOptions {
   onAcked?(fires: readonly Fire[], ackedAtMs: number): void;
   /** Spans of each fire and its publishing (docs/operations.md#traces). @default none */
   tracing?: Tracing;
+  /** How the fires' SCHEDULED events are written. @default 'batched' */
+  scheduledEvents?: ScheduledEventsForm;
   /** The deadline timers, decided for the partitions active here. */
   deadlines?: DeadlineTimers;
 }
@@ -358,6 +361,7 @@ export class StatePartitions {
       logger,
       scheduler: this.o.origin,
       ...(this.o.tracing ? { tracing: this.o.tracing } : {}),
+      ...(this.o.scheduledEvents ? { scheduledEvents: this.o.scheduledEvents } : {}),
       onPublishError: (p) => metrics?.publishFailed(p),
       onMissedAlert: (id) => metrics?.alerted(id, 'missed'),
       onAcked: (fires, firedAt, at) => {

@@ -1,7 +1,7 @@
 import type { ScheduleEntry } from '../shared/config/schema.js';
 import { fastTaskValue, preEncodeTask, taskRecordOf } from '../shared/codecs/task-message.js';
 import type { PreEncodedTask, SchedulerOrigin } from '../shared/codecs/task-message.js';
-import { fastScheduledValue, statusRecordOf } from '../shared/codecs/task-event.js';
+import { fastScheduledValue, scheduledBatchRecords, statusRecordOf } from '../shared/codecs/task-event.js';
 import { deadlineRecord, fastStateValue, specHashOf, stateRecord } from '../shared/codecs/scheduler-state.js';
 import type { OutRecord } from '../shared/kafka/index.js';
 import { NO_TRACING, TRACEPARENT_HEADER } from '../shared/tracing.js';
@@ -18,8 +18,19 @@ interface EntryParts {
 }
 
 /**
+ * How the SCHEDULED events of a transaction's fires are written: `batched`, all of them in one record per
+ * `SCHEDULED_BATCH_MAX` fires (a `ScheduledBatch`: readers of this release expand it; those of earlier releases skip it, so
+ * their run history learns of a run when it starts), or `per-task`, one record each (key = taskId), as earlier releases did.
+ * With tracing on, each fire's event is its own record whatever this says: it carries the fire's traceparent.
+ */
+export type ScheduledEventsForm = 'batched' | 'per-task';
+
+export const SCHEDULED_EVENTS_FORMS: readonly ScheduledEventsForm[] = ['batched', 'per-task'];
+
+/**
  * Builds the records of a batch of fires (docs/messages-and-topics.md#task-message): per fire the task message (key = schedule Id) and its
- * SCHEDULED event (key = taskId), its alerts' records (a late alert, a deadline timer), and per entry one state
+ * SCHEDULED event (its own record, key = taskId, or in a batch record with the other fires': see
+ * {@link ScheduledEventsForm}), its alerts' records (a late alert, a deadline timer), and per entry one state
  * record for its latest fire (manual fires move no state).
  * This runs on the firing path for every fire, so it uses the codecs' fast paths: the parts of an entry's JSON that
  * never change are serialized once per entry and the rest is concatenated; the result is byte for byte what the
@@ -40,6 +51,7 @@ export class FireEncoder {
     private readonly partition: number,
     private readonly scheduler: SchedulerOrigin,
     private readonly tracing: Tracing = NO_TRACING,
+    private readonly scheduledEvents: ScheduledEventsForm = 'batched',
   ) {
     this.schedulerJson = JSON.stringify(scheduler);
     this.byJson = JSON.stringify({ ...scheduler, role: 'scheduler' });
@@ -53,6 +65,9 @@ export class FireEncoder {
     const firedAt = new Date(firedAtMs).toISOString();
     const out: OutRecord[] = [];
     const latest = new Map<ScheduleEntry, Fire>();
+    const traced = spans !== undefined && this.tracing.enabled;
+    const batched: Array<[string, string]> | undefined =
+      this.scheduledEvents === 'batched' && !traced ? [] : undefined;
     for (const fire of fires) {
       const { task } = this.partsOf(fire.entry);
       const scheduledFor = this.isoOf(fire.scheduledFor);
@@ -70,13 +85,21 @@ export class FireEncoder {
           fire.dueAt === undefined ? undefined : new Date(fire.dueAt).toISOString(),
         ),
       );
-      const event = statusRecordOf(taskId, fastScheduledValue(taskIdJson, task.idJson, firedAt, this.byJson));
-      if (spans && this.tracing.enabled) {
-        const traceparent = this.traceFire(fire, taskId, firedAtMs, spans);
-        (taskRec.headers ??= {})[TRACEPARENT_HEADER] = traceparent;
-        (event.headers ??= {})[TRACEPARENT_HEADER] = traceparent;
+      if (batched) {
+        batched.push([taskIdJson, task.idJson]);
+        out.push(taskRec);
+      } else {
+        const event = statusRecordOf(
+          taskId,
+          fastScheduledValue(taskIdJson, task.idJson, firedAt, this.byJson),
+        );
+        if (spans && traced) {
+          const traceparent = this.traceFire(fire, taskId, firedAtMs, spans);
+          (taskRec.headers ??= {})[TRACEPARENT_HEADER] = traceparent;
+          (event.headers ??= {})[TRACEPARENT_HEADER] = traceparent;
+        }
+        out.push(taskRec, event);
       }
-      out.push(taskRec, event);
       if (fire.entry.alerts) {
         out.push(...lateAlertRecords(fire, firedAtMs, this.scheduler));
         // Its deadline timer, armed with the fire: whoever owns the partition next finds it (deadlines.ts).
@@ -92,6 +115,8 @@ export class FireEncoder {
       const value = fastStateValue(this.isoOf(f.scheduledFor), this.partsOf(entry).specHash, firedAt, f.run);
       out.push(stateRecord(this.group, entry.id, this.partition, value));
     }
+    if (batched?.length)
+      out.push(...scheduledBatchRecords(`${this.group}/${this.partition}`, firedAt, this.byJson, batched));
     out.push(...this.missed.records(fires, firedAtMs, this.scheduler));
     return out;
   }

@@ -60,9 +60,9 @@ describe('taskapi with a scheduler and a consumer', () => {
   });
 
   let logs: () => string = () => '';
-  const startPipeline = async (): Promise<Api> => {
+  const startPipeline = async (schedulerArgs: string[] = []): Promise<Api> => {
     const api = await startApi(['--group', group, '--topic', fx.topic]);
-    const s = startCli('taskscheduler', ['-b', brokers(), '-s', 'none', '--group', group]);
+    const s = startCli('taskscheduler', ['-b', brokers(), '-s', 'none', '--group', group, ...schedulerArgs]);
     const c = fixtureConsumer(fx.topic);
     logs = () => `\n--- scheduler ---\n${s.output.slice(-1500)}\n--- consumer ---\n${c.output.slice(-1500)}`;
     return api;
@@ -139,6 +139,34 @@ describe('taskapi with a scheduler and a consumer', () => {
     );
     expect(task).not.toHaveProperty('nextRunAt');
   });
+
+  // Batched is what this release writes; per-task is what earlier releases wrote (and `--scheduled-events per-task`).
+  for (const form of ['batched', 'per-task'])
+    it(`should show when a run was fired from its SCHEDULED event written ${form}`, async () => {
+      const api = await startPipeline(['--scheduled-events', form]);
+      const runAt = new Date(Math.ceil((Date.now() + 3000) / 1000) * 1000).toISOString();
+      const created = await api.call<{ id: string }>('POST', '/api/v1/tasks', {
+        processor: 'NoopProcessor',
+        schedule: { runAt },
+      });
+      expect(created.status, created.text).toBe(201);
+      const id = created.body.id;
+      const run = await waitFor(
+        async () => {
+          const r = await api.call<{ items: Array<{ state: string; firedAt?: string }> }>(
+            'GET',
+            `/api/v1/tasks/${id}/runs`,
+          );
+          const [first] = r.body.items ?? [];
+          return first?.state === 'FINISHED' && first.firedAt !== undefined ? first : undefined;
+        },
+        { timeoutMs: 30_000, what: 'a FINISHED run with its fire time' },
+      ).catch((err: Error) => {
+        throw new Error(`${err.message} (fired ${fired(id).length})${logs()}`);
+      });
+      const [msg] = fired(id);
+      expect(run.firedAt).toBe(msg?.firedAt);
+    });
 
   it('should create, get, list, update, trigger and delete a task, each visible in what fires', async () => {
     const api = await startPipeline();

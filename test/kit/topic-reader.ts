@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Consumer, ConsumerConfig, IHeaders, Kafka, KafkaMessage } from 'kafkajs';
+import { parseStatusEvents, SCHEDULED_BATCH_HEADER } from '../../src/shared/codecs/task-event.js';
 import { deleteGroups, whenReadable } from './kafka.js';
 import { waitFor } from './wait.js';
 
@@ -174,6 +175,12 @@ export class TopicReader {
     for (; cache.upTo < records.length; cache.upTo++) {
       const record = records[cache.upTo]!;
       if (record.value === null) continue;
+      if (record.headers[SCHEDULED_BATCH_HEADER] !== undefined) {
+        // The SCHEDULED events of many fires in one record: each is a value, as every reader of events sees it.
+        for (const value of parseStatusEvents(Buffer.from(record.value), record.headers))
+          cache.values.push({ value, partition: record.partition, receivedAt: record.receivedAt, record });
+        continue;
+      }
       try {
         const value = JSON.parse(record.value) as unknown;
         cache.values.push({ value, partition: record.partition, receivedAt: record.receivedAt, record });

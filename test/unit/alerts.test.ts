@@ -10,7 +10,12 @@ import { AlertBook } from '../../src/api/alert-book.js';
 import { RunHistory } from '../../src/api/run-history.js';
 import { decodeTaskMessage, encodeTaskMessage, taskMessageOf } from '../../src/shared/codecs/task-message.js';
 import type { TaskMessage } from '../../src/shared/codecs/task-message.js';
-import { EVENTS_TOPIC, parseStatusEvent, statusEvent } from '../../src/shared/codecs/task-event.js';
+import {
+  EVENTS_TOPIC,
+  parseStatusEvent,
+  parseStatusEvents,
+  statusEvent,
+} from '../../src/shared/codecs/task-event.js';
 import type { StatusEvent } from '../../src/shared/codecs/task-event.js';
 import { parseScheduleText } from '../../src/shared/config/load.js';
 import { ConfigError } from '../../src/shared/errors.js';
@@ -122,14 +127,15 @@ describe('alerts', () => {
       expect(
         onTime
           .filter((r) => r.topic === EVENTS_TOPIC)
-          .map((r) => parseStatusEvent(Buffer.from(text(r.value)))?.status),
+          .flatMap((r) => parseStatusEvents(Buffer.from(text(r.value)), r.headers))
+          .map((x) => x.status),
       ).toEqual(['SCHEDULED']);
       const late = enc.records([{ entry: e, scheduledFor: T0 }], T0 + 10_001);
       const events = late
         .filter((r) => r.topic === EVENTS_TOPIC)
-        .map((r) => parseStatusEvent(Buffer.from(text(r.value))));
-      expect(events.map((x) => x?.status)).toEqual(['SCHEDULED', 'ALERT']);
-      expect(events[1]).toMatchObject({
+        .flatMap((r) => parseStatusEvents(Buffer.from(text(r.value)), r.headers));
+      expect(events.map((x) => x.status).sort()).toEqual(['ALERT', 'SCHEDULED']);
+      expect(events.find((x) => x.status === 'ALERT')).toMatchObject({
         taskId: 'a@2026-11-22T10:00:00.000Z',
         scheduleId: 'a',
         alert: { kind: 'late', reason: 'fired 10.0 s after it was due (lateSeconds 10)' },
@@ -216,8 +222,8 @@ describe('alerts', () => {
     const alertsIn = (records: ReturnType<FireEncoder['records']>) =>
       records
         .filter((r) => r.topic === EVENTS_TOPIC)
-        .map((r) => parseStatusEvent(Buffer.from(text(r.value))))
-        .filter((e) => e?.status === 'ALERT');
+        .flatMap((r) => parseStatusEvents(Buffer.from(text(r.value)), r.headers))
+        .filter((e) => e.status === 'ALERT');
 
     it('should note them only when the alerts ask for skipped (and missed) ones', () => {
       expect(takeOver(every10('skip')).dropped).toEqual([

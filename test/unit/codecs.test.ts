@@ -18,7 +18,14 @@ import {
   pauseStateValue,
   stateRecord,
 } from '../../src/shared/codecs/scheduler-state.js';
-import { parseStatusEvent, scheduledEvent, statusEventRecord } from '../../src/shared/codecs/task-event.js';
+import {
+  EVENTS_TOPIC,
+  parseStatusEvent,
+  parseStatusEvents,
+  SCHEDULED_BATCH_HEADER,
+  scheduledEvent,
+  statusEventRecord,
+} from '../../src/shared/codecs/task-event.js';
 import { decodeTaskMessage, taskMessageOf, taskRecord } from '../../src/shared/codecs/task-message.js';
 
 /** An entry of `spec` on topic `invoices` (Europe/Berlin, InvoiceProcessor). */
@@ -75,7 +82,8 @@ describe('when the scheduler encodes fires on its fast path', () => {
       it(`should write the bytes the typed encoders write (${kind}, ${what})`, () => {
         const e = entry(over.id, spec, over);
         const firedAt = at + 3;
-        const fast = new FireEncoder('billing', 3, { host: 'h1', pid: 42, group: 'billing' }).records(
+        const origin = { host: 'h1', pid: 42, group: 'billing' };
+        const fast = new FireEncoder('billing', 3, origin, undefined, 'per-task').records(
           [{ entry: e, scheduledFor: at }],
           firedAt,
         );
@@ -86,11 +94,26 @@ describe('when the scheduler encodes fires on its fast path', () => {
         expect(decodeTaskMessage(bytes(fast[0]?.value))).toEqual(decodeTaskMessage(bytes(want[0]?.value)));
         expect(parseStatusEvent(bytes(fast[1]?.value))).toEqual(parseStatusEvent(bytes(want[1]?.value)));
         expect(parseState(bytes(fast[2]?.value))).toEqual(parseState(bytes(want[2]?.value)));
+        // Batched (the default): the same task and state records, and a batch standing for the same event.
+        const [task, state, batch, ...more] = new FireEncoder('billing', 3, origin).records(
+          [{ entry: e, scheduledFor: at }],
+          firedAt,
+        );
+        expect(more).toEqual([]);
+        expect([task, state]).toEqual([fast[0], fast[2]]);
+        expect(batch).toMatchObject({
+          topic: EVENTS_TOPIC,
+          key: 'billing/3',
+          headers: { [SCHEDULED_BATCH_HEADER]: '1' },
+        });
+        expect(parseStatusEvents(bytes(batch?.value), batch?.headers)).toEqual([
+          parseStatusEvent(bytes(want[1]?.value)),
+        ]);
       });
 
   it('should write a manual fire (off a whole second) as the typed encoders do, and no state record for it', () => {
     const e = entry('m "1"', { kind: 'cron', cron: '0 0 6 * * *' }, { payload: { a: 'ü' } });
-    const fast = new FireEncoder('g', 0, { host: 'h1', pid: 42, group: 'g' }).records(
+    const fast = new FireEncoder('g', 0, { host: 'h1', pid: 42, group: 'g' }, undefined, 'per-task').records(
       [{ entry: e, scheduledFor: at + 1, manual: true }],
       at + 2,
     );

@@ -14,6 +14,8 @@ import { decodeTaskMessage } from '../../src/shared/codecs/task-message.js';
 import {
   EVENTS_TOPIC,
   parseStatusEvent,
+  parseStatusEvents,
+  scheduledBatchRecords,
   statusEvent,
   statusEventRecord,
 } from '../../src/shared/codecs/task-event.js';
@@ -86,9 +88,24 @@ class FakeFollower implements EventFollower {
       offset: '0',
       key: Buffer.from(taskId),
       value: Buffer.from(text(rec.value)),
-      headers: {},
+      headers: rec.headers ?? {},
       timestamp: String(atMs),
     });
+  }
+  /** The scheduler's SCHEDULED events of `taskIds` in one batch record (keyed by its state partition). */
+  scheduledBatch(atMs: number, taskIds: string[]): void {
+    const by = JSON.stringify({ ...scheduler, role: 'scheduler' });
+    const tasks = taskIds.map((id) => [JSON.stringify(id), '"nightly"'] as const);
+    for (const rec of scheduledBatchRecords('g/0', new Date(atMs).toISOString(), by, tasks))
+      this.onRecord({
+        topic: EVENTS_TOPIC,
+        partition: 3,
+        offset: '0',
+        key: Buffer.from(String(rec.key)),
+        value: Buffer.from(text(rec.value)),
+        headers: rec.headers ?? {},
+        timestamp: String(atMs),
+      });
   }
 }
 
@@ -118,7 +135,7 @@ function instance(clock: FakeClock, committed: OutRecord[][] = []) {
       followers.push(f);
       return Promise.resolve(f);
     },
-    parseEvent: parseStatusEvent,
+    parseEvents: parseStatusEvents,
     onAlerted: (id) => alerted.push(id),
   });
   return { timers, followers, alerted, committed, logger, o };
@@ -281,6 +298,23 @@ describe('deadline alerts', () => {
       expect(alerted).toEqual(['nightly']);
       await advance(clock, 60_000);
       expect(committed).toHaveLength(1);
+    });
+
+    it('should read SCHEDULED from a batch record, and not let one read after the run started hide that it did', async () => {
+      const first = await armedOwner();
+      first.followers[0]?.scheduledBatch(T0, ['other@2026-11-22T10:00:00.000Z', TASK_ID]);
+      await advance(first.clock, 31_000);
+      expect(alertsIn(first.committed[0]!)[0]?.alert?.reason).toBe(
+        'not FINISHED 30 s after its instant: no run started (SCHEDULED)',
+      );
+      // The batch is on another partition than the run's own events: it may be read after them.
+      const second = await armedOwner();
+      second.followers[0]?.event('EXECUTING', T0 + 1000);
+      second.followers[0]?.scheduledBatch(T0, [TASK_ID]);
+      await advance(second.clock, 31_000);
+      expect(alertsIn(second.committed[0]!)[0]?.alert?.reason).toBe(
+        'not FINISHED 30 s after its instant: EXECUTING attempt 1',
+      );
     });
 
     it('should wait for the events to be read through before deciding, and count a FINISHED it then reads', async () => {

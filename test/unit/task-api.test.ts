@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/shared/logger.js';
-import type { InRecord } from '../../src/shared/kafka/index.js';
+import type { InRecord, OutRecord } from '../../src/shared/kafka/index.js';
+import {
+  EVENTS_TOPIC,
+  SCHEDULED_BATCH_HEADER,
+  scheduledBatchRecords,
+  scheduledEvent,
+  statusEventRecord,
+} from '../../src/shared/codecs/task-event.js';
 import type { StatusEvent } from '../../src/shared/codecs/task-event.js';
 import { parseDefinition } from '../../src/shared/tasks/definition.js';
 import type { TaskDefinition } from '../../src/shared/tasks/definition.js';
@@ -169,6 +176,52 @@ describe('when listing tasks page by page', () => {
     expect(view.list({ limit: 10, processor: 'email' }).items.map((t) => t.def.id)).toEqual(['a']);
     const paused = view.list({ limit: 10, status: 'PAUSED' });
     expect([paused.total, paused.items.map((t) => t.def.id)]).toEqual([1, ['b']]);
+  });
+});
+
+describe('when taskapi reads the records of taskmanager.events', () => {
+  const rec = (r: OutRecord, offset: number): InRecord => ({
+    topic: r.topic,
+    partition: 0,
+    offset: String(offset),
+    key: r.key === null ? null : Buffer.from(r.key),
+    value: r.value === null ? null : Buffer.from(r.value),
+    headers: r.headers ?? {},
+    timestamp: String(T0),
+  });
+  const by = { host: 's1', pid: 9, group: 'g', role: 'scheduler' as const };
+  const ids = ['a@2026-11-22T10:00:00.000Z', 'b@2026-11-22T10:00:00.000Z'];
+
+  it('should fold each fire of a SCHEDULED batch as the per-task event would be folded', () => {
+    const batched = new TaskView(silentLogger);
+    const at = new Date(T0 + 3).toISOString();
+    const tasks = ids.map((id) => [JSON.stringify(id), JSON.stringify(id.split('@')[0])] as const);
+    const [batch] = scheduledBatchRecords('g/3', at, JSON.stringify(by), tasks);
+    expect(batched.onEventRecord(rec(batch!, 0)).map((e) => e.taskId)).toEqual(ids);
+    const perTask = new TaskView(silentLogger);
+    ids.forEach((id, i) =>
+      perTask.onEventRecord(
+        rec(statusEventRecord(scheduledEvent({ taskId: id, scheduleId: id.split('@')[0]! }, at, by)), i),
+      ),
+    );
+    for (const s of ['a', 'b']) {
+      expect(batched.runs.runs(s)).toEqual(perTask.runs.runs(s));
+      expect(batched.runs.latest(s)).toMatchObject({ state: 'QUEUED', firedAt: at });
+    }
+  });
+
+  it('should skip audit events of earlier releases and anything unreadable without a word', () => {
+    const view = new TaskView(silentLogger);
+    const audit = { topic: EVENTS_TOPIC, key: 'a', value: '{"v":1,"kind":"audit","action":"task.created"}' };
+    const garbage = {
+      topic: EVENTS_TOPIC,
+      key: 'x',
+      value: 'not json',
+      headers: { [SCHEDULED_BATCH_HEADER]: '2' },
+    };
+    expect(view.onEventRecord(rec(audit, 0))).toEqual([]);
+    expect(view.onEventRecord(rec(garbage, 1))).toEqual([]);
+    expect([...view.runs.scheduleIds()]).toEqual([]);
   });
 });
 

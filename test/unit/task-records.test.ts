@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import type { ScheduleEntry } from '../../src/shared/config/schema.js';
 import { decodeTaskMessage } from '../../src/shared/codecs/task-message.js';
-import { EVENTS_TOPIC } from '../../src/shared/codecs/task-event.js';
+import {
+  EVENTS_TOPIC,
+  parseStatusEvent,
+  parseStatusEvents,
+  SCHEDULED_BATCH_HEADER,
+  TASK_ID_HEADER,
+} from '../../src/shared/codecs/task-event.js';
 import { SCHEDULER_STATE_TOPIC, parseState, specHash } from '../../src/shared/codecs/scheduler-state.js';
 import { FireEncoder } from '../../src/scheduler/task-records.js';
 
@@ -69,7 +75,7 @@ describe('FireEncoder', () => {
   it('should add a SCHEDULED event per fire and one state record per entry for its latest fire', () => {
     const a = entry({ id: 'a' });
     const b = entry({ id: 'b' });
-    const records = new FireEncoder('billing', 7, origin).records(
+    const records = new FireEncoder('billing', 7, origin, undefined, 'per-task').records(
       [
         { entry: a, scheduledFor: at },
         { entry: b, scheduledFor: at },
@@ -103,6 +109,31 @@ describe('FireEncoder', () => {
       paused: false,
       runs: 0,
     });
+  });
+
+  it('should write the SCHEDULED events of a transaction in batch records that stand for the per-task ones', () => {
+    const entries = Array.from({ length: 2500 }, (_, i) => entry({ id: `e${i}` }));
+    const fires = entries.map((e) => ({ entry: e, scheduledFor: at }));
+    const perTask = new FireEncoder('billing', 7, origin, undefined, 'per-task')
+      .records(fires, firedAt)
+      .filter((r) => r.topic === EVENTS_TOPIC);
+    const records = new FireEncoder('billing', 7, origin).records(fires, firedAt);
+    const batches = records.filter((r) => r.topic === EVENTS_TOPIC);
+    expect(batches.map((r) => [r.key, r.headers?.[SCHEDULED_BATCH_HEADER]])).toEqual([
+      ['billing/7', '1000'],
+      ['billing/7', '1000'],
+      ['billing/7', '500'],
+    ]);
+    expect(batches.every((r) => r.headers?.[TASK_ID_HEADER] === undefined)).toBe(true);
+    // Every other record is as it was: the task messages and the state records.
+    expect(records.filter((r) => r.topic !== EVENTS_TOPIC)).toEqual(
+      new FireEncoder('billing', 7, origin, undefined, 'per-task')
+        .records(fires, firedAt)
+        .filter((r) => r.topic !== EVENTS_TOPIC),
+    );
+    const expanded = batches.flatMap((r) => parseStatusEvents(Buffer.from(text(r.value)), r.headers));
+    expect(expanded).toEqual(perTask.map((r) => parseStatusEvent(Buffer.from(text(r.value)))));
+    expect(expanded).toHaveLength(2500);
   });
 
   it('should write no state record for a manual fire (taskscheduler trigger)', () => {

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { Ajv } from 'ajv';
-import type { OutRecord } from '../kafka/types.js';
+import type { OutRecord, RecordHeaders } from '../kafka/types.js';
 import type { Origin } from '../messages.js';
 import { parseValidJson } from '../messages.js';
 import type { DlqReason } from './dlq-record.js';
@@ -337,4 +337,91 @@ const isStatusEvent = new Ajv({ allErrors: true, strict: true }).compile<StatusE
 /** A `taskmanager.events` record value as a status event, or undefined when it is none (events are advisory). */
 export function parseStatusEvent(value: Buffer | null): StatusEvent | undefined {
   return parseValidJson(value, isStatusEvent);
+}
+
+/**
+ * The SCHEDULED events of many fires of one transaction in one record (docs/messages-and-topics.md#scheduled-batches):
+ * the scheduler's fires share `at` and `by`, so a record per fire repeated them, and a key and header per fire, for
+ * nothing. Header {@link SCHEDULED_BATCH_HEADER} (its fire count), no `task-id` header; key
+ * `<group>/<state partition>`.
+ */
+export interface ScheduledBatch {
+  v: 1;
+  status: 'SCHEDULED';
+  at: string;
+  by: StatusEvent['by'];
+  /** `[taskId, scheduleId]` of each fire. */
+  tasks: Array<[string, string]>;
+}
+
+/** The header of a {@link ScheduledBatch} record: how many fires it holds. */
+export const SCHEDULED_BATCH_HEADER = 'scheduled-tasks';
+
+/** Fires per {@link ScheduledBatch} record at most (about 100 bytes each: far under any broker's record limit). */
+export const SCHEDULED_BATCH_MAX = 1000;
+
+const isScheduledBatch = new Ajv({ strict: true }).compile<ScheduledBatch>({
+  type: 'object',
+  required: ['v', 'status', 'at', 'by', 'tasks'],
+  properties: {
+    v: { type: 'integer', const: 1 },
+    status: { type: 'string', const: 'SCHEDULED' },
+    at: { type: 'string' },
+    by: eventSchema.properties.by,
+    tasks: {
+      type: 'array',
+      items: {
+        type: 'array',
+        minItems: 2,
+        maxItems: 2,
+        items: [
+          { type: 'string', minLength: 1 },
+          { type: 'string', minLength: 1 },
+        ],
+      },
+    },
+  },
+});
+
+/**
+ * The records of the SCHEDULED events of fires that share `at` and `by`: one {@link ScheduledBatch} per
+ * {@link SCHEDULED_BATCH_MAX} fires. `byJson` is `by` as JSON, `at` a `Date#toISOString` text; `tasks` holds the
+ * JSON texts of each fire's taskId and schedule Id.
+ */
+export function scheduledBatchRecords(
+  key: string,
+  at: string,
+  byJson: string,
+  tasks: ReadonlyArray<readonly [string, string]>,
+): OutRecord[] {
+  const out: OutRecord[] = [];
+  for (let i = 0; i < tasks.length; i += SCHEDULED_BATCH_MAX) {
+    const chunk = tasks.slice(i, i + SCHEDULED_BATCH_MAX);
+    const items = chunk.map(([taskIdJson, scheduleIdJson]) => `[${taskIdJson},${scheduleIdJson}]`).join(',');
+    out.push({
+      topic: EVENTS_TOPIC,
+      key,
+      value: `{"v":1,"status":"SCHEDULED","at":"${at}","by":${byJson},"tasks":[${items}]}`,
+      headers: { [SCHEDULED_BATCH_HEADER]: String(chunk.length) },
+    });
+  }
+  return out;
+}
+
+/**
+ * The status events of a `taskmanager.events` record: its one event, or each fire of a {@link ScheduledBatch} as
+ * the SCHEDULED event it stands for (what {@link scheduledEvent} gives), or none (an audit event of older versions,
+ * anything unreadable: events are advisory). `headers`, when given, saves parsing what is neither.
+ */
+export function parseStatusEvents(value: Buffer | null, headers?: Readonly<RecordHeaders>): StatusEvent[] {
+  if (headers === undefined || headers[SCHEDULED_BATCH_HEADER] !== undefined) {
+    const batch = parseValidJson(value, isScheduledBatch);
+    if (batch)
+      return batch.tasks.map(([taskId, scheduleId]) =>
+        scheduledEvent({ taskId, scheduleId }, batch.at, batch.by),
+      );
+    if (headers !== undefined) return [];
+  } else if (headers[TASK_ID_HEADER] === undefined) return [];
+  const e = parseStatusEvent(value);
+  return e ? [e] : [];
 }

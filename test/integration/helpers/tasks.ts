@@ -5,7 +5,7 @@ import { brokers, produce, uniqueName } from './kafka.js';
 import { startCli } from './processes.js';
 import type { RunningCli } from './processes.js';
 import type { TopicReader } from './kafka.js';
-import { parseStatusEvent } from '../../../src/shared/codecs/task-event.js';
+import { parseStatusEvents } from '../../../src/shared/codecs/task-event.js';
 import type { StatusEvent } from '../../../src/shared/codecs/task-event.js';
 import { taskMessageOf, taskRecord } from '../../../src/shared/codecs/task-message.js';
 import type { TaskMessage } from '../../../src/shared/codecs/task-message.js';
@@ -35,10 +35,11 @@ export async function publishTasks(topic: string, tasks: TaskMessage[]): Promise
 
 /** Status events whose taskId starts with the prefix (tests use a random prefix). */
 export function eventsOf(reader: TopicReader, prefix: string): StatusEvent[] {
-  return reader.records.flatMap((r) => {
-    const e = r.topic === EVENTS && r.value !== null ? parseStatusEvent(Buffer.from(r.value)) : undefined;
-    return e?.taskId.startsWith(prefix) ? [e] : [];
-  });
+  return reader.records.flatMap((r) =>
+    r.topic === EVENTS && r.value !== null
+      ? parseStatusEvents(Buffer.from(r.value)).filter((e) => e.taskId.startsWith(prefix))
+      : [],
+  );
 }
 
 /** How many events of a status each taskId has. */
