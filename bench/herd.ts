@@ -122,13 +122,17 @@ async function runRawProducer(n: number, brokers: string[], topic: string, tasks
   const fires: Fire[] = entries.map((entry) => ({ entry, scheduledFor: at }));
   const records = encoder.records(fires, Date.now()).filter((r) => !tasksOnly || r.topic === topic);
   // Records go where the Java partitioner puts their keys (the state records too, rather than all to one
-  // partition), in requests of 3,000 with 4 in flight, under the broker's 1 MiB batch limit.
+  // partition), in requests of up to 3,000 records and 512 KiB with 4 in flight, under the broker's 1 MiB batch
+  // limit (a batch of SCHEDULED events is up to 64 KiB).
   const chunks: Array<
     Array<{ topic: string; messages: Array<{ key: string | null; value: string | Buffer | null }> }>
   > = [];
-  for (let i = 0; i < records.length; i += 3000) {
+  for (let i = 0; i < records.length; ) {
     const byTopic = new Map<string, Array<{ key: string | null; value: string | Buffer | null }>>();
-    for (const r of records.slice(i, i + 3000)) {
+    let bytes = 0;
+    for (const start = i; i < records.length && i - start < 3000 && bytes < 512 * 1024; i++) {
+      const r = records[i]!;
+      bytes += r.value === null ? 0 : Buffer.byteLength(r.value);
       let list = byTopic.get(r.topic);
       if (!list) byTopic.set(r.topic, (list = []));
       list.push({ key: r.key, value: r.value });

@@ -115,8 +115,7 @@ export class FireEncoder {
       const value = fastStateValue(this.isoOf(f.scheduledFor), this.partsOf(entry).specHash, firedAt, f.run);
       out.push(stateRecord(this.group, entry.id, this.partition, value));
     }
-    if (batched?.length)
-      out.push(...scheduledBatchRecords(`${this.group}/${this.partition}`, firedAt, this.byJson, batched));
+    if (batched?.length) out.push(...scheduledBatchRecords(firedAt, this.byJson, batched));
     out.push(...this.missed.records(fires, firedAtMs, this.scheduler));
     return out;
   }

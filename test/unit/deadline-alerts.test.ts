@@ -96,7 +96,7 @@ class FakeFollower implements EventFollower {
   scheduledBatch(atMs: number, taskIds: string[]): void {
     const by = JSON.stringify({ ...scheduler, role: 'scheduler' });
     const tasks = taskIds.map((id) => [JSON.stringify(id), '"nightly"'] as const);
-    for (const rec of scheduledBatchRecords('g/0', new Date(atMs).toISOString(), by, tasks))
+    for (const rec of scheduledBatchRecords(new Date(atMs).toISOString(), by, tasks))
       this.onRecord({
         topic: EVENTS_TOPIC,
         partition: 3,

@@ -196,7 +196,7 @@ describe('when taskapi reads the records of taskmanager.events', () => {
     const batched = new TaskView(silentLogger);
     const at = new Date(T0 + 3).toISOString();
     const tasks = ids.map((id) => [JSON.stringify(id), JSON.stringify(id.split('@')[0])] as const);
-    const [batch] = scheduledBatchRecords('g/3', at, JSON.stringify(by), tasks);
+    const [batch] = scheduledBatchRecords(at, JSON.stringify(by), tasks);
     expect(batched.onEventRecord(rec(batch!, 0)).map((e) => e.taskId)).toEqual(ids);
     const perTask = new TaskView(silentLogger);
     ids.forEach((id, i) =>

@@ -119,10 +119,11 @@ describe('FireEncoder', () => {
       .filter((r) => r.topic === EVENTS_TOPIC);
     const records = new FireEncoder('billing', 7, origin).records(fires, firedAt);
     const batches = records.filter((r) => r.topic === EVENTS_TOPIC);
+    // Keyed by their first fire's taskId, so that they spread over the partitions as per-fire events do.
     expect(batches.map((r) => [r.key, r.headers?.[SCHEDULED_BATCH_HEADER]])).toEqual([
-      ['billing/7', '1000'],
-      ['billing/7', '1000'],
-      ['billing/7', '500'],
+      ['e0@2026-03-01T05:00:00.000Z', '1000'],
+      ['e1000@2026-03-01T05:00:00.000Z', '1000'],
+      ['e2000@2026-03-01T05:00:00.000Z', '500'],
     ]);
     expect(batches.every((r) => r.headers?.[TASK_ID_HEADER] === undefined)).toBe(true);
     // Every other record is as it was: the task messages and the state records.
@@ -134,6 +135,19 @@ describe('FireEncoder', () => {
     const expanded = batches.flatMap((r) => parseStatusEvents(Buffer.from(text(r.value)), r.headers));
     expect(expanded).toEqual(perTask.map((r) => parseStatusEvent(Buffer.from(text(r.value)))));
     expect(expanded).toHaveLength(2500);
+  });
+
+  it('should keep each batch record under 64 KiB of fires however long the ids are', () => {
+    const id = (i: number) => `${String(i).padStart(4, '0')}-${'x'.repeat(195)}`;
+    const fires = Array.from({ length: 1000 }, (_, i) => ({ entry: entry({ id: id(i) }), scheduledFor: at }));
+    const batches = new FireEncoder('billing', 7, origin)
+      .records(fires, firedAt)
+      .filter((r) => r.topic === EVENTS_TOPIC);
+    expect(batches.length).toBeGreaterThan(5);
+    for (const b of batches) expect(Buffer.byteLength(text(b.value))).toBeLessThan(64 * 1024 + 200);
+    const expanded = batches.flatMap((r) => parseStatusEvents(Buffer.from(text(r.value)), r.headers));
+    expect(expanded.map((e) => e.scheduleId)).toEqual(fires.map((f) => f.entry.id));
+    expect(new Set(batches.map((b) => b.key)).size).toBe(batches.length);
   });
 
   it('should write no state record for a manual fire (taskscheduler trigger)', () => {

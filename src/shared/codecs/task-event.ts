@@ -342,8 +342,8 @@ export function parseStatusEvent(value: Buffer | null): StatusEvent | undefined 
 /**
  * The SCHEDULED events of many fires of one transaction in one record (docs/messages-and-topics.md#scheduled-batches):
  * the scheduler's fires share `at` and `by`, so a record per fire repeated them, and a key and header per fire, for
- * nothing. Header {@link SCHEDULED_BATCH_HEADER} (its fire count), no `task-id` header; key
- * `<group>/<state partition>`.
+ * nothing. Header {@link SCHEDULED_BATCH_HEADER} (its fire count), no `task-id` header; key: the taskId of its first
+ * fire.
  */
 export interface ScheduledBatch {
   v: 1;
@@ -357,8 +357,15 @@ export interface ScheduledBatch {
 /** The header of a {@link ScheduledBatch} record: how many fires it holds. */
 export const SCHEDULED_BATCH_HEADER = 'scheduled-tasks';
 
-/** Fires per {@link ScheduledBatch} record at most (about 100 bytes each: far under any broker's record limit). */
+/** Fires per {@link ScheduledBatch} record at most. */
 export const SCHEDULED_BATCH_MAX = 1000;
+
+/**
+ * A {@link ScheduledBatch} record's `tasks` stay under this many bytes (a fire's pair is about 100 bytes, up to 430
+ * with 200-character ids): the records of one transaction spread over the topic's partitions as the per-fire events
+ * did, so no partition's share of a produce request nears a broker's 1 MiB `message.max.bytes`.
+ */
+export const SCHEDULED_BATCH_MAX_BYTES = 64 * 1024;
 
 const isScheduledBatch = new Ajv({ strict: true }).compile<ScheduledBatch>({
   type: 'object',
@@ -385,26 +392,40 @@ const isScheduledBatch = new Ajv({ strict: true }).compile<ScheduledBatch>({
 
 /**
  * The records of the SCHEDULED events of fires that share `at` and `by`: one {@link ScheduledBatch} per
- * {@link SCHEDULED_BATCH_MAX} fires. `byJson` is `by` as JSON, `at` a `Date#toISOString` text; `tasks` holds the
+ * {@link SCHEDULED_BATCH_MAX} fires or {@link SCHEDULED_BATCH_MAX_BYTES}, each keyed by the taskId of its first fire
+ * (so they spread over the partitions). `byJson` is `by` as JSON, `at` a `Date#toISOString` text; `tasks` holds the
  * JSON texts of each fire's taskId and schedule Id.
  */
 export function scheduledBatchRecords(
-  key: string,
   at: string,
   byJson: string,
   tasks: ReadonlyArray<readonly [string, string]>,
 ): OutRecord[] {
   const out: OutRecord[] = [];
-  for (let i = 0; i < tasks.length; i += SCHEDULED_BATCH_MAX) {
-    const chunk = tasks.slice(i, i + SCHEDULED_BATCH_MAX);
-    const items = chunk.map(([taskIdJson, scheduleIdJson]) => `[${taskIdJson},${scheduleIdJson}]`).join(',');
+  const record = (from: number, to: number, items: string): void => {
     out.push({
       topic: EVENTS_TOPIC,
-      key,
+      key: JSON.parse(tasks[from]![0]) as string,
       value: `{"v":1,"status":"SCHEDULED","at":"${at}","by":${byJson},"tasks":[${items}]}`,
-      headers: { [SCHEDULED_BATCH_HEADER]: String(chunk.length) },
+      headers: { [SCHEDULED_BATCH_HEADER]: String(to - from) },
     });
+  };
+  let from = 0;
+  let items = '';
+  for (let i = 0; i < tasks.length; i++) {
+    const [taskIdJson, scheduleIdJson] = tasks[i]!;
+    const item = `[${taskIdJson},${scheduleIdJson}]`;
+    if (
+      i > from &&
+      (i - from >= SCHEDULED_BATCH_MAX || items.length + item.length >= SCHEDULED_BATCH_MAX_BYTES)
+    ) {
+      record(from, i, items);
+      from = i;
+      items = '';
+    }
+    items = items === '' ? item : `${items},${item}`;
   }
+  if (tasks.length > from) record(from, tasks.length, items);
   return out;
 }
 
