@@ -127,7 +127,7 @@ async function runRawProducer(n: number, brokers: string[], topic: string, tasks
   const chunks: Array<
     Array<{ topic: string; messages: Array<{ key: string | null; value: string | Buffer | null }> }>
   > = [];
-  for (let i = 0; i < records.length; ) {
+  for (let i = 0; i < records.length;) {
     const byTopic = new Map<string, Array<{ key: string | null; value: string | Buffer | null }>>();
     let bytes = 0;
     for (const start = i; i < records.length && i - start < 3000 && bytes < 512 * 1024; i++) {
