@@ -114,6 +114,39 @@ describe('the pipeline: taskscheduler → Kafka → taskconsumer group', () => {
     });
   });
 
+  describe('when the schedulers of one group write SCHEDULED events in both forms (a rolling upgrade)', () => {
+    it('should write each fire one SCHEDULED event, read the same whichever form carried it', async () => {
+      const file = await oldToolFile(prefix, topic, 6);
+      const args = [`-brokers=${brokers()}`, `-schedule=${file}`];
+      // One instance as earlier releases write (one record per fire), one as this release does (batches).
+      const older = startCli('taskscheduler', [...args, '--scheduled-events', 'per-task']);
+      const newer = startCli('taskscheduler', args);
+      const forms = () => {
+        const mine = reader.records.filter((r) => r.topic === EVENTS && r.value?.includes(prefix));
+        return {
+          perTask: mine.filter((r) => r.headers['task-id']?.startsWith(prefix)).length,
+          batched: mine.filter((r) => r.headers['scheduled-tasks'] !== undefined).length,
+        };
+      };
+      await waitFor(() => forms().perTask > 0 && forms().batched > 0, {
+        timeoutMs: 45_000,
+        what: () => `both forms of SCHEDULED (${JSON.stringify(forms())})\n${older.output}\n${newer.output}`,
+      });
+      for (const s of [older, newer]) s.signal('SIGINT');
+      expect(await older.exited).toEqual({ code: 0, signal: null });
+      expect(await newer.exited).toEqual({ code: 0, signal: null });
+      await reader.caughtUp(topic);
+      await reader.caughtUp(EVENTS);
+      const ids = reader.values<TaskMessage>(topic).map((t) => t.taskId);
+      expect(new Set(ids).size).toBe(ids.length);
+      const scheduled = countBy(eventsOf(reader, prefix), 'SCHEDULED');
+      expect([...scheduled.keys()].sort()).toEqual([...ids].sort());
+      expect([...scheduled.values()].every((n) => n === 1)).toBe(true);
+      const pids = new Set(eventsOf(reader, prefix).map((e) => e.by.pid));
+      expect([...pids].sort()).toEqual([older.pid, newer.pid].sort());
+    });
+  });
+
   describe('when a consumer joins and another leaves by SIGINT while tasks flow', () => {
     it('should lose no task and process none twice, each instance doing some', async () => {
       const file = await oldToolFile(prefix, topic, 6);
