@@ -52,7 +52,8 @@ function scheduledForOf(taskId: string): string {
 
 /**
  * The last `keep` runs of every schedule, newest first, folded from status events in any order across partitions
- * (one run's events share a key, hence a partition, so they arrive in order).
+ * (one run's events share a key, hence a partition, so they arrive in order; but for its SCHEDULED from a batch
+ * record, on another partition, which only sets `firedAt`).
  */
 export class RunHistory {
   private readonly bySchedule = new Map<string, Map<string, TaskRun>>();

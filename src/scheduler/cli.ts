@@ -224,7 +224,7 @@ program
   .addOption(
     new Option(
       '--scheduled-events <form>',
-      "how the fires' SCHEDULED events are written: batched (one record per transaction) or per-task " +
+      "how the fires' SCHEDULED events are written: batched (a record per 1,000 fires of a transaction) or per-task " +
         '(one record per fire: for readers of earlier releases during an upgrade)',
     )
       .choices(SCHEDULED_EVENTS_FORMS)

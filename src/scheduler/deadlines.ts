@@ -199,7 +199,7 @@ export class DeadlineTimers {
   /** A record of the events topic. */
   onEventRecord(r: InRecord): void {
     if (r.headers[SCHEDULED_BATCH_HEADER] !== undefined) {
-      // SCHEDULED events of many fires, keyed by their state partition.
+      // SCHEDULED events of many fires, keyed by the first one's taskId.
       for (const e of this.o.parseEvents(r.value, r.headers)) {
         const p = this.byTaskId.get(e.taskId);
         if (p) this.onEvent(p, e);

@@ -412,18 +412,20 @@ export function scheduledBatchRecords(
   };
   let from = 0;
   let items = '';
+  let bytes = 0;
   for (let i = 0; i < tasks.length; i++) {
     const [taskIdJson, scheduleIdJson] = tasks[i]!;
     const item = `[${taskIdJson},${scheduleIdJson}]`;
-    if (
-      i > from &&
-      (i - from >= SCHEDULED_BATCH_MAX || items.length + item.length >= SCHEDULED_BATCH_MAX_BYTES)
-    ) {
+    // Its UTF-8 bytes, with the comma before it.
+    const size = Buffer.byteLength(item) + 1;
+    if (i > from && (i - from >= SCHEDULED_BATCH_MAX || bytes + size > SCHEDULED_BATCH_MAX_BYTES)) {
       record(from, i, items);
       from = i;
       items = '';
+      bytes = 0;
     }
     items = items === '' ? item : `${items},${item}`;
+    bytes += size;
   }
   if (tasks.length > from) record(from, tasks.length, items);
   return out;
