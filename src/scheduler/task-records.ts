@@ -93,7 +93,7 @@ export class FireEncoder {
           taskId,
           fastScheduledValue(taskIdJson, task.idJson, firedAt, this.byJson),
         );
-        if (spans && traced) {
+        if (traced) {
           const traceparent = this.traceFire(fire, taskId, firedAtMs, spans);
           (taskRec.headers ??= {})[TRACEPARENT_HEADER] = traceparent;
           (event.headers ??= {})[TRACEPARENT_HEADER] = traceparent;

@@ -437,14 +437,13 @@ export function scheduledBatchRecords(
  * anything unreadable: events are advisory). `headers`, when given, saves parsing what is neither.
  */
 export function parseStatusEvents(value: Buffer | null, headers?: Readonly<RecordHeaders>): StatusEvent[] {
-  if (headers === undefined || headers[SCHEDULED_BATCH_HEADER] !== undefined) {
-    const batch = parseValidJson(value, isScheduledBatch);
-    if (batch)
-      return batch.tasks.map(([taskId, scheduleId]) =>
-        scheduledEvent({ taskId, scheduleId }, batch.at, batch.by),
-      );
-    if (headers !== undefined) return [];
-  } else if (headers[TASK_ID_HEADER] === undefined) return [];
-  const e = parseStatusEvent(value);
-  return e ? [e] : [];
+  const saysBatch = headers?.[SCHEDULED_BATCH_HEADER] !== undefined;
+  // With headers a record says what it is: a batch, a status event (`task-id`), or neither (skipped unparsed).
+  if (headers && !saysBatch && headers[TASK_ID_HEADER] === undefined) return [];
+  const data = parseValidJson(value, (_data): _data is unknown => true);
+  if (isScheduledBatch(data)) {
+    if (headers && !saysBatch) return [];
+    return data.tasks.map(([taskId, scheduleId]) => scheduledEvent({ taskId, scheduleId }, data.at, data.by));
+  }
+  return isStatusEvent(data) && !saysBatch ? [data] : [];
 }
