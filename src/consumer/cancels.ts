@@ -20,6 +20,7 @@ export class Cancels {
   private readonly running = new Map<string, Abortable | Set<Abortable>>();
   private addsSinceSweep = 0;
   private markReady: () => void = () => undefined;
+  private isReady = false;
   /**
    * Settles once the requests made before this consumer started are read (or it is known they cannot be): no task
    * starts before, so one cancelled while no consumer held it never starts.
@@ -37,7 +38,13 @@ export class Cancels {
 
   /** The requests made so far are read, or cannot be: tasks may start. */
   caughtUp(): void {
+    this.isReady = true;
     this.markReady();
+  }
+
+  /** Whether {@link ready} has settled (a task need not wait for it then). */
+  get caughtUpAlready(): boolean {
+    return this.isReady;
   }
 
   /** A request read: kept, and the attempts of its task running here are aborted with it. */

@@ -53,6 +53,11 @@ export class SecretSource {
     this.env = o.env ?? process.env;
   }
 
+  /** Whether the task's payload holds a `{"$secret": …}` reference (well formed or not): checked without copying. */
+  static refersToSecrets(task: TaskMessage): boolean {
+    return hasReference(task.payload);
+  }
+
   async resolve(task: TaskMessage): Promise<ResolvedTask> {
     const refs: Reference[] = [];
     collect(task.payload, 'payload', refs);
@@ -89,6 +94,14 @@ export class SecretSource {
       `task ${taskId}: secret ${name} (${path}) is not set on this consumer: set ${where}`,
     );
   }
+}
+
+function hasReference(v: unknown): boolean {
+  if (typeof v !== 'object' || v === null) return false;
+  if (Array.isArray(v)) return v.some(hasReference);
+  if (Object.hasOwn(v, '$secret')) return true;
+  for (const k in v) if (Object.hasOwn(v, k) && hasReference((v as Record<string, unknown>)[k])) return true;
+  return false;
 }
 
 function collect(v: unknown, path: string, out: Reference[]): void {

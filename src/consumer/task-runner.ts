@@ -13,7 +13,7 @@ import type { StatusEvent, TaskStatus } from '../shared/codecs/task-event.js';
 import type { TaskMessage } from '../shared/codecs/task-message.js';
 import type { BatchingSender, InRecord, OutRecord } from '../shared/kafka/index.js';
 import type { ProcessorRegistry } from '../processors/registry.js';
-import type { Processor } from '../processors/types.js';
+import type { Processor, ProcessorContext, ProcessorResult } from '../processors/types.js';
 import { dlqRecord } from '../shared/codecs/dlq-record.js';
 import type { ConsumerMetrics } from './metrics.js';
 import { redactSecrets, SecretSource } from './secrets.js';
@@ -178,8 +178,8 @@ export class TaskRunner {
   }
 
   private async skipRecord(rec: InRecord, why: string, drain: AbortSignal): Promise<RunResult> {
-    const resolved = await this.resolve(rec, drain, undefined);
-    if (resolved === 'done' || resolved === 'interrupted') return resolved;
+    const resolved = this.resolve(rec, drain, undefined);
+    if (resolved instanceof Promise) return resolved;
     const { task, processor, log } = resolved;
     // The alert, when the schedule asks for one, in the same request as the SKIPPED event.
     const alert = this.alertRecords(task, 'skipped', `not run: ${why}`, rec);
@@ -205,10 +205,10 @@ export class TaskRunner {
   }
 
   private async runRecord(rec: InRecord, drain: AbortSignal, slot?: SlotLease): Promise<RunResult> {
-    const resolved = await this.resolve(rec, drain, slot);
-    if (resolved === 'done' || resolved === 'interrupted') return resolved;
+    const resolved = this.resolve(rec, drain, slot);
+    if (resolved instanceof Promise) return resolved;
     const { task, processor, log } = resolved;
-    await this.cancels.ready;
+    if (!this.cancels.caughtUpAlready) await this.cancels.ready;
     /** What this run raised already: an overrun alert once per run, whichever attempt overran. */
     const raised = { overrun: false };
     for (let attempt = 1; ; attempt++) {
@@ -351,13 +351,13 @@ export class TaskRunner {
 
   /**
    * Decodes a record and finds its processor; a record that is no task, or names no processor we know, goes to the
-   * DLQ (resolving to what that did).
+   * DLQ (the promise of what that did).
    */
-  private async resolve(
+  private resolve(
     rec: InRecord,
     drain: AbortSignal,
     slot: SlotLease | undefined,
-  ): Promise<{ task: TaskMessage; processor: Processor; log: Logger } | RunResult> {
+  ): { task: TaskMessage; processor: Processor; log: Logger } | Promise<RunResult> {
     let task: TaskMessage;
     try {
       task = decodeTaskMessage(rec.value);
@@ -437,44 +437,59 @@ export class TaskRunner {
     let result: Record<string, unknown> | undefined;
     /** The secret values this attempt resolved: kept out of every result, error and log line written after it. */
     let secretValues: readonly string[] = [];
-    const runLog = new AttemptLog({
-      ids: task,
-      attempt,
-      clock: this.o.clock,
-      logger: log,
-      ...(this.o.runLogs ? { sink: this.o.runLogs } : {}),
-      secrets: () => secretValues,
-      onProgress: (progress) => {
-        // A reader folds progress into a run it knows started: the EXECUTING goes first.
-        this.lateStarts.now(late);
-        void this.emit(task, 'PROGRESS', attempt, rec, { progress }).catch((err: unknown) =>
-          log.warn(`could not publish a PROGRESS event of task ${task.taskId}: ${errorMessage(err)}`),
-        );
+    /**
+     * Made when the processor first reads `ctx.logger`, `ctx.progress` or `ctx.output` (most never do); closed at
+     * once when that is after the attempt ended (a processor abandoned at its timeout goes on), as it would have been.
+     */
+    let runLog: AttemptLog | undefined;
+    let ended = false;
+    const logOf = (): AttemptLog => {
+      if (runLog) return runLog;
+      runLog = new AttemptLog({
+        ids: task,
+        attempt,
+        clock: this.o.clock,
+        logger: log,
+        ...(this.o.runLogs ? { sink: this.o.runLogs } : {}),
+        secrets: () => secretValues,
+        onProgress: (progress) => {
+          // A reader folds progress into a run it knows started: the EXECUTING goes first.
+          this.lateStarts.now(late);
+          void this.emit(task, 'PROGRESS', attempt, rec, { progress }).catch((err: unknown) =>
+            log.warn(`could not publish a PROGRESS event of task ${task.taskId}: ${errorMessage(err)}`),
+          );
+        },
+      });
+      if (ended) runLog.close();
+      return runLog;
+    };
+    const ctx: ProcessorContext = {
+      // Made only when the processor reads it (AttemptSignal).
+      get signal(): AbortSignal {
+        return abort.signal;
       },
-    });
-    const { progress, output } = runLog;
+      get logger(): Logger {
+        return logOf().logger;
+      },
+      attempt,
+      source,
+      get progress(): ProcessorContext['progress'] {
+        return logOf().progress;
+      },
+      get output(): ProcessorContext['output'] {
+        return logOf().output;
+      },
+    };
     try {
       // A processor that throws synchronously is treated like one that rejects; one that ignores its signal
       // is abandoned when the signal fires, so it cannot hold a drain or a partition forever.
       const outcome = await abort.race(
-        Promise.resolve().then(async () => {
-          const resolved = await this.secrets.resolve(task);
-          secretValues = resolved.values;
-          const ctx = {
-            // Made only when the processor reads it (AttemptSignal).
-            get signal(): AbortSignal {
-              return abort.signal;
-            },
-            get logger(): Logger {
-              return runLog.logger;
-            },
-            attempt,
-            source,
-            progress,
-            output,
-          };
-          return processor.process(resolved.task, ctx);
-        }),
+        SecretSource.refersToSecrets(task)
+          ? this.secrets.resolve(task).then((resolved) => {
+              secretValues = resolved.values;
+              return processor.process(resolved.task, ctx);
+            })
+          : processorRun(processor, task, ctx),
       );
       result = redactSecrets(
         outcome && typeof outcome === 'object' ? outcome.details : undefined,
@@ -491,7 +506,8 @@ export class TaskRunner {
       slot?.release();
       // Handed to the senders at once, never waited for: the last PROGRESS goes ahead of the status event that
       // follows (in its produce request or the one before), the last log lines in a request of their own.
-      runLog.close();
+      ended = true;
+      runLog?.close();
       if (span) endProcess(span, succeeded ? 'succeeded' : outcomeOf(failure, abort), failure);
     }
     return {
@@ -673,6 +689,20 @@ export class TaskRunner {
 }
 
 const MAX_RETRY_AFTER_MS = 10 * 60_000;
+
+/** The processor's run as a promise: one that throws synchronously rejects it, one that returns a value fulfils it. */
+function processorRun(
+  processor: Processor,
+  task: TaskMessage,
+  ctx: ProcessorContext,
+): Promise<void | ProcessorResult> {
+  try {
+    const out = processor.process(task, ctx);
+    return out instanceof Promise ? out : Promise.resolve(out);
+  } catch (err) {
+    return Promise.reject(err as Error);
+  }
+}
 
 /** How a failed attempt ended, for its span. */
 function outcomeOf(failure: unknown, abort: AbortState): string {

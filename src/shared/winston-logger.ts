@@ -28,13 +28,15 @@ const textFormat = winston.format.printf((info) => {
 });
 
 function wrap(w: winston.Logger): Logger {
+  const debug = w.isDebugEnabled();
   return {
     error: (m, f) => void w.error(m, f),
     warn: (m, f) => void w.warn(m, f),
     info: (m, f) => void w.info(m, f),
     debug: (m, f) => void w.debug(m, f),
     child: (f) => wrap(w.child(f)),
-    isDebugEnabled: () => w.isDebugEnabled(),
+    // The level is set once, at creation (a child has its parent's): asking winston each time costs its transports.
+    isDebugEnabled: () => debug,
   };
 }
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { RunLogSink } from '../../src/consumer/run-logs.js';
+import type { TaskRunnerOptions } from '../../src/consumer/task-runner.js';
 import { SecretSource } from '../../src/consumer/secrets.js';
 import type { Processor, ProcessorContext } from '../../src/processors/types.js';
 import { RunHistory } from '../../src/api/run-history.js';
@@ -39,14 +40,14 @@ function scripted(body: (ctx: ProcessorContext, wait: () => Promise<void>) => Pr
 }
 
 /** A TaskRunner whose run logs go to an in-memory taskmanager.logs. */
-function withLogs(processor: Processor, secrets?: SecretSource) {
+function withLogs(processor: Processor, secrets?: SecretSource, options: Partial<TaskRunnerOptions> = {}) {
   const logsKafka = new MemoryKafka();
   const sink = new RunLogSink(
     new BatchingSender(logsKafka.producer() as unknown as KafkaProducer),
     silentLogger,
   );
   sink.enable();
-  const fx = consumerFixture([processor], { runLogs: sink, ...(secrets ? { secrets } : {}) });
+  const fx = consumerFixture([processor], { runLogs: sink, ...(secrets ? { secrets } : {}), ...options });
   const chunks = (): RunLogChunk[] =>
     logsKafka.records(LOGS_TOPIC, 0).map((r) => {
       const c = parseRunLogChunk(r.value);
@@ -98,6 +99,34 @@ describe('run logs of a TaskRunner', () => {
         'last',
       ]);
       expect(fx.statuses()).toEqual(['EXECUTING/1', 'FINISHED/1']);
+    });
+  });
+
+  describe('when a processor abandoned at its timeout logs only afterwards', () => {
+    it('should keep none of it in the run log: the attempt’s log was closed when the attempt ended', async () => {
+      let abandoned: ProcessorContext | undefined;
+      const processor: Processor = {
+        name: 'P',
+        // The first attempt ignores its signal and never ends by itself; the second succeeds.
+        process: (_t, ctx) => {
+          if (ctx.attempt > 1) return Promise.resolve();
+          abandoned = ctx;
+          return new Promise<void>(() => undefined);
+        },
+      };
+      const fx = withLogs(processor, undefined, { taskTimeoutMs: 1000 });
+      const run = fx.runner.run(taskRecord(0), never);
+      await settle();
+      fx.clock.advance(1000);
+      await settle();
+      expect(fx.statuses()).toContain('FAILED/1');
+      for (let i = 0; i < 3; i++) abandoned?.logger.info(`after the end ${i}`);
+      fx.clock.advance(1000);
+      await expect(run).resolves.toBe('done');
+      fx.clock.advance(5000);
+      await settle();
+      expect(fx.statuses().at(-1)).toBe('FINISHED/2');
+      expect(fx.chunks().flatMap((c) => c.lines.map((l) => l.text))).toEqual([]);
     });
   });
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { SlotLease } from '../../src/consumer/semaphore.js';
-import type { ProcessorContext } from '../../src/processors/types.js';
+import type { Processor, ProcessorContext } from '../../src/processors/types.js';
 import { NonRetriableError, RetriableError } from '../../src/shared/errors.js';
 import { consumerFixture, taskRecord, TOPIC } from './helpers/consumer-fixture.js';
 import { settle } from './helpers/settle.js';
@@ -87,6 +87,51 @@ describe('TaskRunner.run', () => {
       await expect(fx.runner.run(taskRecord(0), never)).resolves.toBe('done');
       expect(fx.dlq()[0]?.headers).toMatchObject({ 'dlq-reason': 'non-retriable', 'dlq-attempts': '1' });
       expect(fx.events().at(-1)).toMatchObject({ status: 'FAILED', final: true, result: { customer: 7 } });
+    });
+  });
+
+  describe('when a processor is plain JavaScript that breaks the Promise contract', () => {
+    it('should finish a run whose processor returned its result without a promise', async () => {
+      const fx = consumerFixture([
+        { name: 'P', process: (() => ({ details: { sync: true } })) as unknown as Processor['process'] },
+      ]);
+      await expect(fx.runner.run(taskRecord(0), never)).resolves.toBe('done');
+      expect(fx.events().at(-1)).toMatchObject({ status: 'FINISHED', result: { sync: true } });
+    });
+
+    it('should count a synchronous throw as a failed attempt and retry it', async () => {
+      let calls = 0;
+      const process = ((_t: unknown, ctx: ProcessorContext) => {
+        calls++;
+        if (ctx.attempt === 1) throw new Error('thrown before any promise');
+        return Promise.resolve();
+      }) as Processor['process'];
+      const fx = consumerFixture([{ name: 'P', process }]);
+      const result = fx.runner.run(taskRecord(0), never);
+      await settle();
+      expect(fx.events().at(-1)).toMatchObject({ status: 'FAILED', error: 'thrown before any promise' });
+      fx.clock.advance(1000);
+      await settle();
+      await expect(result).resolves.toBe('done');
+      expect(calls).toBe(2);
+      expect(fx.statuses().at(-1)).toBe('FINISHED/2');
+    });
+
+    it('should give a processor that destructures its context working progress, output and logger', async () => {
+      const fx = consumerFixture([
+        {
+          name: 'P',
+          process: async (_t: unknown, { progress, output, logger, attempt, source }: ProcessorContext) => {
+            progress(0.5, 'half');
+            output('stdout', 'a line\n');
+            logger.info('logged');
+            return { details: { attempt, offset: source.offset } };
+          },
+        },
+      ]);
+      await expect(fx.runner.run(taskRecord(0), never)).resolves.toBe('done');
+      expect(fx.statuses()).toContain('PROGRESS/1');
+      expect(fx.events().at(-1)).toMatchObject({ status: 'FINISHED', result: { attempt: 1, offset: '0' } });
     });
   });
 

@@ -4,7 +4,8 @@ import type { CommitPosition, InRecord, PartitionBatch, RecordHeaders } from './
 function fromKafkaHeaders(h: IHeaders | undefined): RecordHeaders {
   const out: RecordHeaders = {};
   if (!h) return out;
-  for (const [k, v] of Object.entries(h)) {
+  for (const k in h) {
+    const v = h[k];
     if (v === undefined) continue;
     const one = Array.isArray(v) ? v[v.length - 1] : v;
     out[k] = Buffer.isBuffer(one) ? one.toString('utf8') : String(one);
