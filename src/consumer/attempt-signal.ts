@@ -62,7 +62,11 @@ export class AttemptSignal implements Abortable {
    * ignores its signal is abandoned, so it cannot hold a drain or a partition forever.
    */
   race<T>(promise: Promise<T>): Promise<T> {
-    if (this.isAborted) return Promise.reject(this.abortReason as Error);
+    if (this.isAborted) {
+      // Abandoned as it starts: its own rejection, whenever it comes, is nobody's to handle.
+      promise.catch(() => undefined);
+      return Promise.reject(this.abortReason as Error);
+    }
     return new Promise<T>((resolve, reject) => {
       this.onAbort = reject as (reason: unknown) => void;
       promise.then(
