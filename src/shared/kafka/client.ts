@@ -122,7 +122,8 @@ export class KafkaClient {
 
   /**
    * Partition counts of topics, cached for five minutes as the Java client's metadata (`metadata.max.age.ms`), so a
-   * topic that gained partitions is seen; `forget` drops one that may have grown at once.
+   * topic that gained partitions is seen within that (keys are placed by this count: until then a key goes where
+   * it went before, as from a Java producer whose metadata is as old); `forget` drops one that may have grown.
    */
   private async partitionCounts(
     topics: readonly string[],
@@ -373,7 +374,8 @@ export class KafkaProducer {
     const missing = [...expected].filter((k) => !got.has(k));
     const repeated = twice ? [...got].filter(([, n]) => n > 1).map(([k]) => k) : [];
     if (missing.length === 0 && repeated.length === 0) return;
-    // A topic that gained partitions would look the same: its count is looked up again next time.
+    // A partition count may have moved under the send (a leader change, a topic deleted and made again): the
+    // counts of the topics answered for in part are looked up again next time.
     await this.counts([], [...new Set(missing.map((k) => k.slice(0, k.lastIndexOf('/'))))]);
     throw new RecordsDroppedError(missing, repeated);
   }
@@ -544,7 +546,6 @@ export class RecordsDroppedError extends AppError {
   }
 }
 
-/** Groups records by topic, keeping their order, for one produce request. */
 /**
  * A message as kafkajs 2.2.4 is given it, in the one shape its produce request copies fast. That request encodes
  * each message as `Record({ ...message, offsetDelta: i, timestampDelta })`, and in the V8 of Node 20 a spread
@@ -558,6 +559,7 @@ interface ShapedMessage extends Message {
   timestampDelta: number;
 }
 
+/** Groups records by topic, keeping their order, for one produce request; each at its placement. */
 export function byTopic(
   records: readonly OutRecord[],
   placements: ReadonlyArray<number | undefined>,
