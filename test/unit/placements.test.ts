@@ -57,6 +57,22 @@ describe('where the Kafka door places each record', () => {
     ]);
   });
 
+  it('should leave a record of a topic it cannot look up to kafkajs, and check its answer after the send', async () => {
+    // A broker with auto.create.topics.enable makes the topic as the send writes to it: its count exists after.
+    const sent: Sent[][] = [];
+    let lookups = 0;
+    const createdBySend = (topics: readonly string[]) => {
+      lookups++;
+      if (sent.length === 0)
+        return Promise.reject(new Error('This server does not host this topic-partition'));
+      return Promise.resolve(new Map(topics.map((t) => [t, 1])));
+    };
+    const producer = new KafkaProducer(() => fakeProducer(sent), createdBySend);
+    await producer.send([{ topic: 'new', key: 'k', value: '1' }]);
+    expect(sent[0]?.[0]?.messages.map((m) => m.partition)).toEqual([undefined]);
+    expect(lookups).toBe(2);
+  });
+
   it('should fail a send whose answer lacks a partition it placed records on, and look that count up again', async () => {
     const sent: Sent[][] = [];
     const p = partitionForKey('schedule-a', 12);

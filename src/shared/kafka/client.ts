@@ -351,16 +351,33 @@ export class KafkaProducer {
   }
 
   /**
+   * {@link placementsOf} before a send; when the counts cannot be looked up (a topic that does not exist yet, which
+   * a broker with `auto.create.topics.enable` makes as the send writes to it), only the records' own partitions, and
+   * `undefined` for the placements to be looked up after the send (`checkAnswered`).
+   */
+  private async placementsBefore(
+    records: readonly OutRecord[],
+  ): Promise<{ messages: Array<number | undefined>; checked: Array<number | undefined> | undefined }> {
+    try {
+      const placements = await this.placementsOf(records);
+      return { messages: placements, checked: placements };
+    } catch {
+      return { messages: records.map((r) => r.partition), checked: undefined };
+    }
+  }
+
+  /**
    * Throws when the answer to a send lacks a partition it was for (kafkajs dropped those records) or, with
    * `twice`, answers for one partition more than once (kafkajs wrote those records twice).
    */
   private async checkAnswered(
     records: readonly OutRecord[],
-    placements: ReadonlyArray<number | undefined>,
+    placed: ReadonlyArray<number | undefined> | undefined,
     answer: ReadonlyArray<{ topicName: string; partition: number }>,
     twice: boolean,
   ): Promise<void> {
     if (!this.counts) return;
+    const placements = placed ?? (await this.placementsOf(records));
     const expected = new Set<string>();
     records.forEach((r, i) => {
       const p = placements[i];
@@ -443,14 +460,14 @@ export class KafkaProducer {
 
   private async sendBatch(records: readonly OutRecord[]): Promise<RecordMetadata[]> {
     try {
-      const placements = await this.placementsOf(records);
+      const placements = await this.placementsBefore(records);
       const answer = await this.producer.sendBatch({
         acks: -1,
         compression: CompressionTypes.None,
-        topicMessages: byTopic(records, placements),
+        topicMessages: byTopic(records, placements.messages),
       });
       // Records written twice cannot be taken back here: at-least-once, as for any retried send.
-      await this.checkAnswered(records, placements, answer, false);
+      await this.checkAnswered(records, placements.checked, answer, false);
       return answer;
     } catch (err) {
       // Sequence numbers kafkajs can no longer repair (OUT_OF_ORDER_SEQUENCE_NUMBER after a leader change, kafkajs
@@ -479,15 +496,15 @@ export class KafkaProducer {
   /** Sends all records in one transaction (needs a transactionalId): read_committed readers see all or none. */
   async sendInTransaction(records: readonly OutRecord[]): Promise<void> {
     if (this.inDoubt) throw this.inDoubt;
-    const placements = await this.placementsOf(records);
+    const placements = await this.placementsBefore(records);
     const id = this.transactionalId;
     if (id) transactionLedger.begin(id);
     const tx = await this.producer.transaction();
     try {
       await this.checkAnswered(
         records,
-        placements,
-        await tx.sendBatch({ acks: -1, topicMessages: byTopic(records, placements) }),
+        placements.checked,
+        await tx.sendBatch({ acks: -1, topicMessages: byTopic(records, placements.messages) }),
         true,
       );
       // The answer can hide a request that wrote records again (see TransactionalProduceError): count them.
