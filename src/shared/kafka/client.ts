@@ -338,7 +338,11 @@ export class KafkaProducer {
    * not known (kafkajs's partitioner picks one then). kafkajs sends a message with a partition to it, so the hash is
    * computed once per record, and the answer can be checked against exactly these.
    */
-  private async placementsOf(records: readonly OutRecord[]): Promise<Array<number | undefined>> {
+  private async placementsOf(
+    records: readonly OutRecord[],
+    /** Picks the partition of a record without key or partition, of a topic of `n` partitions; none: kafkajs does. */
+    keyless?: (n: number) => number,
+  ): Promise<Array<number | undefined>> {
     if (!this.counts) return records.map((r) => r.partition);
     const topics = new Set<string>();
     for (const r of records) topics.add(r.topic);
@@ -346,7 +350,9 @@ export class KafkaProducer {
     return records.map((r) => {
       if (r.partition !== undefined) return r.partition;
       const n = counts.get(r.topic) ?? 0;
-      return r.key !== null && n > 0 ? partitionForKey(r.key, n) : undefined;
+      if (n === 0) return undefined;
+      if (r.key !== null) return partitionForKey(r.key, n);
+      return keyless?.(n);
     });
   }
 
@@ -438,12 +444,12 @@ export class KafkaProducer {
   async sendPlaced(records: readonly OutRecord[]): Promise<Placed[]> {
     if (records.length === 0) return [];
     if (!this.counts) throw new Error('sendPlaced needs the partition counts of its topics');
-    const counts = await this.counts(records.map((r) => r.topic));
-    const placed = records.map((r) => {
-      const n = counts.get(r.topic) ?? 0;
-      if (r.partition !== undefined) return r;
-      if (n === 0) throw new AppError('TOPIC_MISSING', `topic ${r.topic} has no partitions (does it exist?)`);
-      return { ...r, partition: r.key === null ? Math.floor(Math.random() * n) : partitionForKey(r.key, n) };
+    const placements = await this.placementsOf(records, (n) => Math.floor(Math.random() * n));
+    const placed = records.map((r, i) => {
+      const partition = placements[i];
+      if (partition === undefined)
+        throw new AppError('TOPIC_MISSING', `topic ${r.topic} has no partitions (does it exist?)`);
+      return r.partition === partition ? r : { ...r, partition };
     });
     const answer = await this.sendBatch(placed);
     const base = new Map(answer.map((a) => [`${a.topicName}/${a.partition}`, a.baseOffset]));
