@@ -46,7 +46,7 @@ describe('alerts, delivered through the webhook processor', () => {
   });
   afterAll(() => new Promise<void>((r) => server.close(() => r())));
   beforeEach(async () => {
-    events = await new TopicReader([EVENTS]).start();
+    events = await new TopicReader([{ topic: EVENTS, fromEnd: true }]).start();
   });
   afterEach(async () => {
     await events.stop();

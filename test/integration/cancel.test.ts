@@ -14,7 +14,7 @@ describe('cancelling tasks', () => {
   const fx = useTaskTopic({ beforeEach, afterEach, killAll });
   let events: TopicReader;
   beforeEach(async () => {
-    events = await new TopicReader([EVENTS]).start();
+    events = await new TopicReader([{ topic: EVENTS, fromEnd: true }]).start();
   });
   afterEach(async () => {
     await events.stop();

@@ -23,7 +23,7 @@ describe('delivery guarantees under faults', () => {
     group = uniqueName('group');
     prefix = `${uniqueName('d')}-`;
     await createTopics([topic], partitions);
-    reader = await new TopicReader([topic, `${topic}.dlq`, EVENTS]).start();
+    reader = await new TopicReader([topic, `${topic}.dlq`, { topic: EVENTS, fromEnd: true }]).start();
   }
 
   afterEach(async () => {

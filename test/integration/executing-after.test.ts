@@ -26,7 +26,7 @@ describe('EXECUTING only for runs still going after --executing-after-ms', () =>
   let id: string;
   let events: TopicReader;
   beforeEach(async () => {
-    events = await new TopicReader([EVENTS]).start();
+    events = await new TopicReader([{ topic: EVENTS, fromEnd: true }]).start();
     api = await startApi(['--topic', fx.topic]);
     id = uniqueName('exec');
     await heldTask(api, id, 'LogsAndProgressProcessor');

@@ -17,7 +17,7 @@ describe('taskconsumer with bad input and failing processors', () => {
     topic = uniqueName('tasks');
     prefix = `${uniqueName('f')}-`;
     await createTopics([topic]);
-    reader = await new TopicReader([topic, `${topic}.dlq`, EVENTS]).start();
+    reader = await new TopicReader([topic, `${topic}.dlq`, { topic: EVENTS, fromEnd: true }]).start();
     // EXECUTING as each attempt starts (`--executing-after-ms 0`): this test counts attempts by it.
     startCli('taskconsumer', [
       '--executing-after-ms',

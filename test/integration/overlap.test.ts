@@ -33,7 +33,7 @@ describe('overlap policies, with tasks slower than their schedule', () => {
   const sg = useSchedulerGroup();
   let events: TopicReader;
   beforeEach(async () => {
-    events = await new TopicReader([EVENTS]).start();
+    events = await new TopicReader([{ topic: EVENTS, fromEnd: true }]).start();
   });
   afterEach(async () => {
     await events.stop();

@@ -43,7 +43,7 @@ describe('the pipeline: taskscheduler → Kafka → taskconsumer group', () => {
     group = uniqueName('group');
     prefix = `${uniqueName('s')}-`;
     await createTopics([topic]);
-    reader = await new TopicReader([topic, EVENTS]).start();
+    reader = await new TopicReader([topic, { topic: EVENTS, fromEnd: true }]).start();
   });
 
   afterEach(async () => {

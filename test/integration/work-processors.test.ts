@@ -22,7 +22,7 @@ function useConsumerFixture() {
     fx.topic = uniqueName('work');
     fx.prefix = `${uniqueName('w')}-`;
     await createTopics([fx.topic]);
-    fx.reader = await new TopicReader([`${fx.topic}.dlq`, EVENTS]).start();
+    fx.reader = await new TopicReader([`${fx.topic}.dlq`, { topic: EVENTS, fromEnd: true }]).start();
   });
   afterEach(async () => {
     await killAll();
